@@ -1,0 +1,259 @@
+//! The command line: clap's raw arguments ([`Args`]) and the validated
+//! settings the library runs on ([`Settings`]). Nothing here touches the tree.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// What a run does with the plan it computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Print the plan, change nothing.
+    Plan,
+    /// Print the plan, change nothing, exit 3 when it is not empty.
+    Check,
+    /// Execute the plan.
+    Apply,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Plan => "plan",
+            Mode::Check => "check",
+            Mode::Apply => "apply",
+        }
+    }
+}
+
+/// Output format of the plan and the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// The three phases, in the order they run.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Static services' supervise/ and event/ under static.servicedirs.
+    Static,
+    /// The scandir, its .s6-svscan/ and its real slot directories.
+    Scandir,
+    /// Per-profile slots restored from the persistent volume.
+    Profiles,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Static, Phase::Scandir, Phase::Profiles];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Static => "static",
+            Phase::Scandir => "scandir",
+            Phase::Profiles => "profiles",
+        }
+    }
+}
+
+const ABOUT: &str = "Reconcile an s6-overlay container's supervision tree at boot.";
+
+const LONG_ABOUT: &str = "\
+Reconcile an s6-overlay container's supervision tree at boot.
+
+Run once, as root, from cont-init (or an s6-rc oneshot). It
+  * opens the static services' supervise/ and event/ trees to one
+    unprivileged user (default hermes, 10000:10000), so that user can run
+    s6-svc, s6-svstat and s6-svwait; s6rc-* and s6-linux-* stay root-only;
+  * lets that user reach the scandir and ask s6-svscan to rescan;
+  * restores the per-profile service slots the persistent volume declares.
+
+Without --plan or --check it applies the changes. Every run computes one plan
+from the configuration and the tree on disk; --plan prints it, apply executes
+exactly it.";
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    done, or nothing to change
+  1    partial failure: some items failed, every other item was still done
+  3    --check found drift
+  100  bad usage or bad configuration
+  111  fatal system error before anything could be done
+
+Environment (read because cont-init runs with-contenv):
+  HERMES_HOME                  overrides profiles.home
+  S6_PROFILE_GATEWAY_SCANDIR   overrides scandir.path
+  GATEWAY_MULTIPLEX_PROFILES   overrides profiles.multiplex (true/false/1/0/yes/no/on/off)
+  RUST_LOG                     log filter (env_logger syntax)
+
+Examples:
+  reconcile --plan                         preview on this container
+  reconcile --check --format json          CI drift check
+  reconcile --plan --root ./tree           preview on a copy of a root";
+
+/// Raw command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "reconcile",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+)]
+pub struct Args {
+    /// Print what apply would change; change nothing.
+    #[arg(long, conflicts_with = "check")]
+    pub plan: bool,
+
+    /// Like --plan, but exit 3 when anything would change.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Configuration file [default: <root>/etc/s6-reconcile/config.yaml if present,
+    /// else built-in defaults]. A relative path is taken from the current directory.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Treat DIR as the container's / (fixtures, tests, a copy of a root).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// Output format of the plan and the report.
+    #[arg(long, value_enum, default_value = "human", value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Run only this phase; repeatable [default: static, scandir, profiles].
+    #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
+    pub phases: Vec<Phase>,
+
+    /// More logging on stderr (-vv for debug).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less logging on stderr: errors only.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub mode: Mode,
+    pub root: PathBuf,
+    /// `None`: the default config path under the root, if present.
+    pub config: Option<PathBuf>,
+    pub format: Format,
+    /// Sorted, deduplicated, never empty.
+    pub phases: Vec<Phase>,
+}
+
+/// A usage error (exit 100).
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("--root {path}: {reason}")]
+    Root { path: PathBuf, reason: String },
+}
+
+impl Args {
+    /// Check what clap cannot: that the root is an existing directory.
+    pub fn validate(self) -> Result<Settings, UsageError> {
+        let mode = if self.check {
+            Mode::Check
+        } else if self.plan {
+            Mode::Plan
+        } else {
+            Mode::Apply
+        };
+        match std::fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(UsageError::Root {
+                    path: self.root,
+                    reason: "not a directory".into(),
+                });
+            }
+            Err(e) => {
+                return Err(UsageError::Root {
+                    path: self.root,
+                    reason: e.to_string(),
+                });
+            }
+        }
+        let mut phases = if self.phases.is_empty() {
+            Phase::ALL.to_vec()
+        } else {
+            self.phases
+        };
+        phases.sort();
+        phases.dedup();
+        Ok(Settings {
+            mode,
+            root: self.root,
+            config: self.config,
+            format: self.format,
+            phases,
+        })
+    }
+
+    /// The log level the flags ask for, before RUST_LOG.
+    pub fn log_level(&self) -> log::LevelFilter {
+        if self.quiet {
+            log::LevelFilter::Error
+        } else {
+            match self.verbose {
+                0 => log::LevelFilter::Warn,
+                1 => log::LevelFilter::Info,
+                2 => log::LevelFilter::Debug,
+                _ => log::LevelFilter::Trace,
+            }
+        }
+    }
+}
+
+/// The clap command, for the man page generator.
+pub fn command() -> clap::Command {
+    <Args as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn phases_are_sorted_and_deduplicated() {
+        let a = Args::parse_from([
+            "reconcile",
+            "--plan",
+            "--phase",
+            "profiles",
+            "--phase",
+            "static",
+            "--phase",
+            "static",
+        ]);
+        let s = a.validate().unwrap();
+        assert_eq!(s.phases, vec![Phase::Static, Phase::Profiles]);
+        assert_eq!(s.mode, Mode::Plan);
+    }
+
+    #[test]
+    fn plan_and_check_conflict() {
+        assert!(Args::try_parse_from(["reconcile", "--plan", "--check"]).is_err());
+    }
+
+    #[test]
+    fn missing_root_is_a_usage_error() {
+        let a = Args::parse_from(["reconcile", "--root", "/nonexistent/x"]);
+        let e = a.validate().unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x"), "{e}");
+    }
+}

@@ -1,0 +1,543 @@
+//! The configuration file: the only module that knows YAML.
+//!
+//! Every key is optional and the defaults reproduce the reference image.
+//! Unknown keys are an error, and every error names the file, the line and
+//! column, and the key (`profiles.declared[0].start`). Environment overrides
+//! (cont-init runs with-contenv) are applied after parsing, by
+//! [`Config::apply_env`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobMatcher};
+use serde::Deserialize;
+
+/// Access policy (SPEC section 7).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// The reference image's layout: the user owns the trees.
+    #[default]
+    Compat,
+    /// Owners stay root; the user's group gets observe/control access.
+    Strict,
+}
+
+/// A user or group, by name or by number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    Name(String),
+    Id(u32),
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(u32),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Id(n) => Ok(Principal::Id(n)),
+            Raw::Name(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
+                .parse()
+                .map(Principal::Id)
+                .map_err(|_| serde::de::Error::custom(format!("id out of range: {s}"))),
+            Raw::Name(s) if s.is_empty() || s.contains([':', '\n', '/']) => Err(
+                serde::de::Error::custom(format!("not a valid user or group name: {s:?}")),
+            ),
+            Raw::Name(s) => Ok(Principal::Name(s)),
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Name(s) => f.write_str(s),
+            Principal::Id(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A glob on a service name, parsed when the file is read.
+#[derive(Clone, Debug)]
+pub struct NameGlob {
+    pub text: String,
+    matcher: GlobMatcher,
+}
+
+impl NameGlob {
+    pub fn new(text: &str) -> Result<Self, globset::Error> {
+        let glob = Glob::new(text)?;
+        Ok(NameGlob {
+            text: text.to_string(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    pub fn is_match(&self, name: &str) -> bool {
+        self.matcher.is_match(name)
+    }
+}
+
+impl<'de> Deserialize<'de> for NameGlob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        NameGlob::new(&s).map_err(|e| serde::de::Error::custom(format!("bad glob {s:?}: {e}")))
+    }
+}
+
+/// An absolute container path (`/run/service`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AbsPath(pub PathBuf);
+
+impl<'de> Deserialize<'de> for AbsPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_abs(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_abs(s: &str) -> Result<AbsPath, String> {
+    let p = Path::new(s);
+    if !p.is_absolute() {
+        return Err(format!("not an absolute path: {s:?}"));
+    }
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("path must not contain '..': {s:?}"));
+    }
+    Ok(AbsPath(p.to_path_buf()))
+}
+
+/// A relative path below another directory (no `..`, not absolute).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelPath(pub PathBuf);
+
+impl<'de> Deserialize<'de> for RelPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let p = Path::new(&s);
+        let ok = !s.is_empty()
+            && p.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if ok {
+            Ok(RelPath(p.to_path_buf()))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "not a plain relative path (no '/', '.' or '..' at the start): {s:?}"
+            )))
+        }
+    }
+}
+
+/// A single file or directory name (no `/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileName(pub String);
+
+impl<'de> Deserialize<'de> for FileName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains('\0') {
+            Err(serde::de::Error::custom(format!(
+                "not a single file name: {s:?}"
+            )))
+        } else {
+            Ok(FileName(s))
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub user: Principal,
+    /// `None`: the user's primary group (or the same number for a numeric user).
+    pub group: Option<Principal>,
+    pub policy: Policy,
+    #[serde(rename = "static")]
+    pub static_: StaticConfig,
+    pub scandir: ScandirConfig,
+    pub profiles: ProfilesConfig,
+    pub boot_log: BootLogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            user: Principal::Name("hermes".into()),
+            group: None,
+            policy: Policy::Compat,
+            static_: StaticConfig::default(),
+            scandir: ScandirConfig::default(),
+            profiles: ProfilesConfig::default(),
+            boot_log: BootLogConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticConfig {
+    pub servicedirs: AbsPath,
+    pub skip: Vec<NameGlob>,
+}
+
+impl Default for StaticConfig {
+    fn default() -> Self {
+        StaticConfig {
+            servicedirs: AbsPath("/run/s6-rc/servicedirs".into()),
+            skip: ["s6rc-*", "s6-linux-*"]
+                .iter()
+                .map(|g| NameGlob::new(g).expect("built-in glob"))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScandirConfig {
+    pub path: AbsPath,
+}
+
+impl Default for ScandirConfig {
+    fn default() -> Self {
+        ScandirConfig {
+            path: AbsPath("/run/service".into()),
+        }
+    }
+}
+
+/// When a declared profile starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartPolicy {
+    /// Follow the profile's state file.
+    #[default]
+    Auto,
+    /// Always published without `down`.
+    Always,
+    /// Always published with `down`.
+    Never,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Declared {
+    /// Validated by the profiles phase (an invalid name skips that profile
+    /// with a reason, it does not fail the whole configuration).
+    pub name: String,
+    #[serde(default)]
+    pub start: StartPolicy,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Templates {
+    pub run: Option<String>,
+    pub finish: Option<String>,
+    pub log_run: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProfilesConfig {
+    pub home: AbsPath,
+    pub root: RelPath,
+    pub marker: FileName,
+    pub slot_prefix: String,
+    pub default_slot: bool,
+    pub declared: Vec<Declared>,
+    pub state_file: FileName,
+    pub autostart: Vec<String>,
+    pub transient_running: Vec<String>,
+    pub stale_runtime_files: Vec<FileName>,
+    pub multiplex: bool,
+    pub prune: bool,
+    pub templates: Templates,
+}
+
+impl Default for ProfilesConfig {
+    fn default() -> Self {
+        ProfilesConfig {
+            home: AbsPath("/opt/data".into()),
+            root: RelPath("profiles".into()),
+            marker: FileName("SOUL.md".into()),
+            slot_prefix: "gateway-".into(),
+            default_slot: true,
+            declared: Vec::new(),
+            state_file: FileName("gateway_state.json".into()),
+            autostart: vec!["running".into()],
+            transient_running: vec!["draining".into(), "degraded".into()],
+            stale_runtime_files: vec![
+                FileName("gateway.pid".into()),
+                FileName("processes.json".into()),
+            ],
+            multiplex: false,
+            prune: false,
+            templates: Templates::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootLogConfig {
+    pub path: RelPath,
+    pub rotate_bytes: u64,
+}
+
+impl Default for BootLogConfig {
+    fn default() -> Self {
+        BootLogConfig {
+            path: RelPath("logs/container-boot.log".into()),
+            rotate_bytes: 262_144,
+        }
+    }
+}
+
+/// A configuration error: always exit 100.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unable to read {path}: {err}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        err: std::io::Error,
+    },
+    /// `line`/`column` are 1-based; `key` is the dotted path to the offending key.
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("environment variable {var}={value:?}: {message}")]
+    Env {
+        var: &'static str,
+        value: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Parse YAML text. `path` is only used in messages (a container path).
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        // An empty file (or one holding only comments) means all defaults.
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Ok(Config::default());
+        }
+        let de = serde_yaml::Deserializer::from_str(text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let (line, column) = inner
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                line,
+                column,
+                key: if key == "." { "(top level)".into() } else { key },
+                message: strip_location(&inner.to_string()),
+            }
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.into(),
+            message,
+        };
+        let prefix = &self.profiles.slot_prefix;
+        if prefix.is_empty()
+            || prefix.starts_with('.')
+            || prefix.contains(['/', '\0'])
+            || prefix.len() > 200
+        {
+            return Err(invalid(
+                "profiles.slot_prefix",
+                format!(
+                    "must be 1 to 200 bytes, not start with '.', and contain no '/': {prefix:?}"
+                ),
+            ));
+        }
+        if self.profiles.autostart.is_empty() {
+            log::debug!("profiles.autostart is empty: no profile slot will start");
+        }
+        Ok(())
+    }
+
+    /// Apply the with-contenv overrides from `env` (a lookup function, so
+    /// tests need not touch the process environment).
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("HERMES_HOME").filter(|v| !v.is_empty()) {
+            self.profiles.home = parse_abs(&v).map_err(|message| ConfigError::Env {
+                var: "HERMES_HOME",
+                value: v.clone(),
+                message,
+            })?;
+        }
+        if let Some(v) = env("S6_PROFILE_GATEWAY_SCANDIR").filter(|v| !v.is_empty()) {
+            self.scandir.path = parse_abs(&v).map_err(|message| ConfigError::Env {
+                var: "S6_PROFILE_GATEWAY_SCANDIR",
+                value: v.clone(),
+                message,
+            })?;
+        }
+        if let Some(v) = env("GATEWAY_MULTIPLEX_PROFILES").filter(|v| !v.trim().is_empty()) {
+            self.profiles.multiplex = parse_bool(&v).ok_or_else(|| ConfigError::Env {
+                var: "GATEWAY_MULTIPLEX_PROFILES",
+                value: v.clone(),
+                message: "expected true/false/on/off/1/0/yes/no".into(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as YAML-like key/value pairs, for `-v`.
+    pub fn summary(&self) -> BTreeMap<&'static str, String> {
+        let mut m = BTreeMap::new();
+        m.insert("user", self.user.to_string());
+        m.insert("policy", format!("{:?}", self.policy).to_lowercase());
+        m.insert(
+            "static.servicedirs",
+            self.static_.servicedirs.0.display().to_string(),
+        );
+        m.insert("scandir.path", self.scandir.path.0.display().to_string());
+        m.insert("profiles.home", self.profiles.home.0.display().to_string());
+        m.insert("profiles.multiplex", self.profiles.multiplex.to_string());
+        m
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" | "yes" => Some(true),
+        "false" | "off" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// serde_yaml appends " at line L column C"; we print the location ourselves.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, Path::new("/etc/s6-reconcile/config.yaml"))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse("# nothing\n").unwrap();
+        assert_eq!(c.user, Principal::Name("hermes".into()));
+        assert_eq!(c.scandir.path.0, Path::new("/run/service"));
+        assert!(c.static_.skip.iter().any(|g| g.is_match("s6rc-fdholder")));
+        assert!(c.static_.skip.iter().any(|g| g.is_match("s6-linux-init-shutdownd")));
+        assert!(!c.static_.skip.iter().any(|g| g.is_match("nginx")));
+    }
+
+    #[test]
+    fn numbers_and_names() {
+        let c = parse("user: 10000\ngroup: \"2000\"\npolicy: strict\n").unwrap();
+        assert_eq!(c.user, Principal::Id(10000));
+        assert_eq!(c.group, Some(Principal::Id(2000)));
+        assert_eq!(c.policy, Policy::Strict);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_key() {
+        let e = parse("user: hermes\nstatic:\n  servicedirs: /x\n  skp: []\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("/etc/s6-reconcile/config.yaml:4:3: static: unknown field `skp`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_glob_is_an_error_with_key() {
+        let e = parse("static:\n  skip: [\"s6rc-*\", \"[oops\"]\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(":2:"), "{msg}");
+        assert!(msg.contains("static.skip[1]"), "{msg}");
+        assert!(msg.contains("bad glob \"[oops\""), "{msg}");
+    }
+
+    #[test]
+    fn invalid_yaml_has_location() {
+        let e = parse("user: [hermes\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("/etc/s6-reconcile/config.yaml:"), "{msg}");
+    }
+
+    #[test]
+    fn relative_scandir_is_refused() {
+        let e = parse("scandir:\n  path: run/service\n").unwrap_err();
+        assert!(e.to_string().contains("scandir.path"), "{e}");
+        assert!(e.to_string().contains("not an absolute path"), "{e}");
+    }
+
+    #[test]
+    fn bad_start_policy_names_key() {
+        let e = parse("profiles:\n  declared:\n    - {name: a, start: sometimes}\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("profiles.declared[0].start"), "{msg}");
+        assert!(msg.contains(":3:"), "{msg}");
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "HERMES_HOME" => Some("/data".into()),
+            "S6_PROFILE_GATEWAY_SCANDIR" => Some("/run/gw".into()),
+            "GATEWAY_MULTIPLEX_PROFILES" => Some("Yes".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.profiles.home.0, Path::new("/data"));
+        assert_eq!(c.scandir.path.0, Path::new("/run/gw"));
+        assert!(c.profiles.multiplex);
+    }
+
+    #[test]
+    fn empty_multiplex_does_not_override() {
+        let mut c = parse("profiles:\n  multiplex: true\n").unwrap();
+        c.apply_env(|k| (k == "GATEWAY_MULTIPLEX_PROFILES").then(String::new))
+            .unwrap();
+        assert!(c.profiles.multiplex);
+        let e = c
+            .apply_env(|k| (k == "GATEWAY_MULTIPLEX_PROFILES").then(|| "maybe".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("GATEWAY_MULTIPLEX_PROFILES"), "{e}");
+    }
+}

@@ -1,0 +1,9 @@
+//! s6-reconcile: a boot-time oneshot for s6-overlay containers.
+//!
+//! The shape is observe → plan → render or apply: [`config`] and [`accounts`]
+//! give the desired state, [`scan`] observes the tree, [`plan::plan`] is a pure
+//! function of both, [`render`] prints it and [`apply`] executes it through
+//! the fd-based primitives in [`fs`].
+
+pub mod cli;
+pub mod config;
