@@ -35,9 +35,7 @@ pub enum Format {
 }
 
 /// The three phases, in the order they run.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Static services' supervise/ and event/ under static.servicedirs.

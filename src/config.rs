@@ -355,8 +355,12 @@ impl Config {
                 path: path.to_path_buf(),
                 line,
                 column,
-                key: if key == "." { "(top level)".into() } else { key },
-                message: strip_location(&inner.to_string()),
+                key: if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                message: strip_yaml_path(&strip_location(&inner.to_string())),
             }
         })?;
         cfg.validate(path)?;
@@ -431,6 +435,15 @@ impl Config {
     }
 }
 
+/// serde_yaml prefixes nested errors with its own "static: " path; ours is
+/// more precise, so drop theirs.
+fn strip_yaml_path(msg: &str) -> String {
+    match msg.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') && !head.is_empty() => rest.to_string(),
+        _ => msg.to_string(),
+    }
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "on" | "1" | "yes" => Some(true),
@@ -461,7 +474,12 @@ mod tests {
         assert_eq!(c.user, Principal::Name("hermes".into()));
         assert_eq!(c.scandir.path.0, Path::new("/run/service"));
         assert!(c.static_.skip.iter().any(|g| g.is_match("s6rc-fdholder")));
-        assert!(c.static_.skip.iter().any(|g| g.is_match("s6-linux-init-shutdownd")));
+        assert!(
+            c.static_
+                .skip
+                .iter()
+                .any(|g| g.is_match("s6-linux-init-shutdownd"))
+        );
         assert!(!c.static_.skip.iter().any(|g| g.is_match("nginx")));
     }
 
@@ -478,7 +496,7 @@ mod tests {
         let e = parse("user: hermes\nstatic:\n  servicedirs: /x\n  skp: []\n").unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.starts_with("/etc/s6-reconcile/config.yaml:4:3: static: unknown field `skp`"),
+            msg.starts_with("/etc/s6-reconcile/config.yaml:4:3: static.skp: unknown field `skp`"),
             "{msg}"
         );
     }
