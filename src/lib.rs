@@ -7,3 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod names;
+pub mod state;
+pub mod slot;
+pub mod bootlog;
