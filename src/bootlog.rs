@@ -39,7 +39,9 @@ pub fn log_line(
 /// The local time as `%Y-%m-%dT%H:%M:%S%z` (e.g. `2026-11-26T04:06:17+0000`);
 /// take it once per run so every line of a run carries the same value.
 pub fn timestamp_now() -> String {
-    chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%z").to_string()
+    chrono::Local::now()
+        .format("%Y-%m-%dT%H:%M:%S%z")
+        .to_string()
 }
 
 /// Whether a log of `size` bytes is rotated before appending: when it has
@@ -108,7 +110,11 @@ mod tests {
 
     #[test]
     fn odd_states_cannot_forge_fields_or_lines() {
-        let line = stdout_line("w", Some("x action=started\nreconcile: y"), Action::Registered);
+        let line = stdout_line(
+            "w",
+            Some("x action=started\nreconcile: y"),
+            Action::Registered,
+        );
         assert_eq!(
             line,
             "reconcile: profile=w prior_state=\"x action=started\\nreconcile: y\" \

@@ -5,9 +5,9 @@
 //! function of both, [`render`] prints it and [`apply`] executes it through
 //! the fd-based primitives in [`fs`].
 
+pub mod bootlog;
 pub mod cli;
 pub mod config;
 pub mod names;
-pub mod state;
 pub mod slot;
-pub mod bootlog;
+pub mod state;

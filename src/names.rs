@@ -179,7 +179,11 @@ mod tests {
         assert!(reason("a/b").ends_with("('/' at byte 1 is not allowed)"));
         assert!(reason("..").contains("it starts with '.'"));
         assert!(reason("a b").contains("' ' at byte 1"));
-        assert!(reason("a\nb").contains("'\\n' at byte 1"), "{}", reason("a\nb"));
+        assert!(
+            reason("a\nb").contains("'\\n' at byte 1"),
+            "{}",
+            reason("a\nb")
+        );
         assert!(reason("é").contains("it starts with 'é'"));
         assert!(reason("aé").contains("'é' at byte 1"));
     }

@@ -315,7 +315,10 @@ mod tests {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         };
         write("id", &format!("echo {uid}"));
-        write("s6-setuidgid", "u=$1; shift; echo \"as $u: $*\"; exec \"$@\"");
+        write(
+            "s6-setuidgid",
+            "u=$1; shift; echo \"as $u: $*\"; exec \"$@\"",
+        );
         write(
             "hermes",
             "echo \"hermes $* HOME=$HOME PWD=$(pwd) S6=$HERMES_S6_SUPERVISED_CHILD \
@@ -518,8 +521,14 @@ mod tests {
             "/srv/my home",
             &Templates::default(),
         );
-        assert!(f.run.contains("export HOME='/srv/my home'\ncd '/srv/my home'\n"));
-        assert!(f.run.contains("exec s6-setuidgid 'o'\\''brien' hermes -p work"));
+        assert!(
+            f.run
+                .contains("export HOME='/srv/my home'\ncd '/srv/my home'\n")
+        );
+        assert!(
+            f.run
+                .contains("exec s6-setuidgid 'o'\\''brien' hermes -p work")
+        );
         assert!(f.log_run.contains("s6-setuidgid 'o'\\''brien' mkdir -p"));
         let f = render(
             "work",

@@ -40,8 +40,7 @@ pub fn parse_state(bytes: &[u8], transient_running: &[String]) -> Result<Option<
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("empty file, not a JSON object".into());
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     let Value::Object(map) = value else {
         return Err(format!("not a JSON object (found {})", kind(&value)));
     };
@@ -242,10 +241,7 @@ mod tests {
             state(b"\"running\""),
             Err("not a JSON object (found a string)".into())
         );
-        assert_eq!(
-            state(b"null"),
-            Err("not a JSON object (found null)".into())
-        );
+        assert_eq!(state(b"null"), Err("not a JSON object (found null)".into()));
     }
 
     #[test]
@@ -290,12 +286,12 @@ mod tests {
             parse_lifecycle(Some(br#"{"phase": "starting"}"#)),
             PriorExit::Unknown
         );
-        assert_eq!(parse_lifecycle(Some(br#"{"phase": 1}"#)), PriorExit::Unknown);
-        assert_eq!(parse_lifecycle(Some(b"{}")), PriorExit::Unknown);
         assert_eq!(
-            parse_lifecycle(Some(br#"["exited"]"#)),
+            parse_lifecycle(Some(br#"{"phase": 1}"#)),
             PriorExit::Unknown
         );
+        assert_eq!(parse_lifecycle(Some(b"{}")), PriorExit::Unknown);
+        assert_eq!(parse_lifecycle(Some(br#"["exited"]"#)), PriorExit::Unknown);
         assert_eq!(parse_lifecycle(Some(b"{\"phase\": ")), PriorExit::Unknown);
         assert_eq!(parse_lifecycle(None), PriorExit::Unknown);
     }
@@ -309,8 +305,7 @@ mod tests {
         assert_eq!(Action::Registered.to_string(), "registered");
         assert_eq!(Action::Skipped.as_str(), "skipped");
         assert_eq!(
-            serde_json::to_string(&[Action::Started, Action::Registered, Action::Skipped])
-                .unwrap(),
+            serde_json::to_string(&[Action::Started, Action::Registered, Action::Skipped]).unwrap(),
             r#"["started","registered","skipped"]"#
         );
         assert_eq!(
