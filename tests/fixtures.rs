@@ -40,9 +40,18 @@ const SCRUBBED_ENV: [&str; 4] = [
     "RUST_LOG",
 ];
 
-/// Paths that a scenario plants a link to and that must come out of apply
-/// exactly as they went in: (scenario, path, uid, gid, mode).
-const MUST_KEEP: [(&str, &str, u32, u32, u32); 7] = [
+/// Paths that a scenario plants a link to (or that must stay root's) and
+/// that must come out of apply exactly as they went in:
+/// (scenario, path, uid, gid, mode).
+const MUST_KEEP: &[(&str, &str, u32, u32, u32)] = &[
+    ("fresh-boot", "run/service/.s6-svscan/SIGTERM", 0, 0, 0o755),
+    (
+        "fresh-boot",
+        "run/service/s6-linux-init-shutdownd/fifo",
+        0,
+        0,
+        0o600,
+    ),
     ("symlink-in-supervise", "etc/shadow", 0, 0, 0o600),
     ("symlink-in-supervise", "etc", 0, 0, 0o755),
     ("hardlink-in-supervise", "etc/shadow", 0, 0, 0o600),
@@ -60,13 +69,16 @@ const MUST_KEEP: [(&str, &str, u32, u32, u32); 7] = [
         0,
         0o644,
     ),
-    ("fresh-boot", "run/service/.s6-svscan/SIGTERM", 0, 0, 0o755),
+    ("scandir-real-slot", "etc/shadow", 0, 0, 0o600),
+    ("scandir-leftover-staging", "etc", 0, 0, 0o755),
+    ("scandir-leftover-staging", "etc/shadow", 0, 0, 0o600),
+    ("scandir-leftover-staging", "opt/data", 10000, 10000, 0o755),
     (
-        "fresh-boot",
-        "run/service/s6-linux-init-shutdownd/fifo",
-        0,
-        0,
-        0o600,
+        "scandir-leftover-staging",
+        "opt/data/SOUL.md",
+        10000,
+        10000,
+        0o644,
     ),
 ];
 
@@ -267,7 +279,7 @@ fn run_scenario(s: &mut Scenario) {
     }
     let keep: Vec<_> = MUST_KEEP.iter().filter(|k| k.0 == s.name).collect();
     for &&(_, path, uid, gid, mode) in &keep {
-        if tree::owner_mode(root, path) != (uid, gid, mode) {
+        if owner_mode(root, path) != Some((uid, gid, mode)) {
             return s.fail(format!(
                 "tree.yaml: {path} should be {uid}:{gid} {mode:04o} in the input (MUST_KEEP)"
             ));
@@ -315,12 +327,12 @@ fn run_scenario(s: &mut Scenario) {
     s.golden("after.yaml", &tree::dump(root), &apply.stderr);
 
     for &&(_, path, uid, gid, mode) in &keep {
-        let got = tree::owner_mode(root, path);
-        if got != (uid, gid, mode) {
-            s.fail(format!(
-                "SAFETY: apply changed {path}: want {uid}:{gid} {mode:04o}, got {}:{} {:04o}",
-                got.0, got.1, got.2
-            ));
+        match owner_mode(root, path) {
+            Some(got) if got == (uid, gid, mode) => {}
+            Some((u, g, m)) => s.fail(format!(
+                "SAFETY: apply changed {path}: want {uid}:{gid} {mode:04o}, got {u}:{g} {m:04o}"
+            )),
+            None => s.fail(format!("SAFETY: apply removed {path}")),
         }
     }
 
@@ -343,6 +355,12 @@ fn run_scenario(s: &mut Scenario) {
 
 /// uid, gid, permission bits.
 type OwnerMode = (u32, u32, u32);
+
+/// Owner and mode of `path` under `root` (not following a symlink), if it exists.
+fn owner_mode(root: &Path, path: &str) -> Option<OwnerMode> {
+    let md = fs::symlink_metadata(root.join(path)).ok()?;
+    Some((md.uid(), md.gid(), md.mode() & 0o7777))
+}
 
 /// Owner and mode of the host files a planted absolute symlink points to.
 fn host_snapshot() -> Vec<(&'static str, Option<OwnerMode>)> {
