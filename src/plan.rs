@@ -272,6 +272,11 @@ impl Planner<'_> {
     /// Changes that bring `node` to `want`, or a skip when it must not be touched.
     fn node(&mut self, phase: Phase, anchor: Anchor, node: &Node, want: Want, tree_dev: u64) {
         let m = &node.meta;
+        // A symlink where s6 expects a real entry is always worth reporting,
+        // whoever owns it: it is never followed.
+        if m.kind == Kind::Symlink {
+            return self.skip(&node.path, "symlink; not followed".into());
+        }
         let to_uid = want.uid.unwrap_or(m.uid);
         let to_gid = want.gid.unwrap_or(m.gid);
         let to_mode = want.mode.unwrap_or(m.mode);
@@ -279,7 +284,6 @@ impl Planner<'_> {
             return;
         }
         let reason = match m.kind {
-            Kind::Symlink => Some("symlink; not followed".to_string()),
             Kind::File if m.nlink > 1 => Some(format!(
                 "hard-linked regular file ({} links); refusing to change it",
                 m.nlink
@@ -361,8 +365,7 @@ impl Planner<'_> {
         }
         for svc in &s.services {
             if let Some(glob) = self.d.skip_glob(&svc.name) {
-                let reason =
-                    format!("internal service (matches skip glob {glob:?}); stays root-only");
+                let reason = format!("matches skip glob {glob:?}; left root-only");
                 self.skip(&svc.node.path, reason);
                 continue;
             }
@@ -378,7 +381,15 @@ impl Planner<'_> {
             self.node(Phase::Scandir, Anchor::Scandir, &s.base, d.owner(), dev);
             match &s.svscan {
                 Some(n) if n.meta.kind == Kind::Dir => {
-                    self.node(Phase::Scandir, Anchor::Scandir, n, d.owner(), dev);
+                    // Searchable by the user's group is all s6-svscanctl
+                    // needs; the owner stays, so the scanner's own scripts
+                    // in there (crash, finish, SIG*) stay root's.
+                    let search = Want {
+                        uid: None,
+                        gid: Some(d.account.gid),
+                        mode: Some(n.meta.mode | 0o010),
+                    };
+                    self.node(Phase::Scandir, Anchor::Scandir, n, search, dev);
                     for f in &s.svscan_files {
                         self.node(Phase::Scandir, Anchor::Scandir, f, d.owner(), dev);
                     }
@@ -397,6 +408,14 @@ impl Planner<'_> {
             let Some(top) = slot.nodes.first() else {
                 continue;
             };
+            // s6-linux-init's own services are real directories in the scandir.
+            if let Some(glob) = d.skip_glob(top.name()) {
+                self.skip(
+                    &top.path,
+                    format!("matches skip glob {glob:?}; left root-only"),
+                );
+                continue;
+            }
             self.servicedir(Phase::Scandir, Anchor::Scandir, top, &slot.nodes);
         }
         for n in &s.staging {
