@@ -73,6 +73,42 @@ fn word(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Append `lines` to the boot log at `rel_path` below the profiles home,
+/// through dir fds and without following a symlink anywhere on the way.
+/// Missing parent directories are created (0755). When the log is at least
+/// `rotate_bytes` long it is first renamed to `<name>.1`, replacing an older
+/// `.1`.
+pub fn append(
+    home: &crate::fs::Dir,
+    rel_path: &std::path::Path,
+    lines: &str,
+    rotate_bytes: u64,
+) -> std::io::Result<()> {
+    use std::ffi::OsString;
+    let (Some(parent), Some(name)) = (rel_path.parent(), rel_path.file_name()) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "boot log path has no file name",
+        ));
+    };
+    let mut dir = home.try_clone()?;
+    for c in parent.iter() {
+        dir = match dir.open_dir(c) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => dir.mkdir(c, 0o755)?,
+            other => other?,
+        };
+    }
+    if let Some(m) = dir.stat_opt(name)?
+        && m.kind == crate::fs::Kind::File
+        && needs_rotation(m.size, rotate_bytes)
+    {
+        let mut old = OsString::from(name);
+        old.push(".1");
+        dir.rename(name, &old)?;
+    }
+    dir.append_file(name, lines.as_bytes(), 0o644).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,40 +191,4 @@ mod tests {
         assert!(!needs_rotation(u64::MAX, 0));
         assert!(needs_rotation(1, 1));
     }
-}
-
-/// Append `lines` to the boot log at `rel_path` below the profiles home,
-/// through dir fds and without following a symlink anywhere on the way.
-/// Missing parent directories are created (0755). When the log is at least
-/// `rotate_bytes` long it is first renamed to `<name>.1`, replacing an older
-/// `.1`.
-pub fn append(
-    home: &crate::fs::Dir,
-    rel_path: &std::path::Path,
-    lines: &str,
-    rotate_bytes: u64,
-) -> std::io::Result<()> {
-    use std::ffi::OsString;
-    let (Some(parent), Some(name)) = (rel_path.parent(), rel_path.file_name()) else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "boot log path has no file name",
-        ));
-    };
-    let mut dir = home.try_clone()?;
-    for c in parent.iter() {
-        dir = match dir.open_dir(c) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => dir.mkdir(c, 0o755)?,
-            other => other?,
-        };
-    }
-    if let Some(m) = dir.stat_opt(name)?
-        && m.kind == crate::fs::Kind::File
-        && needs_rotation(m.size, rotate_bytes)
-    {
-        let mut old = OsString::from(name);
-        old.push(".1");
-        dir.rename(name, &old)?;
-    }
-    dir.append_file(name, lines.as_bytes(), 0o644).map(drop)
 }

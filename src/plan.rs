@@ -535,6 +535,12 @@ impl Planner<'_> {
         let d = self.d;
         let cfg = &d.config.profiles;
         if let Some(problem) = &p.problem {
+            let at = p
+                .dir
+                .as_ref()
+                .map(|n| n.path.clone())
+                .unwrap_or_else(|| PathBuf::from(format!("profile {:?}", p.name)));
+            self.skip(&at, problem.clone());
             return SlotReport {
                 profile: p.name.clone(),
                 slot: None,
