@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=()
-for tool in s6-svscan:s6 s6-applyuidgid:s6 file:file strace:strace; do
+for tool in s6-svscan:s6 s6-applyuidgid:s6 execlineb:execline file:file strace:strace; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
