@@ -186,20 +186,22 @@ impl LiveS6 {
             is_fifo(&control)
         });
         for dir in self.all_servicedirs() {
-            let control = dir.join("supervise/control");
             self.wait_until(&format!("s6-supervise on {}", dir.display()), || {
-                is_fifo(&control)
-                    && Command::new(s6_tool("s6-svok"))
-                        .arg(&dir)
-                        .status()
-                        .is_ok_and(|s| s.success())
+                is_supervised(&dir)
             });
         }
     }
 
+    /// Adds a static service to the servicedirs and links it into the
+    /// scandir, as a rescan would find it; does not wait for supervision.
+    pub fn add_service(&mut self, svc: StaticService) {
+        add_servicedir(&self.root, svc);
+        self.services.push(svc);
+    }
+
     /// Polls `ready` until it holds, panicking after [`WAIT`] with the
     /// scanner's log; also panics if the scanner died.
-    fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
+    pub fn wait_until(&mut self, what: &str, mut ready: impl FnMut() -> bool) {
         let deadline = Instant::now() + WAIT;
         loop {
             if ready() {
@@ -448,15 +450,19 @@ pub fn build_root(root: &Path, services: &[StaticService]) {
     for dir in ["run", "run/s6-rc", SERVICEDIRS, SCANDIR] {
         mkdir(&root.join(dir), 0o755);
     }
-    for svc in services {
-        let dir = root.join(SERVICEDIRS).join(svc.name);
-        write_servicedir(&dir, RUN_SCRIPT);
-        if svc.has_log {
-            write_servicedir(&dir.join("log"), LOG_RUN_SCRIPT);
-        }
-        // Absolute target: s6-supervise chdirs through it.
-        symlink(&dir, root.join(SCANDIR).join(svc.name)).expect("symlink slot into scandir");
+    for &svc in services {
+        add_servicedir(root, svc);
     }
+}
+
+fn add_servicedir(root: &Path, svc: StaticService) {
+    let dir = root.join(SERVICEDIRS).join(svc.name);
+    write_servicedir(&dir, RUN_SCRIPT);
+    if svc.has_log {
+        write_servicedir(&dir.join("log"), LOG_RUN_SCRIPT);
+    }
+    // Absolute target: s6-supervise chdirs through it.
+    symlink(&dir, root.join(SCANDIR).join(svc.name)).expect("symlink service into scandir");
 }
 
 fn write_servicedir(dir: &Path, run: &str) {
@@ -479,6 +485,16 @@ fn write_file(path: &Path, content: &str, mode: u32) {
 fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {:o} {}: {e}", mode, path.display()));
+}
+
+/// An s6-supervise runs on `dir` and its control FIFO is in place.
+pub fn is_supervised(dir: &Path) -> bool {
+    is_fifo(&dir.join("supervise/control"))
+        && Command::new(s6_tool("s6-svok"))
+            .arg(dir)
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 pub fn is_fifo(path: &Path) -> bool {
@@ -524,14 +540,11 @@ impl std::fmt::Display for Run {
 }
 
 fn run(mut cmd: Command) -> Run {
-    let desc = format!(
-        "{} {}",
-        cmd.get_program().to_string_lossy(),
-        cmd.get_args()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let desc = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(shell_word)
+        .collect::<Vec<_>>()
+        .join(" ");
     let Output {
         status,
         stdout,
@@ -545,6 +558,17 @@ fn run(mut cmd: Command) -> Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// `arg` as it would be typed in a shell, so a failing command can be rerun.
+fn shell_word(arg: &OsStr) -> String {
+    let text = arg.to_string_lossy();
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-_./=:,+@".contains(&b);
+    if !text.is_empty() && text.bytes().all(plain) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
@@ -585,4 +609,20 @@ pub fn reconcile<S: AsRef<OsStr>>(root: &Path, args: &[S]) -> Run {
         .env_remove("RUST_LOG")
         .current_dir("/");
     run(cmd)
+}
+
+fn s6_argv(tool: &str, args: &[&dyn AsRef<OsStr>]) -> Vec<std::ffi::OsString> {
+    let mut argv = vec![s6_tool(tool).into_os_string()];
+    argv.extend(args.iter().map(|a| a.as_ref().to_os_string()));
+    argv
+}
+
+/// Runs the s6 client `tool` as uid/gid 10000: `s6_as_user("s6-svc", &[&"-d", &dir])`.
+pub fn s6_as_user(tool: &str, args: &[&dyn AsRef<OsStr>]) -> Run {
+    as_user(&s6_argv(tool, args))
+}
+
+/// Runs the s6 client `tool` as root.
+pub fn s6_as_root(tool: &str, args: &[&dyn AsRef<OsStr>]) -> Run {
+    as_root(&s6_argv(tool, args))
 }
