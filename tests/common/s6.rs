@@ -377,6 +377,7 @@ pub fn kill_leftovers(dir: &Path, already_killed: &[i32]) -> usize {
     let mut to_reap = killed.clone();
     to_reap.extend_from_slice(already_killed);
     reap(&to_reap, deadline);
+    reap_orphans();
     killed.len()
 }
 
@@ -395,6 +396,42 @@ fn reap(pids: &[i32], deadline: Instant) {
             break;
         }
         sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reaps zombies that became ours as a child subreaper: helpers orphaned by
+/// an s6 client (`s6-svwait` leaves its `s6-ftrigrd`) or by a killed
+/// supervisor. Only names the tests never spawn directly, so no `Child`
+/// handle of a running test loses its status.
+pub fn reap_orphans() {
+    const ORPHANS: [&str; 4] = ["s6-ftrigrd", "s6-supervise", "sleep", "cat"];
+    let me = getpid().as_raw();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let mut rest = stat[close + 1..].split_whitespace();
+        let (Some(state), Some(ppid)) = (rest.next(), rest.next()) else {
+            continue;
+        };
+        if state == "Z" && ppid.parse() == Ok(me) && ORPHANS.contains(&comm) {
+            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+        }
     }
 }
 
@@ -553,6 +590,7 @@ fn run(mut cmd: Command) -> Run {
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
+    reap_orphans();
     Run {
         cmd: desc,
         code: status.code(),
