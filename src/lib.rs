@@ -5,5 +5,13 @@
 //! function of both, [`render`] prints it and [`apply`] executes it through
 //! the fd-based primitives in [`fs`].
 
+pub mod accounts;
+pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod fs;
+pub mod model;
+pub mod plan;
+pub mod render;
+pub mod run;
+pub mod scan;

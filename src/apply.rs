@@ -1,0 +1,163 @@
+//! Apply: execute a [`Plan`] through held directory fds.
+//!
+//! Apply makes no decisions: it runs the plan's changes in order,
+//! re-checking each target (dev, ino, kind) before touching it, keeps going
+//! after a failure and collects every failure with its operation, path and
+//! OS error.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::fs::{self, Dir};
+use crate::plan::{Anchor, Change, Failure, Op, Plan};
+
+/// The base directories apply acts beneath, opened at apply time.
+pub trait Anchors {
+    fn anchor(&mut self, a: Anchor) -> io::Result<&Dir>;
+}
+
+/// What apply did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub done: Vec<Change>,
+    pub errors: Vec<Failure>,
+}
+
+/// The parent directory of the last target, kept open: changes are sorted
+/// by path, so consecutive changes mostly share it.
+struct ParentCache {
+    key: Option<(Anchor, PathBuf)>,
+    dir: Option<Dir>,
+}
+
+impl ParentCache {
+    fn get(&mut self, anchors: &mut dyn Anchors, a: Anchor, parent: &Path) -> io::Result<&Dir> {
+        let key = (a, parent.to_path_buf());
+        if self.key.as_ref() != Some(&key) {
+            self.key = None;
+            let base = anchors.anchor(a)?;
+            self.dir = Some(base.open_beneath(parent)?);
+            self.key = Some(key);
+        }
+        Ok(self.dir.as_ref().expect("set above"))
+    }
+}
+
+pub fn apply(plan: &Plan, anchors: &mut dyn Anchors) -> Applied {
+    let mut out = Applied::default();
+    let mut cache = ParentCache {
+        key: None,
+        dir: None,
+    };
+    let mut i = 0;
+    while i < plan.changes.len() {
+        let c = &plan.changes[i];
+        // A chown followed by a chmod of the same entry is one step, so the
+        // mode can be narrowed while the owner changes.
+        let next_chmod = plan.changes.get(i + 1).and_then(|n| match n.op {
+            Op::Chmod { to, .. } if n.path == c.path && matches!(c.op, Op::Chown { .. }) => {
+                Some((n, to))
+            }
+            _ => None,
+        });
+        let result = run_one(c, next_chmod.map(|(_, m)| m), anchors, &mut cache);
+        let taken: Vec<&Change> = match next_chmod {
+            Some((n, _)) => vec![c, n],
+            None => vec![c],
+        };
+        i += taken.len();
+        match result {
+            Ok(()) => out.done.extend(taken.into_iter().cloned()),
+            Err((op, e)) => {
+                log::debug!("{} {}: {e}", op, c.path.display());
+                out.errors.push(Failure {
+                    op: op.into(),
+                    path: c.path.clone(),
+                    error: fs::os_error(&e),
+                });
+            }
+        }
+    }
+    out
+}
+
+type StepError = (&'static str, io::Error);
+
+fn run_one(
+    c: &Change,
+    then_mode: Option<u32>,
+    anchors: &mut dyn Anchors,
+    cache: &mut ParentCache,
+) -> Result<(), StepError> {
+    let t = &c.target;
+    let verb = c.op.verb();
+    let (parent, name) = match (t.rel.parent(), t.rel.file_name()) {
+        (Some(p), Some(n)) => (p, n),
+        // The anchor itself (the scandir): act on its held fd.
+        _ => {
+            let dir = anchors.anchor(t.anchor).map_err(|e| ("open", e))?;
+            return on_self(dir, c, then_mode).map_err(|e| (verb, e));
+        }
+    };
+    let dir = cache
+        .get(anchors, t.anchor, parent)
+        .map_err(|e| ("open", e))?;
+    on_child(dir, name, c, then_mode)
+}
+
+fn on_self(dir: &Dir, c: &Change, then_mode: Option<u32>) -> io::Result<()> {
+    let m = &c.target.expect;
+    match c.op {
+        Op::Chown { to, .. } => {
+            if let Some(mode) = then_mode.filter(|new| m.mode & new != m.mode) {
+                dir.set_mode_self(m, m.mode & mode)?;
+            }
+            dir.set_owner_self(m, to.0, to.1)?;
+            if let Some(mode) = then_mode {
+                dir.set_mode_self(m, mode)?;
+            }
+            Ok(())
+        }
+        Op::Chmod { to, .. } => dir.set_mode_self(m, to),
+        Op::Remove | Op::Unlink => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to remove a configured base directory",
+        )),
+    }
+}
+
+fn on_child(dir: &Dir, name: &OsStr, c: &Change, then_mode: Option<u32>) -> Result<(), StepError> {
+    let m = &c.target.expect;
+    match c.op {
+        Op::Chown { to, .. } => {
+            // Narrow first: nobody may briefly have more access than either
+            // the old or the new state grants.
+            if let Some(mode) = then_mode.filter(|new| m.mode & new != m.mode) {
+                dir.set_mode(name, m, m.mode & mode)
+                    .map_err(|e| ("chmod", e))?;
+            }
+            dir.set_owner(name, m, to.0, to.1)
+                .map_err(|e| ("chown", e))?;
+            if let Some(mode) = then_mode {
+                dir.set_mode(name, m, mode).map_err(|e| ("chmod", e))?;
+            }
+            Ok(())
+        }
+        Op::Chmod { to, .. } => dir.set_mode(name, m, to).map_err(|e| ("chmod", e)),
+        Op::Remove | Op::Unlink => {
+            let now = dir.stat(name).map_err(|e| ("stat", e))?;
+            if !now.same_file(m) {
+                return Err((
+                    c.op.verb(),
+                    io::Error::other("changed since it was observed; left alone"),
+                ));
+            }
+            if matches!(c.op, Op::Remove) {
+                dir.remove_tree(name).map_err(|e| ("remove", e))
+            } else {
+                dir.unlink(name).map_err(|e| ("unlink", e))
+            }
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The plan: one pure function from the desired state and an observation
+//! to the list of changes. `--plan`, `--check` and apply all go through
+//! [`plan`]; apply executes exactly the changes it returns.
+//!
+//! The plan is deterministic: changes sorted by phase, then path, then
+//! operation; skipped items and warnings in observation order; no
+//! timestamps; container paths only.
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::Phase;
+use crate::config::Policy;
+use crate::fs::{Kind, Meta};
+use crate::model::{Desired, MODE_EVENT, MODE_SUPERVISE, Want, is_supervise_runtime_file};
+use crate::scan::{BaseObs, Node, Observed, ScandirObs, StaticObs};
+
+/// Which configured base directory a change is relative to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Anchor {
+    Servicedirs,
+    Scandir,
+}
+
+/// Where apply finds the target of a change, and what it must still be.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub anchor: Anchor,
+    /// Relative to the anchor; empty for the anchor itself.
+    pub rel: PathBuf,
+    /// The entry as observed; apply refuses to act if dev/ino/kind changed.
+    pub expect: Meta,
+}
+
+/// One operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Chown {
+        from: (u32, u32),
+        to: (u32, u32),
+    },
+    Chmod {
+        from: u32,
+        to: u32,
+    },
+    /// Remove a directory tree (never following symlinks inside it).
+    Remove,
+    /// Remove one non-directory (a symlink itself, never its target).
+    Unlink,
+}
+
+impl Op {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Op::Chown { .. } => "chown",
+            Op::Chmod { .. } => "chmod",
+            Op::Remove => "remove",
+            Op::Unlink => "unlink",
+        }
+    }
+
+    /// Order within one path: removals first, then chown before chmod.
+    fn rank(&self) -> u8 {
+        match self {
+            Op::Remove | Op::Unlink => 0,
+            Op::Chown { .. } => 1,
+            Op::Chmod { .. } => 2,
+        }
+    }
+
+    /// `from` and `to` as printed (`0:0`, `0700`), when the op has them.
+    pub fn from_to(&self) -> Option<(String, String)> {
+        match self {
+            Op::Chown { from, to } => Some((
+                format!("{}:{}", from.0, from.1),
+                format!("{}:{}", to.0, to.1),
+            )),
+            Op::Chmod { from, to } => Some((format!("{from:04o}"), format!("{to:04o}"))),
+            Op::Remove | Op::Unlink => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Change {
+    pub phase: Phase,
+    /// Container path, as printed.
+    pub path: PathBuf,
+    pub op: Op,
+    pub target: Target,
+}
+
+/// An item deliberately left alone, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// A failure: observation errors in the plan, execution errors in apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub op: String,
+    pub path: PathBuf,
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub skipped: Vec<Skipped>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<Failure>,
+}
+
+/// Compute the plan. Pure: no I/O.
+pub fn plan(d: &Desired, obs: &Observed) -> Plan {
+    let mut p = Planner {
+        d,
+        plan: Plan::default(),
+    };
+    for e in &obs.errors {
+        p.plan.errors.push(Failure {
+            op: e.op.into(),
+            path: e.path.clone(),
+            error: e.error.clone(),
+        });
+    }
+    if d.policy() == Policy::Compat && (obs.scandir.is_some()) {
+        p.plan.warnings.push(format!(
+            "policy compat: uid {} can write the scandir and the slot definitions that root's \
+             s6-supervise executes, so that user is effectively root (policy: strict avoids this)",
+            d.account.uid
+        ));
+    }
+    if let Some(s) = &obs.static_ {
+        p.base(s, |p, s| p.static_dirs(s));
+    }
+    if let Some(s) = &obs.scandir {
+        p.base(s, |p, s| p.scandir(s));
+    }
+    let mut plan = p.plan;
+    plan.changes
+        .sort_by(|a, b| (a.phase, &a.path, a.op.rank()).cmp(&(b.phase, &b.path, b.op.rank())));
+    plan
+}
+
+struct Planner<'a> {
+    d: &'a Desired,
+    plan: Plan,
+}
+
+/// What an entry is to s6, from its path relative to its servicedir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The servicedir itself, its scripts and data (slot definitions).
+    Definition,
+    SuperviseDir,
+    Control,
+    RuntimeFile,
+    /// Anything else below supervise/.
+    InSupervise,
+    EventDir,
+    /// What clients left in event/ (their FIFOs).
+    InEvent,
+}
+
+fn role(rel: &Path, kind: Kind) -> Role {
+    let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+    let parts = match parts.as_slice() {
+        ["log", rest @ ..] if !rest.is_empty() => rest,
+        p => p,
+    };
+    match parts {
+        ["supervise"] => Role::SuperviseDir,
+        ["supervise", "control"] if kind == Kind::Fifo => Role::Control,
+        ["supervise", f] if is_supervise_runtime_file(f) => Role::RuntimeFile,
+        ["supervise", ..] => Role::InSupervise,
+        ["event"] => Role::EventDir,
+        ["event", ..] => Role::InEvent,
+        _ => Role::Definition,
+    }
+}
+
+impl Planner<'_> {
+    fn base<T>(&mut self, o: &BaseObs<T>, f: impl FnOnce(&mut Self, &T)) {
+        match o {
+            BaseObs::Missing { path } => self.skip(path, "not present; skipping".into()),
+            BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
+                op: "open".into(),
+                path: path.clone(),
+                error: error.clone(),
+            }),
+            BaseObs::Present(t) => f(self, t),
+        }
+    }
+
+    fn skip(&mut self, path: &Path, reason: String) {
+        self.plan.skipped.push(Skipped {
+            path: path.to_path_buf(),
+            reason,
+        });
+    }
+
+    /// The wanted state of an entry with `role`, in `phase`.
+    fn want(&self, phase: Phase, role: Role) -> Option<Want> {
+        let d = self.d;
+        let strict = d.policy() == Policy::Strict;
+        // s6-supervise's runtime files and clients' FIFOs are never touched.
+        match role {
+            Role::RuntimeFile | Role::InEvent => return None,
+            _ => {}
+        }
+        // Compat scandir slots: the user owns them whole; modes stay as the
+        // slot's builder made them.
+        if phase == Phase::Scandir && !strict {
+            return Some(d.owner());
+        }
+        match role {
+            Role::SuperviseDir => Some(d.with_mode(MODE_SUPERVISE)),
+            Role::Control => Some(d.with_mode(d.control_mode())),
+            Role::EventDir => Some(d.with_mode(MODE_EVENT)),
+            Role::InSupervise if !strict => Some(d.owner()),
+            _ => None,
+        }
+    }
+
+    /// Changes that bring `node` to `want`, or a skip when it must not be touched.
+    fn node(&mut self, phase: Phase, anchor: Anchor, node: &Node, want: Want, tree_dev: u64) {
+        let m = &node.meta;
+        let to_uid = want.uid.unwrap_or(m.uid);
+        let to_gid = want.gid.unwrap_or(m.gid);
+        let to_mode = want.mode.unwrap_or(m.mode);
+        if (to_uid, to_gid, to_mode) == (m.uid, m.gid, m.mode) {
+            return;
+        }
+        let reason = match m.kind {
+            Kind::Symlink => Some("symlink; not followed".to_string()),
+            Kind::File if m.nlink > 1 => Some(format!(
+                "hard-linked regular file ({} links); refusing to change it",
+                m.nlink
+            )),
+            Kind::Socket | Kind::Other => Some(format!("{}; left alone", m.kind.describe())),
+            _ if m.dev != tree_dev => Some("on another file system; not crossed".to_string()),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            return self.skip(&node.path, reason);
+        }
+        let target = Target {
+            anchor,
+            rel: node.rel.clone(),
+            expect: *m,
+        };
+        if (to_uid, to_gid) != (m.uid, m.gid) {
+            self.plan.changes.push(Change {
+                phase,
+                path: node.path.clone(),
+                op: Op::Chown {
+                    from: (m.uid, m.gid),
+                    to: (to_uid, to_gid),
+                },
+                target: target.clone(),
+            });
+        }
+        if to_mode != m.mode {
+            self.plan.changes.push(Change {
+                phase,
+                path: node.path.clone(),
+                op: Op::Chmod {
+                    from: m.mode,
+                    to: to_mode,
+                },
+                target,
+            });
+        }
+    }
+
+    /// Apply the role table to every node of one servicedir (or slot).
+    fn servicedir(&mut self, phase: Phase, anchor: Anchor, dir: &Node, nodes: &[Node]) {
+        for n in nodes {
+            let rel = n.rel.strip_prefix(&dir.rel).unwrap_or(&n.rel);
+            let r = role(rel, n.meta.kind);
+            if r == Role::SuperviseDir && n.meta.kind != Kind::Dir {
+                self.skip(
+                    &n.path,
+                    format!(
+                        "is a {}, not a directory; left alone",
+                        n.meta.kind.describe()
+                    ),
+                );
+                continue;
+            }
+            if r == Role::EventDir && n.meta.kind != Kind::Dir {
+                self.skip(
+                    &n.path,
+                    format!(
+                        "is a {}, not a directory; left alone",
+                        n.meta.kind.describe()
+                    ),
+                );
+                continue;
+            }
+            if let Some(w) = self.want(phase, r) {
+                self.node(phase, anchor, n, w, dir.meta.dev);
+            }
+        }
+    }
+
+    fn static_dirs(&mut self, s: &StaticObs) {
+        for n in &s.others {
+            let reason = match n.meta.kind {
+                Kind::Symlink => "symlink; not followed".to_string(),
+                k => format!("is a {}, not a servicedir", k.describe()),
+            };
+            self.skip(&n.path, reason);
+        }
+        for svc in &s.services {
+            if let Some(glob) = self.d.skip_glob(&svc.name) {
+                let reason =
+                    format!("internal service (matches skip glob {glob:?}); stays root-only");
+                self.skip(&svc.node.path, reason);
+                continue;
+            }
+            self.servicedir(Phase::Static, Anchor::Servicedirs, &svc.node, &svc.nodes);
+        }
+    }
+
+    fn scandir(&mut self, s: &ScandirObs) {
+        let d = self.d;
+        let compat = d.policy() == Policy::Compat;
+        let dev = s.base.meta.dev;
+        if compat {
+            self.node(Phase::Scandir, Anchor::Scandir, &s.base, d.owner(), dev);
+            match &s.svscan {
+                Some(n) if n.meta.kind == Kind::Dir => {
+                    self.node(Phase::Scandir, Anchor::Scandir, n, d.owner(), dev);
+                    for f in &s.svscan_files {
+                        self.node(Phase::Scandir, Anchor::Scandir, f, d.owner(), dev);
+                    }
+                }
+                Some(n) => self.skip(
+                    &n.path,
+                    format!(
+                        "is a {}, not a directory; left alone",
+                        n.meta.kind.describe()
+                    ),
+                ),
+                None => {}
+            }
+        }
+        for slot in &s.slots {
+            let Some(top) = slot.nodes.first() else {
+                continue;
+            };
+            self.servicedir(Phase::Scandir, Anchor::Scandir, top, &slot.nodes);
+        }
+        for n in &s.staging {
+            // A leftover staging dir of an interrupted run: removed as root,
+            // a symlink at its name is removed itself, never followed.
+            let op = if n.meta.kind == Kind::Dir {
+                Op::Remove
+            } else {
+                Op::Unlink
+            };
+            self.plan.changes.push(Change {
+                phase: Phase::Scandir,
+                path: n.path.clone(),
+                op,
+                target: Target {
+                    anchor: Anchor::Scandir,
+                    rel: n.rel.clone(),
+                    expect: n.meta,
+                },
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_follow_s6_layout() {
+        assert_eq!(role(Path::new("supervise"), Kind::Dir), Role::SuperviseDir);
+        assert_eq!(
+            role(Path::new("supervise/control"), Kind::Fifo),
+            Role::Control
+        );
+        assert_eq!(
+            role(Path::new("supervise/control"), Kind::File),
+            Role::InSupervise
+        );
+        assert_eq!(
+            role(Path::new("supervise/status"), Kind::File),
+            Role::RuntimeFile
+        );
+        assert_eq!(
+            role(Path::new("supervise/death_tally.new"), Kind::File),
+            Role::RuntimeFile
+        );
+        assert_eq!(
+            role(Path::new("log/supervise/control"), Kind::Fifo),
+            Role::Control
+        );
+        assert_eq!(role(Path::new("log/event"), Kind::Dir), Role::EventDir);
+        assert_eq!(role(Path::new("event/ftrigw:x"), Kind::Fifo), Role::InEvent);
+        assert_eq!(role(Path::new("run"), Kind::File), Role::Definition);
+        assert_eq!(role(Path::new("log"), Kind::Dir), Role::Definition);
+    }
+}

@@ -1,0 +1,368 @@
+//! Observation of the tree: what is on disk now, as plain data, without
+//! judging it. Bases are opened with [`fs::resolve_base`]; trees below them
+//! are walked with walkdir, never following symlinks and never leaving the
+//! file system they start on.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use walkdir::WalkDir;
+
+use crate::fs::{self, Base, BaseError, Dir, Kind, Meta};
+
+/// One observed entry.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Container path, built from the configured base path (what operators see).
+    pub path: PathBuf,
+    /// Path relative to its base directory (empty for the base itself).
+    pub rel: PathBuf,
+    pub meta: Meta,
+}
+
+impl Node {
+    pub fn name(&self) -> &str {
+        self.path
+            .file_name()
+            .and_then(OsStr::to_str)
+            .unwrap_or_default()
+    }
+}
+
+/// A problem met while observing; reported, and the item is left alone.
+#[derive(Clone, Debug)]
+pub struct ScanError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// What was found at a configured base directory.
+#[derive(Debug)]
+pub enum BaseObs<T> {
+    Missing { path: PathBuf },
+    Unusable { path: PathBuf, error: String },
+    Present(T),
+}
+
+/// A walked directory tree: the root first, then descendants (sorted by name,
+/// parents before children). Entries on another file system are listed but
+/// not descended into.
+#[derive(Clone, Debug, Default)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+/// A static servicedir: the nodes that matter to it (the servicedir
+/// itself, `supervise/` and below, `event/`, and the same for a `log/`
+/// servicedir), with paths relative to the servicedirs base.
+#[derive(Debug)]
+pub struct ServiceObs {
+    pub name: String,
+    pub node: Node,
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug)]
+pub struct StaticObs {
+    pub base: Node,
+    pub services: Vec<ServiceObs>,
+    /// Entries of servicedirs that are not real directories.
+    pub others: Vec<Node>,
+}
+
+#[derive(Debug)]
+pub struct ScandirObs {
+    pub base: Node,
+    pub svscan: Option<Node>,
+    /// `.s6-svscan/control` and `.s6-svscan/lock` when present.
+    pub svscan_files: Vec<Node>,
+    /// Real (non-symlink) slot directories, walked whole.
+    pub slots: Vec<Tree>,
+    /// Leftover staging entries `.<prefix>*.tmp` (any type).
+    pub staging: Vec<Node>,
+}
+
+/// Everything observed, per phase (`None`: phase not selected).
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub static_: Option<BaseObs<StaticObs>>,
+    pub scandir: Option<BaseObs<ScandirObs>>,
+    pub errors: Vec<ScanError>,
+}
+
+/// The observer: the real root directory, the held root fd and the
+/// untrusted ids (for symlink trust while resolving bases).
+pub struct Scanner<'a> {
+    pub root_path: &'a Path,
+    pub root: &'a Dir,
+    pub untrusted: (u32, u32),
+    pub errors: Vec<ScanError>,
+}
+
+impl<'a> Scanner<'a> {
+    pub fn new(root_path: &'a Path, root: &'a Dir, untrusted: (u32, u32)) -> Self {
+        Scanner {
+            root_path,
+            root,
+            untrusted,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Open a configured base; the observation says why it is not usable.
+    pub fn base(&mut self, path: &Path) -> Result<Base, BaseObs<()>> {
+        match fs::resolve_base(self.root, path, self.untrusted) {
+            Ok(b) => Ok(b),
+            Err(BaseError::Missing) => Err(BaseObs::Missing {
+                path: path.to_path_buf(),
+            }),
+            Err(e) => Err(BaseObs::Unusable {
+                path: path.to_path_buf(),
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    fn real(&self, container: &Path) -> PathBuf {
+        self.root_path
+            .join(container.strip_prefix("/").unwrap_or(container))
+    }
+
+    /// Walk the tree at `rel` below a base (the base resolved to `resolved`,
+    /// displayed as `shown`).
+    pub fn walk(&mut self, base: &Base, shown: &Path, rel: &Path) -> Tree {
+        let start = self.real(&base.resolved.join(rel));
+        let mut nodes = Vec::new();
+        let walker = WalkDir::new(&start)
+            .follow_links(false)
+            .follow_root_links(false)
+            .same_file_system(true)
+            .sort_by_file_name();
+        for item in walker {
+            match item {
+                Ok(e) => {
+                    let sub = e.path().strip_prefix(&start).unwrap_or(Path::new(""));
+                    let r = if sub.as_os_str().is_empty() {
+                        rel.to_path_buf()
+                    } else {
+                        rel.join(sub)
+                    };
+                    match e.metadata() {
+                        // walkdir does not descend into another file system
+                        // but lists the mount point: it is kept, with its
+                        // dev, and the planner skips it.
+                        Ok(m) => nodes.push(Node {
+                            path: join_shown(shown, &r),
+                            rel: r,
+                            meta: Meta::from_std(&m),
+                        }),
+                        Err(err) => self.errors.push(ScanError {
+                            op: "stat",
+                            path: join_shown(shown, &r),
+                            error: err.to_string(),
+                        }),
+                    }
+                }
+                Err(err) => {
+                    let p = err
+                        .path()
+                        .and_then(|p| p.strip_prefix(&start).ok())
+                        .map(|s| join_shown(shown, &rel.join(s)))
+                        .unwrap_or_else(|| join_shown(shown, rel));
+                    let msg = err
+                        .io_error()
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| err.to_string());
+                    self.errors.push(ScanError {
+                        op: "read directory",
+                        path: p,
+                        error: msg,
+                    });
+                }
+            }
+        }
+        Tree { nodes }
+    }
+
+    /// `lstat` of `rel` below a base; `None` when missing.
+    pub fn stat(&mut self, base: &Base, shown: &Path, rel: &Path) -> Option<Node> {
+        let real = self.real(&base.resolved.join(rel));
+        match std::fs::symlink_metadata(&real) {
+            Ok(m) => Some(Node {
+                path: join_shown(shown, rel),
+                rel: rel.to_path_buf(),
+                meta: Meta::from_std(&m),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                self.errors.push(ScanError {
+                    op: "stat",
+                    path: join_shown(shown, rel),
+                    error: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    /// Names in a directory below a base, sorted.
+    pub fn list(&mut self, base: &Base, shown: &Path, rel: &Path) -> Vec<String> {
+        let dir = if rel.as_os_str().is_empty() {
+            base.dir.try_clone()
+        } else {
+            base.dir.open_beneath(rel)
+        };
+        match dir.and_then(|d| d.entries()) {
+            Ok(names) => names
+                .into_iter()
+                .filter_map(|n| match n.into_string() {
+                    Ok(s) => Some(s),
+                    Err(n) => {
+                        self.errors.push(ScanError {
+                            op: "read directory",
+                            path: join_shown(shown, &rel.join(&n)),
+                            error: "name is not valid UTF-8; left alone".into(),
+                        });
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                self.errors.push(ScanError {
+                    op: "read directory",
+                    path: join_shown(shown, rel),
+                    error: e.to_string(),
+                });
+                Vec::new()
+            }
+        }
+    }
+
+    fn base_node(base: &Base, shown: &Path) -> Node {
+        Node {
+            path: shown.to_path_buf(),
+            rel: PathBuf::new(),
+            meta: base.meta,
+        }
+    }
+
+    /// Observe the static servicedirs.
+    pub fn static_dirs(&mut self, servicedirs: &Path) -> BaseObs<StaticObs> {
+        let base = match self.base(servicedirs) {
+            Ok(b) => b,
+            Err(o) => return retype(o),
+        };
+        let mut services = Vec::new();
+        let mut others = Vec::new();
+        for name in self.list(&base, servicedirs, Path::new("")) {
+            let Some(node) = self.stat(&base, servicedirs, Path::new(&name)) else {
+                continue;
+            };
+            if node.meta.kind != Kind::Dir {
+                others.push(node);
+                continue;
+            }
+            services.push(self.service(&base, servicedirs, name, node));
+        }
+        BaseObs::Present(StaticObs {
+            base: Self::base_node(&base, servicedirs),
+            services,
+            others,
+        })
+    }
+
+    fn service(&mut self, base: &Base, shown: &Path, name: String, node: Node) -> ServiceObs {
+        let mut nodes = Vec::new();
+        self.servicedir_nodes(base, shown, &node, &mut nodes);
+        let log = self
+            .stat(base, shown, &node.rel.join("log"))
+            .filter(|l| l.meta.kind == Kind::Dir && l.meta.dev == node.meta.dev);
+        if let Some(log) = log {
+            // A log/ directory is a servicedir when it has a run script.
+            if self.stat(base, shown, &log.rel.join("run")).is_some() {
+                self.servicedir_nodes(base, shown, &log, &mut nodes);
+                nodes.push(log);
+            }
+        }
+        nodes.sort_by(|a, b| a.rel.cmp(&b.rel));
+        ServiceObs { name, node, nodes }
+    }
+
+    /// `supervise/` (walked) and `event/` of one servicedir.
+    fn servicedir_nodes(&mut self, base: &Base, shown: &Path, dir: &Node, out: &mut Vec<Node>) {
+        if let Some(s) = self.stat(base, shown, &dir.rel.join("supervise")) {
+            if s.meta.kind == Kind::Dir && s.meta.dev == dir.meta.dev {
+                out.extend(self.walk(base, shown, &s.rel).nodes);
+            } else {
+                out.push(s);
+            }
+        }
+        out.extend(self.stat(base, shown, &dir.rel.join("event")));
+    }
+
+    /// Observe the scandir; `staging_prefix` is `.<slot_prefix>`.
+    pub fn scandir(&mut self, scandir: &Path, staging_prefix: &str) -> BaseObs<ScandirObs> {
+        let base = match self.base(scandir) {
+            Ok(b) => b,
+            Err(o) => return retype(o),
+        };
+        let mut slots = Vec::new();
+        let mut staging = Vec::new();
+        let mut svscan = None;
+        let mut svscan_files = Vec::new();
+        for name in self.list(&base, scandir, Path::new("")) {
+            let rel = PathBuf::from(&name);
+            if name == ".s6-svscan" {
+                svscan = self.stat(&base, scandir, &rel);
+                if svscan.as_ref().is_some_and(|n| n.meta.kind == Kind::Dir) {
+                    for f in ["control", "lock"] {
+                        if let Some(n) = self.stat(&base, scandir, &rel.join(f)) {
+                            svscan_files.push(n);
+                        }
+                    }
+                }
+                continue;
+            }
+            if name.starts_with(staging_prefix) && name.ends_with(".tmp") {
+                if let Some(n) = self.stat(&base, scandir, &rel) {
+                    staging.push(n);
+                }
+                continue;
+            }
+            if name.starts_with('.') {
+                continue;
+            }
+            if let Some(n) = self.stat(&base, scandir, &rel)
+                && n.meta.kind == Kind::Dir
+                && n.meta.dev == base.meta.dev
+            {
+                slots.push(self.walk(&base, scandir, &rel));
+            }
+        }
+        BaseObs::Present(ScandirObs {
+            base: Self::base_node(&base, scandir),
+            svscan,
+            svscan_files,
+            slots,
+            staging,
+        })
+    }
+}
+
+fn retype<T>(o: BaseObs<()>) -> BaseObs<T> {
+    match o {
+        BaseObs::Missing { path } => BaseObs::Missing { path },
+        BaseObs::Unusable { path, error } => BaseObs::Unusable { path, error },
+        BaseObs::Present(()) => unreachable!("retype is only called on failures"),
+    }
+}
+
+/// The displayed container path of `rel` below the base shown as `shown`.
+pub fn join_shown(shown: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        shown.to_path_buf()
+    } else {
+        shown.join(rel)
+    }
+}
