@@ -186,8 +186,10 @@ impl LiveS6 {
             is_fifo(&control)
         });
         for dir in self.all_servicedirs() {
-            self.wait_until(&format!("s6-supervise on {}", dir.display()), || {
-                is_supervised(&dir)
+            // s6-svok answers once the supervisor holds its lock, slightly
+            // before it has written `status` and started `run`.
+            self.wait_until(&format!("{} supervised and up", dir.display()), || {
+                is_supervised(&dir) && is_up(&dir)
             });
         }
     }
@@ -532,6 +534,17 @@ pub fn is_supervised(dir: &Path) -> bool {
             .stdin(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
+}
+
+/// The service in `dir` runs, as root's `s6-svstat` sees it.
+pub fn is_up(dir: &Path) -> bool {
+    Command::new(s6_tool("s6-svstat"))
+        .args(["-o", "up"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout == b"true\n")
 }
 
 pub fn is_fifo(path: &Path) -> bool {
