@@ -10,7 +10,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir};
-use crate::plan::{Anchor, Change, Failure, Op, Plan};
+use crate::plan::{Anchor, Change, Failure, Op, Plan, SlotBuild};
+use crate::slot::{self, SlotEntry};
 
 /// The base directories apply acts beneath, opened at apply time.
 pub trait Anchors {
@@ -120,17 +121,17 @@ fn on_self(dir: &Dir, c: &Change, then_mode: Option<u32>) -> io::Result<()> {
             Ok(())
         }
         Op::Chmod { to, .. } => dir.set_mode_self(m, to),
-        Op::Remove | Op::Unlink => Err(io::Error::new(
+        _ => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "refusing to remove a configured base directory",
+            format!("refusing to {} a configured base directory", c.op.verb()),
         )),
     }
 }
 
 fn on_child(dir: &Dir, name: &OsStr, c: &Change, then_mode: Option<u32>) -> Result<(), StepError> {
     let m = &c.target.expect;
-    match c.op {
-        Op::Chown { to, .. } => {
+    match &c.op {
+        &Op::Chown { to, .. } => {
             // Narrow first: nobody may briefly have more access than either
             // the old or the new state grants.
             if let Some(mode) = then_mode.filter(|new| m.mode & new != m.mode) {
@@ -144,7 +145,17 @@ fn on_child(dir: &Dir, name: &OsStr, c: &Change, then_mode: Option<u32>) -> Resu
             }
             Ok(())
         }
-        Op::Chmod { to, .. } => dir.set_mode(name, m, to).map_err(|e| ("chmod", e)),
+        &Op::Chmod { to, .. } => dir.set_mode(name, m, to).map_err(|e| ("chmod", e)),
+        Op::Publish(b) => {
+            same_dir(dir, m).map_err(|e| ("publish", e))?;
+            publish(dir, name, b, None)
+        }
+        Op::Replace(b) => publish(dir, name, b, Some(m)),
+        &Op::Create { mode } => {
+            // `down` goes in place into the slot observed, never another.
+            same_dir(dir, m).map_err(|e| ("create", e))?;
+            dir.create_file(name, b"", mode).map_err(|e| ("create", e))
+        }
         Op::Remove | Op::Unlink => {
             let now = dir.stat(name).map_err(|e| ("stat", e))?;
             if !now.same_file(m) {
@@ -160,4 +171,90 @@ fn on_child(dir: &Dir, name: &OsStr, c: &Change, then_mode: Option<u32>) -> Resu
             }
         }
     }
+}
+
+fn same_dir(dir: &Dir, expect: &fs::Meta) -> io::Result<()> {
+    if dir.meta()?.same_file(expect) {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            "changed since it was observed; left alone",
+        ))
+    }
+}
+
+/// Build the slot completely under its staging name (a dot name: s6-svscan
+/// ignores it), then make it visible in one step: `rename` for a new slot,
+/// `RENAME_EXCHANGE` with the existing one (`replace` = its observed
+/// identity), whose old tree is then removed. At no instant is the slot
+/// missing or half-built under its real name.
+fn publish(
+    scandir: &Dir,
+    slot: &OsStr,
+    b: &SlotBuild,
+    replace: Option<&fs::Meta>,
+) -> Result<(), StepError> {
+    let verb = if replace.is_some() {
+        "replace"
+    } else {
+        "publish"
+    };
+    let staging = OsStr::new(&b.staging);
+    // A leftover of an interrupted run.
+    if scandir
+        .stat_opt(staging)
+        .map_err(|e| ("stat", e))?
+        .is_some()
+    {
+        scandir.remove_tree(staging).map_err(|e| ("remove", e))?;
+    }
+    if let Err(e) = build(scandir, staging, &b.entries) {
+        let _ = scandir.remove_tree(staging);
+        return Err(e);
+    }
+    let swapped = match replace {
+        None => scandir.rename_noreplace(staging, slot),
+        Some(m) => match scandir.stat(slot) {
+            Ok(now) if now.same_file(m) => scandir.exchange(staging, slot),
+            Ok(_) => Err(io::Error::other(
+                "changed since it was observed; left alone",
+            )),
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = swapped {
+        let _ = scandir.remove_tree(staging);
+        return Err((verb, e));
+    }
+    if replace.is_some() {
+        // The staging name now holds the old slot.
+        scandir
+            .remove_tree(staging)
+            .map_err(|e| ("remove old slot", e))?;
+    }
+    Ok(())
+}
+
+/// Create every entry of a slot below a new staging dir, with exact modes.
+fn build(scandir: &Dir, staging: &OsStr, entries: &[SlotEntry]) -> Result<(), StepError> {
+    let top = scandir
+        .mkdir(staging, slot::MODE_DIR)
+        .map_err(|e| ("mkdir", e))?;
+    for e in entries {
+        let p = e.path();
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            continue;
+        };
+        let dir = top.open_beneath(parent).map_err(|e| ("open", e))?;
+        match e {
+            SlotEntry::Dir { mode, .. } => {
+                dir.mkdir(name, *mode).map(drop).map_err(|e| ("mkdir", e))?
+            }
+            SlotEntry::File { mode, content, .. } => dir
+                .create_file(name, content.as_bytes(), *mode)
+                .map_err(|e| ("create", e))?,
+            SlotEntry::Fifo { mode, .. } => dir.mkfifo(name, *mode).map_err(|e| ("mkfifo", e))?,
+        }
+    }
+    Ok(())
 }

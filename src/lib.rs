@@ -7,11 +7,15 @@
 
 pub mod accounts;
 pub mod apply;
+pub mod bootlog;
 pub mod cli;
 pub mod config;
 pub mod fs;
 pub mod model;
+pub mod names;
 pub mod plan;
 pub mod render;
 pub mod run;
 pub mod scan;
+pub mod slot;
+pub mod state;

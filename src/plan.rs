@@ -12,13 +12,21 @@ use crate::cli::Phase;
 use crate::config::Policy;
 use crate::fs::{Kind, Meta};
 use crate::model::{Desired, MODE_EVENT, MODE_SUPERVISE, Want, is_supervise_runtime_file};
-use crate::scan::{BaseObs, Node, Observed, ScandirObs, StaticObs};
+use crate::scan::{
+    BaseObs, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs, StateObs,
+    StaticObs,
+};
+use crate::slot::{self, SlotEntry};
+use crate::state::{self, Action, PriorExit};
+use crate::{config::StartPolicy, names};
 
 /// Which configured base directory a change is relative to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Anchor {
     Servicedirs,
     Scandir,
+    /// The profiles home (the persistent volume).
+    Home,
 }
 
 /// Where apply finds the target of a change, and what it must still be.
@@ -46,6 +54,23 @@ pub enum Op {
     Remove,
     /// Remove one non-directory (a symlink itself, never its target).
     Unlink,
+    /// Build a slot in its staging dir, then `rename` it into place.
+    Publish(Box<SlotBuild>),
+    /// Build a slot in its staging dir, then swap it with the existing one
+    /// (`RENAME_EXCHANGE`) and remove the old tree.
+    Replace(Box<SlotBuild>),
+    /// Create an empty file (a slot's `down`) in place.
+    Create {
+        mode: u32,
+    },
+}
+
+/// Everything needed to build one slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotBuild {
+    pub profile: String,
+    pub staging: String,
+    pub entries: Vec<SlotEntry>,
 }
 
 impl Op {
@@ -55,6 +80,9 @@ impl Op {
             Op::Chmod { .. } => "chmod",
             Op::Remove => "remove",
             Op::Unlink => "unlink",
+            Op::Publish(_) => "publish",
+            Op::Replace(_) => "replace",
+            Op::Create { .. } => "create",
         }
     }
 
@@ -62,6 +90,7 @@ impl Op {
     fn rank(&self) -> u8 {
         match self {
             Op::Remove | Op::Unlink => 0,
+            Op::Publish(_) | Op::Replace(_) | Op::Create { .. } => 1,
             Op::Chown { .. } => 1,
             Op::Chmod { .. } => 2,
         }
@@ -75,7 +104,7 @@ impl Op {
                 format!("{}:{}", to.0, to.1),
             )),
             Op::Chmod { from, to } => Some((format!("{from:04o}"), format!("{to:04o}"))),
-            Op::Remove | Op::Unlink => None,
+            _ => None,
         }
     }
 }
@@ -104,9 +133,22 @@ pub struct Failure {
     pub error: String,
 }
 
+/// What happens to one profile's slot (SPEC 6.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotReport {
+    pub profile: String,
+    /// `None` when the name is not valid (no slot name is built from it).
+    pub slot: Option<String>,
+    pub prior_state: Option<String>,
+    pub action: Action,
+    pub reason: Option<String>,
+    pub prior_exit: PriorExit,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub changes: Vec<Change>,
+    pub slots: Vec<SlotReport>,
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
     pub errors: Vec<Failure>,
@@ -137,6 +179,9 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
     }
     if let Some(s) = &obs.scandir {
         p.base(s, |p, s| p.scandir(s));
+    }
+    if let Some(o) = &obs.profiles {
+        p.profiles(o, obs.scandir.is_some());
     }
     let mut plan = p.plan;
     plan.changes
@@ -227,6 +272,11 @@ impl Planner<'_> {
     /// Changes that bring `node` to `want`, or a skip when it must not be touched.
     fn node(&mut self, phase: Phase, anchor: Anchor, node: &Node, want: Want, tree_dev: u64) {
         let m = &node.meta;
+        // A symlink where s6 expects a real entry is always worth reporting,
+        // whoever owns it: it is never followed.
+        if m.kind == Kind::Symlink {
+            return self.skip(&node.path, "symlink; not followed".into());
+        }
         let to_uid = want.uid.unwrap_or(m.uid);
         let to_gid = want.gid.unwrap_or(m.gid);
         let to_mode = want.mode.unwrap_or(m.mode);
@@ -234,7 +284,6 @@ impl Planner<'_> {
             return;
         }
         let reason = match m.kind {
-            Kind::Symlink => Some("symlink; not followed".to_string()),
             Kind::File if m.nlink > 1 => Some(format!(
                 "hard-linked regular file ({} links); refusing to change it",
                 m.nlink
@@ -316,8 +365,7 @@ impl Planner<'_> {
         }
         for svc in &s.services {
             if let Some(glob) = self.d.skip_glob(&svc.name) {
-                let reason =
-                    format!("internal service (matches skip glob {glob:?}); stays root-only");
+                let reason = format!("matches skip glob {glob:?}; left root-only");
                 self.skip(&svc.node.path, reason);
                 continue;
             }
@@ -333,7 +381,15 @@ impl Planner<'_> {
             self.node(Phase::Scandir, Anchor::Scandir, &s.base, d.owner(), dev);
             match &s.svscan {
                 Some(n) if n.meta.kind == Kind::Dir => {
-                    self.node(Phase::Scandir, Anchor::Scandir, n, d.owner(), dev);
+                    // Searchable by the user's group is all s6-svscanctl
+                    // needs; the owner stays, so the scanner's own scripts
+                    // in there (crash, finish, SIG*) stay root's.
+                    let search = Want {
+                        uid: None,
+                        gid: Some(d.account.gid),
+                        mode: Some(n.meta.mode | 0o010),
+                    };
+                    self.node(Phase::Scandir, Anchor::Scandir, n, search, dev);
                     for f in &s.svscan_files {
                         self.node(Phase::Scandir, Anchor::Scandir, f, d.owner(), dev);
                     }
@@ -352,6 +408,14 @@ impl Planner<'_> {
             let Some(top) = slot.nodes.first() else {
                 continue;
             };
+            // s6-linux-init's own services are real directories in the scandir.
+            if let Some(glob) = d.skip_glob(top.name()) {
+                self.skip(
+                    &top.path,
+                    format!("matches skip glob {glob:?}; left root-only"),
+                );
+                continue;
+            }
             self.servicedir(Phase::Scandir, Anchor::Scandir, top, &slot.nodes);
         }
         for n in &s.staging {
@@ -373,6 +437,314 @@ impl Planner<'_> {
                 },
             });
         }
+    }
+}
+
+impl Planner<'_> {
+    fn profiles(&mut self, o: &ProfilesObs, scandir_phase_too: bool) {
+        let d = self.d;
+        let cfg = &d.config.profiles;
+        let (uid, gid) = (d.account.uid, d.account.gid);
+        match &o.home {
+            BaseObs::Missing { path } => self.plan.warnings.push(format!(
+                "profiles.home {} is not present: only the default slot is registered, no boot log is written",
+                path.display()
+            )),
+            BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
+                op: "open".into(),
+                path: path.clone(),
+                error: error.clone(),
+            }),
+            BaseObs::Present(_) => {}
+        }
+        let slots = match &o.scandir {
+            BaseObs::Present(s) => Some(s),
+            BaseObs::Missing { path } => {
+                self.plan.errors.push(Failure {
+                    op: "open".into(),
+                    path: path.clone(),
+                    error: "scandir not present; no slot can be published".into(),
+                });
+                None
+            }
+            BaseObs::Unusable { path, error } => {
+                self.plan.errors.push(Failure {
+                    op: "open".into(),
+                    path: path.clone(),
+                    error: error.clone(),
+                });
+                None
+            }
+        };
+        for (n, reason) in &o.not_profiles {
+            self.plan
+                .warnings
+                .push(format!("{}: {reason}", n.path.display()));
+            self.skip(&n.path, reason.clone());
+        }
+        let home = cfg.home.0.display().to_string();
+        let mut wanted = std::collections::BTreeSet::new();
+        for p in &o.profiles {
+            let report = self.profile(p, slots, &home, uid, gid);
+            if let Some(s) = &report.slot {
+                wanted.insert(s.clone());
+            }
+            self.plan.slots.push(report);
+        }
+        let Some(slots) = slots else { return };
+        if cfg.prune {
+            for (name, s) in &slots.slots {
+                if !wanted.contains(name) {
+                    self.removal(Phase::Profiles, &s.node);
+                }
+            }
+        }
+        if !scandir_phase_too {
+            for n in &slots.staging {
+                self.removal(Phase::Profiles, n);
+            }
+        }
+    }
+
+    fn removal(&mut self, phase: Phase, n: &Node) {
+        let op = if n.meta.kind == Kind::Dir {
+            Op::Remove
+        } else {
+            Op::Unlink
+        };
+        self.plan.changes.push(Change {
+            phase,
+            path: n.path.clone(),
+            op,
+            target: Target {
+                anchor: Anchor::Scandir,
+                rel: n.rel.clone(),
+                expect: n.meta,
+            },
+        });
+    }
+
+    fn profile(
+        &mut self,
+        p: &ProfileObs,
+        slots: Option<&crate::scan::SlotsObs>,
+        home: &str,
+        uid: u32,
+        gid: u32,
+    ) -> SlotReport {
+        let d = self.d;
+        let cfg = &d.config.profiles;
+        if let Some(problem) = &p.problem {
+            let at = p
+                .dir
+                .as_ref()
+                .map(|n| n.path.clone())
+                .unwrap_or_else(|| PathBuf::from(format!("profile {:?}", p.name)));
+            self.skip(&at, problem.clone());
+            return SlotReport {
+                profile: p.name.clone(),
+                slot: None,
+                prior_state: None,
+                action: Action::Skipped,
+                reason: Some(problem.clone()),
+                prior_exit: PriorExit::Unknown,
+            };
+        }
+        let prior_state = match &p.state {
+            StateObs::Missing => None,
+            StateObs::Bytes(b) => match state::parse_state(b, &cfg.transient_running) {
+                Ok(s) => s,
+                Err(why) => {
+                    self.plan.warnings.push(format!(
+                        "{}: {why}; treating the profile as having no state",
+                        p.state_path.display()
+                    ));
+                    None
+                }
+            },
+            StateObs::Unreadable(why) => {
+                self.plan.warnings.push(format!(
+                    "{}: {why}; treating the profile as having no state",
+                    p.state_path.display()
+                ));
+                None
+            }
+        };
+        let is_default = p.source == ProfileSource::Default;
+        let action = state::decide(
+            prior_state.as_deref(),
+            &cfg.autostart,
+            is_default,
+            cfg.multiplex,
+            p.start.unwrap_or(StartPolicy::Auto),
+        );
+        for n in &p.stale {
+            if n.meta.kind == Kind::Dir {
+                self.skip(
+                    &n.path,
+                    "stale runtime file is a directory; left alone".into(),
+                );
+                continue;
+            }
+            self.plan.changes.push(Change {
+                phase: Phase::Profiles,
+                path: n.path.clone(),
+                op: Op::Unlink,
+                target: Target {
+                    anchor: Anchor::Home,
+                    rel: n.rel.clone(),
+                    expect: n.meta,
+                },
+            });
+        }
+        let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
+        let files = slot::render(
+            &p.name,
+            is_default,
+            &d.account.user_name,
+            home,
+            &cfg.templates,
+        );
+        let entries = slot::entries(&files, action == Action::Registered);
+        if let Some(slots) = slots {
+            let path = slots.base.path.join(&slot_name);
+            let rel = PathBuf::from(&slot_name);
+            let build = || {
+                Box::new(SlotBuild {
+                    profile: p.name.clone(),
+                    staging: names::staging_name(&slot_name),
+                    entries: entries.clone(),
+                })
+            };
+            let (op, expect) = match slots.slots.get(&slot_name) {
+                None => (Some(Op::Publish(build())), slots.base.meta),
+                Some(obs) => match compare(&entries, uid, gid, obs) {
+                    SlotDiff::Same => (None, obs.node.meta),
+                    SlotDiff::Different => (Some(Op::Replace(build())), obs.node.meta),
+                    SlotDiff::Down { want: true } => (
+                        Some(Op::Create {
+                            mode: slot::MODE_FILE,
+                        }),
+                        obs.node.meta,
+                    ),
+                    SlotDiff::Down { want: false } => (Some(Op::Unlink), obs.node.meta),
+                },
+            };
+            if let Some(op) = op {
+                let down = matches!(op, Op::Create { .. } | Op::Unlink);
+                self.plan.changes.push(Change {
+                    phase: Phase::Profiles,
+                    path: if down { path.join("down") } else { path },
+                    op,
+                    target: Target {
+                        anchor: Anchor::Scandir,
+                        rel: if down { rel.join("down") } else { rel },
+                        // For `down`: the slot dir it goes in, which must be
+                        // the one observed; for publish: the scandir.
+                        expect,
+                    },
+                });
+            }
+        }
+        SlotReport {
+            profile: p.name.clone(),
+            slot: Some(slot_name),
+            prior_state,
+            action,
+            reason: None,
+            prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
+        }
+    }
+}
+
+/// How an existing slot differs from the wanted one.
+#[derive(Debug, PartialEq, Eq)]
+enum SlotDiff {
+    Same,
+    /// Identical but for `down`: create it (`want`) or remove it.
+    Down {
+        want: bool,
+    },
+    Different,
+}
+
+/// Whether `rel` (relative to the slot) is something s6 or its clients put
+/// there at run time: supervise's runtime files, FIFOs in event dirs.
+fn is_runtime(rel: &Path) -> bool {
+    if slot::is_supervise_runtime_file(rel) {
+        return true;
+    }
+    let parent = rel.parent().and_then(Path::to_str).unwrap_or("");
+    matches!(
+        parent,
+        "event" | "supervise/event" | "log/event" | "log/supervise/event"
+    )
+}
+
+fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDiff {
+    let root = &obs.node.meta;
+    if root.kind != Kind::Dir || root.mode != slot::MODE_DIR || (root.uid, root.gid) != (uid, gid) {
+        return SlotDiff::Different;
+    }
+    let slot_rel = &obs.node.rel;
+    let mut seen: std::collections::HashMap<&Path, (&Node, Option<&Vec<u8>>)> = obs
+        .nodes
+        .iter()
+        .skip(1)
+        .filter_map(|(n, c)| {
+            let rel = n.rel.strip_prefix(slot_rel).ok()?;
+            (!is_runtime(rel)).then_some((rel, (n, c.as_ref())))
+        })
+        .collect();
+    let down = Path::new("down");
+    let mut want_down = false;
+    for e in expected {
+        let p = e.path();
+        if p == down {
+            want_down = true;
+        }
+        let Some((n, content)) = seen.remove(p) else {
+            if p == down {
+                continue;
+            }
+            return SlotDiff::Different;
+        };
+        let m = &n.meta;
+        let kind_ok = match e {
+            SlotEntry::Dir { .. } => m.kind == Kind::Dir,
+            SlotEntry::Fifo { .. } => m.kind == Kind::Fifo,
+            SlotEntry::File { content: want, .. } => {
+                m.kind == Kind::File
+                    && m.nlink == 1
+                    && content.is_some_and(|c| c.as_slice() == want.as_bytes())
+            }
+        };
+        if !kind_ok || m.mode != e.mode() || (m.uid, m.gid) != (uid, gid) {
+            return SlotDiff::Different;
+        }
+    }
+    let have_down = match seen.remove(down) {
+        None => false,
+        Some((n, c)) => {
+            let m = &n.meta;
+            let ok = m.kind == Kind::File
+                && m.mode == slot::MODE_FILE
+                && (m.uid, m.gid) == (uid, gid)
+                && c.is_some_and(|c| c.is_empty());
+            if !ok {
+                return SlotDiff::Different;
+            }
+            // Checked above against the expected entry when it is wanted.
+            true
+        }
+    };
+    if !seen.is_empty() {
+        return SlotDiff::Different;
+    }
+    if have_down == want_down {
+        SlotDiff::Same
+    } else {
+        SlotDiff::Down { want: want_down }
     }
 }
 

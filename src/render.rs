@@ -25,18 +25,45 @@ use std::io::{self, Write};
 use serde_json::{Value, json};
 
 use crate::cli::{Mode, Phase};
-use crate::plan::{Change, Failure, Skipped};
+use crate::plan::{Change, Failure, Plan, Skipped, SlotReport};
 
 /// What a run has to say: the plan (or, in apply, what was done).
 #[derive(Debug, Default)]
 pub struct Report {
     pub changes: Vec<Change>,
-    pub slots: Vec<Value>,
+    pub slots: Vec<SlotReport>,
     /// Extra stdout lines (the profiles phase's `reconcile: profile=...`).
     pub lines: Vec<String>,
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
     pub errors: Vec<Failure>,
+}
+
+impl Report {
+    /// Add one plan's findings, with the changes done (or planned) and the
+    /// failures of executing it.
+    pub fn add_plan(&mut self, plan: &Plan, changes: Vec<Change>, errors: Vec<Failure>) {
+        self.changes.extend(changes);
+        self.slots.extend(plan.slots.iter().cloned());
+        self.skipped.extend(plan.skipped.iter().cloned());
+        for w in &plan.warnings {
+            if !self.warnings.contains(w) {
+                self.warnings.push(w.clone());
+            }
+        }
+        self.errors.extend(plan.errors.iter().cloned());
+        self.errors.extend(errors);
+    }
+}
+
+pub fn slot_json(s: &SlotReport) -> Value {
+    json!({
+        "profile": s.profile,
+        "slot": s.slot,
+        "prior_state": s.prior_state,
+        "action": s.action.as_str(),
+        "reason": s.reason,
+    })
 }
 
 pub fn change_json(c: &Change) -> Value {
@@ -57,7 +84,7 @@ pub fn json(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
         "version": 1,
         "mode": mode.as_str(),
         "changes": r.changes.iter().map(change_json).collect::<Vec<_>>(),
-        "slots": r.slots,
+        "slots": r.slots.iter().map(slot_json).collect::<Vec<_>>(),
         "skipped": r.skipped.iter().map(|s| json!({
             "path": s.path.display().to_string(),
             "reason": s.reason,

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 
 use crate::accounts::{self, AccountError};
 use crate::apply::{self, Anchors};
+use crate::bootlog;
 use crate::cli::{Format, Mode, Phase, Settings};
+use crate::config::Policy;
 use crate::config::{Config, ConfigError};
 use crate::fs::{self, Dir};
 use crate::model::Desired;
-use crate::plan::{self, Anchor};
+use crate::plan::{self, Anchor, Failure, Op};
 use crate::render::{self, Report};
 use crate::scan::{Observed, Scanner};
 
@@ -90,6 +92,7 @@ struct OpenBases<'a> {
     desired: &'a Desired,
     servicedirs: Option<Dir>,
     scandir: Option<Dir>,
+    home: Option<Dir>,
 }
 
 impl Anchors for OpenBases<'_> {
@@ -97,6 +100,7 @@ impl Anchors for OpenBases<'_> {
         let (slot, path) = match a {
             Anchor::Servicedirs => (&mut self.servicedirs, self.desired.servicedirs()),
             Anchor::Scandir => (&mut self.scandir, self.desired.scandir()),
+            Anchor::Home => (&mut self.home, &self.desired.config.profiles.home.0),
         };
         if slot.is_none() {
             let acct = &self.desired.account;
@@ -129,28 +133,39 @@ pub fn run(
         err,
     })?;
 
-    let observed = observe(settings, &desired, &root);
-    let plan = plan::plan(&desired, &observed);
+    let mut report = Report::default();
+    let root_phases: Vec<Phase> = settings
+        .phases
+        .iter()
+        .copied()
+        .filter(|p| *p != Phase::Profiles)
+        .collect();
+    let with_profiles = settings.phases.contains(&Phase::Profiles);
 
-    let mut report = Report {
-        skipped: plan.skipped.clone(),
-        warnings: plan.warnings.clone(),
-        errors: plan.errors.clone(),
-        ..Report::default()
-    };
     match settings.mode {
-        Mode::Plan | Mode::Check => report.changes = plan.changes.clone(),
-        Mode::Apply => {
-            let mut bases = OpenBases {
-                root: &root,
-                desired: &desired,
-                servicedirs: None,
-                scandir: None,
-            };
-            let applied = apply::apply(&plan, &mut bases);
-            report.changes = applied.done;
-            report.errors.extend(applied.errors);
+        Mode::Plan | Mode::Check => {
+            let observed = observe(settings, &settings.phases, &desired, &root);
+            let plan = plan::plan(&desired, &observed);
+            report.add_plan(&plan, plan.changes.clone(), Vec::new());
         }
+        Mode::Apply => {
+            if !root_phases.is_empty() {
+                let observed = observe(settings, &root_phases, &desired, &root);
+                let plan = plan::plan(&desired, &observed);
+                let applied = apply::apply(&plan, &mut bases(&root, &desired));
+                report.add_plan(&plan, applied.done, applied.errors);
+            }
+            if with_profiles {
+                apply_profiles(settings, &desired, &root, &mut report);
+            }
+        }
+    }
+    if with_profiles {
+        report.lines = report
+            .slots
+            .iter()
+            .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action))
+            .collect();
     }
 
     match settings.format {
@@ -162,11 +177,99 @@ pub fn run(
     Ok(exit_code(settings.mode, &report))
 }
 
-fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
+fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
+    OpenBases {
+        root,
+        desired,
+        servicedirs: None,
+        scandir: None,
+        home: None,
+    }
+}
+
+/// The profiles phase of an apply: as the user when started as root in
+/// compat policy (so nothing planted in the user's volume or scandir can
+/// make root touch a root-owned file), then observe, plan, apply, request a
+/// rescan and append the boot log.
+fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &mut Report) {
+    let acct = &desired.account;
+    if fs::euid() == 0 && desired.policy() == Policy::Compat {
+        if let Err(e) = fs::drop_privileges(acct.uid, acct.gid) {
+            report.errors.push(Failure {
+                op: "drop privileges to".into(),
+                path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
+                error: fs::os_error(&e),
+            });
+            return;
+        }
+        log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
+    }
+    let observed = observe(settings, &[Phase::Profiles], desired, root);
+    let plan = plan::plan(desired, &observed);
+    let mut anchors = bases(root, desired);
+    let applied = apply::apply(&plan, &mut anchors);
+    let published = applied.done.iter().any(|c| {
+        matches!(
+            c.op,
+            Op::Publish(_) | Op::Replace(_) | Op::Remove | Op::Unlink
+        ) && c.target.anchor == Anchor::Scandir
+    });
+    if published {
+        rescan(&mut anchors, desired, report);
+    }
+    if let Ok(home) = anchors.anchor(Anchor::Home) {
+        let ts = bootlog::timestamp_now();
+        let lines: String = plan
+            .slots
+            .iter()
+            .map(|s| {
+                bootlog::log_line(
+                    &ts,
+                    &s.profile,
+                    s.prior_state.as_deref(),
+                    s.action,
+                    s.prior_exit,
+                ) + "\n"
+            })
+            .collect();
+        let cfg = &desired.config.boot_log;
+        if let Err(e) = bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes) {
+            report.errors.push(Failure {
+                op: "append to".into(),
+                path: desired.config.profiles.home.0.join(&cfg.path.0),
+                error: fs::os_error(&e),
+            });
+        }
+    }
+    report.add_plan(&plan, applied.done, applied.errors);
+}
+
+/// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does).
+fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, report: &mut Report) {
+    let control = desired.scandir().join(".s6-svscan/control");
+    let r = anchors.anchor(Anchor::Scandir).and_then(|d| {
+        d.open_dir(std::ffi::OsStr::new(".s6-svscan"))?
+            .write_fifo(std::ffi::OsStr::new("control"), b"a")
+    });
+    match r {
+        Ok(true) => log::info!("rescan requested through {}", control.display()),
+        Ok(false) => log::info!("no s6-svscan listens on {}; no rescan", control.display()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            log::info!("no {}; no rescan", control.display())
+        }
+        Err(e) => report.warnings.push(format!(
+            "unable to request a rescan through {}: {}",
+            control.display(),
+            fs::os_error(&e)
+        )),
+    }
+}
+
+fn observe(settings: &Settings, phases: &[Phase], desired: &Desired, root: &Dir) -> Observed {
     let acct = &desired.account;
     let mut scanner = Scanner::new(&settings.root, root, (acct.uid, acct.gid));
     let mut observed = Observed::default();
-    for phase in &settings.phases {
+    for phase in phases {
         match phase {
             Phase::Static => {
                 observed.static_ = Some(scanner.static_dirs(desired.servicedirs()));
@@ -175,7 +278,10 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
                 let staging = format!(".{}", desired.config.profiles.slot_prefix);
                 observed.scandir = Some(scanner.scandir(desired.scandir(), &staging));
             }
-            Phase::Profiles => {}
+            Phase::Profiles => {
+                observed.profiles =
+                    Some(scanner.profiles(&desired.config.profiles, desired.scandir()));
+            }
         }
     }
     observed.errors = scanner.errors;

@@ -88,6 +88,7 @@ pub struct ScandirObs {
 pub struct Observed {
     pub static_: Option<BaseObs<StaticObs>>,
     pub scandir: Option<BaseObs<ScandirObs>>,
+    pub profiles: Option<ProfilesObs>,
     pub errors: Vec<ScanError>,
 }
 
@@ -364,5 +365,341 @@ pub fn join_shown(shown: &Path, rel: &Path) -> PathBuf {
         shown.to_path_buf()
     } else {
         shown.join(rel)
+    }
+}
+
+/// How a profile's state file was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateObs {
+    Missing,
+    Bytes(Vec<u8>),
+    /// Not readable as a regular file: the reason (symlink, directory, EACCES...).
+    Unreadable(String),
+}
+
+/// Where a profile came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileSource {
+    Default,
+    Directory,
+    Declared,
+}
+
+/// One candidate profile, as found (valid or not).
+#[derive(Clone, Debug)]
+pub struct ProfileObs {
+    pub name: String,
+    pub source: ProfileSource,
+    /// `declared` entry's start policy (default `auto`), when declared.
+    pub start: Option<crate::config::StartPolicy>,
+    /// The profile directory (the home for `default`), when it exists.
+    pub dir: Option<Node>,
+    /// Why this candidate must be skipped, found while observing.
+    pub problem: Option<String>,
+    pub state_path: PathBuf,
+    pub state: StateObs,
+    pub lifecycle: Option<Vec<u8>>,
+    /// Stale runtime files present in the profile directory.
+    pub stale: Vec<Node>,
+}
+
+/// An entry of the scandir whose name is a slot name or a staging name.
+#[derive(Clone, Debug)]
+pub struct SlotObs {
+    pub node: Node,
+    /// When a real directory: its tree, with the contents of small regular files.
+    pub nodes: Vec<(Node, Option<Vec<u8>>)>,
+}
+
+#[derive(Debug)]
+pub struct ProfilesObs {
+    pub home: BaseObs<Node>,
+    pub profiles: Vec<ProfileObs>,
+    /// Entries of `<home>/<root>` that are not profiles, with the reason when
+    /// worth reporting (a symlink, `default/`).
+    pub not_profiles: Vec<(Node, String)>,
+    pub scandir: BaseObs<SlotsObs>,
+}
+
+#[derive(Debug)]
+pub struct SlotsObs {
+    pub base: Node,
+    /// Non-dot entries starting with the slot prefix, by name.
+    pub slots: std::collections::BTreeMap<String, SlotObs>,
+    /// Staging entries `.<prefix>*.tmp`.
+    pub staging: Vec<Node>,
+}
+
+/// Largest state or lifecycle file read; larger ones are cut (and then
+/// most likely fail to parse, which is reported).
+const STATE_LIMIT: u64 = 1 << 20;
+/// Largest slot file compared by content.
+const SLOT_FILE_LIMIT: u64 = 1 << 20;
+
+impl Scanner<'_> {
+    /// Observe the profiles phase: the volume and the scandir's slots.
+    pub fn profiles(&mut self, cfg: &crate::config::ProfilesConfig, scandir: &Path) -> ProfilesObs {
+        let home_path = cfg.home.0.clone();
+        let home = self.base(&home_path);
+        let mut profiles = Vec::new();
+        let mut not_profiles = Vec::new();
+        let home_obs = match &home {
+            Ok(b) => BaseObs::Present(Self::base_node(b, &home_path)),
+            Err(BaseObs::Missing { path }) => BaseObs::Missing { path: path.clone() },
+            Err(BaseObs::Unusable { path, error }) => BaseObs::Unusable {
+                path: path.clone(),
+                error: error.clone(),
+            },
+            Err(BaseObs::Present(())) => unreachable!(),
+        };
+        let declared_start = |name: &str| {
+            cfg.declared
+                .iter()
+                .rev()
+                .find(|d| d.name == name)
+                .map(|d| d.start)
+        };
+        if cfg.default_slot {
+            let mut p = ProfileObs {
+                name: crate::names::DEFAULT_PROFILE.into(),
+                source: ProfileSource::Default,
+                start: declared_start(crate::names::DEFAULT_PROFILE),
+                dir: None,
+                problem: None,
+                state_path: home_path.join(&cfg.state_file.0),
+                state: StateObs::Missing,
+                lifecycle: None,
+                stale: Vec::new(),
+            };
+            if let Ok(b) = &home {
+                p.dir = Some(Self::base_node(b, &home_path));
+                self.profile_files(b, &home_path, Path::new(""), cfg, &mut p);
+            }
+            profiles.push(p);
+        }
+        let mut named: std::collections::BTreeMap<String, ProfileObs> = Default::default();
+        if let Ok(b) = &home {
+            let proot = cfg.root.0.clone();
+            let listing = match b.dir.open_beneath(&proot) {
+                Ok(_) => Some(self.list(b, &home_path, &proot)),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+                Err(e) => {
+                    self.errors.push(ScanError {
+                        op: "open",
+                        path: home_path.join(&proot),
+                        error: fs::os_error(&e),
+                    });
+                    None
+                }
+            };
+            for name in listing.into_iter().flatten() {
+                let rel = proot.join(&name);
+                let Some(node) = self.stat(b, &home_path, &rel) else {
+                    continue;
+                };
+                match node.meta.kind {
+                    Kind::Dir => {}
+                    Kind::Symlink => {
+                        named.insert(
+                            name.clone(),
+                            ProfileObs {
+                                name: name.clone(),
+                                source: ProfileSource::Directory,
+                                start: declared_start(&name),
+                                problem: Some(format!(
+                                    "profile directory {} is a symlink; not followed",
+                                    node.path.display()
+                                )),
+                                dir: None,
+                                state_path: PathBuf::new(),
+                                state: StateObs::Missing,
+                                lifecycle: None,
+                                stale: Vec::new(),
+                            },
+                        );
+                        continue;
+                    }
+                    _ => continue,
+                }
+                if self.stat(b, &home_path, &rel.join(&cfg.marker.0)).is_none() {
+                    continue;
+                }
+                if crate::names::is_reserved(&name) {
+                    not_profiles.push((
+                        node,
+                        format!(
+                            "{}/default/ collides with the reserved default slot; skipped",
+                            proot.display()
+                        ),
+                    ));
+                    continue;
+                }
+                let mut p = ProfileObs {
+                    name: name.clone(),
+                    source: ProfileSource::Directory,
+                    start: declared_start(&name),
+                    dir: Some(node),
+                    problem: None,
+                    state_path: home_path.join(&rel).join(&cfg.state_file.0),
+                    state: StateObs::Missing,
+                    lifecycle: None,
+                    stale: Vec::new(),
+                };
+                match crate::names::validate_profile_name(&name, &cfg.slot_prefix) {
+                    Ok(()) => self.profile_files(b, &home_path, &rel, cfg, &mut p),
+                    Err(e) => p.problem = Some(e.to_string()),
+                }
+                named.insert(name, p);
+            }
+        }
+        for d in &cfg.declared {
+            if d.name == crate::names::DEFAULT_PROFILE || named.contains_key(&d.name) {
+                continue;
+            }
+            let mut p = ProfileObs {
+                name: d.name.clone(),
+                source: ProfileSource::Declared,
+                start: Some(d.start),
+                dir: None,
+                problem: None,
+                state_path: PathBuf::new(),
+                state: StateObs::Missing,
+                lifecycle: None,
+                stale: Vec::new(),
+            };
+            // Never build a path from an unvalidated name.
+            match crate::names::validate_profile_name(&d.name, &cfg.slot_prefix) {
+                Ok(()) => {
+                    let rel = cfg.root.0.join(&d.name);
+                    p.state_path = home_path.join(&rel).join(&cfg.state_file.0);
+                    if let Ok(b) = &home
+                        && let Some(node) = self.stat(b, &home_path, &rel)
+                    {
+                        match node.meta.kind {
+                            Kind::Dir => {
+                                p.dir = Some(node);
+                                self.profile_files(b, &home_path, &rel, cfg, &mut p);
+                            }
+                            Kind::Symlink => {
+                                p.problem =
+                                    Some("profile directory is a symlink; not followed".into())
+                            }
+                            k => {
+                                p.problem = Some(format!(
+                                    "profile path is a {}, not a directory",
+                                    k.describe()
+                                ))
+                            }
+                        }
+                    }
+                }
+                Err(e) => p.problem = Some(e.to_string()),
+            }
+            named.insert(d.name.clone(), p);
+        }
+        profiles.extend(named.into_values());
+
+        let staging_prefix = format!(".{}", cfg.slot_prefix);
+        let scandir_obs = match self.base(scandir) {
+            Err(o) => retype(o),
+            Ok(b) => {
+                let mut slots = std::collections::BTreeMap::new();
+                let mut staging = Vec::new();
+                for name in self.list(&b, scandir, Path::new("")) {
+                    let is_staging = name.starts_with(&staging_prefix) && name.ends_with(".tmp");
+                    if !is_staging && !name.starts_with(&cfg.slot_prefix) {
+                        continue;
+                    }
+                    let Some(node) = self.stat(&b, scandir, Path::new(&name)) else {
+                        continue;
+                    };
+                    if is_staging {
+                        staging.push(node);
+                        continue;
+                    }
+                    let nodes = if node.meta.kind == Kind::Dir && node.meta.dev == b.meta.dev {
+                        self.slot_tree(&b, scandir, &node.rel)
+                    } else {
+                        Vec::new()
+                    };
+                    slots.insert(name, SlotObs { node, nodes });
+                }
+                BaseObs::Present(SlotsObs {
+                    base: Self::base_node(&b, scandir),
+                    slots,
+                    staging,
+                })
+            }
+        };
+        ProfilesObs {
+            home: home_obs,
+            profiles,
+            not_profiles,
+            scandir: scandir_obs,
+        }
+    }
+
+    /// State file, lifecycle file and stale runtime files of one profile dir.
+    fn profile_files(
+        &mut self,
+        b: &Base,
+        shown: &Path,
+        rel: &Path,
+        cfg: &crate::config::ProfilesConfig,
+        p: &mut ProfileObs,
+    ) {
+        let dir = match b.dir.open_beneath(rel) {
+            Ok(d) => d,
+            Err(e) => {
+                p.state = StateObs::Unreadable(fs::os_error(&e));
+                return;
+            }
+        };
+        let state_name = OsStr::new(&cfg.state_file.0);
+        p.state = match dir.read_file(state_name, STATE_LIMIT) {
+            Ok(bytes) => StateObs::Bytes(bytes),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => StateObs::Missing,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                StateObs::Unreadable("is a symlink; not followed".into())
+            }
+            Err(e) => StateObs::Unreadable(fs::os_error(&e)),
+        };
+        p.lifecycle = dir
+            .open_dir(OsStr::new("state"))
+            .and_then(|s| s.read_file(OsStr::new("gateway.lifecycle.json"), STATE_LIMIT))
+            .ok();
+        for f in &cfg.stale_runtime_files {
+            if let Some(n) = self.stat(b, shown, &rel.join(&f.0)) {
+                p.stale.push(n);
+            }
+        }
+    }
+
+    /// A slot directory's tree, with the contents of its small regular files
+    /// (read through dir fds, never following a symlink).
+    fn slot_tree(&mut self, b: &Base, shown: &Path, rel: &Path) -> Vec<(Node, Option<Vec<u8>>)> {
+        let tree = self.walk(b, shown, rel);
+        let mut out = Vec::with_capacity(tree.nodes.len());
+        let mut parent: Option<(PathBuf, Dir)> = None;
+        for n in tree.nodes {
+            let mut content = None;
+            if n.meta.kind == Kind::File
+                && n.meta.size <= SLOT_FILE_LIMIT
+                && let (Some(dir_rel), Some(name)) = (n.rel.parent(), n.rel.file_name())
+            {
+                if parent.as_ref().is_none_or(|(p, _)| p != dir_rel) {
+                    parent = b
+                        .dir
+                        .open_beneath(dir_rel)
+                        .ok()
+                        .map(|d| (dir_rel.to_path_buf(), d));
+                }
+                content = parent
+                    .as_ref()
+                    .and_then(|(_, d)| d.read_file(name, SLOT_FILE_LIMIT).ok());
+            }
+            out.push((n, content));
+        }
+        out
     }
 }

@@ -473,6 +473,21 @@ impl Dir {
         nix::fcntl::renameat(self.fd.as_fd(), from, self.fd.as_fd(), to).map_err(errno_io)
     }
 
+    /// `renameat2(RENAME_NOREPLACE)` within this directory: fails with
+    /// EEXIST rather than replace anything.
+    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        name_ok(from)?;
+        name_ok(to)?;
+        nix::fcntl::renameat2(
+            self.fd.as_fd(),
+            from,
+            self.fd.as_fd(),
+            to,
+            RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(errno_io)
+    }
+
     /// Atomically swap two entries of this directory (`RENAME_EXCHANGE`).
     pub fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
         name_ok(a)?;

@@ -1,0 +1,194 @@
+//! The per-profile report lines (SPEC 6.6): one on stdout, one appended to
+//! the boot log in the user's volume, which is rotated to `.1` when it has
+//! grown to `boot_log.rotate_bytes`.
+//!
+//! Values that come from the user's volume (the prior state) are written
+//! bare when they are a plain word, and quoted and escaped otherwise, so a
+//! state file cannot forge extra fields or lines in the log.
+
+use std::borrow::Cow;
+
+use crate::state::{Action, PriorExit};
+
+/// `reconcile: profile=<name> prior_state=<state|None> action=<action>`
+pub fn stdout_line(profile: &str, prior_state: Option<&str>, action: Action) -> String {
+    format!(
+        "reconcile: profile={} prior_state={} action={}",
+        word(profile),
+        state_word(prior_state),
+        action
+    )
+}
+
+/// `<ts> profile=<name> prior_state=<state|None> action=<action> prior_exit=<...>`
+/// (no trailing newline).
+pub fn log_line(
+    ts: &str,
+    profile: &str,
+    prior_state: Option<&str>,
+    action: Action,
+    prior_exit: PriorExit,
+) -> String {
+    format!(
+        "{ts} profile={} prior_state={} action={action} prior_exit={prior_exit}",
+        word(profile),
+        state_word(prior_state)
+    )
+}
+
+/// The local time as `%Y-%m-%dT%H:%M:%S%z` (e.g. `2026-11-26T04:06:17+0000`);
+/// take it once per run so every line of a run carries the same value.
+pub fn timestamp_now() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%dT%H:%M:%S%z")
+        .to_string()
+}
+
+/// Whether a log of `size` bytes is rotated before appending: when it has
+/// reached `rotate_bytes`. `rotate_bytes: 0` disables rotation (the log
+/// grows without bound), rather than rotating on every run.
+pub fn needs_rotation(size: u64, rotate_bytes: u64) -> bool {
+    rotate_bytes != 0 && size >= rotate_bytes
+}
+
+fn state_word(s: Option<&str>) -> Cow<'_, str> {
+    match s {
+        None => Cow::Borrowed("None"),
+        // A state literally called "None" must not read as "no state".
+        Some("None") => Cow::Borrowed("\"None\""),
+        Some(s) => word(s),
+    }
+}
+
+/// `s` unchanged if it is a non-empty run of `[A-Za-z0-9_.:+-]`, otherwise
+/// in double quotes with Rust escapes (`"a b"`, `"x\nprofile=y"`).
+fn word(s: &str) -> Cow<'_, str> {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:+-".contains(&b));
+    if plain {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("{s:?}"))
+    }
+}
+
+/// Append `lines` to the boot log at `rel_path` below the profiles home,
+/// through dir fds and without following a symlink anywhere on the way.
+/// Missing parent directories are created (0755). When the log is at least
+/// `rotate_bytes` long it is first renamed to `<name>.1`, replacing an older
+/// `.1`.
+pub fn append(
+    home: &crate::fs::Dir,
+    rel_path: &std::path::Path,
+    lines: &str,
+    rotate_bytes: u64,
+) -> std::io::Result<()> {
+    use std::ffi::OsString;
+    let (Some(parent), Some(name)) = (rel_path.parent(), rel_path.file_name()) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "boot log path has no file name",
+        ));
+    };
+    let mut dir = home.try_clone()?;
+    for c in parent.iter() {
+        dir = match dir.open_dir(c) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => dir.mkdir(c, 0o755)?,
+            other => other?,
+        };
+    }
+    if let Some(m) = dir.stat_opt(name)?
+        && m.kind == crate::fs::Kind::File
+        && needs_rotation(m.size, rotate_bytes)
+    {
+        let mut old = OsString::from(name);
+        old.push(".1");
+        dir.rename(name, &old)?;
+    }
+    dir.append_file(name, lines.as_bytes(), 0o644).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdout_lines() {
+        assert_eq!(
+            stdout_line("default", Some("running"), Action::Started),
+            "reconcile: profile=default prior_state=running action=started"
+        );
+        assert_eq!(
+            stdout_line("work", None, Action::Registered),
+            "reconcile: profile=work prior_state=None action=registered"
+        );
+    }
+
+    #[test]
+    fn log_lines() {
+        assert_eq!(
+            log_line(
+                "2026-11-26T04:06:17+0100",
+                "work",
+                Some("stopped"),
+                Action::Registered,
+                PriorExit::Clean
+            ),
+            "2026-11-26T04:06:17+0100 profile=work prior_state=stopped \
+             action=registered prior_exit=clean"
+        );
+        assert_eq!(
+            log_line("T", "default", None, Action::Started, PriorExit::Unknown),
+            "T profile=default prior_state=None action=started prior_exit=unknown"
+        );
+    }
+
+    #[test]
+    fn odd_states_cannot_forge_fields_or_lines() {
+        let line = stdout_line(
+            "w",
+            Some("x action=started\nreconcile: y"),
+            Action::Registered,
+        );
+        assert_eq!(
+            line,
+            "reconcile: profile=w prior_state=\"x action=started\\nreconcile: y\" \
+             action=registered"
+        );
+        assert!(!line.contains('\n'));
+        assert_eq!(
+            stdout_line("w", Some(""), Action::Registered),
+            "reconcile: profile=w prior_state=\"\" action=registered"
+        );
+        assert_eq!(
+            stdout_line("w", Some("None"), Action::Registered),
+            "reconcile: profile=w prior_state=\"None\" action=registered"
+        );
+        assert_eq!(
+            stdout_line("w", Some("v1.2:ok+x_y-z"), Action::Registered),
+            "reconcile: profile=w prior_state=v1.2:ok+x_y-z action=registered"
+        );
+    }
+
+    #[test]
+    fn timestamp_shape() {
+        let ts = timestamp_now();
+        let parsed = chrono::DateTime::parse_from_str(&ts, "%Y-%m-%dT%H:%M:%S%z")
+            .unwrap_or_else(|e| panic!("{ts}: {e}"));
+        let age = chrono::Local::now().signed_duration_since(parsed);
+        assert!(age.num_seconds().abs() < 60, "{ts}");
+        assert_eq!(ts.len(), "2026-11-26T04:06:17+0000".len(), "{ts}");
+    }
+
+    #[test]
+    fn rotation_threshold() {
+        assert!(!needs_rotation(0, 262_144));
+        assert!(!needs_rotation(262_143, 262_144));
+        assert!(needs_rotation(262_144, 262_144));
+        assert!(needs_rotation(1 << 30, 262_144));
+        assert!(!needs_rotation(0, 0));
+        assert!(!needs_rotation(u64::MAX, 0));
+        assert!(needs_rotation(1, 1));
+    }
+}

@@ -1,0 +1,596 @@
+//! Fixture scenarios (SPEC section 10): every directory under `fixtures/` is a
+//! scenario. Its `tree.yaml` (format: `tests/common/tree.rs`) is materialised
+//! in a fresh temp root, `reconcile --root <tmp>` runs against it with the extra
+//! arguments of its optional `args` file (one per line), and the output is
+//! compared with the goldens next to it:
+//!
+//! | golden       | what                                                  |
+//! |--------------|-------------------------------------------------------|
+//! | `plan.txt`   | stdout of `--plan`, then `exit: N`                    |
+//! | `plan.json`  | stdout of `--plan --format json` (must parse)         |
+//! | `apply.txt`  | stdout of apply, then `exit: N`                       |
+//! | `after.yaml` | the tree after apply, as `tree::dump` describes it    |
+//!
+//! Besides the goldens: `--plan` must leave the tree as it was, and a second
+//! `--plan --format json` after apply must have `"changes": []`.
+//!
+//! Goldens are written only when `UPDATE_GOLDENS=1`; the test then still fails,
+//! listing what it rewrote, so that nothing is accepted without a look at
+//! `git diff fixtures/`. `FIXTURE=<name>` runs one scenario.
+//!
+//! Owners need root: these tests fail (never skip) when not run as root.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::tree;
+
+/// The container environment the tool reads; a developer's shell must not
+/// leak into the goldens.
+const SCRUBBED_ENV: [&str; 4] = [
+    "HERMES_HOME",
+    "S6_PROFILE_GATEWAY_SCANDIR",
+    "GATEWAY_MULTIPLEX_PROFILES",
+    "RUST_LOG",
+];
+
+/// Paths that a scenario plants a link to (or that must stay root's) and
+/// that must come out of apply exactly as they went in:
+/// (scenario, path, uid, gid, mode).
+const MUST_KEEP: &[(&str, &str, u32, u32, u32)] = &[
+    ("fresh-boot", "run/service/.s6-svscan/SIGTERM", 0, 0, 0o755),
+    (
+        "fresh-boot",
+        "run/service/s6-linux-init-shutdownd/fifo",
+        0,
+        0,
+        0o600,
+    ),
+    ("symlink-in-supervise", "etc/shadow", 0, 0, 0o600),
+    ("symlink-in-supervise", "etc", 0, 0, 0o755),
+    ("hardlink-in-supervise", "etc/shadow", 0, 0, 0o600),
+    (
+        "hardlink-in-supervise",
+        "run/s6-rc/servicedirs/nginx/supervise/extra",
+        0,
+        0,
+        0o600,
+    ),
+    (
+        "supervise-is-a-file",
+        "run/s6-rc/servicedirs/nginx/supervise",
+        0,
+        0,
+        0o644,
+    ),
+    ("scandir-real-slot", "etc/shadow", 0, 0, 0o600),
+    ("scandir-leftover-staging", "etc", 0, 0, 0o755),
+    ("scandir-leftover-staging", "etc/shadow", 0, 0, 0o600),
+    ("scandir-leftover-staging", "opt/data", 10000, 10000, 0o755),
+    (
+        "scandir-leftover-staging",
+        "opt/data/SOUL.md",
+        10000,
+        10000,
+        0o644,
+    ),
+];
+
+/// Host files a tool that follows an absolute symlink planted in a fixture
+/// (`-> /etc/shadow`) would reach; the harness checks and restores them.
+const HOST_GUARDED: [&str; 3] = ["/etc/shadow", "/etc/passwd", "/etc"];
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+struct Output {
+    stdout: String,
+    stderr: String,
+    exit: String,
+}
+
+fn run_reconcile(root: &Path, extra: &[String], mode: &[&str]) -> Result<Output, String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
+    cmd.args(mode).arg("--root").arg(root).args(extra);
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("TZ", "UTC");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run reconcile {mode:?}: {e}"))?;
+    let exit = match (out.status.code(), out.status.signal()) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(sig)) => format!("signal {sig}"),
+        (None, None) => "unknown".into(),
+    };
+    let stdout = String::from_utf8(out.stdout)
+        .map_err(|e| format!("reconcile {mode:?}: stdout is not UTF-8: {e}"))?;
+    Ok(Output {
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        exit,
+    })
+}
+
+/// The outcome of one scenario: its failures and the goldens it rewrote.
+struct Scenario {
+    name: String,
+    dir: PathBuf,
+    update: bool,
+    failures: Vec<String>,
+    updated: Vec<String>,
+}
+
+impl Scenario {
+    fn fail(&mut self, msg: impl Into<String>) {
+        self.failures.push(msg.into());
+    }
+
+    /// Compare `actual` with the golden `file`, or write it under UPDATE_GOLDENS.
+    fn golden(&mut self, file: &str, actual: &str, stderr: &str) {
+        let path = self.dir.join(file);
+        let label = format!("fixtures/{}/{file}", self.name);
+        let expected = match fs::read_to_string(&path) {
+            Ok(s) => Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                self.fail(format!("{label}: cannot read: {e}"));
+                return;
+            }
+        };
+        if expected.as_deref() == Some(actual) {
+            return;
+        }
+        if self.update {
+            match fs::write(&path, actual) {
+                Ok(()) => self.updated.push(match &expected {
+                    None => format!("{label} (new)"),
+                    Some(old) => format!("{label}\n{}", diff(old, actual)),
+                }),
+                Err(e) => self.fail(format!("{label}: cannot write: {e}")),
+            }
+            return;
+        }
+        let mut msg = match expected {
+            None => format!(
+                "{label}: golden missing; generate it with UPDATE_GOLDENS=1 and review it:\n{}",
+                indent(actual)
+            ),
+            Some(old) => format!("{label} differs:\n{}", diff(&old, actual)),
+        };
+        if !stderr.is_empty() {
+            let _ = write!(msg, "\n  stderr of that run:\n{}", indent(stderr));
+        }
+        self.fail(msg);
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// A line diff (longest common subsequence) of `old` (the golden) and `new`
+/// (this run), shown as hunks with two lines of context, at most 60 lines.
+fn diff(old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    // (tag, golden line number, text)
+    let mut ops: Vec<(char, usize, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            ops.push((' ', i + 1, a[i]));
+            i += 1;
+            j += 1;
+        } else if j == m || (i < n && lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', i + 1, a[i]));
+            i += 1;
+        } else {
+            ops.push(('+', i + 1, b[j]));
+            j += 1;
+        }
+    }
+    let near_change = |k: usize| {
+        let lo = k.saturating_sub(2);
+        let hi = (k + 2).min(ops.len() - 1);
+        ops[lo..=hi].iter().any(|op| op.0 != ' ')
+    };
+    let mut out = String::from("    --- golden\n    +++ this run\n");
+    let mut shown = 0;
+    let mut in_hunk = false;
+    for (k, &(tag, line, text)) in ops.iter().enumerate() {
+        if !near_change(k) {
+            in_hunk = false;
+            continue;
+        }
+        if !in_hunk {
+            let _ = writeln!(out, "    @@ golden line {line} @@");
+            in_hunk = true;
+        }
+        if shown == 60 {
+            out.push_str("    ... (diff truncated)\n");
+            break;
+        }
+        let _ = writeln!(out, "    {tag}{text}");
+        shown += 1;
+    }
+    if old.ends_with('\n') != new.ends_with('\n') {
+        out.push_str("    (the files differ in their final newline)\n");
+    }
+    out
+}
+
+fn read_args(dir: &Path) -> Result<Vec<String>, String> {
+    match fs::read_to_string(dir.join("args")) {
+        Ok(s) => Ok(s
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(String::from)
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("args: {e}")),
+    }
+}
+
+fn parse_json(what: &str, out: &Output) -> Result<serde_json::Value, String> {
+    serde_json::from_str(&out.stdout).map_err(|e| {
+        format!(
+            "{what}: stdout is not JSON ({e}); exit {}:\n{}  stderr:\n{}",
+            out.exit,
+            indent(&out.stdout),
+            indent(&out.stderr)
+        )
+    })
+}
+
+fn run_scenario(s: &mut Scenario) {
+    let yaml = match fs::read_to_string(s.dir.join("tree.yaml")) {
+        Ok(y) => y,
+        Err(e) => return s.fail(format!("tree.yaml: {e}")),
+    };
+    let extra = match read_args(&s.dir) {
+        Ok(a) => a,
+        Err(e) => return s.fail(e),
+    };
+    let tmp = tree::temp_root(&format!("fixture-{}-", s.name));
+    let root = tmp.path();
+    if let Err(e) = tree::materialise_yaml(root, &yaml) {
+        return s.fail(format!("tree.yaml: {e}"));
+    }
+    let keep: Vec<_> = MUST_KEEP.iter().filter(|k| k.0 == s.name).collect();
+    for &&(_, path, uid, gid, mode) in &keep {
+        if owner_mode(root, path) != Some((uid, gid, mode)) {
+            return s.fail(format!(
+                "tree.yaml: {path} should be {uid}:{gid} {mode:04o} in the input (MUST_KEEP)"
+            ));
+        }
+    }
+    let before = tree::dump(root);
+
+    let step = |mode: &[&str]| run_reconcile(root, &extra, mode);
+    let plan = match step(&["--plan"]) {
+        Ok(o) => o,
+        Err(e) => return s.fail(e),
+    };
+    s.golden(
+        "plan.txt",
+        &format!("{}exit: {}\n", plan.stdout, plan.exit),
+        &plan.stderr,
+    );
+
+    let plan_json = match step(&["--plan", "--format", "json"]) {
+        Ok(o) => o,
+        Err(e) => return s.fail(e),
+    };
+    if let Err(e) = parse_json("--plan --format json", &plan_json) {
+        s.fail(e);
+    }
+    s.golden("plan.json", &plan_json.stdout, &plan_json.stderr);
+
+    let unchanged = tree::dump(root);
+    if unchanged != before {
+        s.fail(format!(
+            "--plan changed the tree:\n{}",
+            diff(&before, &unchanged)
+        ));
+    }
+
+    let apply = match step(&[]) {
+        Ok(o) => o,
+        Err(e) => return s.fail(e),
+    };
+    s.golden(
+        "apply.txt",
+        &format!("{}exit: {}\n", apply.stdout, apply.exit),
+        &apply.stderr,
+    );
+    s.golden("after.yaml", &tree::dump(root), &apply.stderr);
+
+    for &&(_, path, uid, gid, mode) in &keep {
+        match owner_mode(root, path) {
+            Some(got) if got == (uid, gid, mode) => {}
+            Some((u, g, m)) => s.fail(format!(
+                "SAFETY: apply changed {path}: want {uid}:{gid} {mode:04o}, got {u}:{g} {m:04o}"
+            )),
+            None => s.fail(format!("SAFETY: apply removed {path}")),
+        }
+    }
+
+    match step(&["--plan", "--format", "json"]) {
+        Err(e) => s.fail(e),
+        Ok(again) => match parse_json("second --plan --format json", &again) {
+            Err(e) => s.fail(e),
+            Ok(v) => {
+                let empty = v["changes"].as_array().is_some_and(|c| c.is_empty());
+                if !empty {
+                    s.fail(format!(
+                        "not idempotent: the plan after apply has changes: {}",
+                        serde_json::to_string_pretty(&v["changes"]).unwrap_or_default()
+                    ));
+                }
+            }
+        },
+    }
+}
+
+/// uid, gid, permission bits.
+type OwnerMode = (u32, u32, u32);
+
+/// Owner and mode of `path` under `root` (not following a symlink), if it exists.
+fn owner_mode(root: &Path, path: &str) -> Option<OwnerMode> {
+    let md = fs::symlink_metadata(root.join(path)).ok()?;
+    Some((md.uid(), md.gid(), md.mode() & 0o7777))
+}
+
+/// Owner and mode of the host files a planted absolute symlink points to.
+fn host_snapshot() -> Vec<(&'static str, Option<OwnerMode>)> {
+    HOST_GUARDED
+        .iter()
+        .map(|p| {
+            let st = fs::symlink_metadata(p)
+                .ok()
+                .map(|m| (m.uid(), m.gid(), m.mode() & 0o7777));
+            (*p, st)
+        })
+        .collect()
+}
+
+/// Put back any host file a broken tool changed, and say so loudly.
+fn host_restore(before: &[(&'static str, Option<OwnerMode>)]) -> Vec<String> {
+    let mut damage = Vec::new();
+    for (now, (path, was)) in host_snapshot().iter().zip(before) {
+        if now.1 == *was {
+            continue;
+        }
+        damage.push(format!(
+            "SAFETY: the HOST's {path} changed from {was:?} to {:?}; restored",
+            now.1
+        ));
+        if let Some((uid, gid, mode)) = was {
+            let _ = std::os::unix::fs::lchown(path, Some(*uid), Some(*gid));
+            let _ = fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(*mode));
+        }
+    }
+    damage
+}
+
+#[test]
+fn fixture_scenarios() {
+    assert!(
+        tree::is_root(),
+        "fixture scenarios need root (their trees have owners other than the caller); \
+         run `cargo test` as root, as CI does"
+    );
+    let update = std::env::var("UPDATE_GOLDENS").is_ok_and(|v| v == "1");
+    let only = std::env::var("FIXTURE").ok().filter(|v| !v.is_empty());
+    let mut names: Vec<String> = fs::read_dir(fixtures_dir())
+        .expect("read fixtures/")
+        .map(|e| e.expect("read fixtures/"))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().into_string().expect("UTF-8 scenario name"))
+        .filter(|n| only.as_ref().is_none_or(|o| o == n))
+        .collect();
+    names.sort();
+    assert!(
+        !names.is_empty(),
+        "no scenario under fixtures/ (FIXTURE={only:?})"
+    );
+
+    let host = host_snapshot();
+    let mut report = String::new();
+    let mut updated = Vec::new();
+    for name in &names {
+        let mut s = Scenario {
+            dir: fixtures_dir().join(name),
+            name: name.clone(),
+            update,
+            failures: Vec::new(),
+            updated: Vec::new(),
+        };
+        run_scenario(&mut s);
+        s.failures.extend(host_restore(&host));
+        for f in &s.failures {
+            let _ = writeln!(report, "[{name}] {f}");
+        }
+        updated.append(&mut s.updated);
+    }
+    if !updated.is_empty() {
+        let _ = writeln!(
+            report,
+            "UPDATE_GOLDENS=1 rewrote {} golden(s); review them (git diff fixtures/) \
+             and run again without UPDATE_GOLDENS:",
+            updated.len()
+        );
+        for u in &updated {
+            let _ = writeln!(report, "  {u}");
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "fixture scenarios ({} run):\n{report}",
+        names.len()
+    );
+}
+
+/// Materialise → dump round-trips a tree holding every entry type.
+mod tree_format {
+    use super::tree::*;
+    use std::fs;
+    use std::path::Path;
+
+    const EVERY_TYPE: &str = r#"
+- {path: etc, type: dir}
+- {path: etc/shadow, type: file, mode: "0600", content: "root:*:19000::::::\n"}
+- {path: etc/quoted, type: file, mode: "4755", uid: 7, gid: 8, content: "tab\there \"q\" back\\slash\r\u0001 é\u2028end"}
+- {path: etc/empty, type: file}
+- {path: srv, type: dir, mode: "0700", uid: 10000, gid: 10000}
+- {path: srv/event, type: dir, mode: "3730", uid: 10000, gid: 10000}
+- {path: srv/control, type: fifo, mode: "0660", uid: 10000, gid: 10000}
+- {path: srv/evil, type: symlink, target: /etc/shadow, uid: 10000, gid: 10000}
+- {path: srv/rel, type: symlink, target: "../etc"}
+- {path: srv/also-shadow, type: hardlink, target: etc/shadow}
+- {path: srv/setgid-file, type: file, mode: "2750", gid: 10000, content: "x"}
+- {path: "run:s6-rc-init:abc", type: dir}
+"#;
+
+    fn need_root() {
+        assert!(
+            is_root(),
+            "tree tests need root (they set owners); run the suite as root, as CI does"
+        );
+    }
+
+    #[test]
+    fn materialise_then_dump_round_trips_every_entry_type() {
+        need_root();
+        let want = parse(EVERY_TYPE).expect("parse");
+        let dir = temp_root("tree-rt-");
+        materialise(dir.path(), &want).expect("materialise");
+        let dumped = dump(dir.path());
+        let got = parse(&dumped).unwrap_or_else(|e| panic!("dump does not parse: {e}\n{dumped}"));
+
+        // The dump is sorted by path and spells every field; the hard-linked
+        // file is a `file` with `links: 2` at its first name.
+        let mut expected: Vec<Entry> = want
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if e.path == "etc/shadow" {
+                    e.links = Some(2);
+                }
+                e
+            })
+            .collect();
+        expected.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
+        assert_eq!(dumped, render(&expected));
+        assert_eq!(got, expected);
+
+        // What the dump says is what is on disk.
+        assert_eq!(owner_mode(dir.path(), "etc/quoted"), (7, 8, 0o4755));
+        assert_eq!(owner_mode(dir.path(), "srv/event"), (10000, 10000, 0o3730));
+        assert_eq!(owner_mode(dir.path(), "srv/evil").0, 10000);
+        assert_eq!(
+            fs::read_link(dir.path().join("srv/evil")).unwrap(),
+            Path::new("/etc/shadow")
+        );
+        assert!(dumped.contains(
+            r#"- {path: "srv/control", type: fifo, mode: "0660", uid: 10000, gid: 10000}"#
+        ));
+        assert!(
+            dumped.contains(r#"- {path: "srv/also-shadow", type: hardlink, target: "etc/shadow"}"#)
+        );
+
+        // The dump is itself a tree description that builds the same tree.
+        let again = temp_root("tree-rt2-");
+        materialise_yaml(again.path(), &dumped).expect("materialise the dump");
+        assert_eq!(dump(again.path()), dumped);
+    }
+
+    #[test]
+    fn large_or_binary_files_are_dumped_as_digests() {
+        need_root();
+        let dir = temp_root("tree-digest-");
+        fs::write(dir.path().join("bin"), [0xff, 0xfe, 0x00]).unwrap();
+        fs::write(dir.path().join("big"), "a".repeat(4097)).unwrap();
+        fs::write(dir.path().join("edge"), "b".repeat(4096)).unwrap();
+        let d = dump(dir.path());
+        let lines: Vec<&str> = d.lines().collect();
+        assert_eq!(lines.len(), 3, "{d}");
+        assert!(lines[0].contains(r#"path: "big""#) && lines[0].contains("size: 4097"));
+        assert!(lines[0].contains(&sha256_hex("a".repeat(4097).as_bytes())));
+        assert!(lines[1].contains(r#"path: "bin""#) && lines[1].contains("size: 3"));
+        assert!(lines[2].contains(&format!("content: \"{}\"", "b".repeat(4096))));
+        let err = materialise_yaml(temp_root("tree-digest2-").path(), &d).unwrap_err();
+        assert!(err.contains("by digest"), "{err}");
+    }
+
+    #[test]
+    fn sha256_matches_known_vectors() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+    }
+
+    #[test]
+    fn bad_descriptions_are_refused_with_the_entry_named() {
+        let cases = [
+            (r#"- {path: /etc, type: dir}"#, "must be relative"),
+            (r#"- {path: a/../b, type: dir}"#, "must be relative"),
+            (r#"- {path: a, type: dir, mode: 0o755}"#, "octal digits"),
+            (r#"- {path: a, type: dir, mode: "755x"}"#, "octal digits"),
+            (r#"- {path: a, type: sock}"#, "unknown type"),
+            (r#"- {path: a, type: symlink}"#, "needs a `target`"),
+            (
+                r#"- {path: a, type: fifo, content: x}"#,
+                "`content` does not apply",
+            ),
+            (r#"- {path: a, type: file, colour: red}"#, "unknown field"),
+        ];
+        for (yaml, want) in cases {
+            let err = parse(yaml).expect_err(yaml);
+            assert!(err.contains(want), "{yaml}: {err}");
+        }
+        need_root();
+        let dir = temp_root("tree-bad-");
+        let err = materialise_yaml(dir.path(), "- {path: a/b, type: dir}").unwrap_err();
+        assert!(
+            err.contains("parent a is not an earlier dir entry"),
+            "{err}"
+        );
+        let err = materialise_yaml(
+            dir.path(),
+            "- {path: f, type: file}\n- {path: g, type: hardlink, target: nope}",
+        )
+        .unwrap_err();
+        assert!(err.contains("not an earlier file entry"), "{err}");
+    }
+}

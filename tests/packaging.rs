@@ -1,0 +1,669 @@
+//! Packaging (SPEC section 11): the static binary, the init definitions, the
+//! example configuration and the Debian package, tested as an operator would
+//! meet them: the binary alone in an empty chroot, the package installed
+//! with dpkg, the cont-init script run against a tree.
+//!
+//! Needs root (chroot, dpkg --root, chown); CI runs as root. The static
+//! release build takes a minute or more the first time; it is built once per
+//! test process and shared.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use nix::sys::stat::Mode;
+use s6_reconcile::config::{Config, Policy, Principal};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "tests/packaging.rs must run as root (chroot, dpkg --root, chown); \
+         run `cargo test` as root, as CI does"
+    );
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("unable to run {cmd:?}: {e}"))
+}
+
+/// A program's path from this process's PATH (the commands below run with
+/// a PATH of their own).
+fn which(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not on PATH (Debian package execline)"))
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stdout_line(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone())
+        .expect("UTF-8 output")
+        .trim_end()
+        .to_string()
+}
+
+/// The static binary, built once by `packaging/build-static.sh`.
+fn static_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = run(Command::new(repo().join("packaging/build-static.sh")).current_dir(repo()));
+        assert!(
+            out.status.success(),
+            "build-static.sh failed: {}",
+            describe(&out)
+        );
+        let path = PathBuf::from(stdout_line(&out));
+        assert!(
+            path.is_absolute() && path.is_file(),
+            "build-static.sh must print the binary's path, printed {path:?}"
+        );
+        path
+    })
+}
+
+/// A temp dir that uid 10000 can search (`mktemp -d` makes it 0700), since
+/// reconcile does part of its work with the user's credentials.
+fn searchable_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod tempdir");
+    dir
+}
+
+fn mkdir(path: &Path, mode: u32) {
+    fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn mkfifo(path: &Path, mode: u32) {
+    nix::unistd::mkfifo(path, Mode::from_bits_truncate(mode))
+        .unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A container root as s6-overlay leaves it when cont-init runs: one static
+/// service `svc` supervised by root, one internal `s6rc-fdholder`, the
+/// scandir with its `.s6-svscan/`, the user in passwd/group, the volume.
+fn make_container_root(root: &Path) {
+    mkdir(&root.join("etc"), 0o755);
+    write(
+        &root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000:hermes:/opt/data:/usr/sbin/nologin\n",
+        0o644,
+    );
+    write(
+        &root.join("etc/group"),
+        "root:x:0:\nhermes:x:10000:\n",
+        0o644,
+    );
+    for name in ["svc", "s6rc-fdholder"] {
+        let sd = root.join("run/s6-rc/servicedirs").join(name);
+        mkdir(&sd, 0o755);
+        write(&sd.join("type"), "longrun\n", 0o644);
+        write(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n", 0o755);
+        mkdir(&sd.join("event"), 0o3730);
+        mkdir(&sd.join("supervise"), 0o700);
+        mkfifo(&sd.join("supervise/control"), 0o600);
+        write(&sd.join("supervise/lock"), "", 0o644);
+        write(&sd.join("supervise/status"), "", 0o644);
+    }
+    mkdir(&root.join("run/service/.s6-svscan"), 0o755);
+    mkfifo(&root.join("run/service/.s6-svscan/control"), 0o600);
+    write(&root.join("run/service/.s6-svscan/lock"), "", 0o644);
+    std::os::unix::fs::symlink("/run/s6-rc/servicedirs/svc", root.join("run/service/svc"))
+        .expect("symlink");
+    mkdir(&root.join("opt/data"), 0o755);
+    nix::unistd::chown(
+        &root.join("opt/data"),
+        Some(nix::unistd::Uid::from_raw(10000)),
+        Some(nix::unistd::Gid::from_raw(10000)),
+    )
+    .expect("chown volume");
+}
+
+fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
+    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+// ---------------------------------------------------------------------------
+// (a) the static binary
+
+#[test]
+fn static_binary_runs_alone_in_an_empty_chroot() {
+    require_root();
+    let bin = static_binary();
+
+    let out = run(Command::new("file").arg("-b").arg(bin));
+    let desc = stdout_line(&out);
+    // file(1) says "statically linked", or "static-pie linked" for the
+    // position-independent static executable rustc makes with crt-static.
+    assert!(
+        desc.contains("statically linked") || desc.contains("static-pie linked"),
+        "not a static executable: {desc}"
+    );
+    assert!(
+        !desc.contains("dynamically linked") && !desc.contains("interpreter"),
+        "needs a dynamic loader: {desc}"
+    );
+
+    // The binary and a container tree, nothing else: no libc, no loader,
+    // no /etc/nsswitch.conf.
+    let chroot = searchable_tempdir();
+    fs::copy(bin, chroot.path().join("reconcile")).expect("copy binary");
+    make_container_root(&chroot.path().join("tree"));
+    let entries: Vec<_> = fs::read_dir(chroot.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        2,
+        "chroot holds more than the binary and the tree: {entries:?}"
+    );
+
+    let out = run(Command::new("chroot")
+        .arg(chroot.path())
+        .args(["/reconcile", "--version"]));
+    assert!(
+        out.status.success(),
+        "--version in the chroot: {}",
+        describe(&out)
+    );
+    assert_eq!(
+        stdout_line(&out),
+        format!("reconcile {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let supervise = chroot
+        .path()
+        .join("tree/run/s6-rc/servicedirs/svc/supervise");
+    let out = run(Command::new("chroot").arg(chroot.path()).args([
+        "/reconcile",
+        "--plan",
+        "--root",
+        "/tree",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--plan in the chroot: {}",
+        describe(&out)
+    );
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("/run/s6-rc/servicedirs/svc/supervise"),
+        "the plan names the static servicedir's supervise/: {}",
+        describe(&out)
+    );
+    assert!(
+        !plan.contains("/tree/"),
+        "the plan prints container paths, without the --root prefix: {plan}"
+    );
+    assert_eq!(
+        owner_and_mode(&supervise),
+        (0, 0, 0o700),
+        "--plan changed the tree"
+    );
+
+    // Apply, as cont-init would run it, and the user owns supervise/.
+    let out =
+        run(Command::new("chroot")
+            .arg(chroot.path())
+            .args(["/reconcile", "--root", "/tree"]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "apply in the chroot: {}",
+        describe(&out)
+    );
+    assert_eq!(owner_and_mode(&supervise), (10000, 10000, 0o710));
+    assert_eq!(
+        owner_and_mode(
+            &chroot
+                .path()
+                .join("tree/run/s6-rc/servicedirs/s6rc-fdholder/supervise")
+        ),
+        (0, 0, 0o700),
+        "s6-overlay's internal service stays root-only"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// (b) the Debian package
+
+/// The files the package must install, as documented in
+/// packaging/README-section.md and packaging/build-deb.sh.
+const DEB_FILES: [(&str, u32); 9] = [
+    ("/usr/bin/reconcile", 0o755),
+    ("/usr/share/man/man8/reconcile.8.gz", 0o644),
+    ("/usr/share/doc/s6-reconcile/examples/config.yaml", 0o644),
+    ("/usr/share/doc/s6-reconcile/copyright", 0o644),
+    ("/usr/share/s6-reconcile/cont-init.d/99-s6-reconcile", 0o755),
+    ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/type", 0o644),
+    ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/up", 0o644),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/dependencies.d/base",
+        0o644,
+    ),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/user/contents.d/s6-reconcile",
+        0o644,
+    ),
+];
+
+#[test]
+fn debian_package_installs_the_documented_paths() {
+    require_root();
+    // Build the static binary first so two tests do not race to build it.
+    static_binary();
+    let outdir = tempfile::tempdir().expect("tempdir");
+    let out = run(Command::new(repo().join("packaging/build-deb.sh"))
+        .arg(outdir.path())
+        .current_dir(repo()));
+    assert!(
+        out.status.success(),
+        "build-deb.sh failed: {}",
+        describe(&out)
+    );
+    let deb = PathBuf::from(stdout_line(&out));
+    assert_eq!(
+        deb.parent(),
+        Some(outdir.path()),
+        "the .deb lands in OUTDIR"
+    );
+    let version = env!("CARGO_PKG_VERSION").replace('-', "~");
+    assert_eq!(
+        deb.file_name(),
+        Some(OsStr::new(&format!("s6-reconcile_{version}_amd64.deb")))
+    );
+
+    let out = run(Command::new("dpkg-deb").args(["-f"]).arg(&deb).args([
+        "Package",
+        "Version",
+        "Architecture",
+    ]));
+    assert!(out.status.success(), "dpkg-deb -f: {}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Package: s6-reconcile\nVersion: {version}\nArchitecture: amd64\n")
+    );
+
+    // The listing: every documented file, root-owned, with its mode.
+    let out = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    assert!(out.status.success(), "dpkg-deb -c: {}", describe(&out));
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    for (path, mode) in DEB_FILES {
+        let line = listing
+            .lines()
+            .find(|l| l.ends_with(&format!(" .{path}")))
+            .unwrap_or_else(|| panic!("{path} missing from the package:\n{listing}"));
+        let perms = if mode == 0o755 {
+            "-rwxr-xr-x"
+        } else {
+            "-rw-r--r--"
+        };
+        assert!(
+            line.starts_with(&format!("{perms} root/root")),
+            "{path}: expected {perms} root/root, got: {line}"
+        );
+    }
+    assert!(
+        !listing.contains(" ./etc/"),
+        "the package installs nothing under /etc:\n{listing}"
+    );
+
+    // Install into a scratch root with a fresh dpkg database.
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let admin = scratch.path().join("var/lib/dpkg");
+    for d in ["info", "updates", "triggers"] {
+        fs::create_dir_all(admin.join(d)).unwrap();
+    }
+    fs::write(admin.join("status"), "").unwrap();
+    let out = run(Command::new("dpkg")
+        .arg(format!("--root={}", scratch.path().display()))
+        .arg(format!(
+            "--log={}",
+            scratch.path().join("dpkg.log").display()
+        ))
+        .arg("-i")
+        .arg(&deb));
+    assert!(out.status.success(), "dpkg -i: {}", describe(&out));
+    let out = run(Command::new("dpkg")
+        .arg(format!("--root={}", scratch.path().display()))
+        .args(["-s", "s6-reconcile"]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Status: install ok installed"),
+        "dpkg -s: {}",
+        describe(&out)
+    );
+    for (path, mode) in DEB_FILES {
+        let on_disk = scratch.path().join(path.trim_start_matches('/'));
+        assert_eq!(
+            owner_and_mode(&on_disk),
+            (0, 0, mode),
+            "{path} after dpkg -i"
+        );
+    }
+
+    // The installed binary is the static one and runs.
+    let installed = scratch.path().join("usr/bin/reconcile");
+    assert_eq!(
+        fs::read(&installed).unwrap(),
+        fs::read(static_binary()).unwrap(),
+        "/usr/bin/reconcile is the static build"
+    );
+    let out = run(Command::new(&installed).arg("--version"));
+    assert_eq!(
+        stdout_line(&out),
+        format!("reconcile {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    // The man page is reconcile(8), generated from the clap definition.
+    let out = run(Command::new("gzip")
+        .args(["-dc"])
+        .arg(scratch.path().join("usr/share/man/man8/reconcile.8.gz")));
+    assert!(out.status.success(), "gzip -dc: {}", describe(&out));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH reconcile 8"), "man page title:\n{page}");
+    for option in ["plan", "check", "config", "root", "format", "phase"] {
+        assert!(
+            page.contains(&format!("\\-\\-{option}")),
+            "man page lacks --{option}:\n{page}"
+        );
+    }
+    assert!(
+        page.contains(".SH \"EXIT STATUS\""),
+        "man page lacks EXIT STATUS"
+    );
+
+    // The installed init files are the ones in packaging/.
+    assert_eq!(
+        fs::read(
+            scratch
+                .path()
+                .join("usr/share/s6-reconcile/cont-init.d/99-s6-reconcile")
+        )
+        .unwrap(),
+        fs::read(repo().join("packaging/cont-init.d/99-s6-reconcile")).unwrap()
+    );
+    assert_eq!(
+        fs::read(
+            scratch
+                .path()
+                .join("usr/share/doc/s6-reconcile/examples/config.yaml")
+        )
+        .unwrap(),
+        fs::read(repo().join("packaging/config.yaml")).unwrap()
+    );
+
+    // And the README section documents every installed path.
+    let readme = fs::read_to_string(repo().join("packaging/README-section.md")).unwrap();
+    for (path, _) in DEB_FILES {
+        assert!(
+            readme.contains(path),
+            "README-section.md does not mention {path}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// (c) the init definitions
+
+#[test]
+fn cont_init_script_is_an_executable_with_contenv_script_sorting_late() {
+    let script = repo().join("packaging/cont-init.d/99-s6-reconcile");
+    let (_, _, mode) = owner_and_mode(&script);
+    assert_eq!(
+        mode, 0o755,
+        "s6-overlay v3 executes cont-init scripts: mode 0755"
+    );
+    let text = fs::read_to_string(&script).unwrap();
+    assert_eq!(text.lines().next(), Some("#!/command/with-contenv sh"));
+    // cont-init.d runs in lexical order: after typical setup scripts.
+    let name = script.file_name().unwrap().to_str().unwrap();
+    for setup in ["10-adduser", "50-setup", "90-config"] {
+        assert!(name > setup, "{name} must sort after {setup}");
+    }
+    let out = run(Command::new("sh").arg("-n").arg(&script));
+    assert!(out.status.success(), "sh -n: {}", describe(&out));
+}
+
+#[test]
+fn s6_rc_oneshot_definition_is_well_formed() {
+    let def = repo().join("packaging/s6-rc.d/s6-reconcile");
+    assert_eq!(fs::read_to_string(def.join("type")).unwrap(), "oneshot\n");
+    let up = fs::read_to_string(def.join("up")).unwrap();
+    assert_eq!(up.lines().count(), 1, "up is a single command line: {up:?}");
+    for empty in [
+        def.join("dependencies.d/base"),
+        repo().join("packaging/s6-rc.d/user/contents.d/s6-reconcile"),
+    ] {
+        let m = fs::metadata(&empty).unwrap_or_else(|e| panic!("{}: {e}", empty.display()));
+        assert!(
+            m.is_file() && m.len() == 0,
+            "{} must be an empty file",
+            empty.display()
+        );
+    }
+
+    // s6-rc hands `up` to execlineb: the real execlineb must parse it into
+    // `with-contenv reconcile`. with-contenv (s6-overlay's, not installed
+    // here) is stood in for by a script that records its arguments.
+    let stub = tempfile::tempdir().unwrap();
+    let record = stub.path().join("argv");
+    write(
+        &stub.path().join("with-contenv"),
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n",
+            record.display()
+        ),
+        0o755,
+    );
+    let out = run(Command::new(which("execlineb"))
+        .arg("-P")
+        .arg(def.join("up"))
+        .env("PATH", stub.path()));
+    assert!(out.status.success(), "execlineb -P up: {}", describe(&out));
+    assert_eq!(fs::read_to_string(&record).unwrap(), "reconcile\n");
+}
+
+/// The cont-init script, run with the static binary on PATH against a
+/// container root: it applies (a drifted tree is fixed, exit 0), and a bad
+/// configuration is a nonzero exit that s6-overlay counts as a failure,
+/// with nothing changed.
+#[test]
+fn cont_init_script_applies_and_passes_failures_through() {
+    require_root();
+    let bindir = tempfile::tempdir().unwrap();
+    fs::copy(static_binary(), bindir.path().join("reconcile")).unwrap();
+    let script = repo().join("packaging/cont-init.d/99-s6-reconcile");
+    let cont_init = |root: &Path| {
+        run(Command::new("sh")
+            .arg(&script)
+            .arg("--root")
+            .arg(root)
+            .env("PATH", format!("{}:/usr/bin:/bin", bindir.path().display()))
+            .env_remove("HERMES_HOME")
+            .env_remove("S6_PROFILE_GATEWAY_SCANDIR")
+            .env_remove("GATEWAY_MULTIPLEX_PROFILES"))
+    };
+
+    let tmp = searchable_tempdir();
+    let root = tmp.path();
+    make_container_root(root);
+    let supervise = root.join("run/s6-rc/servicedirs/svc/supervise");
+
+    let out = cont_init(root);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "cont-init on a fresh tree: {}",
+        describe(&out)
+    );
+    assert_eq!(owner_and_mode(&supervise), (10000, 10000, 0o710));
+    assert_eq!(
+        owner_and_mode(&supervise.join("control")),
+        (10000, 10000, 0o660)
+    );
+    assert_eq!(owner_and_mode(&root.join("run/service")).0, 10000);
+
+    // Drift (supervise/ back to root) is fixed at the next boot, exit 0.
+    nix::unistd::chown(&supervise, Some(0.into()), Some(0.into())).unwrap();
+    let out = cont_init(root);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "cont-init on a drifted tree: {}",
+        describe(&out)
+    );
+    assert_eq!(owner_and_mode(&supervise), (10000, 10000, 0o710));
+
+    // A bad configuration: exit 100, the message names the key, and the
+    // tree is untouched.
+    nix::unistd::chown(&supervise, Some(0.into()), Some(0.into())).unwrap();
+    mkdir(&root.join("etc/s6-reconcile"), 0o755);
+    write(
+        &root.join("etc/s6-reconcile/config.yaml"),
+        "user: hermes\nscandr:\n  path: /run/service\n",
+        0o644,
+    );
+    let out = cont_init(root);
+    assert_eq!(
+        out.status.code(),
+        Some(100),
+        "cont-init with a bad config: {}",
+        describe(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/etc/s6-reconcile/config.yaml:2:") && stderr.contains("scandr"),
+        "the error names the file, line and key: {stderr}"
+    );
+    assert_eq!(owner_and_mode(&supervise), (0, 0, 0o710), "nothing changed");
+}
+
+// ---------------------------------------------------------------------------
+// the example configuration
+
+#[test]
+fn example_config_parses_to_the_defaults() {
+    let path = repo().join("packaging/config.yaml");
+    let text = fs::read_to_string(&path).unwrap();
+    let parsed = Config::from_yaml(&text, Path::new("/etc/s6-reconcile/config.yaml"))
+        .unwrap_or_else(|e| panic!("packaging/config.yaml does not parse: {e}"));
+    let default = Config::default();
+
+    assert_eq!(parsed.user, Principal::Name("hermes".into()));
+    assert_eq!(parsed.group, None);
+    assert_eq!(parsed.policy, Policy::Compat);
+    assert_eq!(parsed.static_.servicedirs, default.static_.servicedirs);
+    let globs = |c: &Config| {
+        c.static_
+            .skip
+            .iter()
+            .map(|g| g.text.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(globs(&parsed), globs(&default));
+    assert_eq!(parsed.scandir.path, default.scandir.path);
+    assert_eq!(parsed.profiles.home, default.profiles.home);
+    assert_eq!(parsed.profiles.slot_prefix, "gateway-");
+    assert_eq!(parsed.profiles.autostart, default.profiles.autostart);
+    assert_eq!(parsed.boot_log.rotate_bytes, default.boot_log.rotate_bytes);
+    // Every other field too: the file as shipped changes nothing.
+    assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
+}
+
+#[test]
+fn example_config_shows_every_key_and_env_override() {
+    let text = fs::read_to_string(repo().join("packaging/config.yaml")).unwrap();
+    // Dotted key paths from the indentation of the non-comment lines.
+    let mut keys = Vec::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for line in text.lines() {
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') || body.starts_with('-') {
+            continue;
+        }
+        let indent = line.len() - body.len();
+        let Some((key, _)) = body.split_once(':') else {
+            continue;
+        };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        let path = stack
+            .iter()
+            .map(|(_, k)| k.as_str())
+            .chain([key])
+            .collect::<Vec<_>>()
+            .join(".");
+        stack.push((indent, key.to_string()));
+        keys.push(path);
+    }
+    let expected = [
+        "user",
+        "group",
+        "policy",
+        "static",
+        "static.servicedirs",
+        "static.skip",
+        "scandir",
+        "scandir.path",
+        "profiles",
+        "profiles.home",
+        "profiles.root",
+        "profiles.marker",
+        "profiles.slot_prefix",
+        "profiles.default_slot",
+        "profiles.declared",
+        "profiles.state_file",
+        "profiles.autostart",
+        "profiles.transient_running",
+        "profiles.stale_runtime_files",
+        "profiles.multiplex",
+        "profiles.prune",
+        "profiles.templates",
+        "profiles.templates.run",
+        "profiles.templates.finish",
+        "profiles.templates.log_run",
+        "boot_log",
+        "boot_log.path",
+        "boot_log.rotate_bytes",
+    ];
+    assert_eq!(keys, expected, "packaging/config.yaml keys");
+    for var in [
+        "HERMES_HOME",
+        "S6_PROFILE_GATEWAY_SCANDIR",
+        "GATEWAY_MULTIPLEX_PROFILES",
+    ] {
+        assert!(
+            text.contains(var),
+            "packaging/config.yaml does not document {var}"
+        );
+    }
+}
