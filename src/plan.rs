@@ -627,7 +627,15 @@ impl Planner<'_> {
                         }),
                         obs.node.meta,
                     ),
-                    SlotDiff::Down { want: false } => (Some(Op::Unlink), obs.node.meta),
+                    SlotDiff::Down { want: false } => {
+                        let down = obs.node.rel.join("down");
+                        let meta = obs
+                            .nodes
+                            .iter()
+                            .find(|(n, _)| n.rel == down)
+                            .map_or(obs.node.meta, |(n, _)| n.meta);
+                        (Some(Op::Unlink), meta)
+                    }
                 },
             };
             if let Some(op) = op {
@@ -639,8 +647,8 @@ impl Planner<'_> {
                     target: Target {
                         anchor: Anchor::Scandir,
                         rel: if down { rel.join("down") } else { rel },
-                        // For `down`: the slot dir it goes in, which must be
-                        // the one observed; for publish: the scandir.
+                        // publish: the scandir; replace: the old slot;
+                        // create `down`: the slot it goes in; unlink: `down`.
                         expect,
                     },
                 });
@@ -700,13 +708,12 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
     let mut want_down = false;
     for e in expected {
         let p = e.path();
+        // `down` is compared on its own below: only its presence may differ.
         if p == down {
             want_down = true;
+            continue;
         }
         let Some((n, content)) = seen.remove(p) else {
-            if p == down {
-                continue;
-            }
             return SlotDiff::Different;
         };
         let m = &n.meta;
@@ -734,7 +741,6 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
             if !ok {
                 return SlotDiff::Different;
             }
-            // Checked above against the expected entry when it is wanted.
             true
         }
     };
