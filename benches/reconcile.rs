@@ -31,7 +31,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RECONCILE: &str = env!("CARGO_BIN_EXE_reconcile");
+/// The binary under test: this package's, or `BENCH_RECONCILE` (to compare builds).
+fn reconcile() -> PathBuf {
+    std::env::var_os("BENCH_RECONCILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_reconcile")))
+}
 const UID: u32 = 10000;
 const GID: u32 = 10000;
 /// Static services (two of them s6-overlay's own `s6rc-*`, left root-only).
@@ -42,6 +47,8 @@ struct Options {
     ns: Vec<usize>,
     runs: Option<usize>,
     strace: bool,
+    /// `--build-only DIR`: build the tree (for the first N) at DIR and stop.
+    build_only: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -50,6 +57,7 @@ fn options() -> Options {
         ns: Vec::new(),
         runs: None,
         strace: true,
+        build_only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -57,6 +65,7 @@ fn options() -> Options {
             "--bench" => o.bench = true,
             "--no-strace" => o.strace = false,
             "--runs" => o.runs = args.next().and_then(|v| v.parse().ok()),
+            "--build-only" => o.build_only = args.next().map(PathBuf::from),
             // libtest flags cargo may pass along (`cargo test -- --include-ignored`).
             s if s.starts_with("--") => {}
             s => match s.parse() {
@@ -94,9 +103,19 @@ fn main() {
     } else {
         o.ns.clone()
     };
+    if let Some(dir) = &o.build_only {
+        build_tree(dir, ns[0], M);
+        println!(
+            "built {} with N = {} profiles, M = {M} static services",
+            dir.display(),
+            ns[0]
+        );
+        return;
+    }
     let work = Work::new();
     println!(
-        "reconcile: {RECONCILE}\ntree on {} ({}), M = {M} static services; slots = N profiles + default\n",
+        "reconcile: {}\ntree on {} ({}), M = {M} static services; slots = N profiles + default\n",
+        reconcile().display(),
         work.dir.display(),
         work.fs_kind
     );
@@ -315,13 +334,15 @@ fn rm_rf(p: &Path) {
 
 struct Run {
     wall: Duration,
+    /// User + system CPU time of the child: robust when other work shares the CPUs.
+    cpu: Duration,
     maxrss_kib: i64,
     code: i32,
     stdout: Vec<u8>,
 }
 
 fn command(root: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(RECONCILE);
+    let mut c = Command::new(reconcile());
     c.args(args)
         .arg("--root")
         .arg(root)
@@ -367,8 +388,10 @@ fn run_once(root: &Path, args: &[&str], keep_stdout: bool) -> Run {
     } else {
         Vec::new()
     };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Run {
         wall,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         maxrss_kib: ru.ru_maxrss,
         code,
         stdout,
@@ -427,6 +450,7 @@ struct Row {
     runs: usize,
     median: Duration,
     min: Duration,
+    cpu: Duration,
     maxrss_kib: i64,
     syscalls: Option<(u64, Vec<(String, u64)>)>,
 }
@@ -448,7 +472,9 @@ fn row(
     sys: Option<(u64, Vec<(String, u64)>)>,
 ) -> Row {
     let mut walls: Vec<Duration> = runs.iter().map(|r| r.wall).collect();
+    let mut cpus: Vec<Duration> = runs.iter().map(|r| r.cpu).collect();
     Row {
+        cpu: median(&mut cpus),
         case,
         n,
         runs: runs.len(),
@@ -543,26 +569,38 @@ fn print_table(rows: &[Row], strace: bool) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<10} {:>6} {:>5} {:>11} {:>11} {:>10} {:>9} {:>9} {:>10}",
-        "case", "N", "runs", "median", "min", "per slot", "max RSS", "syscalls", "sys/slot"
+        "{:<9} {:>6} {:>4} | {:>10} {:>10} {:>9} | {:>10} {:>9} | {:>8} | {:>8} {:>8}",
+        "case",
+        "N",
+        "runs",
+        "wall med",
+        "wall min",
+        "wall/slot",
+        "cpu med",
+        "cpu/slot",
+        "max RSS",
+        "syscalls",
+        "sys/slot"
     );
     for r in rows {
         let slots = (r.n + 1) as f64;
-        let per_slot = r.median.as_secs_f64() * 1e6 / slots;
+        let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6 / slots);
         let (sc, sps) = match &r.syscalls {
             Some((t, _)) => (t.to_string(), format!("{:.1}", *t as f64 / slots)),
             None => ("-".into(), "-".into()),
         };
         let _ = writeln!(
             out,
-            "{:<10} {:>6} {:>5} {:>11} {:>11} {:>7.1} µs {:>5.1} MiB {:>9} {:>10}",
+            "{:<9} {:>6} {:>4} | {:>10} {:>10} {:>9} | {:>10} {:>9} | {:>8} | {:>8} {:>8}",
             r.case,
             r.n,
             r.runs,
             ms(r.median),
             ms(r.min),
-            per_slot,
-            r.maxrss_kib as f64 / 1024.0,
+            us(r.median),
+            ms(r.cpu),
+            us(r.cpu),
+            format!("{:.1} MiB", r.maxrss_kib as f64 / 1024.0),
             sc,
             sps
         );

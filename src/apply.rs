@@ -240,15 +240,28 @@ fn build(scandir: &Dir, staging: &OsStr, entries: &[SlotEntry]) -> Result<(), St
     let top = scandir
         .mkdir(staging, slot::MODE_DIR)
         .map_err(|e| ("mkdir", e))?;
+    // The directories made here stay open (entries list parents first), so
+    // each entry is created through its parent's fd instead of walking the
+    // path again for every entry.
+    let mut made: Vec<(&Path, Dir)> = Vec::new();
     for e in entries {
         let p = e.path();
         let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
             continue;
         };
-        let dir = top.open_beneath(parent).map_err(|e| ("open", e))?;
+        let reopened;
+        let dir = if parent.as_os_str().is_empty() {
+            &top
+        } else if let Some((_, d)) = made.iter().find(|(q, _)| *q == parent) {
+            d
+        } else {
+            reopened = top.open_beneath(parent).map_err(|e| ("open", e))?;
+            &reopened
+        };
         match e {
             SlotEntry::Dir { mode, .. } => {
-                dir.mkdir(name, *mode).map(drop).map_err(|e| ("mkdir", e))?
+                let d = dir.mkdir(name, *mode).map_err(|e| ("mkdir", e))?;
+                made.push((p, d));
             }
             SlotEntry::File { mode, content, .. } => dir
                 .create_file(name, content.as_bytes(), *mode)

@@ -46,8 +46,11 @@ impl Report {
         self.changes.extend(changes);
         self.slots.extend(plan.slots.iter().cloned());
         self.skipped.extend(plan.skipped.iter().cloned());
+        // Dropping repeats with a set, not `Vec::contains`: one warning per
+        // corrupt state file makes that quadratic in the number of profiles.
+        let mut seen: std::collections::HashSet<String> = self.warnings.iter().cloned().collect();
         for w in &plan.warnings {
-            if !self.warnings.contains(w) {
+            if seen.insert(w.clone()) {
                 self.warnings.push(w.clone());
             }
         }

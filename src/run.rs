@@ -145,8 +145,10 @@ pub fn run(
     match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &settings.phases, &desired, &root);
-            let plan = plan::plan(&desired, &observed);
-            report.add_plan(&plan, plan.changes.clone(), Vec::new());
+            let mut plan = plan::plan(&desired, &observed);
+            // Moved, not cloned: each publish carries its slot's scripts.
+            let changes = std::mem::take(&mut plan.changes);
+            report.add_plan(&plan, changes, Vec::new());
         }
         Mode::Apply => {
             if !root_phases.is_empty() {
