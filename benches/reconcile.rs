@@ -439,7 +439,7 @@ fn strace_once(root: &Path, args: &[&str], work: &Path) -> (u64, Vec<(String, u6
             per.push((name, calls));
         }
     }
-    per.sort_by(|a, b| b.1.cmp(&a.1));
+    per.sort_by_key(|p| std::cmp::Reverse(p.1));
     per.truncate(6);
     (total, per)
 }
