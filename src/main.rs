@@ -35,9 +35,13 @@ fn main() {
             std::process::exit(EXIT_USAGE);
         }
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let code = match run::run(&settings, &|k| std::env::var(k).ok(), &mut out) {
+    // Buffered: the report has a line or two per slot, and a locked stdout
+    // alone makes one write(2) per line. The final flush's error is the
+    // run's, so a failed write still ends as a fatal output error.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = run::run(&settings, &|k| std::env::var(k).ok(), &mut out)
+        .and_then(|code| out.flush().map(|()| code).map_err(run::Fatal::Output));
+    let code = match result {
         Ok(code) => code,
         // A closed stdout (`reconcile --plan | head`) is not worth a message.
         Err(run::Fatal::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
