@@ -70,7 +70,46 @@ pub enum Op {
 pub struct SlotBuild {
     pub profile: String,
     pub staging: String,
-    pub entries: Vec<SlotEntry>,
+    /// Owner of the slot directory itself.
+    pub owner: (u32, u32),
+    /// Every entry, parents first, with its owner.
+    pub entries: Vec<(SlotEntry, (u32, u32))>,
+}
+
+/// The slot's entries with their owners and the policy's modes: in compat
+/// everything belongs to the user (who builds it); in strict the
+/// definitions are root's and only the supervise skeleton is the group's,
+/// with s6-svperms' modes.
+pub fn slot_entries(
+    entries: Vec<SlotEntry>,
+    policy: Policy,
+    uid: u32,
+    gid: u32,
+) -> ((u32, u32), Vec<(SlotEntry, (u32, u32))>) {
+    if policy == Policy::Compat {
+        let v = entries.into_iter().map(|e| (e, (uid, gid))).collect();
+        return ((uid, gid), v);
+    }
+    let v = entries
+        .into_iter()
+        .map(|e| {
+            let skeleton = e.path().iter().any(|c| c == "supervise" || c == "event");
+            let e = match e {
+                SlotEntry::Dir { path, .. } if path.ends_with("supervise") => SlotEntry::Dir {
+                    path,
+                    mode: MODE_SUPERVISE,
+                },
+                SlotEntry::Fifo { path, .. } => SlotEntry::Fifo {
+                    path,
+                    mode: crate::model::MODE_CONTROL_STRICT,
+                },
+                e => e,
+            };
+            let owner = if skeleton { (0, gid) } else { (0, 0) };
+            (e, owner)
+        })
+        .collect();
+    ((0, 0), v)
 }
 
 impl Op {
@@ -605,7 +644,12 @@ impl Planner<'_> {
             home,
             &cfg.templates,
         );
-        let entries = slot::entries(&files, action == Action::Registered);
+        let (owner, entries) = slot_entries(
+            slot::entries(&files, action == Action::Registered),
+            d.policy(),
+            uid,
+            gid,
+        );
         if let Some(slots) = slots {
             let path = slots.base.path.join(&slot_name);
             let rel = PathBuf::from(&slot_name);
@@ -613,12 +657,13 @@ impl Planner<'_> {
                 Box::new(SlotBuild {
                     profile: p.name.clone(),
                     staging: names::staging_name(&slot_name),
+                    owner,
                     entries: entries.clone(),
                 })
             };
             let (op, expect) = match slots.slots.get(&slot_name) {
                 None => (Some(Op::Publish(build())), slots.base.meta),
-                Some(obs) => match compare(&entries, uid, gid, obs) {
+                Some(obs) => match compare(owner, &entries, obs) {
                     SlotDiff::Same => (None, obs.node.meta),
                     SlotDiff::Different => (Some(Op::Replace(build())), obs.node.meta),
                     SlotDiff::Down { want: true } => (
@@ -689,9 +734,9 @@ fn is_runtime(rel: &Path) -> bool {
     )
 }
 
-fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDiff {
+fn compare(owner: (u32, u32), expected: &[(SlotEntry, (u32, u32))], obs: &SlotObs) -> SlotDiff {
     let root = &obs.node.meta;
-    if root.kind != Kind::Dir || root.mode != slot::MODE_DIR || (root.uid, root.gid) != (uid, gid) {
+    if root.kind != Kind::Dir || root.mode != slot::MODE_DIR || (root.uid, root.gid) != owner {
         return SlotDiff::Different;
     }
     let slot_rel = &obs.node.rel;
@@ -706,11 +751,13 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
         .collect();
     let down = Path::new("down");
     let mut want_down = false;
-    for e in expected {
+    let mut down_owner = owner;
+    for (e, want_owner) in expected {
         let p = e.path();
         // `down` is compared on its own below: only its presence may differ.
         if p == down {
             want_down = true;
+            down_owner = *want_owner;
             continue;
         }
         let Some((n, content)) = seen.remove(p) else {
@@ -726,7 +773,7 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
                     && content.is_some_and(|c| c.as_slice() == want.as_bytes())
             }
         };
-        if !kind_ok || m.mode != e.mode() || (m.uid, m.gid) != (uid, gid) {
+        if !kind_ok || m.mode != e.mode() || (m.uid, m.gid) != *want_owner {
             return SlotDiff::Different;
         }
     }
@@ -736,7 +783,7 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
             let m = &n.meta;
             let ok = m.kind == Kind::File
                 && m.mode == slot::MODE_FILE
-                && (m.uid, m.gid) == (uid, gid)
+                && (m.uid, m.gid) == down_owner
                 && c.is_some_and(|c| c.is_empty());
             if !ok {
                 return SlotDiff::Different;

@@ -330,6 +330,17 @@ impl Dir {
                 format!("is a {}, not a regular file", meta.kind.describe()),
             ));
         }
+        // A hard link planted at the name could point at any file of the
+        // same file system: refuse it.
+        if meta.nlink > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "is hard-linked ({} links); refusing to write to it",
+                    meta.nlink
+                ),
+            ));
+        }
         std::fs::File::from(fd).write_all(content)?;
         Ok(meta.size)
     }
@@ -714,6 +725,11 @@ pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
 /// The effective uid of this process.
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
+}
+
+/// The effective gid of this process.
+pub fn egid() -> u32 {
+    nix::unistd::getegid().as_raw()
 }
 
 #[cfg(test)]
