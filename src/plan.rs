@@ -65,15 +65,18 @@ pub enum Op {
     },
 }
 
+/// An owner as (uid, gid).
+pub type Owner = (u32, u32);
+
 /// Everything needed to build one slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotBuild {
     pub profile: String,
     pub staging: String,
     /// Owner of the slot directory itself.
-    pub owner: (u32, u32),
+    pub owner: Owner,
     /// Every entry, parents first, with its owner.
-    pub entries: Vec<(SlotEntry, (u32, u32))>,
+    pub entries: Vec<(SlotEntry, Owner)>,
 }
 
 /// The slot's entries with their owners and the policy's modes: in compat
@@ -85,7 +88,7 @@ pub fn slot_entries(
     policy: Policy,
     uid: u32,
     gid: u32,
-) -> ((u32, u32), Vec<(SlotEntry, (u32, u32))>) {
+) -> (Owner, Vec<(SlotEntry, Owner)>) {
     if policy == Policy::Compat {
         let v = entries.into_iter().map(|e| (e, (uid, gid))).collect();
         return ((uid, gid), v);
@@ -734,7 +737,7 @@ fn is_runtime(rel: &Path) -> bool {
     )
 }
 
-fn compare(owner: (u32, u32), expected: &[(SlotEntry, (u32, u32))], obs: &SlotObs) -> SlotDiff {
+fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> SlotDiff {
     let root = &obs.node.meta;
     if root.kind != Kind::Dir || root.mode != slot::MODE_DIR || (root.uid, root.gid) != owner {
         return SlotDiff::Different;
