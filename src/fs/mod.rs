@@ -309,18 +309,29 @@ impl Dir {
     /// through a symlink. Returns the file's size before the append.
     pub fn append_file(&self, name: &OsStr, content: &[u8], mode: u32) -> io::Result<u64> {
         name_ok(name)?;
-        let fd = nix::fcntl::openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_APPEND
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(mode),
-        )
-        .map_err(errno_io)?;
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC;
+        let open = |extra: OFlag| {
+            nix::fcntl::openat(
+                self.fd.as_fd(),
+                name,
+                flags | extra,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        // Create exclusively first so a new file gets exactly `mode`.
+        let fd = match open(OFlag::O_CREAT | OFlag::O_EXCL) {
+            Ok(fd) => {
+                nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+                    .map_err(errno_io)?;
+                fd
+            }
+            Err(Errno::EEXIST) => open(OFlag::empty()).map_err(errno_io)?,
+            Err(e) => return Err(errno_io(e)),
+        };
         let meta = fd_meta(&fd)?;
         expect_kind(&meta, Kind::File)?;
         // A hard link planted at the name could point at any file of the
