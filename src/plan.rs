@@ -701,12 +701,11 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
     for e in expected {
         let p = e.path();
         if p == down {
+            // Compared below, whether wanted or not.
             want_down = true;
+            continue;
         }
         let Some((n, content)) = seen.remove(p) else {
-            if p == down {
-                continue;
-            }
             return SlotDiff::Different;
         };
         let m = &n.meta;
@@ -734,7 +733,6 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
             if !ok {
                 return SlotDiff::Different;
             }
-            // Checked above against the expected entry when it is wanted.
             true
         }
     };
