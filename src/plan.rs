@@ -627,7 +627,17 @@ impl Planner<'_> {
                         }),
                         obs.node.meta,
                     ),
-                    SlotDiff::Down { want: false } => (Some(Op::Unlink), obs.node.meta),
+                    // Apply re-checks the file it unlinks: expect `down`
+                    // itself (compare() found it in the observed slot).
+                    SlotDiff::Down { want: false } => {
+                        let down = obs.node.rel.join("down");
+                        let meta = obs
+                            .nodes
+                            .iter()
+                            .find(|(n, _)| n.rel == down)
+                            .map_or(obs.node.meta, |(n, _)| n.meta);
+                        (Some(Op::Unlink), meta)
+                    }
                 },
             };
             if let Some(op) = op {
@@ -639,8 +649,9 @@ impl Planner<'_> {
                     target: Target {
                         anchor: Anchor::Scandir,
                         rel: if down { rel.join("down") } else { rel },
-                        // For `down`: the slot dir it goes in, which must be
-                        // the one observed; for publish: the scandir.
+                        // For a new `down`: the slot dir it goes in, which
+                        // must be the one observed; for an old `down`: that
+                        // file; for publish: the scandir.
                         expect,
                     },
                 });
