@@ -251,9 +251,9 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
 /// leaves the new slot published, so it does not count.
 fn mark_unpublished(plan: &mut plan::Plan, errors: &[Failure]) {
     for s in &mut plan.slots {
-        let Some(change) = plan.changes.iter().find(|c| {
-            matches!(c.op, Op::Publish(ref b) | Op::Replace(ref b) if b.profile == s.profile)
-        }) else {
+        let Some(change) = plan.changes.iter().find(
+            |c| matches!(c.op, Op::Publish(ref b) | Op::Replace(ref b) if b.profile == s.profile),
+        ) else {
             continue;
         };
         let Some(e) = errors
