@@ -208,7 +208,7 @@ fn publish(
     {
         scandir.remove_tree(staging).map_err(|e| ("remove", e))?;
     }
-    if let Err(e) = build(scandir, staging, &b.entries) {
+    if let Err(e) = build(scandir, staging, b) {
         let _ = scandir.remove_tree(staging);
         return Err(e);
     }
@@ -235,12 +235,19 @@ fn publish(
     Ok(())
 }
 
-/// Create every entry of a slot below a new staging dir, with exact modes.
-fn build(scandir: &Dir, staging: &OsStr, entries: &[SlotEntry]) -> Result<(), StepError> {
+/// Create every entry of a slot below a new staging dir, with exact modes
+/// and the owners the plan asks for.
+fn build(scandir: &Dir, staging: &OsStr, b: &SlotBuild) -> Result<(), StepError> {
+    let me = (fs::euid(), fs::egid());
     let top = scandir
         .mkdir(staging, slot::MODE_DIR)
         .map_err(|e| ("mkdir", e))?;
-    for e in entries {
+    if b.owner != me {
+        let m = top.meta().map_err(|e| ("stat", e))?;
+        top.set_owner_self(&m, b.owner.0, b.owner.1)
+            .map_err(|e| ("chown", e))?;
+    }
+    for (e, owner) in &b.entries {
         let p = e.path();
         let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
             continue;
@@ -254,6 +261,13 @@ fn build(scandir: &Dir, staging: &OsStr, entries: &[SlotEntry]) -> Result<(), St
                 .create_file(name, content.as_bytes(), *mode)
                 .map_err(|e| ("create", e))?,
             SlotEntry::Fifo { mode, .. } => dir.mkfifo(name, *mode).map_err(|e| ("mkfifo", e))?,
+        }
+        if *owner != me {
+            // chown may clear setgid bits: set the mode again after it.
+            let m = dir.stat(name).map_err(|e| ("stat", e))?;
+            dir.set_owner(name, &m, owner.0, owner.1)
+                .map_err(|e| ("chown", e))?;
+            dir.set_mode(name, &m, e.mode()).map_err(|e| ("chmod", e))?;
         }
     }
     Ok(())

@@ -1,3 +1,4 @@
 #![allow(dead_code)]
 
+pub mod s6;
 pub mod tree;
