@@ -663,12 +663,24 @@ impl Planner<'_> {
                 });
             }
         }
+        // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
+        // is "not published"); the scandir's own error says why.
+        let (action, reason) = match slots {
+            Some(_) => (action, None),
+            None => (
+                Action::Skipped,
+                Some(format!(
+                    "not published: scandir {} is not usable",
+                    d.scandir().display()
+                )),
+            ),
+        };
         SlotReport {
             profile: p.name.clone(),
             slot: Some(slot_name),
             prior_state,
             action,
-            reason: None,
+            reason,
             prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
         }
     }

@@ -205,9 +205,10 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
     }
     let observed = observe(settings, &[Phase::Profiles], desired, root);
-    let plan = plan::plan(desired, &observed);
+    let mut plan = plan::plan(desired, &observed);
     let mut anchors = bases(root, desired);
     let applied = apply::apply(&plan, &mut anchors);
+    mark_unpublished(&mut plan, &applied.errors);
     let published = applied.done.iter().any(|c| {
         matches!(
             c.op,
@@ -242,6 +243,37 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         }
     }
     report.add_plan(&plan, applied.done, applied.errors);
+}
+
+/// A slot whose publish or replace failed was not published: report it as
+/// `skipped` (SPEC 6.6), on stdout and in the boot log, with the failure as
+/// the reason. A failure to remove the old tree after a successful swap
+/// leaves the new slot published, so it does not count.
+fn mark_unpublished(plan: &mut plan::Plan, errors: &[Failure]) {
+    for s in &mut plan.slots {
+        let Some(change) = plan.changes.iter().find(
+            |c| matches!(c.op, Op::Publish(ref b) | Op::Replace(ref b) if b.profile == s.profile),
+        ) else {
+            continue;
+        };
+        let Some(e) = errors
+            .iter()
+            .find(|e| e.path == change.path && e.op != "remove old slot")
+        else {
+            continue;
+        };
+        let what = match change.op {
+            Op::Replace(_) => "not replaced (the previous slot is left as it was)",
+            _ => "not published",
+        };
+        s.action = crate::state::Action::Skipped;
+        s.reason = Some(format!(
+            "{what}: unable to {} {}: {}",
+            e.op,
+            e.path.display(),
+            e.error
+        ));
+    }
 }
 
 /// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does).
