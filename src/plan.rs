@@ -226,9 +226,13 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
         p.profiles(o, obs.scandir.is_some());
     }
     let mut plan = p.plan;
-    plan.changes
-        .sort_by(|a, b| (a.phase, &a.path, a.op.rank()).cmp(&(b.phase, &b.path, b.op.rank())));
+    sort_changes(&mut plan.changes);
     plan
+}
+
+/// The plan's order: by phase, then path, then operation.
+pub fn sort_changes(changes: &mut [Change]) {
+    changes.sort_by(|a, b| (a.phase, &a.path, a.op.rank()).cmp(&(b.phase, &b.path, b.op.rank())));
 }
 
 struct Planner<'a> {
@@ -467,7 +471,7 @@ impl Planner<'_> {
         let (uid, gid) = (d.account.uid, d.account.gid);
         match &o.home {
             BaseObs::Missing { path } => self.plan.warnings.push(format!(
-                "profiles.home {} is not present: only the default slot is registered, no boot log is written",
+                "profiles.home {} is not present: no profile state is read and no boot log is written",
                 path.display()
             )),
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {

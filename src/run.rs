@@ -152,7 +152,7 @@ pub fn run(
             if !root_phases.is_empty() {
                 let observed = observe(settings, &root_phases, &desired, &root);
                 let plan = plan::plan(&desired, &observed);
-                let applied = apply::apply(&plan, &mut bases(&root, &desired));
+                let applied = apply::apply(&plan.changes, &mut bases(&root, &desired));
                 report.add_plan(&plan, applied.done, applied.errors);
             }
             if with_profiles {
@@ -207,7 +207,27 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
     let observed = observe(settings, &[Phase::Profiles], desired, root);
     let mut plan = plan::plan(desired, &observed);
     let mut anchors = bases(root, desired);
-    let applied = apply::apply(&plan, &mut anchors);
+    // Slots first; the volume (stale runtime files) only when every slot
+    // change went through, so a failed boot leaves the volume as it was.
+    let (in_volume, in_scandir): (Vec<_>, Vec<_>) = plan
+        .changes
+        .iter()
+        .cloned()
+        .partition(|c| c.target.anchor == Anchor::Home);
+    let mut applied = apply::apply(&in_scandir, &mut anchors);
+    if applied.errors.is_empty() {
+        let more = apply::apply(&in_volume, &mut anchors);
+        applied.done.extend(more.done);
+        applied.errors.extend(more.errors);
+        plan::sort_changes(&mut applied.done);
+    } else {
+        for c in &in_volume {
+            report.skipped.push(plan::Skipped {
+                path: c.path.clone(),
+                reason: "left in place: publishing the slots failed".into(),
+            });
+        }
+    }
     mark_unpublished(&mut plan, &applied.errors);
     let published = applied.done.iter().any(|c| {
         matches!(
@@ -234,7 +254,15 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
             })
             .collect();
         let cfg = &desired.config.boot_log;
-        if let Err(e) = bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes) {
+        // The volume is the user's: when still root (strict policy), write
+        // the log with the user's effective ids so it stays theirs.
+        let append = || bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes);
+        let result = if fs::euid() == 0 {
+            fs::with_effective_ids(acct.uid, acct.gid, append)
+        } else {
+            append()
+        };
+        if let Err(e) = result {
             report.errors.push(Failure {
                 op: "append to".into(),
                 path: desired.config.profiles.home.0.join(&cfg.path.0),

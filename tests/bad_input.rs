@@ -755,10 +755,10 @@ fn a_read_only_scandir_fails_every_slot_cleanly_and_loses_nothing() {
     let run = reconcile(root, &[]);
     run.assert_exit(1);
     for slot in ["gateway-default", "gateway-good", "gateway-other"] {
-        run.assert_line_with(&[
-            "error: unable to ",
-            &format!(" /run/service/{slot}: Read-only file system"),
-        ]);
+        run.assert_line(&format!(
+            "error: unable to publish /run/service/{slot}: \
+             mkdir in staging dir .{slot}.tmp: Read-only file system"
+        ));
     }
     run.assert_line("error: unable to chown /run/service: Read-only file system");
     // Not published: reported as such on stdout and in the boot log.

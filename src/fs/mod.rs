@@ -727,6 +727,28 @@ pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Run `f` with effective ids (uid, gid), then return to root. Only the
+/// effective ids change (the saved ones stay 0), so permission checks and
+/// the owner of what `f` creates are the user's.
+pub fn with_effective_ids<R>(
+    uid: u32,
+    gid: u32,
+    f: impl FnOnce() -> io::Result<R>,
+) -> io::Result<R> {
+    let (old_uid, old_gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    nix::unistd::setegid(Gid::from_raw(gid)).map_err(errno_io)?;
+    if let Err(e) = nix::unistd::seteuid(Uid::from_raw(uid)) {
+        let _ = nix::unistd::setegid(old_gid);
+        return Err(errno_io(e));
+    }
+    let r = f();
+    let back = nix::unistd::seteuid(old_uid).and_then(|()| nix::unistd::setegid(old_gid));
+    match back {
+        Ok(()) => r,
+        Err(e) => Err(errno_io(e)),
+    }
+}
+
 /// The effective uid of this process.
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
