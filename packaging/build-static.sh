@@ -22,8 +22,10 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 # --target keeps RUSTFLAGS away from build scripts and proc-macros, which
-# must stay dynamic; only the final binary gets crt-static.
-RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
+# must stay dynamic; only the final binary gets crt-static. The static
+# relocation model gives a plain static executable (`file`: "statically
+# linked") rather than a static PIE: no loader or relocation code at start.
+RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static -C relocation-model=static" \
 	cargo build --release --locked --target "$target" --bin reconcile >&2
 
 target_dir=$(cargo metadata --format-version 1 --no-deps |

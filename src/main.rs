@@ -39,6 +39,8 @@ fn main() {
     let mut out = stdout.lock();
     let code = match run::run(&settings, &|k| std::env::var(k).ok(), &mut out) {
         Ok(code) => code,
+        // A closed stdout (`reconcile --plan | head`) is not worth a message.
+        Err(run::Fatal::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             let _ = out.flush();
             eprintln!("reconcile: fatal: {e}");

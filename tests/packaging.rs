@@ -159,10 +159,8 @@ fn static_binary_runs_alone_in_an_empty_chroot() {
 
     let out = run(Command::new("file").arg("-b").arg(bin));
     let desc = stdout_line(&out);
-    // file(1) says "statically linked", or "static-pie linked" for the
-    // position-independent static executable rustc makes with crt-static.
     assert!(
-        desc.contains("statically linked") || desc.contains("static-pie linked"),
+        desc.contains("statically linked"),
         "not a static executable: {desc}"
     );
     assert!(
