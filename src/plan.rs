@@ -226,9 +226,13 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
         p.profiles(o, obs.scandir.is_some());
     }
     let mut plan = p.plan;
-    plan.changes
-        .sort_by(|a, b| (a.phase, &a.path, a.op.rank()).cmp(&(b.phase, &b.path, b.op.rank())));
+    sort_changes(&mut plan.changes);
     plan
+}
+
+/// The plan's order: by phase, then path, then operation.
+pub fn sort_changes(changes: &mut [Change]) {
+    changes.sort_by(|a, b| (a.phase, &a.path, a.op.rank()).cmp(&(b.phase, &b.path, b.op.rank())));
 }
 
 struct Planner<'a> {
@@ -279,6 +283,29 @@ impl Planner<'_> {
             }),
             BaseObs::Present(t) => f(self, t),
         }
+    }
+
+    /// Report a non-directory where s6 expects a directory.
+    fn not_a_dir(&mut self, n: &Node) {
+        let reason = format!(
+            "is a {}, not a directory; left alone",
+            n.meta.kind.describe()
+        );
+        self.skip(&n.path, reason);
+    }
+
+    /// Add a change on an observed node.
+    fn change(&mut self, phase: Phase, anchor: Anchor, n: &Node, op: Op) {
+        self.plan.changes.push(Change {
+            phase,
+            path: n.path.clone(),
+            op,
+            target: Target {
+                anchor,
+                rel: n.rel.clone(),
+                expect: n.meta,
+            },
+        });
     }
 
     fn skip(&mut self, path: &Path, reason: String) {
@@ -337,32 +364,19 @@ impl Planner<'_> {
         if let Some(reason) = reason {
             return self.skip(&node.path, reason);
         }
-        let target = Target {
-            anchor,
-            rel: node.rel.clone(),
-            expect: *m,
-        };
         if (to_uid, to_gid) != (m.uid, m.gid) {
-            self.plan.changes.push(Change {
-                phase,
-                path: node.path.clone(),
-                op: Op::Chown {
-                    from: (m.uid, m.gid),
-                    to: (to_uid, to_gid),
-                },
-                target: target.clone(),
-            });
+            let op = Op::Chown {
+                from: (m.uid, m.gid),
+                to: (to_uid, to_gid),
+            };
+            self.change(phase, anchor, node, op);
         }
         if to_mode != m.mode {
-            self.plan.changes.push(Change {
-                phase,
-                path: node.path.clone(),
-                op: Op::Chmod {
-                    from: m.mode,
-                    to: to_mode,
-                },
-                target,
-            });
+            let op = Op::Chmod {
+                from: m.mode,
+                to: to_mode,
+            };
+            self.change(phase, anchor, node, op);
         }
     }
 
@@ -372,23 +386,11 @@ impl Planner<'_> {
             let rel = n.rel.strip_prefix(&dir.rel).unwrap_or(&n.rel);
             let r = role(rel, n.meta.kind);
             if r == Role::SuperviseDir && n.meta.kind != Kind::Dir {
-                self.skip(
-                    &n.path,
-                    format!(
-                        "is a {}, not a directory; left alone",
-                        n.meta.kind.describe()
-                    ),
-                );
+                self.not_a_dir(n);
                 continue;
             }
             if r == Role::EventDir && n.meta.kind != Kind::Dir {
-                self.skip(
-                    &n.path,
-                    format!(
-                        "is a {}, not a directory; left alone",
-                        n.meta.kind.describe()
-                    ),
-                );
+                self.not_a_dir(n);
                 continue;
             }
             if let Some(w) = self.want(phase, r) {
@@ -436,13 +438,7 @@ impl Planner<'_> {
                         self.node(Phase::Scandir, Anchor::Scandir, f, d.owner(), dev);
                     }
                 }
-                Some(n) => self.skip(
-                    &n.path,
-                    format!(
-                        "is a {}, not a directory; left alone",
-                        n.meta.kind.describe()
-                    ),
-                ),
+                Some(n) => self.not_a_dir(n),
                 None => {}
             }
         }
@@ -463,21 +459,7 @@ impl Planner<'_> {
         for n in &s.staging {
             // A leftover staging dir of an interrupted run: removed as root,
             // a symlink at its name is removed itself, never followed.
-            let op = if n.meta.kind == Kind::Dir {
-                Op::Remove
-            } else {
-                Op::Unlink
-            };
-            self.plan.changes.push(Change {
-                phase: Phase::Scandir,
-                path: n.path.clone(),
-                op,
-                target: Target {
-                    anchor: Anchor::Scandir,
-                    rel: n.rel.clone(),
-                    expect: n.meta,
-                },
-            });
+            self.removal(Phase::Scandir, n);
         }
     }
 }
@@ -489,7 +471,7 @@ impl Planner<'_> {
         let (uid, gid) = (d.account.uid, d.account.gid);
         match &o.home {
             BaseObs::Missing { path } => self.plan.warnings.push(format!(
-                "profiles.home {} is not present: only the default slot is registered, no boot log is written",
+                "profiles.home {} is not present: no profile state is read and no boot log is written",
                 path.display()
             )),
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
@@ -548,22 +530,14 @@ impl Planner<'_> {
         }
     }
 
+    /// Remove a scandir entry: a directory tree, or the entry itself.
     fn removal(&mut self, phase: Phase, n: &Node) {
         let op = if n.meta.kind == Kind::Dir {
             Op::Remove
         } else {
             Op::Unlink
         };
-        self.plan.changes.push(Change {
-            phase,
-            path: n.path.clone(),
-            op,
-            target: Target {
-                anchor: Anchor::Scandir,
-                rel: n.rel.clone(),
-                expect: n.meta,
-            },
-        });
+        self.change(phase, Anchor::Scandir, n, op);
     }
 
     fn profile(
@@ -628,16 +602,7 @@ impl Planner<'_> {
                 );
                 continue;
             }
-            self.plan.changes.push(Change {
-                phase: Phase::Profiles,
-                path: n.path.clone(),
-                op: Op::Unlink,
-                target: Target {
-                    anchor: Anchor::Home,
-                    rel: n.rel.clone(),
-                    expect: n.meta,
-                },
-            });
+            self.change(Phase::Profiles, Anchor::Home, n, Op::Unlink);
         }
         let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
         let files = slot::render(
@@ -702,12 +667,24 @@ impl Planner<'_> {
                 });
             }
         }
+        // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
+        // is "not published"); the scandir's own error says why.
+        let (action, reason) = match slots {
+            Some(_) => (action, None),
+            None => (
+                Action::Skipped,
+                Some(format!(
+                    "not published: scandir {} is not usable",
+                    d.scandir().display()
+                )),
+            ),
+        };
         SlotReport {
             profile: p.name.clone(),
             slot: Some(slot_name),
             prior_state,
             action,
-            reason: None,
+            reason,
             prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
         }
     }

@@ -152,7 +152,7 @@ pub fn run(
             if !root_phases.is_empty() {
                 let observed = observe(settings, &root_phases, &desired, &root);
                 let plan = plan::plan(&desired, &observed);
-                let applied = apply::apply(&plan, &mut bases(&root, &desired));
+                let applied = apply::apply(&plan.changes, &mut bases(&root, &desired));
                 report.add_plan(&plan, applied.done, applied.errors);
             }
             if with_profiles {
@@ -205,15 +205,35 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
     }
     let observed = observe(settings, &[Phase::Profiles], desired, root);
-    let plan = plan::plan(desired, &observed);
+    let mut plan = plan::plan(desired, &observed);
     let mut anchors = bases(root, desired);
-    let applied = apply::apply(&plan, &mut anchors);
-    let in_scandir = |c: &&plan::Change| c.target.anchor == Anchor::Scandir;
-    let published = applied.done.iter().filter(in_scandir).any(|c| {
+    // Slots first; the volume (stale runtime files) only when every slot
+    // change went through, so a failed boot leaves the volume as it was.
+    let (in_volume, in_scandir): (Vec<_>, Vec<_>) = plan
+        .changes
+        .iter()
+        .cloned()
+        .partition(|c| c.target.anchor == Anchor::Home);
+    let mut applied = apply::apply(&in_scandir, &mut anchors);
+    if applied.errors.is_empty() {
+        let more = apply::apply(&in_volume, &mut anchors);
+        applied.done.extend(more.done);
+        applied.errors.extend(more.errors);
+        plan::sort_changes(&mut applied.done);
+    } else {
+        for c in &in_volume {
+            report.skipped.push(plan::Skipped {
+                path: c.path.clone(),
+                reason: "left in place: publishing the slots failed".into(),
+            });
+        }
+    }
+    mark_unpublished(&mut plan, &applied.errors);
+    let published = applied.done.iter().any(|c| {
         matches!(
             c.op,
             Op::Publish(_) | Op::Replace(_) | Op::Remove | Op::Unlink
-        )
+        ) && c.target.anchor == Anchor::Scandir
     });
     // A replaced or removed slot leaves its old s6-supervise (and the service
     // it runs) behind on the old, deleted directory: a plain rescan only
@@ -221,13 +241,15 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
     // supervisors of services no longer in the scandir (what
     // `s6-svscanctl -an` does). Only a top-level entry can have been a
     // service, and never a dot-name (a staging dir).
-    let dropped = applied.done.iter().filter(in_scandir).any(|c| {
+    let dropped = applied.done.iter().any(|c| {
         let mut parts = c.target.rel.components();
         let top_level_service = match (parts.next(), parts.next()) {
             (Some(name), None) => !name.as_os_str().as_encoded_bytes().starts_with(b"."),
             _ => false,
         };
-        top_level_service && matches!(c.op, Op::Replace(_) | Op::Remove | Op::Unlink)
+        top_level_service
+            && c.target.anchor == Anchor::Scandir
+            && matches!(c.op, Op::Replace(_) | Op::Remove | Op::Unlink)
     });
     if published {
         rescan(&mut anchors, desired, dropped, report);
@@ -248,7 +270,15 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
             })
             .collect();
         let cfg = &desired.config.boot_log;
-        if let Err(e) = bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes) {
+        // The volume is the user's: when still root (strict policy), write
+        // the log with the user's effective ids so it stays theirs.
+        let append = || bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes);
+        let result = if fs::euid() == 0 {
+            fs::with_effective_ids(acct.uid, acct.gid, append)
+        } else {
+            append()
+        };
+        if let Err(e) = result {
             report.errors.push(Failure {
                 op: "append to".into(),
                 path: desired.config.profiles.home.0.join(&cfg.path.0),
@@ -257,6 +287,37 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         }
     }
     report.add_plan(&plan, applied.done, applied.errors);
+}
+
+/// A slot whose publish or replace failed was not published: report it as
+/// `skipped` (SPEC 6.6), on stdout and in the boot log, with the failure as
+/// the reason. A failure to remove the old tree after a successful swap
+/// leaves the new slot published, so it does not count.
+fn mark_unpublished(plan: &mut plan::Plan, errors: &[Failure]) {
+    for s in &mut plan.slots {
+        let Some(change) = plan.changes.iter().find(
+            |c| matches!(c.op, Op::Publish(ref b) | Op::Replace(ref b) if b.profile == s.profile),
+        ) else {
+            continue;
+        };
+        let Some(e) = errors
+            .iter()
+            .find(|e| e.path == change.path && e.op != "remove old slot")
+        else {
+            continue;
+        };
+        let what = match change.op {
+            Op::Replace(_) => "not replaced (the previous slot is left as it was)",
+            _ => "not published",
+        };
+        s.action = crate::state::Action::Skipped;
+        s.reason = Some(format!(
+            "{what}: unable to {} {}: {}",
+            e.op,
+            e.path.display(),
+            e.error
+        ));
+    }
 }
 
 /// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does),

@@ -155,9 +155,7 @@ impl Dir {
 
     /// `fstat` of the directory itself.
     pub fn meta(&self) -> io::Result<Meta> {
-        nix::sys::stat::fstat(self.fd.as_fd())
-            .map(|s| Meta::from_stat(&s))
-            .map_err(errno_io)
+        fd_meta(&self.fd)
     }
 
     /// Change the owner of this directory itself; it must still be `expect`.
@@ -264,10 +262,11 @@ impl Dir {
         Ok(names)
     }
 
-    /// Read a regular file (never a symlink, FIFO or device), at most `limit` bytes.
-    pub fn read_file(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
+    /// Open a child for reading, never through a symlink, never blocking
+    /// (a FIFO opens at once) and never becoming a controlling terminal.
+    fn open_read(&self, name: &OsStr) -> io::Result<OwnedFd> {
         name_ok(name)?;
-        let fd = nix::fcntl::openat(
+        nix::fcntl::openat(
             self.fd.as_fd(),
             name,
             OFlag::O_RDONLY
@@ -277,14 +276,13 @@ impl Dir {
                 | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(errno_io)?;
-        let meta = Meta::from_stat(&nix::sys::stat::fstat(fd.as_fd()).map_err(errno_io)?);
-        if meta.kind != Kind::File {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("is a {}, not a regular file", meta.kind.describe()),
-            ));
-        }
+        .map_err(errno_io)
+    }
+
+    /// Read a regular file (never a symlink, FIFO or device), at most `limit` bytes.
+    pub fn read_file(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
+        let fd = self.open_read(name)?;
+        expect_kind(&fd_meta(&fd)?, Kind::File)?;
         let mut buf = Vec::new();
         std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
         Ok(buf)
@@ -311,25 +309,31 @@ impl Dir {
     /// through a symlink. Returns the file's size before the append.
     pub fn append_file(&self, name: &OsStr, content: &[u8], mode: u32) -> io::Result<u64> {
         name_ok(name)?;
-        let fd = nix::fcntl::openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_APPEND
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(mode),
-        )
-        .map_err(errno_io)?;
-        let meta = Meta::from_stat(&nix::sys::stat::fstat(fd.as_fd()).map_err(errno_io)?);
-        if meta.kind != Kind::File {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("is a {}, not a regular file", meta.kind.describe()),
-            ));
-        }
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC;
+        let open = |extra: OFlag| {
+            nix::fcntl::openat(
+                self.fd.as_fd(),
+                name,
+                flags | extra,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        // Create exclusively first so a new file gets exactly `mode`.
+        let fd = match open(OFlag::O_CREAT | OFlag::O_EXCL) {
+            Ok(fd) => {
+                nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+                    .map_err(errno_io)?;
+                fd
+            }
+            Err(Errno::EEXIST) => open(OFlag::empty()).map_err(errno_io)?,
+            Err(e) => return Err(errno_io(e)),
+        };
+        let meta = fd_meta(&fd)?;
+        expect_kind(&meta, Kind::File)?;
         // A hard link planted at the name could point at any file of the
         // same file system: refuse it.
         if meta.nlink > 1 {
@@ -394,17 +398,7 @@ impl Dir {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                 // No /proc (an empty chroot): reopen for real, without
                 // following, check identity again, and fchmod that fd.
-                let real = nix::fcntl::openat(
-                    self.fd.as_fd(),
-                    name,
-                    OFlag::O_RDONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_NONBLOCK
-                        | OFlag::O_NOCTTY
-                        | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(errno_io)?;
+                let real = self.open_read(name)?;
                 check_same(&real, expect)?;
                 nix::sys::stat::fchmod(real.as_fd(), Mode::from_bits_truncate(mode))
                     .map_err(errno_io)
@@ -530,13 +524,7 @@ impl Dir {
             Mode::empty(),
         ) {
             Ok(fd) => {
-                let meta = Meta::from_stat(&nix::sys::stat::fstat(fd.as_fd()).map_err(errno_io)?);
-                if meta.kind != Kind::Fifo {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("is a {}, not a FIFO", meta.kind.describe()),
-                    ));
-                }
+                expect_kind(&fd_meta(&fd)?, Kind::Fifo)?;
                 std::fs::File::from(fd).write_all(bytes)?;
                 Ok(true)
             }
@@ -567,8 +555,25 @@ pub fn os_error(e: &io::Error) -> String {
     }
 }
 
+fn fd_meta(fd: &OwnedFd) -> io::Result<Meta> {
+    nix::sys::stat::fstat(fd.as_fd())
+        .map(|s| Meta::from_stat(&s))
+        .map_err(errno_io)
+}
+
+fn expect_kind(meta: &Meta, kind: Kind) -> io::Result<()> {
+    if meta.kind == kind {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("is a {}, not a {}", meta.kind.describe(), kind.describe()),
+        ))
+    }
+}
+
 fn check_same(fd: &OwnedFd, expect: &Meta) -> io::Result<()> {
-    let now = Meta::from_stat(&nix::sys::stat::fstat(fd.as_fd()).map_err(errno_io)?);
+    let now = fd_meta(fd)?;
     if now.same_file(expect) {
         Ok(())
     } else {
@@ -720,6 +725,28 @@ pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
     nix::unistd::setresgid(g, g, g).map_err(errno_io)?;
     nix::unistd::setresuid(u, u, u).map_err(errno_io)?;
     Ok(())
+}
+
+/// Run `f` with effective ids (uid, gid), then return to root. Only the
+/// effective ids change (the saved ones stay 0), so permission checks and
+/// the owner of what `f` creates are the user's.
+pub fn with_effective_ids<R>(
+    uid: u32,
+    gid: u32,
+    f: impl FnOnce() -> io::Result<R>,
+) -> io::Result<R> {
+    let (old_uid, old_gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    nix::unistd::setegid(Gid::from_raw(gid)).map_err(errno_io)?;
+    if let Err(e) = nix::unistd::seteuid(Uid::from_raw(uid)) {
+        let _ = nix::unistd::setegid(old_gid);
+        return Err(errno_io(e));
+    }
+    let r = f();
+    let back = nix::unistd::seteuid(old_uid).and_then(|()| nix::unistd::setegid(old_gid));
+    match back {
+        Ok(()) => r,
+        Err(e) => Err(errno_io(e)),
+    }
 }
 
 /// The effective uid of this process.
