@@ -235,8 +235,24 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
             Op::Publish(_) | Op::Replace(_) | Op::Remove | Op::Unlink
         ) && c.target.anchor == Anchor::Scandir
     });
+    // A replaced or removed slot leaves its old s6-supervise (and the service
+    // it runs) behind on the old, deleted directory: a plain rescan only
+    // starts supervisors for new dev/ino pairs. `n` makes s6-svscan kill the
+    // supervisors of services no longer in the scandir (what
+    // `s6-svscanctl -an` does). Only a top-level entry can have been a
+    // service, and never a dot-name (a staging dir).
+    let dropped = applied.done.iter().any(|c| {
+        let mut parts = c.target.rel.components();
+        let top_level_service = match (parts.next(), parts.next()) {
+            (Some(name), None) => !name.as_os_str().as_encoded_bytes().starts_with(b"."),
+            _ => false,
+        };
+        top_level_service
+            && c.target.anchor == Anchor::Scandir
+            && matches!(c.op, Op::Replace(_) | Op::Remove | Op::Unlink)
+    });
     if published {
-        rescan(&mut anchors, desired, report);
+        rescan(&mut anchors, desired, dropped, report);
     }
     if let Ok(home) = anchors.anchor(Anchor::Home) {
         let ts = bootlog::timestamp_now();
@@ -304,15 +320,22 @@ fn mark_unpublished(plan: &mut plan::Plan, errors: &[Failure]) {
     }
 }
 
-/// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does).
-fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, report: &mut Report) {
+/// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does),
+/// and with `prune` to also stop the supervisors of services that are no
+/// longer in the scandir (`s6-svscanctl -an`).
+fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, prune: bool, report: &mut Report) {
     let control = desired.scandir().join(".s6-svscan/control");
+    let command: &[u8] = if prune { b"an" } else { b"a" };
     let r = anchors.anchor(Anchor::Scandir).and_then(|d| {
         d.open_dir(std::ffi::OsStr::new(".s6-svscan"))?
-            .write_fifo(std::ffi::OsStr::new("control"), b"a")
+            .write_fifo(std::ffi::OsStr::new("control"), command)
     });
     match r {
-        Ok(true) => log::info!("rescan requested through {}", control.display()),
+        Ok(true) => log::info!(
+            "{} requested through {}",
+            if prune { "rescan and prune" } else { "rescan" },
+            control.display()
+        ),
         Ok(false) => log::info!("no s6-svscan listens on {}; no rescan", control.display()),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             log::info!("no {}; no rescan", control.display())
