@@ -149,6 +149,7 @@ pub fn run(
             report.add_plan(&plan, plan.changes.clone(), Vec::new());
         }
         Mode::Apply => {
+            fs::clear_umask();
             if !root_phases.is_empty() {
                 let observed = observe(settings, &root_phases, &desired, &root);
                 let plan = plan::plan(&desired, &observed);

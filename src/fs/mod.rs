@@ -296,7 +296,9 @@ impl Dir {
             self.fd.as_fd(),
             name,
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
+            // Born with its final permission bits (see clear_umask): a kill
+            // before the fchmod below leaves no narrower mode behind.
+            Mode::from_bits_truncate(mode & 0o777),
         )
         .map_err(errno_io)?;
         nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
@@ -319,7 +321,7 @@ impl Dir {
                 self.fd.as_fd(),
                 name,
                 flags | extra,
-                Mode::from_bits_truncate(0o600),
+                Mode::from_bits_truncate(mode & 0o777),
             )
         };
         // Create exclusively first so a new file gets exactly `mode`.
@@ -353,8 +355,12 @@ impl Dir {
     /// whatever the umask, and return it opened.
     pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<Dir> {
         name_ok(name)?;
-        nix::sys::stat::mkdirat(self.fd.as_fd(), name, Mode::from_bits_truncate(0o700))
-            .map_err(errno_io)?;
+        nix::sys::stat::mkdirat(
+            self.fd.as_fd(),
+            name,
+            Mode::from_bits_truncate(mode & 0o777),
+        )
+        .map_err(errno_io)?;
         let d = self.open_dir(name)?;
         nix::sys::stat::fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
         Ok(d)
@@ -363,8 +369,12 @@ impl Dir {
     /// Create a FIFO with exactly `mode`.
     pub fn mkfifo(&self, name: &OsStr, mode: u32) -> io::Result<()> {
         name_ok(name)?;
-        nix::unistd::mkfifoat(self.fd.as_fd(), name, Mode::from_bits_truncate(0o600))
-            .map_err(errno_io)?;
+        nix::unistd::mkfifoat(
+            self.fd.as_fd(),
+            name,
+            Mode::from_bits_truncate(mode & 0o777),
+        )
+        .map_err(errno_io)?;
         let meta = self.stat(name)?;
         self.set_mode(name, &meta, mode)
     }
@@ -747,6 +757,14 @@ pub fn with_effective_ids<R>(
         Ok(()) => r,
         Err(e) => Err(errno_io(e)),
     }
+}
+
+/// Clear the umask: every mode this program sets is explicit, and entries
+/// are then born with their final permission bits (only setgid and sticky
+/// need the fchmod that follows), so a kill at any point leaves no entry
+/// narrower than it should be.
+pub fn clear_umask() {
+    nix::sys::stat::umask(Mode::empty());
 }
 
 /// The effective uid of this process.
