@@ -1,4 +1,4 @@
-//! Apply: execute a [`Plan`] through held directory fds.
+//! Apply: execute a plan's changes through held directory fds.
 //!
 //! Apply makes no decisions: it runs the plan's changes in order,
 //! re-checking each target (dev, ino, kind) before touching it, keeps going
@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir};
-use crate::plan::{Anchor, Change, Failure, Op, Plan, SlotBuild};
+use crate::plan::{Anchor, Change, Failure, Op, SlotBuild};
 use crate::slot::{self, SlotEntry};
 
 /// The base directories apply acts beneath, opened at apply time.
@@ -45,18 +45,19 @@ impl ParentCache {
     }
 }
 
-pub fn apply(plan: &Plan, anchors: &mut dyn Anchors) -> Applied {
+/// Execute `changes` (a plan's, or a part of them, in order).
+pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Applied {
     let mut out = Applied::default();
     let mut cache = ParentCache {
         key: None,
         dir: None,
     };
     let mut i = 0;
-    while i < plan.changes.len() {
-        let c = &plan.changes[i];
+    while i < changes.len() {
+        let c = &changes[i];
         // A chown followed by a chmod of the same entry is one step, so the
         // mode can be narrowed while the owner changes.
-        let next_chmod = plan.changes.get(i + 1).and_then(|n| match n.op {
+        let next_chmod = changes.get(i + 1).and_then(|n| match n.op {
             Op::Chmod { to, .. } if n.path == c.path && matches!(c.op, Op::Chown { .. }) => {
                 Some((n, to))
             }
@@ -200,17 +201,31 @@ fn publish(
         "publish"
     };
     let staging = OsStr::new(&b.staging);
+    // Failures inside the staging dir name the step and the staging dir;
+    // the error is reported on the slot.
+    let inside = |(op, e): StepError| {
+        (
+            verb,
+            io::Error::other(format!(
+                "{op} in staging dir {}: {}",
+                b.staging,
+                fs::os_error(&e)
+            )),
+        )
+    };
     // A leftover of an interrupted run.
     if scandir
         .stat_opt(staging)
-        .map_err(|e| ("stat", e))?
+        .map_err(|e| inside(("stat", e)))?
         .is_some()
     {
-        scandir.remove_tree(staging).map_err(|e| ("remove", e))?;
+        scandir
+            .remove_tree(staging)
+            .map_err(|e| inside(("remove leftover", e)))?;
     }
-    if let Err(e) = build(scandir, staging, &b.entries) {
+    if let Err(e) = build(scandir, staging, b) {
         let _ = scandir.remove_tree(staging);
-        return Err(e);
+        return Err(inside(e));
     }
     let swapped = match replace {
         None => scandir.rename_noreplace(staging, slot),
@@ -230,21 +245,28 @@ fn publish(
         // The staging name now holds the old slot.
         scandir
             .remove_tree(staging)
-            .map_err(|e| ("remove old slot", e))?;
+            .map_err(|e| inside(("remove the old slot", e)))?;
     }
     Ok(())
 }
 
-/// Create every entry of a slot below a new staging dir, with exact modes.
-fn build(scandir: &Dir, staging: &OsStr, entries: &[SlotEntry]) -> Result<(), StepError> {
+/// Create every entry of a slot below a new staging dir, with exact modes
+/// and the owners the plan asks for.
+fn build(scandir: &Dir, staging: &OsStr, b: &SlotBuild) -> Result<(), StepError> {
+    let me = (fs::euid(), fs::egid());
     let top = scandir
         .mkdir(staging, slot::MODE_DIR)
         .map_err(|e| ("mkdir", e))?;
+    if b.owner != me {
+        let m = top.meta().map_err(|e| ("stat", e))?;
+        top.set_owner_self(&m, b.owner.0, b.owner.1)
+            .map_err(|e| ("chown", e))?;
+    }
     // The directories made here stay open (entries list parents first), so
     // each entry is created through its parent's fd instead of walking the
     // path again for every entry.
     let mut made: Vec<(&Path, Dir)> = Vec::new();
-    for e in entries {
+    for (e, owner) in &b.entries {
         let p = e.path();
         let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
             continue;
@@ -258,15 +280,27 @@ fn build(scandir: &Dir, staging: &OsStr, entries: &[SlotEntry]) -> Result<(), St
             reopened = top.open_beneath(parent).map_err(|e| ("open", e))?;
             &reopened
         };
-        match e {
-            SlotEntry::Dir { mode, .. } => {
-                let d = dir.mkdir(name, *mode).map_err(|e| ("mkdir", e))?;
-                made.push((p, d));
+        let new_dir = match e {
+            SlotEntry::Dir { mode, .. } => Some(dir.mkdir(name, *mode).map_err(|e| ("mkdir", e))?),
+            SlotEntry::File { mode, content, .. } => {
+                dir.create_file(name, content.as_bytes(), *mode)
+                    .map_err(|e| ("create", e))?;
+                None
             }
-            SlotEntry::File { mode, content, .. } => dir
-                .create_file(name, content.as_bytes(), *mode)
-                .map_err(|e| ("create", e))?,
-            SlotEntry::Fifo { mode, .. } => dir.mkfifo(name, *mode).map_err(|e| ("mkfifo", e))?,
+            SlotEntry::Fifo { mode, .. } => {
+                dir.mkfifo(name, *mode).map_err(|e| ("mkfifo", e))?;
+                None
+            }
+        };
+        if *owner != me {
+            // chown may clear setgid bits: set the mode again after it.
+            let m = dir.stat(name).map_err(|e| ("stat", e))?;
+            dir.set_owner(name, &m, owner.0, owner.1)
+                .map_err(|e| ("chown", e))?;
+            dir.set_mode(name, &m, e.mode()).map_err(|e| ("chmod", e))?;
+        }
+        if let Some(d) = new_dir {
+            made.push((p, d));
         }
     }
     Ok(())

@@ -181,6 +181,130 @@ mod tests {
         assert_eq!(ts.len(), "2026-11-26T04:06:17+0000".len(), "{ts}");
     }
 
+    mod append {
+        use super::super::append;
+        use crate::fs::Dir;
+        use std::os::unix::fs::{MetadataExt, symlink};
+        use std::path::Path;
+
+        const LOG: &str = "logs/container-boot.log";
+
+        fn home() -> (tempfile::TempDir, Dir) {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = Dir::open_path(tmp.path()).unwrap();
+            (tmp, dir)
+        }
+
+        fn read(p: &Path) -> String {
+            std::fs::read_to_string(p).unwrap()
+        }
+
+        #[test]
+        fn creates_parents_and_appends() {
+            let (tmp, home) = home();
+            append(&home, Path::new(LOG), "one\n", 1000).unwrap();
+            append(&home, Path::new(LOG), "two\nthree\n", 1000).unwrap();
+            let log = tmp.path().join(LOG);
+            assert_eq!(read(&log), "one\ntwo\nthree\n");
+            let logs = std::fs::symlink_metadata(tmp.path().join("logs")).unwrap();
+            assert!(logs.is_dir());
+            assert_eq!(logs.mode() & 0o7777, 0o755);
+            assert!(!tmp.path().join("logs/container-boot.log.1").exists());
+            // A log directly in the home needs no parent.
+            append(&home, Path::new("boot.log"), "x\n", 1000).unwrap();
+            assert_eq!(read(&tmp.path().join("boot.log")), "x\n");
+        }
+
+        #[test]
+        fn rotates_at_the_threshold_and_replaces_older_rotation() {
+            let (tmp, home) = home();
+            let log = tmp.path().join(LOG);
+            let old = tmp.path().join("logs/container-boot.log.1");
+            std::fs::create_dir(tmp.path().join("logs")).unwrap();
+            std::fs::write(&old, "ancient\n").unwrap();
+
+            // 9 bytes < 10: no rotation, the append makes it 14 bytes.
+            std::fs::write(&log, "123456789").unwrap();
+            append(&home, Path::new(LOG), "abcd\n", 10).unwrap();
+            assert_eq!(read(&log), "123456789abcd\n");
+            assert_eq!(read(&old), "ancient\n");
+
+            // 14 bytes >= 10: renamed to .1 (replacing "ancient"), new file.
+            append(&home, Path::new(LOG), "fresh\n", 10).unwrap();
+            assert_eq!(read(&old), "123456789abcd\n");
+            assert_eq!(read(&log), "fresh\n");
+
+            // Exactly at the threshold rotates too.
+            std::fs::write(&log, "0123456789").unwrap();
+            append(&home, Path::new(LOG), "next\n", 10).unwrap();
+            assert_eq!(read(&old), "0123456789");
+            assert_eq!(read(&log), "next\n");
+        }
+
+        #[test]
+        fn zero_rotate_bytes_never_rotates() {
+            let (tmp, home) = home();
+            append(&home, Path::new(LOG), "a\n", 0).unwrap();
+            append(&home, Path::new(LOG), "b\n", 0).unwrap();
+            assert_eq!(read(&tmp.path().join(LOG)), "a\nb\n");
+            assert!(!tmp.path().join("logs/container-boot.log.1").exists());
+        }
+
+        #[test]
+        fn symlink_at_the_log_path_is_not_followed() {
+            let (tmp, home) = home();
+            let target = tmp.path().join("precious");
+            std::fs::write(&target, "keep me\n").unwrap();
+            std::fs::create_dir(tmp.path().join("logs")).unwrap();
+            let log = tmp.path().join(LOG);
+            symlink(&target, &log).unwrap();
+
+            // rotate_bytes 1: even a tiny symlink is never "rotated" away.
+            let e = append(&home, Path::new(LOG), "evil\n", 1).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+            assert_eq!(read(&target), "keep me\n");
+            assert_eq!(std::fs::read_link(&log).unwrap(), target);
+            assert!(!tmp.path().join("logs/container-boot.log.1").exists());
+        }
+
+        #[test]
+        fn symlinked_parent_is_not_followed() {
+            let (tmp, home) = home();
+            let elsewhere = tmp.path().join("elsewhere");
+            std::fs::create_dir(&elsewhere).unwrap();
+            symlink(&elsewhere, tmp.path().join("logs")).unwrap();
+            let e = append(&home, Path::new(LOG), "evil\n", 1000).unwrap_err();
+            assert_eq!(e.to_string(), "logs is a symlink; refusing to follow it");
+            assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        }
+
+        #[test]
+        fn hard_linked_log_is_refused() {
+            let (tmp, home) = home();
+            let other = tmp.path().join("other");
+            std::fs::write(&other, "keep me\n").unwrap();
+            std::fs::create_dir(tmp.path().join("logs")).unwrap();
+            std::fs::hard_link(&other, tmp.path().join(LOG)).unwrap();
+            let e = append(&home, Path::new(LOG), "evil\n", 1000).unwrap_err();
+            assert!(e.to_string().contains("hard-linked"), "{e}");
+            assert_eq!(read(&other), "keep me\n");
+        }
+
+        #[test]
+        fn fifo_at_the_log_path_fails_without_blocking() {
+            let (tmp, home) = home();
+            std::fs::create_dir(tmp.path().join("logs")).unwrap();
+            let status = std::process::Command::new("mkfifo")
+                .arg(tmp.path().join(LOG))
+                .status()
+                .unwrap();
+            assert!(status.success());
+            // No reader: O_NONBLOCK makes the open fail (ENXIO) instead of hanging.
+            let e = append(&home, Path::new(LOG), "x\n", 1000).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::ENXIO), "{e}");
+        }
+    }
+
     #[test]
     fn rotation_threshold() {
         assert!(!needs_rotation(0, 262_144));

@@ -85,9 +85,34 @@ impl NameGlob {
 
 impl<'de> Deserialize<'de> for NameGlob {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        NameGlob::new(&s).map_err(|e| serde::de::Error::custom(format!("bad glob {s:?}: {e}")))
+        checked_str(d, "a glob", |s| {
+            NameGlob::new(s).map_err(|e| format!("bad glob {s:?}: {e}"))
+        })
     }
+}
+
+/// Deserialize a string and check it while the deserializer is still at
+/// it, so that an error carries the line and column of the value itself,
+/// not those of the mapping or list around it.
+fn checked_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    check: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Checked<F>(&'static str, F);
+    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for Checked<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+            (self.1)(s).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Checked(expecting, check))
 }
 
 /// An absolute container path (`/run/service`).
@@ -96,8 +121,7 @@ pub struct AbsPath(pub PathBuf);
 
 impl<'de> Deserialize<'de> for AbsPath {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_abs(&s).map_err(serde::de::Error::custom)
+        checked_str(d, "an absolute path", parse_abs)
     }
 }
 
@@ -120,18 +144,19 @@ pub struct RelPath(pub PathBuf);
 
 impl<'de> Deserialize<'de> for RelPath {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let p = Path::new(&s);
-        let ok = !s.is_empty()
-            && p.components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if ok {
-            Ok(RelPath(p.to_path_buf()))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "not a plain relative path (no '/', '.' or '..' at the start): {s:?}"
-            )))
-        }
+        checked_str(d, "a relative path", |s| {
+            let p = Path::new(s);
+            let ok = !s.is_empty()
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if ok {
+                Ok(RelPath(p.to_path_buf()))
+            } else {
+                Err(format!(
+                    "not a plain relative path (no '/', '.' or '..' at the start): {s:?}"
+                ))
+            }
+        })
     }
 }
 
@@ -141,14 +166,13 @@ pub struct FileName(pub String);
 
 impl<'de> Deserialize<'de> for FileName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains('\0') {
-            Err(serde::de::Error::custom(format!(
-                "not a single file name: {s:?}"
-            )))
-        } else {
-            Ok(FileName(s))
-        }
+        checked_str(d, "a file name", |s| {
+            if s.is_empty() || s == "." || s == ".." || s.contains('/') || s.contains('\0') {
+                Err(format!("not a single file name: {s:?}"))
+            } else {
+                Ok(FileName(s.to_string()))
+            }
+        })
     }
 }
 
@@ -508,6 +532,28 @@ mod tests {
         assert!(msg.contains(":2:"), "{msg}");
         assert!(msg.contains("static.skip[1]"), "{msg}");
         assert!(msg.contains("bad glob \"[oops\""), "{msg}");
+    }
+
+    #[test]
+    fn checked_values_are_located_at_the_value() {
+        let at = |text: &str| {
+            let msg = parse(text).unwrap_err().to_string();
+            msg.split(": ").next().unwrap().to_string()
+        };
+        let file = "/etc/s6-reconcile/config.yaml";
+        assert_eq!(
+            at("static:\n  skip:\n    - \"s6rc-*\"\n    - \"a[b\"\n"),
+            format!("{file}:4:7")
+        );
+        assert_eq!(
+            at("profiles:\n  marker: SOUL.md\n  home: relative\n"),
+            format!("{file}:3:9")
+        );
+        assert_eq!(
+            at("profiles:\n  state_file: x\n  root: /abs\n"),
+            format!("{file}:3:9")
+        );
+        assert_eq!(at("profiles:\n  marker: a/b\n"), format!("{file}:2:11"));
     }
 
     #[test]

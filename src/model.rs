@@ -21,10 +21,7 @@ pub const MODE_EVENT: u32 = 0o3730;
 /// s6-supervise's own runtime files in supervise/: rewritten by root on
 /// every state change, so never chowned nor compared.
 pub fn is_supervise_runtime_file(name: &str) -> bool {
-    matches!(
-        name,
-        "lock" | "status" | "death_tally" | "status.new" | "death_tally.new"
-    )
+    crate::slot::SUPERVISE_RUNTIME_FILES.contains(&name)
 }
 
 /// Owner and mode an entry should have; `None` leaves that part alone.

@@ -65,12 +65,54 @@ pub enum Op {
     },
 }
 
+/// An owner as (uid, gid).
+pub type Owner = (u32, u32);
+
 /// Everything needed to build one slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotBuild {
     pub profile: String,
     pub staging: String,
-    pub entries: Vec<SlotEntry>,
+    /// Owner of the slot directory itself.
+    pub owner: Owner,
+    /// Every entry, parents first, with its owner.
+    pub entries: Vec<(SlotEntry, Owner)>,
+}
+
+/// The slot's entries with their owners and the policy's modes: in compat
+/// everything belongs to the user (who builds it); in strict the
+/// definitions are root's and only the supervise skeleton is the group's,
+/// with s6-svperms' modes.
+pub fn slot_entries(
+    entries: Vec<SlotEntry>,
+    policy: Policy,
+    uid: u32,
+    gid: u32,
+) -> (Owner, Vec<(SlotEntry, Owner)>) {
+    if policy == Policy::Compat {
+        let v = entries.into_iter().map(|e| (e, (uid, gid))).collect();
+        return ((uid, gid), v);
+    }
+    let v = entries
+        .into_iter()
+        .map(|e| {
+            let skeleton = e.path().iter().any(|c| c == "supervise" || c == "event");
+            let e = match e {
+                SlotEntry::Dir { path, .. } if path.ends_with("supervise") => SlotEntry::Dir {
+                    path,
+                    mode: MODE_SUPERVISE,
+                },
+                SlotEntry::Fifo { path, .. } => SlotEntry::Fifo {
+                    path,
+                    mode: crate::model::MODE_CONTROL_STRICT,
+                },
+                e => e,
+            };
+            let owner = if skeleton { (0, gid) } else { (0, 0) };
+            (e, owner)
+        })
+        .collect();
+    ((0, 0), v)
 }
 
 impl Op {
@@ -184,9 +226,13 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
         p.profiles(o, obs.scandir.is_some());
     }
     let mut plan = p.plan;
-    plan.changes
-        .sort_by(|a, b| (a.phase, &a.path, a.op.rank()).cmp(&(b.phase, &b.path, b.op.rank())));
+    sort_changes(&mut plan.changes);
     plan
+}
+
+/// The plan's order: by phase, then path, then operation.
+pub fn sort_changes(changes: &mut [Change]) {
+    changes.sort_by(|a, b| (a.phase, &a.path, a.op.rank()).cmp(&(b.phase, &b.path, b.op.rank())));
 }
 
 struct Planner<'a> {
@@ -237,6 +283,29 @@ impl Planner<'_> {
             }),
             BaseObs::Present(t) => f(self, t),
         }
+    }
+
+    /// Report a non-directory where s6 expects a directory.
+    fn not_a_dir(&mut self, n: &Node) {
+        let reason = format!(
+            "is a {}, not a directory; left alone",
+            n.meta.kind.describe()
+        );
+        self.skip(&n.path, reason);
+    }
+
+    /// Add a change on an observed node.
+    fn change(&mut self, phase: Phase, anchor: Anchor, n: &Node, op: Op) {
+        self.plan.changes.push(Change {
+            phase,
+            path: n.path.clone(),
+            op,
+            target: Target {
+                anchor,
+                rel: n.rel.clone(),
+                expect: n.meta,
+            },
+        });
     }
 
     fn skip(&mut self, path: &Path, reason: String) {
@@ -295,32 +364,19 @@ impl Planner<'_> {
         if let Some(reason) = reason {
             return self.skip(&node.path, reason);
         }
-        let target = Target {
-            anchor,
-            rel: node.rel.clone(),
-            expect: *m,
-        };
         if (to_uid, to_gid) != (m.uid, m.gid) {
-            self.plan.changes.push(Change {
-                phase,
-                path: node.path.clone(),
-                op: Op::Chown {
-                    from: (m.uid, m.gid),
-                    to: (to_uid, to_gid),
-                },
-                target: target.clone(),
-            });
+            let op = Op::Chown {
+                from: (m.uid, m.gid),
+                to: (to_uid, to_gid),
+            };
+            self.change(phase, anchor, node, op);
         }
         if to_mode != m.mode {
-            self.plan.changes.push(Change {
-                phase,
-                path: node.path.clone(),
-                op: Op::Chmod {
-                    from: m.mode,
-                    to: to_mode,
-                },
-                target,
-            });
+            let op = Op::Chmod {
+                from: m.mode,
+                to: to_mode,
+            };
+            self.change(phase, anchor, node, op);
         }
     }
 
@@ -330,23 +386,11 @@ impl Planner<'_> {
             let rel = n.rel.strip_prefix(&dir.rel).unwrap_or(&n.rel);
             let r = role(rel, n.meta.kind);
             if r == Role::SuperviseDir && n.meta.kind != Kind::Dir {
-                self.skip(
-                    &n.path,
-                    format!(
-                        "is a {}, not a directory; left alone",
-                        n.meta.kind.describe()
-                    ),
-                );
+                self.not_a_dir(n);
                 continue;
             }
             if r == Role::EventDir && n.meta.kind != Kind::Dir {
-                self.skip(
-                    &n.path,
-                    format!(
-                        "is a {}, not a directory; left alone",
-                        n.meta.kind.describe()
-                    ),
-                );
+                self.not_a_dir(n);
                 continue;
             }
             if let Some(w) = self.want(phase, r) {
@@ -394,13 +438,7 @@ impl Planner<'_> {
                         self.node(Phase::Scandir, Anchor::Scandir, f, d.owner(), dev);
                     }
                 }
-                Some(n) => self.skip(
-                    &n.path,
-                    format!(
-                        "is a {}, not a directory; left alone",
-                        n.meta.kind.describe()
-                    ),
-                ),
+                Some(n) => self.not_a_dir(n),
                 None => {}
             }
         }
@@ -421,21 +459,7 @@ impl Planner<'_> {
         for n in &s.staging {
             // A leftover staging dir of an interrupted run: removed as root,
             // a symlink at its name is removed itself, never followed.
-            let op = if n.meta.kind == Kind::Dir {
-                Op::Remove
-            } else {
-                Op::Unlink
-            };
-            self.plan.changes.push(Change {
-                phase: Phase::Scandir,
-                path: n.path.clone(),
-                op,
-                target: Target {
-                    anchor: Anchor::Scandir,
-                    rel: n.rel.clone(),
-                    expect: n.meta,
-                },
-            });
+            self.removal(Phase::Scandir, n);
         }
     }
 }
@@ -447,7 +471,7 @@ impl Planner<'_> {
         let (uid, gid) = (d.account.uid, d.account.gid);
         match &o.home {
             BaseObs::Missing { path } => self.plan.warnings.push(format!(
-                "profiles.home {} is not present: only the default slot is registered, no boot log is written",
+                "profiles.home {} is not present: no profile state is read and no boot log is written",
                 path.display()
             )),
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
@@ -506,22 +530,14 @@ impl Planner<'_> {
         }
     }
 
+    /// Remove a scandir entry: a directory tree, or the entry itself.
     fn removal(&mut self, phase: Phase, n: &Node) {
         let op = if n.meta.kind == Kind::Dir {
             Op::Remove
         } else {
             Op::Unlink
         };
-        self.plan.changes.push(Change {
-            phase,
-            path: n.path.clone(),
-            op,
-            target: Target {
-                anchor: Anchor::Scandir,
-                rel: n.rel.clone(),
-                expect: n.meta,
-            },
-        });
+        self.change(phase, Anchor::Scandir, n, op);
     }
 
     fn profile(
@@ -586,16 +602,7 @@ impl Planner<'_> {
                 );
                 continue;
             }
-            self.plan.changes.push(Change {
-                phase: Phase::Profiles,
-                path: n.path.clone(),
-                op: Op::Unlink,
-                target: Target {
-                    anchor: Anchor::Home,
-                    rel: n.rel.clone(),
-                    expect: n.meta,
-                },
-            });
+            self.change(Phase::Profiles, Anchor::Home, n, Op::Unlink);
         }
         let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
         let files = slot::render(
@@ -605,7 +612,12 @@ impl Planner<'_> {
             home,
             &cfg.templates,
         );
-        let entries = slot::entries(&files, action == Action::Registered);
+        let (owner, entries) = slot_entries(
+            slot::entries(&files, action == Action::Registered),
+            d.policy(),
+            uid,
+            gid,
+        );
         if let Some(slots) = slots {
             let path = slots.base.path.join(&slot_name);
             let rel = PathBuf::from(&slot_name);
@@ -613,12 +625,13 @@ impl Planner<'_> {
                 Box::new(SlotBuild {
                     profile: p.name.clone(),
                     staging: names::staging_name(&slot_name),
+                    owner,
                     entries: entries.clone(),
                 })
             };
             let (op, expect) = match slots.slots.get(&slot_name) {
                 None => (Some(Op::Publish(build())), slots.base.meta),
-                Some(obs) => match compare(&entries, uid, gid, obs) {
+                Some(obs) => match compare(owner, &entries, obs) {
                     SlotDiff::Same => (None, obs.node.meta),
                     SlotDiff::Different => (Some(Op::Replace(build())), obs.node.meta),
                     SlotDiff::Down { want: true } => (
@@ -654,12 +667,24 @@ impl Planner<'_> {
                 });
             }
         }
+        // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
+        // is "not published"); the scandir's own error says why.
+        let (action, reason) = match slots {
+            Some(_) => (action, None),
+            None => (
+                Action::Skipped,
+                Some(format!(
+                    "not published: scandir {} is not usable",
+                    d.scandir().display()
+                )),
+            ),
+        };
         SlotReport {
             profile: p.name.clone(),
             slot: Some(slot_name),
             prior_state,
             action,
-            reason: None,
+            reason,
             prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
         }
     }
@@ -689,9 +714,9 @@ fn is_runtime(rel: &Path) -> bool {
     )
 }
 
-fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDiff {
+fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> SlotDiff {
     let root = &obs.node.meta;
-    if root.kind != Kind::Dir || root.mode != slot::MODE_DIR || (root.uid, root.gid) != (uid, gid) {
+    if root.kind != Kind::Dir || root.mode != slot::MODE_DIR || (root.uid, root.gid) != owner {
         return SlotDiff::Different;
     }
     let slot_rel = &obs.node.rel;
@@ -706,11 +731,13 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
         .collect();
     let down = Path::new("down");
     let mut want_down = false;
-    for e in expected {
+    let mut down_owner = owner;
+    for (e, want_owner) in expected {
         let p = e.path();
         // `down` is compared on its own below: only its presence may differ.
         if p == down {
             want_down = true;
+            down_owner = *want_owner;
             continue;
         }
         let Some((n, content)) = seen.remove(p) else {
@@ -726,7 +753,7 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
                     && content.is_some_and(|c| c.as_slice() == want.as_bytes())
             }
         };
-        if !kind_ok || m.mode != e.mode() || (m.uid, m.gid) != (uid, gid) {
+        if !kind_ok || m.mode != e.mode() || (m.uid, m.gid) != *want_owner {
             return SlotDiff::Different;
         }
     }
@@ -736,7 +763,7 @@ fn compare(expected: &[SlotEntry], uid: u32, gid: u32, obs: &SlotObs) -> SlotDif
             let m = &n.meta;
             let ok = m.kind == Kind::File
                 && m.mode == slot::MODE_FILE
-                && (m.uid, m.gid) == (uid, gid)
+                && (m.uid, m.gid) == down_owner
                 && c.is_some_and(|c| c.is_empty());
             if !ok {
                 return SlotDiff::Different;

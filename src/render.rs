@@ -54,8 +54,12 @@ impl Report {
                 self.warnings.push(w.clone());
             }
         }
-        self.errors.extend(plan.errors.iter().cloned());
-        self.errors.extend(errors);
+        // Phases observed separately may find the same unusable base.
+        for e in plan.errors.iter().cloned().chain(errors) {
+            if !self.errors.contains(&e) {
+                self.errors.push(e);
+            }
+        }
     }
 }
 

@@ -151,10 +151,11 @@ pub fn run(
             report.add_plan(&plan, changes, Vec::new());
         }
         Mode::Apply => {
+            fs::clear_umask();
             if !root_phases.is_empty() {
                 let observed = observe(settings, &root_phases, &desired, &root);
                 let plan = plan::plan(&desired, &observed);
-                let applied = apply::apply(&plan, &mut bases(&root, &desired));
+                let applied = apply::apply(&plan.changes, &mut bases(&root, &desired));
                 report.add_plan(&plan, applied.done, applied.errors);
             }
             if with_profiles {
@@ -207,17 +208,54 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
     }
     let observed = observe(settings, &[Phase::Profiles], desired, root);
-    let plan = plan::plan(desired, &observed);
+    let mut plan = plan::plan(desired, &observed);
     let mut anchors = bases(root, desired);
-    let applied = apply::apply(&plan, &mut anchors);
+    // Slots first; the volume (stale runtime files) only when every slot
+    // change went through, so a failed boot leaves the volume as it was.
+    let (in_volume, in_scandir): (Vec<_>, Vec<_>) = plan
+        .changes
+        .iter()
+        .cloned()
+        .partition(|c| c.target.anchor == Anchor::Home);
+    let mut applied = apply::apply(&in_scandir, &mut anchors);
+    if applied.errors.is_empty() {
+        let more = apply::apply(&in_volume, &mut anchors);
+        applied.done.extend(more.done);
+        applied.errors.extend(more.errors);
+        plan::sort_changes(&mut applied.done);
+    } else {
+        for c in &in_volume {
+            report.skipped.push(plan::Skipped {
+                path: c.path.clone(),
+                reason: "left in place: publishing the slots failed".into(),
+            });
+        }
+    }
+    mark_unpublished(&mut plan, &applied.errors);
     let published = applied.done.iter().any(|c| {
         matches!(
             c.op,
             Op::Publish(_) | Op::Replace(_) | Op::Remove | Op::Unlink
         ) && c.target.anchor == Anchor::Scandir
     });
+    // A replaced or removed slot leaves its old s6-supervise (and the service
+    // it runs) behind on the old, deleted directory: a plain rescan only
+    // starts supervisors for new dev/ino pairs. `n` makes s6-svscan kill the
+    // supervisors of services no longer in the scandir (what
+    // `s6-svscanctl -an` does). Only a top-level entry can have been a
+    // service, and never a dot-name (a staging dir).
+    let dropped = applied.done.iter().any(|c| {
+        let mut parts = c.target.rel.components();
+        let top_level_service = match (parts.next(), parts.next()) {
+            (Some(name), None) => !name.as_os_str().as_encoded_bytes().starts_with(b"."),
+            _ => false,
+        };
+        top_level_service
+            && c.target.anchor == Anchor::Scandir
+            && matches!(c.op, Op::Replace(_) | Op::Remove | Op::Unlink)
+    });
     if published {
-        rescan(&mut anchors, desired, report);
+        rescan(&mut anchors, desired, dropped, report);
     }
     if let Ok(home) = anchors.anchor(Anchor::Home) {
         let ts = bootlog::timestamp_now();
@@ -235,7 +273,15 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
             })
             .collect();
         let cfg = &desired.config.boot_log;
-        if let Err(e) = bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes) {
+        // The volume is the user's: when still root (strict policy), write
+        // the log with the user's effective ids so it stays theirs.
+        let append = || bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes);
+        let result = if fs::euid() == 0 {
+            fs::with_effective_ids(acct.uid, acct.gid, append)
+        } else {
+            append()
+        };
+        if let Err(e) = result {
             report.errors.push(Failure {
                 op: "append to".into(),
                 path: desired.config.profiles.home.0.join(&cfg.path.0),
@@ -246,15 +292,53 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
     report.add_plan(&plan, applied.done, applied.errors);
 }
 
-/// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does).
-fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, report: &mut Report) {
+/// A slot whose publish or replace failed was not published: report it as
+/// `skipped` (SPEC 6.6), on stdout and in the boot log, with the failure as
+/// the reason. A failure to remove the old tree after a successful swap
+/// leaves the new slot published, so it does not count.
+fn mark_unpublished(plan: &mut plan::Plan, errors: &[Failure]) {
+    for s in &mut plan.slots {
+        let Some(change) = plan.changes.iter().find(
+            |c| matches!(c.op, Op::Publish(ref b) | Op::Replace(ref b) if b.profile == s.profile),
+        ) else {
+            continue;
+        };
+        let Some(e) = errors
+            .iter()
+            .find(|e| e.path == change.path && e.op != "remove old slot")
+        else {
+            continue;
+        };
+        let what = match change.op {
+            Op::Replace(_) => "not replaced (the previous slot is left as it was)",
+            _ => "not published",
+        };
+        s.action = crate::state::Action::Skipped;
+        s.reason = Some(format!(
+            "{what}: unable to {} {}: {}",
+            e.op,
+            e.path.display(),
+            e.error
+        ));
+    }
+}
+
+/// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does),
+/// and with `prune` to also stop the supervisors of services that are no
+/// longer in the scandir (`s6-svscanctl -an`).
+fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, prune: bool, report: &mut Report) {
     let control = desired.scandir().join(".s6-svscan/control");
+    let command: &[u8] = if prune { b"an" } else { b"a" };
     let r = anchors.anchor(Anchor::Scandir).and_then(|d| {
         d.open_dir(std::ffi::OsStr::new(".s6-svscan"))?
-            .write_fifo(std::ffi::OsStr::new("control"), b"a")
+            .write_fifo(std::ffi::OsStr::new("control"), command)
     });
     match r {
-        Ok(true) => log::info!("rescan requested through {}", control.display()),
+        Ok(true) => log::info!(
+            "{} requested through {}",
+            if prune { "rescan and prune" } else { "rescan" },
+            control.display()
+        ),
         Ok(false) => log::info!("no s6-svscan listens on {}; no rescan", control.display()),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             log::info!("no {}; no rescan", control.display())

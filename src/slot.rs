@@ -95,7 +95,7 @@ pub fn is_supervise_runtime_file(rel: &Path) -> bool {
         && rel
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| SUPERVISE_RUNTIME_FILES.contains(&n))
+            .is_some_and(crate::model::is_supervise_runtime_file)
 }
 
 /// The scripts for `profile`'s slot.

@@ -11,8 +11,20 @@
 //! | `apply.txt`  | stdout of apply, then `exit: N`                       |
 //! | `after.yaml` | the tree after apply, as `tree::dump` describes it    |
 //!
-//! Besides the goldens: `--plan` must leave the tree as it was, and a second
-//! `--plan --format json` after apply must have `"changes": []`.
+//! An optional `env` file sets environment variables for every run of the
+//! scenario (`KEY=VALUE` per line, `#` comments, an empty value allowed);
+//! otherwise the container variables the tool reads ([`SCRUBBED_ENV`]) are
+//! removed, so a developer's shell never leaks into the goldens.
+//!
+//! Besides the goldens: `--plan` must leave the tree as it was (no boot log
+//! either); a second `--plan --format json` after apply must have
+//! `"changes": []`; and a second apply must do nothing: `"changes": []`, the
+//! tree as the first apply left it (boot logs aside, which gain a line per
+//! profile) and every entry still the same inode.
+//!
+//! The boot log's lines start with the local time: in every dump the leading
+//! timestamp of each line of a file named `container-boot.log*` reads `<ts>`
+//! ([`mask_boot_log`]); it is the only content that differs between runs.
 //!
 //! Goldens are written only when `UPDATE_GOLDENS=1`; the test then still fails,
 //! listing what it rewrote, so that nothing is accepted without a look at
@@ -70,6 +82,41 @@ const MUST_KEEP: &[(&str, &str, u32, u32, u32)] = &[
         0o644,
     ),
     ("scandir-real-slot", "etc/shadow", 0, 0, 0o600),
+    ("profiles-existing-slots", "etc", 0, 0, 0o755),
+    ("profiles-existing-slots", "etc/shadow", 0, 0, 0o600),
+    (
+        "profiles-multiplex-env",
+        "opt/data/gateway.pid",
+        10000,
+        10000,
+        0o644,
+    ),
+    ("profiles-multiplex-env", "run/service", 0, 0, 0o755),
+    (
+        "profiles-multiplex-env",
+        "run/service/.s6-svscan",
+        0,
+        0,
+        0o700,
+    ),
+    ("profiles-prune", "etc/shadow", 0, 0, 0o600),
+    ("profiles-prune", "run/s6-rc/servicedirs/nginx", 0, 0, 0o755),
+    (
+        "profiles-prune",
+        "run/s6-rc/servicedirs/nginx/run",
+        0,
+        0,
+        0o755,
+    ),
+    (
+        "profiles-templates",
+        "run/service/.gateway-x1.tmp/keep",
+        2000,
+        2001,
+        0o644,
+    ),
+    ("profiles-volume", "etc/shadow", 0, 0, 0o600),
+    ("profiles-volume", "etc", 0, 0, 0o755),
     ("scandir-leftover-staging", "etc", 0, 0, 0o755),
     ("scandir-leftover-staging", "etc/shadow", 0, 0, 0o600),
     ("scandir-leftover-staging", "opt/data", 10000, 10000, 0o755),
@@ -79,6 +126,30 @@ const MUST_KEEP: &[(&str, &str, u32, u32, u32)] = &[
         10000,
         10000,
         0o644,
+    ),
+];
+
+/// Entries that the first apply must leave in place, not replace (same
+/// inode): slots identical to the wanted ones, or differing only by `down`
+/// (SPEC 6.5; a live s6-supervise keys on dev/ino). (scenario, path)
+const KEEP_INODE: &[(&str, &str)] = &[
+    ("already-reconciled", "run/service/gateway-default"),
+    (
+        "already-reconciled",
+        "run/service/gateway-default/supervise",
+    ),
+    ("profiles-existing-slots", "run/service/gateway-default"),
+    (
+        "profiles-existing-slots",
+        "run/service/gateway-default/supervise",
+    ),
+    ("profiles-existing-slots", "run/service/gateway-default/run"),
+    ("profiles-existing-slots", "run/service/gateway-alice"),
+    ("profiles-existing-slots", "run/service/gateway-alice/run"),
+    ("profiles-existing-slots", "run/service/gateway-bob"),
+    (
+        "profiles-existing-slots",
+        "run/service/gateway-bob/supervise/control",
     ),
 ];
 
@@ -96,13 +167,21 @@ struct Output {
     exit: String,
 }
 
-fn run_reconcile(root: &Path, extra: &[String], mode: &[&str]) -> Result<Output, String> {
+fn run_reconcile(
+    root: &Path,
+    extra: &[String],
+    env: &[(String, String)],
+    mode: &[&str],
+) -> Result<Output, String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
     cmd.args(mode).arg("--root").arg(root).args(extra);
     for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }
     cmd.env("TZ", "UTC");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let out = cmd
         .output()
         .map_err(|e| format!("cannot run reconcile {mode:?}: {e}"))?;
@@ -252,6 +331,93 @@ fn read_args(dir: &Path) -> Result<Vec<String>, String> {
     }
 }
 
+/// The scenario's `env` file: `KEY=VALUE` lines (the value may be empty).
+fn read_env(dir: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = match fs::read_to_string(dir.join("env")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("env: {e}")),
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(format!("env: {l:?} is not KEY=VALUE")),
+        })
+        .collect()
+}
+
+/// Whether `name` is a boot log or one of its rotated copies.
+fn is_boot_log(path: &str) -> bool {
+    Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("container-boot.log"))
+}
+
+/// `%Y-%m-%dT%H:%M:%S%z` at the start of `line` (e.g. `2026-01-31T23:59:59+0100`).
+fn leading_timestamp(line: &str) -> Option<usize> {
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:dd+dddd";
+    let b = line.as_bytes();
+    let ok = b.len() >= SHAPE.len()
+        && SHAPE.iter().zip(b).all(|(s, c)| match s {
+            b'd' => c.is_ascii_digit(),
+            b'+' => *c == b'+' || *c == b'-',
+            s => s == c,
+        });
+    ok.then_some(SHAPE.len())
+}
+
+/// Replace the leading timestamp of every line of boot logs by `<ts>`.
+fn mask_boot_log(entries: &mut [tree::Entry]) {
+    for e in entries.iter_mut().filter(|e| is_boot_log(&e.path)) {
+        if let tree::Kind::File {
+            content: tree::Content::Text(text),
+        } = &mut e.kind
+        {
+            *text = text
+                .split_inclusive('\n')
+                .map(|line| match leading_timestamp(line) {
+                    Some(n) => format!("<ts>{}", &line[n..]),
+                    None => line.to_string(),
+                })
+                .collect();
+        }
+    }
+}
+
+/// The tree as the goldens record it: [`tree::dump`] with boot log
+/// timestamps masked; `boot_logs: false` leaves boot logs out.
+fn dump(root: &Path, boot_logs: bool) -> String {
+    let mut entries = tree::scan(root).unwrap_or_else(|e| panic!("dump {}: {e}", root.display()));
+    if !boot_logs {
+        entries.retain(|e| !is_boot_log(&e.path));
+    }
+    mask_boot_log(&mut entries);
+    tree::render(&entries)
+}
+
+/// Inode number of every entry under `root` (not following symlinks).
+fn inodes(root: &Path) -> std::collections::BTreeMap<String, u64> {
+    fn walk(root: &Path, rel: &Path, out: &mut std::collections::BTreeMap<String, u64>) {
+        let dir = root.join(rel);
+        for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let e = e.unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            let rel = rel.join(e.file_name());
+            let md = fs::symlink_metadata(root.join(&rel))
+                .unwrap_or_else(|e| panic!("{}: {e}", rel.display()));
+            out.insert(rel.to_string_lossy().into_owned(), md.ino());
+            if md.is_dir() {
+                walk(root, &rel, out);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, Path::new(""), &mut out);
+    out
+}
+
 fn parse_json(what: &str, out: &Output) -> Result<serde_json::Value, String> {
     serde_json::from_str(&out.stdout).map_err(|e| {
         format!(
@@ -272,6 +438,10 @@ fn run_scenario(s: &mut Scenario) {
         Ok(a) => a,
         Err(e) => return s.fail(e),
     };
+    let env = match read_env(&s.dir) {
+        Ok(a) => a,
+        Err(e) => return s.fail(e),
+    };
     let tmp = tree::temp_root(&format!("fixture-{}-", s.name));
     let root = tmp.path();
     if let Err(e) = tree::materialise_yaml(root, &yaml) {
@@ -285,9 +455,9 @@ fn run_scenario(s: &mut Scenario) {
             ));
         }
     }
-    let before = tree::dump(root);
+    let before = dump(root, true);
 
-    let step = |mode: &[&str]| run_reconcile(root, &extra, mode);
+    let step = |mode: &[&str]| run_reconcile(root, &extra, &env, mode);
     let plan = match step(&["--plan"]) {
         Ok(o) => o,
         Err(e) => return s.fail(e),
@@ -307,12 +477,23 @@ fn run_scenario(s: &mut Scenario) {
     }
     s.golden("plan.json", &plan_json.stdout, &plan_json.stderr);
 
-    let unchanged = tree::dump(root);
+    let unchanged = dump(root, true);
     if unchanged != before {
         s.fail(format!(
             "--plan changed the tree:\n{}",
             diff(&before, &unchanged)
         ));
+    }
+
+    let keep_ino: Vec<(&str, Option<u64>)> = KEEP_INODE
+        .iter()
+        .filter(|k| k.0 == s.name)
+        .map(|k| (k.1, inode(root, k.1)))
+        .collect();
+    for (path, ino) in &keep_ino {
+        if ino.is_none() {
+            return s.fail(format!("tree.yaml: {path} is missing (KEEP_INODE)"));
+        }
     }
 
     let apply = match step(&[]) {
@@ -324,8 +505,17 @@ fn run_scenario(s: &mut Scenario) {
         &format!("{}exit: {}\n", apply.stdout, apply.exit),
         &apply.stderr,
     );
-    s.golden("after.yaml", &tree::dump(root), &apply.stderr);
+    let after = dump(root, true);
+    s.golden("after.yaml", &after, &apply.stderr);
 
+    for (path, ino) in &keep_ino {
+        let now = inode(root, path);
+        if now != *ino {
+            s.fail(format!(
+                "apply replaced {path} (inode {ino:?} → {now:?}); it must be left in place"
+            ));
+        }
+    }
     for &&(_, path, uid, gid, mode) in &keep {
         match owner_mode(root, path) {
             Some(got) if got == (uid, gid, mode) => {}
@@ -351,6 +541,56 @@ fn run_scenario(s: &mut Scenario) {
             }
         },
     }
+    let now = dump(root, true);
+    if now != after {
+        s.fail(format!(
+            "--plan after apply changed the tree:\n{}",
+            diff(&after, &now)
+        ));
+    }
+
+    // A second apply does nothing: same tree (the boot log aside, which
+    // gains its lines), same inodes (a live s6-supervise keys on them).
+    let after = dump(root, false);
+    let ino = inodes(root);
+    match step(&["--format", "json"]) {
+        Err(e) => s.fail(e),
+        Ok(again) => match parse_json("second apply --format json", &again) {
+            Err(e) => s.fail(e),
+            Ok(v) => {
+                let empty = v["changes"].as_array().is_some_and(|c| c.is_empty());
+                if !empty {
+                    s.fail(format!(
+                        "not idempotent: a second apply made changes: {}",
+                        serde_json::to_string_pretty(&v["changes"]).unwrap_or_default()
+                    ));
+                }
+            }
+        },
+    }
+    let now = dump(root, false);
+    if now != after {
+        s.fail(format!(
+            "a second apply changed the tree:\n{}",
+            diff(&after, &now)
+        ));
+    }
+    let ino2 = inodes(root);
+    let moved: Vec<String> = ino
+        .iter()
+        .filter(|(p, _)| !is_boot_log(p))
+        .filter_map(|(p, i)| match ino2.get(p) {
+            Some(j) if j == i => None,
+            Some(j) => Some(format!("{p}: inode {i} → {j}")),
+            None => Some(format!("{p}: gone")),
+        })
+        .collect();
+    if !moved.is_empty() {
+        s.fail(format!(
+            "a second apply replaced entries (new inodes):\n{}",
+            indent(&moved.join("\n"))
+        ));
+    }
 }
 
 /// uid, gid, permission bits.
@@ -360,6 +600,11 @@ type OwnerMode = (u32, u32, u32);
 fn owner_mode(root: &Path, path: &str) -> Option<OwnerMode> {
     let md = fs::symlink_metadata(root.join(path)).ok()?;
     Some((md.uid(), md.gid(), md.mode() & 0o7777))
+}
+
+/// Inode number of `path` under `root` (not following a symlink), if it exists.
+fn inode(root: &Path, path: &str) -> Option<u64> {
+    fs::symlink_metadata(root.join(path)).ok().map(|m| m.ino())
 }
 
 /// Owner and mode of the host files a planted absolute symlink points to.
@@ -592,5 +837,86 @@ mod tree_format {
         )
         .unwrap_err();
         assert!(err.contains("not an earlier file entry"), "{err}");
+    }
+}
+
+/// The harness's own helpers.
+mod harness {
+    use super::*;
+
+    #[test]
+    fn boot_log_timestamps_are_masked_and_nothing_else() {
+        let text = "2026-11-26T04:06:17+0000 profile=default prior_state=None action=registered prior_exit=unknown\n\
+                    1999-01-02T03:04:05-0130 profile=a prior_state=running action=started prior_exit=clean\n\
+                    not a timestamp 2026-11-26T04:06:17+0000\n\
+                    2026-11-26 04:06:17+0000 profile=x\n\
+                    2026-11-26T04:06:17+0000";
+        let file = |path: &str| tree::Entry {
+            path: path.into(),
+            kind: tree::Kind::File {
+                content: tree::Content::Text(text.into()),
+            },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            links: None,
+        };
+        let mut entries = vec![
+            file("opt/data/logs/container-boot.log"),
+            file("opt/data/logs/container-boot.log.1"),
+            file("opt/data/logs/other.log"),
+        ];
+        mask_boot_log(&mut entries);
+        let masked = "<ts> profile=default prior_state=None action=registered prior_exit=unknown\n\
+                      <ts> profile=a prior_state=running action=started prior_exit=clean\n\
+                      not a timestamp 2026-11-26T04:06:17+0000\n\
+                      2026-11-26 04:06:17+0000 profile=x\n\
+                      <ts>";
+        let content = |e: &tree::Entry| match &e.kind {
+            tree::Kind::File {
+                content: tree::Content::Text(t),
+            } => t.clone(),
+            k => panic!("{k:?}"),
+        };
+        assert_eq!(content(&entries[0]), masked);
+        assert_eq!(content(&entries[1]), masked);
+        assert_eq!(content(&entries[2]), text, "only boot logs are masked");
+    }
+
+    #[test]
+    fn env_files_allow_empty_values_and_refuse_other_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_env(dir.path()).unwrap(), vec![]);
+        fs::write(
+            dir.path().join("env"),
+            "# comment\nGATEWAY_MULTIPLEX_PROFILES=\n\nHERMES_HOME=/srv/h=1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_env(dir.path()).unwrap(),
+            vec![
+                ("GATEWAY_MULTIPLEX_PROFILES".to_string(), String::new()),
+                ("HERMES_HOME".to_string(), "/srv/h=1".to_string()),
+            ]
+        );
+        fs::write(dir.path().join("env"), "HERMES_HOME\n").unwrap();
+        assert!(read_env(dir.path()).unwrap_err().contains("not KEY=VALUE"));
+    }
+
+    /// Every environment variable the configuration reads is scrubbed from
+    /// the scenarios' runs, so a developer's shell cannot change a golden.
+    #[test]
+    fn every_variable_the_tool_reads_is_scrubbed() {
+        let src = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config.rs"))
+            .expect("read src/config.rs");
+        let read: Vec<&str> = src
+            .split("env(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert!(read.len() >= 3, "found {read:?} in src/config.rs");
+        for var in read {
+            assert!(SCRUBBED_ENV.contains(&var), "{var} is not in SCRUBBED_ENV");
+        }
     }
 }

@@ -155,9 +155,7 @@ impl Dir {
 
     /// `fstat` of the directory itself.
     pub fn meta(&self) -> io::Result<Meta> {
-        nix::sys::stat::fstat(self.fd.as_fd())
-            .map(|s| Meta::from_stat(&s))
-            .map_err(errno_io)
+        fd_meta(&self.fd)
     }
 
     /// Change the owner of this directory itself; it must still be `expect`.
@@ -264,10 +262,11 @@ impl Dir {
         Ok(names)
     }
 
-    /// Read a regular file (never a symlink, FIFO or device), at most `limit` bytes.
-    pub fn read_file(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
+    /// Open a child for reading, never through a symlink, never blocking
+    /// (a FIFO opens at once) and never becoming a controlling terminal.
+    fn open_read(&self, name: &OsStr) -> io::Result<OwnedFd> {
         name_ok(name)?;
-        let fd = nix::fcntl::openat(
+        nix::fcntl::openat(
             self.fd.as_fd(),
             name,
             OFlag::O_RDONLY
@@ -277,14 +276,13 @@ impl Dir {
                 | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(errno_io)?;
-        let meta = Meta::from_stat(&nix::sys::stat::fstat(fd.as_fd()).map_err(errno_io)?);
-        if meta.kind != Kind::File {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("is a {}, not a regular file", meta.kind.describe()),
-            ));
-        }
+        .map_err(errno_io)
+    }
+
+    /// Read a regular file (never a symlink, FIFO or device), at most `limit` bytes.
+    pub fn read_file(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
+        let fd = self.open_read(name)?;
+        expect_kind(&fd_meta(&fd)?, Kind::File)?;
         let mut buf = Vec::new();
         std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
         Ok(buf)
@@ -298,7 +296,9 @@ impl Dir {
             self.fd.as_fd(),
             name,
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
+            // Born with its final permission bits (see clear_umask): a kill
+            // before the fchmod below leaves no narrower mode behind.
+            Mode::from_bits_truncate(mode & 0o777),
         )
         .map_err(errno_io)?;
         nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
@@ -311,23 +311,40 @@ impl Dir {
     /// through a symlink. Returns the file's size before the append.
     pub fn append_file(&self, name: &OsStr, content: &[u8], mode: u32) -> io::Result<u64> {
         name_ok(name)?;
-        let fd = nix::fcntl::openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_APPEND
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_NONBLOCK
-                | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(mode),
-        )
-        .map_err(errno_io)?;
-        let meta = Meta::from_stat(&nix::sys::stat::fstat(fd.as_fd()).map_err(errno_io)?);
-        if meta.kind != Kind::File {
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC;
+        let open = |extra: OFlag| {
+            nix::fcntl::openat(
+                self.fd.as_fd(),
+                name,
+                flags | extra,
+                Mode::from_bits_truncate(mode & 0o777),
+            )
+        };
+        // Create exclusively first so a new file gets exactly `mode`.
+        let fd = match open(OFlag::O_CREAT | OFlag::O_EXCL) {
+            Ok(fd) => {
+                nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+                    .map_err(errno_io)?;
+                fd
+            }
+            Err(Errno::EEXIST) => open(OFlag::empty()).map_err(errno_io)?,
+            Err(e) => return Err(errno_io(e)),
+        };
+        let meta = fd_meta(&fd)?;
+        expect_kind(&meta, Kind::File)?;
+        // A hard link planted at the name could point at any file of the
+        // same file system: refuse it.
+        if meta.nlink > 1 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("is a {}, not a regular file", meta.kind.describe()),
+                format!(
+                    "is hard-linked ({} links); refusing to write to it",
+                    meta.nlink
+                ),
             ));
         }
         std::fs::File::from(fd).write_all(content)?;
@@ -338,8 +355,12 @@ impl Dir {
     /// whatever the umask, and return it opened.
     pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<Dir> {
         name_ok(name)?;
-        nix::sys::stat::mkdirat(self.fd.as_fd(), name, Mode::from_bits_truncate(0o700))
-            .map_err(errno_io)?;
+        nix::sys::stat::mkdirat(
+            self.fd.as_fd(),
+            name,
+            Mode::from_bits_truncate(mode & 0o777),
+        )
+        .map_err(errno_io)?;
         let d = self.open_dir(name)?;
         nix::sys::stat::fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
         Ok(d)
@@ -348,8 +369,12 @@ impl Dir {
     /// Create a FIFO with exactly `mode`.
     pub fn mkfifo(&self, name: &OsStr, mode: u32) -> io::Result<()> {
         name_ok(name)?;
-        nix::unistd::mkfifoat(self.fd.as_fd(), name, Mode::from_bits_truncate(0o600))
-            .map_err(errno_io)?;
+        nix::unistd::mkfifoat(
+            self.fd.as_fd(),
+            name,
+            Mode::from_bits_truncate(mode & 0o777),
+        )
+        .map_err(errno_io)?;
         let meta = self.stat(name)?;
         self.set_mode(name, &meta, mode)
     }
@@ -383,17 +408,7 @@ impl Dir {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                 // No /proc (an empty chroot): reopen for real, without
                 // following, check identity again, and fchmod that fd.
-                let real = nix::fcntl::openat(
-                    self.fd.as_fd(),
-                    name,
-                    OFlag::O_RDONLY
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_NONBLOCK
-                        | OFlag::O_NOCTTY
-                        | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(errno_io)?;
+                let real = self.open_read(name)?;
                 check_same(&real, expect)?;
                 nix::sys::stat::fchmod(real.as_fd(), Mode::from_bits_truncate(mode))
                     .map_err(errno_io)
@@ -519,13 +534,7 @@ impl Dir {
             Mode::empty(),
         ) {
             Ok(fd) => {
-                let meta = Meta::from_stat(&nix::sys::stat::fstat(fd.as_fd()).map_err(errno_io)?);
-                if meta.kind != Kind::Fifo {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("is a {}, not a FIFO", meta.kind.describe()),
-                    ));
-                }
+                expect_kind(&fd_meta(&fd)?, Kind::Fifo)?;
                 std::fs::File::from(fd).write_all(bytes)?;
                 Ok(true)
             }
@@ -556,8 +565,25 @@ pub fn os_error(e: &io::Error) -> String {
     }
 }
 
+fn fd_meta(fd: &OwnedFd) -> io::Result<Meta> {
+    nix::sys::stat::fstat(fd.as_fd())
+        .map(|s| Meta::from_stat(&s))
+        .map_err(errno_io)
+}
+
+fn expect_kind(meta: &Meta, kind: Kind) -> io::Result<()> {
+    if meta.kind == kind {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("is a {}, not a {}", meta.kind.describe(), kind.describe()),
+        ))
+    }
+}
+
 fn check_same(fd: &OwnedFd, expect: &Meta) -> io::Result<()> {
-    let now = Meta::from_stat(&nix::sys::stat::fstat(fd.as_fd()).map_err(errno_io)?);
+    let now = fd_meta(fd)?;
     if now.same_file(expect) {
         Ok(())
     } else {
@@ -711,9 +737,44 @@ pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Run `f` with effective ids (uid, gid), then return to root. Only the
+/// effective ids change (the saved ones stay 0), so permission checks and
+/// the owner of what `f` creates are the user's.
+pub fn with_effective_ids<R>(
+    uid: u32,
+    gid: u32,
+    f: impl FnOnce() -> io::Result<R>,
+) -> io::Result<R> {
+    let (old_uid, old_gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    nix::unistd::setegid(Gid::from_raw(gid)).map_err(errno_io)?;
+    if let Err(e) = nix::unistd::seteuid(Uid::from_raw(uid)) {
+        let _ = nix::unistd::setegid(old_gid);
+        return Err(errno_io(e));
+    }
+    let r = f();
+    let back = nix::unistd::seteuid(old_uid).and_then(|()| nix::unistd::setegid(old_gid));
+    match back {
+        Ok(()) => r,
+        Err(e) => Err(errno_io(e)),
+    }
+}
+
+/// Clear the umask: every mode this program sets is explicit, and entries
+/// are then born with their final permission bits (only setgid and sticky
+/// need the fchmod that follows), so a kill at any point leaves no entry
+/// narrower than it should be.
+pub fn clear_umask() {
+    nix::sys::stat::umask(Mode::empty());
+}
+
 /// The effective uid of this process.
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
+}
+
+/// The effective gid of this process.
+pub fn egid() -> u32 {
+    nix::unistd::getegid().as_raw()
 }
 
 #[cfg(test)]

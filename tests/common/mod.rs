@@ -1,4 +1,5 @@
 #![allow(dead_code)]
 
+pub mod killpoints;
 pub mod s6;
 pub mod tree;

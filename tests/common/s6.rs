@@ -510,18 +510,20 @@ fn write_servicedir(dir: &Path, run: &str) {
     write_file(&dir.join("run"), run, 0o755);
 }
 
-fn mkdir(path: &Path, mode: u32) {
+/// `mkdir` with an exact mode (whatever the umask).
+pub fn mkdir(path: &Path, mode: u32) {
     fs::create_dir(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
     set_mode(path, mode);
 }
 
-fn write_file(path: &Path, content: &str, mode: u32) {
+/// Creates (or truncates) `path` with `content` and an exact mode.
+pub fn write_file(path: &Path, content: &str, mode: u32) {
     let mut f = fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
     f.write_all(content.as_bytes()).expect("write file");
     set_mode(path, mode);
 }
 
-fn set_mode(path: &Path, mode: u32) {
+pub fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {:o} {}: {e}", mode, path.display()));
 }
@@ -676,4 +678,47 @@ pub fn s6_as_user(tool: &str, args: &[&dyn AsRef<OsStr>]) -> Run {
 /// Runs the s6 client `tool` as root.
 pub fn s6_as_root(tool: &str, args: &[&dyn AsRef<OsStr>]) -> Run {
     as_root(&s6_argv(tool, args))
+}
+
+/// One field of root's `s6-svstat -o <field>` on `dir` (`up`, `pid`,
+/// `wantedup`...), or `None` while the supervisor has not written its status.
+pub fn svstat(dir: &Path, field: &str) -> Option<String> {
+    Command::new(s6_tool("s6-svstat"))
+        .args(["-o", field])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+}
+
+/// The pids of the `s6-supervise` processes running in `dir` (their cwd):
+/// one when the service is supervised once, as it should be.
+pub fn supervisor_pids(dir: &Path) -> Vec<i32> {
+    let Ok(dir) = fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == "s6-supervise"
+            && fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == dir)
+        {
+            found.push(pid);
+        }
+    }
+    found.sort_unstable();
+    found
 }
