@@ -168,7 +168,7 @@ pub struct Skipped {
 }
 
 /// A failure: observation errors in the plan, execution errors in apply.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Failure {
     pub op: String,
     pub path: PathBuf,

@@ -20,6 +20,7 @@
 //! (`uid:gid`, 4-digit octal mode). In apply mode `changes` lists what was
 //! done and `errors` what failed. Paths are container paths.
 
+use std::collections::HashSet;
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
@@ -46,17 +47,18 @@ impl Report {
         self.changes.extend(changes);
         self.slots.extend(plan.slots.iter().cloned());
         self.skipped.extend(plan.skipped.iter().cloned());
-        // Dropping repeats with a set, not `Vec::contains`: one warning per
-        // corrupt state file makes that quadratic in the number of profiles.
-        let mut seen: std::collections::HashSet<String> = self.warnings.iter().cloned().collect();
+        // Repeats are dropped with sets, not `Vec::contains`: there can be a
+        // warning or an error per profile, and that would be quadratic.
+        let mut seen: HashSet<String> = self.warnings.iter().cloned().collect();
         for w in &plan.warnings {
             if seen.insert(w.clone()) {
                 self.warnings.push(w.clone());
             }
         }
         // Phases observed separately may find the same unusable base.
+        let mut seen: HashSet<Failure> = self.errors.iter().cloned().collect();
         for e in plan.errors.iter().cloned().chain(errors) {
-            if !self.errors.contains(&e) {
+            if seen.insert(e.clone()) {
                 self.errors.push(e);
             }
         }

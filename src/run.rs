@@ -297,16 +297,24 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
 /// the reason. A failure to remove the old tree after a successful swap
 /// leaves the new slot published, so it does not count.
 fn mark_unpublished(plan: &mut plan::Plan, errors: &[Failure]) {
+    use std::collections::HashMap;
+    // Looked up by profile and by path rather than searched for each slot:
+    // a search per slot is quadratic in the number of profiles.
+    let mut publish_of: HashMap<&str, &plan::Change> = HashMap::new();
+    for c in &plan.changes {
+        if let Op::Publish(b) | Op::Replace(b) = &c.op {
+            publish_of.entry(b.profile.as_str()).or_insert(c);
+        }
+    }
+    let mut error_at: HashMap<&std::path::Path, &Failure> = HashMap::new();
+    for e in errors.iter().filter(|e| e.op != "remove old slot") {
+        error_at.entry(e.path.as_path()).or_insert(e);
+    }
     for s in &mut plan.slots {
-        let Some(change) = plan.changes.iter().find(
-            |c| matches!(c.op, Op::Publish(ref b) | Op::Replace(ref b) if b.profile == s.profile),
-        ) else {
+        let Some(change) = publish_of.get(s.profile.as_str()) else {
             continue;
         };
-        let Some(e) = errors
-            .iter()
-            .find(|e| e.path == change.path && e.op != "remove old slot")
-        else {
+        let Some(e) = error_at.get(change.path.as_path()) else {
             continue;
         };
         let what = match change.op {
