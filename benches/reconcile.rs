@@ -5,18 +5,21 @@
 //! `supervise/` with its control FIFO, lock, status, death_tally; `event/`),
 //! the scandir with their symlinks and `.s6-svscan/`, and a volume owned by
 //! uid 10000 with N profiles (a mix of running and stopped). It then times
-//! three cases, each as a separate process:
+//! four cases, each as a separate process:
 //!
 //! - `plan`: `reconcile --plan` on the fresh tree (what a boot would do);
 //! - `apply`: `reconcile` on a fresh copy of the tree each run (the copy is
 //!   made outside the timed region);
 //! - `plan-done`: `reconcile --plan` on a tree an apply has converged (what
-//!   `--check` costs on a running container; it must print no change).
+//!   `--check` costs on a running container; it must print no change);
+//! - `all-fail`: `reconcile --phase profiles` where uid 10000 cannot write
+//!   the scandir and every state file is corrupt (every slot fails, every
+//!   profile warns): the error paths at scale.
 //!
-//! and prints, per case: the median wall time of a run, that time per slot
-//! (N profiles + the default slot), the peak RSS (`wait4`'s rusage of the
-//! child itself) and the system calls per slot (one extra run under
-//! `strace -f -c`, not timed).
+//! and prints, per case: the median wall and CPU time of a run, both per
+//! slot (N profiles + the default slot), the peak RSS (`wait4`'s rusage of
+//! the child itself) and the system calls per slot (one extra run under
+//! `strace -f -c`, not timed). See benches/README.md.
 //!
 //! `cargo bench --bench reconcile [-- [N...] [--runs K] [--no-strace]]`,
 //! as root. Without `--bench` (as `cargo test --all-targets` runs it) it only
