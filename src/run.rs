@@ -212,10 +212,9 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
     let mut anchors = bases(root, desired);
     // Slots first; the volume (stale runtime files) only when every slot
     // change went through, so a failed boot leaves the volume as it was.
-    let (in_volume, in_scandir): (Vec<_>, Vec<_>) = plan
-        .changes
-        .iter()
-        .cloned()
+    // Moved out of the plan, not cloned: each publish carries its slot.
+    let (in_volume, in_scandir): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.changes)
+        .into_iter()
         .partition(|c| c.target.anchor == Anchor::Home);
     let mut applied = apply::apply(&in_scandir, &mut anchors);
     if applied.errors.is_empty() {
@@ -231,7 +230,7 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
             });
         }
     }
-    mark_unpublished(&mut plan, &applied.errors);
+    mark_unpublished(&mut plan.slots, &in_scandir, &applied.errors);
     let published = applied.done.iter().any(|c| {
         matches!(
             c.op,
@@ -296,12 +295,12 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
 /// `skipped` (SPEC 6.6), on stdout and in the boot log, with the failure as
 /// the reason. A failure to remove the old tree after a successful swap
 /// leaves the new slot published, so it does not count.
-fn mark_unpublished(plan: &mut plan::Plan, errors: &[Failure]) {
+fn mark_unpublished(slots: &mut [plan::SlotReport], changes: &[plan::Change], errors: &[Failure]) {
     use std::collections::HashMap;
     // Looked up by profile and by path rather than searched for each slot:
     // a search per slot is quadratic in the number of profiles.
     let mut publish_of: HashMap<&str, &plan::Change> = HashMap::new();
-    for c in &plan.changes {
+    for c in changes {
         if let Op::Publish(b) | Op::Replace(b) = &c.op {
             publish_of.entry(b.profile.as_str()).or_insert(c);
         }
@@ -310,7 +309,7 @@ fn mark_unpublished(plan: &mut plan::Plan, errors: &[Failure]) {
     for e in errors.iter().filter(|e| e.op != "remove old slot") {
         error_at.entry(e.path.as_path()).or_insert(e);
     }
-    for s in &mut plan.slots {
+    for s in slots {
         let Some(change) = publish_of.get(s.profile.as_str()) else {
             continue;
         };
