@@ -243,9 +243,14 @@ fn publish(
     }
     if replace.is_some() {
         // The staging name now holds the old slot.
-        scandir
-            .remove_tree(staging)
-            .map_err(|e| inside(("remove the old slot", e)))?;
+        // The slot is published; only the old tree is left over (under a
+        // dot name, removed by the next run): its own op says so.
+        scandir.remove_tree(staging).map_err(|e| {
+            (
+                "remove old slot",
+                io::Error::other(format!("{}: {}", b.staging, fs::os_error(&e))),
+            )
+        })?;
     }
     Ok(())
 }
