@@ -746,13 +746,18 @@ pub fn with_effective_ids<R>(
     f: impl FnOnce() -> io::Result<R>,
 ) -> io::Result<R> {
     let (old_uid, old_gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    nix::unistd::setegid(Gid::from_raw(gid)).map_err(errno_io)?;
-    if let Err(e) = nix::unistd::seteuid(Uid::from_raw(uid)) {
-        let _ = nix::unistd::setegid(old_gid);
-        return Err(errno_io(e));
-    }
-    let r = f();
-    let back = nix::unistd::seteuid(old_uid).and_then(|()| nix::unistd::setegid(old_gid));
+    let old_groups = nix::unistd::getgroups().map_err(errno_io)?;
+    // Supplementary groups too: root's would grant more than the user has.
+    nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(errno_io)?;
+    let switched = nix::unistd::setegid(Gid::from_raw(gid))
+        .and_then(|()| nix::unistd::seteuid(Uid::from_raw(uid)));
+    let r = match switched {
+        Ok(()) => f(),
+        Err(e) => Err(errno_io(e)),
+    };
+    let back = nix::unistd::seteuid(old_uid)
+        .and_then(|()| nix::unistd::setegid(old_gid))
+        .and_then(|()| nix::unistd::setgroups(&old_groups));
     match back {
         Ok(()) => r,
         Err(e) => Err(errno_io(e)),
