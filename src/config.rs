@@ -6,7 +6,6 @@
 //! (cont-init runs with-contenv) are applied after parsing, by
 //! [`Config::apply_env`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -441,21 +440,6 @@ impl Config {
             })?;
         }
         Ok(())
-    }
-
-    /// The effective configuration as YAML-like key/value pairs, for `-v`.
-    pub fn summary(&self) -> BTreeMap<&'static str, String> {
-        let mut m = BTreeMap::new();
-        m.insert("user", self.user.to_string());
-        m.insert("policy", format!("{:?}", self.policy).to_lowercase());
-        m.insert(
-            "static.servicedirs",
-            self.static_.servicedirs.0.display().to_string(),
-        );
-        m.insert("scandir.path", self.scandir.path.0.display().to_string());
-        m.insert("profiles.home", self.profiles.home.0.display().to_string());
-        m.insert("profiles.multiplex", self.profiles.multiplex.to_string());
-        m
     }
 }
 

@@ -231,30 +231,8 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         }
     }
     mark_unpublished(&mut plan.slots, &in_scandir, &applied.errors);
-    let published = applied.done.iter().any(|c| {
-        matches!(
-            c.op,
-            Op::Publish(_) | Op::Replace(_) | Op::Remove | Op::Unlink
-        ) && c.target.anchor == Anchor::Scandir
-    });
-    // A replaced or removed slot leaves its old s6-supervise (and the service
-    // it runs) behind on the old, deleted directory: a plain rescan only
-    // starts supervisors for new dev/ino pairs. `n` makes s6-svscan kill the
-    // supervisors of services no longer in the scandir (what
-    // `s6-svscanctl -an` does). Only a top-level entry can have been a
-    // service, and never a dot-name (a staging dir).
-    let dropped = applied.done.iter().any(|c| {
-        let mut parts = c.target.rel.components();
-        let top_level_service = match (parts.next(), parts.next()) {
-            (Some(name), None) => !name.as_os_str().as_encoded_bytes().starts_with(b"."),
-            _ => false,
-        };
-        top_level_service
-            && c.target.anchor == Anchor::Scandir
-            && matches!(c.op, Op::Replace(_) | Op::Remove | Op::Unlink)
-    });
-    if published {
-        rescan(&mut anchors, desired, dropped, report);
+    if let Some(command) = rescan_command(&applied.done) {
+        rescan(&mut anchors, desired, command, report);
     }
     if let Ok(home) = anchors.anchor(Anchor::Home) {
         let ts = bootlog::timestamp_now();
@@ -333,9 +311,33 @@ fn mark_unpublished(slots: &mut [plan::SlotReport], changes: &[plan::Change], er
 /// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does),
 /// and with `prune` to also stop the supervisors of services that are no
 /// longer in the scandir (`s6-svscanctl -an`).
-fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, prune: bool, report: &mut Report) {
+/// What to write to s6-svscan's control FIFO after the slot changes `done`:
+/// nothing when no top-level slot entry changed; `a` (rescan) when slots
+/// were only published; `an` when one was replaced or removed, since its old
+/// s6-supervise (and the service it runs) stays on the deleted directory
+/// otherwise: a rescan only starts supervisors for new dev/ino pairs, `n`
+/// stops those whose service left the scandir (`s6-svscanctl -an`). Dot
+/// names (staging dirs) and entries inside a slot (`down`) never count.
+fn rescan_command(done: &[plan::Change]) -> Option<&'static [u8]> {
+    let mut command = None;
+    for c in done.iter().filter(|c| c.target.anchor == Anchor::Scandir) {
+        let mut parts = c.target.rel.components();
+        let top_level_slot = match (parts.next(), parts.next()) {
+            (Some(name), None) => !name.as_os_str().as_encoded_bytes().starts_with(b"."),
+            _ => false,
+        };
+        match &c.op {
+            Op::Publish(_) => command = command.or(Some(&b"a"[..])),
+            Op::Replace(_) | Op::Remove | Op::Unlink if top_level_slot => return Some(b"an"),
+            _ => {}
+        }
+    }
+    command
+}
+
+fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, command: &[u8], report: &mut Report) {
     let control = desired.scandir().join(".s6-svscan/control");
-    let command: &[u8] = if prune { b"an" } else { b"a" };
+    let prune = command == b"an";
     let r = anchors.anchor(Anchor::Scandir).and_then(|d| {
         d.open_dir(std::ffi::OsStr::new(".s6-svscan"))?
             .write_fifo(std::ffi::OsStr::new("control"), command)

@@ -403,6 +403,23 @@ pub struct ProfileObs {
     pub stale: Vec<Node>,
 }
 
+impl ProfileObs {
+    /// A candidate with nothing observed yet (no directory, no state).
+    fn new(name: &str, source: ProfileSource, start: Option<crate::config::StartPolicy>) -> Self {
+        ProfileObs {
+            name: name.to_string(),
+            source,
+            start,
+            dir: None,
+            problem: None,
+            state_path: PathBuf::new(),
+            state: StateObs::Missing,
+            lifecycle: None,
+            stale: Vec::new(),
+        }
+    }
+}
+
 /// An entry of the scandir whose name is a slot name or a staging name.
 #[derive(Clone, Debug)]
 pub struct SlotObs {
@@ -460,17 +477,9 @@ impl Scanner<'_> {
                 .map(|d| d.start)
         };
         if cfg.default_slot {
-            let mut p = ProfileObs {
-                name: crate::names::DEFAULT_PROFILE.into(),
-                source: ProfileSource::Default,
-                start: declared_start(crate::names::DEFAULT_PROFILE),
-                dir: None,
-                problem: None,
-                state_path: home_path.join(&cfg.state_file.0),
-                state: StateObs::Missing,
-                lifecycle: None,
-                stale: Vec::new(),
-            };
+            let default = crate::names::DEFAULT_PROFILE;
+            let mut p = ProfileObs::new(default, ProfileSource::Default, declared_start(default));
+            p.state_path = home_path.join(&cfg.state_file.0);
             if let Ok(b) = &home {
                 p.dir = Some(Self::base_node(b, &home_path));
                 self.profile_files(b, &home_path, Path::new(""), cfg, &mut p);
@@ -503,18 +512,15 @@ impl Scanner<'_> {
                         named.insert(
                             name.clone(),
                             ProfileObs {
-                                name: name.clone(),
-                                source: ProfileSource::Directory,
-                                start: declared_start(&name),
                                 problem: Some(format!(
                                     "profile directory {} is a symlink; not followed",
                                     node.path.display()
                                 )),
-                                dir: None,
-                                state_path: PathBuf::new(),
-                                state: StateObs::Missing,
-                                lifecycle: None,
-                                stale: Vec::new(),
+                                ..ProfileObs::new(
+                                    &name,
+                                    ProfileSource::Directory,
+                                    declared_start(&name),
+                                )
                             },
                         );
                         continue;
@@ -534,17 +540,9 @@ impl Scanner<'_> {
                     ));
                     continue;
                 }
-                let mut p = ProfileObs {
-                    name: name.clone(),
-                    source: ProfileSource::Directory,
-                    start: declared_start(&name),
-                    dir: Some(node),
-                    problem: None,
-                    state_path: home_path.join(&rel).join(&cfg.state_file.0),
-                    state: StateObs::Missing,
-                    lifecycle: None,
-                    stale: Vec::new(),
-                };
+                let mut p = ProfileObs::new(&name, ProfileSource::Directory, declared_start(&name));
+                p.dir = Some(node);
+                p.state_path = home_path.join(&rel).join(&cfg.state_file.0);
                 match crate::names::validate_profile_name(&name, &cfg.slot_prefix) {
                     Ok(()) => self.profile_files(b, &home_path, &rel, cfg, &mut p),
                     Err(e) => p.problem = Some(e.to_string()),
@@ -556,17 +554,7 @@ impl Scanner<'_> {
             if d.name == crate::names::DEFAULT_PROFILE || named.contains_key(&d.name) {
                 continue;
             }
-            let mut p = ProfileObs {
-                name: d.name.clone(),
-                source: ProfileSource::Declared,
-                start: Some(d.start),
-                dir: None,
-                problem: None,
-                state_path: PathBuf::new(),
-                state: StateObs::Missing,
-                lifecycle: None,
-                stale: Vec::new(),
-            };
+            let mut p = ProfileObs::new(&d.name, ProfileSource::Declared, Some(d.start));
             // Never build a path from an unvalidated name.
             match crate::names::validate_profile_name(&d.name, &cfg.slot_prefix) {
                 Ok(()) => {
