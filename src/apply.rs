@@ -93,13 +93,12 @@ fn run_one(
     cache: &mut ParentCache,
 ) -> Result<(), StepError> {
     let t = &c.target;
-    let verb = c.op.verb();
     let (parent, name) = match (t.rel.parent(), t.rel.file_name()) {
         (Some(p), Some(n)) => (p, n),
         // The anchor itself (the scandir): act on its held fd.
         _ => {
             let dir = anchors.anchor(t.anchor).map_err(|e| ("open", e))?;
-            return on_self(dir, c, then_mode).map_err(|e| (verb, e));
+            return on_self(dir, c, then_mode);
         }
     };
     let dir = cache
@@ -108,23 +107,41 @@ fn run_one(
     on_child(dir, name, c, then_mode)
 }
 
-fn on_self(dir: &Dir, c: &Change, then_mode: Option<u32>) -> io::Result<()> {
+/// A chown, and the chmod planned right after it on the same entry. The mode
+/// is narrowed to `old & new` first, so nobody briefly has more access than
+/// either the old or the new state grants.
+fn chown_then_chmod(
+    old_mode: u32,
+    then_mode: Option<u32>,
+    set_mode: &dyn Fn(u32) -> io::Result<()>,
+    set_owner: &dyn Fn() -> io::Result<()>,
+) -> Result<(), StepError> {
+    if let Some(new) = then_mode.filter(|new| old_mode & new != old_mode) {
+        set_mode(old_mode & new).map_err(|e| ("chmod", e))?;
+    }
+    set_owner().map_err(|e| ("chown", e))?;
+    if let Some(new) = then_mode {
+        set_mode(new).map_err(|e| ("chmod", e))?;
+    }
+    Ok(())
+}
+
+fn on_self(dir: &Dir, c: &Change, then_mode: Option<u32>) -> Result<(), StepError> {
     let m = &c.target.expect;
     match c.op {
-        Op::Chown { to, .. } => {
-            if let Some(mode) = then_mode.filter(|new| m.mode & new != m.mode) {
-                dir.set_mode_self(m, m.mode & mode)?;
-            }
-            dir.set_owner_self(m, to.0, to.1)?;
-            if let Some(mode) = then_mode {
-                dir.set_mode_self(m, mode)?;
-            }
-            Ok(())
-        }
-        Op::Chmod { to, .. } => dir.set_mode_self(m, to),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("refusing to {} a configured base directory", c.op.verb()),
+        Op::Chown { to, .. } => chown_then_chmod(
+            m.mode,
+            then_mode,
+            &|mode| dir.set_mode_self(m, mode),
+            &|| dir.set_owner_self(m, to.0, to.1),
+        ),
+        Op::Chmod { to, .. } => dir.set_mode_self(m, to).map_err(|e| ("chmod", e)),
+        _ => Err((
+            c.op.verb(),
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("refusing to {} a configured base directory", c.op.verb()),
+            ),
         )),
     }
 }
@@ -132,20 +149,12 @@ fn on_self(dir: &Dir, c: &Change, then_mode: Option<u32>) -> io::Result<()> {
 fn on_child(dir: &Dir, name: &OsStr, c: &Change, then_mode: Option<u32>) -> Result<(), StepError> {
     let m = &c.target.expect;
     match &c.op {
-        &Op::Chown { to, .. } => {
-            // Narrow first: nobody may briefly have more access than either
-            // the old or the new state grants.
-            if let Some(mode) = then_mode.filter(|new| m.mode & new != m.mode) {
-                dir.set_mode(name, m, m.mode & mode)
-                    .map_err(|e| ("chmod", e))?;
-            }
-            dir.set_owner(name, m, to.0, to.1)
-                .map_err(|e| ("chown", e))?;
-            if let Some(mode) = then_mode {
-                dir.set_mode(name, m, mode).map_err(|e| ("chmod", e))?;
-            }
-            Ok(())
-        }
+        &Op::Chown { to, .. } => chown_then_chmod(
+            m.mode,
+            then_mode,
+            &|mode| dir.set_mode(name, m, mode),
+            &|| dir.set_owner(name, m, to.0, to.1),
+        ),
         &Op::Chmod { to, .. } => dir.set_mode(name, m, to).map_err(|e| ("chmod", e)),
         Op::Publish(b) => {
             same_dir(dir, m).map_err(|e| ("publish", e))?;
