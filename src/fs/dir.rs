@@ -35,6 +35,9 @@ pub struct Dir {
     /// Whether the fd's read offset has moved (a listing): the next
     /// listing seeks back to the start first.
     listed: AtomicBool,
+    /// `false` for an `O_PATH` fd (a directory we may search but not
+    /// read): listing it is refused as the open would be, with EACCES.
+    readable: bool,
 }
 
 /// One entry of a directory listing: its name (bytes, as the file system
@@ -55,6 +58,14 @@ impl Dir {
         Dir {
             fd,
             listed: AtomicBool::new(false),
+            readable: true,
+        }
+    }
+
+    fn search_only(fd: OwnedFd) -> Dir {
+        Dir {
+            readable: false,
+            ..Dir::from_fd(fd)
         }
     }
 
@@ -75,7 +86,10 @@ impl Dir {
     }
 
     pub fn try_clone(&self) -> io::Result<Dir> {
-        Ok(Dir::from_fd(self.fd.try_clone()?))
+        Ok(Dir {
+            readable: self.readable,
+            ..Dir::from_fd(self.fd.try_clone()?)
+        })
     }
 
     /// `fstat` of the directory itself.
@@ -118,7 +132,7 @@ impl Dir {
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
-            .map(Dir::from_fd)
+            .map(Dir::search_only)
             .map_err(errno_io),
             // O_DIRECTORY|O_NOFOLLOW says ENOTDIR for a symlink: say what it is.
             Err(Errno::ENOTDIR) if self.stat(name).is_ok_and(|m| m.kind == Kind::Symlink) => {
@@ -135,19 +149,20 @@ impl Dir {
     /// The caller checks the identity against the one it recorded on the
     /// way down: a directory moved meanwhile has another parent.
     pub fn open_parent(&self) -> io::Result<(Dir, Meta)> {
-        let fd = match nix::fcntl::openat(self.fd.as_fd(), "..", DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => fd,
+        let dir = match nix::fcntl::openat(self.fd.as_fd(), "..", DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Dir::from_fd(fd),
             Err(Errno::EACCES) => nix::fcntl::openat(
                 self.fd.as_fd(),
                 "..",
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
+            .map(Dir::search_only)
             .map_err(errno_io)?,
             Err(e) => return Err(errno_io(e)),
         };
-        let meta = fd_meta(&fd)?;
-        Ok((Dir::from_fd(fd), meta))
+        let meta = dir.meta()?;
+        Ok((dir, meta))
     }
 
     /// Walk `rel` one component at a time, never following a symlink.
@@ -188,6 +203,9 @@ impl Dir {
     /// The entries of this directory, sorted bytewise by name, without
     /// `.` and `..`: `getdents64` on the held fd itself (no second fd).
     pub fn list(&self) -> io::Result<Vec<DirEntry>> {
+        if !self.readable {
+            return Err(errno_io(Errno::EACCES));
+        }
         if self.listed.swap(true, Ordering::Relaxed) {
             rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
         }
