@@ -6,6 +6,7 @@
 //! the fd-based primitives in [`fs`].
 
 pub mod accounts;
+pub mod app;
 pub mod apply;
 pub mod bootlog;
 pub mod cli;

@@ -25,8 +25,9 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
+use crate::app::command::MIGRATED_FROM;
 use crate::cli::{Mode, Phase};
-use crate::plan::{Change, Failure, Plan, Skipped, SlotReport};
+use crate::plan::{Change, Failure, Op, Plan, Skipped, SlotReport};
 
 /// What a run has to say: the plan (or, in apply, what was done).
 #[derive(Debug, Default)]
@@ -47,6 +48,7 @@ impl Report {
         self.changes.extend(changes);
         self.slots.extend(plan.slots.iter().cloned());
         self.skipped.extend(plan.skipped.iter().cloned());
+        self.lines.extend(plan.lines.iter().cloned());
         // Repeats are dropped with sets, not `Vec::contains`: there can be a
         // warning or an error per profile, and that would be quadratic.
         let mut seen: HashSet<String> = self.warnings.iter().cloned().collect();
@@ -83,6 +85,10 @@ pub fn change_json(c: &Change) -> Value {
     if let Some((from, to)) = c.op.from_to() {
         m.insert("from".into(), json!(from));
         m.insert("to".into(), json!(to));
+    }
+    if let Op::SeedState { .. } = c.op {
+        m.insert("state".into(), json!("running"));
+        m.insert("migrated_from".into(), json!(MIGRATED_FROM));
     }
     Value::Object(m)
 }
@@ -124,6 +130,12 @@ pub fn human(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
                 c.path.display(),
                 from,
                 to
+            )?,
+            None if matches!(c.op, Op::SeedState { .. }) => writeln!(
+                out,
+                "  {:<7} {}  (state running, migrated from {MIGRATED_FROM})",
+                c.op.verb(),
+                c.path.display()
             )?,
             None => writeln!(out, "  {:<7} {}", c.op.verb(), c.path.display())?,
         }

@@ -45,10 +45,11 @@ use common::tree;
 
 /// The container environment the tool reads; a developer's shell must not
 /// leak into the goldens.
-const SCRUBBED_ENV: [&str; 4] = [
+const SCRUBBED_ENV: [&str; 5] = [
     "HERMES_HOME",
     "S6_PROFILE_GATEWAY_SCANDIR",
     "GATEWAY_MULTIPLEX_PROFILES",
+    "HERMES_GATEWAY_NO_SUPERVISE",
     "RUST_LOG",
 ];
 
