@@ -122,12 +122,30 @@ const MUST_KEEP: &[(&str, &str, u32, u32, u32)] = &[
     ("profiles-volume", "etc/shadow", 0, 0, 0o600),
     ("profiles-volume", "etc", 0, 0, 0o755),
     // A dashboard container removes no stale runtime file.
-    ("parity-dashboard", "opt/data/gateway.pid", 10000, 10000, 0o644),
+    (
+        "parity-dashboard",
+        "opt/data/gateway.pid",
+        10000,
+        10000,
+        0o644,
+    ),
     // A marker symlink into a root-only directory is never followed as root.
     ("parity-marker-symlinks", "root", 0, 0, 0o700),
     ("parity-marker-symlinks", "root/soul.md", 0, 0, 0o600),
-    ("parity-profiles-root-is-a-file", "opt/data/profiles", 10000, 10000, 0o644),
-    ("parity-staging-suffix", "run/service/.other.tmp.stale-1", 10000, 10000, 0o755),
+    (
+        "parity-profiles-root-is-a-file",
+        "opt/data/profiles",
+        10000,
+        10000,
+        0o644,
+    ),
+    (
+        "parity-staging-suffix",
+        "run/service/.other.tmp.stale-1",
+        10000,
+        10000,
+        0o755,
+    ),
     ("scandir-leftover-staging", "etc", 0, 0, 0o755),
     ("scandir-leftover-staging", "etc/shadow", 0, 0, 0o600),
     ("scandir-leftover-staging", "opt/data", 10000, 10000, 0o755),
@@ -403,13 +421,17 @@ fn mask_boot_log(entries: &mut [tree::Entry]) {
 /// application's exact layout and the time is within the last hour (a
 /// wrong or garbage timestamp stays visible and fails the golden).
 fn mask_migrated_state(entries: &mut [tree::Entry]) {
-    const HEAD: &str = "{\"gateway_state\": \"running\", \"desired_state\": \"running\", \"timestamp\": ";
+    const HEAD: &str =
+        "{\"gateway_state\": \"running\", \"desired_state\": \"running\", \"timestamp\": ";
     const TAIL: &str = ", \"migrated_from\": \"legacy-container-cmd\"}\n";
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    for e in entries.iter_mut().filter(|e| e.path.ends_with("gateway_state.json")) {
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.path.ends_with("gateway_state.json"))
+    {
         if let tree::Kind::File {
             content: tree::Content::Text(text),
         } = &mut e.kind
