@@ -11,6 +11,7 @@ pub mod bootlog;
 pub mod cli;
 pub mod config;
 pub mod fs;
+pub mod lock;
 pub mod model;
 pub mod names;
 pub mod plan;
