@@ -5,57 +5,13 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
-/// What a run does with the plan it computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Print the plan, change nothing.
-    Plan,
-    /// Print the plan, change nothing, exit 3 when it is not empty.
-    Check,
-    /// Execute the plan.
-    Apply,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Plan => "plan",
-            Mode::Check => "check",
-            Mode::Apply => "apply",
-        }
-    }
-}
+pub use crate::model::{Mode, Phase};
 
 /// Output format of the plan and the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
-}
-
-/// The three phases, in the order they run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// Static services' supervise/ and event/ under static.servicedirs.
-    Static,
-    /// The scandir, its .s6-svscan/ and its real slot directories.
-    Scandir,
-    /// Per-profile slots restored from the persistent volume.
-    Profiles,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Static, Phase::Scandir, Phase::Profiles];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Static => "static",
-            Phase::Scandir => "scandir",
-            Phase::Profiles => "profiles",
-        }
-    }
 }
 
 const ABOUT: &str = "Reconcile an s6-overlay container's supervision tree at boot.";

@@ -29,7 +29,7 @@ impl Dir {
     /// Open `name` for locking, creating it with `mode` if it is missing;
     /// never through a symlink, never blocking on a FIFO.
     pub fn open_lock_file(&self, name: &OsStr, mode: u32) -> io::Result<LockFile> {
-        super::name_ok(name)?;
+        super::dir::name_ok(name)?;
         let fd = nix::fcntl::openat(
             self.as_fd(),
             name,
@@ -42,7 +42,7 @@ impl Dir {
             Mode::from_bits_truncate(mode),
         )
         .map_err(super::errno_io)?;
-        let meta = super::fd_meta(&fd)?;
+        let meta = super::dir::fd_meta(&fd)?;
         Ok(LockFile { fd, meta })
     }
 }
