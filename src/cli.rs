@@ -36,7 +36,8 @@ Exit codes:
   1    partial failure: some items failed, every other item was still done
   3    --check found drift
   100  bad usage or bad configuration
-  111  fatal system error before anything could be done
+  111  fatal system error before anything could be done, or another apply
+       still held the apply lock after --lock-wait seconds
 
 Environment (read because cont-init runs with-contenv):
   HERMES_HOME                  overrides profiles.home
@@ -94,6 +95,11 @@ pub struct Args {
     /// Less logging on stderr: errors only.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// How long an apply waits for another apply to finish (they take
+    /// turns on /run/s6-reconcile.lock) before giving up with exit 111.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::lock::DEFAULT_WAIT.as_secs())]
+    pub lock_wait: u64,
 }
 
 /// Validated settings.
@@ -106,6 +112,8 @@ pub struct Settings {
     pub format: Format,
     /// Sorted, deduplicated, never empty.
     pub phases: Vec<Phase>,
+    /// How long an apply waits for the apply lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// A usage error (exit 100).
@@ -153,6 +161,7 @@ impl Args {
             config: self.config,
             format: self.format,
             phases,
+            lock_wait: std::time::Duration::from_secs(self.lock_wait),
         })
     }
 

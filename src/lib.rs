@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod fs;
 pub mod layout;
+pub mod lock;
 pub mod model;
 pub mod names;
 pub mod plan;

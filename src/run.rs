@@ -14,6 +14,7 @@ use crate::config::Policy;
 use crate::config::{Config, ConfigError};
 use crate::fs::{self, Dir};
 use crate::layout;
+use crate::lock::{self, LockError};
 use crate::model::Desired;
 use crate::model::{Mode, Phase};
 use crate::plan::{self, Anchor, Op};
@@ -41,6 +42,8 @@ pub enum Fatal {
         #[source]
         err: std::io::Error,
     },
+    #[error("{0}")]
+    Lock(#[from] LockError),
     #[error("unable to write the report: {0}")]
     Output(#[source] std::io::Error),
 }
@@ -49,7 +52,7 @@ impl Fatal {
     pub fn exit_code(&self) -> i32 {
         match self {
             Fatal::Config(_) | Fatal::Account(_) => EXIT_USAGE,
-            Fatal::Root { .. } | Fatal::Output(_) => EXIT_FATAL,
+            Fatal::Root { .. } | Fatal::Lock(_) | Fatal::Output(_) => EXIT_FATAL,
         }
     }
 }
@@ -125,7 +128,7 @@ pub fn run(
     let config = load_config(settings, env)?;
     let account = accounts::resolve(&settings.root, &config.user, config.group.as_ref())?;
     log::info!(
-        "user {} = {}:{}, policy {:?}",
+        "user {} = {}:{}, policy {}",
         account.user_name,
         account.uid,
         account.gid,
@@ -155,6 +158,16 @@ pub fn run(
             report.add_plan(&plan, changes, Vec::new());
         }
         Mode::Apply => {
+            // Held to the end of the apply (through the privilege drop and
+            // the boot log), so no other apply observes a half-applied tree.
+            let acct = &desired.account;
+            let _lock = lock::acquire(&root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+                log::warn!(
+                    "another apply holds {}; waiting up to {} s for it to finish",
+                    path.display(),
+                    settings.lock_wait.as_secs()
+                )
+            })?;
             fs::clear_umask();
             if !root_phases.is_empty() {
                 let observed = observe(settings, &root_phases, &desired, &root);

@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags};
@@ -16,7 +17,7 @@ use nix::unistd::{Gid, Uid};
 use super::errno_io;
 use super::meta::{Kind, Meta};
 
-fn name_ok(name: &OsStr) -> io::Result<()> {
+pub(super) fn name_ok(name: &OsStr) -> io::Result<()> {
     let b = name.as_bytes();
     if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
         return Err(io::Error::new(
@@ -31,6 +32,20 @@ fn name_ok(name: &OsStr) -> io::Result<()> {
 #[derive(Debug)]
 pub struct Dir {
     fd: OwnedFd,
+    /// Whether the fd's read offset has moved (a listing): the next
+    /// listing seeks back to the start first.
+    listed: AtomicBool,
+    /// `false` for an `O_PATH` fd (a directory we may search but not
+    /// read): listing it is refused as the open would be, with EACCES.
+    readable: bool,
+}
+
+/// One entry of a directory listing: its name (bytes, as the file system
+/// has it) and, when the file system says so in `d_type`, its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: OsString,
+    pub kind: Option<Kind>,
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
@@ -39,6 +54,21 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC);
 
 impl Dir {
+    fn from_fd(fd: OwnedFd) -> Dir {
+        Dir {
+            fd,
+            listed: AtomicBool::new(false),
+            readable: true,
+        }
+    }
+
+    fn search_only(fd: OwnedFd) -> Dir {
+        Dir {
+            readable: false,
+            ..Dir::from_fd(fd)
+        }
+    }
+
     /// Open an operator-given directory (the `--root`): symlinks in this
     /// path are the operator's own choice and are followed.
     pub fn open_path(path: &Path) -> io::Result<Dir> {
@@ -48,7 +78,7 @@ impl Dir {
             Mode::empty(),
         )
         .map_err(errno_io)?;
-        Ok(Dir { fd })
+        Ok(Dir::from_fd(fd))
     }
 
     pub fn as_fd(&self) -> BorrowedFd<'_> {
@@ -57,7 +87,8 @@ impl Dir {
 
     pub fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
-            fd: self.fd.try_clone()?,
+            readable: self.readable,
+            ..Dir::from_fd(self.fd.try_clone()?)
         })
     }
 
@@ -92,7 +123,7 @@ impl Dir {
     pub fn open_dir(&self, name: &OsStr) -> io::Result<Dir> {
         name_ok(name)?;
         match nix::fcntl::openat(self.fd.as_fd(), name, DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => Ok(Dir { fd }),
+            Ok(fd) => Ok(Dir::from_fd(fd)),
             // A directory we may search but not read: an O_PATH fd still
             // serves as the anchor of *at() calls.
             Err(Errno::EACCES) => nix::fcntl::openat(
@@ -101,7 +132,7 @@ impl Dir {
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
-            .map(|fd| Dir { fd })
+            .map(Dir::search_only)
             .map_err(errno_io),
             // O_DIRECTORY|O_NOFOLLOW says ENOTDIR for a symlink: say what it is.
             Err(Errno::ENOTDIR) if self.stat(name).is_ok_and(|m| m.kind == Kind::Symlink) => {
@@ -112,6 +143,26 @@ impl Dir {
             }
             Err(e) => Err(errno_io(e)),
         }
+    }
+
+    /// Open the directory that holds this one (`..`), with its identity.
+    /// The caller checks the identity against the one it recorded on the
+    /// way down: a directory moved meanwhile has another parent.
+    pub fn open_parent(&self) -> io::Result<(Dir, Meta)> {
+        let dir = match nix::fcntl::openat(self.fd.as_fd(), "..", DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Dir::from_fd(fd),
+            Err(Errno::EACCES) => nix::fcntl::openat(
+                self.fd.as_fd(),
+                "..",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map(Dir::search_only)
+            .map_err(errno_io)?,
+            Err(e) => return Err(errno_io(e)),
+        };
+        let meta = dir.meta()?;
+        Ok((dir, meta))
     }
 
     /// Walk `rel` one component at a time, never following a symlink.
@@ -149,25 +200,37 @@ impl Dir {
         }
     }
 
+    /// The entries of this directory, sorted bytewise by name, without
+    /// `.` and `..`: `getdents64` on the held fd itself (no second fd).
+    pub fn list(&self) -> io::Result<Vec<DirEntry>> {
+        if !self.readable {
+            return Err(errno_io(Errno::EACCES));
+        }
+        if self.listed.swap(true, Ordering::Relaxed) {
+            rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
+        }
+        // Names are at most 255 bytes: one entry always fits.
+        let mut buf = Vec::with_capacity(16 * 1024);
+        let mut raw = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
+        let mut out = Vec::new();
+        while let Some(e) = raw.next() {
+            let e = e?;
+            let n = e.file_name().to_bytes();
+            if n == b"." || n == b".." {
+                continue;
+            }
+            out.push(DirEntry {
+                name: OsStr::from_bytes(n).to_os_string(),
+                kind: kind_of_dtype(e.file_type()),
+            });
+        }
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     /// The names in this directory, sorted bytewise, without `.` and `..`.
     pub fn entries(&self) -> io::Result<Vec<OsString>> {
-        let mut d = nix::dir::Dir::openat(
-            self.fd.as_fd(),
-            ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno_io)?;
-        let mut names = Vec::new();
-        for e in d.iter() {
-            let e = e.map_err(errno_io)?;
-            let n = e.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                names.push(OsStr::from_bytes(n).to_os_string());
-            }
-        }
-        names.sort();
-        Ok(names)
+        Ok(self.list()?.into_iter().map(|e| e.name).collect())
     }
 
     /// Open a child for reading, never through a symlink, never blocking
@@ -221,6 +284,38 @@ impl Dir {
         nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty())
             .map(|s| Meta::from_stat(&s))
             .map_err(errno_io)
+    }
+
+    /// Open a child without following it and without blocking, and return
+    /// what it is; when it is a regular file of at most `limit` bytes, its
+    /// contents too (`None` otherwise). One `openat`, one `fstat` and, for
+    /// a file whose size did not change, one `read`.
+    pub fn read_file_meta(&self, name: &OsStr, limit: u64) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        let fd = self.open_read(name)?;
+        let meta = fd_meta(&fd)?;
+        if meta.kind != Kind::File || meta.size > limit {
+            return Ok((meta, None));
+        }
+        let mut f = std::fs::File::from(fd);
+        // One byte more than the size: a short read is the end of a
+        // regular file, so the usual case is a single read.
+        let mut buf = vec![0u8; meta.size as usize + 1];
+        let mut len = 0;
+        loop {
+            let n = f.read(&mut buf[len..])?;
+            len += n;
+            if n == 0 || (len == meta.size as usize && n > 0) {
+                break;
+            }
+            if len == buf.len() {
+                if len as u64 > limit {
+                    return Ok((meta, None));
+                }
+                buf.resize(len * 2, 0);
+            }
+        }
+        buf.truncate(len);
+        Ok((meta, Some(buf)))
     }
 
     /// Create a new regular file (`O_EXCL`, never through a symlink) with
@@ -492,7 +587,20 @@ fn chmod_via_proc(fd: &OwnedFd, mode: u32) -> io::Result<()> {
     .map_err(errno_io)
 }
 
-fn fd_meta(fd: &OwnedFd) -> io::Result<Meta> {
+fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
+    use rustix::fs::FileType as T;
+    match t {
+        T::RegularFile => Some(Kind::File),
+        T::Directory => Some(Kind::Dir),
+        T::Symlink => Some(Kind::Symlink),
+        T::Fifo => Some(Kind::Fifo),
+        T::Socket => Some(Kind::Socket),
+        T::CharacterDevice | T::BlockDevice => Some(Kind::Other),
+        T::Unknown => None,
+    }
+}
+
+pub(super) fn fd_meta(fd: &OwnedFd) -> io::Result<Meta> {
     nix::sys::stat::fstat(fd.as_fd())
         .map(|s| Meta::from_stat(&s))
         .map_err(errno_io)

@@ -12,6 +12,7 @@
 mod base;
 mod creds;
 mod dir;
+pub mod lock;
 mod meta;
 
 use std::io;
@@ -20,7 +21,7 @@ use nix::errno::Errno;
 
 pub use base::{Base, BaseError, resolve_base, writable_by};
 pub use creds::{clear_umask, drop_privileges, egid, euid, with_effective_ids};
-pub use dir::Dir;
+pub use dir::{Dir, DirEntry};
 pub use meta::{Kind, Meta};
 
 fn errno_io(e: Errno) -> io::Error {

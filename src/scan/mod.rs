@@ -11,6 +11,10 @@ use walkdir::WalkDir;
 use crate::fs::{self, Base, BaseError, Dir, Kind, Meta};
 use crate::layout;
 
+pub mod source;
+
+pub use source::{Disk, OpenBase, Source};
+
 /// One observed entry.
 #[derive(Clone, Debug)]
 pub struct Node {
