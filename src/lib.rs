@@ -19,3 +19,4 @@ pub mod run;
 pub mod scan;
 pub mod slot;
 pub mod state;
+pub mod tree;
