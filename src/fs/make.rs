@@ -5,8 +5,8 @@
 use std::ffi::OsStr;
 use std::io;
 
-use nix::sys::stat::{Mode, SFlag};
 use nix::fcntl::AtFlags;
+use nix::sys::stat::{Mode, SFlag};
 
 use super::Dir;
 

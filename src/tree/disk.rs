@@ -47,6 +47,11 @@ impl Describer {
         }
     }
 
+    /// The directory described as the container's `/`.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn real(&self, rel: &str) -> PathBuf {
         if rel.is_empty() {
             self.root.clone()
@@ -75,12 +80,7 @@ impl Describer {
             prefix.push_str(part);
             let md = match std::fs::symlink_metadata(self.real(&prefix)) {
                 Ok(md) => md,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT) | Some(libc::ENOTDIR)
-                    ) =>
-                {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                     return None;
                 }
                 Err(e) => {

@@ -20,7 +20,7 @@ pub fn dump(d: &Description) -> String {
     for e in &d.entries {
         let _ = write!(
             s,
-            "- {{path: {}, kind: {}",
+            "- {{path: {}, type: {}",
             quote(&e.path),
             e.node.kind_name()
         );
@@ -73,7 +73,11 @@ pub fn dump(d: &Description) -> String {
 }
 
 fn write_perms(s: &mut String, p: &Perms) {
-    let _ = write!(s, ", mode: \"{:04o}\", uid: {}, gid: {}", p.mode, p.uid, p.gid);
+    let _ = write!(
+        s,
+        ", mode: \"{:04o}\", uid: {}, gid: {}",
+        p.mode, p.uid, p.gid
+    );
 }
 
 /// A YAML double-quoted scalar. Everything that is not printable (controls,

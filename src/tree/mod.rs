@@ -3,13 +3,13 @@
 //!
 //! A description is a versioned YAML document (`format: s6-reconcile-tree`,
 //! `version: 1`) holding a list of entries, paths relative to the container's
-//! `/`, parents before children. Each entry has a kind (`dir`, `file`,
+//! `/`, parents before children. Each entry has a type (`dir`, `file`,
 //! `fifo`, `socket`, `symlink`, `hardlink`, `chardev`, `blockdev`), an owner
 //! and a mode (setgid and sticky included), a symlink's target, and a
 //! regular file's content: inline when small, a digest above
 //! [`INLINE_LIMIT`]. Identity is symbolic: the second name of a hard-linked
 //! file is a `hardlink` entry naming the first. s6-supervise's runtime files
-//! (`supervise/lock`, `status`, ...) are described by kind only: root
+//! (`supervise/lock`, `status`, ...) are described by type only: root
 //! rewrites them all the time and reconcile never looks inside them.
 //!
 //! [`parse`] reads a description (errors name file, line and column),
@@ -18,10 +18,12 @@
 //! (walkdir, never following a symlink, never crossing a mount), and
 //! [`materialize`] builds a description on disk.
 
+pub mod command;
 pub mod disk;
 pub mod dump;
 pub mod materialize;
 pub mod parse;
+pub mod snapshot;
 
 pub use dump::dump;
 pub use parse::{ParseError, parse};
@@ -99,12 +101,12 @@ pub enum Node {
         target: String,
     },
     /// One of s6-supervise's runtime files (`supervise/lock`, `status`, ...):
-    /// a regular file, described by kind only.
+    /// a regular file, described by type only.
     Runtime,
 }
 
 impl Node {
-    /// The kind as the format spells it.
+    /// The `type:` as the format spells it.
     pub fn kind_name(&self) -> &'static str {
         match self {
             Node::Dir { .. } => "dir",

@@ -1,7 +1,7 @@
 //! Reading a tree description. Every error names the file, the line and
 //! the column (of the entry at fault), and why: broken YAML, an unknown
 //! `format` or `version`, a path that escapes the root, a duplicate entry,
-//! an entry under a non-directory, an unknown kind, a mode over 07777.
+//! an entry under a non-directory, an unknown type, a mode over 07777.
 //! Entries are checked as they are read, so the position is the entry's own.
 
 use std::cell::RefCell;
@@ -64,7 +64,10 @@ fn check_header(h: &Header, text: &str, file: &Path) -> Result<(), ParseError> {
         Some(other) => {
             return Err(at(
                 "format",
-                format!("format: {}: not a tree description (want {FORMAT})", show(other)),
+                format!(
+                    "format: {}: not a tree description (want {FORMAT})",
+                    show(other)
+                ),
             ));
         }
         None => return Err(at("format", format!("missing `format: {FORMAT}`"))),
@@ -159,7 +162,9 @@ impl<'de> Visitor<'de> for DocSeed<'_> {
             }
         }
         if !entries {
-            return Err(de::Error::custom("missing `entries:` (a list, may be empty)"));
+            return Err(de::Error::custom(
+                "missing `entries:` (a list, may be empty)",
+            ));
         }
         Ok(())
     }
@@ -195,6 +200,7 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
 #[serde(deny_unknown_fields)]
 struct RawEntry {
     path: String,
+    #[serde(rename = "type")]
     kind: String,
     mode: Option<RawMode>,
     uid: Option<u32>,
@@ -231,7 +237,7 @@ impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
 impl<'de> Visitor<'de> for EntrySeed<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an entry: {path: ..., kind: ...}")
+        f.write_str("an entry: {path: ..., type: ...}")
     }
     fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<(), M::Error> {
         let raw = RawEntry::deserialize(de::value::MapAccessDeserializer::new(map))?;
@@ -293,7 +299,7 @@ impl State {
                 ("mount", r.mount.is_some()),
             ];
             match given.iter().find(|(k, g)| *g && !allowed.contains(k)) {
-                Some((k, _)) => Err(format!("`{k}` does not apply to kind {}", r.kind)),
+                Some((k, _)) => Err(format!("`{k}` does not apply to type {}", r.kind)),
                 None => Ok(()),
             }
         };
@@ -318,7 +324,7 @@ impl State {
             }
             "file" if is_runtime_path(&r.path) => {
                 only(&[]).map_err(|_| {
-                    "s6-supervise's runtime file: described by kind only (path and kind)"
+                    "s6-supervise's runtime file: described by type only (path and type)"
                         .to_string()
                 })?;
                 Node::Runtime
@@ -380,7 +386,7 @@ impl State {
             }
             other => {
                 return Err(format!(
-                    "unknown kind {other:?} (dir, file, fifo, socket, symlink, hardlink, chardev, blockdev)"
+                    "unknown type {other:?} (dir, file, fifo, socket, symlink, hardlink, chardev, blockdev)"
                 ));
             }
         })
