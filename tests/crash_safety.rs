@@ -594,10 +594,10 @@ fn check_visible(root: &Path, r: &Reference) -> Vec<String> {
                 None => problems.push(format!("{name}/{want}: half-built slot: missing")),
             }
         }
-        if let Some(down) = entries.iter().find(|e| e.path == "down") {
-            if tree::text(down) != Some("") {
-                problems.push(format!("{name}/down: not an empty file: {down:?}"));
-            }
+        if let Some(down) = entries.iter().find(|e| e.path == "down")
+            && tree::text(down) != Some("")
+        {
+            problems.push(format!("{name}/down: not an empty file: {down:?}"));
         }
         let prefixed: Vec<Entry> = entries
             .into_iter()

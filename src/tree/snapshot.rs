@@ -50,20 +50,20 @@ pub fn snapshot(
             d.entry(CONFIG_PATH);
         }
     }
-    if phases.contains(&Phase::Static) {
-        if let Some(rel) = resolve(&mut d, &cfg.static_.servicedirs.0) {
-            d.subtree(&rel);
-        }
+    if phases.contains(&Phase::Static)
+        && let Some(rel) = resolve(&mut d, &cfg.static_.servicedirs.0)
+    {
+        d.subtree(&rel);
     }
-    if phases.contains(&Phase::Scandir) || phases.contains(&Phase::Profiles) {
-        if let Some(rel) = resolve(&mut d, &cfg.scandir.path.0) {
-            d.subtree(&rel);
-        }
+    if (phases.contains(&Phase::Scandir) || phases.contains(&Phase::Profiles))
+        && let Some(rel) = resolve(&mut d, &cfg.scandir.path.0)
+    {
+        d.subtree(&rel);
     }
-    if phases.contains(&Phase::Profiles) {
-        if let Some(home) = resolve(&mut d, &cfg.profiles.home.0) {
-            volume(&mut d, &home, cfg);
-        }
+    if phases.contains(&Phase::Profiles)
+        && let Some(home) = resolve(&mut d, &cfg.profiles.home.0)
+    {
+        volume(&mut d, &home, cfg);
     }
     if d.errors.is_empty() {
         Ok(d.finish())
