@@ -5,57 +5,13 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
-/// What a run does with the plan it computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Print the plan, change nothing.
-    Plan,
-    /// Print the plan, change nothing, exit 3 when it is not empty.
-    Check,
-    /// Execute the plan.
-    Apply,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Plan => "plan",
-            Mode::Check => "check",
-            Mode::Apply => "apply",
-        }
-    }
-}
+pub use crate::model::{Mode, Phase};
 
 /// Output format of the plan and the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
-}
-
-/// The three phases, in the order they run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// Static services' supervise/ and event/ under static.servicedirs.
-    Static,
-    /// The scandir, its .s6-svscan/ and its real slot directories.
-    Scandir,
-    /// Per-profile slots restored from the persistent volume.
-    Profiles,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Static, Phase::Scandir, Phase::Profiles];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Static => "static",
-            Phase::Scandir => "scandir",
-            Phase::Profiles => "profiles",
-        }
-    }
 }
 
 const ABOUT: &str = "Reconcile an s6-overlay container's supervision tree at boot.";
@@ -80,7 +36,8 @@ Exit codes:
   1    partial failure: some items failed, every other item was still done
   3    --check found drift
   100  bad usage or bad configuration
-  111  fatal system error before anything could be done
+  111  fatal system error before anything could be done, or another apply
+       still held the apply lock after --lock-wait seconds
 
 Environment (read because cont-init runs with-contenv):
   HERMES_HOME                  overrides profiles.home
@@ -148,6 +105,11 @@ pub struct Args {
     /// Less logging on stderr: errors only.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// How long an apply waits for another apply to finish (they take
+    /// turns on /run/s6-reconcile.lock) before giving up with exit 111.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::lock::DEFAULT_WAIT.as_secs())]
+    pub lock_wait: u64,
 }
 
 /// The tree-description subcommands (SPEC section 13).
@@ -193,6 +155,8 @@ pub struct Settings {
     pub phases: Vec<Phase>,
     /// Observe this tree description instead of the disk under `root`.
     pub tree: Option<PathBuf>,
+    /// How long an apply waits for the apply lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// A usage error (exit 100).
@@ -249,6 +213,7 @@ impl Args {
             format: self.format,
             phases,
             tree: self.tree,
+            lock_wait: std::time::Duration::from_secs(self.lock_wait),
         })
     }
 

@@ -99,15 +99,6 @@ const SLOT_REQUIRED: &[(&str, &str)] = &[
     ("log/supervise/control", "fifo"),
 ];
 
-/// s6-supervise's runtime files: root rewrites them, reconcile ignores them.
-const RUNTIME_FILES: &[&str] = &[
-    "lock",
-    "status",
-    "status.new",
-    "death_tally",
-    "death_tally.new",
-];
-
 // ---------------------------------------------------------------- the tree
 
 fn perms(mode: u32, uid: u32) -> Perms {
@@ -503,10 +494,7 @@ fn masked(lines: &str) -> Vec<String> {
 }
 
 fn is_runtime(rel: &str) -> bool {
-    ["supervise/", "log/supervise/"].iter().any(|d| {
-        rel.strip_prefix(d)
-            .is_some_and(|f| RUNTIME_FILES.contains(&f))
-    })
+    s6_reconcile::layout::is_supervise_runtime_file(std::path::Path::new(rel))
 }
 
 /// A slot's definition: its entries (relative to the slot) with kinds,

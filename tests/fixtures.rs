@@ -390,10 +390,41 @@ fn mask_boot_log(entries: &mut [tree::Entry]) {
     }
 }
 
+/// Where an apply leaves its lock file (src/lock.rs): `/run`, or `/`
+/// without one. Checked on its own by [`check_apply_lock`], not recorded
+/// in the goldens: every apply leaves the same file.
+const APPLY_LOCKS: [&str; 2] = ["run/s6-reconcile.lock", "s6-reconcile.lock"];
+
+/// After an apply: the lock file is root's, private, empty and regular
+/// (the user must not be able to open it, or they could hold it).
+fn check_apply_lock(root: &Path) -> Result<(), String> {
+    let at = if root.join("run").is_dir() {
+        APPLY_LOCKS[0]
+    } else {
+        APPLY_LOCKS[1]
+    };
+    let md = fs::symlink_metadata(root.join(at)).map_err(|e| format!("apply lock {at}: {e}"))?;
+    let got = (
+        md.is_file(),
+        md.uid(),
+        md.gid(),
+        md.mode() & 0o7777,
+        md.len(),
+    );
+    if got != (true, 0, 0, 0o600, 0) {
+        return Err(format!(
+            "apply lock {at}: want an empty regular file 0:0 0600, got {got:?}"
+        ));
+    }
+    Ok(())
+}
+
 /// The tree as the goldens record it: [`tree::dump`] with boot log
-/// timestamps masked; `boot_logs: false` leaves boot logs out.
+/// timestamps masked and without the apply lock; `boot_logs: false`
+/// leaves boot logs out.
 fn dump(root: &Path, boot_logs: bool) -> String {
     let mut entries = tree::scan(root).unwrap_or_else(|e| panic!("dump {}: {e}", root.display()));
+    entries.retain(|e| !APPLY_LOCKS.contains(&e.path.as_str()));
     if !boot_logs {
         entries.retain(|e| !is_boot_log(&e.path));
     }
@@ -510,6 +541,9 @@ fn run_scenario(s: &mut Scenario) {
     );
     let after = dump(root, true);
     s.golden("after.yaml", &after, &apply.stderr);
+    if let Err(e) = check_apply_lock(root) {
+        s.fail(e);
+    }
 
     for (path, ino) in &keep_ino {
         let now = inode(root, path);

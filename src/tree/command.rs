@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use super::parse::ParseError;
 use super::snapshot::{self, ConfigFile};
 use super::{Description, dump, parse};
-use crate::cli::{Command, Format, Mode, Phase, Settings};
+use crate::cli::{Command, Format, Settings};
+use crate::model::{Mode, Phase};
 use crate::run::{EXIT_FATAL, EXIT_OK, EXIT_USAGE};
 
 /// Largest description read: far above a snapshot of ten thousand slots.
@@ -113,6 +114,7 @@ fn run_snapshot(
         format: Format::Human,
         phases: phases.clone(),
         tree: None,
+        lock_wait: std::time::Duration::ZERO,
     };
     let cfg = match crate::run::load_config(&settings, env) {
         Ok(c) => c,

@@ -155,7 +155,7 @@ pub fn is_runtime_path(path: &str) -> bool {
     let mut parts = path.rsplit('/');
     match (parts.next(), parts.next()) {
         (Some(name), Some(dir)) => {
-            dir == "supervise" && crate::slot::SUPERVISE_RUNTIME_FILES.contains(&name)
+            dir == crate::layout::SUPERVISE && crate::layout::is_runtime_name(name.as_bytes())
         }
         _ => false,
     }

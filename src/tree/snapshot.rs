@@ -13,7 +13,7 @@ use std::path::{Component, Path};
 
 use super::disk::{DescribeError, Describer};
 use super::{Description, Node, Perms};
-use crate::cli::Phase;
+use crate::model::Phase;
 use crate::config::Config;
 
 /// The configuration file's container path in a description.
