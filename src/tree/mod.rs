@@ -24,6 +24,7 @@ pub mod dump;
 pub mod materialize;
 pub mod parse;
 pub mod snapshot;
+pub mod source;
 
 pub use dump::dump;
 pub use parse::{ParseError, parse};
@@ -169,3 +170,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,8 +13,8 @@ use std::path::{Component, Path};
 
 use super::disk::{DescribeError, Describer};
 use super::{Description, Node, Perms};
-use crate::model::Phase;
 use crate::config::Config;
+use crate::model::Phase;
 
 /// The configuration file's container path in a description.
 pub const CONFIG_PATH: &str = "etc/s6-reconcile/config.yaml";
