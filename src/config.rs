@@ -23,6 +23,22 @@ pub enum Policy {
     Strict,
 }
 
+impl Policy {
+    /// The name as the configuration writes it (`compat`, `strict`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Compat => "compat",
+            Policy::Strict => "strict",
+        }
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A user or group, by name or by number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {

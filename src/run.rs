@@ -139,7 +139,7 @@ pub fn run(
     let config = load_config(settings, env)?;
     let account = accounts::resolve(&settings.root, &config.user, config.group.as_ref())?;
     log::info!(
-        "user {} = {}:{}, policy {:?}",
+        "user {} = {}:{}, policy {}",
         account.user_name,
         account.uid,
         account.gid,
