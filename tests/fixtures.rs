@@ -435,13 +435,15 @@ fn mask_migrated_state(entries: &mut [tree::Entry]) {
         .iter_mut()
         .filter(|e| e.path.ends_with("gateway_state.json"))
     {
-        if let tree::Kind::File {
-            content: tree::Content::Text(text),
-        } = &mut e.kind
+        if let tree::Node::File {
+            content: tree::Content::Bytes(bytes),
+            ..
+        } = &mut e.node
+            && let Ok(text) = std::str::from_utf8(bytes)
             && let Some(n) = text.strip_prefix(HEAD).and_then(|r| r.strip_suffix(TAIL))
             && n.parse::<u64>().is_ok_and(|t| t <= now && now - t < 3600)
         {
-            *text = format!("{HEAD}<unix>{TAIL}");
+            *bytes = format!("{HEAD}<unix>{TAIL}").into_bytes();
         }
     }
 }
