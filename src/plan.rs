@@ -424,13 +424,15 @@ impl Planner<'_> {
         let cfg = &d.config.profiles;
         let (uid, gid) = (d.account.uid, d.account.gid);
         let app = crate::app::decide(&d.config, o);
-        self.plan.warnings.extend(app.warnings.iter().cloned());
+        // A dashboard container does nothing in this phase, not even warn
+        // about the gateways' configuration.
         if app.dashboard {
             self.plan
                 .lines
                 .push(crate::app::command::DASHBOARD_LINE.into());
             return;
         }
+        self.plan.warnings.extend(app.warnings.iter().cloned());
         match &o.home {
             BaseObs::Missing { path } => self.plan.warnings.push(format!(
                 "profiles.home {} is not present: no profile state is read and no boot log is written",
