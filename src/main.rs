@@ -16,8 +16,15 @@ fn main() {
             std::process::exit(if usage { EXIT_USAGE } else { 0 });
         }
     };
+    let settings = match args.validate() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("reconcile: fatal: {e}");
+            std::process::exit(EXIT_USAGE);
+        }
+    };
     env_logger::Builder::new()
-        .filter_level(args.log_level())
+        .filter_level(settings.log_level)
         .parse_default_env()
         .format(|buf, record| {
             writeln!(
@@ -28,13 +35,6 @@ fn main() {
             )
         })
         .init();
-    let settings = match args.validate() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("reconcile: fatal: {e}");
-            std::process::exit(EXIT_USAGE);
-        }
-    };
     // Buffered: the report has a line or two per slot, and a locked stdout
     // alone makes one write(2) per line. The final flush's error is the
     // run's, so a failed write still ends as a fatal output error.
