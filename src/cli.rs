@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 pub use crate::model::{Mode, Phase};
 use crate::render::{Style, Verbosity};
@@ -66,6 +66,9 @@ Examples:
   reconcile --plan                         preview on this container
   reconcile --check --format json          CI drift check
   reconcile --plan --root ./tree           preview on a copy of a root
+  reconcile --plan --tree tree.yaml        preview on a tree description (no root needed)
+  reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
+  reconcile materialize tree.yaml ./tree   build a described tree (as root)
   reconcile --print-config                 the configuration in effect, as YAML";
 
 /// Raw command-line arguments.
@@ -76,8 +79,12 @@ Examples:
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Print what apply would change; change nothing.
     #[arg(long, conflicts_with = "check")]
     pub plan: bool,
@@ -94,6 +101,12 @@ pub struct Args {
     /// Treat DIR as the container's / (fixtures, tests, a copy of a root).
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
+
+    /// Plan against a tree description (see `reconcile snapshot`) instead
+    /// of the disk: no root needed, no other file read. With --plan or
+    /// --check only.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    pub tree: Option<PathBuf>,
 
     /// Output format of the plan and the report.
     #[arg(long, value_enum, default_value = "human", value_name = "FORMAT")]
@@ -128,6 +141,37 @@ pub struct Args {
     pub lock_wait: u64,
 }
 
+/// The tree-description subcommands (SPEC section 13).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a description of the tree reconcile observes under the root
+    /// (YAML, `format: s6-reconcile-tree`, `version: 1`): the configured
+    /// bases, etc/passwd, etc/group and the configuration. Deterministic;
+    /// needs only read access to the tree.
+    Snapshot {
+        /// Treat DIR as the container's /.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        /// Configuration file [default: <root>/etc/s6-reconcile/config.yaml
+        /// if present]; described at that default path.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Describe only what this phase observes; repeatable [default: all].
+        #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
+        phases: Vec<Phase>,
+    },
+    /// Build the tree described in FILE under DIR (as root: owners, modes,
+    /// FIFOs, sockets, symlinks, hard links). DIR must be empty or missing.
+    Materialize {
+        /// The tree description.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to build it (the container's / of the result).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -138,12 +182,12 @@ pub struct Settings {
     pub format: Format,
     /// Sorted, deduplicated, never empty.
     pub phases: Vec<Phase>,
+    /// Observe this tree description instead of the disk under `root`.
+    pub tree: Option<PathBuf>,
     /// How long an apply waits for the apply lock.
     pub lock_wait: std::time::Duration,
     /// How the human report looks (S6_VERBOSITY, colour).
     pub style: Style,
-    /// stderr logging, before RUST_LOG.
-    pub log_level: log::LevelFilter,
     /// Only print the effective configuration.
     pub print_config: bool,
 }
@@ -181,6 +225,10 @@ pub fn s6_verbosity(value: Option<&str>) -> u64 {
 pub enum UsageError {
     #[error("--root {path}: {reason}")]
     Root { path: PathBuf, reason: String },
+    #[error(
+        "--tree needs --plan or --check: a description cannot be applied (build it with `reconcile materialize`, then apply with --root)"
+    )]
+    TreeApply,
 }
 
 impl Args {
@@ -198,8 +246,12 @@ impl Args {
         } else {
             Mode::Apply
         };
-        let (log_level, verbosity) = self.levels((around.env)("S6_VERBOSITY").as_deref());
+        let verbosity = self.levels((around.env)("S6_VERBOSITY").as_deref()).1;
+        if self.tree.is_some() && mode == Mode::Apply {
+            return Err(UsageError::TreeApply);
+        }
         match std::fs::metadata(&self.root) {
+            _ if self.tree.is_some() => {}
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
                 return Err(UsageError::Root {
@@ -227,14 +279,20 @@ impl Args {
             config: self.config,
             format: self.format,
             phases,
+            tree: self.tree,
             lock_wait: std::time::Duration::from_secs(self.lock_wait),
             style: Style {
                 verbosity,
                 color: self.color.enabled(around),
             },
-            log_level,
             print_config: self.print_config,
         })
+    }
+
+    /// The stderr log level, before RUST_LOG: from -v/-q, else from this
+    /// process's S6_VERBOSITY.
+    pub fn log_level(&self) -> log::LevelFilter {
+        self.levels(std::env::var("S6_VERBOSITY").ok().as_deref()).0
     }
 
     /// The log level and the report's verbosity: from -v/-q when given,

@@ -25,3 +25,4 @@ pub mod run;
 pub mod scan;
 pub mod slot;
 pub mod state;
+pub mod tree;

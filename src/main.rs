@@ -8,7 +8,7 @@ use s6_reconcile::cli::Args;
 use s6_reconcile::run::{self, EXIT_USAGE};
 
 fn main() {
-    let args = match Args::try_parse() {
+    let mut args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
             let usage = e.use_stderr();
@@ -16,15 +16,8 @@ fn main() {
             std::process::exit(if usage { EXIT_USAGE } else { 0 });
         }
     };
-    let settings = match args.validate() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("reconcile: fatal: {e}");
-            std::process::exit(EXIT_USAGE);
-        }
-    };
     env_logger::Builder::new()
-        .filter_level(settings.log_level)
+        .filter_level(args.log_level())
         .parse_default_env()
         .format(|buf, record| {
             writeln!(
@@ -35,6 +28,25 @@ fn main() {
             )
         })
         .init();
+    if let Some(cmd) = args.command.take() {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
+        let code = match out.flush() {
+            Err(e) if code == 0 && e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("reconcile: fatal: unable to write the description: {e}");
+                s6_reconcile::run::EXIT_FATAL
+            }
+            _ => code,
+        };
+        std::process::exit(code);
+    }
+    let settings = match args.validate() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("reconcile: fatal: {e}");
+            std::process::exit(EXIT_USAGE);
+        }
+    };
     // Buffered: the report has a line or two per slot, and a locked stdout
     // alone makes one write(2) per line. The final flush's error is the
     // run's, so a failed write still ends as a fatal output error.
