@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::accounts::Account;
+use crate::app::{EnvSwitch, MULTIPLEX_ENV};
 use crate::config::{Config, ENV_OVERRIDES, Principal, StartPolicy};
 
 /// Where the configuration was read from, as a container path or words.
@@ -35,16 +36,36 @@ pub fn render(
         Source::File(p) => writeln!(o, "# file: {}", p.display()),
         Source::Defaults => writeln!(o, "# file: none, the built-in defaults"),
     };
+    // GATEWAY_MULTIPLEX_PROFILES counts only when it holds a boolean word
+    // (otherwise the profiles phase warns and ignores it).
     let overrides: Vec<(&str, &str)> = ENV_OVERRIDES
         .iter()
         .copied()
-        .filter(|(var, _)| env(var).is_some_and(|v| !v.trim().is_empty()))
+        .filter(|(var, _)| match *var {
+            MULTIPLEX_ENV => matches!(cfg.app_env.multiplex, EnvSwitch::Set(_)),
+            _ => env(var).is_some_and(|v| !v.is_empty()),
+        })
         .collect();
     if overrides.is_empty() {
         let _ = writeln!(o, "# environment: no overrides");
     }
     for (var, key) in &overrides {
         let _ = writeln!(o, "# environment: {var} overrides {key}");
+    }
+    if let EnvSwitch::Unrecognized(v) = &cfg.app_env.multiplex {
+        let _ = writeln!(
+            o,
+            "# environment: {MULTIPLEX_ENV}={} is not a boolean word: ignored",
+            quoted(v)
+        );
+    }
+    if cfg.app_env.no_supervise {
+        let _ = writeln!(
+            o,
+            "# environment: {} is set: the legacy command is not migrated \
+             (not a configuration key)",
+            cfg.container.no_supervise_env
+        );
     }
     let _ = writeln!(o, "{}", principals(cfg, account));
     let comment = |key: &str| {
@@ -77,7 +98,25 @@ pub fn render(
     let _ = writeln!(o, "boot_log:");
     let _ = writeln!(o, "  path: {}", path(&cfg.boot_log.path.0));
     let _ = writeln!(o, "  rotate_bytes: {}", cfg.boot_log.rotate_bytes);
+    container(&mut o, cfg);
     o
+}
+
+fn container(o: &mut String, cfg: &Config) {
+    let c = &cfg.container;
+    let strings = |v: &[String]| list(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    let _ = writeln!(o, "container:");
+    let _ = writeln!(o, "  wrapper: {}", scalar(&c.wrapper));
+    let _ = writeln!(o, "  dispatcher: {}", scalar(&c.dispatcher));
+    let _ = writeln!(o, "  program: {}", scalar(&c.program));
+    let _ = writeln!(o, "  legacy_command: {}", strings(&c.legacy_command));
+    let _ = writeln!(o, "  no_supervise_flag: {}", scalar(&c.no_supervise_flag));
+    let _ = writeln!(o, "  no_supervise_env: {}", scalar(&c.no_supervise_env));
+    let _ = writeln!(
+        o,
+        "  dashboard_commands: {}",
+        strings(&c.dashboard_commands)
+    );
 }
 
 fn profiles(o: &mut String, cfg: &Config, comment: &dyn Fn(&str) -> String) {
@@ -107,10 +146,16 @@ fn profiles(o: &mut String, cfg: &Config, comment: &dyn Fn(&str) -> String) {
     let _ = writeln!(o, "  transient_running: {}", strings(&p.transient_running));
     let stale: Vec<&str> = p.stale_runtime_files.iter().map(|f| f.0.as_str()).collect();
     let _ = writeln!(o, "  stale_runtime_files: {}", list(&stale));
+    // The environment's boolean wins over the key (and both over the
+    // application's own files), so writing it into the key means the same.
+    let multiplex = match cfg.app_env.multiplex {
+        EnvSwitch::Set(b) => Some(b),
+        _ => p.multiplex,
+    };
     let _ = writeln!(
         o,
         "  multiplex: {}{}",
-        p.multiplex,
+        multiplex.map_or("~".into(), |b| b.to_string()),
         comment("profiles.multiplex")
     );
     let _ = writeln!(o, "  prune: {}", p.prune);

@@ -367,6 +367,14 @@ profiles:
 boot_log:
   path: logs/container-boot.log
   rotate_bytes: 262144
+container:
+  wrapper: main-wrapper.sh
+  dispatcher: entrypoint-dispatch.sh
+  program: hermes
+  legacy_command: [gateway, run]
+  no_supervise_flag: "--no-supervise"
+  no_supervise_env: HERMES_GATEWAY_NO_SUPERVISE
+  dashboard_commands: [dashboard]
 "#
     );
     assert_eq!(
@@ -374,6 +382,34 @@ boot_log:
         before,
         "--print-config touched the tree"
     );
+
+    // Without the environment: no overrides, multiplexing left to the
+    // application (~); a value that is not a boolean word is ignored.
+    let out = reconcile(tmp.path(), &["--print-config"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = stdout(&out);
+    for line in [
+        "# environment: no overrides",
+        "  home: /opt/data",
+        "  path: /run/service",
+        "  multiplex: ~",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
+    }
+    let out = reconcile(
+        tmp.path(),
+        &["--print-config"],
+        &[("GATEWAY_MULTIPLEX_PROFILES", "maybe")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = stdout(&out);
+    for line in [
+        "# environment: no overrides",
+        "# environment: GATEWAY_MULTIPLEX_PROFILES=\"maybe\" is not a boolean word: ignored",
+        "  multiplex: ~",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
+    }
 }
 
 /// The printed configuration is one `--config` accepts and means the same:
