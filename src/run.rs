@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::accounts::{self, AccountError};
 use crate::apply::{self, Anchors};
@@ -18,6 +18,7 @@ use crate::lock::{self, LockError};
 use crate::model::Desired;
 use crate::model::{Mode, Phase};
 use crate::plan::{self, Anchor, Op};
+use crate::print_config;
 use crate::render;
 use crate::report::{self, Failure, Report};
 use crate::scan::{Observed, Scanner};
@@ -95,6 +96,21 @@ pub fn load_config(
     Ok(cfg)
 }
 
+/// Which file [`load_config`] reads, for `--print-config`.
+fn config_source(settings: &Settings) -> print_config::Source<'_> {
+    match &settings.config {
+        Some(p) => print_config::Source::File(p),
+        None if settings
+            .root
+            .join(DEFAULT_CONFIG.trim_start_matches('/'))
+            .exists() =>
+        {
+            print_config::Source::File(Path::new(DEFAULT_CONFIG))
+        }
+        None => print_config::Source::Defaults,
+    }
+}
+
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {
     root: &'a Dir,
@@ -145,6 +161,11 @@ pub fn run(
         account.gid,
         config.policy
     );
+    if settings.print_config {
+        let text = print_config::render(&config, config_source(settings), &account, env);
+        out.write_all(text.as_bytes()).map_err(Fatal::Output)?;
+        return Ok(EXIT_OK);
+    }
     let desired = Desired::new(config, account);
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
@@ -200,7 +221,7 @@ pub fn run(
     }
 
     match settings.format {
-        Format::Human => render::human(settings.mode, &report, out),
+        Format::Human => render::human(settings.mode, &report, settings.style, out),
         Format::Json => render::json(settings.mode, &report, out),
     }
     .map_err(Fatal::Output)?;
