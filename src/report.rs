@@ -60,6 +60,7 @@ impl Report {
                 self.skipped.push(s.clone());
             }
         }
+        self.lines.extend(plan.lines.iter().cloned());
         // Repeats are dropped with sets, not `Vec::contains`: there can be a
         // warning or an error per profile, and that would be quadratic.
         let mut seen: HashSet<String> = self.warnings.iter().cloned().collect();

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::accounts::{self, AccountError};
 use crate::apply::{self, Anchors};
@@ -14,9 +14,11 @@ use crate::config::Policy;
 use crate::config::{Config, ConfigError};
 use crate::fs::{self, Dir};
 use crate::layout;
+use crate::lock::{self, LockError};
 use crate::model::Desired;
 use crate::model::{Mode, Phase};
 use crate::plan::{self, Anchor, Op};
+use crate::print_config;
 use crate::render;
 use crate::report::{self, Failure, Report};
 use crate::scan::{self, Disk, Observed, Request};
@@ -34,6 +36,8 @@ pub enum Fatal {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("{0}")]
+    Tree(#[from] crate::tree::command::ReadError),
+    #[error("{0}")]
     Account(#[from] AccountError),
     #[error("unable to open root {path}: {err}")]
     Root {
@@ -41,6 +45,8 @@ pub enum Fatal {
         #[source]
         err: std::io::Error,
     },
+    #[error("{0}")]
+    Lock(#[from] LockError),
     #[error("unable to write the report: {0}")]
     Output(#[source] std::io::Error),
 }
@@ -48,8 +54,8 @@ pub enum Fatal {
 impl Fatal {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Fatal::Config(_) | Fatal::Account(_) => EXIT_USAGE,
-            Fatal::Root { .. } | Fatal::Output(_) => EXIT_FATAL,
+            Fatal::Config(_) | Fatal::Account(_) | Fatal::Tree(_) => EXIT_USAGE,
+            Fatal::Root { .. } | Fatal::Lock(_) | Fatal::Output(_) => EXIT_FATAL,
         }
     }
 }
@@ -90,6 +96,21 @@ pub fn load_config(
     Ok(cfg)
 }
 
+/// Which file [`load_config`] reads, for `--print-config`.
+fn config_source(settings: &Settings) -> print_config::Source<'_> {
+    match &settings.config {
+        Some(p) => print_config::Source::File(p),
+        None if settings
+            .root
+            .join(DEFAULT_CONFIG.trim_start_matches('/'))
+            .exists() =>
+        {
+            print_config::Source::File(Path::new(DEFAULT_CONFIG))
+        }
+        None => print_config::Source::Defaults,
+    }
+}
+
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {
     root: &'a Dir,
@@ -122,15 +143,29 @@ pub fn run(
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
 ) -> Result<i32, Fatal> {
+    if let Some(file) = &settings.tree {
+        // Parsed now so a bad description is refused as such; observing
+        // it needs the scanner over `scan::Source` (not on main yet).
+        crate::tree::command::read_description(file)?;
+        return Err(Fatal::Tree(crate::tree::command::ReadError::Read {
+            path: file.clone(),
+            error: "planning against a description is not available in this build yet".into(),
+        }));
+    }
     let config = load_config(settings, env)?;
     let account = accounts::resolve(&settings.root, &config.user, config.group.as_ref())?;
     log::info!(
-        "user {} = {}:{}, policy {:?}",
+        "user {} = {}:{}, policy {}",
         account.user_name,
         account.uid,
         account.gid,
         config.policy
     );
+    if settings.print_config {
+        let text = print_config::render(&config, config_source(settings), &account, env);
+        out.write_all(text.as_bytes()).map_err(Fatal::Output)?;
+        return Ok(EXIT_OK);
+    }
     let desired = Desired::new(config, account);
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
@@ -155,6 +190,16 @@ pub fn run(
             report.add_plan(&plan, changes, Vec::new());
         }
         Mode::Apply => {
+            // Held to the end of the apply (through the privilege drop and
+            // the boot log), so no other apply observes a half-applied tree.
+            let acct = &desired.account;
+            let _lock = lock::acquire(&root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+                log::warn!(
+                    "another apply holds {}; waiting up to {} s for it to finish",
+                    path.display(),
+                    settings.lock_wait.as_secs()
+                )
+            })?;
             fs::clear_umask();
             // Observed once; each part of the apply plans from it, and what
             // apply did is written back into it (never observed again).
@@ -173,15 +218,15 @@ pub fn run(
         }
     }
     if with_profiles {
-        report.lines = report
+        let per_slot = report
             .slots
             .iter()
-            .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action))
-            .collect();
+            .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action));
+        report.lines.extend(per_slot);
     }
 
     match settings.format {
-        Format::Human => render::human(settings.mode, &report, out),
+        Format::Human => render::human(settings.mode, &report, settings.style, out),
         Format::Json => render::json(settings.mode, &report, out),
     }
     .map_err(Fatal::Output)?;
@@ -242,7 +287,10 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
     if let Some(command) = rescan_command(&applied.done) {
         rescan(&mut anchors, desired, command, report);
     }
-    if let Ok(home) = anchors.anchor(Anchor::Home) {
+    // Nothing to log when no profile was considered (a dashboard container).
+    if !plan.slots.is_empty()
+        && let Ok(home) = anchors.anchor(Anchor::Home)
+    {
         let ts = bootlog::timestamp_now();
         let lines: String = plan
             .slots
@@ -390,7 +438,11 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
         profiles: &desired.config.profiles,
         user,
     };
-    scan::observe(&src, &req)
+    let mut observed = scan::observe(&src, &req);
+    if let Some(o) = &mut observed.profiles {
+        o.app.argv = crate::app::read::container_argv(&src, &desired.config.container.wrapper);
+    }
+    observed
 }
 
 fn exit_code(mode: Mode, r: &Report) -> i32 {

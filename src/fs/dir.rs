@@ -17,7 +17,7 @@ use nix::unistd::{Gid, Uid};
 use super::errno_io;
 use super::meta::{Kind, Meta};
 
-fn name_ok(name: &OsStr) -> io::Result<()> {
+pub(super) fn name_ok(name: &OsStr) -> io::Result<()> {
     let b = name.as_bytes();
     if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
         return Err(io::Error::new(
@@ -259,6 +259,47 @@ impl Dir {
         Ok(buf)
     }
 
+    /// What it is and, for a regular file of at most `limit` bytes, its
+    /// contents (`None` otherwise), following a symlink at `name`: only for
+    /// files of the user's volume read with the user's effective ids (see
+    /// `scan::Source::read_file_following`), never as root. Never blocks (a
+    /// FIFO opens at once) and never becomes a controlling terminal.
+    pub fn read_file_meta_following(
+        &self,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        name_ok(name)?;
+        let fd = nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        let meta = fd_meta(&fd)?;
+        if meta.kind != Kind::File {
+            return Ok((meta, None));
+        }
+        let mut buf = Vec::new();
+        std::fs::File::from(fd)
+            .take(limit + 1)
+            .read_to_end(&mut buf)?;
+        if buf.len() as u64 > limit {
+            return Ok((meta, None));
+        }
+        Ok((meta, Some(buf)))
+    }
+
+    /// `stat` of a child, following a symlink at its name: same rule as
+    /// [`Dir::read_file_following`].
+    pub fn stat_following(&self, name: &OsStr) -> io::Result<Meta> {
+        name_ok(name)?;
+        nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty())
+            .map(|s| Meta::from_stat(&s))
+            .map_err(errno_io)
+    }
+
     /// Open a child without following it and without blocking, and return
     /// what it is; when it is a regular file of at most `limit` bytes, its
     /// contents too (`None` otherwise). One `openat`, one `fstat` and, for
@@ -270,9 +311,11 @@ impl Dir {
             return Ok((meta, None));
         }
         let mut f = std::fs::File::from(fd);
-        // One byte more than the size: a short read is the end of a
-        // regular file, so the usual case is a single read.
-        let mut buf = vec![0u8; meta.size as usize + 1];
+        // More than the size: getting exactly the size is the end of a
+        // regular file, so the usual case is a single read. (A size of 0,
+        // as procfs says of every file, reads on to the end.)
+        let first = (meta.size + 1).max(4096).min(limit + 1);
+        let mut buf = vec![0u8; first as usize];
         let mut len = 0;
         loop {
             let n = f.read(&mut buf[len..])?;
@@ -573,7 +616,7 @@ fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
     }
 }
 
-fn fd_meta(fd: &OwnedFd) -> io::Result<Meta> {
+pub(super) fn fd_meta(fd: &OwnedFd) -> io::Result<Meta> {
     nix::sys::stat::fstat(fd.as_fd())
         .map(|s| Meta::from_stat(&s))
         .map_err(errno_io)

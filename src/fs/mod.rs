@@ -12,6 +12,8 @@
 mod base;
 mod creds;
 mod dir;
+pub mod lock;
+mod make;
 mod meta;
 
 use std::io;

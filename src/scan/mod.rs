@@ -160,8 +160,8 @@ pub fn observe<S: Source>(src: &S, req: &Request<'_>) -> Observed {
     }
     if has(Phase::Scandir) || has(Phase::Profiles) {
         let read = has(Phase::Profiles).then_some(req.profiles.slot_prefix.as_str());
-        let staging = format!(".{}", req.profiles.slot_prefix);
-        observed.scandir = Some(sc.scandir(req.scandir, &staging, read));
+        let staging_of = req.profiles.slot_prefix.as_str();
+        observed.scandir = Some(sc.scandir(req.scandir, staging_of, read));
     }
     if has(Phase::Profiles) {
         observed.profiles = Some(sc.profiles_as_user(req.profiles, req.user));

@@ -72,6 +72,8 @@ impl ProfileObs {
 
 #[derive(Debug)]
 pub struct ProfilesObs {
+    /// The application's configuration files and the container's command.
+    pub app: crate::app::AppObs,
     pub home: BaseObs<Node>,
     pub profiles: Vec<ProfileObs>,
     /// Entries of `<home>/<root>` that are not profiles, with the reason when
@@ -93,9 +95,10 @@ impl<S: Source> Scanner<'_, S> {
     /// Observe the volume with the user's credentials (see the module docs).
     pub fn profiles_as_user(&mut self, cfg: &ProfilesConfig, user: (u32, u32)) -> ProfilesObs {
         let src = self.src;
-        match src.as_user(user, || self.profiles(cfg)) {
+        match src.as_user(user, || self.profiles(cfg, user)) {
             Ok(o) => o,
             Err(e) => ProfilesObs {
+                app: crate::app::AppObs::default(),
                 home: BaseObs::Unusable {
                     path: cfg.home.0.clone(),
                     error: format!(
@@ -112,8 +115,9 @@ impl<S: Source> Scanner<'_, S> {
         }
     }
 
-    /// Observe the volume with the current credentials.
-    pub fn profiles(&mut self, cfg: &ProfilesConfig) -> ProfilesObs {
+    /// Observe the volume with the current credentials (`user`: the ids
+    /// a symlink the application follows is followed with).
+    pub fn profiles(&mut self, cfg: &ProfilesConfig, user: (u32, u32)) -> ProfilesObs {
         let home_path = &cfg.home.0;
         let home = self.base(home_path);
         let mut profiles = Vec::new();
@@ -130,11 +134,11 @@ impl<S: Source> Scanner<'_, S> {
         }
         let mut named = Named::default();
         let root = match &home {
-            Ok((b, n)) => self.profiles_root(&b.dir, n, &cfg.root.0),
+            Ok((b, n)) => self.profiles_root(&b.dir, n, &cfg.root.0, &mut named),
             Err(_) => None,
         };
         if let Some((d, n)) = &root {
-            self.named_profiles(d, n, cfg, &mut named);
+            self.named_profiles(d, n, cfg, user, &mut named);
         }
         for decl in &cfg.declared {
             if decl.name == names::DEFAULT_PROFILE || named.profiles.contains_key(&decl.name) {
@@ -144,7 +148,19 @@ impl<S: Source> Scanner<'_, S> {
             named.profiles.insert(decl.name.clone(), p);
         }
         profiles.extend(named.profiles.into_values());
+        let app = match &home {
+            Ok((b, _)) => {
+                let read = |name| crate::app::read::app_file(self.src, &b.dir, name, user);
+                crate::app::AppObs {
+                    gateway_json: read(crate::app::GATEWAY_JSON),
+                    config_yaml: read(crate::app::CONFIG_YAML),
+                    argv: None,
+                }
+            }
+            Err(_) => crate::app::AppObs::default(),
+        };
         ProfilesObs {
+            app,
             home: match home {
                 Ok((_, n)) => BaseObs::Present(n),
                 Err(o) => o.retype(),
@@ -155,9 +171,16 @@ impl<S: Source> Scanner<'_, S> {
         }
     }
 
-    /// Open `<home>/<root>` one component at a time; `None` when missing
-    /// (or unusable: reported).
-    fn profiles_root(&mut self, home: &S::Dir, at: &Node, rel: &Path) -> Option<(S::Dir, Node)> {
+    /// Open `<home>/<root>` one component at a time; `None` when missing,
+    /// not a directory (then only the default profile is restored) or
+    /// unusable (reported).
+    fn profiles_root(
+        &mut self,
+        home: &S::Dir,
+        at: &Node,
+        rel: &Path,
+        named: &mut Named,
+    ) -> Option<(S::Dir, Node)> {
         let mut cur: Option<(S::Dir, Node)> = None;
         for c in rel.components() {
             let Component::Normal(name) = c else {
@@ -171,7 +194,18 @@ impl<S: Source> Scanner<'_, S> {
                 Ok((sub, m)) => cur = Some((sub, n.child(name, m))),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return None,
                 Err(e) => {
-                    self.error("open", at.path.join(rel), &e);
+                    let n = n.clone();
+                    match self.src.stat(d, name) {
+                        Ok(m) if m.kind != Kind::Dir => {
+                            let what = match m.kind {
+                                Kind::Symlink => "is a symlink; not followed".to_string(),
+                                k => format!("is a {}, not a directory", k.describe()),
+                            };
+                            let why = format!("{what}: only the default profile is restored");
+                            named.not_profiles.push((n.child(name, m), why));
+                        }
+                        _ => self.error("open", at.path.join(rel), &e),
+                    }
                     return None;
                 }
             }
@@ -180,7 +214,14 @@ impl<S: Source> Scanner<'_, S> {
     }
 
     /// The profile directories listed in `<home>/<root>` (opened as `d`).
-    fn named_profiles(&mut self, d: &S::Dir, at: &Node, cfg: &ProfilesConfig, out: &mut Named) {
+    fn named_profiles(
+        &mut self,
+        d: &S::Dir,
+        at: &Node,
+        cfg: &ProfilesConfig,
+        user: (u32, u32),
+        out: &mut Named,
+    ) {
         for (name, kind) in self.list_names(d, at, &mut out.bad_names) {
             let found = match kind {
                 Some(Kind::Dir) | None => self.open_child_dir(d, at, &name),
@@ -204,8 +245,19 @@ impl<S: Source> Scanner<'_, S> {
                 }
                 _ => continue,
             };
-            if self.stat(&pd, &node, &cfg.marker.0).is_none() {
-                continue;
+            let marker = OsStr::new(&cfg.marker.0);
+            match crate::app::read::marker_exists(self.src, &pd, marker, user) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    let why = format!(
+                        "unable to look up its {}: {}; not a profile",
+                        cfg.marker.0,
+                        fs::os_error(&e)
+                    );
+                    out.not_profiles.push((node, why));
+                    continue;
+                }
             }
             if names::is_reserved(&name) {
                 let why = format!(

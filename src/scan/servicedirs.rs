@@ -52,7 +52,7 @@ pub struct ScandirObs {
     pub svscan_files: Vec<Node>,
     /// Non-dot entries by name.
     pub entries: BTreeMap<String, SlotObs>,
-    /// Leftover staging entries `.<prefix>*.tmp` (any type).
+    /// Leftover staging entries `.<prefix>*.tmp*` (any type).
     pub staging: Vec<Node>,
     pub bad_names: Vec<Skipped>,
 }
@@ -161,13 +161,14 @@ impl<S: Source> Scanner<'_, S> {
         out.extend(self.stat(d, dir, layout::EVENT));
     }
 
-    /// Observe the scandir once for both phases; `staging_prefix` is
-    /// `.<slot_prefix>`; `slot_prefix`, when the profiles phase is
-    /// observed, says which entries are slots (read for the compare).
+    /// Observe the scandir once for both phases; `staging_of` is the slot
+    /// prefix whose staging dirs are leftovers; `slot_prefix`, when the
+    /// profiles phase is observed, says which entries are slots (read for
+    /// the compare).
     pub fn scandir(
         &mut self,
         scandir: &Path,
-        staging_prefix: &str,
+        staging_of: &str,
         slot_prefix: Option<&str>,
     ) -> BaseObs<ScandirObs> {
         let (b, base) = match self.base(scandir) {
@@ -186,7 +187,7 @@ impl<S: Source> Scanner<'_, S> {
         for (name, kind) in self.list_names(&b.dir, &base, &mut obs.bad_names) {
             if name == layout::SVSCAN_DIR {
                 self.svscan(&b.dir, &base, &name, &mut obs);
-            } else if name.starts_with(staging_prefix) && name.ends_with(".tmp") {
+            } else if crate::names::is_staging(&name, staging_of) {
                 obs.staging.extend(self.stat(&b.dir, &base, &name));
             } else if !name.starts_with('.') {
                 let slot = slot_prefix.is_some_and(|p| name.starts_with(p));
