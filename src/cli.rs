@@ -3,15 +3,25 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 pub use crate::model::{Mode, Phase};
+use crate::render::{Style, Verbosity};
 
 /// Output format of the plan and the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
+}
+
+/// When the human report is coloured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// When stdout is a terminal and NO_COLOR is unset or empty.
+    Auto,
+    Always,
+    Never,
 }
 
 const ABOUT: &str = "Reconcile an s6-overlay container's supervision tree at boot.";
@@ -42,13 +52,31 @@ Exit codes:
 Environment (read because cont-init runs with-contenv):
   HERMES_HOME                  overrides profiles.home
   S6_PROFILE_GATEWAY_SCANDIR   overrides scandir.path
+<<<<<<< HEAD
   GATEWAY_MULTIPLEX_PROFILES   overrides profiles.multiplex (true/false/1/0/yes/no/on/off)
+  S6_VERBOSITY                 s6-overlay's verbosity, used when neither -v nor -q is
+                               given: 0 errors only (a successful apply prints nothing
+                               on stdout), 1 warnings (an apply prints only warnings,
+                               errors and the per-profile lines), 2 the default, 3 or
+                               more debug logging. --plan and --check always print the
+                               whole plan; --format json is never shortened.
+  NO_COLOR                     set and not empty: no colour unless --color always
+=======
+  GATEWAY_MULTIPLEX_PROFILES   multiplexing, above profiles.multiplex and the application's
+                               gateway.json/config.yaml (1/true/yes/on, 0/false/no/off;
+                               anything else: a warning, the layers below decide)
+  HERMES_GATEWAY_NO_SUPERVISE  1/true/yes: no legacy `gateway run` migration
+>>>>>>> main
   RUST_LOG                     log filter (env_logger syntax)
 
 Examples:
   reconcile --plan                         preview on this container
   reconcile --check --format json          CI drift check
-  reconcile --plan --root ./tree           preview on a copy of a root";
+  reconcile --plan --root ./tree           preview on a copy of a root
+  reconcile --plan --tree tree.yaml        preview on a tree description (no root needed)
+  reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
+  reconcile materialize tree.yaml ./tree   build a described tree (as root)
+  reconcile --print-config                 the configuration in effect, as YAML";
 
 /// Raw command-line arguments.
 #[derive(Debug, Parser)]
@@ -58,8 +86,12 @@ Examples:
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Print what apply would change; change nothing.
     #[arg(long, conflicts_with = "check")]
     pub plan: bool,
@@ -77,6 +109,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 
+    /// Plan against a tree description (see `reconcile snapshot`) instead
+    /// of the disk: no root needed, no other file read. With --plan or
+    /// --check only.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    pub tree: Option<PathBuf>,
+
     /// Output format of the plan and the report.
     #[arg(long, value_enum, default_value = "human", value_name = "FORMAT")]
     pub format: Format,
@@ -85,18 +123,60 @@ pub struct Args {
     #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
     pub phases: Vec<Phase>,
 
-    /// More logging on stderr (-vv for debug).
+    /// More logging on stderr (-vv for debug); S6_VERBOSITY is then ignored.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Less logging on stderr: errors only.
+    /// Less logging on stderr: errors only; S6_VERBOSITY is then ignored.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Colour the human report: changes, warnings and errors
+    /// [auto: when stdout is a terminal and NO_COLOR is unset or empty].
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: Color,
+
+    /// Print the configuration in effect (the file, then the environment
+    /// overrides) as YAML that --config accepts, with the resolved user and
+    /// group as comments; change nothing.
+    #[arg(long, conflicts_with_all = ["plan", "check"])]
+    pub print_config: bool,
 
     /// How long an apply waits for another apply to finish (they take
     /// turns on /run/s6-reconcile.lock) before giving up with exit 111.
     #[arg(long, value_name = "SECONDS", default_value_t = crate::lock::DEFAULT_WAIT.as_secs())]
     pub lock_wait: u64,
+}
+
+/// The tree-description subcommands (SPEC section 13).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a description of the tree reconcile observes under the root
+    /// (YAML, `format: s6-reconcile-tree`, `version: 1`): the configured
+    /// bases, etc/passwd, etc/group and the configuration. Deterministic;
+    /// needs only read access to the tree.
+    Snapshot {
+        /// Treat DIR as the container's /.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        /// Configuration file [default: <root>/etc/s6-reconcile/config.yaml
+        /// if present]; described at that default path.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Describe only what this phase observes; repeatable [default: all].
+        #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
+        phases: Vec<Phase>,
+    },
+    /// Build the tree described in FILE under DIR (as root: owners, modes,
+    /// FIFOs, sockets, symlinks, hard links). DIR must be empty or missing.
+    Materialize {
+        /// The tree description.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to build it (the container's / of the result).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Validated settings.
@@ -109,8 +189,42 @@ pub struct Settings {
     pub format: Format,
     /// Sorted, deduplicated, never empty.
     pub phases: Vec<Phase>,
+    /// Observe this tree description instead of the disk under `root`.
+    pub tree: Option<PathBuf>,
     /// How long an apply waits for the apply lock.
     pub lock_wait: std::time::Duration,
+    /// How the human report looks (S6_VERBOSITY, colour).
+    pub style: Style,
+    /// Only print the effective configuration.
+    pub print_config: bool,
+}
+
+/// What the process's surroundings say about the output: the environment
+/// (`S6_VERBOSITY`, `NO_COLOR`) and whether stdout is a terminal.
+pub struct Surroundings<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub stdout_is_terminal: bool,
+}
+
+impl Surroundings<'_> {
+    /// This process's own.
+    pub fn of_process() -> Surroundings<'static> {
+        use std::io::IsTerminal;
+        Surroundings {
+            env: &|k| std::env::var(k).ok(),
+            stdout_is_terminal: std::io::stdout().is_terminal(),
+        }
+    }
+}
+
+/// `S6_VERBOSITY` as s6-overlay reads it: a number, else the default 2.
+pub fn s6_verbosity(value: Option<&str>) -> u64 {
+    match value {
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            v.parse().unwrap_or(u64::MAX)
+        }
+        _ => 2,
+    }
 }
 
 /// A usage error (exit 100).
@@ -118,11 +232,20 @@ pub struct Settings {
 pub enum UsageError {
     #[error("--root {path}: {reason}")]
     Root { path: PathBuf, reason: String },
+    #[error(
+        "--tree needs --plan or --check: a description cannot be applied (build it with `reconcile materialize`, then apply with --root)"
+    )]
+    TreeApply,
 }
 
 impl Args {
     /// Check what clap cannot: that the root is an existing directory.
     pub fn validate(self) -> Result<Settings, UsageError> {
+        self.validate_in(&Surroundings::of_process())
+    }
+
+    /// [`Args::validate`] with the given environment and terminal.
+    pub fn validate_in(self, around: &Surroundings<'_>) -> Result<Settings, UsageError> {
         let mode = if self.check {
             Mode::Check
         } else if self.plan {
@@ -130,7 +253,12 @@ impl Args {
         } else {
             Mode::Apply
         };
+        let verbosity = self.levels((around.env)("S6_VERBOSITY").as_deref()).1;
+        if self.tree.is_some() && mode == Mode::Apply {
+            return Err(UsageError::TreeApply);
+        }
         match std::fs::metadata(&self.root) {
+            _ if self.tree.is_some() => {}
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
                 return Err(UsageError::Root {
@@ -158,20 +286,52 @@ impl Args {
             config: self.config,
             format: self.format,
             phases,
+            tree: self.tree,
             lock_wait: std::time::Duration::from_secs(self.lock_wait),
+            style: Style {
+                verbosity,
+                color: self.color.enabled(around),
+            },
+            print_config: self.print_config,
         })
     }
 
-    /// The log level the flags ask for, before RUST_LOG.
+    /// The stderr log level, before RUST_LOG: from -v/-q, else from this
+    /// process's S6_VERBOSITY.
     pub fn log_level(&self) -> log::LevelFilter {
+        self.levels(std::env::var("S6_VERBOSITY").ok().as_deref()).0
+    }
+
+    /// The log level and the report's verbosity: from -v/-q when given,
+    /// else from S6_VERBOSITY (s6-overlay's: 0 errors, 1 warnings, 2 the
+    /// default, more is debug).
+    fn levels(&self, s6_verbosity: Option<&str>) -> (log::LevelFilter, Verbosity) {
+        use log::LevelFilter;
         if self.quiet {
-            log::LevelFilter::Error
-        } else {
-            match self.verbose {
-                0 => log::LevelFilter::Warn,
-                1 => log::LevelFilter::Info,
-                2 => log::LevelFilter::Debug,
-                _ => log::LevelFilter::Trace,
+            return (LevelFilter::Error, Verbosity::Normal);
+        }
+        match self.verbose {
+            0 => {}
+            1 => return (LevelFilter::Info, Verbosity::Normal),
+            2 => return (LevelFilter::Debug, Verbosity::Normal),
+            _ => return (LevelFilter::Trace, Verbosity::Normal),
+        }
+        match self::s6_verbosity(s6_verbosity) {
+            0 => (LevelFilter::Error, Verbosity::Errors),
+            1 => (LevelFilter::Warn, Verbosity::Warnings),
+            2 => (LevelFilter::Warn, Verbosity::Normal),
+            _ => (LevelFilter::Debug, Verbosity::Normal),
+        }
+    }
+}
+
+impl Color {
+    fn enabled(self, around: &Surroundings<'_>) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                around.stdout_is_terminal && (around.env)("NO_COLOR").is_none_or(|v| v.is_empty())
             }
         }
     }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod app;
 pub mod apply;
 pub mod bootlog;
 pub mod cli;
@@ -18,9 +19,11 @@ pub mod lock;
 pub mod model;
 pub mod names;
 pub mod plan;
+pub mod print_config;
 pub mod render;
 pub mod report;
 pub mod run;
 pub mod scan;
 pub mod slot;
 pub mod state;
+pub mod tree;

@@ -8,7 +8,7 @@ use s6_reconcile::cli::Args;
 use s6_reconcile::run::{self, EXIT_USAGE};
 
 fn main() {
-    let args = match Args::try_parse() {
+    let mut args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
             let usage = e.use_stderr();
@@ -28,6 +28,18 @@ fn main() {
             )
         })
         .init();
+    if let Some(cmd) = args.command.take() {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
+        let code = match out.flush() {
+            Err(e) if code == 0 && e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("reconcile: fatal: unable to write the description: {e}");
+                s6_reconcile::run::EXIT_FATAL
+            }
+            _ => code,
+        };
+        std::process::exit(code);
+    }
     let settings = match args.validate() {
         Ok(s) => s,
         Err(e) => {

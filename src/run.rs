@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::accounts::{self, AccountError};
 use crate::apply::{self, Anchors};
@@ -18,6 +18,7 @@ use crate::lock::{self, LockError};
 use crate::model::Desired;
 use crate::model::{Mode, Phase};
 use crate::plan::{self, Anchor, Op};
+use crate::print_config;
 use crate::render;
 use crate::report::{self, Failure, Report};
 use crate::scan::{Observed, Scanner};
@@ -35,6 +36,8 @@ pub enum Fatal {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("{0}")]
+    Tree(#[from] crate::tree::command::ReadError),
+    #[error("{0}")]
     Account(#[from] AccountError),
     #[error("unable to open root {path}: {err}")]
     Root {
@@ -51,7 +54,7 @@ pub enum Fatal {
 impl Fatal {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Fatal::Config(_) | Fatal::Account(_) => EXIT_USAGE,
+            Fatal::Config(_) | Fatal::Account(_) | Fatal::Tree(_) => EXIT_USAGE,
             Fatal::Root { .. } | Fatal::Lock(_) | Fatal::Output(_) => EXIT_FATAL,
         }
     }
@@ -93,6 +96,21 @@ pub fn load_config(
     Ok(cfg)
 }
 
+/// Which file [`load_config`] reads, for `--print-config`.
+fn config_source(settings: &Settings) -> print_config::Source<'_> {
+    match &settings.config {
+        Some(p) => print_config::Source::File(p),
+        None if settings
+            .root
+            .join(DEFAULT_CONFIG.trim_start_matches('/'))
+            .exists() =>
+        {
+            print_config::Source::File(Path::new(DEFAULT_CONFIG))
+        }
+        None => print_config::Source::Defaults,
+    }
+}
+
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {
     root: &'a Dir,
@@ -125,15 +143,29 @@ pub fn run(
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
 ) -> Result<i32, Fatal> {
+    if let Some(file) = &settings.tree {
+        // Parsed now so a bad description is refused as such; observing
+        // it needs the scanner over `scan::Source` (not on main yet).
+        crate::tree::command::read_description(file)?;
+        return Err(Fatal::Tree(crate::tree::command::ReadError::Read {
+            path: file.clone(),
+            error: "planning against a description is not available in this build yet".into(),
+        }));
+    }
     let config = load_config(settings, env)?;
     let account = accounts::resolve(&settings.root, &config.user, config.group.as_ref())?;
     log::info!(
-        "user {} = {}:{}, policy {:?}",
+        "user {} = {}:{}, policy {}",
         account.user_name,
         account.uid,
         account.gid,
         config.policy
     );
+    if settings.print_config {
+        let text = print_config::render(&config, config_source(settings), &account, env);
+        out.write_all(text.as_bytes()).map_err(Fatal::Output)?;
+        return Ok(EXIT_OK);
+    }
     let desired = Desired::new(config, account);
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
@@ -181,15 +213,15 @@ pub fn run(
         }
     }
     if with_profiles {
-        report.lines = report
+        let per_slot = report
             .slots
             .iter()
-            .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action))
-            .collect();
+            .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action));
+        report.lines.extend(per_slot);
     }
 
     match settings.format {
-        Format::Human => render::human(settings.mode, &report, out),
+        Format::Human => render::human(settings.mode, &report, settings.style, out),
         Format::Json => render::json(settings.mode, &report, out),
     }
     .map_err(Fatal::Output)?;
@@ -251,7 +283,10 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
     if let Some(command) = rescan_command(&applied.done) {
         rescan(&mut anchors, desired, command, report);
     }
-    if let Ok(home) = anchors.anchor(Anchor::Home) {
+    // Nothing to log when no profile was considered (a dashboard container).
+    if !plan.slots.is_empty()
+        && let Ok(home) = anchors.anchor(Anchor::Home)
+    {
         let ts = bootlog::timestamp_now();
         let lines: String = plan
             .slots
@@ -398,8 +433,12 @@ fn observe(settings: &Settings, phases: &[Phase], desired: &Desired, root: &Dir)
                 observed.scandir = Some(scanner.scandir(desired.scandir(), &staging));
             }
             Phase::Profiles => {
-                observed.profiles =
-                    Some(scanner.profiles(&desired.config.profiles, desired.scandir()));
+                let mut o = scanner.profiles(&desired.config.profiles, desired.scandir());
+                o.app.argv = crate::app::read::container_argv(
+                    &scanner.disk(),
+                    &desired.config.container.wrapper,
+                );
+                observed.profiles = Some(o);
             }
         }
     }

@@ -237,6 +237,47 @@ impl Dir {
         Ok(buf)
     }
 
+    /// What it is and, for a regular file of at most `limit` bytes, its
+    /// contents (`None` otherwise), following a symlink at `name`: only for
+    /// files of the user's volume read with the user's effective ids (see
+    /// `scan::Source::read_file_following`), never as root. Never blocks (a
+    /// FIFO opens at once) and never becomes a controlling terminal.
+    pub fn read_file_meta_following(
+        &self,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        name_ok(name)?;
+        let fd = nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        let meta = fd_meta(&fd)?;
+        if meta.kind != Kind::File {
+            return Ok((meta, None));
+        }
+        let mut buf = Vec::new();
+        std::fs::File::from(fd)
+            .take(limit + 1)
+            .read_to_end(&mut buf)?;
+        if buf.len() as u64 > limit {
+            return Ok((meta, None));
+        }
+        Ok((meta, Some(buf)))
+    }
+
+    /// `stat` of a child, following a symlink at its name: same rule as
+    /// [`Dir::read_file_following`].
+    pub fn stat_following(&self, name: &OsStr) -> io::Result<Meta> {
+        name_ok(name)?;
+        nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty())
+            .map(|s| Meta::from_stat(&s))
+            .map_err(errno_io)
+    }
+
     /// Open a child without following it and without blocking, and return
     /// what it is; when it is a regular file of at most `limit` bytes, its
     /// contents too (`None` otherwise). One `openat`, one `fstat` and, for
@@ -358,6 +399,13 @@ impl Dir {
         .map_err(errno_io)?;
         let meta = self.stat(name)?;
         self.set_mode(name, &meta, mode)
+    }
+
+    /// Change owner of a child without following it; the child must still be
+    /// the file that was observed (`expect`: dev, ino, kind).
+    pub fn set_owner(&self, name: &OsStr, expect: &Meta, uid: u32, gid: u32) -> io::Result<()> {
+        self.set_perms(name, expect, Some((uid, gid)), None)
+            .map_err(|(_, e)| e)
     }
 
     /// Change the mode of a child without following it (a symlink is

@@ -13,6 +13,7 @@ mod base;
 mod creds;
 mod dir;
 pub mod lock;
+mod make;
 mod meta;
 
 use std::io;
