@@ -9,6 +9,8 @@
 //! real s6-overlay container), and only through directories the user cannot
 //! write. This module is the only one that knows `nix`.
 
+pub mod input;
+
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
