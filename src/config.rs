@@ -358,11 +358,16 @@ impl Config {
     /// again: an override is held to the same rules as the file.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let mut from_env = Vec::new();
-        for (var, key) in [
-            ("HERMES_HOME", "profiles.home"),
-            ("S6_PROFILE_GATEWAY_SCANDIR", "scandir.path"),
-        ] {
-            let Some(v) = env(var).filter(|v| !v.is_empty()) else {
+        let overrides = [
+            ("HERMES_HOME", "profiles.home", env("HERMES_HOME")),
+            (
+                "S6_PROFILE_GATEWAY_SCANDIR",
+                "scandir.path",
+                env("S6_PROFILE_GATEWAY_SCANDIR"),
+            ),
+        ];
+        for (var, key, value) in overrides {
+            let Some(v) = value.filter(|v| !v.is_empty()) else {
                 continue;
             };
             let base = values::parse_base(&v).map_err(|message| ConfigError::Env {
