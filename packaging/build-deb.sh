@@ -2,22 +2,69 @@
 # Build the Debian package of s6-reconcile from a staged tree with dpkg-deb.
 #
 #   packaging/build-deb.sh [OUTDIR]      default OUTDIR: <target dir>/debian
+#   TARGET=aarch64-unknown-linux-gnu packaging/build-deb.sh     another architecture
 #
 # Prints the path of the .deb on stdout (build output goes to stderr).
-# Needs cargo, dpkg-deb and gzip; no cargo-deb. Installed paths:
+# Needs cargo, dpkg-deb, dpkg and gzip; no cargo-deb. The architecture is
+# `dpkg --print-architecture`, or the Debian name of $TARGET when set.
+#
+# Reproducible: every file's time is SOURCE_DATE_EPOCH (default: the time
+# of the last git commit), entries are sorted and owned by root:root, and
+# the control archive has md5sums, so two builds of one commit are
+# byte-identical. Installed paths:
 #   /usr/bin/reconcile                                    static binary
 #   /usr/share/man/man8/reconcile.8.gz                    man page (from clap)
 #   /usr/share/doc/s6-reconcile/examples/config.yaml      documented config
 #   /usr/share/doc/s6-reconcile/copyright
 #   /usr/share/s6-reconcile/cont-init.d/99-s6-reconcile   cont-init script
 #   /usr/share/s6-reconcile/s6-rc.d/s6-reconcile/...      s6-rc oneshot
-#   /usr/share/s6-reconcile/s6-rc.d/user/contents.d/s6-reconcile
-# Nothing goes to /etc: copy one of the two init definitions into place
-# (see packaging/README-section.md); the package starts nothing by itself.
+#   /usr/share/s6-reconcile/user-bundles.d/user/contents.d/s6-reconcile
+#                                 user bundle entry, s6-overlay 3.2.3.1 and later
+#   /usr/share/s6-reconcile/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile
+#                                 the same entry for s6-overlay 3.0.0.0 to 3.2.3.0
+# Nothing goes to /etc: copy one init definition into place (see
+# packaging/README-section.md); the package starts nothing by itself.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+
+# Debian's name for a Rust target's architecture.
+deb_arch() {
+	case "$1" in
+	x86_64-*) echo amd64 ;;
+	aarch64-*) echo arm64 ;;
+	i686-* | i586-*) echo i386 ;;
+	armv7-*hf | armv7-*eabihf) echo armhf ;;
+	arm-*) echo armel ;;
+	riscv64*) echo riscv64 ;;
+	s390x-*) echo s390x ;;
+	powerpc64le-*) echo ppc64el ;;
+	*) return 1 ;;
+	esac
+}
+if [ -n "${TARGET:-}" ]; then
+	if ! arch=$(deb_arch "$TARGET"); then
+		echo "build-deb: fatal: no Debian architecture known for target $TARGET" >&2
+		exit 100
+	fi
+else
+	arch=$(dpkg --print-architecture)
+fi
+
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+	if ! SOURCE_DATE_EPOCH=$(git -C "$repo" log -1 --format=%ct 2>/dev/null); then
+		echo "build-deb: fatal: not a git checkout: set SOURCE_DATE_EPOCH to the source's time" >&2
+		exit 100
+	fi
+fi
+case "$SOURCE_DATE_EPOCH" in
+'' | *[!0-9]*)
+	echo "build-deb: fatal: SOURCE_DATE_EPOCH must be seconds since the epoch (got '$SOURCE_DATE_EPOCH')" >&2
+	exit 100
+	;;
+esac
+export SOURCE_DATE_EPOCH
 
 bin=$(packaging/build-static.sh)
 
@@ -32,7 +79,6 @@ case "$version" in
 esac
 # Debian orders 1.0.0~rc1 before 1.0.0; SemVer writes 1.0.0-rc1.
 debversion=$(printf '%s' "$version" | sed 's/-/~/')
-arch=amd64
 
 target_dir=$(cargo metadata --format-version 1 --no-deps |
 	sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
@@ -45,12 +91,14 @@ trap 'rm -rf "$stage"' EXIT
 trap 'exit 130' INT TERM
 root="$stage/s6-reconcile_${debversion}_$arch"
 umask 022
+share="$root/usr/share/s6-reconcile"
 
 install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man8" \
 	"$root/usr/share/doc/s6-reconcile/examples" \
-	"$root/usr/share/s6-reconcile/cont-init.d" \
-	"$root/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/dependencies.d" \
-	"$root/usr/share/s6-reconcile/s6-rc.d/user/contents.d"
+	"$share/cont-init.d" \
+	"$share/s6-rc.d/s6-reconcile/dependencies.d" \
+	"$share/user-bundles.d/user/contents.d" \
+	"$share/before-3.2.3.1/s6-rc.d/user/contents.d"
 
 install -m 0755 "$bin" "$root/usr/bin/reconcile"
 
@@ -79,16 +127,23 @@ License: ISC
 COPYRIGHT
 chmod 0644 "$root/usr/share/doc/s6-reconcile/copyright"
 
-install -m 0755 packaging/cont-init.d/99-s6-reconcile \
-	"$root/usr/share/s6-reconcile/cont-init.d/99-s6-reconcile"
+install -m 0755 packaging/cont-init.d/99-s6-reconcile "$share/cont-init.d/99-s6-reconcile"
 install -m 0644 packaging/s6-rc.d/s6-reconcile/type packaging/s6-rc.d/s6-reconcile/up \
-	"$root/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/"
+	"$share/s6-rc.d/s6-reconcile/"
 install -m 0644 packaging/s6-rc.d/s6-reconcile/dependencies.d/base \
-	"$root/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/dependencies.d/base"
-install -m 0644 packaging/s6-rc.d/user/contents.d/s6-reconcile \
-	"$root/usr/share/s6-reconcile/s6-rc.d/user/contents.d/s6-reconcile"
+	"$share/s6-rc.d/s6-reconcile/dependencies.d/base"
+# One empty file, the user bundle entry, in the two places s6-overlay
+# versions read it from.
+install -m 0644 packaging/user-bundles.d/user/contents.d/s6-reconcile \
+	"$share/user-bundles.d/user/contents.d/s6-reconcile"
+install -m 0644 packaging/user-bundles.d/user/contents.d/s6-reconcile \
+	"$share/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile"
 
-installed_size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+# Installed-Size as dpkg-gencontrol counts it (KiB per file, rounded up,
+# plus one per directory): from sizes, not from du, whose block counts
+# depend on the filesystem the stage is on.
+installed_size=$(cd "$root" && find usr \( -type f -printf '%s\n' \) -o \( -type d -printf 'd\n' \) |
+	awk '$1 == "d" { n += 1; next } { n += int(($1 + 1023) / 1024) } END { print n }')
 cat >"$root/DEBIAN/control" <<CONTROL
 Package: s6-reconcile
 Version: $debversion
@@ -106,6 +161,12 @@ Description: boot-time oneshot that reconciles an s6-overlay supervision tree
  The binary is statically linked and has no dependencies. Example init
  definitions are in /usr/share/s6-reconcile/.
 CONTROL
+(cd "$root" && find usr -type f | LC_ALL=C sort | xargs md5sum) >"$root/DEBIAN/md5sums"
+chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/md5sums"
+
+# Every time is the source's: dpkg-deb only clamps newer times to
+# SOURCE_DATE_EPOCH (and uses it for the ar members); set them all.
+find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 
 deb="$outdir/s6-reconcile_${debversion}_$arch.deb"
 dpkg-deb --root-owner-group --build "$root" "$deb" >&2

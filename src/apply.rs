@@ -10,8 +10,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir};
-use crate::plan::{Anchor, Change, Failure, Op, SlotBuild};
-use crate::slot::{self, SlotEntry};
+use crate::plan::{Anchor, Change, Op, SlotBuild};
+use crate::report::Failure;
+use crate::slot::SlotEntry;
 
 /// The base directories apply acts beneath, opened at apply time.
 pub trait Anchors {
@@ -269,7 +270,7 @@ fn publish(
 fn build(scandir: &Dir, staging: &OsStr, b: &SlotBuild) -> Result<(), StepError> {
     let me = (fs::euid(), fs::egid());
     let top = scandir
-        .mkdir(staging, slot::MODE_DIR)
+        .mkdir(staging, crate::layout::MODE_SLOT_DIR)
         .map_err(|e| ("mkdir", e))?;
     if b.owner != me {
         let m = top.meta().map_err(|e| ("stat", e))?;

@@ -3,59 +3,15 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
-/// What a run does with the plan it computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Print the plan, change nothing.
-    Plan,
-    /// Print the plan, change nothing, exit 3 when it is not empty.
-    Check,
-    /// Execute the plan.
-    Apply,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Plan => "plan",
-            Mode::Check => "check",
-            Mode::Apply => "apply",
-        }
-    }
-}
+pub use crate::model::{Mode, Phase};
 
 /// Output format of the plan and the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
-}
-
-/// The three phases, in the order they run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// Static services' supervise/ and event/ under static.servicedirs.
-    Static,
-    /// The scandir, its .s6-svscan/ and its real slot directories.
-    Scandir,
-    /// Per-profile slots restored from the persistent volume.
-    Profiles,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Static, Phase::Scandir, Phase::Profiles];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Static => "static",
-            Phase::Scandir => "scandir",
-            Phase::Profiles => "profiles",
-        }
-    }
 }
 
 const ABOUT: &str = "Reconcile an s6-overlay container's supervision tree at boot.";
@@ -80,7 +36,8 @@ Exit codes:
   1    partial failure: some items failed, every other item was still done
   3    --check found drift
   100  bad usage or bad configuration
-  111  fatal system error before anything could be done
+  111  fatal system error before anything could be done, or another apply
+       still held the apply lock after --lock-wait seconds
 
 Environment (read because cont-init runs with-contenv):
   HERMES_HOME                  overrides profiles.home
@@ -91,7 +48,10 @@ Environment (read because cont-init runs with-contenv):
 Examples:
   reconcile --plan                         preview on this container
   reconcile --check --format json          CI drift check
-  reconcile --plan --root ./tree           preview on a copy of a root";
+  reconcile --plan --root ./tree           preview on a copy of a root
+  reconcile --plan --tree tree.yaml        preview on a tree description (no root needed)
+  reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
+  reconcile materialize tree.yaml ./tree   build a described tree (as root)";
 
 /// Raw command-line arguments.
 #[derive(Debug, Parser)]
@@ -101,8 +61,12 @@ Examples:
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Print what apply would change; change nothing.
     #[arg(long, conflicts_with = "check")]
     pub plan: bool,
@@ -120,6 +84,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR", default_value = "/")]
     pub root: PathBuf,
 
+    /// Plan against a tree description (see `reconcile snapshot`) instead
+    /// of the disk: no root needed, no other file read. With --plan or
+    /// --check only.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    pub tree: Option<PathBuf>,
+
     /// Output format of the plan and the report.
     #[arg(long, value_enum, default_value = "human", value_name = "FORMAT")]
     pub format: Format,
@@ -135,6 +105,42 @@ pub struct Args {
     /// Less logging on stderr: errors only.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// How long an apply waits for another apply to finish (they take
+    /// turns on /run/s6-reconcile.lock) before giving up with exit 111.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::lock::DEFAULT_WAIT.as_secs())]
+    pub lock_wait: u64,
+}
+
+/// The tree-description subcommands (SPEC section 13).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a description of the tree reconcile observes under the root
+    /// (YAML, `format: s6-reconcile-tree`, `version: 1`): the configured
+    /// bases, etc/passwd, etc/group and the configuration. Deterministic;
+    /// needs only read access to the tree.
+    Snapshot {
+        /// Treat DIR as the container's /.
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+        /// Configuration file [default: <root>/etc/s6-reconcile/config.yaml
+        /// if present]; described at that default path.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Describe only what this phase observes; repeatable [default: all].
+        #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
+        phases: Vec<Phase>,
+    },
+    /// Build the tree described in FILE under DIR (as root: owners, modes,
+    /// FIFOs, sockets, symlinks, hard links). DIR must be empty or missing.
+    Materialize {
+        /// The tree description.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Where to build it (the container's / of the result).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Validated settings.
@@ -147,6 +153,10 @@ pub struct Settings {
     pub format: Format,
     /// Sorted, deduplicated, never empty.
     pub phases: Vec<Phase>,
+    /// Observe this tree description instead of the disk under `root`.
+    pub tree: Option<PathBuf>,
+    /// How long an apply waits for the apply lock.
+    pub lock_wait: std::time::Duration,
 }
 
 /// A usage error (exit 100).
@@ -154,6 +164,10 @@ pub struct Settings {
 pub enum UsageError {
     #[error("--root {path}: {reason}")]
     Root { path: PathBuf, reason: String },
+    #[error(
+        "--tree needs --plan or --check: a description cannot be applied (build it with `reconcile materialize`, then apply with --root)"
+    )]
+    TreeApply,
 }
 
 impl Args {
@@ -166,7 +180,11 @@ impl Args {
         } else {
             Mode::Apply
         };
+        if self.tree.is_some() && mode == Mode::Apply {
+            return Err(UsageError::TreeApply);
+        }
         match std::fs::metadata(&self.root) {
+            _ if self.tree.is_some() => {}
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
                 return Err(UsageError::Root {
@@ -194,6 +212,8 @@ impl Args {
             config: self.config,
             format: self.format,
             phases,
+            tree: self.tree,
+            lock_wait: std::time::Duration::from_secs(self.lock_wait),
         })
     }
 

@@ -26,6 +26,22 @@ pub enum Policy {
     Strict,
 }
 
+impl Policy {
+    /// The name as the configuration writes it (`compat`, `strict`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Compat => "compat",
+            Policy::Strict => "strict",
+        }
+    }
+}
+
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

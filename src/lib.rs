@@ -5,17 +5,23 @@
 //! function of both, [`render`] prints it and [`apply`] executes it through
 //! the fd-based primitives in [`fs`].
 
+#![forbid(unsafe_code)]
+
 pub mod accounts;
 pub mod apply;
 pub mod bootlog;
 pub mod cli;
 pub mod config;
 pub mod fs;
+pub mod layout;
+pub mod lock;
 pub mod model;
 pub mod names;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod run;
 pub mod scan;
 pub mod slot;
 pub mod state;
+pub mod tree;

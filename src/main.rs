@@ -12,13 +12,14 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Parser;
-use s6_reconcile::cli::{Args, Format, Mode};
-use s6_reconcile::plan::Failure;
+use s6_reconcile::cli::{Args, Format};
+use s6_reconcile::model::Mode;
+use s6_reconcile::report::Failure;
 use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
 
 fn main() {
     let raw: Vec<OsString> = std::env::args_os().collect();
-    let args = match Args::try_parse_from(&raw) {
+    let mut args = match Args::try_parse_from(&raw) {
         Ok(a) => a,
         Err(e) => {
             let usage = e.use_stderr();
@@ -45,6 +46,18 @@ fn main() {
         })
         .init();
     let (mode, format) = (mode_of(&args), args.format);
+    if let Some(cmd) = args.command.take() {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
+        let code = match out.flush() {
+            Err(e) if code == 0 && e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("reconcile: fatal: unable to write the description: {e}");
+                s6_reconcile::run::EXIT_FATAL
+            }
+            _ => code,
+        };
+        std::process::exit(code);
+    }
     let settings = match args.validate() {
         Ok(s) => s,
         Err(e) => {

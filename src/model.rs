@@ -6,23 +6,7 @@ use std::path::PathBuf;
 
 use crate::accounts::Account;
 use crate::config::{Config, Policy};
-
-/// supervise/ of a static servicedir: the user (compat) or group (strict)
-/// may search it, which is what s6-svstat and s6-svc need.
-pub const MODE_SUPERVISE: u32 = 0o710;
-/// supervise/control in compat: user and group may write (s6-svc).
-pub const MODE_CONTROL_COMPAT: u32 = 0o660;
-/// supervise/control in strict: root reads, the group only writes.
-pub const MODE_CONTROL_STRICT: u32 = 0o620;
-/// event/: setgid + sticky, group may create FIFOs (s6-svwait) but only
-/// remove its own.
-pub const MODE_EVENT: u32 = 0o3730;
-
-/// s6-supervise's own runtime files in supervise/: rewritten by root on
-/// every state change, so never chowned nor compared.
-pub fn is_supervise_runtime_file(name: &str) -> bool {
-    crate::slot::SUPERVISE_RUNTIME_FILES.contains(&name)
-}
+use crate::layout;
 
 /// Owner and mode an entry should have; `None` leaves that part alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,8 +66,8 @@ impl Desired {
 
     pub fn control_mode(&self) -> u32 {
         match self.policy() {
-            Policy::Compat => MODE_CONTROL_COMPAT,
-            Policy::Strict => MODE_CONTROL_STRICT,
+            Policy::Compat => layout::MODE_CONTROL_COMPAT,
+            Policy::Strict => layout::MODE_CONTROL_STRICT,
         }
     }
 
@@ -95,5 +79,53 @@ impl Desired {
             .iter()
             .find(|g| g.is_match(name))
             .map(|g| g.text.as_str())
+    }
+}
+
+/// What a run does with the plan it computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Print the plan, change nothing.
+    Plan,
+    /// Print the plan, change nothing, exit 3 when it is not empty.
+    Check,
+    /// Execute the plan.
+    Apply,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Plan => "plan",
+            Mode::Check => "check",
+            Mode::Apply => "apply",
+        }
+    }
+}
+
+/// The three phases, in the order they run.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Static services' supervise/ and event/ under static.servicedirs.
+    Static,
+    /// The scandir, its .s6-svscan/ and its real slot directories.
+    Scandir,
+    /// Per-profile slots restored from the persistent volume.
+    Profiles,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Static, Phase::Scandir, Phase::Profiles];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Static => "static",
+            Phase::Scandir => "scandir",
+            Phase::Profiles => "profiles",
+        }
     }
 }

@@ -8,10 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::Phase;
 use crate::config::Policy;
 use crate::fs::{Kind, Meta};
-use crate::model::{Desired, MODE_EVENT, MODE_SUPERVISE, Want, is_supervise_runtime_file};
+use crate::layout::{self, MODE_EVENT, MODE_SUPERVISE_STATIC, Role, is_runtime, role};
+use crate::model::Phase;
+use crate::model::{Desired, Want};
+pub use crate::report::{Failure, Skipped, SlotReport};
 use crate::scan::{
     BaseObs, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs, StateObs,
     StaticObs,
@@ -96,15 +98,17 @@ pub fn slot_entries(
     let v = entries
         .into_iter()
         .map(|e| {
-            let skeleton = e.path().iter().any(|c| c == "supervise" || c == "event");
+            let skeleton = layout::in_skeleton(e.path());
             let e = match e {
-                SlotEntry::Dir { path, .. } if path.ends_with("supervise") => SlotEntry::Dir {
-                    path,
-                    mode: MODE_SUPERVISE,
-                },
+                SlotEntry::Dir { path, .. } if path.ends_with(layout::SUPERVISE) => {
+                    SlotEntry::Dir {
+                        path,
+                        mode: MODE_SUPERVISE_STATIC,
+                    }
+                }
                 SlotEntry::Fifo { path, .. } => SlotEntry::Fifo {
                     path,
-                    mode: crate::model::MODE_CONTROL_STRICT,
+                    mode: layout::MODE_CONTROL_STRICT,
                 },
                 e => e,
             };
@@ -160,33 +164,6 @@ pub struct Change {
     pub target: Target,
 }
 
-/// An item deliberately left alone, with the reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Skipped {
-    pub path: PathBuf,
-    pub reason: String,
-}
-
-/// A failure: observation errors in the plan, execution errors in apply.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Failure {
-    pub op: String,
-    pub path: PathBuf,
-    pub error: String,
-}
-
-/// What happens to one profile's slot (SPEC 6.6).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SlotReport {
-    pub profile: String,
-    /// `None` when the name is not valid (no slot name is built from it).
-    pub slot: Option<String>,
-    pub prior_state: Option<String>,
-    pub action: Action,
-    pub reason: Option<String>,
-    pub prior_exit: PriorExit,
-}
-
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub changes: Vec<Change>,
@@ -238,38 +215,6 @@ pub fn sort_changes(changes: &mut [Change]) {
 struct Planner<'a> {
     d: &'a Desired,
     plan: Plan,
-}
-
-/// What an entry is to s6, from its path relative to its servicedir.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    /// The servicedir itself, its scripts and data (slot definitions).
-    Definition,
-    SuperviseDir,
-    Control,
-    RuntimeFile,
-    /// Anything else below supervise/.
-    InSupervise,
-    EventDir,
-    /// What clients left in event/ (their FIFOs).
-    InEvent,
-}
-
-fn role(rel: &Path, kind: Kind) -> Role {
-    let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
-    let parts = match parts.as_slice() {
-        ["log", rest @ ..] if !rest.is_empty() => rest,
-        p => p,
-    };
-    match parts {
-        ["supervise"] => Role::SuperviseDir,
-        ["supervise", "control"] if kind == Kind::Fifo => Role::Control,
-        ["supervise", f] if is_supervise_runtime_file(f) => Role::RuntimeFile,
-        ["supervise", ..] => Role::InSupervise,
-        ["event"] => Role::EventDir,
-        ["event", ..] => Role::InEvent,
-        _ => Role::Definition,
-    }
 }
 
 impl Planner<'_> {
@@ -330,7 +275,7 @@ impl Planner<'_> {
             return Some(d.owner());
         }
         match role {
-            Role::SuperviseDir => Some(d.with_mode(MODE_SUPERVISE)),
+            Role::SuperviseDir => Some(d.with_mode(MODE_SUPERVISE_STATIC)),
             Role::Control => Some(d.with_mode(d.control_mode())),
             Role::EventDir => Some(d.with_mode(MODE_EVENT)),
             Role::InSupervise if !strict => Some(d.owner()),
@@ -636,12 +581,12 @@ impl Planner<'_> {
                     SlotDiff::Different => (Some(Op::Replace(build())), obs.node.meta),
                     SlotDiff::Down { want: true } => (
                         Some(Op::Create {
-                            mode: slot::MODE_FILE,
+                            mode: layout::MODE_FILE,
                         }),
                         obs.node.meta,
                     ),
                     SlotDiff::Down { want: false } => {
-                        let down = obs.node.rel.join("down");
+                        let down = obs.node.rel.join(layout::DOWN);
                         let meta = obs
                             .nodes
                             .iter()
@@ -655,11 +600,11 @@ impl Planner<'_> {
                 let down = matches!(op, Op::Create { .. } | Op::Unlink);
                 self.plan.changes.push(Change {
                     phase: Phase::Profiles,
-                    path: if down { path.join("down") } else { path },
+                    path: if down { path.join(layout::DOWN) } else { path },
                     op,
                     target: Target {
                         anchor: Anchor::Scandir,
-                        rel: if down { rel.join("down") } else { rel },
+                        rel: if down { rel.join(layout::DOWN) } else { rel },
                         // publish: the scandir; replace: the old slot;
                         // create `down`: the slot it goes in; unlink: `down`.
                         expect,
@@ -701,22 +646,10 @@ enum SlotDiff {
     Different,
 }
 
-/// Whether `rel` (relative to the slot) is something s6 or its clients put
-/// there at run time: supervise's runtime files, FIFOs in event dirs.
-fn is_runtime(rel: &Path) -> bool {
-    if slot::is_supervise_runtime_file(rel) {
-        return true;
-    }
-    let parent = rel.parent().and_then(Path::to_str).unwrap_or("");
-    matches!(
-        parent,
-        "event" | "supervise/event" | "log/event" | "log/supervise/event"
-    )
-}
-
 fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> SlotDiff {
     let root = &obs.node.meta;
-    if root.kind != Kind::Dir || root.mode != slot::MODE_DIR || (root.uid, root.gid) != owner {
+    if root.kind != Kind::Dir || root.mode != layout::MODE_SLOT_DIR || (root.uid, root.gid) != owner
+    {
         return SlotDiff::Different;
     }
     let slot_rel = &obs.node.rel;
@@ -729,7 +662,7 @@ fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> Slot
             (!is_runtime(rel)).then_some((rel, (n, c.as_ref())))
         })
         .collect();
-    let down = Path::new("down");
+    let down = Path::new(layout::DOWN);
     let mut want_down = false;
     let mut down_owner = owner;
     for (e, want_owner) in expected {
@@ -762,7 +695,7 @@ fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> Slot
         Some((n, c)) => {
             let m = &n.meta;
             let ok = m.kind == Kind::File
-                && m.mode == slot::MODE_FILE
+                && m.mode == layout::MODE_FILE
                 && (m.uid, m.gid) == down_owner
                 && c.is_some_and(|c| c.is_empty());
             if !ok {
@@ -778,39 +711,5 @@ fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> Slot
         SlotDiff::Same
     } else {
         SlotDiff::Down { want: want_down }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roles_follow_s6_layout() {
-        assert_eq!(role(Path::new("supervise"), Kind::Dir), Role::SuperviseDir);
-        assert_eq!(
-            role(Path::new("supervise/control"), Kind::Fifo),
-            Role::Control
-        );
-        assert_eq!(
-            role(Path::new("supervise/control"), Kind::File),
-            Role::InSupervise
-        );
-        assert_eq!(
-            role(Path::new("supervise/status"), Kind::File),
-            Role::RuntimeFile
-        );
-        assert_eq!(
-            role(Path::new("supervise/death_tally.new"), Kind::File),
-            Role::RuntimeFile
-        );
-        assert_eq!(
-            role(Path::new("log/supervise/control"), Kind::Fifo),
-            Role::Control
-        );
-        assert_eq!(role(Path::new("log/event"), Kind::Dir), Role::EventDir);
-        assert_eq!(role(Path::new("event/ftrigw:x"), Kind::Fifo), Role::InEvent);
-        assert_eq!(role(Path::new("run"), Kind::File), Role::Definition);
-        assert_eq!(role(Path::new("log"), Kind::Dir), Role::Definition);
     }
 }

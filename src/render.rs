@@ -20,50 +20,14 @@
 //! (`uid:gid`, 4-digit octal mode). In apply mode `changes` lists what was
 //! done and `errors` what failed. Paths are container paths.
 
-use std::collections::HashSet;
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
-use crate::cli::{Mode, Phase};
-use crate::plan::{Change, Failure, Plan, Skipped, SlotReport};
-
-/// What a run has to say: the plan (or, in apply, what was done).
-#[derive(Debug, Default)]
-pub struct Report {
-    pub changes: Vec<Change>,
-    pub slots: Vec<SlotReport>,
-    /// Extra stdout lines (the profiles phase's `reconcile: profile=...`).
-    pub lines: Vec<String>,
-    pub skipped: Vec<Skipped>,
-    pub warnings: Vec<String>,
-    pub errors: Vec<Failure>,
-}
-
-impl Report {
-    /// Add one plan's findings, with the changes done (or planned) and the
-    /// failures of executing it.
-    pub fn add_plan(&mut self, plan: &Plan, changes: Vec<Change>, errors: Vec<Failure>) {
-        self.changes.extend(changes);
-        self.slots.extend(plan.slots.iter().cloned());
-        self.skipped.extend(plan.skipped.iter().cloned());
-        // Repeats are dropped with sets, not `Vec::contains`: there can be a
-        // warning or an error per profile, and that would be quadratic.
-        let mut seen: HashSet<String> = self.warnings.iter().cloned().collect();
-        for w in &plan.warnings {
-            if seen.insert(w.clone()) {
-                self.warnings.push(w.clone());
-            }
-        }
-        // Phases observed separately may find the same unusable base.
-        let mut seen: HashSet<Failure> = self.errors.iter().cloned().collect();
-        for e in plan.errors.iter().cloned().chain(errors) {
-            if seen.insert(e.clone()) {
-                self.errors.push(e);
-            }
-        }
-    }
-}
+use crate::model::{Mode, Phase};
+use crate::plan::Change;
+pub use crate::report::Report;
+use crate::report::SlotReport;
 
 pub fn slot_json(s: &SlotReport) -> Value {
     json!({

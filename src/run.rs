@@ -2,19 +2,24 @@
 //! render or apply, and decide the exit code. `main.rs` only parses the
 //! command line and maps [`Fatal`] to a message.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::PathBuf;
 
 use crate::accounts::{self, AccountError};
 use crate::apply::{self, Anchors};
 use crate::bootlog;
-use crate::cli::{Format, Mode, Phase, Settings};
+use crate::cli::{Format, Settings};
 use crate::config::Policy;
 use crate::config::{Config, ConfigError};
 use crate::fs::{self, Dir};
+use crate::layout;
+use crate::lock::{self, LockError};
 use crate::model::Desired;
-use crate::plan::{self, Anchor, Failure, Op};
-use crate::render::{self, Report};
+use crate::model::{Mode, Phase};
+use crate::plan::{self, Anchor, Op};
+use crate::render;
+use crate::report::{self, Failure, Report};
 use crate::scan::{Observed, Scanner};
 
 /// Exit codes (the s6 convention).
@@ -29,6 +34,8 @@ pub const EXIT_FATAL: i32 = 111;
 pub enum Fatal {
     #[error("{0}")]
     Config(#[from] ConfigError),
+    #[error("{0}")]
+    Tree(#[from] crate::tree::command::ReadError),
     /// `at` names the configuration value that led to the account files
     /// (`/etc/s6-reconcile/config.yaml:1:7: user`).
     #[error("{at}: {err}")]
@@ -39,13 +46,15 @@ pub enum Fatal {
         #[source]
         err: std::io::Error,
     },
+    #[error("{0}")]
+    Lock(#[from] LockError),
 }
 
 impl Fatal {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Fatal::Config(_) | Fatal::Account { .. } => EXIT_USAGE,
-            Fatal::Root { .. } => EXIT_FATAL,
+            Fatal::Config(_) | Fatal::Account { .. } | Fatal::Tree(_) => EXIT_USAGE,
+            Fatal::Root { .. } | Fatal::Lock(_) => EXIT_FATAL,
         }
     }
 
@@ -70,6 +79,16 @@ impl Fatal {
                 }),
             ),
             Fatal::Root { path, .. } => ("open root", path.clone()),
+            Fatal::Tree(crate::tree::command::ReadError::Read { path, .. }) => {
+                ("read tree description", path.clone())
+            }
+            Fatal::Tree(_) => ("read tree description", PathBuf::new()),
+            Fatal::Lock(
+                LockError::Io { path, .. }
+                | LockError::UntrustedDir { path, .. }
+                | LockError::Untrusted { path, .. }
+                | LockError::Timeout { path, .. },
+            ) => ("take the apply lock", path.clone()),
         };
         Failure {
             op: op.into(),
@@ -184,6 +203,15 @@ pub fn run(
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
 ) -> Result<Ran, Fatal> {
+    if let Some(file) = &settings.tree {
+        // Parsed now so a bad description is refused as such; observing
+        // it needs the scanner over `scan::Source` (not on main yet).
+        crate::tree::command::read_description(file)?;
+        return Err(Fatal::Tree(crate::tree::command::ReadError::Read {
+            path: file.clone(),
+            error: "planning against a description is not available in this build yet".into(),
+        }));
+    }
     let config = load_config(settings, env)?;
     let account =
         accounts::resolve(&settings.root, &config.user, config.group.as_ref()).map_err(|err| {
@@ -193,7 +221,7 @@ pub fn run(
             }
         })?;
     log::info!(
-        "user {} = {}:{}, policy {:?}",
+        "user {} = {}:{}, policy {}",
         account.user_name,
         account.uid,
         account.gid,
@@ -223,6 +251,16 @@ pub fn run(
             report.add_plan(&plan, changes, Vec::new());
         }
         Mode::Apply => {
+            // Held to the end of the apply (through the privilege drop and
+            // the boot log), so no other apply observes a half-applied tree.
+            let acct = &desired.account;
+            let _lock = lock::acquire(&root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+                log::warn!(
+                    "another apply holds {}; waiting up to {} s for it to finish",
+                    path.display(),
+                    settings.lock_wait.as_secs()
+                )
+            })?;
             fs::clear_umask();
             if !root_phases.is_empty() {
                 let observed = observe(settings, &root_phases, &desired, &root);
@@ -297,7 +335,7 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         plan::sort_changes(&mut applied.done);
     } else {
         for c in &in_volume {
-            report.skipped.push(plan::Skipped {
+            report.skipped.push(report::Skipped {
                 path: c.path.clone(),
                 reason: "left in place: publishing the slots failed".into(),
             });
@@ -346,7 +384,11 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
 /// `skipped` (SPEC 6.6), on stdout and in the boot log, with the failure as
 /// the reason. A failure to remove the old tree after a successful swap
 /// leaves the new slot published, so it does not count.
-fn mark_unpublished(slots: &mut [plan::SlotReport], changes: &[plan::Change], errors: &[Failure]) {
+fn mark_unpublished(
+    slots: &mut [report::SlotReport],
+    changes: &[plan::Change],
+    errors: &[Failure],
+) {
     use std::collections::HashMap;
     // Looked up by profile and by path rather than searched for each slot:
     // a search per slot is quadratic in the number of profiles.
@@ -409,11 +451,14 @@ fn rescan_command(done: &[plan::Change]) -> Option<&'static [u8]> {
 }
 
 fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, command: &[u8], report: &mut Report) {
-    let control = desired.scandir().join(".s6-svscan/control");
+    let control = desired
+        .scandir()
+        .join(layout::SVSCAN_DIR)
+        .join(layout::CONTROL);
     let prune = command == b"an";
     let r = anchors.anchor(Anchor::Scandir).and_then(|d| {
-        d.open_dir(std::ffi::OsStr::new(".s6-svscan"))?
-            .write_fifo(std::ffi::OsStr::new("control"), command)
+        d.open_dir(OsStr::new(layout::SVSCAN_DIR))?
+            .write_fifo(OsStr::new(layout::CONTROL), command)
     });
     match r {
         Ok(true) => log::info!(

@@ -5,7 +5,7 @@
 //! complete slot relative to the slot directory, parents first. The builder
 //! creates exactly these entries in the staging dir; the comparer checks an
 //! existing slot against them (contents, modes, owners, `down`), ignoring
-//! s6-supervise's runtime files ([`is_supervise_runtime_file`]).
+//! s6-supervise's runtime files ([`layout::is_runtime`]).
 //!
 //! The skeleton (`event/`, `supervise/`, `supervise/event/`,
 //! `supervise/control`, and the same in `log/`) is created ahead of
@@ -15,31 +15,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Templates;
+#[cfg(doc)]
+use crate::layout;
+use crate::layout::{
+    MODE_CONTROL_COMPAT, MODE_EVENT, MODE_FILE, MODE_SCRIPT, MODE_SLOT_DIR, MODE_SUPERVISE_SLOT,
+};
 
-/// `run`, `finish`, `log/run`.
-pub const MODE_SCRIPT: u32 = 0o755;
-/// `type` and `down`.
-pub const MODE_FILE: u32 = 0o644;
-/// The slot dir and `log/`.
-pub const MODE_DIR: u32 = 0o755;
-/// `supervise/`: searchable so that `s6-svstat` can read `supervise/lock`.
-pub const MODE_SUPERVISE: u32 = 0o755;
-/// `event/` and `supervise/event/`: setgid + sticky, group may create FIFOs.
-pub const MODE_EVENT: u32 = 0o3730;
-/// `supervise/control`: the FIFO `s6-svc` writes to.
-pub const MODE_CONTROL: u32 = 0o660;
 /// Contents of `type`.
 pub const TYPE_CONTENT: &str = "longrun\n";
-
-/// Files that s6-supervise rewrites (as root, by write-then-rename) in
-/// `supervise/`: never created, chowned or compared.
-pub const SUPERVISE_RUNTIME_FILES: &[&str] = &[
-    "lock",
-    "status",
-    "status.new",
-    "death_tally",
-    "death_tally.new",
-];
 
 /// The three scripts of a slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,19 +66,6 @@ impl SlotEntry {
             | SlotEntry::Fifo { mode, .. } => *mode,
         }
     }
-}
-
-/// True for `supervise/<runtime file>` and `log/supervise/<runtime file>`
-/// (`rel` relative to the slot directory).
-pub fn is_supervise_runtime_file(rel: &Path) -> bool {
-    let parent = rel.parent();
-    let in_supervise =
-        parent == Some(Path::new("supervise")) || parent == Some(Path::new("log/supervise"));
-    in_supervise
-        && rel
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(crate::model::is_supervise_runtime_file)
 }
 
 /// The scripts for `profile`'s slot.
@@ -162,15 +132,15 @@ pub fn entries(files: &SlotFiles, down: bool) -> Vec<SlotEntry> {
     }
     v.extend([
         dir("event", MODE_EVENT),
-        dir("supervise", MODE_SUPERVISE),
+        dir("supervise", MODE_SUPERVISE_SLOT),
         dir("supervise/event", MODE_EVENT),
-        fifo("supervise/control", MODE_CONTROL),
-        dir("log", MODE_DIR),
+        fifo("supervise/control", MODE_CONTROL_COMPAT),
+        dir("log", MODE_SLOT_DIR),
         file("log/run", MODE_SCRIPT, &files.log_run),
         dir("log/event", MODE_EVENT),
-        dir("log/supervise", MODE_SUPERVISE),
+        dir("log/supervise", MODE_SUPERVISE_SLOT),
         dir("log/supervise/event", MODE_EVENT),
-        fifo("log/supervise/control", MODE_CONTROL),
+        fifo("log/supervise/control", MODE_CONTROL_COMPAT),
     ]);
     v
 }
@@ -634,36 +604,10 @@ mod tests {
                 parent == Path::new("") || seen_dirs.contains(parent),
                 "{e:?} before its parent"
             );
-            assert!(!is_supervise_runtime_file(e.path()), "{e:?}");
+            assert!(!crate::layout::is_runtime(e.path()), "{e:?}");
             if let SlotEntry::Dir { path, .. } = e {
                 seen_dirs.insert(path.clone());
             }
-        }
-    }
-
-    #[test]
-    fn runtime_files() {
-        for p in [
-            "supervise/lock",
-            "supervise/status",
-            "supervise/status.new",
-            "supervise/death_tally",
-            "supervise/death_tally.new",
-            "log/supervise/lock",
-            "log/supervise/death_tally",
-        ] {
-            assert!(is_supervise_runtime_file(Path::new(p)), "{p}");
-        }
-        for p in [
-            "supervise/control",
-            "supervise",
-            "lock",
-            "status",
-            "log/lock",
-            "event/lock",
-            "x/supervise/lock",
-        ] {
-            assert!(!is_supervise_runtime_file(Path::new(p)), "{p}");
         }
     }
 }

@@ -54,7 +54,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::killpoints::{self as kp, End, Syscall};
-use common::tree::{self, Content, Entry, Kind};
+use common::tree::{self, Content, Entry, Node, Perms};
 
 /// The container environment the tool reads; the developer's shell must
 /// not leak into the runs.
@@ -99,62 +99,85 @@ const SLOT_REQUIRED: &[(&str, &str)] = &[
     ("log/supervise/control", "fifo"),
 ];
 
-/// s6-supervise's runtime files: root rewrites them, reconcile ignores them.
-const RUNTIME_FILES: &[&str] = &[
-    "lock",
-    "status",
-    "status.new",
-    "death_tally",
-    "death_tally.new",
-];
-
 // ---------------------------------------------------------------- the tree
+
+fn perms(mode: u32, uid: u32) -> Perms {
+    Perms {
+        uid,
+        gid: uid,
+        mode,
+    }
+}
 
 fn dir(path: &str, mode: u32, uid: u32) -> Entry {
     Entry {
         path: path.into(),
-        kind: Kind::Dir,
-        mode,
-        uid,
-        gid: uid,
-        links: None,
+        node: Node::Dir {
+            perms: perms(mode, uid),
+            mount: false,
+        },
     }
 }
 
 fn file(path: &str, mode: u32, uid: u32, content: &str) -> Entry {
     Entry {
         path: path.into(),
-        kind: Kind::File {
-            content: Content::Text(content.into()),
+        node: Node::File {
+            perms: perms(mode, uid),
+            content: Content::Bytes(content.into()),
+            links: None,
         },
-        mode,
-        uid,
-        gid: uid,
-        links: None,
     }
 }
 
 fn fifo(path: &str, mode: u32, uid: u32) -> Entry {
     Entry {
         path: path.into(),
-        kind: Kind::Fifo,
-        mode,
-        uid,
-        gid: uid,
-        links: None,
+        node: Node::Fifo {
+            perms: perms(mode, uid),
+        },
     }
 }
 
 fn symlink(path: &str, target: &str) -> Entry {
     Entry {
         path: path.into(),
-        kind: Kind::Symlink {
+        node: Node::Symlink {
+            uid: 0,
+            gid: 0,
             target: target.into(),
         },
-        mode: 0,
+    }
+}
+
+/// The same entry with owners 0:0 (modes and contents kept).
+fn without_owner(node: &Node) -> Node {
+    let zero = |p: &Perms| Perms {
         uid: 0,
         gid: 0,
-        links: None,
+        mode: p.mode,
+    };
+    match node {
+        Node::Dir { perms, mount } => Node::Dir {
+            perms: zero(perms),
+            mount: *mount,
+        },
+        Node::File {
+            perms,
+            content,
+            links,
+        } => Node::File {
+            perms: zero(perms),
+            content: content.clone(),
+            links: *links,
+        },
+        Node::Fifo { perms } => Node::Fifo { perms: zero(perms) },
+        Node::Symlink { target, .. } => Node::Symlink {
+            uid: 0,
+            gid: 0,
+            target: target.clone(),
+        },
+        other => other.clone(),
     }
 }
 
@@ -338,12 +361,10 @@ fn since_then(root: &Path) {
     }
     for e in &added {
         let p = root.join(&e.path);
-        match &e.kind {
-            Kind::Dir => mkdir(&p, e.uid, e.mode),
-            Kind::File {
-                content: Content::Text(t),
-            } => write(&p, t, e.uid, e.mode),
-            other => unreachable!("{other:?}"),
+        match (&e.node, tree::text(e)) {
+            (Node::Dir { perms, .. }, _) => mkdir(&p, perms.uid, perms.mode),
+            (Node::File { perms, .. }, Some(t)) => write(&p, t, perms.uid, perms.mode),
+            (other, _) => unreachable!("{other:?}"),
         }
     }
     // No boot log yet (the first boot with this tool): apply creates its
@@ -449,9 +470,9 @@ fn dump(root: &Path) -> String {
     let mut entries = tree::scan(root).unwrap_or_else(|e| panic!("scan: {e}"));
     for e in &mut entries {
         if e.path == BOOT_LOG
-            && let Kind::File { content } = &mut e.kind
+            && let Node::File { content, .. } = &mut e.node
         {
-            *content = Content::Text("(lines compared apart)".into());
+            *content = Content::Bytes("(lines compared apart)".into());
         }
     }
     tree::render(&entries)
@@ -473,10 +494,7 @@ fn masked(lines: &str) -> Vec<String> {
 }
 
 fn is_runtime(rel: &str) -> bool {
-    ["supervise/", "log/supervise/"].iter().any(|d| {
-        rel.strip_prefix(d)
-            .is_some_and(|f| RUNTIME_FILES.contains(&f))
-    })
+    s6_reconcile::layout::is_supervise_runtime_file(std::path::Path::new(rel))
 }
 
 /// A slot's definition: its entries (relative to the slot) with kinds,
@@ -491,9 +509,7 @@ fn view_of<'a>(entries: impl Iterator<Item = &'a Entry>, slot: &str) -> View {
             let rel = e.path.strip_prefix(&prefix)?;
             (rel != "down" && !is_runtime(rel)).then(|| Entry {
                 path: rel.to_string(),
-                uid: 0,
-                gid: 0,
-                ..e.clone()
+                node: without_owner(&e.node),
             })
         })
         .collect()
@@ -508,14 +524,8 @@ fn slot_names(entries: &[Entry]) -> Vec<String> {
         .collect()
 }
 
-fn kind_name(k: &Kind) -> &'static str {
-    match k {
-        Kind::Dir => "dir",
-        Kind::File { .. } => "file",
-        Kind::Fifo => "fifo",
-        Kind::Symlink { .. } => "symlink",
-        _ => "other",
-    }
+fn kind_name(k: &Node) -> &'static str {
+    k.kind_name()
 }
 
 /// What the runs are checked against.
@@ -564,21 +574,18 @@ fn check_visible(root: &Path, r: &Reference) -> Vec<String> {
         };
         for (want, kind) in SLOT_REQUIRED {
             match entries.iter().find(|e| e.path == *want) {
-                Some(e) if kind_name(&e.kind) == *kind => {}
+                Some(e) if kind_name(&e.node) == *kind => {}
                 Some(e) => problems.push(format!(
                     "{name}/{want}: half-built slot: a {} where a {kind} belongs",
-                    kind_name(&e.kind)
+                    kind_name(&e.node)
                 )),
                 None => problems.push(format!("{name}/{want}: half-built slot: missing")),
             }
         }
-        if let Some(down) = entries.iter().find(|e| e.path == "down") {
-            let empty = Kind::File {
-                content: Content::Text(String::new()),
-            };
-            if down.kind != empty {
-                problems.push(format!("{name}/down: not an empty file: {down:?}"));
-            }
+        if let Some(down) = entries.iter().find(|e| e.path == "down")
+            && tree::text(down) != Some("")
+        {
+            problems.push(format!("{name}/down: not an empty file: {down:?}"));
         }
         let prefixed: Vec<Entry> = entries
             .into_iter()
@@ -669,11 +676,9 @@ fn reference() -> Reference {
     let input_log = input
         .iter()
         .find(|e| e.path == BOOT_LOG)
-        .map(|e| match &e.kind {
-            Kind::File {
-                content: Content::Text(t),
-            } => t.clone(),
-            other => panic!("boot log: {other:?}"),
+        .map(|e| match tree::text(e) {
+            Some(t) => t.to_string(),
+            None => panic!("boot log: {e:?}"),
         })
         .unwrap_or_default();
     let run_log = masked(
@@ -697,8 +702,8 @@ fn reference() -> Reference {
     };
     let static_links = input
         .iter()
-        .filter_map(|e| match &e.kind {
-            Kind::Symlink { target } => Some((
+        .filter_map(|e| match &e.node {
+            Node::Symlink { target, .. } => Some((
                 e.path.strip_prefix(&format!("{SCANDIR}/"))?.to_string(),
                 target.clone(),
             )),
@@ -842,11 +847,12 @@ fn dump_masked(root: &Path) -> String {
     let mut entries = tree::scan(root).unwrap_or_else(|e| panic!("scan: {e}"));
     for e in &mut entries {
         if e.path == BOOT_LOG
-            && let Kind::File {
-                content: Content::Text(t),
-            } = &mut e.kind
+            && let Node::File {
+                content: Content::Bytes(b),
+                ..
+            } = &mut e.node
         {
-            *t = masked(t).join("\n");
+            *b = masked(&String::from_utf8_lossy(b)).join("\n").into_bytes();
         }
     }
     tree::render(&entries)

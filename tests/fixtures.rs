@@ -1,5 +1,5 @@
 //! Fixture scenarios (SPEC section 10): every directory under `fixtures/` is a
-//! scenario. Its `tree.yaml` (format: `tests/common/tree.rs`) is materialised
+//! scenario. Its `tree.yaml` (a tree description, docs/tree-format.md) is materialised
 //! in a fresh temp root, `reconcile --root <tmp>` runs against it with the extra
 //! arguments of its optional `args` file (one per line), and the output is
 //! compared with the goldens next to it:
@@ -9,7 +9,7 @@
 //! | `plan.txt`   | stdout of `--plan`, then `exit: N`                    |
 //! | `plan.json`  | stdout of `--plan --format json` (must parse)         |
 //! | `apply.txt`  | stdout of apply, then `exit: N`                       |
-//! | `after.yaml` | the tree after apply, as `tree::dump` describes it    |
+//! | `after.yaml` | the tree after apply, described (boot log masked)     |
 //!
 //! An optional `env` file sets environment variables for every run of the
 //! scenario (`KEY=VALUE` per line, `#` comments, an empty value allowed);
@@ -372,25 +372,59 @@ fn leading_timestamp(line: &str) -> Option<usize> {
 /// Replace the leading timestamp of every line of boot logs by `<ts>`.
 fn mask_boot_log(entries: &mut [tree::Entry]) {
     for e in entries.iter_mut().filter(|e| is_boot_log(&e.path)) {
-        if let tree::Kind::File {
-            content: tree::Content::Text(text),
-        } = &mut e.kind
+        if let tree::Node::File {
+            content: tree::Content::Bytes(bytes),
+            ..
+        } = &mut e.node
+            && let Ok(text) = std::str::from_utf8(bytes)
         {
-            *text = text
+            let masked: String = text
                 .split_inclusive('\n')
                 .map(|line| match leading_timestamp(line) {
                     Some(n) => format!("<ts>{}", &line[n..]),
                     None => line.to_string(),
                 })
                 .collect();
+            *bytes = masked.into_bytes();
         }
     }
 }
 
+/// Where an apply leaves its lock file (src/lock.rs): `/run`, or `/`
+/// without one. Checked on its own by [`check_apply_lock`], not recorded
+/// in the goldens: every apply leaves the same file.
+const APPLY_LOCKS: [&str; 2] = ["run/s6-reconcile.lock", "s6-reconcile.lock"];
+
+/// After an apply: the lock file is root's, private, empty and regular
+/// (the user must not be able to open it, or they could hold it).
+fn check_apply_lock(root: &Path) -> Result<(), String> {
+    let at = if root.join("run").is_dir() {
+        APPLY_LOCKS[0]
+    } else {
+        APPLY_LOCKS[1]
+    };
+    let md = fs::symlink_metadata(root.join(at)).map_err(|e| format!("apply lock {at}: {e}"))?;
+    let got = (
+        md.is_file(),
+        md.uid(),
+        md.gid(),
+        md.mode() & 0o7777,
+        md.len(),
+    );
+    if got != (true, 0, 0, 0o600, 0) {
+        return Err(format!(
+            "apply lock {at}: want an empty regular file 0:0 0600, got {got:?}"
+        ));
+    }
+    Ok(())
+}
+
 /// The tree as the goldens record it: [`tree::dump`] with boot log
-/// timestamps masked; `boot_logs: false` leaves boot logs out.
+/// timestamps masked and without the apply lock; `boot_logs: false`
+/// leaves boot logs out.
 fn dump(root: &Path, boot_logs: bool) -> String {
     let mut entries = tree::scan(root).unwrap_or_else(|e| panic!("dump {}: {e}", root.display()));
+    entries.retain(|e| !APPLY_LOCKS.contains(&e.path.as_str()));
     if !boot_logs {
         entries.retain(|e| !is_boot_log(&e.path));
     }
@@ -430,9 +464,9 @@ fn parse_json(what: &str, out: &Output) -> Result<serde_json::Value, String> {
 }
 
 fn run_scenario(s: &mut Scenario) {
-    let yaml = match fs::read_to_string(s.dir.join("tree.yaml")) {
-        Ok(y) => y,
-        Err(e) => return s.fail(format!("tree.yaml: {e}")),
+    let input = match tree::read(&s.dir.join("tree.yaml")) {
+        Ok(d) => d,
+        Err(e) => return s.fail(e),
     };
     let extra = match read_args(&s.dir) {
         Ok(a) => a,
@@ -444,7 +478,7 @@ fn run_scenario(s: &mut Scenario) {
     };
     let tmp = tree::temp_root(&format!("fixture-{}-", s.name));
     let root = tmp.path();
-    if let Err(e) = tree::materialise_yaml(root, &yaml) {
+    if let Err(e) = tree::materialise(root, &input.entries) {
         return s.fail(format!("tree.yaml: {e}"));
     }
     let keep: Vec<_> = MUST_KEEP.iter().filter(|k| k.0 == s.name).collect();
@@ -507,6 +541,9 @@ fn run_scenario(s: &mut Scenario) {
     );
     let after = dump(root, true);
     s.golden("after.yaml", &after, &apply.stderr);
+    if let Err(e) = check_apply_lock(root) {
+        s.fail(e);
+    }
 
     for (path, ino) in &keep_ino {
         let now = inode(root, path);
@@ -697,149 +734,6 @@ fn fixture_scenarios() {
     );
 }
 
-/// Materialise → dump round-trips a tree holding every entry type.
-mod tree_format {
-    use super::tree::*;
-    use std::fs;
-    use std::path::Path;
-
-    const EVERY_TYPE: &str = r#"
-- {path: etc, type: dir}
-- {path: etc/shadow, type: file, mode: "0600", content: "root:*:19000::::::\n"}
-- {path: etc/quoted, type: file, mode: "4755", uid: 7, gid: 8, content: "tab\there \"q\" back\\slash\r\u0001 é\u2028end"}
-- {path: etc/empty, type: file}
-- {path: srv, type: dir, mode: "0700", uid: 10000, gid: 10000}
-- {path: srv/event, type: dir, mode: "3730", uid: 10000, gid: 10000}
-- {path: srv/control, type: fifo, mode: "0660", uid: 10000, gid: 10000}
-- {path: srv/evil, type: symlink, target: /etc/shadow, uid: 10000, gid: 10000}
-- {path: srv/rel, type: symlink, target: "../etc"}
-- {path: srv/also-shadow, type: hardlink, target: etc/shadow}
-- {path: srv/setgid-file, type: file, mode: "2750", gid: 10000, content: "x"}
-- {path: "run:s6-rc-init:abc", type: dir}
-"#;
-
-    fn need_root() {
-        assert!(
-            is_root(),
-            "tree tests need root (they set owners); run the suite as root, as CI does"
-        );
-    }
-
-    #[test]
-    fn materialise_then_dump_round_trips_every_entry_type() {
-        need_root();
-        let want = parse(EVERY_TYPE).expect("parse");
-        let dir = temp_root("tree-rt-");
-        materialise(dir.path(), &want).expect("materialise");
-        let dumped = dump(dir.path());
-        let got = parse(&dumped).unwrap_or_else(|e| panic!("dump does not parse: {e}\n{dumped}"));
-
-        // The dump is sorted by path and spells every field; the hard-linked
-        // file is a `file` with `links: 2` at its first name.
-        let mut expected: Vec<Entry> = want
-            .iter()
-            .map(|e| {
-                let mut e = e.clone();
-                if e.path == "etc/shadow" {
-                    e.links = Some(2);
-                }
-                e
-            })
-            .collect();
-        expected.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
-        assert_eq!(dumped, render(&expected));
-        assert_eq!(got, expected);
-
-        // What the dump says is what is on disk.
-        assert_eq!(owner_mode(dir.path(), "etc/quoted"), (7, 8, 0o4755));
-        assert_eq!(owner_mode(dir.path(), "srv/event"), (10000, 10000, 0o3730));
-        assert_eq!(owner_mode(dir.path(), "srv/evil").0, 10000);
-        assert_eq!(
-            fs::read_link(dir.path().join("srv/evil")).unwrap(),
-            Path::new("/etc/shadow")
-        );
-        assert!(dumped.contains(
-            r#"- {path: "srv/control", type: fifo, mode: "0660", uid: 10000, gid: 10000}"#
-        ));
-        assert!(
-            dumped.contains(r#"- {path: "srv/also-shadow", type: hardlink, target: "etc/shadow"}"#)
-        );
-
-        // The dump is itself a tree description that builds the same tree.
-        let again = temp_root("tree-rt2-");
-        materialise_yaml(again.path(), &dumped).expect("materialise the dump");
-        assert_eq!(dump(again.path()), dumped);
-    }
-
-    #[test]
-    fn large_or_binary_files_are_dumped_as_digests() {
-        need_root();
-        let dir = temp_root("tree-digest-");
-        fs::write(dir.path().join("bin"), [0xff, 0xfe, 0x00]).unwrap();
-        fs::write(dir.path().join("big"), "a".repeat(4097)).unwrap();
-        fs::write(dir.path().join("edge"), "b".repeat(4096)).unwrap();
-        let d = dump(dir.path());
-        let lines: Vec<&str> = d.lines().collect();
-        assert_eq!(lines.len(), 3, "{d}");
-        assert!(lines[0].contains(r#"path: "big""#) && lines[0].contains("size: 4097"));
-        assert!(lines[0].contains(&sha256_hex("a".repeat(4097).as_bytes())));
-        assert!(lines[1].contains(r#"path: "bin""#) && lines[1].contains("size: 3"));
-        assert!(lines[2].contains(&format!("content: \"{}\"", "b".repeat(4096))));
-        let err = materialise_yaml(temp_root("tree-digest2-").path(), &d).unwrap_err();
-        assert!(err.contains("by digest"), "{err}");
-    }
-
-    #[test]
-    fn sha256_matches_known_vectors() {
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(
-            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
-            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
-        );
-    }
-
-    #[test]
-    fn bad_descriptions_are_refused_with_the_entry_named() {
-        let cases = [
-            (r#"- {path: /etc, type: dir}"#, "must be relative"),
-            (r#"- {path: a/../b, type: dir}"#, "must be relative"),
-            (r#"- {path: a, type: dir, mode: 0o755}"#, "octal digits"),
-            (r#"- {path: a, type: dir, mode: "755x"}"#, "octal digits"),
-            (r#"- {path: a, type: sock}"#, "unknown type"),
-            (r#"- {path: a, type: symlink}"#, "needs a `target`"),
-            (
-                r#"- {path: a, type: fifo, content: x}"#,
-                "`content` does not apply",
-            ),
-            (r#"- {path: a, type: file, colour: red}"#, "unknown field"),
-        ];
-        for (yaml, want) in cases {
-            let err = parse(yaml).expect_err(yaml);
-            assert!(err.contains(want), "{yaml}: {err}");
-        }
-        need_root();
-        let dir = temp_root("tree-bad-");
-        let err = materialise_yaml(dir.path(), "- {path: a/b, type: dir}").unwrap_err();
-        assert!(
-            err.contains("parent a is not an earlier dir entry"),
-            "{err}"
-        );
-        let err = materialise_yaml(
-            dir.path(),
-            "- {path: f, type: file}\n- {path: g, type: hardlink, target: nope}",
-        )
-        .unwrap_err();
-        assert!(err.contains("not an earlier file entry"), "{err}");
-    }
-}
-
 /// The harness's own helpers.
 mod harness {
     use super::*;
@@ -853,13 +747,15 @@ mod harness {
                     2026-11-26T04:06:17+0000";
         let file = |path: &str| tree::Entry {
             path: path.into(),
-            kind: tree::Kind::File {
-                content: tree::Content::Text(text.into()),
+            node: tree::Node::File {
+                perms: tree::Perms {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o644,
+                },
+                content: tree::Content::Bytes(text.into()),
+                links: None,
             },
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            links: None,
         };
         let mut entries = vec![
             file("opt/data/logs/container-boot.log"),
@@ -872,11 +768,9 @@ mod harness {
                       not a timestamp 2026-11-26T04:06:17+0000\n\
                       2026-11-26 04:06:17+0000 profile=x\n\
                       <ts>";
-        let content = |e: &tree::Entry| match &e.kind {
-            tree::Kind::File {
-                content: tree::Content::Text(t),
-            } => t.clone(),
-            k => panic!("{k:?}"),
+        let content = |e: &tree::Entry| match tree::text(e) {
+            Some(t) => t.to_string(),
+            None => panic!("{e:?}"),
         };
         assert_eq!(content(&entries[0]), masked);
         assert_eq!(content(&entries[1]), masked);

@@ -254,8 +254,10 @@ fn static_binary_runs_alone_in_an_empty_chroot() {
 // (b) the Debian package
 
 /// The files the package must install, as documented in
-/// packaging/README-section.md and packaging/build-deb.sh.
-const DEB_FILES: [(&str, u32); 9] = [
+/// packaging/README-section.md and packaging/build-deb.sh: both s6-rc user
+/// bundle layouts (s6-overlay 3.2.3.1 and later read `user-bundles.d/`,
+/// older 3.x `s6-rc.d/user/`).
+const DEB_FILES: [(&str, u32); 10] = [
     ("/usr/bin/reconcile", 0o755),
     ("/usr/share/man/man8/reconcile.8.gz", 0o644),
     ("/usr/share/doc/s6-reconcile/examples/config.yaml", 0o644),
@@ -268,10 +270,46 @@ const DEB_FILES: [(&str, u32); 9] = [
         0o644,
     ),
     (
-        "/usr/share/s6-reconcile/s6-rc.d/user/contents.d/s6-reconcile",
+        "/usr/share/s6-reconcile/user-bundles.d/user/contents.d/s6-reconcile",
+        0o644,
+    ),
+    (
+        "/usr/share/s6-reconcile/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile",
         0o644,
     ),
 ];
+
+/// This machine's Debian architecture, which the package is built for.
+fn dpkg_arch() -> String {
+    let out = run(Command::new("dpkg").arg("--print-architecture"));
+    assert!(
+        out.status.success(),
+        "dpkg --print-architecture: {}",
+        describe(&out)
+    );
+    stdout_line(&out)
+}
+
+/// Run `packaging/build-deb.sh OUTDIR` with extra environment; the path it
+/// prints.
+fn build_deb(outdir: &Path, env: &[(&str, &str)]) -> PathBuf {
+    let mut cmd = Command::new(repo().join("packaging/build-deb.sh"));
+    cmd.arg(outdir)
+        .current_dir(repo())
+        .env_remove("SOURCE_DATE_EPOCH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "build-deb.sh failed: {}",
+        describe(&out)
+    );
+    let deb = PathBuf::from(stdout_line(&out));
+    assert_eq!(deb.parent(), Some(outdir), "the .deb lands in OUTDIR");
+    deb
+}
 
 #[test]
 fn debian_package_installs_the_documented_paths() {
@@ -279,24 +317,12 @@ fn debian_package_installs_the_documented_paths() {
     // Build the static binary first so two tests do not race to build it.
     static_binary();
     let outdir = tempfile::tempdir().expect("tempdir");
-    let out = run(Command::new(repo().join("packaging/build-deb.sh"))
-        .arg(outdir.path())
-        .current_dir(repo()));
-    assert!(
-        out.status.success(),
-        "build-deb.sh failed: {}",
-        describe(&out)
-    );
-    let deb = PathBuf::from(stdout_line(&out));
-    assert_eq!(
-        deb.parent(),
-        Some(outdir.path()),
-        "the .deb lands in OUTDIR"
-    );
+    let deb = build_deb(outdir.path(), &[]);
     let version = env!("CARGO_PKG_VERSION").replace('-', "~");
+    let arch = dpkg_arch();
     assert_eq!(
         deb.file_name(),
-        Some(OsStr::new(&format!("s6-reconcile_{version}_amd64.deb")))
+        Some(OsStr::new(&format!("s6-reconcile_{version}_{arch}.deb")))
     );
 
     let out = run(Command::new("dpkg-deb").args(["-f"]).arg(&deb).args([
@@ -307,7 +333,7 @@ fn debian_package_installs_the_documented_paths() {
     assert!(out.status.success(), "dpkg-deb -f: {}", describe(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        format!("Package: s6-reconcile\nVersion: {version}\nArchitecture: amd64\n")
+        format!("Package: s6-reconcile\nVersion: {version}\nArchitecture: {arch}\n")
     );
 
     // The listing: every documented file, root-owned, with its mode.
@@ -367,6 +393,31 @@ fn debian_package_installs_the_documented_paths() {
         );
     }
 
+    // md5sums in the control archive, one line per installed file, sorted:
+    // what `dpkg --verify` checks the installed files against.
+    let out = run(Command::new("dpkg-deb").arg("-I").arg(&deb).arg("md5sums"));
+    assert!(
+        out.status.success(),
+        "dpkg-deb -I md5sums: {}",
+        describe(&out)
+    );
+    let md5sums = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut files: Vec<&str> = DEB_FILES.iter().map(|(p, _)| &p[1..]).collect();
+    files.sort();
+    let out = run(Command::new("md5sum")
+        .args(&files)
+        .current_dir(scratch.path()));
+    assert!(out.status.success(), "md5sum: {}", describe(&out));
+    assert_eq!(md5sums, String::from_utf8_lossy(&out.stdout), "md5sums");
+    let out = run(Command::new("dpkg")
+        .arg(format!("--root={}", scratch.path().display()))
+        .args(["--verify", "s6-reconcile"]));
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "dpkg --verify: {}",
+        describe(&out)
+    );
+
     // The installed binary is the static one and runs.
     let installed = scratch.path().join("usr/bin/reconcile");
     assert_eq!(
@@ -408,6 +459,35 @@ fn debian_package_installs_the_documented_paths() {
         .unwrap(),
         fs::read(repo().join("packaging/cont-init.d/99-s6-reconcile")).unwrap()
     );
+    for installed in [
+        "user-bundles.d/user/contents.d/s6-reconcile",
+        "before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile",
+    ] {
+        let m = fs::metadata(
+            scratch
+                .path()
+                .join("usr/share/s6-reconcile")
+                .join(installed),
+        )
+        .unwrap();
+        assert!(
+            m.is_file() && m.len() == 0,
+            "{installed}: the empty bundle entry"
+        );
+    }
+    for file in ["type", "up", "dependencies.d/base"] {
+        assert_eq!(
+            fs::read(
+                scratch
+                    .path()
+                    .join("usr/share/s6-reconcile/s6-rc.d/s6-reconcile")
+                    .join(file)
+            )
+            .unwrap(),
+            fs::read(repo().join("packaging/s6-rc.d/s6-reconcile").join(file)).unwrap(),
+            "s6-rc.d/s6-reconcile/{file}"
+        );
+    }
     assert_eq!(
         fs::read(
             scratch
@@ -426,6 +506,179 @@ fn debian_package_installs_the_documented_paths() {
             "README-section.md does not mention {path}"
         );
     }
+}
+
+/// Every entry of a tar stream, as `tar -tv` prints it in UTC with numeric
+/// owners: (mode string, owner, time, path).
+fn tar_listing(tar: &[u8]) -> Vec<(String, String, String, String)> {
+    let mut child = Command::new("tar")
+        .args(["-tv", "--full-time", "--numeric-owner", "-f", "-"])
+        .env("TZ", "UTC")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tar");
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(tar)
+            .expect("feed tar");
+    }
+    let out = child.wait_with_output().expect("tar");
+    assert!(out.status.success(), "tar -tv: {}", describe(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert!(f.len() >= 6, "tar line: {l}");
+            (
+                f[0].to_string(),
+                f[1].to_string(),
+                format!("{} {}", f[3], f[4]),
+                f[5..].join(" "),
+            )
+        })
+        .collect()
+}
+
+fn deb_member(deb: &Path, flag: &str) -> Vec<u8> {
+    let out = run(Command::new("dpkg-deb").arg(flag).arg(deb));
+    assert!(out.status.success(), "dpkg-deb {flag}: {}", describe(&out));
+    out.stdout
+}
+
+/// Every entry of both archives of a package has the time `when`
+/// (`YYYY-MM-DD HH:MM:SS` UTC) and owner root:root, and the data archive
+/// is in tree order with sorted names.
+fn assert_normalized(deb: &Path, when: &str) {
+    for flag in ["--fsys-tarfile", "--ctrl-tarfile"] {
+        let listing = tar_listing(&deb_member(deb, flag));
+        assert!(!listing.is_empty(), "{flag}: empty");
+        for (mode, owner, time, path) in &listing {
+            assert_eq!(owner, "0/0", "{flag} {path} ({mode}): owner");
+            assert_eq!(time, when, "{flag} {path}: time");
+        }
+        let paths: Vec<&String> = listing.iter().map(|(_, _, _, p)| p).collect();
+        let mut sorted = paths.clone();
+        sorted.sort_by(|a, b| {
+            let parts = |p: &str| p.split('/').map(str::to_owned).collect::<Vec<_>>();
+            parts(a).cmp(&parts(b))
+        });
+        assert_eq!(paths, sorted, "{flag}: entries in sorted tree order");
+    }
+    let out = run(Command::new("ar").arg("tv").arg(deb).env("TZ", "UTC"));
+    assert!(out.status.success(), "ar tv: {}", describe(&out));
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        assert!(line.starts_with("rw-r--r-- 0/0"), "ar member: {line}");
+    }
+}
+
+fn utc(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .expect("epoch")
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Two builds of one commit are byte-identical, whatever the time, the
+/// umask or the staging directory: file times are the last commit's (or
+/// SOURCE_DATE_EPOCH), owners root, entries sorted.
+#[test]
+fn debian_package_is_reproducible() {
+    require_root();
+    static_binary();
+    let first_dir = tempfile::tempdir().unwrap();
+    let first = build_deb(first_dir.path(), &[]);
+    let built_at = std::time::SystemTime::now();
+
+    // The second build starts in a later second (a file time taken from
+    // the clock would differ), from another staging directory.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while built_at.elapsed().unwrap_or_default() < std::time::Duration::from_millis(1100) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the clock does not advance"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stage_tmp = searchable_tempdir();
+    let second_dir = tempfile::tempdir().unwrap();
+    let second = build_deb(
+        second_dir.path(),
+        &[("TMPDIR", stage_tmp.path().to_str().unwrap())],
+    );
+    assert!(
+        fs::read(&first).unwrap() == fs::read(&second).unwrap(),
+        "two builds of one commit differ: {} {}",
+        first.display(),
+        second.display()
+    );
+
+    let out = run(Command::new("git")
+        .args(["log", "-1", "--format=%ct"])
+        .current_dir(repo()));
+    let commit_time: i64 = stdout_line(&out).parse().expect("git log %ct");
+    assert_normalized(&first, &utc(commit_time));
+
+    // SOURCE_DATE_EPOCH, when set, is the time of every entry.
+    let third_dir = tempfile::tempdir().unwrap();
+    let third = build_deb(third_dir.path(), &[("SOURCE_DATE_EPOCH", "1700000000")]);
+    assert_normalized(&third, "2023-11-14 22:13:20");
+}
+
+/// A target whose standard library is not installed: both build scripts
+/// stop at once, before building anything, with one line that names the
+/// target and the command that installs it.
+#[test]
+fn build_for_an_uninstalled_target_fails_at_once_naming_rustup() {
+    let libdir = |t: &str| {
+        let out = run(Command::new("rustc")
+            .args(["--print", "target-libdir", "--target", t])
+            .current_dir(repo()));
+        PathBuf::from(stdout_line(&out))
+    };
+    let has_std = |t: &str| {
+        fs::read_dir(libdir(t)).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-")))
+        })
+    };
+    let target = [
+        "riscv64gc-unknown-linux-gnu",
+        "s390x-unknown-linux-gnu",
+        "powerpc64le-unknown-linux-gnu",
+        "aarch64-unknown-linux-gnu",
+    ]
+    .into_iter()
+    .find(|t| !has_std(t))
+    .expect("some target's standard library is not installed");
+    let target_dir = repo().join("target").join(target);
+    let existed = target_dir.exists();
+
+    for script in ["packaging/build-static.sh", "packaging/build-deb.sh"] {
+        let out = run(Command::new(repo().join(script))
+            .arg(tempfile::tempdir().unwrap().path())
+            .env("TARGET", target)
+            .env_remove("CARGO_TARGET_DIR")
+            .current_dir(repo()));
+        assert_eq!(out.status.code(), Some(111), "{script}: {}", describe(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "build-static: fatal: the Rust standard library for {target} is not \
+                 installed; run: rustup target add {target}\n"
+            ),
+            "{script}"
+        );
+        assert!(out.stdout.is_empty(), "{script}: {}", describe(&out));
+    }
+    assert_eq!(
+        target_dir.exists(),
+        existed,
+        "nothing was built for {target}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -456,9 +709,25 @@ fn s6_rc_oneshot_definition_is_well_formed() {
     assert_eq!(fs::read_to_string(def.join("type")).unwrap(), "oneshot\n");
     let up = fs::read_to_string(def.join("up")).unwrap();
     assert_eq!(up.lines().count(), 1, "up is a single command line: {up:?}");
+    // The user bundle entry where s6-overlay 3.2.3.1 and later read it. A
+    // `s6-rc.d/user/` in the image makes 3.2.3.2 ignore user-bundles.d and
+    // write into /etc at every boot, and 3.2.3.1 fail to compile.
+    assert!(
+        !repo().join("packaging/s6-rc.d/user").exists(),
+        "packaging/s6-rc.d/user must not exist: the user bundle lives in user-bundles.d"
+    );
+    let entries: Vec<_> = fs::read_dir(repo().join("packaging/s6-rc.d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        entries,
+        ["s6-reconcile"],
+        "packaging/s6-rc.d holds the oneshot only"
+    );
     for empty in [
         def.join("dependencies.d/base"),
-        repo().join("packaging/s6-rc.d/user/contents.d/s6-reconcile"),
+        repo().join("packaging/user-bundles.d/user/contents.d/s6-reconcile"),
     ] {
         let m = fs::metadata(&empty).unwrap_or_else(|e| panic!("{}: {e}", empty.display()));
         assert!(
@@ -565,6 +834,146 @@ fn cont_init_script_applies_and_passes_failures_through() {
 }
 
 // ---------------------------------------------------------------------------
+// (d) the example Dockerfile
+
+fn dockerfile() -> String {
+    fs::read_to_string(repo().join("packaging/Dockerfile.example")).unwrap()
+}
+
+#[test]
+fn dockerfile_uses_a_current_s6_overlay_and_the_user_bundles_layout() {
+    let text = dockerfile();
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG S6_OVERLAY_VERSION="))
+        .expect("ARG S6_OVERLAY_VERSION=");
+    let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap()).collect();
+    assert!(
+        parts.len() == 4 && parts[..2] == [3, 2] && parts[2..] >= [3, 1][..],
+        "s6-overlay {version}: a current 3.2.x that reads user-bundles.d (3.2.3.1 or later)"
+    );
+    let copies: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("COPY packaging/"))
+        .collect();
+    for wanted in [
+        "COPY packaging/s6-rc.d/ /etc/s6-overlay/s6-rc.d/",
+        "COPY packaging/user-bundles.d/ /etc/s6-overlay/user-bundles.d/",
+    ] {
+        assert!(
+            copies.contains(&wanted),
+            "missing `{wanted}` in {copies:#?}"
+        );
+    }
+    let instructions: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        !instructions.iter().any(|l| l.contains("s6-rc.d/user")),
+        "no s6-rc.d/user bundle in the image: {instructions:#?}"
+    );
+}
+
+/// The Dockerfile's download step (the `RUN` after `WORKDIR /s6`), run by
+/// sh with `curl` stood in for by a script that serves tarballs and their
+/// published `.sha256` files: TARGETARCH picks the tarball, every tarball's
+/// checksum is verified, an unknown architecture or a tampered tarball
+/// stops the build.
+#[test]
+fn dockerfile_download_maps_targetarch_and_verifies_checksums() {
+    let text = dockerfile();
+    let mut lines = text.lines().skip_while(|l| *l != "WORKDIR /s6").skip(1);
+    let mut script = String::new();
+    for line in lines.by_ref() {
+        match line.strip_suffix('\\') {
+            Some(part) => script.push_str(part),
+            None => {
+                script.push_str(line);
+                break;
+            }
+        }
+    }
+    let script = script.strip_prefix("RUN ").expect("RUN after WORKDIR /s6");
+
+    let bin = tempfile::tempdir().unwrap();
+    write(
+        &bin.path().join("curl"),
+        r#"#!/bin/sh
+for a; do url=$a; done
+name=${url##*/}
+echo "$url" >>"$CURL_LOG"
+case $name in
+*.sha256)
+	base=${name%.sha256}
+	if [ "$base" = "$TAMPERED" ]; then body=other; else body="tarball $base"; fi
+	printf '%s' "$body" | sha256sum | sed "s| -\$| $base|" >"$name" ;;
+*) printf 'tarball %s' "$name" >"$name" ;;
+esac
+"#,
+        0o755,
+    );
+    let download = |arch: &str, tampered: &str| {
+        let work = tempfile::tempdir().unwrap();
+        let log = work.path().join("curl.log");
+        let s6 = work.path().join("s6");
+        fs::create_dir(&s6).unwrap();
+        let out = run(Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&s6)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))
+            .env("TARGETARCH", arch)
+            .env("S6_OVERLAY_VERSION", "3.2.3.2")
+            .env("CURL_LOG", &log)
+            .env("TAMPERED", tampered));
+        let urls = fs::read_to_string(&log).unwrap_or_default();
+        let mut files: Vec<String> = fs::read_dir(&s6)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        (out, urls, files)
+    };
+    let base = "https://github.com/just-containers/s6-overlay/releases/download/v3.2.3.2";
+    for (docker, s6) in [("amd64", "x86_64"), ("arm64", "aarch64")] {
+        let (out, urls, files) = download(docker, "");
+        assert_eq!(out.status.code(), Some(0), "{docker}: {}", describe(&out));
+        assert_eq!(
+            urls,
+            format!(
+                "{base}/s6-overlay-noarch.tar.xz\n{base}/s6-overlay-noarch.tar.xz.sha256\n\
+                 {base}/s6-overlay-{s6}.tar.xz\n{base}/s6-overlay-{s6}.tar.xz.sha256\n"
+            ),
+            "{docker}"
+        );
+        assert!(
+            files.contains(&"s6-overlay-arch.tar.xz".to_string())
+                && files.contains(&"s6-overlay-noarch.tar.xz".to_string()),
+            "{docker}: {files:?}"
+        );
+    }
+    for tampered in ["s6-overlay-noarch.tar.xz", "s6-overlay-aarch64.tar.xz"] {
+        let (out, _, _) = download("arm64", tampered);
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{tampered} tampered: {}",
+            describe(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("{tampered}: FAILED")),
+            "sha256sum names the tampered tarball: {}",
+            describe(&out)
+        );
+    }
+    let (out, urls, _) = download("386", "");
+    assert_eq!(out.status.code(), Some(1), "386: {}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "no s6-overlay tarball mapped for TARGETARCH=386\n"
+    );
+    assert_eq!(urls, "", "nothing downloaded for an unmapped architecture");
+}
+
+// ---------------------------------------------------------------------------
 // the example configuration
 
 #[test]
@@ -662,6 +1071,81 @@ fn example_config_shows_every_key_and_env_override() {
         assert!(
             text.contains(var),
             "packaging/config.yaml does not document {var}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// the README, as a newcomer in a root shell reads it
+
+/// Every Markdown file's ```sh blocks, as (file, line).
+fn shell_lines() -> Vec<(String, String)> {
+    let mut lines = Vec::new();
+    for file in [
+        "README.md",
+        "packaging/README-section.md",
+        "fixtures/README.md",
+        "benches/README.md",
+    ] {
+        let Ok(text) = fs::read_to_string(repo().join(file)) else {
+            continue;
+        };
+        let mut in_sh = false;
+        for line in text.lines() {
+            if line.starts_with("```") {
+                in_sh = !in_sh && line.trim_start_matches('`') == "sh";
+                continue;
+            }
+            if in_sh {
+                lines.push((file.to_string(), line.to_string()));
+            }
+        }
+    }
+    lines
+}
+
+#[test]
+fn readme_commands_run_in_a_root_shell_as_written() {
+    let lines = shell_lines();
+    assert!(
+        lines.iter().any(|(_, l)| l == "scripts/test.sh"),
+        "README.md runs the test suite as `scripts/test.sh`"
+    );
+    for (file, line) in &lines {
+        assert!(
+            !line.split_whitespace().any(|w| w == "sudo"),
+            "{file}: `{line}`: commands are for a root shell, without sudo"
+        );
+    }
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = fs::read_to_string(repo().join("packaging/README-section.md")).unwrap();
+    assert!(
+        readme.contains(&section),
+        "README.md holds packaging/README-section.md verbatim"
+    );
+
+    // The toolchain: rust-version in Cargo.toml, named in the README with
+    // the components scripts/test.sh runs.
+    let manifest = fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let msrv = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("rust-version in Cargo.toml");
+    assert!(
+        readme.contains(&format!("Rust {msrv} or later")),
+        "README.md names the toolchain (Rust {msrv} or later)"
+    );
+    let test_sh = fs::read_to_string(repo().join("scripts/test.sh")).unwrap();
+    for component in ["rustfmt", "clippy"] {
+        assert!(
+            test_sh.contains(&format!("cargo {}", component.trim_start_matches("rust")))
+                || test_sh.contains(&format!("cargo {component}")),
+            "scripts/test.sh runs {component}"
+        );
+        assert!(
+            readme.contains(&format!("`{component}`")),
+            "README.md names the {component} component"
         );
     }
 }

@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
 use crate::fs::{self, Base, BaseError, Dir, Kind, Meta};
+use crate::layout;
+
+pub mod source;
+
+pub use source::{Disk, OpenBase, Source};
 
 /// One observed entry.
 #[derive(Clone, Debug)]
@@ -277,11 +282,11 @@ impl<'a> Scanner<'a> {
         let mut nodes = Vec::new();
         self.servicedir_nodes(base, shown, &node, &mut nodes);
         let log = self
-            .stat(base, shown, &node.rel.join("log"))
+            .stat(base, shown, &node.rel.join(layout::LOG))
             .filter(|l| l.meta.kind == Kind::Dir && l.meta.dev == node.meta.dev);
         if let Some(log) = log {
             // A log/ directory is a servicedir when it has a run script.
-            if self.stat(base, shown, &log.rel.join("run")).is_some() {
+            if self.stat(base, shown, &log.rel.join(layout::RUN)).is_some() {
                 self.servicedir_nodes(base, shown, &log, &mut nodes);
                 nodes.push(log);
             }
@@ -292,14 +297,14 @@ impl<'a> Scanner<'a> {
 
     /// `supervise/` (walked) and `event/` of one servicedir.
     fn servicedir_nodes(&mut self, base: &Base, shown: &Path, dir: &Node, out: &mut Vec<Node>) {
-        if let Some(s) = self.stat(base, shown, &dir.rel.join("supervise")) {
+        if let Some(s) = self.stat(base, shown, &dir.rel.join(layout::SUPERVISE)) {
             if s.meta.kind == Kind::Dir && s.meta.dev == dir.meta.dev {
                 out.extend(self.walk(base, shown, &s.rel).nodes);
             } else {
                 out.push(s);
             }
         }
-        out.extend(self.stat(base, shown, &dir.rel.join("event")));
+        out.extend(self.stat(base, shown, &dir.rel.join(layout::EVENT)));
     }
 
     /// Observe the scandir; `staging_prefix` is `.<slot_prefix>`.
@@ -314,10 +319,10 @@ impl<'a> Scanner<'a> {
         let mut svscan_files = Vec::new();
         for name in self.list(&base, scandir, Path::new("")) {
             let rel = PathBuf::from(&name);
-            if name == ".s6-svscan" {
+            if name == layout::SVSCAN_DIR {
                 svscan = self.stat(&base, scandir, &rel);
                 if svscan.as_ref().is_some_and(|n| n.meta.kind == Kind::Dir) {
-                    for f in ["control", "lock"] {
+                    for f in layout::SVSCAN_FILES {
                         if let Some(n) = self.stat(&base, scandir, &rel.join(f)) {
                             svscan_files.push(n);
                         }

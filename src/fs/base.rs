@@ -1,0 +1,179 @@
+//! Opening the configured base directories beneath the root: the only
+//! place where symlinks are resolved, and only through directories the
+//! unprivileged user cannot write.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use super::dir::Dir;
+use super::meta::{Kind, Meta};
+
+/// A configured base directory (servicedirs, scandir, profiles home), opened.
+#[derive(Debug)]
+pub struct Base {
+    pub dir: Dir,
+    pub meta: Meta,
+    /// Where it really is, as a container path (differs from the configured
+    /// path when a trusted parent is a symlink).
+    pub resolved: PathBuf,
+}
+
+/// Why a base directory could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseError {
+    #[error("not present")]
+    Missing,
+    #[error("is a symlink; refusing to follow it")]
+    Symlink,
+    #[error("is a {0}, not a directory")]
+    NotADir(&'static str),
+    #[error(
+        "path crosses symlink {at} in a directory writable by uid {uid} or gid {gid}; refusing to follow it"
+    )]
+    UntrustedSymlink { at: PathBuf, uid: u32, gid: u32 },
+    #[error("too many levels of symlinks")]
+    Loop,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Open the configured base directory `path` (absolute container path)
+/// beneath `root`. Symlinks among its parents are resolved as if `root`
+/// were `/`, but only where the directory holding the symlink (and the
+/// symlink) cannot be changed by `untrusted` (uid, gid): s6-rc's live
+/// directory `/run/s6-rc` is such a root-owned symlink. The last component
+/// must be a real directory.
+pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Base, BaseError> {
+    let mut todo: Vec<OsString> = Vec::new();
+    push_components(&mut todo, path);
+    let mut cur = root.try_clone()?;
+    let mut cur_path = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            // Only from symlink targets: go back up, never above the root.
+            cur_path.pop();
+            let rel = cur_path
+                .strip_prefix("/")
+                .unwrap_or(&cur_path)
+                .to_path_buf();
+            cur = root.open_beneath(&rel)?;
+            continue;
+        }
+        let meta = match cur.stat(&name) {
+            Ok(m) => m,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(BaseError::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        let last = todo.is_empty();
+        match meta.kind {
+            Kind::Dir => {
+                let next = cur.open_dir(&name)?;
+                cur = next;
+                cur_path.push(&name);
+                if last {
+                    let meta = cur.meta()?;
+                    return Ok(Base {
+                        dir: cur,
+                        meta,
+                        resolved: cur_path,
+                    });
+                }
+            }
+            Kind::Symlink if last => return Err(BaseError::Symlink),
+            Kind::Symlink => {
+                let holder = cur.meta()?;
+                if writable_by(&holder, untrusted) || meta.uid != holder.uid {
+                    let mut at = cur_path.clone();
+                    at.push(&name);
+                    return Err(BaseError::UntrustedSymlink {
+                        at,
+                        uid: untrusted.0,
+                        gid: untrusted.1,
+                    });
+                }
+                hops += 1;
+                if hops > 40 {
+                    return Err(BaseError::Loop);
+                }
+                let target = cur.read_link(&name)?;
+                let target = Path::new(&target);
+                if target.is_absolute() {
+                    cur = root.try_clone()?;
+                    cur_path = PathBuf::from("/");
+                }
+                push_components(&mut todo, target);
+            }
+            Kind::File | Kind::Fifo | Kind::Socket | Kind::Other => {
+                return Err(BaseError::NotADir(meta.kind.describe()));
+            }
+        }
+    }
+    // The path was "/" itself.
+    let meta = cur.meta()?;
+    Ok(Base {
+        dir: cur,
+        meta,
+        resolved: cur_path,
+    })
+}
+
+/// Push a path's components on a stack so that the first component pops first.
+fn push_components(stack: &mut Vec<OsString>, p: &Path) {
+    let mut comps: Vec<OsString> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => comps.push(n.to_os_string()),
+            Component::ParentDir => comps.push("..".into()),
+            _ => {}
+        }
+    }
+    stack.extend(comps.into_iter().rev());
+}
+
+/// Whether a directory with `meta` can be written by (uid, gid).
+pub fn writable_by(meta: &Meta, (uid, gid): (u32, u32)) -> bool {
+    (meta.uid == uid && uid != 0 && meta.mode & 0o200 != 0)
+        || (meta.gid == gid && gid != 0 && meta.mode & 0o020 != 0)
+        || meta.mode & 0o002 != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn tmp() -> (tempfile::TempDir, Dir) {
+        let t = tempfile::tempdir().unwrap();
+        let d = Dir::open_path(t.path()).unwrap();
+        (t, d)
+    }
+
+    #[test]
+    fn resolve_base_follows_trusted_symlinks_only() {
+        let (t, d) = tmp();
+        std::fs::create_dir_all(t.path().join("run/s6-rc:init:x/servicedirs")).unwrap();
+        symlink("s6-rc:init:x", t.path().join("run/s6-rc")).unwrap();
+        let b = resolve_base(&d, Path::new("/run/s6-rc/servicedirs"), (10000, 10000)).unwrap();
+        assert_eq!(b.resolved, Path::new("/run/s6-rc:init:x/servicedirs"));
+        // The last component must not be a symlink.
+        symlink("s6-rc:init:x/servicedirs", t.path().join("run/sd")).unwrap();
+        assert!(matches!(
+            resolve_base(&d, Path::new("/run/sd"), (10000, 10000)),
+            Err(BaseError::Symlink)
+        ));
+        // A world-writable holder makes the symlink untrusted.
+        std::fs::set_permissions(
+            t.path().join("run"),
+            std::fs::Permissions::from_mode(0o1777),
+        )
+        .unwrap();
+        let e = resolve_base(&d, Path::new("/run/s6-rc/servicedirs"), (10000, 10000)).unwrap_err();
+        assert!(matches!(e, BaseError::UntrustedSymlink { .. }), "{e}");
+        assert!(matches!(
+            resolve_base(&d, Path::new("/nope"), (10000, 10000)),
+            Err(BaseError::Missing)
+        ));
+    }
+}

@@ -1,0 +1,679 @@
+//! [`Dir`]: a held directory fd and every operation on one of its entries
+//! by a single name (`openat`, `fstatat`, `fchownat`, `mkdirat`,
+//! `mkfifoat`, `unlinkat`, `renameat2`), never following a symlink.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, RenameFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
+
+use super::errno_io;
+use super::meta::{Kind, Meta};
+
+pub(super) fn name_ok(name: &OsStr) -> io::Result<()> {
+    let b = name.as_bytes();
+    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a single file name: {:?}", name),
+        ));
+    }
+    Ok(())
+}
+
+/// A held directory file descriptor.
+#[derive(Debug)]
+pub struct Dir {
+    fd: OwnedFd,
+    /// Whether the fd's read offset has moved (a listing): the next
+    /// listing seeks back to the start first.
+    listed: AtomicBool,
+    /// `false` for an `O_PATH` fd (a directory we may search but not
+    /// read): listing it is refused as the open would be, with EACCES.
+    readable: bool,
+}
+
+/// One entry of a directory listing: its name (bytes, as the file system
+/// has it) and, when the file system says so in `d_type`, its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: OsString,
+    pub kind: Option<Kind>,
+}
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+impl Dir {
+    fn from_fd(fd: OwnedFd) -> Dir {
+        Dir {
+            fd,
+            listed: AtomicBool::new(false),
+            readable: true,
+        }
+    }
+
+    fn search_only(fd: OwnedFd) -> Dir {
+        Dir {
+            readable: false,
+            ..Dir::from_fd(fd)
+        }
+    }
+
+    /// Open an operator-given directory (the `--root`): symlinks in this
+    /// path are the operator's own choice and are followed.
+    pub fn open_path(path: &Path) -> io::Result<Dir> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        Ok(Dir::from_fd(fd))
+    }
+
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn try_clone(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            readable: self.readable,
+            ..Dir::from_fd(self.fd.try_clone()?)
+        })
+    }
+
+    /// `fstat` of the directory itself.
+    pub fn meta(&self) -> io::Result<Meta> {
+        fd_meta(&self.fd)
+    }
+
+    /// Change the owner of this directory itself; it must still be `expect`.
+    pub fn set_owner_self(&self, expect: &Meta, uid: u32, gid: u32) -> io::Result<()> {
+        check_same(&self.fd, expect)?;
+        nix::unistd::fchownat(
+            self.fd.as_fd(),
+            "",
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::AT_EMPTY_PATH,
+        )
+        .map_err(errno_io)
+    }
+
+    /// Change the mode of this directory itself; it must still be `expect`.
+    pub fn set_mode_self(&self, expect: &Meta, mode: u32) -> io::Result<()> {
+        check_same(&self.fd, expect)?;
+        match nix::sys::stat::fchmod(self.fd.as_fd(), Mode::from_bits_truncate(mode)) {
+            Err(Errno::EBADF) => chmod_via_proc(&self.fd, mode),
+            r => r.map_err(errno_io),
+        }
+    }
+
+    /// Open a child directory, refusing a symlink (ELOOP) or a non-directory (ENOTDIR).
+    pub fn open_dir(&self, name: &OsStr) -> io::Result<Dir> {
+        name_ok(name)?;
+        match nix::fcntl::openat(self.fd.as_fd(), name, DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Ok(Dir::from_fd(fd)),
+            // A directory we may search but not read: an O_PATH fd still
+            // serves as the anchor of *at() calls.
+            Err(Errno::EACCES) => nix::fcntl::openat(
+                self.fd.as_fd(),
+                name,
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map(Dir::search_only)
+            .map_err(errno_io),
+            // O_DIRECTORY|O_NOFOLLOW says ENOTDIR for a symlink: say what it is.
+            Err(Errno::ENOTDIR) if self.stat(name).is_ok_and(|m| m.kind == Kind::Symlink) => {
+                Err(io::Error::other(format!(
+                    "{} is a symlink; refusing to follow it",
+                    Path::new(name).display()
+                )))
+            }
+            Err(e) => Err(errno_io(e)),
+        }
+    }
+
+    /// Open the directory that holds this one (`..`), with its identity.
+    /// The caller checks the identity against the one it recorded on the
+    /// way down: a directory moved meanwhile has another parent.
+    pub fn open_parent(&self) -> io::Result<(Dir, Meta)> {
+        let dir = match nix::fcntl::openat(self.fd.as_fd(), "..", DIR_FLAGS, Mode::empty()) {
+            Ok(fd) => Dir::from_fd(fd),
+            Err(Errno::EACCES) => nix::fcntl::openat(
+                self.fd.as_fd(),
+                "..",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map(Dir::search_only)
+            .map_err(errno_io)?,
+            Err(e) => return Err(errno_io(e)),
+        };
+        let meta = dir.meta()?;
+        Ok((dir, meta))
+    }
+
+    /// Walk `rel` one component at a time, never following a symlink.
+    pub fn open_beneath(&self, rel: &Path) -> io::Result<Dir> {
+        let mut cur = self.try_clone()?;
+        for c in rel.components() {
+            match c {
+                Component::Normal(n) => cur = cur.open_dir(n)?,
+                Component::CurDir => {}
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("not a relative path below the directory: {}", rel.display()),
+                    ));
+                }
+            }
+        }
+        Ok(cur)
+    }
+
+    /// `lstat` of a child.
+    pub fn stat(&self, name: &OsStr) -> io::Result<Meta> {
+        name_ok(name)?;
+        nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map(|s| Meta::from_stat(&s))
+            .map_err(errno_io)
+    }
+
+    /// `lstat` of a child; `None` when it does not exist.
+    pub fn stat_opt(&self, name: &OsStr) -> io::Result<Option<Meta>> {
+        match self.stat(name) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The entries of this directory, sorted bytewise by name, without
+    /// `.` and `..`: `getdents64` on the held fd itself (no second fd).
+    pub fn list(&self) -> io::Result<Vec<DirEntry>> {
+        if !self.readable {
+            return Err(errno_io(Errno::EACCES));
+        }
+        if self.listed.swap(true, Ordering::Relaxed) {
+            rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
+        }
+        // Names are at most 255 bytes: one entry always fits.
+        let mut buf = Vec::with_capacity(16 * 1024);
+        let mut raw = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
+        let mut out = Vec::new();
+        while let Some(e) = raw.next() {
+            let e = e?;
+            let n = e.file_name().to_bytes();
+            if n == b"." || n == b".." {
+                continue;
+            }
+            out.push(DirEntry {
+                name: OsStr::from_bytes(n).to_os_string(),
+                kind: kind_of_dtype(e.file_type()),
+            });
+        }
+        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The names in this directory, sorted bytewise, without `.` and `..`.
+    pub fn entries(&self) -> io::Result<Vec<OsString>> {
+        Ok(self.list()?.into_iter().map(|e| e.name).collect())
+    }
+
+    /// Open a child for reading, never through a symlink, never blocking
+    /// (a FIFO opens at once) and never becoming a controlling terminal.
+    fn open_read(&self, name: &OsStr) -> io::Result<OwnedFd> {
+        name_ok(name)?;
+        nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)
+    }
+
+    /// Read a regular file (never a symlink, FIFO or device), at most `limit` bytes.
+    pub fn read_file(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
+        let fd = self.open_read(name)?;
+        expect_kind(&fd_meta(&fd)?, Kind::File)?;
+        let mut buf = Vec::new();
+        std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Open a child without following it and without blocking, and return
+    /// what it is; when it is a regular file of at most `limit` bytes, its
+    /// contents too (`None` otherwise). One `openat`, one `fstat` and, for
+    /// a file whose size did not change, one `read`.
+    pub fn read_file_meta(&self, name: &OsStr, limit: u64) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        let fd = self.open_read(name)?;
+        let meta = fd_meta(&fd)?;
+        if meta.kind != Kind::File || meta.size > limit {
+            return Ok((meta, None));
+        }
+        let mut f = std::fs::File::from(fd);
+        // One byte more than the size: a short read is the end of a
+        // regular file, so the usual case is a single read.
+        let mut buf = vec![0u8; meta.size as usize + 1];
+        let mut len = 0;
+        loop {
+            let n = f.read(&mut buf[len..])?;
+            len += n;
+            if n == 0 || (len == meta.size as usize && n > 0) {
+                break;
+            }
+            if len == buf.len() {
+                if len as u64 > limit {
+                    return Ok((meta, None));
+                }
+                buf.resize(len * 2, 0);
+            }
+        }
+        buf.truncate(len);
+        Ok((meta, Some(buf)))
+    }
+
+    /// Create a new regular file (`O_EXCL`, never through a symlink) with
+    /// exactly `mode`, whatever the umask.
+    pub fn create_file(&self, name: &OsStr, content: &[u8], mode: u32) -> io::Result<()> {
+        name_ok(name)?;
+        let fd = nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            // Born with its final permission bits (see clear_umask): a kill
+            // before the fchmod below leaves no narrower mode behind.
+            Mode::from_bits_truncate(mode & 0o777),
+        )
+        .map_err(errno_io)?;
+        nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
+        let mut f = std::fs::File::from(fd);
+        f.write_all(content)?;
+        Ok(())
+    }
+
+    /// Append to a regular file, creating it with `mode` if missing; never
+    /// through a symlink. Returns the file's size before the append.
+    pub fn append_file(&self, name: &OsStr, content: &[u8], mode: u32) -> io::Result<u64> {
+        name_ok(name)?;
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_CLOEXEC;
+        let open = |extra: OFlag| {
+            nix::fcntl::openat(
+                self.fd.as_fd(),
+                name,
+                flags | extra,
+                Mode::from_bits_truncate(mode & 0o777),
+            )
+        };
+        // Create exclusively first so a new file gets exactly `mode`.
+        let fd = match open(OFlag::O_CREAT | OFlag::O_EXCL) {
+            Ok(fd) => {
+                nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+                    .map_err(errno_io)?;
+                fd
+            }
+            Err(Errno::EEXIST) => open(OFlag::empty()).map_err(errno_io)?,
+            Err(e) => return Err(errno_io(e)),
+        };
+        let meta = fd_meta(&fd)?;
+        expect_kind(&meta, Kind::File)?;
+        // A hard link planted at the name could point at any file of the
+        // same file system: refuse it.
+        if meta.nlink > 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "is hard-linked ({} links); refusing to write to it",
+                    meta.nlink
+                ),
+            ));
+        }
+        std::fs::File::from(fd).write_all(content)?;
+        Ok(meta.size)
+    }
+
+    /// Create a directory with exactly `mode` (setgid and sticky included),
+    /// whatever the umask, and return it opened.
+    pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<Dir> {
+        name_ok(name)?;
+        nix::sys::stat::mkdirat(
+            self.fd.as_fd(),
+            name,
+            Mode::from_bits_truncate(mode & 0o777),
+        )
+        .map_err(errno_io)?;
+        let d = self.open_dir(name)?;
+        nix::sys::stat::fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
+        Ok(d)
+    }
+
+    /// Create a FIFO with exactly `mode`.
+    pub fn mkfifo(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+        name_ok(name)?;
+        nix::unistd::mkfifoat(
+            self.fd.as_fd(),
+            name,
+            Mode::from_bits_truncate(mode & 0o777),
+        )
+        .map_err(errno_io)?;
+        let meta = self.stat(name)?;
+        self.set_mode(name, &meta, mode)
+    }
+
+    /// Change owner of a child without following it; the child must still be
+    /// the file that was observed (`expect`: dev, ino, kind).
+    pub fn set_owner(&self, name: &OsStr, expect: &Meta, uid: u32, gid: u32) -> io::Result<()> {
+        let fd = self.open_entry(name, expect)?;
+        nix::unistd::fchownat(
+            fd.as_fd(),
+            "",
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::AT_EMPTY_PATH,
+        )
+        .map_err(errno_io)
+    }
+
+    /// Change the mode of a child without following it (a symlink is
+    /// refused); the child must still be the file that was observed.
+    pub fn set_mode(&self, name: &OsStr, expect: &Meta, mode: u32) -> io::Result<()> {
+        if expect.kind == Kind::Symlink {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "refusing to change the mode of a symlink",
+            ));
+        }
+        let fd = self.open_entry(name, expect)?;
+        match chmod_via_proc(&fd, mode) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                // No /proc (an empty chroot): reopen for real, without
+                // following, check identity again, and fchmod that fd.
+                let real = self.open_read(name)?;
+                check_same(&real, expect)?;
+                nix::sys::stat::fchmod(real.as_fd(), Mode::from_bits_truncate(mode))
+                    .map_err(errno_io)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An `O_PATH` fd on a child, checked against what was observed.
+    fn open_entry(&self, name: &OsStr, expect: &Meta) -> io::Result<OwnedFd> {
+        name_ok(name)?;
+        let fd = nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        check_same(&fd, expect)?;
+        Ok(fd)
+    }
+
+    /// Remove a non-directory child (a symlink itself, never its target).
+    pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        name_ok(name)?;
+        nix::unistd::unlinkat(
+            self.fd.as_fd(),
+            name,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        )
+        .map_err(errno_io)
+    }
+
+    /// Remove a child and, if it is a directory, everything below it,
+    /// through dir fds, never following a symlink and never crossing into
+    /// another file system. Removal of a directory stops at the first error.
+    pub fn remove_tree(&self, name: &OsStr) -> io::Result<()> {
+        let meta = self.stat(name)?;
+        if meta.kind != Kind::Dir {
+            return self.unlink(name);
+        }
+        let sub = self.open_dir(name)?;
+        let sub_meta = sub.meta()?;
+        if !sub_meta.same_file(&meta) {
+            return Err(io::Error::other("changed while being removed"));
+        }
+        sub.empty_dir(meta.dev)?;
+        nix::unistd::unlinkat(self.fd.as_fd(), name, nix::unistd::UnlinkatFlags::RemoveDir)
+            .map_err(errno_io)
+    }
+
+    fn empty_dir(&self, dev: u64) -> io::Result<()> {
+        for n in self.entries()? {
+            let m = self.stat(&n)?;
+            if m.kind == Kind::Dir {
+                if m.dev != dev {
+                    return Err(io::Error::other(format!(
+                        "{} is a mount point; not crossing it",
+                        Path::new(&n).display()
+                    )));
+                }
+                let sub = self.open_dir(&n)?;
+                sub.empty_dir(dev)?;
+                nix::unistd::unlinkat(self.fd.as_fd(), &*n, nix::unistd::UnlinkatFlags::RemoveDir)
+                    .map_err(errno_io)?;
+            } else {
+                self.unlink(&n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `renameat` within this directory.
+    pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        name_ok(from)?;
+        name_ok(to)?;
+        nix::fcntl::renameat(self.fd.as_fd(), from, self.fd.as_fd(), to).map_err(errno_io)
+    }
+
+    /// `renameat2(RENAME_NOREPLACE)` within this directory: fails with
+    /// EEXIST rather than replace anything.
+    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        name_ok(from)?;
+        name_ok(to)?;
+        nix::fcntl::renameat2(
+            self.fd.as_fd(),
+            from,
+            self.fd.as_fd(),
+            to,
+            RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(errno_io)
+    }
+
+    /// Atomically swap two entries of this directory (`RENAME_EXCHANGE`).
+    pub fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
+        name_ok(a)?;
+        name_ok(b)?;
+        nix::fcntl::renameat2(
+            self.fd.as_fd(),
+            a,
+            self.fd.as_fd(),
+            b,
+            RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(errno_io)
+    }
+
+    /// Read a symlink's target (without following it).
+    pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
+        name_ok(name)?;
+        nix::fcntl::readlinkat(self.fd.as_fd(), name).map_err(errno_io)
+    }
+
+    /// Write bytes to a FIFO child without blocking (`O_NONBLOCK`).
+    /// `Ok(false)` when no reader listens (ENXIO).
+    pub fn write_fifo(&self, name: &OsStr, bytes: &[u8]) -> io::Result<bool> {
+        name_ok(name)?;
+        match nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                expect_kind(&fd_meta(&fd)?, Kind::Fifo)?;
+                std::fs::File::from(fd).write_all(bytes)?;
+                Ok(true)
+            }
+            Err(Errno::ENXIO) => Ok(false),
+            Err(e) => Err(errno_io(e)),
+        }
+    }
+}
+
+/// fchmod does not work on an `O_PATH` fd; the /proc magic link reaches the
+/// very inode the fd holds, not whatever the name points to now.
+fn chmod_via_proc(fd: &OwnedFd, mode: u32) -> io::Result<()> {
+    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        proc_path.as_str(),
+        Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(errno_io)
+}
+
+fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
+    use rustix::fs::FileType as T;
+    match t {
+        T::RegularFile => Some(Kind::File),
+        T::Directory => Some(Kind::Dir),
+        T::Symlink => Some(Kind::Symlink),
+        T::Fifo => Some(Kind::Fifo),
+        T::Socket => Some(Kind::Socket),
+        T::CharacterDevice | T::BlockDevice => Some(Kind::Other),
+        T::Unknown => None,
+    }
+}
+
+pub(super) fn fd_meta(fd: &OwnedFd) -> io::Result<Meta> {
+    nix::sys::stat::fstat(fd.as_fd())
+        .map(|s| Meta::from_stat(&s))
+        .map_err(errno_io)
+}
+
+fn expect_kind(meta: &Meta, kind: Kind) -> io::Result<()> {
+    if meta.kind == kind {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("is a {}, not a {}", meta.kind.describe(), kind.describe()),
+        ))
+    }
+}
+
+fn check_same(fd: &OwnedFd, expect: &Meta) -> io::Result<()> {
+    let now = fd_meta(fd)?;
+    if now.same_file(expect) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "changed since it was observed (was a {} with inode {}, now a {} with inode {})",
+            expect.kind.describe(),
+            expect.ino,
+            now.kind.describe(),
+            now.ino
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn tmp() -> (tempfile::TempDir, Dir) {
+        let t = tempfile::tempdir().unwrap();
+        let d = Dir::open_path(t.path()).unwrap();
+        (t, d)
+    }
+
+    #[test]
+    fn open_beneath_refuses_symlinks() {
+        let (t, d) = tmp();
+        std::fs::create_dir_all(t.path().join("a/b")).unwrap();
+        symlink(t.path().join("a"), t.path().join("l")).unwrap();
+        assert!(d.open_beneath(Path::new("a/b")).is_ok());
+        let e = d.open_beneath(Path::new("l/b")).unwrap_err();
+        assert_eq!(e.to_string(), "l is a symlink; refusing to follow it");
+    }
+
+    #[test]
+    fn exact_modes_whatever_the_umask() {
+        let (t, d) = tmp();
+        let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
+        let ev = d.mkdir(OsStr::new("event"), 0o3730);
+        d.mkfifo(OsStr::new("control"), 0o660).unwrap();
+        d.create_file(OsStr::new("run"), b"#!/bin/sh\n", 0o755)
+            .unwrap();
+        nix::sys::stat::umask(old);
+        ev.unwrap();
+        let mode = |n: &str| {
+            std::fs::symlink_metadata(t.path().join(n))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("event"), 0o3730);
+        assert_eq!(mode("control"), 0o660);
+        assert_eq!(mode("run"), 0o755);
+    }
+
+    #[test]
+    fn set_mode_refuses_a_swapped_file() {
+        let (t, d) = tmp();
+        std::fs::write(t.path().join("f"), b"x").unwrap();
+        let before = d.stat(OsStr::new("f")).unwrap();
+        std::fs::remove_file(t.path().join("f")).unwrap();
+        std::fs::write(t.path().join("other"), b"y").unwrap();
+        symlink(t.path().join("other"), t.path().join("f")).unwrap();
+        let e = d.set_mode(OsStr::new("f"), &before, 0o777).unwrap_err();
+        assert!(
+            e.to_string().contains("changed since it was observed"),
+            "{e}"
+        );
+        let m = std::fs::metadata(t.path().join("other")).unwrap();
+        assert_ne!(m.permissions().mode() & 0o777, 0o777);
+    }
+
+    #[test]
+    fn remove_tree_does_not_follow_symlinks() {
+        let (t, d) = tmp();
+        std::fs::create_dir_all(t.path().join("outside")).unwrap();
+        std::fs::write(t.path().join("outside/keep"), b"k").unwrap();
+        std::fs::create_dir_all(t.path().join("victim/sub")).unwrap();
+        symlink(t.path().join("outside"), t.path().join("victim/sub/link")).unwrap();
+        d.remove_tree(OsStr::new("victim")).unwrap();
+        assert!(!t.path().join("victim").exists());
+        assert!(t.path().join("outside/keep").exists());
+    }
+}

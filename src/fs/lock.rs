@@ -1,0 +1,66 @@
+//! An exclusive `flock` on a file opened beneath a held directory fd: the
+//! primitive under the apply lock ([`crate::lock`] decides where it lives
+//! and who may hold it).
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::OwnedFd;
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
+
+use super::{Dir, Meta};
+
+/// A lock file, opened (created if missing) but not yet locked.
+#[derive(Debug)]
+pub struct LockFile {
+    fd: OwnedFd,
+    meta: Meta,
+}
+
+/// A held exclusive lock; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct Held {
+    _lock: Flock<OwnedFd>,
+}
+
+impl Dir {
+    /// Open `name` for locking, creating it with `mode` if it is missing;
+    /// never through a symlink, never blocking on a FIFO.
+    pub fn open_lock_file(&self, name: &OsStr, mode: u32) -> io::Result<LockFile> {
+        super::dir::name_ok(name)?;
+        let fd = nix::fcntl::openat(
+            self.as_fd(),
+            name,
+            OFlag::O_RDWR
+                | OFlag::O_CREAT
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(super::errno_io)?;
+        let meta = super::dir::fd_meta(&fd)?;
+        Ok(LockFile { fd, meta })
+    }
+}
+
+impl LockFile {
+    /// The file as opened (`fstat`).
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// Try to take the lock without waiting: `Err(self)` back when another
+    /// process holds it.
+    pub fn try_lock(self) -> io::Result<Result<Held, LockFile>> {
+        let meta = self.meta;
+        match Flock::lock(self.fd, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Ok(Held { _lock: lock })),
+            Err((fd, Errno::EWOULDBLOCK)) => Ok(Err(LockFile { fd, meta })),
+            Err((_, e)) => Err(super::errno_io(e)),
+        }
+    }
+}

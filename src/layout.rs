@@ -1,0 +1,224 @@
+//! s6's servicedir layout: the one place that knows which entry of a
+//! servicedir is what to s6 (definitions, `supervise/`, `control`,
+//! s6-supervise's runtime files, `event/`) and the modes reconcile gives
+//! them. The scanner, the planner, the slot builder and the tests ask this
+//! module; nobody else matches entry names.
+//!
+//! A servicedir holds its definitions (`run`, `finish`, `type`, `down`,
+//! data) and, once supervised, `supervise/` (s6-supervise's lock, status
+//! and `control` FIFO) and `event/` (where s6-svwait and friends leave
+//! their FIFOs). A `log/` subdirectory with a `run` script is a servicedir
+//! of its own, with the same layout.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::fs::Kind;
+
+/// s6-supervise's state directory.
+pub const SUPERVISE: &str = "supervise";
+/// The FIFO in `supervise/` that s6-svc writes commands to.
+pub const CONTROL: &str = "control";
+/// The fifodir that s6-supervise notifies (`event/`, `supervise/event/`).
+pub const EVENT: &str = "event";
+/// A servicedir's logger servicedir.
+pub const LOG: &str = "log";
+/// The run script.
+pub const RUN: &str = "run";
+/// The finish script.
+pub const FINISH: &str = "finish";
+/// The service type file (s6-rc's, read by s6-svscan for `longrun`).
+pub const TYPE: &str = "type";
+/// Present: s6-supervise does not start the service on its own.
+pub const DOWN: &str = "down";
+/// s6-svscan's own directory in the scandir.
+pub const SVSCAN_DIR: &str = ".s6-svscan";
+/// Entries of `.s6-svscan/` opened to the user (the control FIFO that
+/// s6-svscanctl writes to, and the lock s6-svscan holds).
+pub const SVSCAN_FILES: [&str; 2] = ["control", "lock"];
+
+/// Files that s6-supervise rewrites (as root, by write-then-rename) in
+/// `supervise/`: never created, chowned or compared.
+pub const SUPERVISE_RUNTIME_FILES: &[&str] = &[
+    "lock",
+    "status",
+    "status.new",
+    "death_tally",
+    "death_tally.new",
+];
+
+/// `supervise/` of a static servicedir, and of a slot in strict policy
+/// (s6-svperms' mode): the group may search it, which is what s6-svstat
+/// and s6-svc need.
+pub const MODE_SUPERVISE_STATIC: u32 = 0o710;
+/// `supervise/` of a slot's skeleton (compat): searchable by anyone, so
+/// that `s6-svstat` can read `supervise/lock`.
+pub const MODE_SUPERVISE_SLOT: u32 = 0o755;
+/// `event/` and `supervise/event/`: setgid + sticky, the group may create
+/// FIFOs (s6-svwait) but only remove its own.
+pub const MODE_EVENT: u32 = 0o3730;
+/// `supervise/control` in compat: user and group may write (s6-svc).
+pub const MODE_CONTROL_COMPAT: u32 = 0o660;
+/// `supervise/control` in strict: root reads, the group only writes.
+pub const MODE_CONTROL_STRICT: u32 = 0o620;
+/// `run`, `finish`, `log/run`.
+pub const MODE_SCRIPT: u32 = 0o755;
+/// `type` and `down`.
+pub const MODE_FILE: u32 = 0o644;
+/// A slot directory and its `log/`.
+pub const MODE_SLOT_DIR: u32 = 0o755;
+
+/// What an entry is to s6, from its path relative to its servicedir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The servicedir itself, its scripts and data (definitions).
+    Definition,
+    SuperviseDir,
+    Control,
+    /// One of s6-supervise's [`SUPERVISE_RUNTIME_FILES`].
+    RuntimeFile,
+    /// Anything else below `supervise/`.
+    InSupervise,
+    EventDir,
+    /// What clients left in `event/` (their FIFOs).
+    InEvent,
+}
+
+/// The components of `rel` as bytes, with a leading `log/` removed when
+/// something follows it (`log/supervise` is the logger's `supervise`).
+fn parts(rel: &Path) -> Vec<&[u8]> {
+    let v: Vec<&[u8]> = rel.iter().map(OsStr::as_bytes).collect();
+    match v.as_slice() {
+        [b"log", rest @ ..] if !rest.is_empty() => rest.to_vec(),
+        _ => v,
+    }
+}
+
+/// Whether `name` is one of s6-supervise's runtime files (a bare name).
+pub fn is_runtime_name(name: &[u8]) -> bool {
+    SUPERVISE_RUNTIME_FILES.iter().any(|f| f.as_bytes() == name)
+}
+
+/// The role of the entry at `rel` (relative to its servicedir) of `kind`.
+pub fn role(rel: &Path, kind: Kind) -> Role {
+    let (s, c, e) = (SUPERVISE.as_bytes(), CONTROL.as_bytes(), EVENT.as_bytes());
+    match parts(rel).as_slice() {
+        [d] if *d == s => Role::SuperviseDir,
+        [d, f] if *d == s && *f == c && kind == Kind::Fifo => Role::Control,
+        [d, f] if *d == s && is_runtime_name(f) => Role::RuntimeFile,
+        [d, ..] if *d == s => Role::InSupervise,
+        [d] if *d == e => Role::EventDir,
+        [d, ..] if *d == e => Role::InEvent,
+        _ => Role::Definition,
+    }
+}
+
+/// `supervise/<runtime file>` or `log/supervise/<runtime file>` (`rel`
+/// relative to the servicedir).
+pub fn is_supervise_runtime_file(rel: &Path) -> bool {
+    matches!(parts(rel).as_slice(), [d, f] if *d == SUPERVISE.as_bytes() && is_runtime_name(f))
+}
+
+/// Whether `rel` (relative to a slot) is something s6 or its clients put
+/// there at run time: s6-supervise's runtime files, and what is inside
+/// `event/` or `supervise/event/` (clients' FIFOs). A slot is compared
+/// without them.
+pub fn is_runtime(rel: &Path) -> bool {
+    let (s, e) = (SUPERVISE.as_bytes(), EVENT.as_bytes());
+    match parts(rel).as_slice() {
+        [d, f] if *d == s && is_runtime_name(f) => true,
+        [d, _] if *d == e => true,
+        [d, d2, _] if *d == s && *d2 == e => true,
+        _ => false,
+    }
+}
+
+/// Whether `rel` (relative to a slot) is part of the supervise skeleton
+/// (`supervise/`, `event/` and everything below them, in the slot or its
+/// `log/`): in strict policy it belongs to the user's group.
+pub fn in_skeleton(rel: &Path) -> bool {
+    rel.iter().any(|c| c == SUPERVISE || c == EVENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_follow_s6_layout() {
+        assert_eq!(role(Path::new("supervise"), Kind::Dir), Role::SuperviseDir);
+        assert_eq!(
+            role(Path::new("supervise/control"), Kind::Fifo),
+            Role::Control
+        );
+        assert_eq!(
+            role(Path::new("supervise/control"), Kind::File),
+            Role::InSupervise
+        );
+        assert_eq!(
+            role(Path::new("supervise/status"), Kind::File),
+            Role::RuntimeFile
+        );
+        assert_eq!(
+            role(Path::new("supervise/death_tally.new"), Kind::File),
+            Role::RuntimeFile
+        );
+        assert_eq!(
+            role(Path::new("log/supervise/control"), Kind::Fifo),
+            Role::Control
+        );
+        assert_eq!(role(Path::new("log/event"), Kind::Dir), Role::EventDir);
+        assert_eq!(role(Path::new("event/ftrigw:x"), Kind::Fifo), Role::InEvent);
+        assert_eq!(role(Path::new("run"), Kind::File), Role::Definition);
+        assert_eq!(role(Path::new("log"), Kind::Dir), Role::Definition);
+    }
+
+    #[test]
+    fn runtime_files() {
+        for p in [
+            "supervise/lock",
+            "supervise/status",
+            "supervise/status.new",
+            "supervise/death_tally",
+            "supervise/death_tally.new",
+            "log/supervise/lock",
+            "log/supervise/death_tally",
+        ] {
+            assert!(is_supervise_runtime_file(Path::new(p)), "{p}");
+            assert!(is_runtime(Path::new(p)), "{p}");
+        }
+        for p in [
+            "supervise/control",
+            "supervise",
+            "lock",
+            "status",
+            "log/lock",
+            "event/lock",
+            "x/supervise/lock",
+        ] {
+            assert!(!is_supervise_runtime_file(Path::new(p)), "{p}");
+        }
+    }
+
+    #[test]
+    fn clients_fifos_are_runtime() {
+        for p in [
+            "event/ftrigw:x",
+            "supervise/event/ftrigw:y",
+            "log/event/z",
+            "log/supervise/event/z",
+        ] {
+            assert!(is_runtime(Path::new(p)), "{p}");
+        }
+        for p in [
+            "event",
+            "supervise/event",
+            "run",
+            "log/run",
+            "supervise/control",
+        ] {
+            assert!(!is_runtime(Path::new(p)), "{p}");
+        }
+    }
+}

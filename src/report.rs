@@ -1,0 +1,72 @@
+//! What a run reports: the plan's findings (items skipped, slots, failures)
+//! and, after apply, what was done. The renderers turn it into text or JSON.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::plan::{Change, Plan};
+use crate::state::{Action, PriorExit};
+
+/// An item deliberately left alone, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// A failure: observation errors in the plan, execution errors in apply.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Failure {
+    pub op: String,
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// What happens to one profile's slot (SPEC 6.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotReport {
+    pub profile: String,
+    /// `None` when the name is not valid (no slot name is built from it).
+    pub slot: Option<String>,
+    pub prior_state: Option<String>,
+    pub action: Action,
+    pub reason: Option<String>,
+    pub prior_exit: PriorExit,
+}
+
+/// What a run has to say: the plan (or, in apply, what was done).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub changes: Vec<Change>,
+    pub slots: Vec<SlotReport>,
+    /// Extra stdout lines (the profiles phase's `reconcile: profile=...`).
+    pub lines: Vec<String>,
+    pub skipped: Vec<Skipped>,
+    pub warnings: Vec<String>,
+    pub errors: Vec<Failure>,
+}
+
+impl Report {
+    /// Add one plan's findings, with the changes done (or planned) and the
+    /// failures of executing it.
+    pub fn add_plan(&mut self, plan: &Plan, changes: Vec<Change>, errors: Vec<Failure>) {
+        self.changes.extend(changes);
+        self.slots.extend(plan.slots.iter().cloned());
+        self.skipped.extend(plan.skipped.iter().cloned());
+        // Repeats are dropped with sets, not `Vec::contains`: there can be a
+        // warning or an error per profile, and that would be quadratic.
+        let mut seen: HashSet<String> = self.warnings.iter().cloned().collect();
+        for w in &plan.warnings {
+            if seen.insert(w.clone()) {
+                self.warnings.push(w.clone());
+            }
+        }
+        // Phases observed separately may find the same unusable base.
+        let mut seen: HashSet<Failure> = self.errors.iter().cloned().collect();
+        for e in plan.errors.iter().cloned().chain(errors) {
+            if seen.insert(e.clone()) {
+                self.errors.push(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Building a described tree on disk (`reconcile materialize`), as root:
+//! owners, modes (setgid and sticky included), FIFOs, sockets, symlinks
+//! and hard links, so that describing it gives the description back.
+//!
+//! Two passes through held directory fds. First everything is created
+//! root-only (directories 0700, files 0600), parents before children; then
+//! owners and modes are set children before parents, so a directory is
+//! handed to its owner only once everything below it is final: nobody can
+//! swap an entry under us while we still work on it. chmod comes after
+//! chown, which clears setuid/setgid.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use super::{Content, Description, Node, Perms};
+use crate::fs::{self, Dir};
+
+/// Why a description could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterializeError {
+    #[error("{dir}: not empty; materialize builds into an empty directory only")]
+    NotEmpty { dir: PathBuf },
+    #[error("unable to {op} {path}: {error}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        error: String,
+    },
+    #[error("{path}: {reason}")]
+    Unbuildable { path: String, reason: &'static str },
+}
+
+impl MaterializeError {
+    /// 100 for what the description or the target directory is, 111 for
+    /// system errors.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            MaterializeError::Io { .. } => crate::run::EXIT_FATAL,
+            _ => crate::run::EXIT_USAGE,
+        }
+    }
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> MaterializeError + 'a {
+    move |e| MaterializeError::Io {
+        op,
+        path: path.to_path_buf(),
+        error: fs::os_error(&e),
+    }
+}
+
+/// Build `d` in `dir`, which must be empty or missing (then created 0755).
+pub fn materialize(d: &Description, dir: &Path) -> Result<(), MaterializeError> {
+    check_buildable(d)?;
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("create", dir)(e)),
+    }
+    let root = Dir::open_path(dir).map_err(io("open", dir))?;
+    if !root.entries().map_err(io("read", dir))?.is_empty() {
+        return Err(MaterializeError::NotEmpty {
+            dir: dir.to_path_buf(),
+        });
+    }
+    for e in &d.entries {
+        create(&root, dir, &e.path, &e.node)?;
+    }
+    for e in d.entries.iter().rev() {
+        let perms = match &e.node {
+            Node::Dir { perms, .. }
+            | Node::File { perms, .. }
+            | Node::Fifo { perms }
+            | Node::Socket { perms } => *perms,
+            Node::Symlink { uid, gid, .. } => Perms {
+                uid: *uid,
+                gid: *gid,
+                mode: 0,
+            },
+            Node::Runtime => Perms {
+                uid: 0,
+                gid: 0,
+                mode: 0o644,
+            },
+            Node::Hardlink { .. } | Node::CharDevice { .. } | Node::BlockDevice { .. } => continue,
+        };
+        let symlink = matches!(e.node, Node::Symlink { .. });
+        finish(&root, dir, &e.path, perms, symlink)?;
+    }
+    Ok(())
+}
+
+/// What cannot be built is refused before anything is created.
+fn check_buildable(d: &Description) -> Result<(), MaterializeError> {
+    for e in &d.entries {
+        let reason = match &e.node {
+            Node::File {
+                content: Content::Digest { .. },
+                ..
+            } => "described by size and digest only; its content is needed to build it",
+            Node::CharDevice { .. } | Node::BlockDevice { .. } => {
+                "a device node; materialize does not create devices"
+            }
+            Node::Dir { mount: true, .. } => "a mount point; materialize does not mount",
+            _ => continue,
+        };
+        return Err(MaterializeError::Unbuildable {
+            path: format!("/{}", e.path),
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// The parent directory of `rel` opened beneath the root, and the name.
+fn parent<'a>(root: &Dir, rel: &'a str) -> std::io::Result<(Dir, &'a OsStr)> {
+    let (dir, name) = match rel.rsplit_once('/') {
+        Some((p, n)) => (root.open_beneath(Path::new(p))?, n),
+        None => (root.try_clone()?, rel),
+    };
+    Ok((dir, OsStr::new(name)))
+}
+
+fn create(root: &Dir, base: &Path, rel: &str, node: &Node) -> Result<(), MaterializeError> {
+    let shown = base.join(rel);
+    let (dir, name) = parent(root, rel).map_err(io("open the parent of", &shown))?;
+    let r = match node {
+        Node::Dir { .. } => dir.mkdir(name, 0o700).map(drop),
+        Node::File {
+            content: Content::Bytes(b),
+            ..
+        } => dir.create_file(name, b, 0o600),
+        Node::Runtime => dir.create_file(name, b"", 0o600),
+        Node::Fifo { .. } => dir.mkfifo(name, 0o600),
+        Node::Socket { .. } => dir.mksocket(name, 0o600),
+        Node::Symlink { target, .. } => dir.symlink(OsStr::new(target), name),
+        Node::Hardlink { target } => {
+            let (from, from_name) = parent(root, target).map_err(io("open", &base.join(target)))?;
+            dir.hard_link(&from, from_name, name)
+        }
+        // Refused by check_buildable.
+        Node::File { .. } | Node::CharDevice { .. } | Node::BlockDevice { .. } => Ok(()),
+    };
+    r.map_err(io("create", &shown))
+}
+
+fn finish(
+    root: &Dir,
+    base: &Path,
+    rel: &str,
+    p: Perms,
+    symlink: bool,
+) -> Result<(), MaterializeError> {
+    let shown = base.join(rel);
+    let (dir, name) = parent(root, rel).map_err(io("open the parent of", &shown))?;
+    let meta = dir.stat(name).map_err(io("stat", &shown))?;
+    dir.set_owner(name, &meta, p.uid, p.gid)
+        .map_err(io("chown", &shown))?;
+    if !symlink {
+        dir.set_mode(name, &meta, p.mode)
+            .map_err(io("chmod", &shown))?;
+    }
+    Ok(())
+}

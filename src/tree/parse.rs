@@ -1,0 +1,492 @@
+//! Reading a tree description. Every error names the file, the line and
+//! the column (of the entry at fault), and why: broken YAML, an unknown
+//! `format` or `version`, a path that escapes the root, a duplicate entry,
+//! an entry under a non-directory, an unknown type, a mode over 07777.
+//! Entries are checked as they are read, so the position is the entry's own.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use super::{Content, Description, Entry, FORMAT, Node, Perms, VERSION, is_runtime_path};
+
+/// A description that cannot be read (exit 100).
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ParseError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Parse the description `text`, read from `file` (named in errors).
+pub fn parse(text: &str, file: &Path) -> Result<Description, ParseError> {
+    let err = |e: serde_yaml::Error| located(file, text, e);
+    let header: Header = serde_yaml::from_str(text).map_err(err)?;
+    check_header(&header, text, file)?;
+    let state = RefCell::new(State::default());
+    let doc = DocSeed { state: &state };
+    doc.deserialize(serde_yaml::Deserializer::from_str(text))
+        .map_err(err)?;
+    let mut d = Description {
+        entries: state.into_inner().entries,
+    };
+    d.sort();
+    Ok(d)
+}
+
+/// The document's first two keys, read before the entries so that a
+/// description of another format or version is refused as such.
+#[derive(Deserialize)]
+struct Header {
+    format: Option<serde_yaml::Value>,
+    version: Option<serde_yaml::Value>,
+}
+
+fn check_header(h: &Header, text: &str, file: &Path) -> Result<(), ParseError> {
+    let at = |key: &str, message: String| {
+        let (line, column) = key_position(text, key);
+        ParseError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    match &h.format {
+        Some(serde_yaml::Value::String(f)) if f == FORMAT => {}
+        Some(other) => {
+            return Err(at(
+                "format",
+                format!(
+                    "format: {}: not a tree description (want {FORMAT})",
+                    show(other)
+                ),
+            ));
+        }
+        None => return Err(at("format", format!("missing `format: {FORMAT}`"))),
+    }
+    match &h.version {
+        Some(serde_yaml::Value::Number(n)) if n.as_u64() == Some(VERSION.into()) => Ok(()),
+        Some(other) => Err(at(
+            "version",
+            format!(
+                "unknown version {} (this reconcile reads version {VERSION})",
+                show(other)
+            ),
+        )),
+        None => Err(at("version", format!("missing `version: {VERSION}`"))),
+    }
+}
+
+fn show(v: &serde_yaml::Value) -> String {
+    serde_yaml::to_string(v)
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Line and column (1-based) of a top-level `key:`, else of the document start.
+fn key_position(text: &str, key: &str) -> (usize, usize) {
+    text.lines()
+        .position(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
+        .map(|i| (i + 1, 1))
+        .unwrap_or((1, 1))
+}
+
+fn located(file: &Path, text: &str, e: serde_yaml::Error) -> ParseError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or_else(|| (text.lines().count().max(1), 1));
+    let mut message = e.to_string();
+    if let Some(i) = message.rfind(" at line ") {
+        message.truncate(i);
+    }
+    ParseError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// What the entries read so far say, for the checks that span entries.
+#[derive(Default)]
+struct State {
+    entries: Vec<Entry>,
+    /// Path -> index in `entries`.
+    index: HashMap<String, usize>,
+    /// Path of a hard-linked file -> names described so far.
+    names: HashMap<String, u64>,
+}
+
+struct DocSeed<'a> {
+    state: &'a RefCell<State>,
+}
+
+impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a tree description (format, version, entries)")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let mut entries = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                // Checked by `check_header`.
+                "format" | "version" => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+                "entries" => {
+                    map.next_value_seed(EntriesSeed { state: self.state })?;
+                    entries = true;
+                }
+                other => {
+                    return Err(de::Error::custom(format!(
+                        "unknown key `{other}` (format, version, entries)"
+                    )));
+                }
+            }
+        }
+        if !entries {
+            return Err(de::Error::custom(
+                "missing `entries:` (a list, may be empty)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+struct EntriesSeed<'a> {
+    state: &'a RefCell<State>,
+}
+
+impl<'de> DeserializeSeed<'de> for EntriesSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntriesSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of entries")
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        while seq
+            .next_element_seed(EntrySeed { state: self.state })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// One entry as written; checked by [`State::add`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+    mode: Option<RawMode>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    content: Option<String>,
+    base64: Option<String>,
+    size: Option<u64>,
+    sha256: Option<String>,
+    target: Option<String>,
+    links: Option<u64>,
+    mount: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawMode {
+    Text(String),
+    Number(u64),
+}
+
+struct EntrySeed<'a> {
+    state: &'a RefCell<State>,
+}
+
+impl<'de> DeserializeSeed<'de> for EntrySeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        // Through deserialize_map so that an error raised while checking
+        // carries the position of this entry.
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntrySeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an entry: {path: ..., type: ...}")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<(), M::Error> {
+        let raw = RawEntry::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let path = raw.path.clone();
+        self.state
+            .borrow_mut()
+            .add(raw)
+            .map_err(|m| de::Error::custom(format!("{path}: {m}")))
+    }
+}
+
+impl State {
+    fn add(&mut self, raw: RawEntry) -> Result<(), String> {
+        check_path(&raw.path)?;
+        if self.index.contains_key(&raw.path) {
+            return Err("duplicate entry".into());
+        }
+        if let Some((parent, _)) = raw.path.rsplit_once('/') {
+            match self.index.get(parent).map(|&i| &self.entries[i].node) {
+                Some(Node::Dir { mount: false, .. }) => {}
+                Some(Node::Dir { mount: true, .. }) => {
+                    return Err(format!(
+                        "entry under {parent}, a mount point (described, never entered)"
+                    ));
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "entry under a non-directory: {parent} is a {}",
+                        other.kind_name()
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "parent {parent} is not described (parents come before their entries)"
+                    ));
+                }
+            }
+        }
+        let node = self.node(&raw)?;
+        self.index.insert(raw.path.clone(), self.entries.len());
+        self.entries.push(Entry {
+            path: raw.path,
+            node,
+        });
+        Ok(())
+    }
+
+    fn node(&mut self, r: &RawEntry) -> Result<Node, String> {
+        let has_content =
+            r.content.is_some() || r.base64.is_some() || r.size.is_some() || r.sha256.is_some();
+        let only = |allowed: &[&str]| -> Result<(), String> {
+            let given = [
+                ("mode", r.mode.is_some()),
+                ("uid", r.uid.is_some()),
+                ("gid", r.gid.is_some()),
+                ("content", has_content),
+                ("target", r.target.is_some()),
+                ("links", r.links.is_some()),
+                ("mount", r.mount.is_some()),
+            ];
+            match given.iter().find(|(k, g)| *g && !allowed.contains(k)) {
+                Some((k, _)) => Err(format!("`{k}` does not apply to type {}", r.kind)),
+                None => Ok(()),
+            }
+        };
+        let perms = |default_mode: u32| -> Result<Perms, String> {
+            Ok(Perms {
+                uid: r.uid.unwrap_or(0),
+                gid: r.gid.unwrap_or(0),
+                mode: match &r.mode {
+                    None => default_mode,
+                    Some(m) => parse_mode(m)?,
+                },
+            })
+        };
+        const PERMS: [&str; 3] = ["mode", "uid", "gid"];
+        Ok(match r.kind.as_str() {
+            "dir" => {
+                only(&["mode", "uid", "gid", "mount"])?;
+                Node::Dir {
+                    perms: perms(0o755)?,
+                    mount: r.mount.unwrap_or(false),
+                }
+            }
+            "file" if is_runtime_path(&r.path) => {
+                only(&[]).map_err(|_| {
+                    "s6-supervise's runtime file: described by type only (path and type)"
+                        .to_string()
+                })?;
+                Node::Runtime
+            }
+            "file" => {
+                only(&["mode", "uid", "gid", "content", "links"])?;
+                if r.links.is_some_and(|n| n < 2) {
+                    return Err("`links` is written only when more than 1".into());
+                }
+                if r.links.is_some() {
+                    self.names.insert(r.path.clone(), 1);
+                }
+                Node::File {
+                    perms: perms(0o644)?,
+                    content: content(r)?,
+                    links: r.links,
+                }
+            }
+            "fifo" => {
+                only(&PERMS)?;
+                Node::Fifo {
+                    perms: perms(0o644)?,
+                }
+            }
+            "socket" => {
+                only(&PERMS)?;
+                Node::Socket {
+                    perms: perms(0o644)?,
+                }
+            }
+            "chardev" => {
+                only(&PERMS)?;
+                Node::CharDevice {
+                    perms: perms(0o644)?,
+                }
+            }
+            "blockdev" => {
+                only(&PERMS)?;
+                Node::BlockDevice {
+                    perms: perms(0o644)?,
+                }
+            }
+            "symlink" => {
+                only(&["uid", "gid", "target"])?;
+                match &r.target {
+                    Some(t) if !t.is_empty() && !t.contains('\0') => Node::Symlink {
+                        uid: r.uid.unwrap_or(0),
+                        gid: r.gid.unwrap_or(0),
+                        target: t.clone(),
+                    },
+                    _ => return Err("a symlink needs a non-empty `target`".into()),
+                }
+            }
+            "hardlink" => {
+                only(&["target"])?;
+                let target = r.target.clone().ok_or("a hardlink needs a `target`")?;
+                self.hardlink(&target)?;
+                Node::Hardlink { target }
+            }
+            other => {
+                return Err(format!(
+                    "unknown type {other:?} (dir, file, fifo, socket, symlink, hardlink, chardev, blockdev)"
+                ));
+            }
+        })
+    }
+
+    /// Count one more name for the file at `target`; it must be an earlier
+    /// `file` entry whose `links` leaves room for it.
+    fn hardlink(&mut self, target: &str) -> Result<(), String> {
+        let links = match self.index.get(target).map(|&i| &self.entries[i].node) {
+            Some(Node::File { links, .. }) => *links,
+            Some(other) => {
+                return Err(format!(
+                    "hardlink target {target} is a {}, not a regular file",
+                    other.kind_name()
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "hardlink target {target} is not an earlier entry of the description"
+                ));
+            }
+        };
+        let names = self.names.entry(target.to_string()).or_insert(1);
+        *names += 1;
+        match links {
+            Some(n) if *names <= n => Ok(()),
+            Some(n) => Err(format!(
+                "{target} has links: {n}, and this is its name number {names}"
+            )),
+            None => Err(format!(
+                "{target} needs `links:` (its link count) to have another name"
+            )),
+        }
+    }
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("empty path".into());
+    }
+    if path.starts_with('/') {
+        return Err("absolute path: paths are relative to the container's /".into());
+    }
+    for c in path.split('/') {
+        match c {
+            ".." => return Err("path escapes the root (`..`)".into()),
+            "." | "" => {
+                return Err("path has an empty or `.` component (write it canonically)".into());
+            }
+            _ if c.contains('\0') => return Err("path holds a NUL byte".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_mode(m: &RawMode) -> Result<u32, String> {
+    let text = match m {
+        RawMode::Text(t) => t,
+        RawMode::Number(n) => {
+            return Err(format!(
+                "mode {n}: write the mode as a quoted octal string, e.g. \"0755\""
+            ));
+        }
+    };
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return Err(format!("mode {text:?}: not an octal number like \"0755\""));
+    }
+    let mode = u32::from_str_radix(digits, 8).map_err(|e| e.to_string())?;
+    if mode > 0o7777 {
+        return Err(format!(
+            "mode {text:?} is over 07777 (permission bits, setuid, setgid and sticky only)"
+        ));
+    }
+    Ok(mode)
+}
+
+fn content(r: &RawEntry) -> Result<Content, String> {
+    match (&r.content, &r.base64, r.size, &r.sha256) {
+        (None, None, None, None) => Ok(Content::Bytes(Vec::new())),
+        (Some(text), None, None, None) => Ok(Content::Bytes(text.clone().into_bytes())),
+        (None, Some(b64), None, None) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map(Content::Bytes)
+            .map_err(|e| format!("base64: {e}")),
+        (None, None, Some(size), Some(sha256)) => {
+            let hex = sha256.len() == 64
+                && sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex {
+                return Err("sha256: want 64 lower-case hex digits".into());
+            }
+            Ok(Content::Digest {
+                size,
+                sha256: sha256.clone(),
+            })
+        }
+        _ => Err("give one of `content`, `base64`, or `size` with `sha256`".into()),
+    }
+}

@@ -1,0 +1,182 @@
+//! `reconcile snapshot`: describe what reconcile observes under a root.
+//!
+//! That is: the configured bases and the directories (and trusted
+//! symlinks, such as s6-rc's `/run/s6-rc`) on the way to them; the whole
+//! trees of the servicedirs and of the scandir; in the profiles home only
+//! what reconcile reads there (the home, `<root>/` and its entries, each
+//! profile's marker, state file, lifecycle file and stale runtime files),
+//! never the rest of the volume; `etc/passwd`, `etc/group` and the
+//! configuration, which is described at its default container path
+//! whatever file it was read from, so that `--tree` finds it there.
+
+use std::path::{Component, Path};
+
+use super::disk::{DescribeError, Describer};
+use super::{Description, Node, Perms};
+use crate::config::Config;
+use crate::model::Phase;
+
+/// The configuration file's container path in a description.
+pub const CONFIG_PATH: &str = "etc/s6-reconcile/config.yaml";
+
+/// The configuration as snapshot read it: its bytes and owner/mode, when it
+/// was given outside the root (`--config FILE`).
+pub struct ConfigFile {
+    pub bytes: Vec<u8>,
+    pub perms: Perms,
+}
+
+/// Describe what reconcile observes under `root` for `phases` with `cfg`.
+pub fn snapshot(
+    root: &Path,
+    cfg: &Config,
+    given_config: Option<ConfigFile>,
+    phases: &[Phase],
+) -> Result<Description, Vec<DescribeError>> {
+    let mut d = Describer::new(root);
+    for f in ["etc/passwd", "etc/group"] {
+        d.entry(f);
+    }
+    match given_config {
+        Some(c) => d.insert(
+            CONFIG_PATH,
+            Node::File {
+                perms: c.perms,
+                content: super::disk::content_of(&c.bytes),
+                links: None,
+            },
+        ),
+        None => {
+            d.entry(CONFIG_PATH);
+        }
+    }
+    if phases.contains(&Phase::Static)
+        && let Some(rel) = resolve(&mut d, &cfg.static_.servicedirs.0)
+    {
+        d.subtree(&rel);
+    }
+    if (phases.contains(&Phase::Scandir) || phases.contains(&Phase::Profiles))
+        && let Some(rel) = resolve(&mut d, &cfg.scandir.path.0)
+    {
+        d.subtree(&rel);
+    }
+    if phases.contains(&Phase::Profiles)
+        && let Some(home) = resolve(&mut d, &cfg.profiles.home.0)
+    {
+        volume(&mut d, &home, cfg);
+    }
+    if d.errors.is_empty() {
+        Ok(d.finish())
+    } else {
+        Err(d.errors)
+    }
+}
+
+/// What reconcile reads in the profiles home.
+fn volume(d: &mut Describer, home: &str, cfg: &Config) {
+    let p = &cfg.profiles;
+    let join = |a: &str, b: &str| {
+        if a.is_empty() {
+            b.to_string()
+        } else {
+            format!("{a}/{b}")
+        }
+    };
+    let profile_files = |d: &mut Describer, dir: &str| {
+        d.entry(&join(dir, &p.marker.0));
+        d.entry(&join(dir, &p.state_file.0));
+        d.entry(&join(dir, "state/gateway.lifecycle.json"));
+        for f in &p.stale_runtime_files {
+            d.entry(&join(dir, &f.0));
+        }
+    };
+    profile_files(d, home);
+    let proot = join(home, &p.root.0.to_string_lossy());
+    let Some(md) = d.entry(&proot) else { return };
+    if !md.is_dir() {
+        return;
+    }
+    let names = match std::fs::read_dir(Path::new(&real(d, &proot))) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect::<Vec<_>>(),
+        Err(_) => Vec::new(),
+    };
+    for name in names {
+        let dir = join(&proot, &name);
+        if d.entry(&dir).is_some_and(|m| m.is_dir()) {
+            profile_files(d, &dir);
+        }
+    }
+    for decl in &p.declared {
+        let dir = join(&proot, &decl.name);
+        if crate::names::validate_profile_name(&decl.name, &p.slot_prefix).is_ok()
+            && d.entry(&dir).is_some_and(|m| m.is_dir())
+        {
+            profile_files(d, &dir);
+        }
+    }
+}
+
+fn real(d: &Describer, rel: &str) -> String {
+    d.root().join(rel).to_string_lossy().into_owned()
+}
+
+/// Follow a configured base path as reconcile does (symlinks on the way are
+/// described and followed, never above the root), describing every entry
+/// met; the base's path relative to the root when it is a directory.
+fn resolve(d: &mut Describer, path: &Path) -> Option<String> {
+    let mut todo: Vec<String> = Vec::new();
+    push(&mut todo, path);
+    let mut cur: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            cur.pop();
+            continue;
+        }
+        cur.push(name);
+        let rel = cur.join("/");
+        let md = d.entry(&rel)?;
+        if md.is_dir() {
+            continue;
+        }
+        if !md.file_type().is_symlink() || todo.is_empty() {
+            return None;
+        }
+        hops += 1;
+        if hops > 40 {
+            return None;
+        }
+        cur.pop();
+        let target = std::fs::read_link(d.root().join(&rel)).ok()?;
+        if target.is_absolute() {
+            cur.clear();
+        }
+        push(&mut todo, &target);
+    }
+    (!cur.is_empty()).then(|| cur.join("/"))
+}
+
+fn push(stack: &mut Vec<String>, p: &Path) {
+    let comps: Vec<String> = p
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => n.to_str().map(str::to_string),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    stack.extend(comps.into_iter().rev());
+}
+
+/// Owner and mode of a configuration file read outside the root.
+pub fn perms_of(md: &std::fs::Metadata) -> Perms {
+    use std::os::unix::fs::MetadataExt;
+    Perms {
+        uid: md.uid(),
+        gid: md.gid(),
+        mode: md.mode() & 0o7777,
+    }
+}
