@@ -508,7 +508,7 @@ fn configuration_messages_say_what_is_expected_at_the_value() {
             "~\n",
             format!(
                 "{file}:1:1: (top level): expected a mapping of configuration keys (user, \
-                 group, policy, static, scandir, profiles, boot_log); an empty file means all \
+                 group, policy, static, scandir, profiles, boot_log, container); an empty file means all \
                  defaults, found nothing (null)"
             ),
         ),

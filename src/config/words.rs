@@ -32,7 +32,7 @@ fn expected_words(e: &str) -> String {
         |k: &str| format!("a mapping with the keys {k} (leave the key out for the defaults)");
     match e {
         "struct Config" => "a mapping of configuration keys (user, group, policy, static, \
-                            scandir, profiles, boot_log); an empty file means all defaults"
+                            scandir, profiles, boot_log, container); an empty file means all defaults"
             .into(),
         "struct StaticConfig" => keys("servicedirs, skip"),
         "struct ScandirConfig" => keys("path"),
@@ -42,6 +42,10 @@ fn expected_words(e: &str) -> String {
         ),
         "struct BootLogConfig" => keys("path, rotate_bytes"),
         "struct Templates" => keys("run, finish, log_run"),
+        "struct ContainerConfig" => keys(
+            "wrapper, dispatcher, program, legacy_command, no_supervise_flag, \
+             no_supervise_env, dashboard_commands",
+        ),
         "struct Declared" => "a mapping with the keys name and start".into(),
         "u64" | "u32" | "usize" => "a whole number (0 or more, without a unit)".into(),
         "a boolean" => "true or false".into(),
