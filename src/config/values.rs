@@ -309,6 +309,26 @@ pub fn de_slot_prefix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, 
 /// control characters other than newline and tab (a NUL or a carriage
 /// return makes a script no shell runs as written).
 pub fn de_template<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct MaybeTemplate;
+    impl<'de> Visitor<'de> for MaybeTemplate {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a script template")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            template(d).map(Some)
+        }
+    }
+    d.deserialize_option(MaybeTemplate)
+}
+
+fn template<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     checked_str(d, "a script template", |s| {
         if s.len() > TEMPLATE_MAX {
             return Err(format!(
@@ -326,7 +346,7 @@ pub fn de_template<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Stri
                  (only newlines and tabs are allowed)"
             ));
         }
-        Ok(Some(s.to_string()))
+        Ok(s.to_string())
     })
 }
 
@@ -350,5 +370,25 @@ mod tests {
         );
         assert!(parse_base("/srv").is_ok());
         assert!(parse_base("/run/service").is_ok());
+    }
+
+    #[derive(serde::Deserialize)]
+    struct T {
+        #[serde(default, deserialize_with = "de_template")]
+        run: Option<String>,
+    }
+
+    #[test]
+    fn a_null_template_is_no_template() {
+        let t: T = serde_yaml::from_str("run: ~\n").unwrap();
+        assert_eq!(t.run, None);
+        let t: T = serde_yaml::from_str("run: \"~\"\n").unwrap();
+        assert_eq!(t.run.as_deref(), Some("~"));
+        let t: T = serde_yaml::from_str("{}").unwrap();
+        assert_eq!(t.run, None);
+        let e = serde_yaml::from_str::<T>("run: \"a\\u0000b\"\n")
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("control character"), "{e}");
     }
 }
