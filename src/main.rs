@@ -75,7 +75,7 @@ fn main() {
         Ok(ran) => match ran.output.and_then(|()| out.flush()) {
             Ok(()) => ran.code,
             Err(e) => {
-                let code = run::exit_code_after_output(mode, ran.code);
+                let code = ran.code_if_unwritten;
                 let level = if code == EXIT_FATAL {
                     "fatal"
                 } else {

@@ -87,6 +87,12 @@ pub fn marker_exists<S: Source>(
 /// wrapper, else of the first other process (ascending PID, at most
 /// [`MAX_PIDS`]) that does. `None` without `<root>/proc` or a match.
 pub fn container_argv<S: Source>(src: &S, wrapper: &str) -> Option<Vec<String>> {
+    container_process(src, wrapper).map(|(_, argv, _)| argv)
+}
+
+/// [`container_argv`], with the process's PID and its raw command line
+/// (what a tree description of the container records).
+pub fn container_process<S: Source>(src: &S, wrapper: &str) -> Option<(u32, Vec<String>, Vec<u8>)> {
     let proc_dir = match src.open_base(Path::new("/proc")) {
         Ok(b) => b.dir,
         Err(e) => {
@@ -94,22 +100,18 @@ pub fn container_argv<S: Source>(src: &S, wrapper: &str) -> Option<Vec<String>> 
             return None;
         }
     };
-    let argv_of = |pid: &OsStr| -> Option<Vec<String>> {
-        let (dir, _) = src.open_dir(&proc_dir, pid).ok()?;
+    let argv_of = |pid: u32| -> Option<(u32, Vec<String>, Vec<u8>)> {
+        let (dir, _) = src.open_dir(&proc_dir, OsStr::new(&pid.to_string())).ok()?;
         // procfs says 0 bytes for every cmdline: read up to the limit.
-        let bytes = match src
+        let (_, bytes) = src
             .read_file(&dir, OsStr::new("cmdline"), CMDLINE_LIMIT)
-            .ok()?
-        {
-            (_, Some(b)) => b,
-            (m, None) if m.kind == Kind::File => return None,
-            _ => return None,
-        };
+            .ok()?;
+        let bytes = bytes?;
         let argv = command::split_cmdline(&bytes);
-        command::holds_wrapper(&argv, wrapper).then_some(argv)
+        command::holds_wrapper(&argv, wrapper).then_some((pid, argv, bytes))
     };
-    if let Some(argv) = argv_of(OsStr::new("1")) {
-        return Some(argv);
+    if let Some(found) = argv_of(1) {
+        return Some(found);
     }
     let mut pids: Vec<u32> = src
         .list(&proc_dir)
@@ -120,8 +122,7 @@ pub fn container_argv<S: Source>(src: &S, wrapper: &str) -> Option<Vec<String>> 
         .collect();
     pids.sort_unstable();
     pids.truncate(MAX_PIDS);
-    pids.into_iter()
-        .find_map(|p| argv_of(OsStr::new(&p.to_string())))
+    pids.into_iter().find_map(argv_of)
 }
 
 #[cfg(test)]
@@ -216,6 +217,44 @@ mod tests {
         assert_eq!(
             app_file(&src, &d, "link.yaml", me()),
             StateObs::Bytes(b"a: 1\n".to_vec())
+        );
+    }
+
+    #[test]
+    fn snapshots_describe_what_the_profiles_phase_reads_of_the_application() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("opt/data")).unwrap();
+        std::fs::write(
+            r.join("opt/data/config.yaml"),
+            b"multiplex_profiles: true\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("opt/data/unrelated.txt"), b"x").unwrap();
+        for (pid, cmd) in [
+            ("1", &b"s6-svscan\0"[..]),
+            ("9", b"/init\0main-wrapper.sh\0dashboard\0"),
+            ("10", b"sh\0"),
+        ] {
+            std::fs::create_dir_all(r.join("proc").join(pid)).unwrap();
+            std::fs::write(r.join("proc").join(pid).join("cmdline"), cmd).unwrap();
+        }
+        let cfg = crate::config::Config::default();
+        let d = crate::tree::snapshot::snapshot(r, &cfg, None, &[crate::model::Phase::Profiles])
+            .unwrap();
+        let paths: Vec<&str> = d.entries.iter().map(|e| e.path.as_str()).collect();
+        assert!(paths.contains(&"opt/data/config.yaml"), "{paths:?}");
+        assert!(!paths.contains(&"opt/data/unrelated.txt"), "{paths:?}");
+        assert!(paths.contains(&"proc/9/cmdline"), "{paths:?}");
+        assert!(
+            !paths.iter().any(|p| p.starts_with("proc/1")),
+            "only the process picked: {paths:?}"
+        );
+        let e = d.get("proc/9/cmdline").unwrap();
+        assert!(
+            matches!(&e.node, crate::tree::Node::File { content: crate::tree::Content::Bytes(b), .. }
+                if b == b"/init\0main-wrapper.sh\0dashboard\0"),
+            "{e:?}"
         );
     }
 }

@@ -65,6 +65,9 @@ pub fn snapshot(
     {
         volume(&mut d, &home, cfg);
     }
+    if phases.contains(&Phase::Profiles) {
+        container_command(&mut d, cfg);
+    }
     if d.errors.is_empty() {
         Ok(d.finish())
     } else {
@@ -91,6 +94,9 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
         }
     };
     profile_files(d, home);
+    for f in [crate::app::GATEWAY_JSON, crate::app::CONFIG_YAML] {
+        d.entry(&join(home, f));
+    }
     let proot = join(home, &p.root.0.to_string_lossy());
     let Some(md) = d.entry(&proot) else { return };
     if !md.is_dir() {
@@ -117,6 +123,44 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
             profile_files(d, &dir);
         }
     }
+}
+
+/// The container's command line, as the profiles phase finds it: only the
+/// process it picks (`proc/<pid>/cmdline`), never the rest of `/proc`.
+fn container_command(d: &mut Describer, cfg: &Config) {
+    let Ok(root) = crate::fs::Dir::open_path(d.root()) else {
+        return;
+    };
+    let disk = crate::scan::Disk {
+        root: &root,
+        untrusted: (0, 0),
+    };
+    let Some((pid, _, bytes)) = crate::app::read::container_process(&disk, &cfg.container.wrapper)
+    else {
+        return;
+    };
+    let dir = |mode| Node::Dir {
+        perms: Perms {
+            uid: 0,
+            gid: 0,
+            mode,
+        },
+        mount: false,
+    };
+    d.insert("proc", dir(0o555));
+    d.insert(&format!("proc/{pid}"), dir(0o555));
+    d.insert(
+        &format!("proc/{pid}/cmdline"),
+        Node::File {
+            perms: Perms {
+                uid: 0,
+                gid: 0,
+                mode: 0o444,
+            },
+            content: super::disk::content_of(&bytes),
+            links: None,
+        },
+    );
 }
 
 fn real(d: &Describer, rel: &str) -> String {
