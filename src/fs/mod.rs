@@ -13,6 +13,7 @@ mod base;
 mod creds;
 mod dir;
 mod error;
+pub mod input;
 pub mod lock;
 mod make;
 mod meta;
