@@ -826,6 +826,9 @@ fn compare<'a>(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &'a SlotObs) 
 }
 
 #[cfg(test)]
+mod observed_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
