@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
 use crate::fs::{Kind, Meta};
-use crate::layout::{self, MODE_EVENT, MODE_SUPERVISE_STATIC, Role, is_runtime, role};
+use crate::layout::{self, MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
 use crate::model::Phase;
 use crate::model::{Desired, Want};
 pub use crate::report::{Failure, Skipped, SlotReport};
 use crate::scan::{
-    BaseObs, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs, StateObs,
+    BaseObs, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, StateObs,
     StaticObs,
 };
 use crate::slot::{self, SlotEntry};
+use crate::slot_diff::{self, SlotDiff, Why};
 use crate::state::{self, Action, PriorExit};
 use crate::{config::StartPolicy, names};
 
@@ -168,6 +169,8 @@ pub struct Change {
     pub path: PathBuf,
     pub op: Op,
     pub target: Target,
+    /// Why a slot is published or replaced, or its `down` changed.
+    pub why: Option<Box<Why>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -259,6 +262,7 @@ impl Planner<'_> {
                 rel: n.rel.clone(),
                 expect: n.meta,
             },
+            why: None,
         });
     }
 
@@ -597,17 +601,22 @@ impl Planner<'_> {
                     entries: entries.clone(),
                 })
             };
-            let (op, expect) = match slots.slots.get(&slot_name) {
-                None => (Some(Op::Publish(build())), slots.base.meta),
-                Some(obs) => match compare(owner, &entries, obs) {
-                    SlotDiff::Same => (None, obs.node.meta),
-                    SlotDiff::Different => (Some(Op::Replace(build())), obs.node.meta),
-                    SlotDiff::Down { want: true } => (
-                        Some(Op::Create {
+            let planned = match slots.slots.get(&slot_name) {
+                None => Some((
+                    Op::Publish(build()),
+                    slots.base.meta,
+                    slot_diff::new_slot(&entries),
+                )),
+                Some(obs) => match slot_diff::compare(owner, &entries, obs) {
+                    SlotDiff::Same => None,
+                    SlotDiff::Different(why) => Some((Op::Replace(build()), obs.node.meta, why)),
+                    SlotDiff::Down { want: true } => Some((
+                        Op::Create {
                             mode: layout::MODE_FILE,
-                        }),
+                        },
                         obs.node.meta,
-                    ),
+                        slot_diff::down_only(true),
+                    )),
                     SlotDiff::Down { want: false } => {
                         let down = obs.node.rel.join(layout::DOWN);
                         let meta = obs
@@ -615,11 +624,11 @@ impl Planner<'_> {
                             .iter()
                             .find(|(n, _)| n.rel == down)
                             .map_or(obs.node.meta, |(n, _)| n.meta);
-                        (Some(Op::Unlink), meta)
+                        Some((Op::Unlink, meta, slot_diff::down_only(false)))
                     }
                 },
             };
-            if let Some(op) = op {
+            if let Some((op, expect, why)) = planned {
                 let down = matches!(op, Op::Create { .. } | Op::Unlink);
                 self.plan.changes.push(Change {
                     phase: Phase::Profiles,
@@ -632,6 +641,7 @@ impl Planner<'_> {
                         // create `down`: the slot it goes in; unlink: `down`.
                         expect,
                     },
+                    why: Some(Box::new(why)),
                 });
             }
         }
@@ -673,85 +683,7 @@ impl Planner<'_> {
                 rel: PathBuf::from(name),
                 expect: home.meta,
             },
+            why: None,
         });
-    }
-}
-
-/// How an existing slot differs from the wanted one.
-#[derive(Debug, PartialEq, Eq)]
-enum SlotDiff {
-    Same,
-    /// Identical but for `down`: create it (`want`) or remove it.
-    Down {
-        want: bool,
-    },
-    Different,
-}
-
-fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> SlotDiff {
-    let root = &obs.node.meta;
-    if root.kind != Kind::Dir || root.mode != layout::MODE_SLOT_DIR || (root.uid, root.gid) != owner
-    {
-        return SlotDiff::Different;
-    }
-    let slot_rel = &obs.node.rel;
-    let mut seen: std::collections::HashMap<&Path, (&Node, Option<&Vec<u8>>)> = obs
-        .nodes
-        .iter()
-        .skip(1)
-        .filter_map(|(n, c)| {
-            let rel = n.rel.strip_prefix(slot_rel).ok()?;
-            (!is_runtime(rel)).then_some((rel, (n, c.as_ref())))
-        })
-        .collect();
-    let down = Path::new(layout::DOWN);
-    let mut want_down = false;
-    let mut down_owner = owner;
-    for (e, want_owner) in expected {
-        let p = e.path();
-        // `down` is compared on its own below: only its presence may differ.
-        if p == down {
-            want_down = true;
-            down_owner = *want_owner;
-            continue;
-        }
-        let Some((n, content)) = seen.remove(p) else {
-            return SlotDiff::Different;
-        };
-        let m = &n.meta;
-        let kind_ok = match e {
-            SlotEntry::Dir { .. } => m.kind == Kind::Dir,
-            SlotEntry::Fifo { .. } => m.kind == Kind::Fifo,
-            SlotEntry::File { content: want, .. } => {
-                m.kind == Kind::File
-                    && m.nlink == 1
-                    && content.is_some_and(|c| c.as_slice() == want.as_bytes())
-            }
-        };
-        if !kind_ok || m.mode != e.mode() || (m.uid, m.gid) != *want_owner {
-            return SlotDiff::Different;
-        }
-    }
-    let have_down = match seen.remove(down) {
-        None => false,
-        Some((n, c)) => {
-            let m = &n.meta;
-            let ok = m.kind == Kind::File
-                && m.mode == layout::MODE_FILE
-                && (m.uid, m.gid) == down_owner
-                && c.is_some_and(|c| c.is_empty());
-            if !ok {
-                return SlotDiff::Different;
-            }
-            true
-        }
-    };
-    if !seen.is_empty() {
-        return SlotDiff::Different;
-    }
-    if have_down == want_down {
-        SlotDiff::Same
-    } else {
-        SlotDiff::Down { want: want_down }
     }
 }

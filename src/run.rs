@@ -222,7 +222,7 @@ pub fn run(
 
     match settings.format {
         Format::Human => render::human(settings.mode, &report, settings.style, out),
-        Format::Json => render::json(settings.mode, &report, out),
+        Format::Json => render::json(settings.mode, &report, settings.style, out),
     }
     .map_err(Fatal::Output)?;
 
