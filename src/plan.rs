@@ -198,21 +198,23 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
             error: e.error.clone(),
         });
     }
-    if d.policy() == Policy::Compat && (obs.scandir.is_some()) {
+    if d.policy() == Policy::Compat && obs.has(Phase::Scandir) {
         p.plan.warnings.push(format!(
             "policy compat: uid {} can write the scandir and the slot definitions that root's \
              s6-supervise executes, so that user is effectively root (policy: strict avoids this)",
             d.account.uid
         ));
     }
-    if let Some(s) = &obs.static_ {
+    if let Some(s) = obs.static_.as_ref().filter(|_| obs.has(Phase::Static)) {
         p.base(s, |p, s| p.static_dirs(s));
     }
-    if let Some(s) = &obs.scandir {
+    if let Some(s) = obs.scandir.as_ref().filter(|_| obs.has(Phase::Scandir)) {
         p.base(s, |p, s| p.scandir(s));
     }
-    if let Some(o) = &obs.profiles {
-        p.profiles(o, obs.scandir.is_some());
+    if let (Some(o), Some(s)) = (&obs.profiles, &obs.scandir)
+        && obs.has(Phase::Profiles)
+    {
+        p.profiles(o, s, obs.has(Phase::Scandir));
     }
     let mut plan = p.plan;
     sort_changes(&mut plan.changes);
@@ -339,7 +341,13 @@ impl Planner<'_> {
     }
 
     /// Apply the role table to every node of one servicedir (or slot).
-    fn servicedir(&mut self, phase: Phase, anchor: Anchor, dir: &Node, nodes: &[Node]) {
+    fn servicedir<'n>(
+        &mut self,
+        phase: Phase,
+        anchor: Anchor,
+        dir: &Node,
+        nodes: impl IntoIterator<Item = &'n Node>,
+    ) {
         for n in nodes {
             let rel = n.rel.strip_prefix(&dir.rel).unwrap_or(&n.rel);
             let r = role(rel, n.meta.kind);
@@ -358,6 +366,7 @@ impl Planner<'_> {
     }
 
     fn static_dirs(&mut self, s: &StaticObs) {
+        self.plan.skipped.extend(s.bad_names.iter().cloned());
         for n in &s.others {
             let reason = match n.meta.kind {
                 Kind::Symlink => "symlink; not followed".to_string(),
@@ -377,6 +386,7 @@ impl Planner<'_> {
 
     fn scandir(&mut self, s: &ScandirObs) {
         let d = self.d;
+        self.plan.skipped.extend(s.bad_names.iter().cloned());
         let compat = d.policy() == Policy::Compat;
         let dev = s.base.meta.dev;
         if compat {
@@ -400,10 +410,8 @@ impl Planner<'_> {
                 None => {}
             }
         }
-        for slot in &s.slots {
-            let Some(top) = slot.nodes.first() else {
-                continue;
-            };
+        for slot in s.real_dirs() {
+            let top = &slot.node;
             // s6-linux-init's own services are real directories in the scandir.
             if let Some(glob) = d.skip_glob(top.name()) {
                 self.skip(
@@ -412,7 +420,8 @@ impl Planner<'_> {
                 );
                 continue;
             }
-            self.servicedir(Phase::Scandir, Anchor::Scandir, top, &slot.nodes);
+            let nodes = std::iter::once(top).chain(&slot.nodes);
+            self.servicedir(Phase::Scandir, Anchor::Scandir, top, nodes);
         }
         for n in &s.staging {
             // A leftover staging dir of an interrupted run: removed as root,
@@ -423,18 +432,25 @@ impl Planner<'_> {
 }
 
 impl Planner<'_> {
-    fn profiles(&mut self, o: &ProfilesObs, scandir_phase_too: bool) {
+    fn profiles(
+        &mut self,
+        o: &ProfilesObs,
+        scandir: &BaseObs<ScandirObs>,
+        scandir_phase_too: bool,
+    ) {
         let d = self.d;
         let cfg = &d.config.profiles;
         let (uid, gid) = (d.account.uid, d.account.gid);
         let app = crate::app::decide(&d.config, o);
-        self.plan.warnings.extend(app.warnings.iter().cloned());
+        // A dashboard container does nothing in this phase, not even warn
+        // about the gateways' configuration.
         if app.dashboard {
             self.plan
                 .lines
                 .push(crate::app::command::DASHBOARD_LINE.into());
             return;
         }
+        self.plan.warnings.extend(app.warnings.iter().cloned());
         match &o.home {
             BaseObs::Missing { path } => self.plan.warnings.push(format!(
                 "profiles.home {} is not present: no profile state is read and no boot log is written",
@@ -447,7 +463,7 @@ impl Planner<'_> {
             }),
             BaseObs::Present(_) => {}
         }
-        let slots = match &o.scandir {
+        let slots = match scandir {
             BaseObs::Present(s) => Some(s),
             BaseObs::Missing { path } => {
                 self.plan.errors.push(Failure {
@@ -466,6 +482,7 @@ impl Planner<'_> {
                 None
             }
         };
+        self.plan.skipped.extend(o.bad_names.iter().cloned());
         for (n, reason) in &o.not_profiles {
             self.plan
                 .warnings
@@ -483,13 +500,14 @@ impl Planner<'_> {
         }
         let Some(slots) = slots else { return };
         if cfg.prune {
-            for (name, s) in &slots.slots {
-                if !wanted.contains(name) {
+            for (name, s) in &slots.entries {
+                if name.starts_with(&cfg.slot_prefix) && !wanted.contains(name) {
                     self.removal(Phase::Profiles, &s.node);
                 }
             }
         }
         if !scandir_phase_too {
+            self.plan.skipped.extend(slots.bad_names.iter().cloned());
             for n in &slots.staging {
                 self.removal(Phase::Profiles, n);
             }
@@ -509,7 +527,7 @@ impl Planner<'_> {
     fn profile(
         &mut self,
         p: &ProfileObs,
-        slots: Option<&crate::scan::SlotsObs>,
+        slots: Option<&ScandirObs>,
         home: &str,
         (uid, gid): Owner,
         app: &crate::app::Decision,
@@ -517,41 +535,9 @@ impl Planner<'_> {
         let d = self.d;
         let cfg = &d.config.profiles;
         if let Some(problem) = &p.problem {
-            let at = p
-                .dir
-                .as_ref()
-                .map(|n| n.path.clone())
-                .unwrap_or_else(|| PathBuf::from(format!("profile {:?}", p.name)));
-            self.skip(&at, problem.clone());
-            return SlotReport {
-                profile: p.name.clone(),
-                slot: None,
-                prior_state: None,
-                action: Action::Skipped,
-                reason: Some(problem.clone()),
-                prior_exit: PriorExit::Unknown,
-            };
+            return self.invalid_profile(p, problem);
         }
-        let prior_state = match &p.state {
-            StateObs::Missing => None,
-            StateObs::Bytes(b) => match state::parse_state(b, &cfg.transient_running) {
-                Ok(s) => s,
-                Err(why) => {
-                    self.plan.warnings.push(format!(
-                        "{}: {why}; treating the profile as having no state",
-                        p.state_path.display()
-                    ));
-                    None
-                }
-            },
-            StateObs::Unreadable(why) => {
-                self.plan.warnings.push(format!(
-                    "{}: {why}; treating the profile as having no state",
-                    p.state_path.display()
-                ));
-                None
-            }
-        };
+        let prior_state = self.prior_state(p);
         let is_default = p.source == ProfileSource::Default;
         let prior_state = if is_default && app.migrate_default {
             self.seed_state(p, (uid, gid));
@@ -566,16 +552,7 @@ impl Planner<'_> {
             app.multiplex,
             p.start.unwrap_or(StartPolicy::Auto),
         );
-        for n in &p.stale {
-            if n.meta.kind == Kind::Dir {
-                self.skip(
-                    &n.path,
-                    "stale runtime file is a directory; left alone".into(),
-                );
-                continue;
-            }
-            self.change(Phase::Profiles, Anchor::Home, n, Op::Unlink);
-        }
+        self.stale_files(p);
         let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
         let files = slot::render(
             &p.name,
@@ -590,65 +567,21 @@ impl Planner<'_> {
             uid,
             gid,
         );
-        if let Some(slots) = slots {
-            let path = slots.base.path.join(&slot_name);
-            let rel = PathBuf::from(&slot_name);
-            let build = || {
-                Box::new(SlotBuild {
-                    profile: p.name.clone(),
-                    staging: names::staging_name(&slot_name),
-                    owner,
-                    entries: entries.clone(),
-                })
-            };
-            let planned = match slots.slots.get(&slot_name) {
-                None => Some((
-                    Op::Publish(build()),
-                    slots.base.meta,
-                    slot_diff::new_slot(&entries),
-                )),
-                Some(obs) => match slot_diff::compare(owner, &entries, obs) {
-                    SlotDiff::Same => None,
-                    SlotDiff::Different(why) => Some((Op::Replace(build()), obs.node.meta, why)),
-                    SlotDiff::Down { want: true } => Some((
-                        Op::Create {
-                            mode: layout::MODE_FILE,
-                        },
-                        obs.node.meta,
-                        slot_diff::down_only(true),
-                    )),
-                    SlotDiff::Down { want: false } => {
-                        let down = obs.node.rel.join(layout::DOWN);
-                        let meta = obs
-                            .nodes
-                            .iter()
-                            .find(|(n, _)| n.rel == down)
-                            .map_or(obs.node.meta, |(n, _)| n.meta);
-                        Some((Op::Unlink, meta, slot_diff::down_only(false)))
-                    }
-                },
-            };
-            if let Some((op, expect, why)) = planned {
-                let down = matches!(op, Op::Create { .. } | Op::Unlink);
-                self.plan.changes.push(Change {
-                    phase: Phase::Profiles,
-                    path: if down { path.join(layout::DOWN) } else { path },
-                    op,
-                    target: Target {
-                        anchor: Anchor::Scandir,
-                        rel: if down { rel.join(layout::DOWN) } else { rel },
-                        // publish: the scandir; replace: the old slot;
-                        // create `down`: the slot it goes in; unlink: `down`.
-                        expect,
-                    },
-                    why: Some(Box::new(why)),
-                });
-            }
-        }
         // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
         // is "not published"); the scandir's own error says why.
         let (action, reason) = match slots {
-            Some(_) => (action, None),
+            Some(slots) => {
+                let build = SlotBuild {
+                    profile: p.name.clone(),
+                    staging: names::staging_name(&slot_name),
+                    owner,
+                    entries,
+                };
+                match self.slot_change(slots, &slot_name, build) {
+                    Ok(()) => (action, None),
+                    Err(why) => (Action::Skipped, Some(why)),
+                }
+            }
             None => (
                 Action::Skipped,
                 Some(format!(
@@ -665,6 +598,119 @@ impl Planner<'_> {
             reason,
             prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
         }
+    }
+
+    /// A candidate found unusable while observing: skipped, with why.
+    fn invalid_profile(&mut self, p: &ProfileObs, problem: &str) -> SlotReport {
+        let at = p
+            .dir
+            .as_ref()
+            .map(|n| n.path.clone())
+            .unwrap_or_else(|| PathBuf::from(format!("profile {:?}", p.name)));
+        self.skip(&at, problem.to_string());
+        SlotReport {
+            profile: p.name.clone(),
+            slot: None,
+            prior_state: None,
+            action: Action::Skipped,
+            reason: Some(problem.to_string()),
+            prior_exit: PriorExit::Unknown,
+        }
+    }
+
+    /// The state the profile had, from its state file (a warning when the
+    /// file is there but says nothing usable).
+    fn prior_state(&mut self, p: &ProfileObs) -> Option<String> {
+        let why = match &p.state {
+            StateObs::Missing => return None,
+            StateObs::Bytes(b) => {
+                match state::parse_state(b, &self.d.config.profiles.transient_running) {
+                    Ok(s) => return s,
+                    Err(why) => why.to_string(),
+                }
+            }
+            StateObs::Unreadable(why) => why.clone(),
+        };
+        self.plan.warnings.push(format!(
+            "{}: {why}; treating the profile as having no state",
+            p.state_path.display()
+        ));
+        None
+    }
+
+    /// Stale runtime files of a previous container: removed.
+    fn stale_files(&mut self, p: &ProfileObs) {
+        for n in &p.stale {
+            if n.meta.kind == Kind::Dir {
+                let why = "stale runtime file is a directory; left alone";
+                self.skip(&n.path, why.into());
+                continue;
+            }
+            self.change(Phase::Profiles, Anchor::Home, n, Op::Unlink);
+        }
+    }
+
+    /// The change that brings the slot `name` to `build`, if any. `Err`
+    /// with the reason when the existing slot could not be compared (it is
+    /// left as it is, and the failure is reported).
+    fn slot_change(
+        &mut self,
+        slots: &ScandirObs,
+        name: &str,
+        build: SlotBuild,
+    ) -> Result<(), String> {
+        let path = slots.base.path.join(name);
+        let rel = PathBuf::from(name);
+        // publish: the scandir; replace: the old slot; create `down`: the
+        // slot it goes in; unlink: `down`.
+        let (op, expect, why) = match slots.entries.get(name) {
+            None => {
+                let why = slot_diff::new_slot(&build.entries);
+                (Op::Publish(Box::new(build)), slots.base.meta, why)
+            }
+            Some(obs) => match slot_diff::compare(build.owner, &build.entries, obs) {
+                SlotDiff::Same => return Ok(()),
+                SlotDiff::Different(why) => (Op::Replace(Box::new(build)), obs.node.meta, why),
+                SlotDiff::Down { want: true } => (
+                    Op::Create {
+                        mode: layout::MODE_FILE,
+                    },
+                    obs.node.meta,
+                    slot_diff::down_only(true),
+                ),
+                SlotDiff::Down { want: false } => {
+                    let down = obs.node.rel.join(layout::DOWN);
+                    let meta = obs.nodes.iter().find(|n| n.rel == down);
+                    let meta = meta.map_or(obs.node.meta, |n| n.meta);
+                    (Op::Unlink, meta, slot_diff::down_only(false))
+                }
+                SlotDiff::Unreadable { path, error } => {
+                    let why = format!(
+                        "not compared (the slot is left as it was): unable to read {}: {error}",
+                        path.display()
+                    );
+                    self.plan.errors.push(Failure {
+                        op: "read".into(),
+                        path: path.to_path_buf(),
+                        error: error.to_string(),
+                    });
+                    return Err(why);
+                }
+            },
+        };
+        let down = matches!(op, Op::Create { .. } | Op::Unlink);
+        self.plan.changes.push(Change {
+            phase: Phase::Profiles,
+            path: if down { path.join(layout::DOWN) } else { path },
+            op,
+            target: Target {
+                anchor: Anchor::Scandir,
+                rel: if down { rel.join(layout::DOWN) } else { rel },
+                expect,
+            },
+            why: Some(Box::new(why)),
+        });
+        Ok(())
     }
 }
 

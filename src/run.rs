@@ -21,7 +21,7 @@ use crate::plan::{self, Anchor, Op};
 use crate::print_config;
 use crate::render;
 use crate::report::{self, Failure, Report};
-use crate::scan::{Observed, Scanner};
+use crate::scan::{self, Disk, Observed, Request};
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
@@ -183,7 +183,7 @@ pub fn run(
 
     match settings.mode {
         Mode::Plan | Mode::Check => {
-            let observed = observe(settings, &settings.phases, &desired, &root);
+            let observed = observe(settings, &desired, &root);
             let mut plan = plan::plan(&desired, &observed);
             // Moved, not cloned: each publish carries its slot's scripts.
             let changes = std::mem::take(&mut plan.changes);
@@ -201,14 +201,19 @@ pub fn run(
                 )
             })?;
             fs::clear_umask();
+            // Observed once; each part of the apply plans from it, and what
+            // apply did is written back into it (never observed again).
+            let mut observed = observe(settings, &desired, &root);
             if !root_phases.is_empty() {
-                let observed = observe(settings, &root_phases, &desired, &root);
+                observed.phases = root_phases;
                 let plan = plan::plan(&desired, &observed);
                 let applied = apply::apply(&plan.changes, &mut bases(&root, &desired));
+                observed.applied(&applied.done);
                 report.add_plan(&plan, applied.done, applied.errors);
             }
             if with_profiles {
-                apply_profiles(settings, &desired, &root, &mut report);
+                observed.phases = vec![Phase::Profiles];
+                apply_profiles(&desired, &root, &observed, &mut report);
             }
         }
     }
@@ -243,7 +248,7 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 /// compat policy (so nothing planted in the user's volume or scandir can
 /// make root touch a root-owned file), then observe, plan, apply, request a
 /// rescan and append the boot log.
-fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &mut Report) {
+fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
         if let Err(e) = fs::drop_privileges(acct.uid, acct.gid) {
@@ -256,8 +261,7 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         }
         log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
     }
-    let observed = observe(settings, &[Phase::Profiles], desired, root);
-    let mut plan = plan::plan(desired, &observed);
+    let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
     // Slots first; the volume (stale runtime files) only when every slot
     // change went through, so a failed boot leaves the volume as it was.
@@ -419,30 +423,25 @@ fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, command: &[u8], report
     }
 }
 
-fn observe(settings: &Settings, phases: &[Phase], desired: &Desired, root: &Dir) -> Observed {
+/// Observe the tree once, for every selected phase.
+fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
     let acct = &desired.account;
-    let mut scanner = Scanner::new(&settings.root, root, (acct.uid, acct.gid));
-    let mut observed = Observed::default();
-    for phase in phases {
-        match phase {
-            Phase::Static => {
-                observed.static_ = Some(scanner.static_dirs(desired.servicedirs()));
-            }
-            Phase::Scandir => {
-                let staging = format!(".{}", desired.config.profiles.slot_prefix);
-                observed.scandir = Some(scanner.scandir(desired.scandir(), &staging));
-            }
-            Phase::Profiles => {
-                let mut o = scanner.profiles(&desired.config.profiles, desired.scandir());
-                o.app.argv = crate::app::read::container_argv(
-                    &scanner.disk(),
-                    &desired.config.container.wrapper,
-                );
-                observed.profiles = Some(o);
-            }
-        }
+    let user = (acct.uid, acct.gid);
+    let src = Disk {
+        root,
+        untrusted: user,
+    };
+    let req = Request {
+        phases: &settings.phases,
+        servicedirs: desired.servicedirs(),
+        scandir: desired.scandir(),
+        profiles: &desired.config.profiles,
+        user,
+    };
+    let mut observed = scan::observe(&src, &req);
+    if let Some(o) = &mut observed.profiles {
+        o.app.argv = crate::app::read::container_argv(&src, &desired.config.container.wrapper);
     }
-    observed.errors = scanner.errors;
     observed
 }
 

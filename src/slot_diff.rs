@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use crate::fs::Kind;
 use crate::layout::{self, is_runtime};
 use crate::plan::Owner;
-use crate::scan::{Node, SlotObs};
+use crate::scan::{Content, Node, SlotObs};
 use crate::slot::SlotEntry;
 
 /// How an existing slot compares with the wanted one.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SlotDiff {
+pub enum SlotDiff<'a> {
     Same,
     /// Identical but for `down`: create it (`want`) or remove it.
     Down {
@@ -25,6 +25,12 @@ pub enum SlotDiff {
     },
     /// Anything else: the slot is rebuilt and swapped in.
     Different(Why),
+    /// A file of the slot could not be read: no decision is made on it
+    /// (a transient read error must never replace, and restart, a live slot).
+    Unreadable {
+        path: &'a Path,
+        error: &'a str,
+    },
 }
 
 /// Why a slot change is planned, as printed, and the files whose content
@@ -102,7 +108,11 @@ enum Difference {
 
 /// Compare an existing slot with the wanted entries and owner; every
 /// difference is collected, so the reason names them all.
-pub fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> SlotDiff {
+pub fn compare<'a>(
+    owner: Owner,
+    expected: &[(SlotEntry, Owner)],
+    obs: &'a SlotObs,
+) -> SlotDiff<'a> {
     let mut found = Vec::new();
     let root = &obs.node.meta;
     let top = PathBuf::new();
@@ -121,15 +131,26 @@ pub fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> 
         layout::MODE_SLOT_DIR,
     );
     let slot_rel = &obs.node.rel;
-    let mut seen: HashMap<&Path, (&Node, Option<&Vec<u8>>)> = obs
+    let mut seen: HashMap<&Path, &Node> = obs
         .nodes
         .iter()
-        .skip(1)
-        .filter_map(|(n, c)| {
+        .filter_map(|n| {
             let rel = n.rel.strip_prefix(slot_rel).ok()?;
-            (!is_runtime(rel)).then_some((rel, (n, c.as_ref())))
+            (!is_runtime(rel)).then_some((rel, n))
         })
         .collect();
+    let unreadable = obs.nodes.iter().find_map(|n| match &n.content {
+        Content::Unreadable(error) if seen.contains_key(n.rel.strip_prefix(slot_rel).ok()?) => {
+            Some((n, error))
+        }
+        _ => None,
+    });
+    if let Some((n, error)) = unreadable {
+        return SlotDiff::Unreadable {
+            path: &n.path,
+            error,
+        };
+    }
     let down = Path::new(layout::DOWN);
     let (mut want_down, mut down_owner) = (false, owner);
     let mut files = Vec::new();
@@ -140,7 +161,7 @@ pub fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> 
             (want_down, down_owner) = (true, *want_owner);
             continue;
         }
-        let Some((n, content)) = seen.remove(p) else {
+        let Some(n) = seen.remove(p) else {
             found.push(Difference::Missing(p.to_path_buf()));
             files.extend(file_change(e, Current::Absent));
             continue;
@@ -158,9 +179,11 @@ pub fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> 
                 }
             }
             SlotEntry::File { content: want, .. } => {
-                let current = match (m.kind, content) {
-                    (Kind::File, Some(c)) => Current::Text(String::from_utf8_lossy(c).into_owned()),
-                    (Kind::File, None) => Current::Unread,
+                let current = match (m.kind, &n.content) {
+                    (Kind::File, Content::Bytes(c)) => {
+                        Current::Text(String::from_utf8_lossy(c).into_owned())
+                    }
+                    (Kind::File, _) => Current::Unread,
                     _ => Current::Absent,
                 };
                 if m.kind != Kind::File {
@@ -171,7 +194,7 @@ pub fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> 
                         format!("has {} links", m.nlink),
                     ));
                 }
-                if current != Current::Text(want.clone()) {
+                if m.size != want.len() as u64 || current != Current::Text(want.clone()) {
                     found.push(Difference::Content(p.to_path_buf()));
                     files.extend(file_change(e, current));
                 }
@@ -181,11 +204,11 @@ pub fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> 
     }
     let have_down = match seen.remove(down) {
         None => false,
-        Some((n, c)) => {
+        Some(n) => {
             let m = &n.meta;
             if m.kind != Kind::File {
                 found.push(Difference::Kind(down.to_path_buf(), kind_text(m.kind)));
-            } else if !c.is_some_and(|c| c.is_empty()) {
+            } else if n.content != Content::Bytes(Vec::new()) {
                 found.push(Difference::Kind(down.to_path_buf(), "is not empty".into()));
             }
             check_meta(
