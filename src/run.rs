@@ -436,13 +436,10 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
         servicedirs: desired.servicedirs(),
         scandir: desired.scandir(),
         profiles: &desired.config.profiles,
+        container: &desired.config.container,
         user,
     };
-    let mut observed = scan::observe(&src, &req);
-    if let Some(o) = &mut observed.profiles {
-        o.app.argv = crate::app::read::container_argv(&src, &desired.config.container.wrapper);
-    }
-    observed
+    scan::observe(&src, &req)
 }
 
 fn exit_code(mode: Mode, r: &Report) -> i32 {
