@@ -37,8 +37,10 @@ pub enum Fatal {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Tree(#[from] crate::tree::command::ReadError),
-    #[error("{0}")]
-    Account(#[from] AccountError),
+    /// `at` names the configuration value that led to the account files
+    /// (`/etc/s6-reconcile/config.yaml:1:7: user`).
+    #[error("{at}: {err}")]
+    Account { at: String, err: AccountError },
     #[error("unable to open root {path}: {err}")]
     Root {
         path: PathBuf,
@@ -47,18 +49,88 @@ pub enum Fatal {
     },
     #[error("{0}")]
     Lock(#[from] LockError),
-    #[error("unable to write the report: {0}")]
-    Output(#[source] std::io::Error),
 }
 
 impl Fatal {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Fatal::Config(_) | Fatal::Account(_) | Fatal::Tree(_) => EXIT_USAGE,
-            Fatal::Root { .. } | Fatal::Lock(_) | Fatal::Output(_) => EXIT_FATAL,
+            Fatal::Config(_) | Fatal::Account { .. } | Fatal::Tree(_) => EXIT_USAGE,
+            Fatal::Root { .. } | Fatal::Lock(_) => EXIT_FATAL,
+        }
+    }
+
+    /// The error as the JSON report's `errors` entry: what was being done,
+    /// to which file, and the whole message.
+    pub fn failure(&self) -> Failure {
+        let (op, path) = match self {
+            Fatal::Config(ConfigError::Env { var, .. }) => {
+                ("read environment variable", PathBuf::from(*var))
+            }
+            Fatal::Config(
+                ConfigError::Read { path, .. }
+                | ConfigError::Parse { path, .. }
+                | ConfigError::Invalid { path, .. },
+            ) => ("load configuration", path.clone()),
+            Fatal::Account { err, .. } => (
+                "resolve",
+                PathBuf::from(if err.key() == "user" {
+                    accounts::PASSWD
+                } else {
+                    accounts::GROUP
+                }),
+            ),
+            Fatal::Root { path, .. } => ("open root", path.clone()),
+            Fatal::Tree(crate::tree::command::ReadError::Read { path, .. }) => {
+                ("read tree description", path.clone())
+            }
+            Fatal::Tree(_) => ("read tree description", PathBuf::new()),
+            Fatal::Lock(
+                LockError::Io { path, .. }
+                | LockError::UntrustedDir { path, .. }
+                | LockError::Untrusted { path, .. }
+                | LockError::Timeout { path, .. },
+            ) => ("take the apply lock", path.clone()),
+        };
+        Failure {
+            op: op.into(),
+            path,
+            error: self.to_string(),
         }
     }
 }
+
+/// A run that got as far as its report; `output` is whether the report
+/// could be written, and `code_if_unwritten` the exit code if it could not.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub output: std::io::Result<()>,
+    pub code_if_unwritten: i32,
+}
+
+/// The exit code when the report could not be written (a closed pipe, a
+/// full disk): the run's own code, which a lost report never turns into 0.
+/// An apply has done its work whatever happened to stdout; a plan or check
+/// that found nothing wrong but could not say so did nothing (111).
+pub fn exit_code_after_output(mode: Mode, code: i32) -> i32 {
+    match (mode, code) {
+        (Mode::Plan | Mode::Check, EXIT_OK) => EXIT_FATAL,
+        _ => code,
+    }
+}
+
+/// With `--format json`, a run stopped before anything could be done still
+/// prints one object: no changes, the error in `errors`.
+pub fn fatal_json(mode: Mode, failure: Failure, out: &mut dyn Write) -> std::io::Result<()> {
+    let report = Report {
+        errors: vec![failure],
+        ..Report::default()
+    };
+    render::json(mode, &report, out)
+}
+
+/// The largest configuration file read (a real one is a few KiB).
+pub const CONFIG_LIMIT: u64 = 1 << 20;
 
 /// The default configuration file, as a container path.
 pub const DEFAULT_CONFIG: &str = "/etc/s6-reconcile/config.yaml";
@@ -75,7 +147,7 @@ pub fn load_config(
             PathBuf::from(DEFAULT_CONFIG),
         ),
     };
-    let mut cfg = match std::fs::read(&real) {
+    let mut cfg = match fs::input::read_regular(&real, CONFIG_LIMIT, fs::input::Follow::Yes) {
         Ok(bytes) => {
             let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
                 path: shown.clone(),
@@ -86,11 +158,16 @@ pub fn load_config(
             })?;
             Config::from_yaml(&text, &shown)?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && settings.config.is_none() => {
+        Err(e) if e.is_not_found() && settings.config.is_none() => {
             log::info!("no {DEFAULT_CONFIG}; using the built-in defaults");
             Config::default()
         }
-        Err(err) => return Err(ConfigError::Read { path: shown, err }),
+        Err(e) => {
+            return Err(ConfigError::Read {
+                path: shown,
+                reason: e.to_string(),
+            });
+        }
     };
     cfg.apply_env(env)?;
     Ok(cfg)
@@ -142,7 +219,7 @@ pub fn run(
     settings: &Settings,
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
-) -> Result<i32, Fatal> {
+) -> Result<Ran, Fatal> {
     if let Some(file) = &settings.tree {
         // Parsed now so a bad description is refused as such; observing
         // it needs the scanner over `scan::Source` (not on main yet).
@@ -153,7 +230,13 @@ pub fn run(
         }));
     }
     let config = load_config(settings, env)?;
-    let account = accounts::resolve(&settings.root, &config.user, config.group.as_ref())?;
+    let account =
+        accounts::resolve(&settings.root, &config.user, config.group.as_ref()).map_err(|err| {
+            Fatal::Account {
+                at: config.source.describe(err.key()),
+                err,
+            }
+        })?;
     log::info!(
         "user {} = {}:{}, policy {}",
         account.user_name,
@@ -163,8 +246,11 @@ pub fn run(
     );
     if settings.print_config {
         let text = print_config::render(&config, config_source(settings), &account, env);
-        out.write_all(text.as_bytes()).map_err(Fatal::Output)?;
-        return Ok(EXIT_OK);
+        return Ok(Ran {
+            code: EXIT_OK,
+            output: out.write_all(text.as_bytes()),
+            code_if_unwritten: EXIT_FATAL,
+        });
     }
     let desired = Desired::new(config, account);
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
@@ -225,13 +311,16 @@ pub fn run(
         report.lines.extend(per_slot);
     }
 
-    match settings.format {
+    let output = match settings.format {
         Format::Human => render::human(settings.mode, &report, settings.style, out),
         Format::Json => render::json(settings.mode, &report, out),
-    }
-    .map_err(Fatal::Output)?;
-
-    Ok(exit_code(settings.mode, &report))
+    };
+    let code = exit_code(settings.mode, &report);
+    Ok(Ran {
+        code,
+        output,
+        code_if_unwritten: exit_code_after_output(settings.mode, code),
+    })
 }
 
 fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
