@@ -289,3 +289,111 @@ fn snapshot_is_deterministic_and_the_same_for_any_user_who_can_read_the_tree() {
         "{denied}"
     );
 }
+
+/// Give the live root a volume: the default profile (stopped) and alice
+/// (running), owned by the user, as a persistent volume is.
+fn add_volume(root: &Path) {
+    let yaml = r##"
+- {path: opt, type: dir}
+- {path: opt/data, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# default\n"}
+- {path: opt/data/gateway_state.json, type: file, uid: 10000, gid: 10000, content: "{\"gateway_state\": \"stopped\"}\n"}
+- {path: opt/data/profiles, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/alice, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/alice/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# alice\n"}
+- {path: opt/data/profiles/alice/gateway_state.json, type: file, uid: 10000, gid: 10000, content: "{\"desired_state\": \"running\"}\n"}
+"##;
+    let d = tree::parse(yaml).expect("volume");
+    let staging = root.parent().unwrap().join("volume");
+    tree::materialise(&staging, &d.entries).expect("materialise the volume");
+    fs::rename(staging.join("opt"), root.join("opt")).expect("move the volume in");
+}
+
+/// `reconcile ARGS` as uid 10000 (s6-applyuidgid), output as text.
+fn reconcile_as_user(args: &[&dyn AsRef<std::ffi::OsStr>]) -> s6::Run {
+    let mut argv = vec![
+        Path::new(env!("CARGO_BIN_EXE_reconcile"))
+            .as_os_str()
+            .to_os_string(),
+    ];
+    argv.extend(args.iter().map(|a| a.as_ref().to_os_string()));
+    s6::as_user(&argv)
+}
+
+/// Write `text` where uid 10000 can read it.
+fn save(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, text).unwrap();
+    s6::set_mode(&p, 0o644);
+    p
+}
+
+#[test]
+fn a_live_tree_plans_the_same_from_its_snapshot_as_root_and_as_the_user() {
+    need_root();
+    let live = LiveS6::start();
+    let root = live.root().to_path_buf();
+    add_volume(&root);
+
+    let snap = reconcile(&[&"snapshot", &"--root", &root]);
+    assert_eq!(snap.code, Some(0), "{}", snap.stderr);
+    assert!(
+        snap.stdout
+            .contains("- {path: \"run/service/.s6-svscan/control\", type: fifo, mode: \"0600\", uid: 0, gid: 0}\n"),
+        "the scanner's FIFO:\n{}",
+        snap.stdout
+    );
+    let before = save(live.tmp(), "before.yaml", &snap.stdout);
+
+    for format in ["human", "json"] {
+        let disk = reconcile(&[&"--plan", &"--root", &root, &"--format", &format]);
+        assert_eq!(disk.code, Some(0), "{}", disk.stderr);
+        assert!(disk.stdout.contains("gateway-alice"), "{}", disk.stdout);
+        let desc = reconcile(&[&"--plan", &"--tree", &before, &"--format", &format]);
+        assert_eq!(desc.code, Some(0), "{}", desc.stderr);
+        assert_eq!(
+            desc.stdout, disk.stdout,
+            "--plan --tree vs --plan --root ({format})"
+        );
+        let user = reconcile_as_user(&[&"--plan", &"--tree", &before, &"--format", &format]);
+        assert_eq!(user.code, Some(0), "{user}");
+        assert_eq!(
+            user.stdout, disk.stdout,
+            "--plan --tree as uid 10000 ({format})"
+        );
+        let check = reconcile(&[&"--check", &"--tree", &before, &"--format", &format]);
+        assert_eq!(check.code, Some(3), "drift before apply: {}", check.stderr);
+    }
+
+    let apply = reconcile(&[&"--root", &root]);
+    assert_eq!(apply.code, Some(0), "{}\n{}", apply.stdout, apply.stderr);
+    let slot = live.slot("gateway-alice");
+    let mut live = live;
+    live.wait_until("gateway-alice supervised", || s6::is_supervised(&slot));
+
+    let snap = reconcile(&[&"snapshot", &"--root", &root]);
+    assert_eq!(snap.code, Some(0), "{}", snap.stderr);
+    let after = save(live.tmp(), "after.yaml", &snap.stdout);
+    let check = reconcile(&[&"--check", &"--tree", &after]);
+    assert_eq!(
+        check.code,
+        Some(0),
+        "clean after apply:\n{}{}",
+        check.stdout,
+        check.stderr
+    );
+    let disk = reconcile(&[&"--check", &"--root", &root]);
+    assert_eq!(check.stdout, disk.stdout);
+    let user = reconcile_as_user(&[&"--check", &"--tree", &after, &"--format", &"json"]);
+    assert_eq!(user.code, Some(0), "{user}");
+    let old = reconcile(&[&"--check", &"--tree", &before]);
+    assert_eq!(old.code, Some(3), "the old snapshot still drifts");
+
+    // The applied tree, rebuilt from its description, describes the same.
+    let copy = live.tmp().join("copy");
+    let m = reconcile(&[&"materialize", &after, &copy]);
+    assert_eq!(m.code, Some(0), "{}", m.stderr);
+    let again = reconcile(&[&"snapshot", &"--root", &copy]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.stdout, snap.stdout, "snapshot(materialize(d)) == d");
+}
