@@ -85,10 +85,20 @@ pub fn resolve(
     user: &Principal,
     group: Option<&Principal>,
 ) -> Result<Account, AccountError> {
+    resolve_with(&|file| read(root, file), user, group)
+}
+
+/// [`resolve`] with the files' text from `read` (`/etc/passwd`,
+/// `/etc/group`): a tree description gives them without a disk.
+pub fn resolve_with(
+    read: &dyn Fn(&'static str) -> Result<String, AccountError>,
+    user: &Principal,
+    group: Option<&Principal>,
+) -> Result<Account, AccountError> {
     let (uid, primary_gid, user_name) = match user {
         Principal::Id(n) => (*n, *n, n.to_string()),
         Principal::Name(name) => {
-            let text = read(root, PASSWD)?;
+            let text = read(PASSWD)?;
             match lookup(&text, name, PASSWD, 2)? {
                 Some(v) => (v[0], v[1], name.clone()),
                 None => {
@@ -104,7 +114,7 @@ pub fn resolve(
         None => primary_gid,
         Some(Principal::Id(n)) => *n,
         Some(Principal::Name(name)) => {
-            let text = read(root, GROUP)?;
+            let text = read(GROUP)?;
             match lookup(&text, name, GROUP, 1)? {
                 Some(v) => v[0],
                 None => {

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::accounts::{self, AccountError};
 use crate::apply::{self, Anchors};
@@ -74,7 +74,20 @@ pub fn load_config(
             PathBuf::from(DEFAULT_CONFIG),
         ),
     };
-    let mut cfg = match std::fs::read(&real) {
+    config_from(std::fs::read(&real), &shown, settings.config.is_some(), env)
+}
+
+/// The configuration from the result of reading its file (`shown` is its
+/// container path, `explicit` when named by `--config`: then it must
+/// exist), then the environment overrides.
+pub fn config_from(
+    read: std::io::Result<Vec<u8>>,
+    shown: &Path,
+    explicit: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let shown = shown.to_path_buf();
+    let mut cfg = match read {
         Ok(bytes) => {
             let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
                 path: shown.clone(),
@@ -85,7 +98,7 @@ pub fn load_config(
             })?;
             Config::from_yaml(&text, &shown)?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && settings.config.is_none() => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             log::info!("no {DEFAULT_CONFIG}; using the built-in defaults");
             Config::default()
         }
