@@ -15,9 +15,13 @@ use crate::config::{Config, ConfigError};
 pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
     let rel = path.to_string_lossy();
     let rel = rel.trim_start_matches('/');
-    let mut entry = d.get(rel).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+    let mut entry = d
+        .get(rel)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
     if let Node::Hardlink { target } = &entry.node {
-        entry = d.get(target).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        entry = d
+            .get(target)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
     }
     match &entry.node {
         Node::File {
