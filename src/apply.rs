@@ -167,6 +167,17 @@ fn on_child(dir: &Dir, name: &OsStr, c: &Change, then_mode: Option<u32>) -> Resu
             same_dir(dir, m).map_err(|e| ("create", e))?;
             dir.create_file(name, b"", mode).map_err(|e| ("create", e))
         }
+        &Op::SeedState { owner } => {
+            // Into the home observed, never through a symlink, never over
+            // an existing file (O_EXCL), as the user.
+            same_dir(dir, m).map_err(|e| ("create", e))?;
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let content = crate::app::command::migrated_state(unix);
+            crate::app::read::as_user(owner, || dir.create_file(name, content.as_bytes(), 0o644))
+                .map_err(|e| ("create", e))
+        }
         Op::Remove | Op::Unlink => {
             let now = dir.stat(name).map_err(|e| ("stat", e))?;
             if !now.same_file(m) {

@@ -42,7 +42,10 @@ Exit codes:
 Environment (read because cont-init runs with-contenv):
   HERMES_HOME                  overrides profiles.home
   S6_PROFILE_GATEWAY_SCANDIR   overrides scandir.path
-  GATEWAY_MULTIPLEX_PROFILES   overrides profiles.multiplex (true/false/1/0/yes/no/on/off)
+  GATEWAY_MULTIPLEX_PROFILES   multiplexing, above profiles.multiplex and the application's
+                               gateway.json/config.yaml (1/true/yes/on, 0/false/no/off;
+                               anything else: a warning, the layers below decide)
+  HERMES_GATEWAY_NO_SUPERVISE  1/true/yes: no legacy `gateway run` migration
   RUST_LOG                     log filter (env_logger syntax)
 
 Examples:

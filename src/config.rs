@@ -10,6 +10,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobMatcher};
+
+use crate::app::{AppEnv, EnvSwitch};
 use serde::Deserialize;
 
 /// Access policy (SPEC section 7).
@@ -203,6 +205,10 @@ pub struct Config {
     pub scandir: ScandirConfig,
     pub profiles: ProfilesConfig,
     pub boot_log: BootLogConfig,
+    pub container: ContainerConfig,
+    /// The application's environment switches, read by [`Config::apply_env`].
+    #[serde(skip)]
+    pub app_env: AppEnv,
 }
 
 impl Default for Config {
@@ -215,6 +221,8 @@ impl Default for Config {
             scandir: ScandirConfig::default(),
             profiles: ProfilesConfig::default(),
             boot_log: BootLogConfig::default(),
+            container: ContainerConfig::default(),
+            app_env: AppEnv::default(),
         }
     }
 }
@@ -296,7 +304,9 @@ pub struct ProfilesConfig {
     pub autostart: Vec<String>,
     pub transient_running: Vec<String>,
     pub stale_runtime_files: Vec<FileName>,
-    pub multiplex: bool,
+    /// `None` (the default): the application's own configuration decides
+    /// (see [`crate::app::multiplex`]); set, it overrides those files.
+    pub multiplex: Option<bool>,
     pub prune: bool,
     pub templates: Templates,
 }
@@ -317,9 +327,45 @@ impl Default for ProfilesConfig {
                 FileName("gateway.pid".into()),
                 FileName("processes.json".into()),
             ],
-            multiplex: false,
+            multiplex: None,
             prune: false,
             templates: Templates::default(),
+        }
+    }
+}
+
+/// How the container's command is recognized (see [`crate::app::command`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainerConfig {
+    /// The image's entry wrapper: the process whose argv holds it is the
+    /// container's command, and what follows it is the program's.
+    pub wrapper: String,
+    /// A dispatcher script peeled off after the wrapper (matched as a suffix).
+    pub dispatcher: String,
+    /// The program's name peeled off next (matched as a file name).
+    pub program: String,
+    /// The program's arguments that ran the default gateway before it was
+    /// supervised: such a container gets a `running` state once.
+    pub legacy_command: Vec<String>,
+    /// An argument that opts out of that migration.
+    pub no_supervise_flag: String,
+    /// An environment variable that opts out when `1`, `true` or `yes`.
+    pub no_supervise_env: String,
+    /// Commands of containers that need no profile gateways at all.
+    pub dashboard_commands: Vec<String>,
+}
+
+impl Default for ContainerConfig {
+    fn default() -> Self {
+        ContainerConfig {
+            wrapper: "main-wrapper.sh".into(),
+            dispatcher: "entrypoint-dispatch.sh".into(),
+            program: "hermes".into(),
+            legacy_command: vec!["gateway".into(), "run".into()],
+            no_supervise_flag: "--no-supervise".into(),
+            no_supervise_env: "HERMES_GATEWAY_NO_SUPERVISE".into(),
+            dashboard_commands: vec!["dashboard".into()],
         }
     }
 }
@@ -425,6 +471,26 @@ impl Config {
                 ),
             ));
         }
+        let c = &self.container;
+        if c.wrapper.is_empty() || c.wrapper.contains('\0') {
+            return Err(invalid(
+                "container.wrapper",
+                "must not be empty (every process would match it)".into(),
+            ));
+        }
+        let env_name_ok = !c.no_supervise_env.is_empty()
+            && !c
+                .no_supervise_env
+                .starts_with(|ch: char| ch.is_ascii_digit())
+            && c.no_supervise_env
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !env_name_ok {
+            return Err(invalid(
+                "container.no_supervise_env",
+                format!("not an environment variable name: {:?}", c.no_supervise_env),
+            ));
+        }
         if self.profiles.autostart.is_empty() {
             log::debug!("profiles.autostart is empty: no profile slot will start");
         }
@@ -448,13 +514,13 @@ impl Config {
                 message,
             })?;
         }
-        if let Some(v) = env("GATEWAY_MULTIPLEX_PROFILES").filter(|v| !v.trim().is_empty()) {
-            self.profiles.multiplex = parse_bool(&v).ok_or_else(|| ConfigError::Env {
-                var: "GATEWAY_MULTIPLEX_PROFILES",
-                value: v.clone(),
-                message: "expected true/false/on/off/1/0/yes/no".into(),
-            })?;
-        }
+        // Not an error when unrecognized: the profiles phase warns and
+        // falls back to the configuration, as the application does.
+        self.app_env = AppEnv {
+            // Spelled out: the test harness scrubs every variable named here.
+            multiplex: EnvSwitch::from_value(env("GATEWAY_MULTIPLEX_PROFILES").as_deref()),
+            no_supervise: crate::app::opt_out_set(env(&self.container.no_supervise_env).as_deref()),
+        };
         Ok(())
     }
 }
@@ -468,11 +534,45 @@ fn strip_yaml_path(msg: &str) -> String {
     }
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "on" | "1" | "yes" => Some(true),
-        "false" | "off" | "0" | "no" => Some(false),
-        _ => None,
+/// The application's own YAML configuration (`$HERMES_HOME/config.yaml`)
+/// as a JSON value, for the few keys reconcile reads from it. Mapping keys
+/// that are not strings are dropped (no key reconcile reads is one); tags
+/// are ignored. `Err` is the reason for a warning.
+pub fn app_yaml_value(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Null);
+    }
+    let v: serde_yaml::Value =
+        serde_yaml::from_slice(bytes).map_err(|e| format!("not valid YAML: {e}"))?;
+    Ok(yaml_to_json(v))
+}
+
+fn yaml_to_json(v: serde_yaml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    use serde_yaml::Value as Y;
+    match v {
+        Y::Null => J::Null,
+        Y::Bool(b) => J::Bool(b),
+        Y::Number(n) => n
+            .as_i64()
+            .map(J::from)
+            .or_else(|| n.as_u64().map(J::from))
+            .or_else(|| {
+                n.as_f64()
+                    .map(|f| serde_json::Number::from_f64(f).map_or(J::Bool(true), J::Number))
+            })
+            .unwrap_or(J::Null),
+        Y::String(s) => J::String(s),
+        Y::Sequence(items) => J::Array(items.into_iter().map(yaml_to_json).collect()),
+        Y::Mapping(m) => J::Object(
+            m.into_iter()
+                .filter_map(|(k, v)| match k {
+                    Y::String(k) => Some((k, yaml_to_json(v))),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Y::Tagged(t) => yaml_to_json(t.value),
     }
 }
 
@@ -585,23 +685,59 @@ mod tests {
             "HERMES_HOME" => Some("/data".into()),
             "S6_PROFILE_GATEWAY_SCANDIR" => Some("/run/gw".into()),
             "GATEWAY_MULTIPLEX_PROFILES" => Some("Yes".into()),
+            "HERMES_GATEWAY_NO_SUPERVISE" => Some("TRUE".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(c.profiles.home.0, Path::new("/data"));
         assert_eq!(c.scandir.path.0, Path::new("/run/gw"));
-        assert!(c.profiles.multiplex);
+        assert_eq!(c.app_env.multiplex, EnvSwitch::Set(true));
+        assert!(c.app_env.no_supervise);
+        assert_eq!(c.profiles.multiplex, None, "the key stays unset");
     }
 
     #[test]
-    fn empty_multiplex_does_not_override() {
+    fn multiplex_env_is_never_a_configuration_error() {
         let mut c = parse("profiles:\n  multiplex: true\n").unwrap();
+        assert_eq!(c.profiles.multiplex, Some(true));
         c.apply_env(|k| (k == "GATEWAY_MULTIPLEX_PROFILES").then(String::new))
             .unwrap();
-        assert!(c.profiles.multiplex);
-        let e = c
-            .apply_env(|k| (k == "GATEWAY_MULTIPLEX_PROFILES").then(|| "maybe".into()))
-            .unwrap_err();
-        assert!(e.to_string().contains("GATEWAY_MULTIPLEX_PROFILES"), "{e}");
+        assert_eq!(c.app_env.multiplex, EnvSwitch::Unset);
+        c.apply_env(|k| (k == "GATEWAY_MULTIPLEX_PROFILES").then(|| "maybe".into()))
+            .unwrap();
+        assert_eq!(c.app_env.multiplex, EnvSwitch::Unrecognized("maybe".into()));
+    }
+
+    #[test]
+    fn container_keys() {
+        let c = parse(
+            "container:\n  wrapper: start.sh\n  dashboard_commands: [ui]\n  no_supervise_env: APP_FG\n",
+        )
+        .unwrap();
+        assert_eq!(c.container.wrapper, "start.sh");
+        assert_eq!(c.container.dashboard_commands, ["ui"]);
+        assert_eq!(c.container.legacy_command, ["gateway", "run"]);
+        let mut c = c;
+        c.apply_env(|k| (k == "APP_FG").then(|| "yes".into()))
+            .unwrap();
+        assert!(c.app_env.no_supervise);
+        let e = parse("container:\n  wrapper: \"\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("container.wrapper: must not be empty"),
+            "{e}"
+        );
+        let e = parse("container:\n  no_supervise_env: \"A-B\"\n").unwrap_err();
+        assert!(e.to_string().contains("container.no_supervise_env"), "{e}");
+    }
+
+    #[test]
+    fn app_yaml() {
+        let v = app_yaml_value(b"gateway:\n  multiplex_profiles: on\n1: x\n").unwrap();
+        assert_eq!(v["gateway"]["multiplex_profiles"], "on");
+        assert_eq!(app_yaml_value(b"\n").unwrap(), serde_json::Value::Null);
+        let e = app_yaml_value(b"a: [b\n").unwrap_err();
+        assert!(e.starts_with("not valid YAML: "), "{e}");
+        assert!(app_yaml_value(b"\xff: 1\n").is_err());
     }
 }

@@ -67,6 +67,15 @@ pub fn staging_name(slot: &str) -> String {
     format!(".{slot}.tmp")
 }
 
+/// Whether a scandir entry is a staging dir of ours, or a leftover of one:
+/// `.<prefix>*.tmp*` (earlier tooling left `.<slot>.tmp.stale-<n>` too).
+pub fn is_staging(entry: &str, slot_prefix: &str) -> bool {
+    entry
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(slot_prefix))
+        .is_some_and(|rest| rest.contains(".tmp"))
+}
+
 /// True for names that a named profile directory may not use (`default`).
 pub fn is_reserved(name: &str) -> bool {
     name == DEFAULT_PROFILE
@@ -268,5 +277,16 @@ mod tests {
         assert!(!is_reserved("defaults"));
         assert!(!is_reserved("Default"));
         assert!(!is_reserved("work"));
+    }
+
+    #[test]
+    fn staging_names_with_suffixes() {
+        assert!(is_staging(".gateway-work.tmp", "gateway-"));
+        assert!(is_staging(".gateway-work.tmp.stale-1764500000", "gateway-"));
+        assert!(is_staging(".gateway-.tmp", "gateway-"));
+        assert!(!is_staging("gateway-work.tmp", "gateway-"));
+        assert!(!is_staging(".gateway-work", "gateway-"));
+        assert!(!is_staging(".other-work.tmp", "gateway-"));
+        assert!(!is_staging(".s6-svscan", "gateway-"));
     }
 }

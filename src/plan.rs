@@ -65,6 +65,12 @@ pub enum Op {
     Create {
         mode: u32,
     },
+    /// Write the default profile's state file for a legacy `gateway run`
+    /// container (`running`, stamped when written), with `owner`'s
+    /// effective ids when root.
+    SeedState {
+        owner: (u32, u32),
+    },
 }
 
 /// An owner as (uid, gid).
@@ -128,7 +134,7 @@ impl Op {
             Op::Unlink => "unlink",
             Op::Publish(_) => "publish",
             Op::Replace(_) => "replace",
-            Op::Create { .. } => "create",
+            Op::Create { .. } | Op::SeedState { .. } => "create",
         }
     }
 
@@ -136,7 +142,7 @@ impl Op {
     fn rank(&self) -> u8 {
         match self {
             Op::Remove | Op::Unlink => 0,
-            Op::Publish(_) | Op::Replace(_) | Op::Create { .. } => 1,
+            Op::Publish(_) | Op::Replace(_) | Op::Create { .. } | Op::SeedState { .. } => 1,
             Op::Chown { .. } => 1,
             Op::Chmod { .. } => 2,
         }
@@ -171,6 +177,9 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
     pub errors: Vec<Failure>,
+    /// Stdout lines of the profiles phase besides one per slot (a
+    /// dashboard container's notice).
+    pub lines: Vec<String>,
 }
 
 /// Compute the plan. Pure: no I/O.
@@ -414,6 +423,14 @@ impl Planner<'_> {
         let d = self.d;
         let cfg = &d.config.profiles;
         let (uid, gid) = (d.account.uid, d.account.gid);
+        let app = crate::app::decide(&d.config, o);
+        self.plan.warnings.extend(app.warnings.iter().cloned());
+        if app.dashboard {
+            self.plan
+                .lines
+                .push(crate::app::command::DASHBOARD_LINE.into());
+            return;
+        }
         match &o.home {
             BaseObs::Missing { path } => self.plan.warnings.push(format!(
                 "profiles.home {} is not present: no profile state is read and no boot log is written",
@@ -454,7 +471,7 @@ impl Planner<'_> {
         let home = cfg.home.0.display().to_string();
         let mut wanted = std::collections::BTreeSet::new();
         for p in &o.profiles {
-            let report = self.profile(p, slots, &home, uid, gid);
+            let report = self.profile(p, slots, &home, (uid, gid), &app);
             if let Some(s) = &report.slot {
                 wanted.insert(s.clone());
             }
@@ -490,8 +507,8 @@ impl Planner<'_> {
         p: &ProfileObs,
         slots: Option<&crate::scan::SlotsObs>,
         home: &str,
-        uid: u32,
-        gid: u32,
+        (uid, gid): Owner,
+        app: &crate::app::Decision,
     ) -> SlotReport {
         let d = self.d;
         let cfg = &d.config.profiles;
@@ -532,11 +549,17 @@ impl Planner<'_> {
             }
         };
         let is_default = p.source == ProfileSource::Default;
+        let prior_state = if is_default && app.migrate_default {
+            self.seed_state(p, (uid, gid));
+            Some("running".to_string())
+        } else {
+            prior_state
+        };
         let action = state::decide(
             prior_state.as_deref(),
             &cfg.autostart,
             is_default,
-            cfg.multiplex,
+            app.multiplex,
             p.start.unwrap_or(StartPolicy::Auto),
         );
         for n in &p.stale {
@@ -632,6 +655,25 @@ impl Planner<'_> {
             reason,
             prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
         }
+    }
+}
+
+impl Planner<'_> {
+    /// Plan the default profile's state file of a legacy `gateway run`
+    /// container, in the home observed (`p.dir`).
+    fn seed_state(&mut self, p: &ProfileObs, owner: Owner) {
+        let Some(home) = &p.dir else { return };
+        let name = &self.d.config.profiles.state_file.0;
+        self.plan.changes.push(Change {
+            phase: Phase::Profiles,
+            path: p.state_path.clone(),
+            op: Op::SeedState { owner },
+            target: Target {
+                anchor: Anchor::Home,
+                rel: PathBuf::from(name),
+                expect: home.meta,
+            },
+        });
     }
 }
 

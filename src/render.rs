@@ -24,8 +24,9 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
+use crate::app::command::MIGRATED_FROM;
 use crate::model::{Mode, Phase};
-use crate::plan::Change;
+use crate::plan::{Change, Op};
 pub use crate::report::Report;
 use crate::report::SlotReport;
 
@@ -47,6 +48,10 @@ pub fn change_json(c: &Change) -> Value {
     if let Some((from, to)) = c.op.from_to() {
         m.insert("from".into(), json!(from));
         m.insert("to".into(), json!(to));
+    }
+    if let Op::SeedState { .. } = c.op {
+        m.insert("state".into(), json!("running"));
+        m.insert("migrated_from".into(), json!(MIGRATED_FROM));
     }
     Value::Object(m)
 }
@@ -88,6 +93,12 @@ pub fn human(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
                 c.path.display(),
                 from,
                 to
+            )?,
+            None if matches!(c.op, Op::SeedState { .. }) => writeln!(
+                out,
+                "  {:<7} {}  (state running, migrated from {MIGRATED_FROM})",
+                c.op.verb(),
+                c.path.display()
             )?,
             None => writeln!(out, "  {:<7} {}", c.op.verb(), c.path.display())?,
         }

@@ -53,6 +53,7 @@ impl Report {
         self.changes.extend(changes);
         self.slots.extend(plan.slots.iter().cloned());
         self.skipped.extend(plan.skipped.iter().cloned());
+        self.lines.extend(plan.lines.iter().cloned());
         // Repeats are dropped with sets, not `Vec::contains`: there can be a
         // warning or an error per profile, and that would be quadratic.
         let mut seen: HashSet<String> = self.warnings.iter().cloned().collect();

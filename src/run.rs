@@ -205,11 +205,11 @@ pub fn run(
         }
     }
     if with_profiles {
-        report.lines = report
+        let per_slot = report
             .slots
             .iter()
-            .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action))
-            .collect();
+            .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action));
+        report.lines.extend(per_slot);
     }
 
     match settings.format {
@@ -275,7 +275,10 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
     if let Some(command) = rescan_command(&applied.done) {
         rescan(&mut anchors, desired, command, report);
     }
-    if let Ok(home) = anchors.anchor(Anchor::Home) {
+    // Nothing to log when no profile was considered (a dashboard container).
+    if !plan.slots.is_empty()
+        && let Ok(home) = anchors.anchor(Anchor::Home)
+    {
         let ts = bootlog::timestamp_now();
         let lines: String = plan
             .slots
@@ -422,8 +425,10 @@ fn observe(settings: &Settings, phases: &[Phase], desired: &Desired, root: &Dir)
                 observed.scandir = Some(scanner.scandir(desired.scandir(), &staging));
             }
             Phase::Profiles => {
-                observed.profiles =
-                    Some(scanner.profiles(&desired.config.profiles, desired.scandir()));
+                let mut o = scanner.profiles(&desired.config.profiles, desired.scandir());
+                o.app.argv =
+                    crate::app::read::container_argv(root, &desired.config.container.wrapper);
+                observed.profiles = Some(o);
             }
         }
     }

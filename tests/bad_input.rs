@@ -18,10 +18,11 @@ use common::tree;
 
 /// The container environment the tool reads; a developer's shell must not
 /// change what these tests see.
-const SCRUBBED_ENV: [&str; 4] = [
+const SCRUBBED_ENV: [&str; 5] = [
     "HERMES_HOME",
     "S6_PROFILE_GATEWAY_SCANDIR",
     "GATEWAY_MULTIPLEX_PROFILES",
+    "HERMES_GATEWAY_NO_SUPERVISE",
     "RUST_LOG",
 ];
 
@@ -864,10 +865,29 @@ fn an_unknown_group_is_refused_naming_etc_group() {
 }
 
 #[test]
-fn a_bad_multiplex_environment_value_is_refused_naming_the_variable() {
-    let err = config_error("{}\n", &[("GATEWAY_MULTIPLEX_PROFILES", "maybe")]);
-    assert!(err.contains("GATEWAY_MULTIPLEX_PROFILES"), "{err}");
-    assert!(err.contains("maybe"), "{err}");
+fn an_unrecognized_multiplex_value_is_a_warning_and_the_volume_decides() {
+    // The volume's own configuration multiplexes; the variable is not a
+    // boolean word: the boot goes on, as the application's does.
+    let dir = root_with(
+        "- {path: opt/data/config.yaml, type: file, uid: 10000, gid: 10000, content: \"gateway:\\n  multiplex_profiles: true\\n\"}\n",
+    );
+    let root = dir.path();
+    let run = reconcile_env(root, &[], &[("GATEWAY_MULTIPLEX_PROFILES", "maybe")]);
+    run.assert_exit(0);
+    run.assert_line(
+        "warning: GATEWAY_MULTIPLEX_PROFILES=\"maybe\" is not recognized (accepted: 1, true, \
+         yes, on, or 0, false, no, off; blank means unset); ignored, multiplexing follows the \
+         configuration",
+    );
+    run.assert_line("reconcile: profile=default prior_state=None action=registered");
+    run.assert_line("reconcile: profile=good prior_state=running action=registered");
+    assert_slot(root, "default", false);
+    assert_slot(root, "good", false);
+    assert!(
+        boot_log(root).contains("profile=good prior_state=running action=registered"),
+        "{}",
+        boot_log(root)
+    );
 }
 
 #[test]

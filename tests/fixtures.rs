@@ -24,7 +24,10 @@
 //!
 //! The boot log's lines start with the local time: in every dump the leading
 //! timestamp of each line of a file named `container-boot.log*` reads `<ts>`
-//! ([`mask_boot_log`]); it is the only content that differs between runs.
+//! ([`mask_boot_log`]); likewise the time stamped in a state file written
+//! for a legacy `gateway run` container reads `<unix>`
+//! ([`mask_migrated_state`]). They are the only contents that differ
+//! between runs.
 //!
 //! Goldens are written only when `UPDATE_GOLDENS=1`; the test then still fails,
 //! listing what it rewrote, so that nothing is accepted without a look at
@@ -45,10 +48,11 @@ use common::tree;
 
 /// The container environment the tool reads; a developer's shell must not
 /// leak into the goldens.
-const SCRUBBED_ENV: [&str; 4] = [
+const SCRUBBED_ENV: [&str; 5] = [
     "HERMES_HOME",
     "S6_PROFILE_GATEWAY_SCANDIR",
     "GATEWAY_MULTIPLEX_PROFILES",
+    "HERMES_GATEWAY_NO_SUPERVISE",
     "RUST_LOG",
 ];
 
@@ -117,6 +121,31 @@ const MUST_KEEP: &[(&str, &str, u32, u32, u32)] = &[
     ),
     ("profiles-volume", "etc/shadow", 0, 0, 0o600),
     ("profiles-volume", "etc", 0, 0, 0o755),
+    // A dashboard container removes no stale runtime file.
+    (
+        "parity-dashboard",
+        "opt/data/gateway.pid",
+        10000,
+        10000,
+        0o644,
+    ),
+    // A marker symlink into a root-only directory is never followed as root.
+    ("parity-marker-symlinks", "root", 0, 0, 0o700),
+    ("parity-marker-symlinks", "root/soul.md", 0, 0, 0o600),
+    (
+        "parity-profiles-root-is-a-file",
+        "opt/data/profiles",
+        10000,
+        10000,
+        0o644,
+    ),
+    (
+        "parity-staging-suffix",
+        "run/service/.other.tmp.stale-1",
+        10000,
+        10000,
+        0o755,
+    ),
     ("scandir-leftover-staging", "etc", 0, 0, 0o755),
     ("scandir-leftover-staging", "etc/shadow", 0, 0, 0o600),
     ("scandir-leftover-staging", "opt/data", 10000, 10000, 0o755),
@@ -409,6 +438,35 @@ fn mask_boot_log(entries: &mut [tree::Entry]) {
     }
 }
 
+/// A state file written for a legacy `gateway run` container carries the
+/// time it was written: replace it by `<unix>`, but only when it is the
+/// application's exact layout and the time is within the last hour (a
+/// wrong or garbage timestamp stays visible and fails the golden).
+fn mask_migrated_state(entries: &mut [tree::Entry]) {
+    const HEAD: &str =
+        "{\"gateway_state\": \"running\", \"desired_state\": \"running\", \"timestamp\": ";
+    const TAIL: &str = ", \"migrated_from\": \"legacy-container-cmd\"}\n";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.path.ends_with("gateway_state.json"))
+    {
+        if let tree::Node::File {
+            content: tree::Content::Bytes(bytes),
+            ..
+        } = &mut e.node
+            && let Ok(text) = std::str::from_utf8(bytes)
+            && let Some(n) = text.strip_prefix(HEAD).and_then(|r| r.strip_suffix(TAIL))
+            && n.parse::<u64>().is_ok_and(|t| t <= now && now - t < 3600)
+        {
+            *bytes = format!("{HEAD}<unix>{TAIL}").into_bytes();
+        }
+    }
+}
+
 /// Where an apply leaves its lock file (src/lock.rs): `/run`, or `/`
 /// without one. Checked on its own by [`check_apply_lock`], not recorded
 /// in the goldens: every apply leaves the same file.
@@ -448,6 +506,7 @@ fn dump(root: &Path, boot_logs: bool) -> String {
         entries.retain(|e| !is_boot_log(&e.path));
     }
     mask_boot_log(&mut entries);
+    mask_migrated_state(&mut entries);
     tree::render(&entries)
 }
 

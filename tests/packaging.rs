@@ -1061,12 +1061,21 @@ fn example_config_shows_every_key_and_env_override() {
         "boot_log",
         "boot_log.path",
         "boot_log.rotate_bytes",
+        "container",
+        "container.wrapper",
+        "container.dispatcher",
+        "container.program",
+        "container.legacy_command",
+        "container.no_supervise_flag",
+        "container.no_supervise_env",
+        "container.dashboard_commands",
     ];
     assert_eq!(keys, expected, "packaging/config.yaml keys");
     for var in [
         "HERMES_HOME",
         "S6_PROFILE_GATEWAY_SCANDIR",
         "GATEWAY_MULTIPLEX_PROFILES",
+        "HERMES_GATEWAY_NO_SUPERVISE",
     ] {
         assert!(
             text.contains(var),

@@ -259,6 +259,33 @@ impl Dir {
         Ok(buf)
     }
 
+    /// Read a regular file at most `limit` bytes, following a symlink at its
+    /// name: only for files of the user's volume read with the user's
+    /// effective ids (see `app::read::as_user`), never as root.
+    pub fn read_file_following(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
+        name_ok(name)?;
+        let fd = nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        expect_kind(&fd_meta(&fd)?, Kind::File)?;
+        let mut buf = Vec::new();
+        std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// `stat` of a child, following a symlink at its name: same rule as
+    /// [`Dir::read_file_following`].
+    pub fn stat_following(&self, name: &OsStr) -> io::Result<Meta> {
+        name_ok(name)?;
+        nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty())
+            .map(|s| Meta::from_stat(&s))
+            .map_err(errno_io)
+    }
+
     /// Open a child without following it and without blocking, and return
     /// what it is; when it is a regular file of at most `limit` bytes, its
     /// contents too (`None` otherwise). One `openat`, one `fstat` and, for

@@ -84,7 +84,7 @@ pub struct ScandirObs {
     pub svscan_files: Vec<Node>,
     /// Real (non-symlink) slot directories, walked whole.
     pub slots: Vec<Tree>,
-    /// Leftover staging entries `.<prefix>*.tmp` (any type).
+    /// Leftover staging entries `.<prefix>*.tmp*` (any type).
     pub staging: Vec<Node>,
 }
 
@@ -330,7 +330,10 @@ impl<'a> Scanner<'a> {
                 }
                 continue;
             }
-            if name.starts_with(staging_prefix) && name.ends_with(".tmp") {
+            if name
+                .strip_prefix(staging_prefix)
+                .is_some_and(|rest| rest.contains(".tmp"))
+            {
                 if let Some(n) = self.stat(&base, scandir, &rel) {
                     staging.push(n);
                 }
@@ -435,6 +438,8 @@ pub struct SlotObs {
 
 #[derive(Debug)]
 pub struct ProfilesObs {
+    /// The application's configuration files and the container's command.
+    pub app: crate::app::AppObs,
     pub home: BaseObs<Node>,
     pub profiles: Vec<ProfileObs>,
     /// Entries of `<home>/<root>` that are not profiles, with the reason when
@@ -448,7 +453,7 @@ pub struct SlotsObs {
     pub base: Node,
     /// Non-dot entries starting with the slot prefix, by name.
     pub slots: std::collections::BTreeMap<String, SlotObs>,
-    /// Staging entries `.<prefix>*.tmp`.
+    /// Staging entries `.<prefix>*.tmp*`.
     pub staging: Vec<Node>,
 }
 
@@ -497,14 +502,26 @@ impl Scanner<'_> {
             let listing = match b.dir.open_beneath(&proot) {
                 Ok(_) => Some(self.list(b, &home_path, &proot)),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
-                Err(e) => {
-                    self.errors.push(ScanError {
-                        op: "open",
-                        path: home_path.join(&proot),
-                        error: fs::os_error(&e),
-                    });
-                    None
-                }
+                // Not a directory: the default profile is still restored.
+                Err(e) => match self.stat(b, &home_path, &proot) {
+                    Some(n) if n.meta.kind != Kind::Dir => {
+                        let what = match n.meta.kind {
+                            Kind::Symlink => "is a symlink; not followed".to_string(),
+                            k => format!("is a {}, not a directory", k.describe()),
+                        };
+                        not_profiles
+                            .push((n, format!("{what}: only the default profile is restored")));
+                        None
+                    }
+                    _ => {
+                        self.errors.push(ScanError {
+                            op: "open",
+                            path: home_path.join(&proot),
+                            error: fs::os_error(&e),
+                        });
+                        None
+                    }
+                },
             };
             for name in listing.into_iter().flatten() {
                 let rel = proot.join(&name);
@@ -532,7 +549,7 @@ impl Scanner<'_> {
                     }
                     _ => continue,
                 }
-                if self.stat(b, &home_path, &rel.join(&cfg.marker.0)).is_none() {
+                if !self.has_marker(b, &node, &cfg.marker.0, &mut not_profiles) {
                     continue;
                 }
                 if crate::names::is_reserved(&name) {
@@ -592,14 +609,13 @@ impl Scanner<'_> {
         }
         profiles.extend(named.into_values());
 
-        let staging_prefix = format!(".{}", cfg.slot_prefix);
         let scandir_obs = match self.base(scandir) {
             Err(o) => retype(o),
             Ok(b) => {
                 let mut slots = std::collections::BTreeMap::new();
                 let mut staging = Vec::new();
                 for name in self.list(&b, scandir, Path::new("")) {
-                    let is_staging = name.starts_with(&staging_prefix) && name.ends_with(".tmp");
+                    let is_staging = crate::names::is_staging(&name, &cfg.slot_prefix);
                     if !is_staging && !name.starts_with(&cfg.slot_prefix) {
                         continue;
                     }
@@ -624,11 +640,55 @@ impl Scanner<'_> {
                 })
             }
         };
+        let app = match &home {
+            Ok(b) => crate::app::AppObs {
+                gateway_json: crate::app::read::app_file(
+                    &b.dir,
+                    crate::app::GATEWAY_JSON,
+                    self.untrusted,
+                ),
+                config_yaml: crate::app::read::app_file(
+                    &b.dir,
+                    crate::app::CONFIG_YAML,
+                    self.untrusted,
+                ),
+                argv: None,
+            },
+            Err(_) => crate::app::AppObs::default(),
+        };
         ProfilesObs {
+            app,
             home: home_obs,
             profiles,
             not_profiles,
             scandir: scandir_obs,
+        }
+    }
+
+    /// Whether the profile directory `node` holds its marker (a symlink
+    /// counts when its target exists for the user); a failed lookup is
+    /// reported and the directory is not a profile.
+    fn has_marker(
+        &mut self,
+        b: &Base,
+        node: &Node,
+        marker: &str,
+        not_profiles: &mut Vec<(Node, String)>,
+    ) -> bool {
+        let found = b
+            .dir
+            .open_beneath(&node.rel)
+            .and_then(|d| crate::app::read::marker_exists(&d, OsStr::new(marker), self.untrusted));
+        match found {
+            Ok(found) => found,
+            Err(e) => {
+                let why = format!(
+                    "unable to look up its {marker}: {}; not a profile",
+                    fs::os_error(&e)
+                );
+                not_profiles.push((node.clone(), why));
+                false
+            }
         }
     }
 
