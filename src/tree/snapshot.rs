@@ -60,10 +60,11 @@ pub fn snapshot(
     {
         d.subtree(&rel);
     }
-    if phases.contains(&Phase::Profiles)
-        && let Some(home) = resolve(&mut d, &cfg.profiles.home.0)
-    {
-        volume(&mut d, &home, cfg);
+    if phases.contains(&Phase::Profiles) {
+        if let Some(home) = resolve(&mut d, &cfg.profiles.home.0) {
+            volume(&mut d, &home, cfg);
+        }
+        container_command(&mut d, &cfg.container.wrapper);
     }
     if d.errors.is_empty() {
         Ok(d.finish())
@@ -83,7 +84,7 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
         }
     };
     let profile_files = |d: &mut Describer, dir: &str| {
-        d.entry(&join(dir, &p.marker.0));
+        follow(d, &join(dir, &p.marker.0));
         d.entry(&join(dir, &p.state_file.0));
         d.entry(&join(dir, "state/gateway.lifecycle.json"));
         for f in &p.stale_runtime_files {
@@ -91,6 +92,11 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
         }
     };
     profile_files(d, home);
+    // The application's own files, which decide multiplexing; read as the
+    // user, a symlink followed.
+    for f in [crate::app::GATEWAY_JSON, crate::app::CONFIG_YAML] {
+        follow(d, &join(home, f));
+    }
     let proot = join(home, &p.root.0.to_string_lossy());
     let Some(md) = d.entry(&proot) else { return };
     if !md.is_dir() {
@@ -116,6 +122,75 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
         {
             profile_files(d, &dir);
         }
+    }
+}
+
+/// Describe `rel` and, when it is a symlink, what it leads to (reconcile
+/// follows the marker and the application's files, with the user's ids).
+fn follow(d: &mut Describer, rel: &str) {
+    let mut cur = rel.to_string();
+    for _ in 0..40 {
+        let Some(md) = d.entry(&cur) else { return };
+        if !md.file_type().is_symlink() {
+            return;
+        }
+        let Ok(target) = std::fs::read_link(d.root().join(&cur)) else {
+            return;
+        };
+        let mut parts: Vec<String> = if target.is_absolute() {
+            Vec::new()
+        } else {
+            cur.split('/').map(str::to_string).collect()
+        };
+        if !target.is_absolute() {
+            parts.pop();
+        }
+        let mut todo = Vec::new();
+        push(&mut todo, &target);
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                parts.pop();
+            } else {
+                parts.push(c);
+            }
+        }
+        if parts.is_empty() {
+            return;
+        }
+        cur = parts.join("/");
+    }
+}
+
+/// The container's command line as reconcile finds it: `proc/1/cmdline`
+/// and, when PID 1 does not hold the wrapper, the first other process's
+/// that does (both under the root's `proc`, as reconcile reads them).
+fn container_command(d: &mut Describer, wrapper: &str) {
+    use crate::app::command::{holds_wrapper, split_cmdline};
+    let cmdline = |pid: &str| format!("proc/{pid}/cmdline");
+    let holds = |d: &Describer, pid: &str| {
+        let mut bytes = Vec::new();
+        std::fs::File::open(d.root().join(cmdline(pid)))
+            .and_then(|f| {
+                use std::io::Read;
+                f.take(crate::app::read::CMDLINE_LIMIT).read_to_end(&mut bytes)
+            })
+            .is_ok_and(|_| holds_wrapper(&split_cmdline(&bytes), wrapper))
+    };
+    if d.entry(&cmdline("1")).is_none() || holds(d, "1") {
+        return;
+    }
+    let mut pids: Vec<u32> = std::fs::read_dir(d.root().join("proc"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .filter(|&p| p != 1)
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids.truncate(crate::app::read::MAX_PIDS);
+    if let Some(pid) = pids.into_iter().find(|p| holds(d, &p.to_string())) {
+        d.entry(&cmdline(&pid.to_string()));
     }
 }
 
