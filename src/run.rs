@@ -426,8 +426,10 @@ fn observe(settings: &Settings, phases: &[Phase], desired: &Desired, root: &Dir)
             }
             Phase::Profiles => {
                 let mut o = scanner.profiles(&desired.config.profiles, desired.scandir());
-                o.app.argv =
-                    crate::app::read::container_argv(root, &desired.config.container.wrapper);
+                o.app.argv = crate::app::read::container_argv(
+                    &scanner.disk(),
+                    &desired.config.container.wrapper,
+                );
                 observed.profiles = Some(o);
             }
         }

@@ -7,10 +7,11 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::path::Path;
 
 use super::{FILE_LIMIT, command};
-use crate::fs::{self, Dir, Kind};
-use crate::scan::StateObs;
+use crate::fs::{self, Kind};
+use crate::scan::{Source, StateObs};
 
 /// Longest command line read; a longer one is cut (the wrapper and the
 /// command come first).
@@ -19,7 +20,8 @@ pub const CMDLINE_LIMIT: u64 = 64 * 1024;
 pub const MAX_PIDS: usize = 4096;
 
 /// Run `f` with the user's effective ids when this process is root (the
-/// real and saved ids stay root), else as we are.
+/// real and saved ids stay root), else as we are: for what apply writes
+/// into the user's volume outside the profiles phase's own privilege drop.
 pub fn as_user<R>(user: (u32, u32), f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
     if fs::euid() == 0 && user.0 != 0 {
         fs::with_effective_ids(user.0, user.1, f)
@@ -31,13 +33,19 @@ pub fn as_user<R>(user: (u32, u32), f: impl FnOnce() -> io::Result<R>) -> io::Re
 /// One of the application's files in the home, read as the user: missing,
 /// its bytes, or why it cannot be used (not a regular file, too large, an
 /// OS error). A symlink is followed with the user's ids.
-pub fn app_file(home: &Dir, name: &str, user: (u32, u32)) -> StateObs {
+pub fn app_file<S: Source>(src: &S, home: &S::Dir, name: &str, user: (u32, u32)) -> StateObs {
     let name = OsStr::new(name);
-    match as_user(user, || home.read_file_following(name, FILE_LIMIT + 1)) {
-        Ok(b) if b.len() as u64 > FILE_LIMIT => {
+    let read = src
+        .as_user(user, || src.read_file_following(home, name, FILE_LIMIT))
+        .and_then(|r| r);
+    match read {
+        Ok((_, Some(b))) => StateObs::Bytes(b),
+        Ok((m, None)) if m.kind == Kind::File => {
             StateObs::Unreadable(format!("larger than {FILE_LIMIT} bytes; not read"))
         }
-        Ok(b) => StateObs::Bytes(b),
+        Ok((m, None)) => {
+            StateObs::Unreadable(format!("is a {}, not a regular file", m.kind.describe()))
+        }
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => StateObs::Missing,
         Err(e) => StateObs::Unreadable(fs::os_error(&e)),
     }
@@ -47,10 +55,18 @@ pub fn app_file(home: &Dir, name: &str, user: (u32, u32)) -> StateObs {
 /// symlink counting only when its target exists for the user (the target is
 /// looked up with the user's ids, never root's). `Err`: the lookup failed
 /// for another reason than a missing target.
-pub fn marker_exists(dir: &Dir, name: &OsStr, user: (u32, u32)) -> io::Result<bool> {
-    match dir.stat(name) {
+pub fn marker_exists<S: Source>(
+    src: &S,
+    dir: &S::Dir,
+    name: &OsStr,
+    user: (u32, u32),
+) -> io::Result<bool> {
+    match src.stat(dir, name) {
         Ok(m) if m.kind != Kind::Symlink => Ok(true),
-        Ok(_) => match as_user(user, || dir.stat_following(name)) {
+        Ok(_) => match src
+            .as_user(user, || src.stat_following(dir, name))
+            .and_then(|r| r)
+        {
             Ok(_) => Ok(true),
             Err(e)
                 if matches!(
@@ -70,41 +86,50 @@ pub fn marker_exists(dir: &Dir, name: &OsStr, user: (u32, u32)) -> io::Result<bo
 /// The container's command line: the argv of PID 1 if it holds the
 /// wrapper, else of the first other process (ascending PID, at most
 /// [`MAX_PIDS`]) that does. `None` without `<root>/proc` or a match.
-pub fn container_argv(root: &Dir, wrapper: &str) -> Option<Vec<String>> {
-    let proc_dir = match root.open_dir(OsStr::new("proc")) {
-        Ok(d) => d,
+pub fn container_argv<S: Source>(src: &S, wrapper: &str) -> Option<Vec<String>> {
+    container_process(src, wrapper).map(|(_, argv, _)| argv)
+}
+
+/// [`container_argv`], with the process's PID and its raw command line
+/// (what a tree description of the container records).
+pub fn container_process<S: Source>(src: &S, wrapper: &str) -> Option<(u32, Vec<String>, Vec<u8>)> {
+    let proc_dir = match src.open_base(Path::new("/proc")) {
+        Ok(b) => b.dir,
         Err(e) => {
-            log::debug!("no container command: /proc: {}", fs::os_error(&e));
+            log::debug!("no container command: /proc: {e}");
             return None;
         }
     };
-    let argv_of = |pid: &OsStr| -> Option<Vec<String>> {
-        let bytes = proc_dir
-            .open_dir(pid)
-            .and_then(|d| d.read_file(OsStr::new("cmdline"), CMDLINE_LIMIT))
+    let argv_of = |pid: u32| -> Option<(u32, Vec<String>, Vec<u8>)> {
+        let (dir, _) = src.open_dir(&proc_dir, OsStr::new(&pid.to_string())).ok()?;
+        // procfs says 0 bytes for every cmdline: read up to the limit.
+        let (_, bytes) = src
+            .read_file(&dir, OsStr::new("cmdline"), CMDLINE_LIMIT)
             .ok()?;
+        let bytes = bytes?;
         let argv = command::split_cmdline(&bytes);
-        command::holds_wrapper(&argv, wrapper).then_some(argv)
+        command::holds_wrapper(&argv, wrapper).then_some((pid, argv, bytes))
     };
-    if let Some(argv) = argv_of(OsStr::new("1")) {
-        return Some(argv);
+    if let Some(found) = argv_of(1) {
+        return Some(found);
     }
-    let mut pids: Vec<u32> = proc_dir
-        .entries()
+    let mut pids: Vec<u32> = src
+        .list(&proc_dir)
         .ok()?
         .into_iter()
-        .filter_map(|n| n.to_str().and_then(|s| s.parse().ok()))
+        .filter_map(|e| e.name.to_str().and_then(|s| s.parse().ok()))
         .filter(|&p| p != 1)
         .collect();
     pids.sort_unstable();
     pids.truncate(MAX_PIDS);
-    pids.into_iter()
-        .find_map(|p| argv_of(OsStr::new(&p.to_string())))
+    pids.into_iter().find_map(argv_of)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::Dir;
+    use crate::scan::Disk;
     use std::os::unix::fs::symlink;
 
     fn me() -> (u32, u32) {
@@ -115,7 +140,11 @@ mod tests {
     fn argv_from_pid_1_then_other_processes() {
         let t = tempfile::tempdir().unwrap();
         let root = Dir::open_path(t.path()).unwrap();
-        assert_eq!(container_argv(&root, "main-wrapper.sh"), None);
+        let src = Disk {
+            root: &root,
+            untrusted: me(),
+        };
+        assert_eq!(container_argv(&src, "main-wrapper.sh"), None);
         for (pid, cmd) in [
             ("1", &b"s6-svscan\0-t0\0/run/service\0"[..]),
             ("7", b"/init\0main-wrapper.sh\0dashboard\0"),
@@ -126,7 +155,7 @@ mod tests {
             std::fs::write(t.path().join("proc").join(pid).join("cmdline"), cmd).unwrap();
         }
         assert_eq!(
-            container_argv(&root, "main-wrapper.sh").unwrap(),
+            container_argv(&src, "main-wrapper.sh").unwrap(),
             ["/init", "main-wrapper.sh", "dashboard"]
         );
         std::fs::write(
@@ -135,7 +164,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            container_argv(&root, "main-wrapper.sh").unwrap(),
+            container_argv(&src, "main-wrapper.sh").unwrap(),
             ["/init", "main-wrapper.sh", "gateway", "run"]
         );
     }
@@ -148,7 +177,11 @@ mod tests {
         symlink("real.md", t.path().join("ok.md")).unwrap();
         symlink("gone.md", t.path().join("dangling.md")).unwrap();
         symlink("loop.md", t.path().join("loop.md")).unwrap();
-        let has = |n: &str| marker_exists(&d, OsStr::new(n), me()).unwrap();
+        let src = Disk {
+            root: &d,
+            untrusted: me(),
+        };
+        let has = |n: &str| marker_exists(&src, &d, OsStr::new(n), me()).unwrap();
         assert!(has("real.md"));
         assert!(has("ok.md"));
         assert!(!has("dangling.md"));
@@ -160,18 +193,68 @@ mod tests {
     fn app_files_are_bounded() {
         let t = tempfile::tempdir().unwrap();
         let d = Dir::open_path(t.path()).unwrap();
-        assert_eq!(app_file(&d, "config.yaml", me()), StateObs::Missing);
+        let src = Disk {
+            root: &d,
+            untrusted: me(),
+        };
+        assert_eq!(app_file(&src, &d, "config.yaml", me()), StateObs::Missing);
         std::fs::write(t.path().join("config.yaml"), b"a: 1\n").unwrap();
         assert_eq!(
-            app_file(&d, "config.yaml", me()),
+            app_file(&src, &d, "config.yaml", me()),
             StateObs::Bytes(b"a: 1\n".to_vec())
         );
         std::fs::write(t.path().join("big"), vec![b' '; FILE_LIMIT as usize + 1]).unwrap();
         assert_eq!(
-            app_file(&d, "big", me()),
+            app_file(&src, &d, "big", me()),
             StateObs::Unreadable(format!("larger than {FILE_LIMIT} bytes; not read"))
         );
         std::fs::create_dir(t.path().join("dir")).unwrap();
-        assert!(matches!(app_file(&d, "dir", me()), StateObs::Unreadable(_)));
+        assert_eq!(
+            app_file(&src, &d, "dir", me()),
+            StateObs::Unreadable("is a directory, not a regular file".into())
+        );
+        symlink("config.yaml", t.path().join("link.yaml")).unwrap();
+        assert_eq!(
+            app_file(&src, &d, "link.yaml", me()),
+            StateObs::Bytes(b"a: 1\n".to_vec())
+        );
+    }
+
+    #[test]
+    fn snapshots_describe_what_the_profiles_phase_reads_of_the_application() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("opt/data")).unwrap();
+        std::fs::write(
+            r.join("opt/data/config.yaml"),
+            b"multiplex_profiles: true\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("opt/data/unrelated.txt"), b"x").unwrap();
+        for (pid, cmd) in [
+            ("1", &b"s6-svscan\0"[..]),
+            ("9", b"/init\0main-wrapper.sh\0dashboard\0"),
+            ("10", b"sh\0"),
+        ] {
+            std::fs::create_dir_all(r.join("proc").join(pid)).unwrap();
+            std::fs::write(r.join("proc").join(pid).join("cmdline"), cmd).unwrap();
+        }
+        let cfg = crate::config::Config::default();
+        let d = crate::tree::snapshot::snapshot(r, &cfg, None, &[crate::model::Phase::Profiles])
+            .unwrap();
+        let paths: Vec<&str> = d.entries.iter().map(|e| e.path.as_str()).collect();
+        assert!(paths.contains(&"opt/data/config.yaml"), "{paths:?}");
+        assert!(!paths.contains(&"opt/data/unrelated.txt"), "{paths:?}");
+        assert!(paths.contains(&"proc/9/cmdline"), "{paths:?}");
+        assert!(
+            !paths.iter().any(|p| p.starts_with("proc/1")),
+            "only the process picked: {paths:?}"
+        );
+        let e = d.get("proc/9/cmdline").unwrap();
+        assert!(
+            matches!(&e.node, crate::tree::Node::File { content: crate::tree::Content::Bytes(b), .. }
+                if b == b"/init\0main-wrapper.sh\0dashboard\0"),
+            "{e:?}"
+        );
     }
 }

@@ -259,10 +259,16 @@ impl Dir {
         Ok(buf)
     }
 
-    /// Read a regular file at most `limit` bytes, following a symlink at its
-    /// name: only for files of the user's volume read with the user's
-    /// effective ids (see `app::read::as_user`), never as root.
-    pub fn read_file_following(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
+    /// What it is and, for a regular file of at most `limit` bytes, its
+    /// contents (`None` otherwise), following a symlink at `name`: only for
+    /// files of the user's volume read with the user's effective ids (see
+    /// `scan::Source::read_file_following`), never as root. Never blocks (a
+    /// FIFO opens at once) and never becomes a controlling terminal.
+    pub fn read_file_meta_following(
+        &self,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
         name_ok(name)?;
         let fd = nix::fcntl::openat(
             self.fd.as_fd(),
@@ -271,10 +277,18 @@ impl Dir {
             Mode::empty(),
         )
         .map_err(errno_io)?;
-        expect_kind(&fd_meta(&fd)?, Kind::File)?;
+        let meta = fd_meta(&fd)?;
+        if meta.kind != Kind::File {
+            return Ok((meta, None));
+        }
         let mut buf = Vec::new();
-        std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
-        Ok(buf)
+        std::fs::File::from(fd)
+            .take(limit + 1)
+            .read_to_end(&mut buf)?;
+        if buf.len() as u64 > limit {
+            return Ok((meta, None));
+        }
+        Ok((meta, Some(buf)))
     }
 
     /// `stat` of a child, following a symlink at its name: same rule as

@@ -116,6 +116,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The disk as a [`Source`], for the reads that already go through one.
+    pub fn disk(&self) -> Disk<'a> {
+        Disk {
+            root: self.root,
+            untrusted: self.untrusted,
+        }
+    }
+
     /// Open a configured base; the observation says why it is not usable.
     pub fn base(&mut self, path: &Path) -> Result<Base, BaseObs<()>> {
         match fs::resolve_base(self.root, path, self.untrusted) {
@@ -641,19 +649,15 @@ impl Scanner<'_> {
             }
         };
         let app = match &home {
-            Ok(b) => crate::app::AppObs {
-                gateway_json: crate::app::read::app_file(
-                    &b.dir,
-                    crate::app::GATEWAY_JSON,
-                    self.untrusted,
-                ),
-                config_yaml: crate::app::read::app_file(
-                    &b.dir,
-                    crate::app::CONFIG_YAML,
-                    self.untrusted,
-                ),
-                argv: None,
-            },
+            Ok(b) => {
+                let disk = self.disk();
+                let read = |name| crate::app::read::app_file(&disk, &b.dir, name, self.untrusted);
+                crate::app::AppObs {
+                    gateway_json: read(crate::app::GATEWAY_JSON),
+                    config_yaml: read(crate::app::CONFIG_YAML),
+                    argv: None,
+                }
+            }
             Err(_) => crate::app::AppObs::default(),
         };
         ProfilesObs {
@@ -675,10 +679,9 @@ impl Scanner<'_> {
         marker: &str,
         not_profiles: &mut Vec<(Node, String)>,
     ) -> bool {
-        let found = b
-            .dir
-            .open_beneath(&node.rel)
-            .and_then(|d| crate::app::read::marker_exists(&d, OsStr::new(marker), self.untrusted));
+        let found = b.dir.open_beneath(&node.rel).and_then(|d| {
+            crate::app::read::marker_exists(&self.disk(), &d, OsStr::new(marker), self.untrusted)
+        });
         match found {
             Ok(found) => found,
             Err(e) => {

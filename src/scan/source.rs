@@ -92,6 +92,31 @@ pub trait Source {
         let _ = ids;
         Ok(f())
     }
+
+    /// `stat` of the entry `name` of `dir`, following a symlink at its name
+    /// (the one exception to "nothing is followed"): only called inside
+    /// [`Source::as_user`], for what the application itself follows in the
+    /// user's volume (a profile's marker). A source that cannot follow
+    /// links says so with an error when the entry is one.
+    fn stat_following(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<Meta> {
+        let m = self.stat(dir, name)?;
+        if m.kind == crate::fs::Kind::Symlink {
+            return Err(io::Error::other("symlinks are not followed in this source"));
+        }
+        Ok(m)
+    }
+
+    /// [`Source::read_file`], following a symlink at `name`: same rule as
+    /// [`Source::stat_following`] (the application's configuration files).
+    fn read_file_following(
+        &self,
+        dir: &Self::Dir,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        self.stat_following(dir, name)?;
+        self.read_file(dir, name, limit)
+    }
 }
 
 /// The disk beneath a held root directory.
@@ -151,5 +176,18 @@ impl Source for Disk<'_> {
         } else {
             Ok(f())
         }
+    }
+
+    fn stat_following(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
+        dir.stat_following(name)
+    }
+
+    fn read_file_following(
+        &self,
+        dir: &Dir,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        dir.read_file_meta_following(name, limit)
     }
 }

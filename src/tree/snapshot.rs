@@ -64,7 +64,7 @@ pub fn snapshot(
         if let Some(home) = resolve(&mut d, &cfg.profiles.home.0) {
             volume(&mut d, &home, cfg);
         }
-        container_command(&mut d, &cfg.container.wrapper);
+        container_command(&mut d, cfg);
     }
     if d.errors.is_empty() {
         Ok(d.finish())
@@ -161,37 +161,42 @@ fn follow(d: &mut Describer, rel: &str) {
     }
 }
 
-/// The container's command line as reconcile finds it: `proc/1/cmdline`
-/// and, when PID 1 does not hold the wrapper, the first other process's
-/// that does (both under the root's `proc`, as reconcile reads them).
-fn container_command(d: &mut Describer, wrapper: &str) {
-    use crate::app::command::{holds_wrapper, split_cmdline};
-    let cmdline = |pid: &str| format!("proc/{pid}/cmdline");
-    let holds = |d: &Describer, pid: &str| {
-        let mut bytes = Vec::new();
-        std::fs::File::open(d.root().join(cmdline(pid)))
-            .and_then(|f| {
-                use std::io::Read;
-                f.take(crate::app::read::CMDLINE_LIMIT).read_to_end(&mut bytes)
-            })
-            .is_ok_and(|_| holds_wrapper(&split_cmdline(&bytes), wrapper))
-    };
-    if d.entry(&cmdline("1")).is_none() || holds(d, "1") {
+/// The container's command line, as the profiles phase finds it: only the
+/// process it picks (`proc/<pid>/cmdline`), never the rest of `/proc`.
+fn container_command(d: &mut Describer, cfg: &Config) {
+    let Ok(root) = crate::fs::Dir::open_path(d.root()) else {
         return;
-    }
-    let mut pids: Vec<u32> = std::fs::read_dir(d.root().join("proc"))
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-                .filter(|&p| p != 1)
-                .collect()
-        })
-        .unwrap_or_default();
-    pids.sort_unstable();
-    pids.truncate(crate::app::read::MAX_PIDS);
-    if let Some(pid) = pids.into_iter().find(|p| holds(d, &p.to_string())) {
-        d.entry(&cmdline(&pid.to_string()));
-    }
+    };
+    let disk = crate::scan::Disk {
+        root: &root,
+        untrusted: (0, 0),
+    };
+    let Some((pid, _, bytes)) = crate::app::read::container_process(&disk, &cfg.container.wrapper)
+    else {
+        return;
+    };
+    let dir = |mode| Node::Dir {
+        perms: Perms {
+            uid: 0,
+            gid: 0,
+            mode,
+        },
+        mount: false,
+    };
+    d.insert("proc", dir(0o555));
+    d.insert(&format!("proc/{pid}"), dir(0o555));
+    d.insert(
+        &format!("proc/{pid}/cmdline"),
+        Node::File {
+            perms: Perms {
+                uid: 0,
+                gid: 0,
+                mode: 0o444,
+            },
+            content: super::disk::content_of(&bytes),
+            links: None,
+        },
+    );
 }
 
 fn real(d: &Describer, rel: &str) -> String {
