@@ -71,6 +71,9 @@ fn err<T>(r: std::io::Result<T>) -> String {
     }
 }
 
+/// (dev, ino) on the disk, (dev, ino) in the description, the path.
+type Identity = ((u64, u64), (u64, u64), String);
+
 /// Walk both sources in step from `(a, b)`, comparing every answer.
 fn compare<A: Source, B: Source>(
     a: &A,
@@ -78,7 +81,7 @@ fn compare<A: Source, B: Source>(
     da: &A::Dir,
     db: &B::Dir,
     path: &str,
-    ids: &mut Vec<((u64, u64), (u64, u64), String)>,
+    ids: &mut Vec<Identity>,
 ) {
     let la = a.list(da);
     let lb = b.list(db);
