@@ -6,12 +6,22 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
 pub use crate::model::{Mode, Phase};
+use crate::render::{Style, Verbosity};
 
 /// Output format of the plan and the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
+}
+
+/// When the human report is coloured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// When stdout is a terminal and NO_COLOR is unset or empty.
+    Auto,
+    Always,
+    Never,
 }
 
 const ABOUT: &str = "Reconcile an s6-overlay container's supervision tree at boot.";
@@ -42,10 +52,21 @@ Exit codes:
 Environment (read because cont-init runs with-contenv):
   HERMES_HOME                  overrides profiles.home
   S6_PROFILE_GATEWAY_SCANDIR   overrides scandir.path
+<<<<<<< HEAD
+  GATEWAY_MULTIPLEX_PROFILES   overrides profiles.multiplex (true/false/1/0/yes/no/on/off)
+  S6_VERBOSITY                 s6-overlay's verbosity, used when neither -v nor -q is
+                               given: 0 errors only (a successful apply prints nothing
+                               on stdout), 1 warnings (an apply prints only warnings,
+                               errors and the per-profile lines), 2 the default, 3 or
+                               more debug logging. --plan and --check always print the
+                               whole plan; --format json is never shortened.
+  NO_COLOR                     set and not empty: no colour unless --color always
+=======
   GATEWAY_MULTIPLEX_PROFILES   multiplexing, above profiles.multiplex and the application's
                                gateway.json/config.yaml (1/true/yes/on, 0/false/no/off;
                                anything else: a warning, the layers below decide)
   HERMES_GATEWAY_NO_SUPERVISE  1/true/yes: no legacy `gateway run` migration
+>>>>>>> main
   RUST_LOG                     log filter (env_logger syntax)
 
 Examples:
@@ -54,7 +75,8 @@ Examples:
   reconcile --plan --root ./tree           preview on a copy of a root
   reconcile --plan --tree tree.yaml        preview on a tree description (no root needed)
   reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
-  reconcile materialize tree.yaml ./tree   build a described tree (as root)";
+  reconcile materialize tree.yaml ./tree   build a described tree (as root)
+  reconcile --print-config                 the configuration in effect, as YAML";
 
 /// Raw command-line arguments.
 #[derive(Debug, Parser)]
@@ -102,13 +124,24 @@ pub struct Args {
     #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
     pub phases: Vec<Phase>,
 
-    /// More logging on stderr (-vv for debug).
+    /// More logging on stderr (-vv for debug); S6_VERBOSITY is then ignored.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Less logging on stderr: errors only.
+    /// Less logging on stderr: errors only; S6_VERBOSITY is then ignored.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Colour the human report: changes, warnings and errors
+    /// [auto: when stdout is a terminal and NO_COLOR is unset or empty].
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: Color,
+
+    /// Print the configuration in effect (the file, then the environment
+    /// overrides) as YAML that --config accepts, with the resolved user and
+    /// group as comments; change nothing.
+    #[arg(long, conflicts_with_all = ["plan", "check"])]
+    pub print_config: bool,
 
     /// How long an apply waits for another apply to finish (they take
     /// turns on /run/s6-reconcile.lock) before giving up with exit 111.
@@ -161,6 +194,38 @@ pub struct Settings {
     pub tree: Option<PathBuf>,
     /// How long an apply waits for the apply lock.
     pub lock_wait: std::time::Duration,
+    /// How the human report looks (S6_VERBOSITY, colour).
+    pub style: Style,
+    /// Only print the effective configuration.
+    pub print_config: bool,
+}
+
+/// What the process's surroundings say about the output: the environment
+/// (`S6_VERBOSITY`, `NO_COLOR`) and whether stdout is a terminal.
+pub struct Surroundings<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub stdout_is_terminal: bool,
+}
+
+impl Surroundings<'_> {
+    /// This process's own.
+    pub fn of_process() -> Surroundings<'static> {
+        use std::io::IsTerminal;
+        Surroundings {
+            env: &|k| std::env::var(k).ok(),
+            stdout_is_terminal: std::io::stdout().is_terminal(),
+        }
+    }
+}
+
+/// `S6_VERBOSITY` as s6-overlay reads it: a number, else the default 2.
+pub fn s6_verbosity(value: Option<&str>) -> u64 {
+    match value {
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            v.parse().unwrap_or(u64::MAX)
+        }
+        _ => 2,
+    }
 }
 
 /// A usage error (exit 100).
@@ -177,6 +242,11 @@ pub enum UsageError {
 impl Args {
     /// Check what clap cannot: that the root is an existing directory.
     pub fn validate(self) -> Result<Settings, UsageError> {
+        self.validate_in(&Surroundings::of_process())
+    }
+
+    /// [`Args::validate`] with the given environment and terminal.
+    pub fn validate_in(self, around: &Surroundings<'_>) -> Result<Settings, UsageError> {
         let mode = if self.check {
             Mode::Check
         } else if self.plan {
@@ -184,6 +254,7 @@ impl Args {
         } else {
             Mode::Apply
         };
+        let verbosity = self.levels((around.env)("S6_VERBOSITY").as_deref()).1;
         if self.tree.is_some() && mode == Mode::Apply {
             return Err(UsageError::TreeApply);
         }
@@ -218,19 +289,50 @@ impl Args {
             phases,
             tree: self.tree,
             lock_wait: std::time::Duration::from_secs(self.lock_wait),
+            style: Style {
+                verbosity,
+                color: self.color.enabled(around),
+            },
+            print_config: self.print_config,
         })
     }
 
-    /// The log level the flags ask for, before RUST_LOG.
+    /// The stderr log level, before RUST_LOG: from -v/-q, else from this
+    /// process's S6_VERBOSITY.
     pub fn log_level(&self) -> log::LevelFilter {
+        self.levels(std::env::var("S6_VERBOSITY").ok().as_deref()).0
+    }
+
+    /// The log level and the report's verbosity: from -v/-q when given,
+    /// else from S6_VERBOSITY (s6-overlay's: 0 errors, 1 warnings, 2 the
+    /// default, more is debug).
+    fn levels(&self, s6_verbosity: Option<&str>) -> (log::LevelFilter, Verbosity) {
+        use log::LevelFilter;
         if self.quiet {
-            log::LevelFilter::Error
-        } else {
-            match self.verbose {
-                0 => log::LevelFilter::Warn,
-                1 => log::LevelFilter::Info,
-                2 => log::LevelFilter::Debug,
-                _ => log::LevelFilter::Trace,
+            return (LevelFilter::Error, Verbosity::Normal);
+        }
+        match self.verbose {
+            0 => {}
+            1 => return (LevelFilter::Info, Verbosity::Normal),
+            2 => return (LevelFilter::Debug, Verbosity::Normal),
+            _ => return (LevelFilter::Trace, Verbosity::Normal),
+        }
+        match self::s6_verbosity(s6_verbosity) {
+            0 => (LevelFilter::Error, Verbosity::Errors),
+            1 => (LevelFilter::Warn, Verbosity::Warnings),
+            2 => (LevelFilter::Warn, Verbosity::Normal),
+            _ => (LevelFilter::Debug, Verbosity::Normal),
+        }
+    }
+}
+
+impl Color {
+    fn enabled(self, around: &Surroundings<'_>) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                around.stdout_is_terminal && (around.env)("NO_COLOR").is_none_or(|v| v.is_empty())
             }
         }
     }

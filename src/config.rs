@@ -418,6 +418,14 @@ pub enum ConfigError {
     },
 }
 
+/// The with-contenv overrides: each variable and the key it overrides
+/// (applied by [`Config::apply_env`]; an empty value means unset).
+pub const ENV_OVERRIDES: [(&str, &str); 3] = [
+    ("HERMES_HOME", "profiles.home"),
+    ("S6_PROFILE_GATEWAY_SCANDIR", "scandir.path"),
+    ("GATEWAY_MULTIPLEX_PROFILES", "profiles.multiplex"),
+];
+
 impl Config {
     /// Parse YAML text. `path` is only used in messages (a container path).
     pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {

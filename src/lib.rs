@@ -19,6 +19,7 @@ pub mod lock;
 pub mod model;
 pub mod names;
 pub mod plan;
+pub mod print_config;
 pub mod render;
 pub mod report;
 pub mod run;

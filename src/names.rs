@@ -151,6 +151,43 @@ fn preview(s: &str) -> String {
     }
 }
 
+/// Why a name found on disk is not used: not UTF-8, or holding a control
+/// character (which would garble every message that prints it). `None`
+/// for a usable name.
+pub fn listed_name_problem(name: &[u8]) -> Option<&'static str> {
+    match std::str::from_utf8(name) {
+        Err(_) => Some("name is not valid UTF-8; left alone"),
+        Ok(s) if s.chars().any(char::is_control) => {
+            Some("name holds a control character; left alone")
+        }
+        Ok(_) => None,
+    }
+}
+
+/// A name as bytes, printable: valid UTF-8 without control characters
+/// as it is, a backslash doubled, anything else as `\xNN` per byte.
+pub fn escape(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        out.push_str(&format!("\\x{byte:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +314,18 @@ mod tests {
         assert!(!is_reserved("defaults"));
         assert!(!is_reserved("Default"));
         assert!(!is_reserved("work"));
+    }
+
+    #[test]
+    fn listed_names_are_escaped() {
+        assert_eq!(escape(b"ok-name"), "ok-name");
+        assert_eq!(escape(b"bad\xffname"), "bad\\xffname");
+        assert_eq!(escape(b"a\nb"), "a\\x0ab");
+        assert_eq!(escape(b"back\\slash"), "back\\\\slash");
+        assert_eq!(escape("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        assert!(listed_name_problem(b"bad\xff").is_some());
+        assert!(listed_name_problem(b"a\tb").is_some());
+        assert!(listed_name_problem("caf\u{e9}".as_bytes()).is_none());
     }
 
     #[test]

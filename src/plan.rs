@@ -15,8 +15,8 @@ use crate::model::Phase;
 use crate::model::{Desired, Want};
 pub use crate::report::{Failure, Skipped, SlotReport};
 use crate::scan::{
-    BaseObs, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs, StateObs,
-    StaticObs,
+    BaseObs, Content, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs,
+    StateObs, StaticObs,
 };
 use crate::slot::{self, SlotEntry};
 use crate::state::{self, Action, PriorExit};
@@ -195,21 +195,23 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
             error: e.error.clone(),
         });
     }
-    if d.policy() == Policy::Compat && (obs.scandir.is_some()) {
+    if d.policy() == Policy::Compat && obs.has(Phase::Scandir) {
         p.plan.warnings.push(format!(
             "policy compat: uid {} can write the scandir and the slot definitions that root's \
              s6-supervise executes, so that user is effectively root (policy: strict avoids this)",
             d.account.uid
         ));
     }
-    if let Some(s) = &obs.static_ {
+    if let Some(s) = obs.static_.as_ref().filter(|_| obs.has(Phase::Static)) {
         p.base(s, |p, s| p.static_dirs(s));
     }
-    if let Some(s) = &obs.scandir {
+    if let Some(s) = obs.scandir.as_ref().filter(|_| obs.has(Phase::Scandir)) {
         p.base(s, |p, s| p.scandir(s));
     }
-    if let Some(o) = &obs.profiles {
-        p.profiles(o, obs.scandir.is_some());
+    if let (Some(o), Some(s)) = (&obs.profiles, &obs.scandir)
+        && obs.has(Phase::Profiles)
+    {
+        p.profiles(o, s, obs.has(Phase::Scandir));
     }
     let mut plan = p.plan;
     sort_changes(&mut plan.changes);
@@ -335,7 +337,13 @@ impl Planner<'_> {
     }
 
     /// Apply the role table to every node of one servicedir (or slot).
-    fn servicedir(&mut self, phase: Phase, anchor: Anchor, dir: &Node, nodes: &[Node]) {
+    fn servicedir<'n>(
+        &mut self,
+        phase: Phase,
+        anchor: Anchor,
+        dir: &Node,
+        nodes: impl IntoIterator<Item = &'n Node>,
+    ) {
         for n in nodes {
             let rel = n.rel.strip_prefix(&dir.rel).unwrap_or(&n.rel);
             let r = role(rel, n.meta.kind);
@@ -354,6 +362,7 @@ impl Planner<'_> {
     }
 
     fn static_dirs(&mut self, s: &StaticObs) {
+        self.plan.skipped.extend(s.bad_names.iter().cloned());
         for n in &s.others {
             let reason = match n.meta.kind {
                 Kind::Symlink => "symlink; not followed".to_string(),
@@ -373,6 +382,7 @@ impl Planner<'_> {
 
     fn scandir(&mut self, s: &ScandirObs) {
         let d = self.d;
+        self.plan.skipped.extend(s.bad_names.iter().cloned());
         let compat = d.policy() == Policy::Compat;
         let dev = s.base.meta.dev;
         if compat {
@@ -396,10 +406,8 @@ impl Planner<'_> {
                 None => {}
             }
         }
-        for slot in &s.slots {
-            let Some(top) = slot.nodes.first() else {
-                continue;
-            };
+        for slot in s.real_dirs() {
+            let top = &slot.node;
             // s6-linux-init's own services are real directories in the scandir.
             if let Some(glob) = d.skip_glob(top.name()) {
                 self.skip(
@@ -408,7 +416,8 @@ impl Planner<'_> {
                 );
                 continue;
             }
-            self.servicedir(Phase::Scandir, Anchor::Scandir, top, &slot.nodes);
+            let nodes = std::iter::once(top).chain(&slot.nodes);
+            self.servicedir(Phase::Scandir, Anchor::Scandir, top, nodes);
         }
         for n in &s.staging {
             // A leftover staging dir of an interrupted run: removed as root,
@@ -419,18 +428,25 @@ impl Planner<'_> {
 }
 
 impl Planner<'_> {
-    fn profiles(&mut self, o: &ProfilesObs, scandir_phase_too: bool) {
+    fn profiles(
+        &mut self,
+        o: &ProfilesObs,
+        scandir: &BaseObs<ScandirObs>,
+        scandir_phase_too: bool,
+    ) {
         let d = self.d;
         let cfg = &d.config.profiles;
         let (uid, gid) = (d.account.uid, d.account.gid);
         let app = crate::app::decide(&d.config, o);
-        self.plan.warnings.extend(app.warnings.iter().cloned());
+        // A dashboard container does nothing in this phase, not even warn
+        // about the gateways' configuration.
         if app.dashboard {
             self.plan
                 .lines
                 .push(crate::app::command::DASHBOARD_LINE.into());
             return;
         }
+        self.plan.warnings.extend(app.warnings.iter().cloned());
         match &o.home {
             BaseObs::Missing { path } => self.plan.warnings.push(format!(
                 "profiles.home {} is not present: no profile state is read and no boot log is written",
@@ -443,7 +459,7 @@ impl Planner<'_> {
             }),
             BaseObs::Present(_) => {}
         }
-        let slots = match &o.scandir {
+        let slots = match scandir {
             BaseObs::Present(s) => Some(s),
             BaseObs::Missing { path } => {
                 self.plan.errors.push(Failure {
@@ -462,6 +478,7 @@ impl Planner<'_> {
                 None
             }
         };
+        self.plan.skipped.extend(o.bad_names.iter().cloned());
         for (n, reason) in &o.not_profiles {
             self.plan
                 .warnings
@@ -479,13 +496,14 @@ impl Planner<'_> {
         }
         let Some(slots) = slots else { return };
         if cfg.prune {
-            for (name, s) in &slots.slots {
-                if !wanted.contains(name) {
+            for (name, s) in &slots.entries {
+                if name.starts_with(&cfg.slot_prefix) && !wanted.contains(name) {
                     self.removal(Phase::Profiles, &s.node);
                 }
             }
         }
         if !scandir_phase_too {
+            self.plan.skipped.extend(slots.bad_names.iter().cloned());
             for n in &slots.staging {
                 self.removal(Phase::Profiles, n);
             }
@@ -505,7 +523,7 @@ impl Planner<'_> {
     fn profile(
         &mut self,
         p: &ProfileObs,
-        slots: Option<&crate::scan::SlotsObs>,
+        slots: Option<&ScandirObs>,
         home: &str,
         (uid, gid): Owner,
         app: &crate::app::Decision,
@@ -513,41 +531,9 @@ impl Planner<'_> {
         let d = self.d;
         let cfg = &d.config.profiles;
         if let Some(problem) = &p.problem {
-            let at = p
-                .dir
-                .as_ref()
-                .map(|n| n.path.clone())
-                .unwrap_or_else(|| PathBuf::from(format!("profile {:?}", p.name)));
-            self.skip(&at, problem.clone());
-            return SlotReport {
-                profile: p.name.clone(),
-                slot: None,
-                prior_state: None,
-                action: Action::Skipped,
-                reason: Some(problem.clone()),
-                prior_exit: PriorExit::Unknown,
-            };
+            return self.invalid_profile(p, problem);
         }
-        let prior_state = match &p.state {
-            StateObs::Missing => None,
-            StateObs::Bytes(b) => match state::parse_state(b, &cfg.transient_running) {
-                Ok(s) => s,
-                Err(why) => {
-                    self.plan.warnings.push(format!(
-                        "{}: {why}; treating the profile as having no state",
-                        p.state_path.display()
-                    ));
-                    None
-                }
-            },
-            StateObs::Unreadable(why) => {
-                self.plan.warnings.push(format!(
-                    "{}: {why}; treating the profile as having no state",
-                    p.state_path.display()
-                ));
-                None
-            }
-        };
+        let prior_state = self.prior_state(p);
         let is_default = p.source == ProfileSource::Default;
         let prior_state = if is_default && app.migrate_default {
             self.seed_state(p, (uid, gid));
@@ -562,16 +548,7 @@ impl Planner<'_> {
             app.multiplex,
             p.start.unwrap_or(StartPolicy::Auto),
         );
-        for n in &p.stale {
-            if n.meta.kind == Kind::Dir {
-                self.skip(
-                    &n.path,
-                    "stale runtime file is a directory; left alone".into(),
-                );
-                continue;
-            }
-            self.change(Phase::Profiles, Anchor::Home, n, Op::Unlink);
-        }
+        self.stale_files(p);
         let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
         let files = slot::render(
             &p.name,
@@ -586,59 +563,21 @@ impl Planner<'_> {
             uid,
             gid,
         );
-        if let Some(slots) = slots {
-            let path = slots.base.path.join(&slot_name);
-            let rel = PathBuf::from(&slot_name);
-            let build = || {
-                Box::new(SlotBuild {
-                    profile: p.name.clone(),
-                    staging: names::staging_name(&slot_name),
-                    owner,
-                    entries: entries.clone(),
-                })
-            };
-            let (op, expect) = match slots.slots.get(&slot_name) {
-                None => (Some(Op::Publish(build())), slots.base.meta),
-                Some(obs) => match compare(owner, &entries, obs) {
-                    SlotDiff::Same => (None, obs.node.meta),
-                    SlotDiff::Different => (Some(Op::Replace(build())), obs.node.meta),
-                    SlotDiff::Down { want: true } => (
-                        Some(Op::Create {
-                            mode: layout::MODE_FILE,
-                        }),
-                        obs.node.meta,
-                    ),
-                    SlotDiff::Down { want: false } => {
-                        let down = obs.node.rel.join(layout::DOWN);
-                        let meta = obs
-                            .nodes
-                            .iter()
-                            .find(|(n, _)| n.rel == down)
-                            .map_or(obs.node.meta, |(n, _)| n.meta);
-                        (Some(Op::Unlink), meta)
-                    }
-                },
-            };
-            if let Some(op) = op {
-                let down = matches!(op, Op::Create { .. } | Op::Unlink);
-                self.plan.changes.push(Change {
-                    phase: Phase::Profiles,
-                    path: if down { path.join(layout::DOWN) } else { path },
-                    op,
-                    target: Target {
-                        anchor: Anchor::Scandir,
-                        rel: if down { rel.join(layout::DOWN) } else { rel },
-                        // publish: the scandir; replace: the old slot;
-                        // create `down`: the slot it goes in; unlink: `down`.
-                        expect,
-                    },
-                });
-            }
-        }
         // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
         // is "not published"); the scandir's own error says why.
         let (action, reason) = match slots {
-            Some(_) => (action, None),
+            Some(slots) => {
+                let build = SlotBuild {
+                    profile: p.name.clone(),
+                    staging: names::staging_name(&slot_name),
+                    owner,
+                    entries,
+                };
+                match self.slot_change(slots, &slot_name, build) {
+                    Ok(()) => (action, None),
+                    Err(why) => (Action::Skipped, Some(why)),
+                }
+            }
             None => (
                 Action::Skipped,
                 Some(format!(
@@ -655,6 +594,113 @@ impl Planner<'_> {
             reason,
             prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
         }
+    }
+
+    /// A candidate found unusable while observing: skipped, with why.
+    fn invalid_profile(&mut self, p: &ProfileObs, problem: &str) -> SlotReport {
+        let at = p
+            .dir
+            .as_ref()
+            .map(|n| n.path.clone())
+            .unwrap_or_else(|| PathBuf::from(format!("profile {:?}", p.name)));
+        self.skip(&at, problem.to_string());
+        SlotReport {
+            profile: p.name.clone(),
+            slot: None,
+            prior_state: None,
+            action: Action::Skipped,
+            reason: Some(problem.to_string()),
+            prior_exit: PriorExit::Unknown,
+        }
+    }
+
+    /// The state the profile had, from its state file (a warning when the
+    /// file is there but says nothing usable).
+    fn prior_state(&mut self, p: &ProfileObs) -> Option<String> {
+        let why = match &p.state {
+            StateObs::Missing => return None,
+            StateObs::Bytes(b) => {
+                match state::parse_state(b, &self.d.config.profiles.transient_running) {
+                    Ok(s) => return s,
+                    Err(why) => why.to_string(),
+                }
+            }
+            StateObs::Unreadable(why) => why.clone(),
+        };
+        self.plan.warnings.push(format!(
+            "{}: {why}; treating the profile as having no state",
+            p.state_path.display()
+        ));
+        None
+    }
+
+    /// Stale runtime files of a previous container: removed.
+    fn stale_files(&mut self, p: &ProfileObs) {
+        for n in &p.stale {
+            if n.meta.kind == Kind::Dir {
+                let why = "stale runtime file is a directory; left alone";
+                self.skip(&n.path, why.into());
+                continue;
+            }
+            self.change(Phase::Profiles, Anchor::Home, n, Op::Unlink);
+        }
+    }
+
+    /// The change that brings the slot `name` to `build`, if any. `Err`
+    /// with the reason when the existing slot could not be compared (it is
+    /// left as it is, and the failure is reported).
+    fn slot_change(
+        &mut self,
+        slots: &ScandirObs,
+        name: &str,
+        build: SlotBuild,
+    ) -> Result<(), String> {
+        let path = slots.base.path.join(name);
+        let rel = PathBuf::from(name);
+        // publish: the scandir; replace: the old slot; create `down`: the
+        // slot it goes in; unlink: `down`.
+        let (op, expect) = match slots.entries.get(name) {
+            None => (Op::Publish(Box::new(build)), slots.base.meta),
+            Some(obs) => match compare(build.owner, &build.entries, obs) {
+                SlotDiff::Same => return Ok(()),
+                SlotDiff::Different => (Op::Replace(Box::new(build)), obs.node.meta),
+                SlotDiff::Down { want: true } => (
+                    Op::Create {
+                        mode: layout::MODE_FILE,
+                    },
+                    obs.node.meta,
+                ),
+                SlotDiff::Down { want: false } => {
+                    let down = obs.node.rel.join(layout::DOWN);
+                    let meta = obs.nodes.iter().find(|n| n.rel == down);
+                    (Op::Unlink, meta.map_or(obs.node.meta, |n| n.meta))
+                }
+                SlotDiff::Unreadable { path, error } => {
+                    let why = format!(
+                        "not compared (the slot is left as it was): unable to read {}: {error}",
+                        path.display()
+                    );
+                    self.plan.errors.push(Failure {
+                        op: "read".into(),
+                        path: path.to_path_buf(),
+                        error: error.to_string(),
+                    });
+                    return Err(why);
+                }
+            },
+        };
+        let down = matches!(op, Op::Create { .. } | Op::Unlink);
+        self.plan.changes.push(Change {
+            phase: Phase::Profiles,
+            path: if down { path.join(layout::DOWN) } else { path },
+            op,
+            target: Target {
+                anchor: Anchor::Scandir,
+                rel: if down { rel.join(layout::DOWN) } else { rel },
+                expect,
+            },
+        });
+        Ok(())
     }
 }
 
@@ -679,68 +725,87 @@ impl Planner<'_> {
 
 /// How an existing slot differs from the wanted one.
 #[derive(Debug, PartialEq, Eq)]
-enum SlotDiff {
+enum SlotDiff<'a> {
     Same,
     /// Identical but for `down`: create it (`want`) or remove it.
     Down {
         want: bool,
     },
     Different,
+    /// A file of the slot could not be read: no decision is made on it.
+    Unreadable {
+        path: &'a Path,
+        error: &'a str,
+    },
 }
 
-fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> SlotDiff {
+/// Whether the observed entry `n` is the wanted `e` with owner `owner`.
+fn same_entry(e: &SlotEntry, owner: Owner, n: &Node) -> bool {
+    let m = &n.meta;
+    let kind_ok = match e {
+        SlotEntry::Dir { .. } => m.kind == Kind::Dir,
+        SlotEntry::Fifo { .. } => m.kind == Kind::Fifo,
+        SlotEntry::File { content: want, .. } => {
+            m.kind == Kind::File
+                && m.nlink == 1
+                && m.size == want.len() as u64
+                && n.content == Content::Bytes(want.as_bytes().to_vec())
+        }
+    };
+    kind_ok && m.mode == e.mode() && (m.uid, m.gid) == owner
+}
+
+fn compare<'a>(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &'a SlotObs) -> SlotDiff<'a> {
     let root = &obs.node.meta;
     if root.kind != Kind::Dir || root.mode != layout::MODE_SLOT_DIR || (root.uid, root.gid) != owner
     {
         return SlotDiff::Different;
     }
     let slot_rel = &obs.node.rel;
-    let mut seen: std::collections::HashMap<&Path, (&Node, Option<&Vec<u8>>)> = obs
+    let mut seen: std::collections::HashMap<&Path, &Node> = obs
         .nodes
         .iter()
-        .skip(1)
-        .filter_map(|(n, c)| {
+        .filter_map(|n| {
             let rel = n.rel.strip_prefix(slot_rel).ok()?;
-            (!is_runtime(rel)).then_some((rel, (n, c.as_ref())))
+            (!is_runtime(rel)).then_some((rel, n))
         })
         .collect();
+    // A transient read error must never replace (and restart) a live slot.
+    let unreadable = obs.nodes.iter().find_map(|n| match &n.content {
+        Content::Unreadable(error) if seen.contains_key(n.rel.strip_prefix(slot_rel).ok()?) => {
+            Some((n, error))
+        }
+        _ => None,
+    });
+    if let Some((n, error)) = unreadable {
+        return SlotDiff::Unreadable {
+            path: &n.path,
+            error,
+        };
+    }
     let down = Path::new(layout::DOWN);
-    let mut want_down = false;
-    let mut down_owner = owner;
+    let mut want_down = None;
     for (e, want_owner) in expected {
-        let p = e.path();
         // `down` is compared on its own below: only its presence may differ.
-        if p == down {
-            want_down = true;
-            down_owner = *want_owner;
+        if e.path() == down {
+            want_down = Some((e, *want_owner));
             continue;
         }
-        let Some((n, content)) = seen.remove(p) else {
-            return SlotDiff::Different;
-        };
-        let m = &n.meta;
-        let kind_ok = match e {
-            SlotEntry::Dir { .. } => m.kind == Kind::Dir,
-            SlotEntry::Fifo { .. } => m.kind == Kind::Fifo,
-            SlotEntry::File { content: want, .. } => {
-                m.kind == Kind::File
-                    && m.nlink == 1
-                    && content.is_some_and(|c| c.as_slice() == want.as_bytes())
-            }
-        };
-        if !kind_ok || m.mode != e.mode() || (m.uid, m.gid) != *want_owner {
-            return SlotDiff::Different;
+        match seen.remove(e.path()) {
+            Some(n) if same_entry(e, *want_owner, n) => {}
+            _ => return SlotDiff::Different,
         }
     }
     let have_down = match seen.remove(down) {
         None => false,
-        Some((n, c)) => {
-            let m = &n.meta;
-            let ok = m.kind == Kind::File
-                && m.mode == layout::MODE_FILE
-                && (m.uid, m.gid) == down_owner
-                && c.is_some_and(|c| c.is_empty());
-            if !ok {
+        Some(n) => {
+            let empty = SlotEntry::File {
+                path: down.into(),
+                mode: layout::MODE_FILE,
+                content: String::new(),
+            };
+            let want_owner = want_down.map_or(owner, |(_, o)| o);
+            if !same_entry(&empty, want_owner, n) {
                 return SlotDiff::Different;
             }
             true
@@ -749,9 +814,11 @@ fn compare(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &SlotObs) -> Slot
     if !seen.is_empty() {
         return SlotDiff::Different;
     }
-    if have_down == want_down {
+    if have_down == want_down.is_some() {
         SlotDiff::Same
     } else {
-        SlotDiff::Down { want: want_down }
+        SlotDiff::Down {
+            want: want_down.is_some(),
+        }
     }
 }

@@ -78,53 +78,121 @@ pub fn json(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out)
 }
 
-pub fn human(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
-    let mut current: Option<Phase> = None;
-    for c in &r.changes {
-        if current != Some(c.phase) {
-            writeln!(out, "{}:", c.phase.as_str())?;
-            current = Some(c.phase);
-        }
-        match c.op.from_to() {
-            Some((from, to)) => writeln!(
-                out,
-                "  {:<7} {}  {} → {}",
-                c.op.verb(),
-                c.path.display(),
-                from,
-                to
-            )?,
-            None if matches!(c.op, Op::SeedState { .. }) => writeln!(
-                out,
-                "  {:<7} {}  (state running, migrated from {MIGRATED_FROM})",
-                c.op.verb(),
-                c.path.display()
-            )?,
-            None => writeln!(out, "  {:<7} {}", c.op.verb(), c.path.display())?,
+/// How much of the human report an apply prints on stdout (`S6_VERBOSITY`
+/// when no `-v`/`-q` is given). `--plan` and `--check` always print the
+/// whole plan: it is what they were asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Errors only: a successful apply prints nothing.
+    Errors,
+    /// Warnings, errors and the per-profile lines.
+    Warnings,
+    /// Everything: changes, profile lines, skipped items, warnings, errors
+    /// and the summary.
+    #[default]
+    Normal,
+}
+
+/// How the human report looks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
+    pub verbosity: Verbosity,
+    /// ANSI colours (a terminal, `--color`, `NO_COLOR`).
+    pub color: bool,
+}
+
+/// SGR codes, one per kind of text.
+const BOLD: &str = "1";
+const GREEN: &str = "32";
+const YELLOW: &str = "33";
+const RED: &str = "31";
+const WARNING: &str = "1;33";
+const ERROR: &str = "1;31";
+
+impl Style {
+    /// `text` in colour `code` when colours are on.
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
         }
     }
-    for l in &r.lines {
-        writeln!(out, "{l}")?;
+}
+
+/// The colour of a change's verb: green adds, yellow changes, red removes.
+fn verb_color(c: &Change) -> &'static str {
+    match c.op.verb() {
+        "publish" | "create" | "mkdir" | "mkfifo" => GREEN,
+        "remove" | "unlink" => RED,
+        _ => YELLOW,
     }
-    if !r.skipped.is_empty() {
+}
+
+pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+    let verbosity = match mode {
+        Mode::Apply => style.verbosity,
+        Mode::Plan | Mode::Check => Verbosity::Normal,
+    };
+    if verbosity == Verbosity::Normal {
+        changes(r, style, out)?;
+    }
+    if verbosity >= Verbosity::Warnings {
+        for l in &r.lines {
+            writeln!(out, "{l}")?;
+        }
+    }
+    if verbosity == Verbosity::Normal && !r.skipped.is_empty() {
         writeln!(out, "skipped:")?;
         for s in &r.skipped {
             writeln!(out, "  {}: {}", s.path.display(), s.reason)?;
         }
     }
-    for w in &r.warnings {
-        writeln!(out, "warning: {w}")?;
+    if verbosity >= Verbosity::Warnings {
+        for w in &r.warnings {
+            writeln!(out, "{} {w}", style.paint(WARNING, "warning:"))?;
+        }
     }
     for e in &r.errors {
         writeln!(
             out,
-            "error: unable to {} {}: {}",
+            "{} unable to {} {}: {}",
+            style.paint(ERROR, "error:"),
             e.op,
             e.path.display(),
             e.error
         )?;
     }
-    writeln!(out, "{}", summary(mode, r))
+    if verbosity == Verbosity::Normal {
+        writeln!(out, "{}", style.paint(BOLD, &summary(mode, r)))?;
+    }
+    Ok(())
+}
+
+/// The changes, grouped by phase, verb first.
+fn changes(r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+    let mut current: Option<Phase> = None;
+    for c in &r.changes {
+        if current != Some(c.phase) {
+            writeln!(
+                out,
+                "{}",
+                style.paint(BOLD, &format!("{}:", c.phase.as_str()))
+            )?;
+            current = Some(c.phase);
+        }
+        let verb = style.paint(verb_color(c), &format!("{:<7}", c.op.verb()));
+        match c.op.from_to() {
+            Some((from, to)) => writeln!(out, "  {verb} {}  {} → {}", c.path.display(), from, to)?,
+            None if matches!(c.op, Op::SeedState { .. }) => writeln!(
+                out,
+                "  {verb} {}  (state running, migrated from {MIGRATED_FROM})",
+                c.path.display()
+            )?,
+            None => writeln!(out, "  {verb} {}", c.path.display())?,
+        }
+    }
+    Ok(())
 }
 
 fn summary(mode: Mode, r: &Report) -> String {

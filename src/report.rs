@@ -8,7 +8,7 @@ use crate::plan::{Change, Plan};
 use crate::state::{Action, PriorExit};
 
 /// An item deliberately left alone, with the reason.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Skipped {
     pub path: PathBuf,
     pub reason: String,
@@ -52,7 +52,14 @@ impl Report {
     pub fn add_plan(&mut self, plan: &Plan, changes: Vec<Change>, errors: Vec<Failure>) {
         self.changes.extend(changes);
         self.slots.extend(plan.slots.iter().cloned());
-        self.skipped.extend(plan.skipped.iter().cloned());
+        // The parts of an apply plan from one observation: what they both
+        // report (a name that cannot be used) is said once.
+        let mut seen: HashSet<Skipped> = self.skipped.iter().cloned().collect();
+        for s in &plan.skipped {
+            if seen.insert(s.clone()) {
+                self.skipped.push(s.clone());
+            }
+        }
         self.lines.extend(plan.lines.iter().cloned());
         // Repeats are dropped with sets, not `Vec::contains`: there can be a
         // warning or an error per profile, and that would be quadratic.

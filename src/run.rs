@@ -18,9 +18,10 @@ use crate::lock::{self, LockError};
 use crate::model::Desired;
 use crate::model::{Mode, Phase};
 use crate::plan::{self, Anchor, Op};
+use crate::print_config;
 use crate::render;
 use crate::report::{self, Failure, Report};
-use crate::scan::{Observed, Scanner};
+use crate::scan::{self, Disk, Observed, Request};
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
@@ -108,6 +109,21 @@ pub fn config_from(
     Ok(cfg)
 }
 
+/// Which file [`load_config`] reads, for `--print-config`.
+fn config_source(settings: &Settings) -> print_config::Source<'_> {
+    match &settings.config {
+        Some(p) => print_config::Source::File(p),
+        None if settings
+            .root
+            .join(DEFAULT_CONFIG.trim_start_matches('/'))
+            .exists() =>
+        {
+            print_config::Source::File(Path::new(DEFAULT_CONFIG))
+        }
+        None => print_config::Source::Defaults,
+    }
+}
+
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {
     root: &'a Dir,
@@ -158,6 +174,11 @@ pub fn run(
         account.gid,
         config.policy
     );
+    if settings.print_config {
+        let text = print_config::render(&config, config_source(settings), &account, env);
+        out.write_all(text.as_bytes()).map_err(Fatal::Output)?;
+        return Ok(EXIT_OK);
+    }
     let desired = Desired::new(config, account);
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
@@ -175,7 +196,7 @@ pub fn run(
 
     match settings.mode {
         Mode::Plan | Mode::Check => {
-            let observed = observe(settings, &settings.phases, &desired, &root);
+            let observed = observe(settings, &desired, &root);
             let mut plan = plan::plan(&desired, &observed);
             // Moved, not cloned: each publish carries its slot's scripts.
             let changes = std::mem::take(&mut plan.changes);
@@ -193,14 +214,19 @@ pub fn run(
                 )
             })?;
             fs::clear_umask();
+            // Observed once; each part of the apply plans from it, and what
+            // apply did is written back into it (never observed again).
+            let mut observed = observe(settings, &desired, &root);
             if !root_phases.is_empty() {
-                let observed = observe(settings, &root_phases, &desired, &root);
+                observed.phases = root_phases;
                 let plan = plan::plan(&desired, &observed);
                 let applied = apply::apply(&plan.changes, &mut bases(&root, &desired));
+                observed.applied(&applied.done);
                 report.add_plan(&plan, applied.done, applied.errors);
             }
             if with_profiles {
-                apply_profiles(settings, &desired, &root, &mut report);
+                observed.phases = vec![Phase::Profiles];
+                apply_profiles(&desired, &root, &observed, &mut report);
             }
         }
     }
@@ -213,7 +239,7 @@ pub fn run(
     }
 
     match settings.format {
-        Format::Human => render::human(settings.mode, &report, out),
+        Format::Human => render::human(settings.mode, &report, settings.style, out),
         Format::Json => render::json(settings.mode, &report, out),
     }
     .map_err(Fatal::Output)?;
@@ -235,7 +261,7 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 /// compat policy (so nothing planted in the user's volume or scandir can
 /// make root touch a root-owned file), then observe, plan, apply, request a
 /// rescan and append the boot log.
-fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &mut Report) {
+fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
         if let Err(e) = fs::drop_privileges(acct.uid, acct.gid) {
@@ -248,8 +274,7 @@ fn apply_profiles(settings: &Settings, desired: &Desired, root: &Dir, report: &m
         }
         log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
     }
-    let observed = observe(settings, &[Phase::Profiles], desired, root);
-    let mut plan = plan::plan(desired, &observed);
+    let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
     // Slots first; the volume (stale runtime files) only when every slot
     // change went through, so a failed boot leaves the volume as it was.
@@ -411,30 +436,25 @@ fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, command: &[u8], report
     }
 }
 
-fn observe(settings: &Settings, phases: &[Phase], desired: &Desired, root: &Dir) -> Observed {
+/// Observe the tree once, for every selected phase.
+fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
     let acct = &desired.account;
-    let mut scanner = Scanner::new(&settings.root, root, (acct.uid, acct.gid));
-    let mut observed = Observed::default();
-    for phase in phases {
-        match phase {
-            Phase::Static => {
-                observed.static_ = Some(scanner.static_dirs(desired.servicedirs()));
-            }
-            Phase::Scandir => {
-                let staging = format!(".{}", desired.config.profiles.slot_prefix);
-                observed.scandir = Some(scanner.scandir(desired.scandir(), &staging));
-            }
-            Phase::Profiles => {
-                let mut o = scanner.profiles(&desired.config.profiles, desired.scandir());
-                o.app.argv = crate::app::read::container_argv(
-                    &scanner.disk(),
-                    &desired.config.container.wrapper,
-                );
-                observed.profiles = Some(o);
-            }
-        }
+    let user = (acct.uid, acct.gid);
+    let src = Disk {
+        root,
+        untrusted: user,
+    };
+    let req = Request {
+        phases: &settings.phases,
+        servicedirs: desired.servicedirs(),
+        scandir: desired.scandir(),
+        profiles: &desired.config.profiles,
+        user,
+    };
+    let mut observed = scan::observe(&src, &req);
+    if let Some(o) = &mut observed.profiles {
+        o.app.argv = crate::app::read::container_argv(&src, &desired.config.container.wrapper);
     }
-    observed.errors = scanner.errors;
     observed
 }
 

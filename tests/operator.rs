@@ -118,3 +118,545 @@ fn verbose_logs_the_policy_as_the_configuration_writes_it() {
         describe(&out)
     );
 }
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout")
+}
+
+fn owner_mode(root: &Path, path: &str) -> (u32, u32, u32) {
+    tree::owner_mode(root, path)
+}
+
+/// The per-profile lines an apply of [`TREE`] prints.
+const PROFILE_LINES: &str = "\
+reconcile: profile=default prior_state=running action=started
+reconcile: profile=alice prior_state=stopped action=registered
+";
+
+/// The warning every compat run gives.
+const COMPAT_WARNING: &str = "warning: policy compat: uid 10000 can write the scandir and \
+    the slot definitions that root's s6-supervise executes, so that user is effectively root \
+    (policy: strict avoids this)\n";
+
+// ---------------------------------------------------------------------------
+// S6_VERBOSITY
+
+#[test]
+fn s6_verbosity_0_apply_prints_nothing_and_still_applies() {
+    let tmp = container();
+    let out = reconcile(tmp.path(), &[], &[("S6_VERBOSITY", "0")]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(stdout(&out), "", "{}", describe(&out));
+    assert_eq!(stderr(&out), "", "{}", describe(&out));
+    assert_eq!(
+        owner_mode(tmp.path(), "run/s6-rc/servicedirs/svc/supervise"),
+        (10000, 10000, 0o710),
+        "the apply was done"
+    );
+    assert!(
+        tmp.path().join("run/service/gateway-alice/down").exists(),
+        "the slots were published"
+    );
+}
+
+#[test]
+fn s6_verbosity_1_apply_prints_the_profile_lines_and_warnings_only() {
+    let tmp = container();
+    std::fs::write(
+        tmp.path()
+            .join("opt/data/profiles/alice/gateway_state.json"),
+        "{not json",
+    )
+    .unwrap();
+    let out = reconcile(tmp.path(), &[], &[("S6_VERBOSITY", "1")]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "reconcile: profile=default prior_state=running action=started",
+            "reconcile: profile=alice prior_state=None action=registered",
+        ],
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        lines.len() > 2
+            && lines[2..].iter().all(|l| l.starts_with("warning: "))
+            && lines[2..]
+                .iter()
+                .any(|l| l.contains("/opt/data/profiles/alice/gateway_state.json")),
+        "then only the warnings, one naming the corrupt state file: {}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn s6_verbosity_0_and_1_still_print_errors_and_exit_1() {
+    for level in ["0", "1"] {
+        let tmp = container();
+        let servicedirs = tmp.path().join("run/s6-rc/servicedirs");
+        std::fs::remove_dir_all(&servicedirs).unwrap();
+        std::fs::write(&servicedirs, "").unwrap();
+        let out = reconcile(tmp.path(), &[], &[("S6_VERBOSITY", level)]);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let error = "error: unable to open /run/s6-rc/servicedirs: \
+                     is a regular file, not a directory\n";
+        let want = if level == "0" {
+            error.to_string()
+        } else {
+            format!("{PROFILE_LINES}{COMPAT_WARNING}{error}")
+        };
+        assert_eq!(
+            stdout(&out),
+            want,
+            "S6_VERBOSITY={level}: {}",
+            describe(&out)
+        );
+    }
+}
+
+#[test]
+fn s6_verbosity_leaves_plans_json_and_flags_alone() {
+    let tmp = container();
+    let full = reconcile(tmp.path(), &["--plan"], &[]);
+    assert_eq!(full.status.code(), Some(0), "{}", describe(&full));
+    assert!(
+        stdout(&full).starts_with("static:\n"),
+        "{}",
+        describe(&full)
+    );
+    for level in ["0", "1", "2", "5", "", "loud"] {
+        let out = reconcile(tmp.path(), &["--plan"], &[("S6_VERBOSITY", level)]);
+        assert_eq!(
+            stdout(&out),
+            stdout(&full),
+            "--plan prints the whole plan at S6_VERBOSITY={level:?}"
+        );
+        let out = reconcile(tmp.path(), &["--check"], &[("S6_VERBOSITY", level)]);
+        assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+        assert_eq!(stdout(&out), stdout(&full), "--check at {level:?}");
+    }
+
+    // An apply: JSON is never shortened; -v or -q override S6_VERBOSITY.
+    let tmp = container();
+    let out = reconcile(tmp.path(), &["--format", "json"], &[("S6_VERBOSITY", "0")]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["mode"], "apply");
+    assert!(
+        !v["changes"].as_array().unwrap().is_empty(),
+        "{}",
+        describe(&out)
+    );
+    for flag in ["-v", "-q"] {
+        let tmp = container();
+        let out = reconcile(tmp.path(), &[flag], &[("S6_VERBOSITY", "0")]);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("static:\n")
+                && text.contains(PROFILE_LINES)
+                && text
+                    .lines()
+                    .last()
+                    .is_some_and(|l| l.starts_with("Applied ")),
+            "{flag}: the whole report: {}",
+            describe(&out)
+        );
+    }
+}
+
+#[test]
+fn s6_verbosity_sets_the_log_level_without_flags() {
+    let tmp = container();
+    let info = "reconcile: info: user hermes = 10000:10000, policy compat";
+    for (level, logged) in [("0", false), ("1", false), ("2", false), ("3", true)] {
+        let out = reconcile(tmp.path(), &["--plan"], &[("S6_VERBOSITY", level)]);
+        assert_eq!(
+            stderr(&out).lines().any(|l| l == info),
+            logged,
+            "S6_VERBOSITY={level}: {}",
+            describe(&out)
+        );
+    }
+    // RUST_LOG still has the last word.
+    let out = reconcile(
+        tmp.path(),
+        &["--plan"],
+        &[("S6_VERBOSITY", "0"), ("RUST_LOG", "info")],
+    );
+    assert!(
+        stderr(&out).lines().any(|l| l == info),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn help_explains_s6_verbosity_and_colour() {
+    let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = stdout(&out);
+    for needle in [
+        "S6_VERBOSITY",
+        "0 errors only (a successful apply prints nothing",
+        "1 warnings (an apply prints only warnings,",
+        "NO_COLOR",
+        "--color <WHEN>",
+        "--print-config",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// --print-config
+
+const OVERRIDES: [(&str, &str); 3] = [
+    ("HERMES_HOME", "/srv/data"),
+    ("S6_PROFILE_GATEWAY_SCANDIR", "/srv/service"),
+    ("GATEWAY_MULTIPLEX_PROFILES", "yes"),
+];
+
+#[test]
+fn print_config_shows_the_defaults_with_the_environment_applied() {
+    let tmp = container();
+    let before = tree::dump(tmp.path());
+    let out = reconcile(tmp.path(), &["--print-config"], &OVERRIDES);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(
+        stdout(&out),
+        r#"# The configuration in effect (reconcile --print-config).
+# file: none, the built-in defaults
+# environment: HERMES_HOME overrides profiles.home
+# environment: S6_PROFILE_GATEWAY_SCANDIR overrides scandir.path
+# environment: GATEWAY_MULTIPLEX_PROFILES overrides profiles.multiplex
+# user hermes: uid 10000 (from /etc/passwd)
+# group ~: gid 10000, the primary group of hermes (from /etc/passwd)
+user: hermes
+group: ~
+policy: compat
+static:
+  servicedirs: /run/s6-rc/servicedirs
+  skip: ["s6rc-*", "s6-linux-*"]
+scandir:
+  path: /srv/service  # S6_PROFILE_GATEWAY_SCANDIR
+profiles:
+  home: /srv/data  # HERMES_HOME
+  root: profiles
+  marker: SOUL.md
+  slot_prefix: gateway-
+  default_slot: true
+  declared: []
+  state_file: gateway_state.json
+  autostart: [running]
+  transient_running: [draining, degraded]
+  stale_runtime_files: [gateway.pid, processes.json]
+  multiplex: true  # GATEWAY_MULTIPLEX_PROFILES
+  prune: false
+  templates:
+    run: ~
+    finish: ~
+    log_run: ~
+boot_log:
+  path: logs/container-boot.log
+  rotate_bytes: 262144
+container:
+  wrapper: main-wrapper.sh
+  dispatcher: entrypoint-dispatch.sh
+  program: hermes
+  legacy_command: [gateway, run]
+  no_supervise_flag: "--no-supervise"
+  no_supervise_env: HERMES_GATEWAY_NO_SUPERVISE
+  dashboard_commands: [dashboard]
+"#
+    );
+    assert_eq!(
+        tree::dump(tmp.path()),
+        before,
+        "--print-config touched the tree"
+    );
+
+    // Without the environment: no overrides, multiplexing left to the
+    // application (~); a value that is not a boolean word is ignored.
+    let out = reconcile(tmp.path(), &["--print-config"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = stdout(&out);
+    for line in [
+        "# environment: no overrides",
+        "  home: /opt/data",
+        "  path: /run/service",
+        "  multiplex: ~",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
+    }
+    let out = reconcile(
+        tmp.path(),
+        &["--print-config"],
+        &[("GATEWAY_MULTIPLEX_PROFILES", "maybe")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let text = stdout(&out);
+    for line in [
+        "# environment: no overrides",
+        "# environment: GATEWAY_MULTIPLEX_PROFILES=\"maybe\" is not a boolean word: ignored",
+        "  multiplex: ~",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
+    }
+}
+
+/// The printed configuration is one `--config` accepts and means the same:
+/// printed again (without the environment) it is the same configuration,
+/// and it plans the same as the file plus the environment did.
+#[test]
+fn print_config_output_is_a_configuration_that_means_the_same() {
+    let tmp = container();
+    write_config(
+        tmp.path(),
+        r##"group: hermes
+policy: strict
+static:
+  skip: ["s6rc-*", "s6-linux-*", "svc-?"]
+profiles:
+  marker: "SOUL.md"
+  slot_prefix: "gw_"
+  declared:
+    - {name: backup, start: never}
+    - {name: "yes", start: always}
+  autostart: [running, "on"]
+  prune: true
+  templates:
+    run: |
+      #!/bin/sh
+      # profile {profile} as {user}
+
+      exec sleep 1000 # "quoted"
+    finish: "#!/bin/sh\nexit 0"
+boot_log:
+  rotate_bytes: 1000
+"##,
+    );
+    let before = tree::dump(tmp.path());
+    let env = [OVERRIDES[0], ("GATEWAY_MULTIPLEX_PROFILES", "off")];
+    let out = reconcile(tmp.path(), &["--print-config"], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let printed = stdout(&out);
+    for line in [
+        "# file: /etc/s6-reconcile/config.yaml",
+        "# environment: HERMES_HOME overrides profiles.home",
+        "# environment: GATEWAY_MULTIPLEX_PROFILES overrides profiles.multiplex",
+        "# group hermes: gid 10000 (from /etc/group)",
+        "policy: strict",
+        "  home: /srv/data  # HERMES_HOME",
+        "  multiplex: false  # GATEWAY_MULTIPLEX_PROFILES",
+        "    - {name: \"yes\", start: always}",
+        "  autostart: [running, \"on\"]",
+        "    run: |",
+        "      # profile {profile} as {user}",
+    ] {
+        assert!(
+            printed.lines().any(|l| l == line),
+            "missing {line:?}:\n{printed}"
+        );
+    }
+    assert_eq!(
+        tree::dump(tmp.path()),
+        before,
+        "--print-config touched the tree"
+    );
+
+    let saved = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(saved.path(), &printed).unwrap();
+    let config_arg = saved.path().to_str().unwrap();
+    let again = reconcile(tmp.path(), &["--print-config", "--config", config_arg], &[]);
+    assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
+    let body = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("# file:") && !l.starts_with("# environment:"))
+            .map(|l| match l.split_once("  # ") {
+                Some((value, var)) if var.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
+                    value.to_string()
+                }
+                _ => l.to_string(),
+            })
+            .collect()
+    };
+    assert_eq!(body(&stdout(&again)), body(&printed));
+
+    let with_env = reconcile(tmp.path(), &["--plan", "--format", "json"], &env);
+    let from_printed = reconcile(
+        tmp.path(),
+        &["--plan", "--format", "json", "--config", config_arg],
+        &[],
+    );
+    assert_eq!(with_env.status.code(), from_printed.status.code());
+    assert_eq!(
+        stdout(&from_printed),
+        stdout(&with_env),
+        "the printed configuration plans like the file plus the environment"
+    );
+}
+
+#[test]
+fn print_config_with_a_bad_configuration_is_the_usual_error() {
+    let tmp = container();
+    write_config(tmp.path(), "user: nobody-here\n");
+    let out = reconcile(tmp.path(), &["--print-config"], &[]);
+    assert_eq!(out.status.code(), Some(100), "{}", describe(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("unknown user \"nobody-here\": not found in /etc/passwd"),
+        "{}",
+        describe(&out)
+    );
+    let out = reconcile(tmp.path(), &["--print-config", "--plan"], &[]);
+    assert_eq!(out.status.code(), Some(100), "{}", describe(&out));
+}
+
+// ---------------------------------------------------------------------------
+// colour
+
+/// `reconcile ARGS --root ROOT` on a terminal (a pty from `script`): its
+/// exit code and its output with the terminal's CRLF turned back into LF.
+fn on_terminal_exit(root: &Path, args: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let cmdline = format!(
+        "{} {args} --root {}",
+        env!("CARGO_BIN_EXE_reconcile"),
+        root.display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &cmdline, "/dev/null"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script (util-linux)");
+    (out.status.code(), stdout(&out).replace("\r\n", "\n"))
+}
+
+/// [`on_terminal_exit`] of a run that exits 0.
+fn on_terminal(root: &Path, args: &str, env: &[(&str, &str)]) -> String {
+    let (code, text) = on_terminal_exit(root, args, env);
+    assert_eq!(code, Some(0), "on a terminal: {text}");
+    text
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\x1b[") {
+        plain.push_str(&rest[..i]);
+        let tail = &rest[i + 2..];
+        let end = tail.find('m').expect("an SGR sequence ends in m");
+        rest = &tail[end + 1..];
+    }
+    plain.push_str(rest);
+    plain
+}
+
+#[test]
+fn colour_on_a_terminal_never_in_a_pipe_never_with_no_color() {
+    let tmp = container();
+    let plain = stdout(&reconcile(tmp.path(), &["--plan"], &[]));
+    assert!(!plain.contains('\x1b'), "a pipe gets no colour:\n{plain}");
+
+    let coloured = on_terminal(tmp.path(), "--plan", &[]);
+    assert_ne!(coloured, plain, "a terminal gets colour");
+    assert_eq!(
+        strip_ansi(&coloured),
+        plain,
+        "colour adds nothing but colour"
+    );
+    let lines: Vec<&str> = coloured.lines().collect();
+    assert_eq!(lines[0], "\x1b[1mstatic:\x1b[0m", "phase headers in bold");
+    let summary = plain.lines().last().unwrap();
+    assert_eq!(
+        lines.last().copied(),
+        Some(format!("\x1b[1m{summary}\x1b[0m").as_str()),
+        "the summary in bold"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("\x1b[1;33mwarning:\x1b[0m ")),
+        "warnings in bold yellow:\n{coloured}"
+    );
+    // Each change's verb is coloured: green adds, yellow changes, red removes.
+    for (plain_line, line) in plain.lines().zip(&lines) {
+        let Some(rest) = plain_line.strip_prefix("  ") else {
+            continue;
+        };
+        if plain_line.contains(" → ") || rest.starts_with("publish ") {
+            let verb = &rest[..7];
+            let code = if verb.starts_with("publish") {
+                "32"
+            } else {
+                "33"
+            };
+            assert!(
+                line.starts_with(&format!("  \x1b[{code}m{verb}\x1b[0m ")),
+                "{plain_line:?} coloured as {line:?}"
+            );
+        }
+    }
+
+    assert_eq!(
+        on_terminal(tmp.path(), "--plan", &[("NO_COLOR", "1")]),
+        plain,
+        "NO_COLOR turns colour off"
+    );
+    assert_eq!(
+        on_terminal(tmp.path(), "--plan", &[("NO_COLOR", "")]),
+        coloured,
+        "an empty NO_COLOR is unset"
+    );
+    assert_eq!(
+        on_terminal(tmp.path(), "--plan --color never", &[]),
+        plain,
+        "--color never"
+    );
+    assert_eq!(
+        stdout(&reconcile(
+            tmp.path(),
+            &["--plan", "--color", "always"],
+            &[]
+        )),
+        coloured,
+        "--color always, even into a pipe"
+    );
+    assert_eq!(
+        stdout(&reconcile(
+            tmp.path(),
+            &["--plan", "--color", "always"],
+            &[("NO_COLOR", "1")]
+        )),
+        coloured,
+        "--color always is explicit: it wins over NO_COLOR"
+    );
+    let json = on_terminal(tmp.path(), "--plan --format json --color always", &[]);
+    assert!(!json.contains('\x1b'), "JSON is never coloured:\n{json}");
+}
+
+#[test]
+fn errors_are_red_on_a_terminal() {
+    let tmp = container();
+    let servicedirs = tmp.path().join("run/s6-rc/servicedirs");
+    std::fs::remove_dir_all(&servicedirs).unwrap();
+    std::fs::write(&servicedirs, "").unwrap();
+    let (code, out) = on_terminal_exit(tmp.path(), "--plan", &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.lines().any(|l| l
+            == "\x1b[1;31merror:\x1b[0m unable to open /run/s6-rc/servicedirs: \
+                is a regular file, not a directory"),
+        "{out}"
+    );
+}

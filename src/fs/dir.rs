@@ -311,9 +311,11 @@ impl Dir {
             return Ok((meta, None));
         }
         let mut f = std::fs::File::from(fd);
-        // One byte more than the size: a short read is the end of a
-        // regular file, so the usual case is a single read.
-        let mut buf = vec![0u8; meta.size as usize + 1];
+        // More than the size: getting exactly the size is the end of a
+        // regular file, so the usual case is a single read. (A size of 0,
+        // as procfs says of every file, reads on to the end.)
+        let first = (meta.size + 1).max(4096).min(limit + 1);
+        let mut buf = vec![0u8; first as usize];
         let mut len = 0;
         loop {
             let n = f.read(&mut buf[len..])?;

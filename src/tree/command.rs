@@ -115,6 +115,8 @@ fn run_snapshot(
         phases: phases.clone(),
         tree: None,
         lock_wait: std::time::Duration::ZERO,
+        style: Default::default(),
+        print_config: false,
     };
     let cfg = match crate::run::load_config(&settings, env) {
         Ok(c) => c,

@@ -1,0 +1,373 @@
+//! Observing the persistent volume: which profiles exist (the default one
+//! for the home itself, `<home>/<root>/<name>/` with the marker file,
+//! declared ones), their state and lifecycle files, and stale runtime
+//! files. Observed with the user's credentials when running as root
+//! ([`Source::as_user`]), in every mode, so that `--plan` and apply see
+//! the same volume.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Component, Path, PathBuf};
+
+use super::{BaseObs, Node, Scanner, Source};
+use crate::config::{ProfilesConfig, StartPolicy};
+use crate::fs::{self, Kind};
+use crate::names;
+use crate::report::Skipped;
+
+/// Largest state or lifecycle file read.
+const STATE_LIMIT: u64 = 1 << 20;
+
+/// How a profile's state file was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateObs {
+    Missing,
+    Bytes(Vec<u8>),
+    /// Not readable as a regular file: the reason (symlink, directory, EACCES...).
+    Unreadable(String),
+}
+
+/// Where a profile came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileSource {
+    Default,
+    Directory,
+    Declared,
+}
+
+/// One candidate profile, as found (valid or not).
+#[derive(Clone, Debug)]
+pub struct ProfileObs {
+    pub name: String,
+    pub source: ProfileSource,
+    /// `declared` entry's start policy (default `auto`), when declared.
+    pub start: Option<StartPolicy>,
+    /// The profile directory (the home for `default`), when it exists.
+    pub dir: Option<Node>,
+    /// Why this candidate must be skipped, found while observing.
+    pub problem: Option<String>,
+    pub state_path: PathBuf,
+    pub state: StateObs,
+    pub lifecycle: Option<Vec<u8>>,
+    /// Stale runtime files present in the profile directory.
+    pub stale: Vec<Node>,
+}
+
+impl ProfileObs {
+    /// A candidate with nothing observed yet (no directory, no state).
+    pub fn new(name: &str, source: ProfileSource, start: Option<StartPolicy>) -> Self {
+        ProfileObs {
+            name: name.to_string(),
+            source,
+            start,
+            dir: None,
+            problem: None,
+            state_path: PathBuf::new(),
+            state: StateObs::Missing,
+            lifecycle: None,
+            stale: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ProfilesObs {
+    /// The application's configuration files and the container's command.
+    pub app: crate::app::AppObs,
+    pub home: BaseObs<Node>,
+    pub profiles: Vec<ProfileObs>,
+    /// Entries of `<home>/<root>` that are not profiles, with the reason when
+    /// worth reporting (a symlink, `default/`).
+    pub not_profiles: Vec<(Node, String)>,
+    /// Entries of `<home>/<root>` whose names cannot be used.
+    pub bad_names: Vec<Skipped>,
+}
+
+/// What the listing of `<home>/<root>` gives.
+#[derive(Default)]
+struct Named {
+    profiles: BTreeMap<String, ProfileObs>,
+    not_profiles: Vec<(Node, String)>,
+    bad_names: Vec<Skipped>,
+}
+
+impl<S: Source> Scanner<'_, S> {
+    /// Observe the volume with the user's credentials (see the module docs).
+    pub fn profiles_as_user(&mut self, cfg: &ProfilesConfig, user: (u32, u32)) -> ProfilesObs {
+        let src = self.src;
+        match src.as_user(user, || self.profiles(cfg, user)) {
+            Ok(o) => o,
+            Err(e) => ProfilesObs {
+                app: crate::app::AppObs::default(),
+                home: BaseObs::Unusable {
+                    path: cfg.home.0.clone(),
+                    error: format!(
+                        "unable to observe it as uid {} gid {}: {}",
+                        user.0,
+                        user.1,
+                        fs::os_error(&e)
+                    ),
+                },
+                profiles: Vec::new(),
+                not_profiles: Vec::new(),
+                bad_names: Vec::new(),
+            },
+        }
+    }
+
+    /// Observe the volume with the current credentials (`user`: the ids
+    /// a symlink the application follows is followed with).
+    pub fn profiles(&mut self, cfg: &ProfilesConfig, user: (u32, u32)) -> ProfilesObs {
+        let home_path = &cfg.home.0;
+        let home = self.base(home_path);
+        let mut profiles = Vec::new();
+        if cfg.default_slot {
+            let default = names::DEFAULT_PROFILE;
+            let start = declared_start(cfg, default);
+            let mut p = ProfileObs::new(default, ProfileSource::Default, start);
+            p.state_path = home_path.join(&cfg.state_file.0);
+            if let Ok((b, n)) = &home {
+                p.dir = Some(n.clone());
+                self.profile_files(&b.dir, n, cfg, &mut p);
+            }
+            profiles.push(p);
+        }
+        let mut named = Named::default();
+        let root = match &home {
+            Ok((b, n)) => self.profiles_root(&b.dir, n, &cfg.root.0, &mut named),
+            Err(_) => None,
+        };
+        if let Some((d, n)) = &root {
+            self.named_profiles(d, n, cfg, user, &mut named);
+        }
+        for decl in &cfg.declared {
+            if decl.name == names::DEFAULT_PROFILE || named.profiles.contains_key(&decl.name) {
+                continue;
+            }
+            let p = self.declared(root.as_ref(), home_path, cfg, &decl.name, decl.start);
+            named.profiles.insert(decl.name.clone(), p);
+        }
+        profiles.extend(named.profiles.into_values());
+        let app = match &home {
+            Ok((b, _)) => {
+                let read = |name| crate::app::read::app_file(self.src, &b.dir, name, user);
+                crate::app::AppObs {
+                    gateway_json: read(crate::app::GATEWAY_JSON),
+                    config_yaml: read(crate::app::CONFIG_YAML),
+                    argv: None,
+                }
+            }
+            Err(_) => crate::app::AppObs::default(),
+        };
+        ProfilesObs {
+            app,
+            home: match home {
+                Ok((_, n)) => BaseObs::Present(n),
+                Err(o) => o.retype(),
+            },
+            profiles,
+            not_profiles: named.not_profiles,
+            bad_names: named.bad_names,
+        }
+    }
+
+    /// Open `<home>/<root>` one component at a time; `None` when missing,
+    /// not a directory (then only the default profile is restored) or
+    /// unusable (reported).
+    fn profiles_root(
+        &mut self,
+        home: &S::Dir,
+        at: &Node,
+        rel: &Path,
+        named: &mut Named,
+    ) -> Option<(S::Dir, Node)> {
+        let mut cur: Option<(S::Dir, Node)> = None;
+        for c in rel.components() {
+            let Component::Normal(name) = c else {
+                continue;
+            };
+            let (d, n) = match &cur {
+                Some((d, n)) => (d, n),
+                None => (home, at),
+            };
+            match self.src.open_dir(d, name) {
+                Ok((sub, m)) => cur = Some((sub, n.child(name, m))),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return None,
+                Err(e) => {
+                    let n = n.clone();
+                    match self.src.stat(d, name) {
+                        Ok(m) if m.kind != Kind::Dir => {
+                            let what = match m.kind {
+                                Kind::Symlink => "is a symlink; not followed".to_string(),
+                                k => format!("is a {}, not a directory", k.describe()),
+                            };
+                            let why = format!("{what}: only the default profile is restored");
+                            named.not_profiles.push((n.child(name, m), why));
+                        }
+                        _ => self.error("open", at.path.join(rel), &e),
+                    }
+                    return None;
+                }
+            }
+        }
+        cur
+    }
+
+    /// The profile directories listed in `<home>/<root>` (opened as `d`).
+    fn named_profiles(
+        &mut self,
+        d: &S::Dir,
+        at: &Node,
+        cfg: &ProfilesConfig,
+        user: (u32, u32),
+        out: &mut Named,
+    ) {
+        for (name, kind) in self.list_names(d, at, &mut out.bad_names) {
+            let found = match kind {
+                Some(Kind::Dir) | None => self.open_child_dir(d, at, &name),
+                Some(Kind::Symlink) => self.stat(d, at, &name).map(|n| (n, None)),
+                Some(_) => continue,
+            };
+            let Some((node, pd)) = found else {
+                continue;
+            };
+            let start = declared_start(cfg, &name);
+            let pd = match (node.meta.kind, pd) {
+                (Kind::Dir, Some(pd)) => pd,
+                (Kind::Symlink, _) => {
+                    let mut p = ProfileObs::new(&name, ProfileSource::Directory, start);
+                    p.problem = Some(format!(
+                        "profile directory {} is a symlink; not followed",
+                        node.path.display()
+                    ));
+                    out.profiles.insert(name, p);
+                    continue;
+                }
+                _ => continue,
+            };
+            let marker = OsStr::new(&cfg.marker.0);
+            match crate::app::read::marker_exists(self.src, &pd, marker, user) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    let why = format!(
+                        "unable to look up its {}: {}; not a profile",
+                        cfg.marker.0,
+                        fs::os_error(&e)
+                    );
+                    out.not_profiles.push((node, why));
+                    continue;
+                }
+            }
+            if names::is_reserved(&name) {
+                let why = format!(
+                    "{}/default/ collides with the reserved default slot; skipped",
+                    cfg.root.0.display()
+                );
+                out.not_profiles.push((node, why));
+                continue;
+            }
+            let mut p = ProfileObs::new(&name, ProfileSource::Directory, start);
+            p.state_path = node.path.join(&cfg.state_file.0);
+            match names::validate_profile_name(&name, &cfg.slot_prefix) {
+                Ok(()) => self.profile_files(&pd, &node, cfg, &mut p),
+                Err(e) => p.problem = Some(e.to_string()),
+            }
+            p.dir = Some(node);
+            out.profiles.insert(name, p);
+        }
+    }
+
+    /// A child directory opened, or the node of what is there instead.
+    fn open_child_dir(
+        &mut self,
+        d: &S::Dir,
+        at: &Node,
+        name: &str,
+    ) -> Option<(Node, Option<S::Dir>)> {
+        match self.src.open_dir(d, OsStr::new(name)) {
+            Ok((sub, m)) => Some((at.child(OsStr::new(name), m), Some(sub))),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(_) => self.stat(d, at, name).map(|n| (n, None)),
+        }
+    }
+
+    /// A `declared` profile without a directory of its own in the listing.
+    fn declared(
+        &mut self,
+        root: Option<&(S::Dir, Node)>,
+        home_path: &Path,
+        cfg: &ProfilesConfig,
+        name: &str,
+        start: StartPolicy,
+    ) -> ProfileObs {
+        let mut p = ProfileObs::new(name, ProfileSource::Declared, Some(start));
+        // Never build a path from an unvalidated name.
+        if let Err(e) = names::validate_profile_name(name, &cfg.slot_prefix) {
+            p.problem = Some(e.to_string());
+            return p;
+        }
+        let rel = cfg.root.0.join(name);
+        p.state_path = home_path.join(&rel).join(&cfg.state_file.0);
+        let Some((d, at)) = root else {
+            return p;
+        };
+        match self.open_child_dir(d, at, name) {
+            Some((node, Some(pd))) if node.meta.kind == Kind::Dir => {
+                self.profile_files(&pd, &node, cfg, &mut p);
+                p.dir = Some(node);
+            }
+            Some((node, _)) if node.meta.kind == Kind::Symlink => {
+                p.problem = Some("profile directory is a symlink; not followed".into())
+            }
+            Some((node, _)) => {
+                p.problem = Some(format!(
+                    "profile path is a {}, not a directory",
+                    node.meta.kind.describe()
+                ))
+            }
+            None => {}
+        }
+        p
+    }
+
+    /// State file, lifecycle file and stale runtime files of one profile
+    /// directory (opened as `d`).
+    fn profile_files(&mut self, d: &S::Dir, at: &Node, cfg: &ProfilesConfig, p: &mut ProfileObs) {
+        let state_name = OsStr::new(&cfg.state_file.0);
+        p.state = match self.src.read_file(d, state_name, STATE_LIMIT) {
+            Ok((_, Some(bytes))) => StateObs::Bytes(bytes),
+            Ok((m, None)) if m.kind == Kind::File => {
+                StateObs::Unreadable(format!("larger than {STATE_LIMIT} bytes; not read"))
+            }
+            Ok((m, None)) => {
+                StateObs::Unreadable(format!("is a {}, not a regular file", m.kind.describe()))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => StateObs::Missing,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                StateObs::Unreadable("is a symlink; not followed".into())
+            }
+            Err(e) => StateObs::Unreadable(fs::os_error(&e)),
+        };
+        p.lifecycle = self
+            .src
+            .open_dir(d, OsStr::new("state"))
+            .and_then(|(s, _)| {
+                self.src
+                    .read_file(&s, OsStr::new("gateway.lifecycle.json"), STATE_LIMIT)
+            })
+            .ok()
+            .and_then(|(_, bytes)| bytes);
+        for f in &cfg.stale_runtime_files {
+            p.stale.extend(self.stat(d, at, &f.0));
+        }
+    }
+}
+
+fn declared_start(cfg: &ProfilesConfig, name: &str) -> Option<StartPolicy> {
+    cfg.declared
+        .iter()
+        .rev()
+        .find(|d| d.name == name)
+        .map(|d| d.start)
+}
