@@ -156,17 +156,20 @@ pub fn run(
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
 ) -> Result<i32, Fatal> {
-    if let Some(file) = &settings.tree {
-        // Parsed now so a bad description is refused as such; observing
-        // it needs the scanner over `scan::Source` (not on main yet).
-        crate::tree::command::read_description(file)?;
-        return Err(Fatal::Tree(crate::tree::command::ReadError::Read {
-            path: file.clone(),
-            error: "planning against a description is not available in this build yet".into(),
-        }));
-    }
-    let config = load_config(settings, env)?;
-    let account = accounts::resolve(&settings.root, &config.user, config.group.as_ref())?;
+    // `--tree`: the description is the whole input (configuration,
+    // accounts and tree); nothing else is read.
+    let tree = match &settings.tree {
+        Some(file) => Some(crate::tree::command::read_description(file)?),
+        None => None,
+    };
+    let config = match &tree {
+        Some(d) => crate::tree::inputs::config(d, settings.config.as_deref(), env)?,
+        None => load_config(settings, env)?,
+    };
+    let account = match &tree {
+        Some(d) => crate::tree::inputs::account(d, &config)?,
+        None => accounts::resolve(&settings.root, &config.user, config.group.as_ref())?,
+    };
     log::info!(
         "user {} = {}:{}, policy {}",
         account.user_name,
@@ -180,12 +183,20 @@ pub fn run(
         return Ok(EXIT_OK);
     }
     let desired = Desired::new(config, account);
+    let mut report = Report::default();
+    if let Some(d) = &tree {
+        // Validated: --tree goes with --plan or --check only.
+        let acct = &desired.account;
+        let src = crate::tree::source::TreeSource::new(d, (acct.uid, acct.gid));
+        let observed = observe_from(&src, settings, &desired);
+        plan_only(&desired, &observed, &mut report);
+        return finish(settings, report, out);
+    }
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
         err,
     })?;
 
-    let mut report = Report::default();
     let root_phases: Vec<Phase> = settings
         .phases
         .iter()
@@ -197,10 +208,7 @@ pub fn run(
     match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
-            let mut plan = plan::plan(&desired, &observed);
-            // Moved, not cloned: each publish carries its slot's scripts.
-            let changes = std::mem::take(&mut plan.changes);
-            report.add_plan(&plan, changes, Vec::new());
+            plan_only(&desired, &observed, &mut report);
         }
         Mode::Apply => {
             // Held to the end of the apply (through the privilege drop and
@@ -230,20 +238,31 @@ pub fn run(
             }
         }
     }
-    if with_profiles {
+    finish(settings, report, out)
+}
+
+/// The plan of `--plan`/`--check` into the report: nothing is done.
+fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
+    let mut plan = plan::plan(desired, observed);
+    // Moved, not cloned: each publish carries its slot's scripts.
+    let changes = std::mem::take(&mut plan.changes);
+    report.add_plan(&plan, changes, Vec::new());
+}
+
+/// Render the report and decide the exit code.
+fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Result<i32, Fatal> {
+    if settings.phases.contains(&Phase::Profiles) {
         let per_slot = report
             .slots
             .iter()
             .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action));
         report.lines.extend(per_slot);
     }
-
     match settings.format {
         Format::Human => render::human(settings.mode, &report, settings.style, out),
         Format::Json => render::json(settings.mode, &report, out),
     }
     .map_err(Fatal::Output)?;
-
     Ok(exit_code(settings.mode, &report))
 }
 
@@ -439,11 +458,17 @@ fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, command: &[u8], report
 /// Observe the tree once, for every selected phase.
 fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
     let acct = &desired.account;
-    let user = (acct.uid, acct.gid);
     let src = Disk {
         root,
-        untrusted: user,
+        untrusted: (acct.uid, acct.gid),
     };
+    observe_from(&src, settings, desired)
+}
+
+/// Observe through `src`: the disk, or a tree description (`--tree`).
+fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
+    let acct = &desired.account;
+    let user = (acct.uid, acct.gid);
     let req = Request {
         phases: &settings.phases,
         servicedirs: desired.servicedirs(),
@@ -451,9 +476,9 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
         profiles: &desired.config.profiles,
         user,
     };
-    let mut observed = scan::observe(&src, &req);
+    let mut observed = scan::observe(src, &req);
     if let Some(o) = &mut observed.profiles {
-        o.app.argv = crate::app::read::container_argv(&src, &desired.config.container.wrapper);
+        o.app.argv = crate::app::read::container_argv(src, &desired.config.container.wrapper);
     }
     observed
 }
