@@ -474,13 +474,10 @@ fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired
         servicedirs: desired.servicedirs(),
         scandir: desired.scandir(),
         profiles: &desired.config.profiles,
+        container: &desired.config.container,
         user,
     };
-    let mut observed = scan::observe(src, &req);
-    if let Some(o) = &mut observed.profiles {
-        o.app.argv = crate::app::read::container_argv(src, &desired.config.container.wrapper);
-    }
-    observed
+    scan::observe(src, &req)
 }
 
 fn exit_code(mode: Mode, r: &Report) -> i32 {

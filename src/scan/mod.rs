@@ -143,6 +143,8 @@ pub struct Request<'a> {
     pub servicedirs: &'a Path,
     pub scandir: &'a Path,
     pub profiles: &'a crate::config::ProfilesConfig,
+    /// How the container's command is found (with the profiles phase).
+    pub container: &'a crate::config::ContainerConfig,
     /// The unprivileged user's ids: the volume is observed with them.
     pub user: (u32, u32),
 }
@@ -164,7 +166,10 @@ pub fn observe<S: Source>(src: &S, req: &Request<'_>) -> Observed {
         observed.scandir = Some(sc.scandir(req.scandir, staging_of, read));
     }
     if has(Phase::Profiles) {
-        observed.profiles = Some(sc.profiles_as_user(req.profiles, req.user));
+        let mut o = sc.profiles_as_user(req.profiles, req.user);
+        // `<root>/proc` is the kernel's, not the user's: read as we are.
+        o.app.argv = crate::app::read::container_argv(src, &req.container.wrapper);
+        observed.profiles = Some(o);
     }
     observed.errors = sc.errors;
     observed
