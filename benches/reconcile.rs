@@ -34,6 +34,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod floor;
+
 /// The binary under test: this package's, or `BENCH_RECONCILE` (to compare builds).
 fn reconcile() -> PathBuf {
     std::env::var_os("BENCH_RECONCILE")
@@ -86,6 +88,15 @@ fn die(msg: &str) -> ! {
 }
 
 fn main() {
+    // The floor program runs as a process of its own: this binary again.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--floor") {
+        match (args.get(i + 1), args.get(i + 2)) {
+            (Some(mode), Some(root)) => floor::main(mode, Path::new(root)),
+            _ => die("--floor apply|check ROOT"),
+        }
+        return;
+    }
     let o = options();
     let root = unsafe { libc::geteuid() } == 0;
     if !o.bench {
@@ -355,10 +366,26 @@ fn command(root: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// The floor program (benches/floor/mod.rs) on `root`: `apply` or `check`.
+fn floor_command(mode: &str, root: &Path) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.arg("--floor")
+        .arg(mode)
+        .arg(root)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    c
+}
+
 /// One run of `reconcile` as a child process; its own peak RSS from `wait4`.
 fn run_once(root: &Path, args: &[&str], keep_stdout: bool) -> Run {
+    run_child(command(root, args), keep_stdout)
+}
+
+/// One run of a child process, timed; its own peak RSS from `wait4`.
+fn run_child(mut c: Command, keep_stdout: bool) -> Run {
     let out = tempfile::tempfile().unwrap();
-    let mut c = command(root, args);
     if keep_stdout {
         c.stdout(out.try_clone().unwrap());
     } else {
@@ -403,8 +430,12 @@ fn run_once(root: &Path, args: &[&str], keep_stdout: bool) -> Run {
 
 /// Total system calls of one run under `strace -f -c`, and the busiest ones.
 fn strace_once(root: &Path, args: &[&str], work: &Path) -> (u64, Vec<(String, u64)>) {
+    strace_child(command(root, args), work)
+}
+
+fn strace_child(c: Command, work: &Path) -> (u64, Vec<(String, u64)>) {
+    let args: Vec<_> = c.get_args().collect();
     let out = work.join("strace.out");
-    let c = command(root, args);
     let st = Command::new("strace")
         .arg("-f")
         .arg("-c")
@@ -489,6 +520,19 @@ fn row(
     }
 }
 
+/// `reconcile --plan` on `root` must find nothing to change.
+fn expect_converged(what: &str, root: &Path) {
+    let r = run_once(root, &["--plan", "--format", "json"], true);
+    expect_ok("plan", &r);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    if v["changes"].as_array().is_none_or(|c| !c.is_empty()) {
+        die(&format!(
+            "{what} did not converge: the plan after it is not empty:\n{}",
+            serde_json::to_string_pretty(&v["changes"]).unwrap_or_default()
+        ));
+    }
+}
+
 fn expect_ok(what: &str, r: &Run) {
     if r.code != 0 {
         die(&format!(
@@ -521,8 +565,11 @@ fn bench_n(work: &Work, tpl: &Path, n: usize, runs: usize, strace: bool) -> Vec<
     let sys = strace.then(|| strace_once(tpl, &["--plan"], &work.dir));
     rows.push(row("plan", n, plan_runs, sys));
 
-    // apply, each on a fresh copy made outside the timed region.
+    // apply, each on a fresh copy made outside the timed region, and the
+    // floor's apply interleaved with it (same loop, same tmpfs).
+    let floor_copy = work.dir.join(format!("floor-{n}"));
     let mut apply_runs = Vec::new();
+    let mut floor_runs = Vec::new();
     for i in 0..runs {
         cp_a(tpl, &copy);
         let r = run_once(&copy, &[], i == 0);
@@ -537,6 +584,16 @@ fn bench_n(work: &Work, tpl: &Path, n: usize, runs: usize, strace: bool) -> Vec<
         if i + 1 < runs {
             rm_rf(&copy);
         }
+        cp_a(tpl, &floor_copy);
+        let f = run_child(floor_command("apply", &floor_copy), false);
+        if f.code != 0 {
+            die(&format!("floor apply exited {}", f.code));
+        }
+        if i == 0 {
+            expect_converged("the floor's apply", &floor_copy);
+        }
+        floor_runs.push(f);
+        rm_rf(&floor_copy);
     }
     let sys = strace.then(|| {
         let fresh = work.dir.join(format!("strace-{n}"));
@@ -546,21 +603,46 @@ fn bench_n(work: &Work, tpl: &Path, n: usize, runs: usize, strace: bool) -> Vec<
         s
     });
     rows.push(row("apply", n, apply_runs, sys));
+    let sys = strace.then(|| {
+        let fresh = work.dir.join(format!("strace-{n}"));
+        cp_a(tpl, &fresh);
+        let s = strace_child(floor_command("apply", &fresh), &work.dir);
+        rm_rf(&fresh);
+        s
+    });
+    rows.push(row("floor-apply", n, floor_runs, sys));
 
-    // plan on the converged tree (the last apply's copy): must be empty.
-    let first = run_once(&copy, &["--plan", "--format", "json"], true);
-    expect_ok("plan after apply", &first);
-    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
-    if v["changes"].as_array().is_none_or(|c| !c.is_empty()) {
-        die(&format!(
-            "plan after apply is not empty: apply did not converge:\n{}",
-            serde_json::to_string_pretty(&v["changes"]).unwrap_or_default()
-        ));
+    // plan on the converged tree (the last apply's copy): must be empty;
+    // the floor's converged compare interleaved with it.
+    expect_converged("apply", &copy);
+    let mut done_runs = Vec::new();
+    let mut check_runs = Vec::new();
+    for _ in 0..runs {
+        done_runs.push(run_once(&copy, &["--plan"], false));
+        let f = run_child(floor_command("check", &copy), true);
+        if f.code != 0 || !f.stdout.ends_with(b"differ: 0\n") {
+            die(&format!(
+                "floor check exited {} or found differences:\n{}",
+                f.code,
+                String::from_utf8_lossy(&f.stdout)
+            ));
+        }
+        check_runs.push(f);
     }
-    let mut done_runs = vec![first];
-    done_runs.extend((1..runs).map(|_| run_once(&copy, &["--plan"], false)));
     let sys = strace.then(|| strace_once(&copy, &["--plan"], &work.dir));
     rows.push(row("plan-done", n, done_runs, sys));
+    let sys = strace.then(|| strace_child(floor_command("check", &copy), &work.dir));
+    rows.push(row("floor-chk", n, check_runs, sys));
+    // A converged re-apply: what a container restart without a new volume
+    // would cost if /run survived (the compare plus the boot log).
+    let mut again_runs = Vec::new();
+    for _ in 0..runs {
+        let r = run_once(&copy, &[], false);
+        expect_ok("re-apply", &r);
+        again_runs.push(r);
+    }
+    let sys = strace.then(|| strace_once(&copy, &[], &work.dir));
+    rows.push(row("re-apply", n, again_runs, sys));
     rm_rf(&copy);
 
     // Every slot fails and every state file warns: the error paths at scale.
@@ -603,7 +685,7 @@ fn print_table(rows: &[Row], strace: bool) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{:<9} {:>6} {:>4} | {:>10} {:>10} {:>9} | {:>10} {:>9} | {:>8} | {:>8} {:>8}",
+        "{:<11} {:>6} {:>4} | {:>10} {:>10} {:>9} | {:>10} {:>9} | {:>8} | {:>8} {:>8}",
         "case",
         "N",
         "runs",
@@ -625,7 +707,7 @@ fn print_table(rows: &[Row], strace: bool) {
         };
         let _ = writeln!(
             out,
-            "{:<9} {:>6} {:>4} | {:>10} {:>10} {:>9} | {:>10} {:>9} | {:>8} | {:>8} {:>8}",
+            "{:<11} {:>6} {:>4} | {:>10} {:>10} {:>9} | {:>10} {:>9} | {:>8} | {:>8} {:>8}",
             r.case,
             r.n,
             r.runs,
@@ -637,6 +719,37 @@ fn print_table(rows: &[Row], strace: bool) {
             format!("{:.1} MiB", r.maxrss_kib as f64 / 1024.0),
             sc,
             sps
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nratios to the floor (medians, same loop, interleaved):"
+    );
+    for r in rows
+        .iter()
+        .filter(|r| r.case == "apply" || r.case == "plan-done")
+    {
+        let floor_case = if r.case == "apply" {
+            "floor-apply"
+        } else {
+            "floor-chk"
+        };
+        let Some(f) = rows.iter().find(|f| f.case == floor_case && f.n == r.n) else {
+            continue;
+        };
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+        let sys = match (&r.syscalls, &f.syscalls) {
+            (Some((a, _)), Some((b, _))) => format!(", syscalls {:.2}x", *a as f64 / *b as f64),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<9} / {:<11} N = {:>6}: wall {:.2}x, cpu {:.2}x{sys}",
+            r.case,
+            floor_case,
+            r.n,
+            ratio(r.median, f.median),
+            ratio(r.cpu, f.cpu)
         );
     }
     if strace {

@@ -53,25 +53,9 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Applied {
         key: None,
         dir: None,
     };
-    let mut i = 0;
-    while i < changes.len() {
-        let c = &changes[i];
-        // A chown followed by a chmod of the same entry is one step, so the
-        // mode can be narrowed while the owner changes.
-        let next_chmod = changes.get(i + 1).and_then(|n| match n.op {
-            Op::Chmod { to, .. } if n.path == c.path && matches!(c.op, Op::Chown { .. }) => {
-                Some((n, to))
-            }
-            _ => None,
-        });
-        let result = run_one(c, next_chmod.map(|(_, m)| m), anchors, &mut cache);
-        let taken: Vec<&Change> = match next_chmod {
-            Some((n, _)) => vec![c, n],
-            None => vec![c],
-        };
-        i += taken.len();
-        match result {
-            Ok(()) => out.done.extend(taken.into_iter().cloned()),
+    for c in changes {
+        match run_one(c, anchors, &mut cache) {
+            Ok(()) => out.done.push(c.clone()),
             Err((op, e)) => {
                 log::debug!("{} {}: {e}", op, c.path.display());
                 out.errors.push(Failure {
@@ -89,7 +73,6 @@ type StepError = (&'static str, io::Error);
 
 fn run_one(
     c: &Change,
-    then_mode: Option<u32>,
     anchors: &mut dyn Anchors,
     cache: &mut ParentCache,
 ) -> Result<(), StepError> {
@@ -99,44 +82,19 @@ fn run_one(
         // The anchor itself (the scandir): act on its held fd.
         _ => {
             let dir = anchors.anchor(t.anchor).map_err(|e| ("open", e))?;
-            return on_self(dir, c, then_mode);
+            return on_self(dir, c);
         }
     };
     let dir = cache
         .get(anchors, t.anchor, parent)
         .map_err(|e| ("open", e))?;
-    on_child(dir, name, c, then_mode)
+    on_child(dir, name, c)
 }
 
-/// A chown, and the chmod planned right after it on the same entry. The mode
-/// is narrowed to `old & new` first, so nobody briefly has more access than
-/// either the old or the new state grants.
-fn chown_then_chmod(
-    old_mode: u32,
-    then_mode: Option<u32>,
-    set_mode: &dyn Fn(u32) -> io::Result<()>,
-    set_owner: &dyn Fn() -> io::Result<()>,
-) -> Result<(), StepError> {
-    if let Some(new) = then_mode.filter(|new| old_mode & new != old_mode) {
-        set_mode(old_mode & new).map_err(|e| ("chmod", e))?;
-    }
-    set_owner().map_err(|e| ("chown", e))?;
-    if let Some(new) = then_mode {
-        set_mode(new).map_err(|e| ("chmod", e))?;
-    }
-    Ok(())
-}
-
-fn on_self(dir: &Dir, c: &Change, then_mode: Option<u32>) -> Result<(), StepError> {
+fn on_self(dir: &Dir, c: &Change) -> Result<(), StepError> {
     let m = &c.target.expect;
     match c.op {
-        Op::Chown { to, .. } => chown_then_chmod(
-            m.mode,
-            then_mode,
-            &|mode| dir.set_mode_self(m, mode),
-            &|| dir.set_owner_self(m, to.0, to.1),
-        ),
-        Op::Chmod { to, .. } => dir.set_mode_self(m, to).map_err(|e| ("chmod", e)),
+        Op::Perms { to, .. } => dir.set_perms_self(m, to.owner(), to.mode),
         _ => Err((
             c.op.verb(),
             io::Error::new(
@@ -147,16 +105,10 @@ fn on_self(dir: &Dir, c: &Change, then_mode: Option<u32>) -> Result<(), StepErro
     }
 }
 
-fn on_child(dir: &Dir, name: &OsStr, c: &Change, then_mode: Option<u32>) -> Result<(), StepError> {
+fn on_child(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
     let m = &c.target.expect;
     match &c.op {
-        &Op::Chown { to, .. } => chown_then_chmod(
-            m.mode,
-            then_mode,
-            &|mode| dir.set_mode(name, m, mode),
-            &|| dir.set_owner(name, m, to.0, to.1),
-        ),
-        &Op::Chmod { to, .. } => dir.set_mode(name, m, to).map_err(|e| ("chmod", e)),
+        Op::Perms { to, .. } => dir.set_perms(name, m, to.owner(), to.mode),
         Op::Publish(b) => {
             same_dir(dir, m).map_err(|e| ("publish", e))?;
             publish(dir, name, b, None)
@@ -285,8 +237,7 @@ fn build(scandir: &Dir, staging: &OsStr, b: &SlotBuild) -> Result<(), StepError>
         .map_err(|e| ("mkdir", e))?;
     if b.owner != me {
         let m = top.meta().map_err(|e| ("stat", e))?;
-        top.set_owner_self(&m, b.owner.0, b.owner.1)
-            .map_err(|e| ("chown", e))?;
+        top.set_perms_self(&m, Some(b.owner), None)?;
     }
     // The directories made here stay open (entries list parents first), so
     // each entry is created through its parent's fd instead of walking the
@@ -321,9 +272,7 @@ fn build(scandir: &Dir, staging: &OsStr, b: &SlotBuild) -> Result<(), StepError>
         if *owner != me {
             // chown may clear setgid bits: set the mode again after it.
             let m = dir.stat(name).map_err(|e| ("stat", e))?;
-            dir.set_owner(name, &m, owner.0, owner.1)
-                .map_err(|e| ("chown", e))?;
-            dir.set_mode(name, &m, e.mode()).map_err(|e| ("chmod", e))?;
+            dir.set_perms(name, &m, Some(*owner), Some(e.mode()))?;
         }
         if let Some(d) = new_dir {
             made.push((p, d));

@@ -8,12 +8,21 @@ use crate::accounts::Account;
 use crate::config::{Config, Policy};
 use crate::layout;
 
-/// Owner and mode an entry should have; `None` leaves that part alone.
+/// Owner and mode of an entry as one fact: what an entry should have, and
+/// the two sides of a planned permissions change. `None` is "not set":
+/// leave that part alone (wanted) or it does not change (planned).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Want {
+pub struct Perms {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub mode: Option<u32>,
+}
+
+impl Perms {
+    /// The owner, when both ids are set.
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        self.uid.zip(self.gid)
+    }
 }
 
 /// Everything the planner needs to know about the wanted state.
@@ -42,14 +51,14 @@ impl Desired {
 
     /// Owner for entries that are handed to the user: both ids in compat,
     /// only the group in strict (owners stay root).
-    pub fn owner(&self) -> Want {
+    pub fn owner(&self) -> Perms {
         match self.policy() {
-            Policy::Compat => Want {
+            Policy::Compat => Perms {
                 uid: Some(self.account.uid),
                 gid: Some(self.account.gid),
                 mode: None,
             },
-            Policy::Strict => Want {
+            Policy::Strict => Perms {
                 uid: None,
                 gid: Some(self.account.gid),
                 mode: None,
@@ -57,8 +66,8 @@ impl Desired {
         }
     }
 
-    pub fn with_mode(&self, mode: u32) -> Want {
-        Want {
+    pub fn with_mode(&self, mode: u32) -> Perms {
+        Perms {
             mode: Some(mode),
             ..self.owner()
         }

@@ -12,7 +12,7 @@ use crate::config::Policy;
 use crate::fs::{Kind, Meta};
 use crate::layout::{self, MODE_EVENT, MODE_SUPERVISE_STATIC, Role, is_runtime, role};
 use crate::model::Phase;
-use crate::model::{Desired, Want};
+use crate::model::{Desired, Perms};
 pub use crate::report::{Failure, Skipped, SlotReport};
 use crate::scan::{
     BaseObs, Content, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs,
@@ -44,14 +44,10 @@ pub struct Target {
 /// One operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    Chown {
-        from: (u32, u32),
-        to: (u32, u32),
-    },
-    Chmod {
-        from: u32,
-        to: u32,
-    },
+    /// Owner and/or mode, set in one step (narrow, chown, chmod). `to`'s
+    /// set parts change (an owner change sets both ids); `from` has the
+    /// observed values of the same parts.
+    Perms { from: Perms, to: Perms },
     /// Remove a directory tree (never following symlinks inside it).
     Remove,
     /// Remove one non-directory (a symlink itself, never its target).
@@ -62,15 +58,11 @@ pub enum Op {
     /// (`RENAME_EXCHANGE`) and remove the old tree.
     Replace(Box<SlotBuild>),
     /// Create an empty file (a slot's `down`) in place.
-    Create {
-        mode: u32,
-    },
+    Create { mode: u32 },
     /// Write the default profile's state file for a legacy `gateway run`
     /// container (`running`, stamped when written), with `owner`'s
     /// effective ids when root.
-    SeedState {
-        owner: (u32, u32),
-    },
+    SeedState { owner: (u32, u32) },
 }
 
 /// An owner as (uid, gid).
@@ -128,8 +120,8 @@ pub fn slot_entries(
 impl Op {
     pub fn verb(&self) -> &'static str {
         match self {
-            Op::Chown { .. } => "chown",
-            Op::Chmod { .. } => "chmod",
+            Op::Perms { to, .. } if to.owner().is_some() => "chown",
+            Op::Perms { .. } => "chmod",
             Op::Remove => "remove",
             Op::Unlink => "unlink",
             Op::Publish(_) => "publish",
@@ -138,25 +130,36 @@ impl Op {
         }
     }
 
-    /// Order within one path: removals first, then chown before chmod.
+    /// Order within one path: removals first.
     fn rank(&self) -> u8 {
         match self {
             Op::Remove | Op::Unlink => 0,
-            Op::Publish(_) | Op::Replace(_) | Op::Create { .. } | Op::SeedState { .. } => 1,
-            Op::Chown { .. } => 1,
-            Op::Chmod { .. } => 2,
+            Op::Publish(_)
+            | Op::Replace(_)
+            | Op::Create { .. }
+            | Op::SeedState { .. }
+            | Op::Perms { .. } => 1,
         }
     }
 
-    /// `from` and `to` as printed (`0:0`, `0700`), when the op has them.
-    pub fn from_to(&self) -> Option<(String, String)> {
+    /// The op as printed: one part per verb, with `from` and `to` as
+    /// printed (`0:0`, `0700`) when it has them. A permissions change is
+    /// one step but two parts when both owner and mode change (`chown`,
+    /// then `chmod`), so a plan reads as the calls it makes.
+    pub fn parts(&self) -> Vec<(&'static str, Option<(String, String)>)> {
         match self {
-            Op::Chown { from, to } => Some((
-                format!("{}:{}", from.0, from.1),
-                format!("{}:{}", to.0, to.1),
-            )),
-            Op::Chmod { from, to } => Some((format!("{from:04o}"), format!("{to:04o}"))),
-            _ => None,
+            Op::Perms { from, to } => {
+                let mut v = Vec::with_capacity(2);
+                if let (Some(f), Some(t)) = (from.owner(), to.owner()) {
+                    let shown = |(u, g): (u32, u32)| format!("{u}:{g}");
+                    v.push(("chown", Some((shown(f), shown(t)))));
+                }
+                if let (Some(f), Some(t)) = (from.mode, to.mode) {
+                    v.push(("chmod", Some((format!("{f:04o}"), format!("{t:04o}")))));
+                }
+                v
+            }
+            op => vec![(op.verb(), None)],
         }
     }
 }
@@ -272,7 +275,7 @@ impl Planner<'_> {
     }
 
     /// The wanted state of an entry with `role`, in `phase`.
-    fn want(&self, phase: Phase, role: Role) -> Option<Want> {
+    fn want(&self, phase: Phase, role: Role) -> Option<Perms> {
         let d = self.d;
         let strict = d.policy() == Policy::Strict;
         // s6-supervise's runtime files and clients' FIFOs are never touched.
@@ -295,7 +298,7 @@ impl Planner<'_> {
     }
 
     /// Changes that bring `node` to `want`, or a skip when it must not be touched.
-    fn node(&mut self, phase: Phase, anchor: Anchor, node: &Node, want: Want, tree_dev: u64) {
+    fn node(&mut self, phase: Phase, anchor: Anchor, node: &Node, want: Perms, tree_dev: u64) {
         let m = &node.meta;
         // A symlink where s6 expects a real entry is always worth reporting,
         // whoever owns it: it is never followed.
@@ -320,20 +323,19 @@ impl Planner<'_> {
         if let Some(reason) = reason {
             return self.skip(&node.path, reason);
         }
-        if (to_uid, to_gid) != (m.uid, m.gid) {
-            let op = Op::Chown {
-                from: (m.uid, m.gid),
-                to: (to_uid, to_gid),
-            };
-            self.change(phase, anchor, node, op);
-        }
-        if to_mode != m.mode {
-            let op = Op::Chmod {
-                from: m.mode,
-                to: to_mode,
-            };
-            self.change(phase, anchor, node, op);
-        }
+        let chown = (to_uid, to_gid) != (m.uid, m.gid);
+        let chmod = to_mode != m.mode;
+        let from = Perms {
+            uid: chown.then_some(m.uid),
+            gid: chown.then_some(m.gid),
+            mode: chmod.then_some(m.mode),
+        };
+        let to = Perms {
+            uid: chown.then_some(to_uid),
+            gid: chown.then_some(to_gid),
+            mode: chmod.then_some(to_mode),
+        };
+        self.change(phase, anchor, node, Op::Perms { from, to });
     }
 
     /// Apply the role table to every node of one servicedir (or slot).
@@ -392,7 +394,7 @@ impl Planner<'_> {
                     // Searchable by the user's group is all s6-svscanctl
                     // needs; the owner stays, so the scanner's own scripts
                     // in there (crash, finish, SIG*) stay root's.
-                    let search = Want {
+                    let search = Perms {
                         uid: None,
                         gid: Some(d.account.gid),
                         mode: Some(n.meta.mode | 0o010),
@@ -820,5 +822,49 @@ fn compare<'a>(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &'a SlotObs) 
         SlotDiff::Down {
             want: want_down.is_some(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permissions_change_is_one_op_printed_as_its_calls() {
+        let both = Op::Perms {
+            from: Perms {
+                uid: Some(0),
+                gid: Some(0),
+                mode: Some(0o700),
+            },
+            to: Perms {
+                uid: Some(10000),
+                gid: Some(10000),
+                mode: Some(0o710),
+            },
+        };
+        assert_eq!(
+            both.parts(),
+            vec![
+                ("chown", Some(("0:0".into(), "10000:10000".into()))),
+                ("chmod", Some(("0700".into(), "0710".into()))),
+            ]
+        );
+        assert_eq!(both.verb(), "chown");
+        let mode_only = Op::Perms {
+            from: Perms {
+                mode: Some(0o600),
+                ..Perms::default()
+            },
+            to: Perms {
+                mode: Some(0o660),
+                ..Perms::default()
+            },
+        };
+        assert_eq!(
+            mode_only.parts(),
+            vec![("chmod", Some(("0600".into(), "0660".into())))]
+        );
+        assert_eq!(Op::Unlink.parts(), vec![("unlink", None)]);
     }
 }

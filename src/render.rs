@@ -40,20 +40,24 @@ pub fn slot_json(s: &SlotReport) -> Value {
     })
 }
 
-pub fn change_json(c: &Change) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("phase".into(), json!(c.phase.as_str()));
-    m.insert("op".into(), json!(c.op.verb()));
-    m.insert("path".into(), json!(c.path.display().to_string()));
-    if let Some((from, to)) = c.op.from_to() {
-        m.insert("from".into(), json!(from));
-        m.insert("to".into(), json!(to));
-    }
-    if let Op::SeedState { .. } = c.op {
-        m.insert("state".into(), json!("running"));
-        m.insert("migrated_from".into(), json!(MIGRATED_FROM));
-    }
-    Value::Object(m)
+/// One change as JSON objects: one per printed part (a permissions change
+/// of owner and mode is a `chown` and a `chmod` object, as the calls go).
+pub fn change_json(c: &Change) -> impl Iterator<Item = Value> + '_ {
+    c.op.parts().into_iter().map(|(verb, from_to)| {
+        let mut m = serde_json::Map::new();
+        m.insert("phase".into(), json!(c.phase.as_str()));
+        m.insert("op".into(), json!(verb));
+        m.insert("path".into(), json!(c.path.display().to_string()));
+        if let Some((from, to)) = from_to {
+            m.insert("from".into(), json!(from));
+            m.insert("to".into(), json!(to));
+        }
+        if let Op::SeedState { .. } = c.op {
+            m.insert("state".into(), json!("running"));
+            m.insert("migrated_from".into(), json!(MIGRATED_FROM));
+        }
+        Value::Object(m)
+    })
 }
 
 pub fn json(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -61,7 +65,7 @@ pub fn json(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
         "format": "s6-reconcile",
         "version": 1,
         "mode": mode.as_str(),
-        "changes": r.changes.iter().map(change_json).collect::<Vec<_>>(),
+        "changes": r.changes.iter().flat_map(change_json).collect::<Vec<_>>(),
         "slots": r.slots.iter().map(slot_json).collect::<Vec<_>>(),
         "skipped": r.skipped.iter().map(|s| json!({
             "path": s.path.display().to_string(),
@@ -120,9 +124,9 @@ impl Style {
     }
 }
 
-/// The colour of a change's verb: green adds, yellow changes, red removes.
-fn verb_color(c: &Change) -> &'static str {
-    match c.op.verb() {
+/// The colour of a verb: green adds, yellow changes, red removes.
+fn verb_color(verb: &str) -> &'static str {
+    match verb {
         "publish" | "create" | "mkdir" | "mkfifo" => GREEN,
         "remove" | "unlink" => RED,
         _ => YELLOW,
@@ -181,15 +185,19 @@ fn changes(r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
             )?;
             current = Some(c.phase);
         }
-        let verb = style.paint(verb_color(c), &format!("{:<7}", c.op.verb()));
-        match c.op.from_to() {
-            Some((from, to)) => writeln!(out, "  {verb} {}  {} → {}", c.path.display(), from, to)?,
-            None if matches!(c.op, Op::SeedState { .. }) => writeln!(
-                out,
-                "  {verb} {}  (state running, migrated from {MIGRATED_FROM})",
-                c.path.display()
-            )?,
-            None => writeln!(out, "  {verb} {}", c.path.display())?,
+        for (verb, from_to) in c.op.parts() {
+            let verb = style.paint(verb_color(verb), &format!("{verb:<7}"));
+            match from_to {
+                Some((from, to)) => {
+                    writeln!(out, "  {verb} {}  {} → {}", c.path.display(), from, to)?
+                }
+                None if matches!(c.op, Op::SeedState { .. }) => writeln!(
+                    out,
+                    "  {verb} {}  (state running, migrated from {MIGRATED_FROM})",
+                    c.path.display()
+                )?,
+                None => writeln!(out, "  {verb} {}", c.path.display())?,
+            }
         }
     }
     Ok(())
@@ -206,14 +214,22 @@ fn summary(mode: Mode, r: &Report) -> String {
     if r.changes.is_empty() {
         return format!("No changes{tail}.");
     }
+    // Counted as printed: a chown and a chmod of one entry are two.
+    let count = |p: Option<Phase>| -> usize {
+        r.changes
+            .iter()
+            .filter(|c| p.is_none_or(|p| c.phase == p))
+            .map(|c| c.op.parts().len())
+            .sum()
+    };
     let per_phase: Vec<String> = Phase::ALL
         .iter()
         .filter_map(|p| {
-            let n = r.changes.iter().filter(|c| c.phase == *p).count();
+            let n = count(Some(*p));
             (n > 0).then(|| format!("{} {}", p.as_str(), n))
         })
         .collect();
-    let n = r.changes.len();
+    let n = count(None);
     let noun = if n == 1 { "change" } else { "changes" };
     let verb = match mode {
         Mode::Apply => "Applied",

@@ -357,11 +357,12 @@ fn a_lock_file_others_can_open_is_refused() {
 
 #[test]
 fn an_apply_that_is_not_root_goes_on_without_the_lock() {
-    // The user's own scandir: a run as the user may publish slots there.
+    // After boot (the scandir phase gave the user the scandir), the user
+    // re-runs the profiles phase.
     let tmp = root_with("");
     let root = tmp.path();
     let scandir = root.join("run/service");
-    nix::unistd::chown(&scandir, Some(10000.into()), Some(10000.into())).unwrap();
+    reconcile(root, &["--phase", "static", "--phase", "scandir"]).assert_ok();
     let held = hold_lock(root);
     let bin = env!("CARGO_BIN_EXE_reconcile");
     let r = as_user(&[

@@ -20,10 +20,13 @@ impl Observed {
 
 /// Bring a node's attributes to what `op` made of them.
 fn set(node: &mut Node, op: &Op) {
-    match *op {
-        Op::Chown { to, .. } => (node.meta.uid, node.meta.gid) = to,
-        Op::Chmod { to, .. } => node.meta.mode = to,
-        _ => {}
+    if let Op::Perms { to, .. } = op {
+        if let Some((uid, gid)) = to.owner() {
+            (node.meta.uid, node.meta.gid) = (uid, gid);
+        }
+        if let Some(mode) = to.mode {
+            node.meta.mode = mode;
+        }
     }
 }
 
@@ -66,6 +69,7 @@ impl ScandirObs {
 mod tests {
     use super::*;
     use crate::fs::{Kind, Meta};
+    use crate::model::Perms;
     use crate::model::Phase;
     use crate::plan::Target;
     use crate::scan::{Content, SlotObs};
@@ -131,16 +135,30 @@ mod tests {
         o.applied(&[
             change(
                 "gateway-a/run",
-                Op::Chown {
-                    from: (0, 0),
-                    to: (7, 8),
+                Op::Perms {
+                    from: Perms {
+                        uid: Some(0),
+                        gid: Some(0),
+                        mode: None,
+                    },
+                    to: Perms {
+                        uid: Some(7),
+                        gid: Some(8),
+                        mode: None,
+                    },
                 },
             ),
             change(
                 "gateway-a",
-                Op::Chmod {
-                    from: 0o755,
-                    to: 0o700,
+                Op::Perms {
+                    from: Perms {
+                        mode: Some(0o755),
+                        ..Perms::default()
+                    },
+                    to: Perms {
+                        mode: Some(0o700),
+                        ..Perms::default()
+                    },
                 },
             ),
             change("gateway-a/log", Op::Remove),
