@@ -52,8 +52,10 @@ Exit codes:
 Environment (read because cont-init runs with-contenv):
   HERMES_HOME                  overrides profiles.home
   S6_PROFILE_GATEWAY_SCANDIR   overrides scandir.path
-<<<<<<< HEAD
-  GATEWAY_MULTIPLEX_PROFILES   overrides profiles.multiplex (true/false/1/0/yes/no/on/off)
+  GATEWAY_MULTIPLEX_PROFILES   multiplexing, above profiles.multiplex and the application's
+                               gateway.json/config.yaml (1/true/yes/on, 0/false/no/off;
+                               anything else: a warning, the layers below decide)
+  HERMES_GATEWAY_NO_SUPERVISE  1/true/yes: no legacy `gateway run` migration
   S6_VERBOSITY                 s6-overlay's verbosity, used when neither -v nor -q is
                                given: 0 errors only (a successful apply prints nothing
                                on stdout), 1 warnings (an apply prints only warnings,
@@ -61,12 +63,6 @@ Environment (read because cont-init runs with-contenv):
                                more debug logging. --plan and --check always print the
                                whole plan; --format json is never shortened.
   NO_COLOR                     set and not empty: no colour unless --color always
-=======
-  GATEWAY_MULTIPLEX_PROFILES   multiplexing, above profiles.multiplex and the application's
-                               gateway.json/config.yaml (1/true/yes/on, 0/false/no/off;
-                               anything else: a warning, the layers below decide)
-  HERMES_GATEWAY_NO_SUPERVISE  1/true/yes: no legacy `gateway run` migration
->>>>>>> main
   RUST_LOG                     log filter (env_logger syntax)
 
 Examples:

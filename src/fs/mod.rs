@@ -12,6 +12,7 @@
 mod base;
 mod creds;
 mod dir;
+pub mod input;
 pub mod lock;
 mod make;
 mod meta;

@@ -48,15 +48,31 @@ pub fn config(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let path = config.unwrap_or(Path::new(crate::run::DEFAULT_CONFIG));
-    crate::run::config_from(file_bytes(d, path), path, config.is_some(), env)
+    let read = match file_bytes(d, path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    crate::run::config_from(read, path, config.is_some(), env)
 }
 
-/// The configured user and group, from the description's passwd and group.
+/// The configured user and group, from the description's passwd and
+/// group (read only when a name needs them, as from disk).
 pub fn account(d: &Description, cfg: &Config) -> Result<Account, AccountError> {
+    use crate::config::Principal;
     let read = |file: &'static str| {
-        file_bytes(d, Path::new(file))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|err| AccountError::Read { file, err })
+        file_bytes(d, Path::new(file)).map_err(|e| AccountError::Read {
+            file,
+            reason: crate::fs::os_error(&e),
+        })
     };
-    accounts::resolve_with(&read, &cfg.user, cfg.group.as_ref())
+    let passwd = match &cfg.user {
+        Principal::Name(_) => read(accounts::PASSWD)?,
+        Principal::Id(_) => Vec::new(),
+    };
+    let group = match &cfg.group {
+        Some(Principal::Name(_)) => read(accounts::GROUP)?,
+        _ => Vec::new(),
+    };
+    accounts::resolve_from(&passwd, &group, &cfg.user, cfg.group.as_ref())
 }
