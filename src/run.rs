@@ -187,7 +187,12 @@ pub fn config_from(
                 reason: "No such file or directory".into(),
             });
         }
-        Err(reason) => return Err(ConfigError::Read { path: shown, reason }),
+        Err(reason) => {
+            return Err(ConfigError::Read {
+                path: shown,
+                reason,
+            });
+        }
     };
     cfg.apply_env(env)?;
     Ok(cfg)
