@@ -107,8 +107,9 @@ pub struct Args {
     pub root: PathBuf,
 
     /// Plan against a tree description (see `reconcile snapshot`) instead
-    /// of the disk: no root needed, no other file read. With --plan or
-    /// --check only.
+    /// of the disk: no root needed, no other file read; the configuration,
+    /// passwd and group come from the description (--config then names a
+    /// container path in it). With --plan or --check only.
     #[arg(long, value_name = "FILE", conflicts_with = "root")]
     pub tree: Option<PathBuf>,
 
