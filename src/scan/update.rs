@@ -101,6 +101,7 @@ mod tests {
                 rel: PathBuf::from(rel),
                 expect: n.meta,
             },
+            why: None,
         }
     }
 
