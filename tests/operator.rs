@@ -886,3 +886,54 @@ fn a_down_only_change_says_so() {
         "down only: the profile starts"
     );
 }
+
+// ---------------------------------------------------------------------------
+// the newcomer's example
+
+/// The README's example, as written for a root shell: materialize the
+/// bundled description, apply it (exit 0, no error: the volume is the
+/// user's), and a snapshot of the result has nothing left to do.
+#[test]
+fn the_bundled_example_applies_cleanly() {
+    require_root();
+    let tmp = tree::temp_root("operator-example");
+    let root = tmp.path().join("example-root");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tree.yaml");
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_reconcile"))
+            .args(args)
+            .env_clear()
+            .output()
+            .expect("run reconcile")
+    };
+    let out = run(&["materialize".as_ref(), example.as_ref(), root.as_ref()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let out = run(&["--root".as_ref(), root.as_ref()]);
+    assert_eq!(out.status.code(), Some(0), "apply: {}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains("error")
+            && text
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("Applied ")),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        text.contains("reconcile: profile=alice prior_state=running action=started\n"),
+        "{}",
+        describe(&out)
+    );
+    let out = run(&["snapshot".as_ref(), "--root".as_ref(), root.as_ref()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let after = tmp.path().join("after.yaml");
+    std::fs::write(&after, &out.stdout).unwrap();
+    let out = run(&["--check".as_ref(), "--tree".as_ref(), after.as_ref()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "nothing left to do: {}",
+        describe(&out)
+    );
+}
