@@ -592,7 +592,7 @@ fn a_root_owned_0700_staging_dir_is_removed_as_root_and_the_slot_published() {
     let run = reconcile(root, &[]);
     run.assert_exit(0);
     run.assert_line("  remove  /run/service/.gateway-good.tmp");
-    run.assert_line("  publish /run/service/gateway-good");
+    run.assert_line("  publish /run/service/gateway-good  (new slot)");
     assert!(!exists(root, "run/service/.gateway-good.tmp"));
     assert_others_done(root, &run);
     assert_eq!(
