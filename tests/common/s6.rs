@@ -659,6 +659,7 @@ pub fn reconcile<S: AsRef<OsStr>>(root: &Path, args: &[S]) -> Run {
         .env_remove("HERMES_HOME")
         .env_remove("S6_PROFILE_GATEWAY_SCANDIR")
         .env_remove("GATEWAY_MULTIPLEX_PROFILES")
+        .env_remove("HERMES_GATEWAY_NO_SUPERVISE")
         .env_remove("RUST_LOG")
         .current_dir("/");
     run(cmd)
