@@ -15,7 +15,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::s6::{Run, as_user, reconcile};
+use common::run::reconcile;
+use common::s6::as_user;
 use common::tree;
 
 /// A root with accounts, a volume holding the default profile and one good
@@ -56,19 +57,6 @@ fn root_with(extra: &str) -> tempfile::TempDir {
     dir
 }
 
-#[track_caller]
-fn assert_exit(r: &Run, code: i32) {
-    assert_eq!(r.code, Some(code), "{r}");
-}
-
-#[track_caller]
-fn assert_line(r: &Run, line: &str) {
-    assert!(
-        r.stdout.lines().any(|l| l == line),
-        "no line {line:?} on stdout:\n{r}"
-    );
-}
-
 /// `name` (bytes) joined to `dir`.
 fn join(dir: &Path, name: &[u8]) -> std::path::PathBuf {
     dir.join(OsStr::from_bytes(name))
@@ -100,34 +88,19 @@ fn names_that_are_not_utf8_are_skipped_escaped_and_the_run_succeeds() {
 
     for args in [&["--plan"][..], &[][..]] {
         let r = reconcile(root, args);
-        assert_exit(&r, 0);
-        assert_line(
-            &r,
-            "  /opt/data/profiles/caf\\xe9: name is not valid UTF-8; left alone",
-        );
-        assert_line(
-            &r,
-            "  /opt/data/profiles/notes-\\xff.txt: name is not valid UTF-8; left alone",
-        );
-        assert_line(
-            &r,
-            "  /run/service/svc-\\xfe: name is not valid UTF-8; left alone",
-        );
-        assert_line(
-            &r,
-            "  /run/service/two\\x0alines: name holds a control character; left alone",
-        );
-        assert_line(
-            &r,
-            "reconcile: profile=good prior_state=running action=started",
-        );
+        r.assert_exit(0);
+        r.assert_line("  /opt/data/profiles/caf\\xe9: name is not valid UTF-8; left alone");
+        r.assert_line("  /opt/data/profiles/notes-\\xff.txt: name is not valid UTF-8; left alone");
+        r.assert_line("  /run/service/svc-\\xfe: name is not valid UTF-8; left alone");
+        r.assert_line("  /run/service/two\\x0alines: name holds a control character; left alone");
+        r.assert_line("reconcile: profile=good prior_state=running action=started");
         // Said once, though both the scandir and the profiles phase saw it.
         assert_eq!(r.stdout.matches("svc-\\xfe").count(), 1, "{r}");
     }
     assert!(scandir.join("gateway-good/run").is_file());
     assert!(bad_dir.join("SOUL.md").is_file(), "the volume is untouched");
     assert!(bad_file.is_file());
-    assert_exit(&reconcile(root, &["--check"]), 0);
+    reconcile(root, &["--check"]).assert_exit(0);
 }
 
 /// Make a chain of `depth` directories named `name` below `top`, through
@@ -209,13 +182,13 @@ fn a_supervise_tree_deeper_than_path_max_is_observed_and_opened() {
     let depth = 2100;
     deep_chain(&supervise, "d", depth);
     let r = reconcile(root, &["--phase", "static"]);
-    assert_exit(&r, 0);
+    r.assert_exit(0);
     assert!(!r.stdout.contains("too long"), "{r}");
     assert!(!r.stderr.contains("too long"), "{r}");
     assert_eq!(deepest_owner(&supervise, "d", depth), (10000, 10000));
     let again = reconcile(root, &["--check", "--phase", "static"]);
-    assert_exit(&again, 0);
-    assert_line(&again, "No changes.");
+    again.assert_exit(0);
+    again.assert_line("No changes.");
 }
 
 #[test]
@@ -224,7 +197,7 @@ fn a_slot_file_that_cannot_be_read_is_reported_and_the_slot_kept() {
     let root = tmp.path();
     let scandir = root.join("run/service");
     chown_user(&scandir);
-    assert_exit(&reconcile::<&str>(root, &[]), 0);
+    reconcile(root, &[]).assert_exit(0);
     let slot = scandir.join("gateway-good");
     let ino = fs::metadata(&slot).unwrap().ino();
     // The user's own file, made unreadable by the user: a run as the user
@@ -234,15 +207,9 @@ fn a_slot_file_that_cannot_be_read_is_reported_and_the_slot_kept() {
     let bin = env!("CARGO_BIN_EXE_reconcile");
     let root_arg = root.to_str().unwrap();
     let r = as_user(&[bin, "--root", root_arg, "--phase", "profiles"]);
-    assert_exit(&r, 1);
-    assert_line(
-        &r,
-        "error: unable to read /run/service/gateway-good/run: Permission denied",
-    );
-    assert_line(
-        &r,
-        "reconcile: profile=good prior_state=running action=skipped",
-    );
+    r.assert_exit(1);
+    r.assert_line("error: unable to read /run/service/gateway-good/run: Permission denied");
+    r.assert_line("reconcile: profile=good prior_state=running action=skipped");
     assert!(!r.stdout.contains("replace"), "{r}");
     assert_eq!(
         fs::metadata(&slot).unwrap().ino(),
