@@ -94,7 +94,7 @@ impl Fatal {
         Failure {
             op: op.into(),
             path,
-            error: self.to_string(),
+            error: self.to_string().into(),
         }
     }
 }
@@ -388,7 +388,7 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
             report.errors.push(Failure {
                 op: "drop privileges to".into(),
                 path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
-                error: fs::os_error(&e),
+                error: (&e).into(),
             });
             return;
         }
@@ -451,7 +451,7 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
             report.errors.push(Failure {
                 op: "append to".into(),
                 path: desired.config.profiles.home.0.join(&cfg.path.0),
-                error: fs::os_error(&e),
+                error: (&e).into(),
             });
         }
     }
