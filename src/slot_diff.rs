@@ -532,7 +532,7 @@ mod tests {
             compare(USER, &want, &obs),
             SlotDiff::Unreadable {
                 path: Path::new("/run/service/gateway-x/run"),
-                error: "EIO"
+                error: &"EIO".into()
             }
         );
     }
