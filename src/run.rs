@@ -126,7 +126,7 @@ pub fn fatal_json(mode: Mode, failure: Failure, out: &mut dyn Write) -> std::io:
         errors: vec![failure],
         ..Report::default()
     };
-    render::json(mode, &report, out)
+    render::json(mode, &report, render::Style::default(), out)
 }
 
 /// The largest configuration file read (a real one is a few KiB).
@@ -147,8 +147,27 @@ pub fn load_config(
             PathBuf::from(DEFAULT_CONFIG),
         ),
     };
-    let mut cfg = match fs::input::read_regular(&real, CONFIG_LIMIT, fs::input::Follow::Yes) {
-        Ok(bytes) => {
+    let read = match fs::input::read_regular(&real, CONFIG_LIMIT, fs::input::Follow::Yes) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    config_from(read, &shown, settings.config.is_some(), env)
+}
+
+/// The configuration from what reading its file gave (`Ok(None)`: no such
+/// file; `shown` is its path as messages name it; `explicit` when named by
+/// `--config`: then it must exist), then the environment overrides. The
+/// disk and a tree description (`--tree`) both come through here.
+pub fn config_from(
+    read: Result<Option<Vec<u8>>, String>,
+    shown: &Path,
+    explicit: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let shown = shown.to_path_buf();
+    let mut cfg = match read {
+        Ok(Some(bytes)) => {
             let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
                 path: shown.clone(),
                 line: 1,
@@ -158,14 +177,20 @@ pub fn load_config(
             })?;
             Config::from_yaml(&text, &shown)?
         }
-        Err(e) if e.is_not_found() && settings.config.is_none() => {
+        Ok(None) if !explicit => {
             log::info!("no {DEFAULT_CONFIG}; using the built-in defaults");
             Config::default()
         }
-        Err(e) => {
+        Ok(None) => {
             return Err(ConfigError::Read {
                 path: shown,
-                reason: e.to_string(),
+                reason: "No such file or directory".into(),
+            });
+        }
+        Err(reason) => {
+            return Err(ConfigError::Read {
+                path: shown,
+                reason,
             });
         }
     };
@@ -220,23 +245,24 @@ pub fn run(
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
 ) -> Result<Ran, Fatal> {
-    if let Some(file) = &settings.tree {
-        // Parsed now so a bad description is refused as such; observing
-        // it needs the scanner over `scan::Source` (not on main yet).
-        crate::tree::command::read_description(file)?;
-        return Err(Fatal::Tree(crate::tree::command::ReadError::Read {
-            path: file.clone(),
-            error: "planning against a description is not available in this build yet".into(),
-        }));
+    // `--tree`: the description is the whole input (configuration,
+    // accounts and tree); nothing else is read.
+    let tree = match &settings.tree {
+        Some(file) => Some(crate::tree::command::read_description(file)?),
+        None => None,
+    };
+    let config = match &tree {
+        Some(d) => crate::tree::inputs::config(d, settings.config.as_deref(), env)?,
+        None => load_config(settings, env)?,
+    };
+    let account = match &tree {
+        Some(d) => crate::tree::inputs::account(d, &config),
+        None => accounts::resolve(&settings.root, &config.user, config.group.as_ref()),
     }
-    let config = load_config(settings, env)?;
-    let account =
-        accounts::resolve(&settings.root, &config.user, config.group.as_ref()).map_err(|err| {
-            Fatal::Account {
-                at: config.source.describe(err.key()),
-                err,
-            }
-        })?;
+    .map_err(|err| Fatal::Account {
+        at: config.source.describe(err.key()),
+        err,
+    })?;
     log::info!(
         "user {} = {}:{}, policy {}",
         account.user_name,
@@ -253,12 +279,20 @@ pub fn run(
         });
     }
     let desired = Desired::new(config, account);
+    let mut report = Report::default();
+    if let Some(d) = &tree {
+        // Validated: --tree goes with --plan or --check only.
+        let acct = &desired.account;
+        let src = crate::tree::source::TreeSource::new(d, (acct.uid, acct.gid));
+        let observed = observe_from(&src, settings, &desired);
+        plan_only(&desired, &observed, &mut report);
+        return finish(settings, report, out);
+    }
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
         err,
     })?;
 
-    let mut report = Report::default();
     let root_phases: Vec<Phase> = settings
         .phases
         .iter()
@@ -271,10 +305,7 @@ pub fn run(
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
             warn_unwritable_volume(&desired, &observed, &mut report);
-            let mut plan = plan::plan(&desired, &observed);
-            // Moved, not cloned: each publish carries its slot's scripts.
-            let changes = std::mem::take(&mut plan.changes);
-            report.add_plan(&plan, changes, Vec::new());
+            plan_only(&desired, &observed, &mut report);
         }
         Mode::Apply => {
             // Held to the end of the apply (through the privilege drop and
@@ -305,7 +336,20 @@ pub fn run(
             }
         }
     }
-    if with_profiles {
+    finish(settings, report, out)
+}
+
+/// The plan of `--plan`/`--check` into the report: nothing is done.
+fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
+    let mut plan = plan::plan(desired, observed);
+    // Moved, not cloned: each publish carries its slot's scripts.
+    let changes = std::mem::take(&mut plan.changes);
+    report.add_plan(&plan, changes, Vec::new());
+}
+
+/// Render the report and decide the exit code.
+fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Result<Ran, Fatal> {
+    if settings.phases.contains(&Phase::Profiles) {
         let per_slot = report
             .slots
             .iter()
@@ -315,7 +359,7 @@ pub fn run(
 
     let output = match settings.format {
         Format::Human => render::human(settings.mode, &report, settings.style, out),
-        Format::Json => render::json(settings.mode, &report, out),
+        Format::Json => render::json(settings.mode, &report, settings.style, out),
     };
     let code = exit_code(settings.mode, &report);
     Ok(Ran {
@@ -566,11 +610,17 @@ fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, command: &[u8], report
 /// Observe the tree once, for every selected phase.
 fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
     let acct = &desired.account;
-    let user = (acct.uid, acct.gid);
     let src = Disk {
         root,
-        untrusted: user,
+        untrusted: (acct.uid, acct.gid),
     };
+    observe_from(&src, settings, desired)
+}
+
+/// Observe through `src`: the disk, or a tree description (`--tree`).
+fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
+    let acct = &desired.account;
+    let user = (acct.uid, acct.gid);
     let req = Request {
         phases: &settings.phases,
         servicedirs: desired.servicedirs(),
@@ -579,7 +629,7 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
         container: &desired.config.container,
         user,
     };
-    scan::observe(&src, &req)
+    scan::observe(src, &req)
 }
 
 fn exit_code(mode: Mode, r: &Report) -> i32 {

@@ -1104,6 +1104,7 @@ fn shell_lines() -> Vec<(String, String)> {
         "packaging/README-section.md",
         "fixtures/README.md",
         "benches/README.md",
+        "docs/tree-format.md",
     ] {
         let Ok(text) = fs::read_to_string(repo().join(file)) else {
             continue;

@@ -2,6 +2,7 @@
 
 pub mod killpoints;
 pub mod roots;
+pub mod run;
 pub mod s6;
 pub mod timed;
 pub mod tree;
