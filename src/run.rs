@@ -289,6 +289,7 @@ pub fn run(
     match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
+            warn_unwritable_volume(&desired, &observed, &mut report);
             plan_only(&desired, &observed, &mut report);
         }
         Mode::Apply => {
@@ -306,6 +307,7 @@ pub fn run(
             // Observed once; each part of the apply plans from it, and what
             // apply did is written back into it (never observed again).
             let mut observed = observe(settings, &desired, &root);
+            warn_unwritable_volume(&desired, &observed, &mut report);
             if !root_phases.is_empty() {
                 observed.phases = root_phases;
                 let plan = plan::plan(&desired, &observed);
@@ -369,15 +371,19 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
-        if let Err(e) = fs::drop_privileges(acct.uid, acct.gid) {
+        if let Err(e) = fs::act_as(acct.uid, acct.gid) {
             report.errors.push(Failure {
-                op: "drop privileges to".into(),
+                op: "act as".into(),
                 path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
                 error: fs::os_error(&e),
             });
             return;
         }
-        log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
+        log::info!(
+            "profiles phase acts as {}:{} (effective ids; real and saved stay root)",
+            acct.uid,
+            acct.gid
+        );
     }
     let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
@@ -399,6 +405,11 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
                 path: c.path.clone(),
                 reason: "left in place: publishing the slots failed".into(),
             });
+        }
+    }
+    if let Some(uid) = fs::acting_as() {
+        for e in &mut applied.errors {
+            say_who_acted(e, uid);
         }
     }
     mark_unpublished(&mut plan.slots, &in_scandir, &applied.errors);
@@ -427,20 +438,60 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
         // The volume is the user's: when still root (strict policy), write
         // the log with the user's effective ids so it stays theirs.
         let append = || bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes);
-        let result = if fs::euid() == 0 {
-            fs::with_effective_ids(acct.uid, acct.gid, append)
+        let (result, writer) = if fs::euid() == 0 {
+            (fs::with_effective_ids(acct.uid, acct.gid, append), acct.uid)
         } else {
-            append()
+            (append(), fs::euid())
         };
         if let Err(e) = result {
-            report.errors.push(Failure {
+            let mut failure = Failure {
                 op: "append to".into(),
                 path: desired.config.profiles.home.0.join(&cfg.path.0),
                 error: fs::os_error(&e),
-            });
+            };
+            say_who_acted(&mut failure, writer);
+            report.errors.push(failure);
         }
     }
     report.add_plan(&plan, applied.done, applied.errors);
+}
+
+/// Warn when the volume is not writable by the user who will write it
+/// (the boot log, and in compat the stale runtime files): a volume copied
+/// or created as root makes every apply fail there, while the plan alone
+/// would show nothing wrong.
+fn warn_unwritable_volume(desired: &Desired, observed: &Observed, report: &mut Report) {
+    let Some(home) = observed.profiles.as_ref().and_then(|p| p.home.present()) else {
+        return;
+    };
+    let acct = &desired.account;
+    let writer = if fs::euid() == 0 {
+        (acct.uid, acct.gid)
+    } else {
+        (fs::euid(), fs::egid())
+    };
+    if writer.0 == 0 || fs::writable_by(&home.meta, writer) {
+        return;
+    }
+    report.warnings.push(format!(
+        "{} (profiles.home, owner {}:{}, mode {:04o}) is not writable by uid {} gid {}, \
+         who writes the boot log there: the apply will fail to append it",
+        desired.config.profiles.home.0.display(),
+        home.meta.uid,
+        home.meta.gid,
+        home.meta.mode,
+        writer.0,
+        writer.1
+    ));
+}
+
+/// An error met while acting for the user says so: a volume or scandir
+/// that root could write may not be the user's (`Permission denied (as uid
+/// 10000)`).
+fn say_who_acted(e: &mut Failure, uid: u32) {
+    if uid != 0 {
+        e.error = format!("{} (as uid {uid})", e.error);
+    }
 }
 
 /// A slot whose publish or replace failed was not published: report it as
