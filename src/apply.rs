@@ -73,7 +73,7 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Applied {
                 out.errors.push(Failure {
                     op: op.into(),
                     path: c.path.clone(),
-                    error: fs::os_error(&e),
+                    error: (&e).into(),
                 });
             }
         }

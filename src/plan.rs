@@ -241,7 +241,7 @@ impl Planner<'_> {
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
                 op: "open".into(),
                 path: path.clone(),
-                error: error.clone(),
+                error: error.clone().into(),
             }),
             BaseObs::Present(t) => f(self, t),
         }
@@ -461,7 +461,7 @@ impl Planner<'_> {
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
                 op: "open".into(),
                 path: path.clone(),
-                error: error.clone(),
+                error: error.clone().into(),
             }),
             BaseObs::Present(_) => {}
         }
@@ -514,7 +514,7 @@ impl Planner<'_> {
                 self.plan.errors.push(Failure {
                     op: "open".into(),
                     path: path.clone(),
-                    error: error.clone(),
+                    error: error.clone().into(),
                 });
                 None
             }
@@ -699,7 +699,7 @@ impl Planner<'_> {
                     self.plan.errors.push(Failure {
                         op: "read".into(),
                         path: path.to_path_buf(),
-                        error: error.to_string(),
+                        error: error.clone(),
                     });
                     return Err(why);
                 }

@@ -94,7 +94,7 @@ impl Fatal {
         Failure {
             op: op.into(),
             path,
-            error: self.to_string(),
+            error: self.to_string().into(),
         }
     }
 }
@@ -375,7 +375,7 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
             report.errors.push(Failure {
                 op: "act as".into(),
                 path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
-                error: fs::os_error(&e),
+                error: (&e).into(),
             });
             return;
         }
@@ -447,7 +447,7 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
             let mut failure = Failure {
                 op: "append to".into(),
                 path: desired.config.profiles.home.0.join(&cfg.path.0),
-                error: fs::os_error(&e),
+                error: (&e).into(),
             };
             say_who_acted(&mut failure, writer);
             report.errors.push(failure);
@@ -490,7 +490,7 @@ fn warn_unwritable_volume(desired: &Desired, observed: &Observed, report: &mut R
 /// 10000)`).
 fn say_who_acted(e: &mut Failure, uid: u32) {
     if uid != 0 {
-        e.error = format!("{} (as uid {uid})", e.error);
+        e.error = format!("{} (as uid {uid})", e.error).into();
     }
 }
 

@@ -29,7 +29,7 @@ pub enum SlotDiff<'a> {
     /// (a transient read error must never replace, and restart, a live slot).
     Unreadable {
         path: &'a Path,
-        error: &'a str,
+        error: &'a crate::report::Cause,
     },
 }
 
@@ -577,7 +577,7 @@ mod tests {
             compare(USER, &want, &obs),
             SlotDiff::Unreadable {
                 path: Path::new("/run/service/gateway-x/run"),
-                error: "EIO"
+                error: &"EIO".into()
             }
         );
     }
