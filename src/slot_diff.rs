@@ -6,6 +6,7 @@
 //! Pure: it reads only the observation (the slot's tree with the contents
 //! of its small files) and the wanted entries.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -33,21 +34,22 @@ pub enum SlotDiff<'a> {
     },
 }
 
-/// Why a slot change is planned, as printed, and the files whose content
-/// it changes.
+/// Why a slot change is planned, as printed, and (for a replace) the
+/// files whose content it rewrites. The planned contents stay in the
+/// change's slot build: nothing is copied here for a new slot or for a
+/// file that is the same.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Why {
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     pub files: Vec<FileChange>,
 }
 
-/// A slot file whose content the change creates or rewrites.
+/// A slot file whose content a replace rewrites, and what it holds now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileChange {
     /// Relative to the slot directory (`run`, `log/run`).
     pub path: PathBuf,
     pub current: Current,
-    pub planned: String,
 }
 
 /// A slot file's current content.
@@ -60,25 +62,15 @@ pub enum Current {
     Unread,
 }
 
-/// At most this many extra entries are named in a reason.
-const MAX_EXTRAS_NAMED: usize = 5;
+/// At most this many entries are named for one difference in a reason.
+const MAX_NAMED: usize = 5;
 
-/// The reason for publishing a slot that does not exist yet.
-pub fn new_slot(expected: &[(SlotEntry, Owner)]) -> Why {
-    let files = expected
-        .iter()
-        .filter_map(|(e, _)| match e {
-            SlotEntry::File { path, content, .. } if !content.is_empty() => Some(FileChange {
-                path: path.clone(),
-                current: Current::Absent,
-                planned: content.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+/// The reason for publishing a slot that does not exist yet (every file
+/// of it is new: see [`diffs`]).
+pub fn new_slot() -> Why {
     Why {
-        reason: "new slot".into(),
-        files,
+        reason: Cow::Borrowed("new slot"),
+        files: Vec::new(),
     }
 }
 
@@ -90,7 +82,7 @@ pub fn down_only(want: bool) -> Why {
         "down only: the profile starts"
     };
     Why {
-        reason: reason.into(),
+        reason: Cow::Borrowed(reason),
         files: Vec::new(),
     }
 }
@@ -118,9 +110,14 @@ pub fn compare<'a>(
     let top = PathBuf::new();
     if root.kind != Kind::Dir {
         // Nothing inside to compare: every file is new.
-        let mut why = new_slot(expected);
-        why.reason = format!("the slot {}, not a directory", kind_text(root.kind));
-        return SlotDiff::Different(why);
+        let files = expected
+            .iter()
+            .filter_map(|(e, _)| file_change(e, Current::Absent))
+            .collect();
+        return SlotDiff::Different(Why {
+            reason: format!("the slot {}, not a directory", kind_text(root.kind)).into(),
+            files,
+        });
     }
     check_meta(
         &mut found,
@@ -179,13 +176,6 @@ pub fn compare<'a>(
                 }
             }
             SlotEntry::File { content: want, .. } => {
-                let current = match (m.kind, &n.content) {
-                    (Kind::File, Content::Bytes(c)) => {
-                        Current::Text(String::from_utf8_lossy(c).into_owned())
-                    }
-                    (Kind::File, _) => Current::Unread,
-                    _ => Current::Absent,
-                };
                 if m.kind != Kind::File {
                     found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
                 } else if m.nlink != 1 {
@@ -194,7 +184,18 @@ pub fn compare<'a>(
                         format!("has {} links", m.nlink),
                     ));
                 }
-                if m.size != want.len() as u64 || current != Current::Text(want.clone()) {
+                // Compared in place: a converged slot costs no copy.
+                let same = m.kind == Kind::File
+                    && m.size == want.len() as u64
+                    && matches!(&n.content, Content::Bytes(c) if c.as_slice() == want.as_bytes());
+                if !same {
+                    let current = match (m.kind, &n.content) {
+                        (Kind::File, Content::Bytes(c)) => {
+                            Current::Text(String::from_utf8_lossy(c).into_owned())
+                        }
+                        (Kind::File, _) => Current::Unread,
+                        _ => Current::Absent,
+                    };
                     found.push(Difference::Content(p.to_path_buf()));
                     files.extend(file_change(e, current));
                 }
@@ -244,7 +245,7 @@ pub fn compare<'a>(
         found.push(Difference::Down(want_down));
     }
     SlotDiff::Different(Why {
-        reason: reason(&found),
+        reason: reason(&found).into(),
         files,
     })
 }
@@ -267,10 +268,9 @@ fn check_meta(
 
 fn file_change(e: &SlotEntry, current: Current) -> Option<FileChange> {
     match e {
-        SlotEntry::File { path, content, .. } => Some(FileChange {
+        SlotEntry::File { path, .. } => Some(FileChange {
             path: path.clone(),
             current,
-            planned: content.clone(),
         }),
         _ => None,
     }
@@ -297,7 +297,9 @@ fn name(p: &Path) -> String {
 }
 
 /// The differences as one line: the files whose content differs first,
-/// then each other difference.
+/// then each other difference in the slots' order. Entries with the same
+/// owner (or mode) change are named together, at most
+/// [`MAX_NAMED`] of them.
 fn reason(found: &[Difference]) -> String {
     let content: Vec<String> = found
         .iter()
@@ -310,27 +312,33 @@ fn reason(found: &[Difference]) -> String {
     match content.len() {
         0 => {}
         1 => parts.push(format!("{} differs", content[0])),
-        _ => parts.push(format!("{} differ", content.join(", "))),
+        _ => parts.push(format!("{} differ", names(&content))),
     }
+    // Owner and mode changes, grouped by what they change from and to
+    // (expected entries only: a slot has a dozen, so this stays small).
+    let mut done: Vec<(&str, String)> = Vec::new();
     for d in found {
-        parts.push(match d {
-            Difference::Content(_) => continue,
-            Difference::Owner(p, (u, g), (wu, wg)) => {
-                format!("owner of {} {u}:{g} → {wu}:{wg}", name(p))
+        if let Some((_, what, from_to)) = perm_change(d) {
+            if done.contains(&(what, from_to.clone())) {
+                continue;
             }
-            Difference::Mode(p, m, w) => format!("mode of {} {m:04o} → {w:04o}", name(p)),
+            let same: Vec<String> = found
+                .iter()
+                .filter_map(perm_change)
+                .filter(|(_, w, f)| *w == what && *f == from_to)
+                .map(|(p, ..)| name(p))
+                .collect();
+            parts.push(format!("{what} of {} {from_to}", names(&same)));
+            done.push((what, from_to));
+            continue;
+        }
+        parts.push(match d {
+            Difference::Content(_) | Difference::Owner(..) | Difference::Mode(..) => continue,
             Difference::Kind(p, what) => format!("{} {what}", name(p)),
             Difference::Missing(p) => format!("{} missing", name(p)),
             Difference::Extra(xs) => {
-                let shown: Vec<String> =
-                    xs.iter().take(MAX_EXTRAS_NAMED).map(|p| name(p)).collect();
-                let more = xs.len().saturating_sub(MAX_EXTRAS_NAMED);
-                let tail = if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                };
-                format!("extra {}{tail}", shown.join(", "))
+                let xs: Vec<String> = xs.iter().map(|p| name(p)).collect();
+                format!("extra {}", names(&xs))
             }
             Difference::Down(true) => "down added".into(),
             Difference::Down(false) => "down removed".into(),
@@ -339,18 +347,70 @@ fn reason(found: &[Difference]) -> String {
     parts.join("; ")
 }
 
-/// A unified diff (`--- current`, `+++ planned`) of one slot file, for
-/// the slot at container path `slot`.
-pub fn unified(slot: &Path, f: &FileChange) -> String {
-    let path = slot.join(&f.path);
-    let (old, note) = match &f.current {
+/// An owner or mode difference: the entry, which, and `from → to`.
+fn perm_change(d: &Difference) -> Option<(&Path, &'static str, String)> {
+    match d {
+        Difference::Owner(p, (u, g), (wu, wg)) => {
+            Some((p, "owner", format!("{u}:{g} → {wu}:{wg}")))
+        }
+        Difference::Mode(p, m, w) => Some((p, "mode", format!("{m:04o} → {w:04o}"))),
+        _ => None,
+    }
+}
+
+/// Names joined with commas, at most [`MAX_NAMED`] of them.
+fn names(all: &[String]) -> String {
+    let shown = all[..all.len().min(MAX_NAMED)].join(", ");
+    match all.len().saturating_sub(MAX_NAMED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// The unified diffs (`--- current`, `+++ planned`) of the slot at
+/// container path `slot` built from `entries`: of the `files` a replace
+/// rewrites, or with `None` (a new slot) of every non-empty file.
+pub fn diffs(slot: &Path, entries: &[(SlotEntry, Owner)], files: Option<&[FileChange]>) -> String {
+    let planned = |path: &Path| {
+        entries.iter().find_map(|(e, _)| match e {
+            SlotEntry::File {
+                path: p, content, ..
+            } if p == path => Some(content.as_str()),
+            _ => None,
+        })
+    };
+    let mut out = String::new();
+    match files {
+        Some(files) => {
+            for f in files {
+                if let Some(new) = planned(&f.path) {
+                    out.push_str(&unified(slot, &f.path, &f.current, new));
+                }
+            }
+        }
+        None => {
+            for (e, _) in entries {
+                if let SlotEntry::File { path, content, .. } = e
+                    && !content.is_empty()
+                {
+                    out.push_str(&unified(slot, path, &Current::Absent, content));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn unified(slot: &Path, rel: &Path, current: &Current, planned: &str) -> String {
+    let path = slot.join(rel);
+    let (old, note) = match current {
         Current::Absent => ("", " (absent)"),
         Current::Text(t) => (t.as_str(), ""),
         Current::Unread => ("", " (not read: too large or unreadable)"),
     };
     let old_label = format!("current {}{note}", path.display());
     let new_label = format!("planned {}", path.display());
-    similar::TextDiff::from_lines(old, f.planned.as_str())
+    similar::TextDiff::from_lines(old, planned)
         .unified_diff()
         .context_radius(3)
         .header(&old_label, &new_label)
@@ -447,7 +507,7 @@ mod tests {
 
     fn reason(d: SlotDiff<'_>) -> String {
         match d {
-            SlotDiff::Different(why) => why.reason,
+            SlotDiff::Different(why) => why.reason.into_owned(),
             other => panic!("not different: {other:?}"),
         }
     }
@@ -507,6 +567,23 @@ mod tests {
     }
 
     #[test]
+    fn the_same_owner_or_mode_change_is_named_once_for_all_its_entries() {
+        let want = wanted(false);
+        let mut obs = observed(&want);
+        obs.node.meta.uid = 0;
+        for n in &mut obs.nodes {
+            n.meta.uid = 0;
+            n.meta.mode = 0o700;
+        }
+        assert_eq!(
+            reason(compare(USER, &want, &obs)),
+            "owner of the slot directory, type, run, supervise, supervise/control \
+             0:10000 → 10000:10000; mode of type 0700 → 0644; \
+             mode of run, supervise 0700 → 0755; mode of supervise/control 0700 → 0660"
+        );
+    }
+
+    #[test]
     fn a_slot_that_is_not_a_directory_or_has_a_bad_down() {
         let want = wanted(true);
         let mut obs = observed(&want);
@@ -539,20 +616,19 @@ mod tests {
 
     #[test]
     fn a_new_slot_diffs_every_file_against_nothing() {
-        let why = new_slot(&wanted(true));
-        assert_eq!(why.reason, "new slot");
-        let paths: Vec<&Path> = why.files.iter().map(|f| f.path.as_path()).collect();
+        assert_eq!(new_slot().reason, "new slot");
         assert_eq!(
-            paths,
-            [Path::new("type"), Path::new("run")],
-            "down is empty"
-        );
-        assert_eq!(
-            unified(Path::new("/run/service/gateway-x"), &why.files[0]),
+            diffs(Path::new("/run/service/gateway-x"), &wanted(true), None),
             "--- current /run/service/gateway-x/type (absent)\n\
              +++ planned /run/service/gateway-x/type\n\
              @@ -0,0 +1 @@\n\
-             +longrun\n"
+             +longrun\n\
+             --- current /run/service/gateway-x/run (absent)\n\
+             +++ planned /run/service/gateway-x/run\n\
+             @@ -0,0 +1,2 @@\n\
+             +#!/bin/sh\n\
+             +exec app\n",
+            "every non-empty file (down is empty)"
         );
     }
 }
