@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::config::Principal;
+use crate::config::{MAX_ID, Principal};
+use crate::fs::input::{self, Follow};
 
 /// The unprivileged user the trees are opened to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,12 +19,8 @@ pub struct Account {
 /// Why the configured user or group could not be resolved (exit 100).
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
-    #[error("unable to read {file}: {err}")]
-    Read {
-        file: &'static str,
-        #[source]
-        err: std::io::Error,
-    },
+    #[error("unable to read {file}: {reason}")]
+    Read { file: &'static str, reason: String },
     #[error("unknown user {name:?}: not found in {file}")]
     UnknownUser { name: String, file: &'static str },
     #[error("unknown group {name:?}: not found in {file}")]
@@ -34,19 +31,52 @@ pub enum AccountError {
         line: usize,
         name: String,
     },
+    #[error(
+        "{file}:{line}: the id of {name:?} is {MAX_ID_PLUS_ONE}, which chown(2) reads as \
+         \"no change\"; expected 0..{MAX_ID}"
+    )]
+    NoChangeId {
+        file: &'static str,
+        line: usize,
+        name: String,
+    },
 }
 
-const PASSWD: &str = "/etc/passwd";
-const GROUP: &str = "/etc/group";
+impl AccountError {
+    /// The configuration key whose value led here: `user` or `group`.
+    pub fn key(&self) -> &'static str {
+        let file = match self {
+            AccountError::Read { file, .. }
+            | AccountError::UnknownUser { file, .. }
+            | AccountError::UnknownGroup { file, .. }
+            | AccountError::Malformed { file, .. }
+            | AccountError::NoChangeId { file, .. } => *file,
+        };
+        if file == PASSWD { "user" } else { "group" }
+    }
+}
 
-fn read(root: &Path, file: &'static str) -> Result<String, AccountError> {
+const MAX_ID_PLUS_ONE: u64 = MAX_ID as u64 + 1;
+
+pub const PASSWD: &str = "/etc/passwd";
+pub const GROUP: &str = "/etc/group";
+
+/// The largest passwd or group file read.
+pub const DB_LIMIT: u64 = 16 << 20;
+
+/// Read `<root>/etc/passwd` or `<root>/etc/group`: a regular file itself
+/// (a symlink is not followed: an absolute target would leave `--root`),
+/// at most [`DB_LIMIT`] bytes.
+fn read(root: &Path, file: &'static str) -> Result<Vec<u8>, AccountError> {
     let p = root.join(file.trim_start_matches('/'));
-    std::fs::read(&p)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|err| AccountError::Read { file, err })
+    input::read_regular(&p, DB_LIMIT, Follow::No).map_err(|e| AccountError::Read {
+        file,
+        reason: e.to_string(),
+    })
 }
 
-/// Find `name` in a colon-separated database; returns (field 2, field 3) parsed.
+/// Find `name` in a colon-separated database; returns `fields` numbers
+/// from the third field on.
 fn lookup(
     text: &str,
     name: &str,
@@ -67,6 +97,11 @@ fn lookup(
             })
             .unwrap_or(None);
         return match nums {
+            Some(n) if n.iter().any(|id| *id > MAX_ID) => Err(AccountError::NoChangeId {
+                file,
+                line: i + 1,
+                name: name.into(),
+            }),
             Some(n) => Ok(Some(n)),
             None => Err(AccountError::Malformed {
                 file,
@@ -78,17 +113,37 @@ fn lookup(
     Ok(None)
 }
 
-/// Resolve the configured user and group under `root`. A missing group
-/// means the user's primary group (the same number for a numeric user).
+/// Resolve the configured user and group under `root`, reading passwd and
+/// group only when a name needs them. A missing group means the user's
+/// primary group (the same number for a numeric user).
 pub fn resolve(
     root: &Path,
+    user: &Principal,
+    group: Option<&Principal>,
+) -> Result<Account, AccountError> {
+    let passwd = match user {
+        Principal::Name(_) => read(root, PASSWD)?,
+        Principal::Id(_) => Vec::new(),
+    };
+    let groups = match group {
+        Some(Principal::Name(_)) => read(root, GROUP)?,
+        _ => Vec::new(),
+    };
+    resolve_from(&passwd, &groups, user, group)
+}
+
+/// Resolve from the texts of passwd and group (a pure function: the tree
+/// descriptions hand their own texts here).
+pub fn resolve_from(
+    passwd: &[u8],
+    group_db: &[u8],
     user: &Principal,
     group: Option<&Principal>,
 ) -> Result<Account, AccountError> {
     let (uid, primary_gid, user_name) = match user {
         Principal::Id(n) => (*n, *n, n.to_string()),
         Principal::Name(name) => {
-            let text = read(root, PASSWD)?;
+            let text = String::from_utf8_lossy(passwd);
             match lookup(&text, name, PASSWD, 2)? {
                 Some(v) => (v[0], v[1], name.clone()),
                 None => {
@@ -104,7 +159,7 @@ pub fn resolve(
         None => primary_gid,
         Some(Principal::Id(n)) => *n,
         Some(Principal::Name(name)) => {
-            let text = read(root, GROUP)?;
+            let text = String::from_utf8_lossy(group_db);
             match lookup(&text, name, GROUP, 1)? {
                 Some(v) => v[0],
                 None => {
@@ -172,6 +227,18 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "unknown group \"wheel\": not found in /etc/group"
+        );
+        std::fs::write(t.path().join("etc/group"), "root:x:0:\nbig:x:4294967295:\n").unwrap();
+        let e = resolve(
+            t.path(),
+            &Principal::Id(1),
+            Some(&Principal::Name("big".into())),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/group:2: the id of \"big\" is 4294967295, which chown(2) reads as \
+             \"no change\"; expected 0..4294967294"
         );
         let e = resolve(t.path(), &Principal::Name("broken".into()), None).unwrap_err();
         assert_eq!(

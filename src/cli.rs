@@ -52,8 +52,10 @@ Exit codes:
 Environment (read because cont-init runs with-contenv):
   HERMES_HOME                  overrides profiles.home
   S6_PROFILE_GATEWAY_SCANDIR   overrides scandir.path
-<<<<<<< HEAD
-  GATEWAY_MULTIPLEX_PROFILES   overrides profiles.multiplex (true/false/1/0/yes/no/on/off)
+  GATEWAY_MULTIPLEX_PROFILES   multiplexing, above profiles.multiplex and the application's
+                               gateway.json/config.yaml (1/true/yes/on, 0/false/no/off;
+                               anything else: a warning, the layers below decide)
+  HERMES_GATEWAY_NO_SUPERVISE  1/true/yes: no legacy `gateway run` migration
   S6_VERBOSITY                 s6-overlay's verbosity, used when neither -v nor -q is
                                given: 0 errors only (a successful apply prints nothing
                                on stdout), 1 warnings (an apply prints only warnings,
@@ -61,12 +63,6 @@ Environment (read because cont-init runs with-contenv):
                                more debug logging. --plan and --check always print the
                                whole plan; --format json is never shortened.
   NO_COLOR                     set and not empty: no colour unless --color always
-=======
-  GATEWAY_MULTIPLEX_PROFILES   multiplexing, above profiles.multiplex and the application's
-                               gateway.json/config.yaml (1/true/yes/on, 0/false/no/off;
-                               anything else: a warning, the layers below decide)
-  HERMES_GATEWAY_NO_SUPERVISE  1/true/yes: no legacy `gateway run` migration
->>>>>>> main
   RUST_LOG                     log filter (env_logger syntax)
 
 Examples:
@@ -76,6 +72,7 @@ Examples:
   reconcile --plan --tree tree.yaml        preview on a tree description (no root needed)
   reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
   reconcile materialize tree.yaml ./tree   build a described tree (as root)
+  reconcile --plan --diff                  why each slot changes, file by file
   reconcile --print-config                 the configuration in effect, as YAML";
 
 /// Raw command-line arguments.
@@ -110,8 +107,9 @@ pub struct Args {
     pub root: PathBuf,
 
     /// Plan against a tree description (see `reconcile snapshot`) instead
-    /// of the disk: no root needed, no other file read. With --plan or
-    /// --check only.
+    /// of the disk: no root needed, no other file read; the configuration,
+    /// passwd and group come from the description (--config then names a
+    /// container path in it). With --plan or --check only.
     #[arg(long, value_name = "FILE", conflicts_with = "root")]
     pub tree: Option<PathBuf>,
 
@@ -135,6 +133,12 @@ pub struct Args {
     /// [auto: when stdout is a terminal and NO_COLOR is unset or empty].
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub color: Color,
+
+    /// With the plan, a unified diff (--- current, +++ planned) of each slot
+    /// file that would be created or rewritten; with --format json, a
+    /// "diff" field on each such change.
+    #[arg(long)]
+    pub diff: bool,
 
     /// Print the configuration in effect (the file, then the environment
     /// overrides) as YAML that --config accepts, with the resolved user and
@@ -291,6 +295,7 @@ impl Args {
             style: Style {
                 verbosity,
                 color: self.color.enabled(around),
+                diff: self.diff,
             },
             print_config: self.print_config,
         })

@@ -26,6 +26,7 @@ pub mod report;
 pub mod run;
 pub mod scan;
 pub mod slot;
+pub mod slot_diff;
 pub mod state;
 pub mod steps;
 pub mod tree;

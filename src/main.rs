@@ -1,18 +1,35 @@
 //! `reconcile`: parse the command line, run the library, map the outcome
 //! to an exit code.
+//!
+//! The exit code is the run's whatever happens to stdout: a report that
+//! cannot be written (a closed pipe, a full disk) is said on stderr and
+//! never turns 1 or 3 into 0. With `--format json` a run stopped before
+//! anything could be done (bad usage, configuration or accounts) still
+//! prints one JSON object, with the error in `errors`.
 
+use std::ffi::OsString;
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::Parser;
-use s6_reconcile::cli::Args;
-use s6_reconcile::run::{self, EXIT_USAGE};
+use s6_reconcile::cli::{Args, Format};
+use s6_reconcile::model::Mode;
+use s6_reconcile::report::Failure;
+use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
 
 fn main() {
-    let mut args = match Args::try_parse() {
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    let mut args = match Args::try_parse_from(&raw) {
         Ok(a) => a,
         Err(e) => {
             let usage = e.use_stderr();
             let _ = e.print();
+            if usage && wants_json(&raw) {
+                let error = e.to_string();
+                let first = error.lines().next().unwrap_or_default();
+                let error = first.strip_prefix("error: ").unwrap_or(first).to_string();
+                usage_json(raw_mode(&raw), "parse the command line", error);
+            }
             std::process::exit(if usage { EXIT_USAGE } else { 0 });
         }
     };
@@ -28,6 +45,7 @@ fn main() {
             )
         })
         .init();
+    let (mode, format) = (mode_of(&args), args.format);
     if let Some(cmd) = args.command.take() {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
@@ -43,26 +61,89 @@ fn main() {
     let settings = match args.validate() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("reconcile: fatal: {e}");
+            say(&format!("reconcile: fatal: {e}"));
+            if format == Format::Json {
+                usage_json(mode, "check the command line", e.to_string());
+            }
             std::process::exit(EXIT_USAGE);
         }
     };
     // Buffered: the report has a line or two per slot, and a locked stdout
-    // alone makes one write(2) per line. The final flush's error is the
-    // run's, so a failed write still ends as a fatal output error.
+    // alone makes one write(2) per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let result = run::run(&settings, &|k| std::env::var(k).ok(), &mut out)
-        .and_then(|code| out.flush().map(|()| code).map_err(run::Fatal::Output));
-    let code = match result {
-        Ok(code) => code,
-        // A closed stdout (`reconcile --plan | head`) is not worth a message.
-        Err(run::Fatal::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+    let code = match run::run(&settings, &|k| std::env::var(k).ok(), &mut out) {
+        Ok(ran) => match ran.output.and_then(|()| out.flush()) {
+            Ok(()) => ran.code,
+            Err(e) => {
+                let code = ran.code_if_unwritten;
+                let level = if code == EXIT_FATAL {
+                    "fatal"
+                } else {
+                    "warning"
+                };
+                say(&format!(
+                    "reconcile: {level}: unable to write the report to stdout: {} (exit {code})",
+                    s6_reconcile::fs::os_error(&e)
+                ));
+                code
+            }
+        },
         Err(e) => {
-            let _ = out.flush();
-            eprintln!("reconcile: fatal: {e}");
+            say(&format!("reconcile: fatal: {e}"));
+            if format == Format::Json {
+                let written =
+                    run::fatal_json(mode, e.failure(), &mut out).and_then(|()| out.flush());
+                if let Err(we) = written {
+                    say(&format!(
+                        "reconcile: warning: unable to write the report to stdout: {}",
+                        s6_reconcile::fs::os_error(&we)
+                    ));
+                }
+            }
             e.exit_code()
         }
     };
-    let _ = out.flush();
     std::process::exit(code);
+}
+
+/// A line on stderr; a closed stderr is not worth a panic.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn mode_of(args: &Args) -> Mode {
+    if args.check {
+        Mode::Check
+    } else if args.plan {
+        Mode::Plan
+    } else {
+        Mode::Apply
+    }
+}
+
+/// `--format json` asked for on a command line clap refused.
+fn wants_json(raw: &[OsString]) -> bool {
+    raw.windows(2).any(|w| w[0] == "--format" && w[1] == "json")
+        || raw.iter().any(|a| a == "--format=json")
+}
+
+fn raw_mode(raw: &[OsString]) -> Mode {
+    if raw.iter().any(|a| a == "--check") {
+        Mode::Check
+    } else if raw.iter().any(|a| a == "--plan") {
+        Mode::Plan
+    } else {
+        Mode::Apply
+    }
+}
+
+/// The JSON object for a usage error (exit 100).
+fn usage_json(mode: Mode, op: &str, error: String) {
+    let failure = Failure {
+        op: op.into(),
+        path: PathBuf::new(),
+        error,
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = run::fatal_json(mode, failure, &mut out).and_then(|()| out.flush());
 }

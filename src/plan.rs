@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
 use crate::fs::{Kind, Meta};
-use crate::layout::{self, MODE_EVENT, MODE_SUPERVISE_STATIC, Role, is_runtime, role};
+use crate::layout::{self, MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
 use crate::model::Phase;
 use crate::model::{Desired, Perms};
 pub use crate::report::{Failure, Skipped, SlotReport};
 use crate::scan::{
-    BaseObs, Content, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs,
-    StateObs, StaticObs,
+    BaseObs, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, StateObs,
+    StaticObs,
 };
 use crate::slot::{self, SlotEntry};
+use crate::slot_diff::{self, SlotDiff, Why};
 use crate::state::{self, Action, PriorExit};
 use crate::steps::{self, Effect, When};
 use crate::{config::StartPolicy, names};
@@ -174,6 +175,8 @@ pub struct Change {
     /// Its condition: a volume change waits for the slots.
     pub when: When,
     pub target: Target,
+    /// Why a slot is published or replaced, or its `down` changed.
+    pub why: Option<Box<Why>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -280,6 +283,7 @@ impl Planner<'_> {
                 rel: n.rel.clone(),
                 expect: n.meta,
             },
+            why: None,
         });
     }
 
@@ -677,21 +681,26 @@ impl Planner<'_> {
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
-        let (op, expect) = match slots.entries.get(name) {
-            None => (Op::Publish(Box::new(build)), slots.base.meta),
-            Some(obs) => match compare(build.owner, &build.entries, obs) {
+        let (op, expect, why) = match slots.entries.get(name) {
+            None => {
+                let why = slot_diff::new_slot(&build.entries);
+                (Op::Publish(Box::new(build)), slots.base.meta, why)
+            }
+            Some(obs) => match slot_diff::compare(build.owner, &build.entries, obs) {
                 SlotDiff::Same => return Ok(()),
-                SlotDiff::Different => (Op::Replace(Box::new(build)), obs.node.meta),
+                SlotDiff::Different(why) => (Op::Replace(Box::new(build)), obs.node.meta, why),
                 SlotDiff::Down { want: true } => (
                     Op::Create {
                         mode: layout::MODE_FILE,
                     },
                     obs.node.meta,
+                    slot_diff::down_only(true),
                 ),
                 SlotDiff::Down { want: false } => {
                     let down = obs.node.rel.join(layout::DOWN);
                     let meta = obs.nodes.iter().find(|n| n.rel == down);
-                    (Op::Unlink, meta.map_or(obs.node.meta, |n| n.meta))
+                    let meta = meta.map_or(obs.node.meta, |n| n.meta);
+                    (Op::Unlink, meta, slot_diff::down_only(false))
                 }
                 SlotDiff::Unreadable { path, error } => {
                     let why = format!(
@@ -718,6 +727,7 @@ impl Planner<'_> {
                 rel: if down { rel.join(layout::DOWN) } else { rel },
                 expect,
             },
+            why: Some(Box::new(why)),
         });
         Ok(())
     }
@@ -739,107 +749,8 @@ impl Planner<'_> {
                 rel: PathBuf::from(name),
                 expect: home.meta,
             },
+            why: None,
         });
-    }
-}
-
-/// How an existing slot differs from the wanted one.
-#[derive(Debug, PartialEq, Eq)]
-enum SlotDiff<'a> {
-    Same,
-    /// Identical but for `down`: create it (`want`) or remove it.
-    Down {
-        want: bool,
-    },
-    Different,
-    /// A file of the slot could not be read: no decision is made on it.
-    Unreadable {
-        path: &'a Path,
-        error: &'a str,
-    },
-}
-
-/// Whether the observed entry `n` is the wanted `e` with owner `owner`.
-fn same_entry(e: &SlotEntry, owner: Owner, n: &Node) -> bool {
-    let m = &n.meta;
-    let kind_ok = match e {
-        SlotEntry::Dir { .. } => m.kind == Kind::Dir,
-        SlotEntry::Fifo { .. } => m.kind == Kind::Fifo,
-        SlotEntry::File { content: want, .. } => {
-            m.kind == Kind::File
-                && m.nlink == 1
-                && m.size == want.len() as u64
-                && n.content == Content::Bytes(want.as_bytes().to_vec())
-        }
-    };
-    kind_ok && m.mode == e.mode() && (m.uid, m.gid) == owner
-}
-
-fn compare<'a>(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &'a SlotObs) -> SlotDiff<'a> {
-    let root = &obs.node.meta;
-    if root.kind != Kind::Dir || root.mode != layout::MODE_SLOT_DIR || (root.uid, root.gid) != owner
-    {
-        return SlotDiff::Different;
-    }
-    let slot_rel = &obs.node.rel;
-    let mut seen: std::collections::HashMap<&Path, &Node> = obs
-        .nodes
-        .iter()
-        .filter_map(|n| {
-            let rel = n.rel.strip_prefix(slot_rel).ok()?;
-            (!is_runtime(rel)).then_some((rel, n))
-        })
-        .collect();
-    // A transient read error must never replace (and restart) a live slot.
-    let unreadable = obs.nodes.iter().find_map(|n| match &n.content {
-        Content::Unreadable(error) if seen.contains_key(n.rel.strip_prefix(slot_rel).ok()?) => {
-            Some((n, error))
-        }
-        _ => None,
-    });
-    if let Some((n, error)) = unreadable {
-        return SlotDiff::Unreadable {
-            path: &n.path,
-            error,
-        };
-    }
-    let down = Path::new(layout::DOWN);
-    let mut want_down = None;
-    for (e, want_owner) in expected {
-        // `down` is compared on its own below: only its presence may differ.
-        if e.path() == down {
-            want_down = Some((e, *want_owner));
-            continue;
-        }
-        match seen.remove(e.path()) {
-            Some(n) if same_entry(e, *want_owner, n) => {}
-            _ => return SlotDiff::Different,
-        }
-    }
-    let have_down = match seen.remove(down) {
-        None => false,
-        Some(n) => {
-            let empty = SlotEntry::File {
-                path: down.into(),
-                mode: layout::MODE_FILE,
-                content: String::new(),
-            };
-            let want_owner = want_down.map_or(owner, |(_, o)| o);
-            if !same_entry(&empty, want_owner, n) {
-                return SlotDiff::Different;
-            }
-            true
-        }
-    };
-    if !seen.is_empty() {
-        return SlotDiff::Different;
-    }
-    if have_down == want_down.is_some() {
-        SlotDiff::Same
-    } else {
-        SlotDiff::Down {
-            want: want_down.is_some(),
-        }
     }
 }
 

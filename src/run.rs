@@ -37,8 +37,10 @@ pub enum Fatal {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Tree(#[from] crate::tree::command::ReadError),
-    #[error("{0}")]
-    Account(#[from] AccountError),
+    /// `at` names the configuration value that led to the account files
+    /// (`/etc/s6-reconcile/config.yaml:1:7: user`).
+    #[error("{at}: {err}")]
+    Account { at: String, err: AccountError },
     #[error("unable to open root {path}: {err}")]
     Root {
         path: PathBuf,
@@ -47,18 +49,88 @@ pub enum Fatal {
     },
     #[error("{0}")]
     Lock(#[from] LockError),
-    #[error("unable to write the report: {0}")]
-    Output(#[source] std::io::Error),
 }
 
 impl Fatal {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Fatal::Config(_) | Fatal::Account(_) | Fatal::Tree(_) => EXIT_USAGE,
-            Fatal::Root { .. } | Fatal::Lock(_) | Fatal::Output(_) => EXIT_FATAL,
+            Fatal::Config(_) | Fatal::Account { .. } | Fatal::Tree(_) => EXIT_USAGE,
+            Fatal::Root { .. } | Fatal::Lock(_) => EXIT_FATAL,
+        }
+    }
+
+    /// The error as the JSON report's `errors` entry: what was being done,
+    /// to which file, and the whole message.
+    pub fn failure(&self) -> Failure {
+        let (op, path) = match self {
+            Fatal::Config(ConfigError::Env { var, .. }) => {
+                ("read environment variable", PathBuf::from(*var))
+            }
+            Fatal::Config(
+                ConfigError::Read { path, .. }
+                | ConfigError::Parse { path, .. }
+                | ConfigError::Invalid { path, .. },
+            ) => ("load configuration", path.clone()),
+            Fatal::Account { err, .. } => (
+                "resolve",
+                PathBuf::from(if err.key() == "user" {
+                    accounts::PASSWD
+                } else {
+                    accounts::GROUP
+                }),
+            ),
+            Fatal::Root { path, .. } => ("open root", path.clone()),
+            Fatal::Tree(crate::tree::command::ReadError::Read { path, .. }) => {
+                ("read tree description", path.clone())
+            }
+            Fatal::Tree(_) => ("read tree description", PathBuf::new()),
+            Fatal::Lock(
+                LockError::Io { path, .. }
+                | LockError::UntrustedDir { path, .. }
+                | LockError::Untrusted { path, .. }
+                | LockError::Timeout { path, .. },
+            ) => ("take the apply lock", path.clone()),
+        };
+        Failure {
+            op: op.into(),
+            path,
+            error: self.to_string(),
         }
     }
 }
+
+/// A run that got as far as its report; `output` is whether the report
+/// could be written, and `code_if_unwritten` the exit code if it could not.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub output: std::io::Result<()>,
+    pub code_if_unwritten: i32,
+}
+
+/// The exit code when the report could not be written (a closed pipe, a
+/// full disk): the run's own code, which a lost report never turns into 0.
+/// An apply has done its work whatever happened to stdout; a plan or check
+/// that found nothing wrong but could not say so did nothing (111).
+pub fn exit_code_after_output(mode: Mode, code: i32) -> i32 {
+    match (mode, code) {
+        (Mode::Plan | Mode::Check, EXIT_OK) => EXIT_FATAL,
+        _ => code,
+    }
+}
+
+/// With `--format json`, a run stopped before anything could be done still
+/// prints one object: no changes, the error in `errors`.
+pub fn fatal_json(mode: Mode, failure: Failure, out: &mut dyn Write) -> std::io::Result<()> {
+    let report = Report {
+        errors: vec![failure],
+        ..Report::default()
+    };
+    render::json(mode, &report, render::Style::default(), out)
+}
+
+/// The largest configuration file read (a real one is a few KiB).
+pub const CONFIG_LIMIT: u64 = 1 << 20;
 
 /// The default configuration file, as a container path.
 pub const DEFAULT_CONFIG: &str = "/etc/s6-reconcile/config.yaml";
@@ -75,8 +147,27 @@ pub fn load_config(
             PathBuf::from(DEFAULT_CONFIG),
         ),
     };
-    let mut cfg = match std::fs::read(&real) {
-        Ok(bytes) => {
+    let read = match fs::input::read_regular(&real, CONFIG_LIMIT, fs::input::Follow::Yes) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    config_from(read, &shown, settings.config.is_some(), env)
+}
+
+/// The configuration from what reading its file gave (`Ok(None)`: no such
+/// file; `shown` is its path as messages name it; `explicit` when named by
+/// `--config`: then it must exist), then the environment overrides. The
+/// disk and a tree description (`--tree`) both come through here.
+pub fn config_from(
+    read: Result<Option<Vec<u8>>, String>,
+    shown: &Path,
+    explicit: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let shown = shown.to_path_buf();
+    let mut cfg = match read {
+        Ok(Some(bytes)) => {
             let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
                 path: shown.clone(),
                 line: 1,
@@ -86,11 +177,22 @@ pub fn load_config(
             })?;
             Config::from_yaml(&text, &shown)?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && settings.config.is_none() => {
+        Ok(None) if !explicit => {
             log::info!("no {DEFAULT_CONFIG}; using the built-in defaults");
             Config::default()
         }
-        Err(err) => return Err(ConfigError::Read { path: shown, err }),
+        Ok(None) => {
+            return Err(ConfigError::Read {
+                path: shown,
+                reason: "No such file or directory".into(),
+            });
+        }
+        Err(reason) => {
+            return Err(ConfigError::Read {
+                path: shown,
+                reason,
+            });
+        }
     };
     cfg.apply_env(env)?;
     Ok(cfg)
@@ -142,18 +244,25 @@ pub fn run(
     settings: &Settings,
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
-) -> Result<i32, Fatal> {
-    if let Some(file) = &settings.tree {
-        // Parsed now so a bad description is refused as such; observing
-        // it needs the scanner over `scan::Source` (not on main yet).
-        crate::tree::command::read_description(file)?;
-        return Err(Fatal::Tree(crate::tree::command::ReadError::Read {
-            path: file.clone(),
-            error: "planning against a description is not available in this build yet".into(),
-        }));
+) -> Result<Ran, Fatal> {
+    // `--tree`: the description is the whole input (configuration,
+    // accounts and tree); nothing else is read.
+    let tree = match &settings.tree {
+        Some(file) => Some(crate::tree::command::read_description(file)?),
+        None => None,
+    };
+    let config = match &tree {
+        Some(d) => crate::tree::inputs::config(d, settings.config.as_deref(), env)?,
+        None => load_config(settings, env)?,
+    };
+    let account = match &tree {
+        Some(d) => crate::tree::inputs::account(d, &config),
+        None => accounts::resolve(&settings.root, &config.user, config.group.as_ref()),
     }
-    let config = load_config(settings, env)?;
-    let account = accounts::resolve(&settings.root, &config.user, config.group.as_ref())?;
+    .map_err(|err| Fatal::Account {
+        at: config.source.describe(err.key()),
+        err,
+    })?;
     log::info!(
         "user {} = {}:{}, policy {}",
         account.user_name,
@@ -163,16 +272,27 @@ pub fn run(
     );
     if settings.print_config {
         let text = print_config::render(&config, config_source(settings), &account, env);
-        out.write_all(text.as_bytes()).map_err(Fatal::Output)?;
-        return Ok(EXIT_OK);
+        return Ok(Ran {
+            code: EXIT_OK,
+            output: out.write_all(text.as_bytes()),
+            code_if_unwritten: EXIT_FATAL,
+        });
     }
     let desired = Desired::new(config, account);
+    let mut report = Report::default();
+    if let Some(d) = &tree {
+        // Validated: --tree goes with --plan or --check only.
+        let acct = &desired.account;
+        let src = crate::tree::source::TreeSource::new(d, (acct.uid, acct.gid));
+        let observed = observe_from(&src, settings, &desired);
+        plan_only(&desired, &observed, &mut report);
+        return finish(settings, report, out);
+    }
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
         err,
     })?;
 
-    let mut report = Report::default();
     let root_phases: Vec<Phase> = settings
         .phases
         .iter()
@@ -184,12 +304,7 @@ pub fn run(
     match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
-            let mut plan = plan::plan(&desired, &observed);
-            // Moved, not cloned: each publish carries its slot's scripts.
-            let changes = std::mem::take(&mut plan.changes);
-            let planned = plan.effects.iter().map(EffectReport::planned);
-            report.effects.extend(planned);
-            report.add_plan(&plan, changes, Vec::new());
+            plan_only(&desired, &observed, &mut report);
         }
         Mode::Apply => {
             // Held to the end of the apply (through the privilege drop and
@@ -220,7 +335,23 @@ pub fn run(
             }
         }
     }
-    if with_profiles {
+    finish(settings, report, out)
+}
+
+/// The plan of `--plan`/`--check` into the report: nothing is done.
+fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
+    let mut plan = plan::plan(desired, observed);
+    // Moved, not cloned: each publish carries its slot's scripts.
+    let changes = std::mem::take(&mut plan.changes);
+    report
+        .effects
+        .extend(plan.effects.iter().map(EffectReport::planned));
+    report.add_plan(&plan, changes, Vec::new());
+}
+
+/// Render the report and decide the exit code.
+fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Result<Ran, Fatal> {
+    if settings.phases.contains(&Phase::Profiles) {
         let per_slot = report
             .slots
             .iter()
@@ -228,13 +359,16 @@ pub fn run(
         report.lines.extend(per_slot);
     }
 
-    match settings.format {
+    let output = match settings.format {
         Format::Human => render::human(settings.mode, &report, settings.style, out),
-        Format::Json => render::json(settings.mode, &report, out),
-    }
-    .map_err(Fatal::Output)?;
-
-    Ok(exit_code(settings.mode, &report))
+        Format::Json => render::json(settings.mode, &report, settings.style, out),
+    };
+    let code = exit_code(settings.mode, &report);
+    Ok(Ran {
+        code,
+        output,
+        code_if_unwritten: exit_code_after_output(settings.mode, code),
+    })
 }
 
 fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
@@ -279,11 +413,17 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
 /// Observe the tree once, for every selected phase.
 fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
     let acct = &desired.account;
-    let user = (acct.uid, acct.gid);
     let src = Disk {
         root,
-        untrusted: user,
+        untrusted: (acct.uid, acct.gid),
     };
+    observe_from(&src, settings, desired)
+}
+
+/// Observe through `src`: the disk, or a tree description (`--tree`).
+fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
+    let acct = &desired.account;
+    let user = (acct.uid, acct.gid);
     let req = Request {
         phases: &settings.phases,
         servicedirs: desired.servicedirs(),
@@ -292,7 +432,7 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
         container: &desired.config.container,
         user,
     };
-    scan::observe(&src, &req)
+    scan::observe(src, &req)
 }
 
 fn exit_code(mode: Mode, r: &Report) -> i32 {

@@ -225,6 +225,7 @@ mod tests {
             path: PathBuf::from("/run/service").join(rel),
             op,
             when: When::Always,
+            why: None,
             target: Target {
                 anchor: Anchor::Scandir,
                 rel: PathBuf::from(rel),

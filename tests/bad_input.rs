@@ -592,7 +592,7 @@ fn a_root_owned_0700_staging_dir_is_removed_as_root_and_the_slot_published() {
     let run = reconcile(root, &[]);
     run.assert_exit(0);
     run.assert_line("  remove  /run/service/.gateway-good.tmp");
-    run.assert_line("  publish /run/service/gateway-good");
+    run.assert_line("  publish /run/service/gateway-good  (new slot)");
     assert!(!exists(root, "run/service/.gateway-good.tmp"));
     assert_others_done(root, &run);
     assert_eq!(
@@ -851,7 +851,8 @@ fn an_unknown_user_is_refused_naming_etc_passwd() {
     let err = config_error("user: nosuch\n", &[]);
     assert_eq!(
         err,
-        "reconcile: fatal: unknown user \"nosuch\": not found in /etc/passwd\n"
+        "reconcile: fatal: /etc/s6-reconcile/config.yaml:1:7: user: unknown user \"nosuch\": \
+         not found in /etc/passwd\n"
     );
 }
 
@@ -860,7 +861,8 @@ fn an_unknown_group_is_refused_naming_etc_group() {
     let err = config_error("group: nosuch\n", &[]);
     assert_eq!(
         err,
-        "reconcile: fatal: unknown group \"nosuch\": not found in /etc/group\n"
+        "reconcile: fatal: /etc/s6-reconcile/config.yaml:1:8: group: unknown group \
+         \"nosuch\": not found in /etc/group\n"
     );
 }
 

@@ -202,8 +202,27 @@ fn run_reconcile(
     env: &[(String, String)],
     mode: &[&str],
 ) -> Result<Output, String> {
+    run_with(&["--root".as_ref(), root.as_os_str()], extra, env, mode)
+}
+
+/// `reconcile <mode> --tree <file> <extra>`: the plan from a description.
+fn run_tree(
+    file: &Path,
+    extra: &[String],
+    env: &[(String, String)],
+    mode: &[&str],
+) -> Result<Output, String> {
+    run_with(&["--tree".as_ref(), file.as_os_str()], extra, env, mode)
+}
+
+fn run_with(
+    source: &[&std::ffi::OsStr],
+    extra: &[String],
+    env: &[(String, String)],
+    mode: &[&str],
+) -> Result<Output, String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.args(mode).arg("--root").arg(root).args(extra);
+    cmd.args(mode).args(source).args(extra);
     for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }
@@ -570,6 +589,25 @@ fn run_scenario(s: &mut Scenario) {
     }
     s.golden("plan.json", &plan_json.stdout, &plan_json.stderr);
 
+    // The same plan from the description alone (SPEC 13): byte for byte.
+    let input = s.dir.join("tree.yaml");
+    for (mode, want) in [
+        (&["--plan"][..], &plan),
+        (&["--plan", "--format", "json"][..], &plan_json),
+    ] {
+        match run_tree(&input, &extra, &env, mode) {
+            Err(e) => s.fail(e),
+            Ok(got) if (&got.stdout, &got.exit) == (&want.stdout, &want.exit) => {}
+            Ok(got) => s.fail(format!(
+                "{mode:?} --tree tree.yaml differs from --root (exit {} vs {}):\n{}  stderr:\n{}",
+                got.exit,
+                want.exit,
+                diff(&want.stdout, &got.stdout),
+                indent(&got.stderr)
+            )),
+        }
+    }
+
     let unchanged = dump(root, true);
     if unchanged != before {
         s.fail(format!(
@@ -600,6 +638,7 @@ fn run_scenario(s: &mut Scenario) {
     );
     let after = dump(root, true);
     s.golden("after.yaml", &after, &apply.stderr);
+    check_snapshot(s, root, &tmp, &extra, &env);
     if let Err(e) = check_apply_lock(root) {
         s.fail(e);
     }
@@ -686,6 +725,52 @@ fn run_scenario(s: &mut Scenario) {
             "a second apply replaced entries (new inodes):\n{}",
             indent(&moved.join("\n"))
         ));
+    }
+}
+
+/// After apply: `reconcile snapshot` of the tree, then `--check --tree`
+/// of that snapshot, which must print and exit as `--check --root` does
+/// (clean, unless the scenario's apply leaves an error behind).
+fn check_snapshot(
+    s: &mut Scenario,
+    root: &Path,
+    tmp: &tempfile::TempDir,
+    extra: &[String],
+    env: &[(String, String)],
+) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
+    cmd.arg("snapshot").arg("--root").arg(root).args(extra);
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let snap = match cmd.output() {
+        Ok(o) if o.status.success() => o.stdout,
+        Ok(o) => {
+            return s.fail(format!(
+                "snapshot after apply failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Err(e) => return s.fail(format!("cannot run snapshot: {e}")),
+    };
+    let file = tmp.path().with_extension("after-snapshot.yaml");
+    if let Err(e) = fs::write(&file, snap) {
+        return s.fail(format!("{}: {e}", file.display()));
+    }
+    let from_tree = run_tree(&file, extra, env, &["--check"]);
+    let _ = fs::remove_file(&file);
+    let from_root = run_reconcile(root, extra, env, &["--check"]);
+    match (from_tree, from_root) {
+        (Ok(t), Ok(r)) if t.exit == r.exit && t.stdout == r.stdout && t.exit != "3" => {}
+        (Ok(t), Ok(r)) => s.fail(format!(
+            "--check --tree <snapshot after apply>: exit {} (--root says {}):\n{}  stderr:\n{}",
+            t.exit,
+            r.exit,
+            diff(&r.stdout, &t.stdout),
+            indent(&t.stderr)
+        )),
+        (Err(e), _) | (_, Err(e)) => s.fail(e),
     }
 }
 

@@ -1001,7 +1001,16 @@ fn example_config_parses_to_the_defaults() {
     assert_eq!(parsed.profiles.slot_prefix, "gateway-");
     assert_eq!(parsed.profiles.autostart, default.profiles.autostart);
     assert_eq!(parsed.boot_log.rotate_bytes, default.boot_log.rotate_bytes);
-    // Every other field too: the file as shipped changes nothing.
+    // Every other field too: the file as shipped changes nothing (where the
+    // values came from, for messages, aside).
+    assert_eq!(
+        parsed.source.path.as_deref(),
+        Some(Path::new("/etc/s6-reconcile/config.yaml"))
+    );
+    let parsed = Config {
+        source: default.source.clone(),
+        ..parsed
+    };
     assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
 }
 
@@ -1095,6 +1104,7 @@ fn shell_lines() -> Vec<(String, String)> {
         "packaging/README-section.md",
         "fixtures/README.md",
         "benches/README.md",
+        "docs/tree-format.md",
     ] {
         let Ok(text) = fs::read_to_string(repo().join(file)) else {
             continue;

@@ -15,15 +15,16 @@ use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
 use super::errno_io;
+use super::error::Refusal;
 use super::meta::{Kind, Meta};
 
 pub(super) fn name_ok(name: &OsStr) -> io::Result<()> {
     let b = name.as_bytes();
     if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("not a single file name: {:?}", name),
-        ));
+        return Err(Refusal::BadName {
+            name: name.to_string_lossy().into_owned(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -114,10 +115,10 @@ impl Dir {
             .map_err(errno_io),
             // O_DIRECTORY|O_NOFOLLOW says ENOTDIR for a symlink: say what it is.
             Err(Errno::ENOTDIR) if self.stat(name).is_ok_and(|m| m.kind == Kind::Symlink) => {
-                Err(io::Error::other(format!(
-                    "{} is a symlink; refusing to follow it",
-                    Path::new(name).display()
-                )))
+                Err(Refusal::Symlink {
+                    name: Path::new(name).display().to_string(),
+                }
+                .into())
             }
             Err(e) => Err(errno_io(e)),
         }
@@ -363,13 +364,7 @@ impl Dir {
         // A hard link planted at the name could point at any file of the
         // same file system: refuse it.
         if meta.nlink > 1 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "is hard-linked ({} links); refusing to write to it",
-                    meta.nlink
-                ),
-            ));
+            return Err(Refusal::HardLinked { links: meta.nlink }.into());
         }
         std::fs::File::from(fd).write_all(content)?;
         Ok(meta.size)
@@ -518,45 +513,6 @@ impl Dir {
         .map_err(errno_io)
     }
 
-    /// Remove a child and, if it is a directory, everything below it,
-    /// through dir fds, never following a symlink and never crossing into
-    /// another file system. Removal of a directory stops at the first error.
-    pub fn remove_tree(&self, name: &OsStr) -> io::Result<()> {
-        let meta = self.stat(name)?;
-        if meta.kind != Kind::Dir {
-            return self.unlink(name);
-        }
-        let sub = self.open_dir(name)?;
-        let sub_meta = sub.meta()?;
-        if !sub_meta.same_file(&meta) {
-            return Err(io::Error::other("changed while being removed"));
-        }
-        sub.empty_dir(meta.dev)?;
-        nix::unistd::unlinkat(self.fd.as_fd(), name, nix::unistd::UnlinkatFlags::RemoveDir)
-            .map_err(errno_io)
-    }
-
-    fn empty_dir(&self, dev: u64) -> io::Result<()> {
-        for n in self.entries()? {
-            let m = self.stat(&n)?;
-            if m.kind == Kind::Dir {
-                if m.dev != dev {
-                    return Err(io::Error::other(format!(
-                        "{} is a mount point; not crossing it",
-                        Path::new(&n).display()
-                    )));
-                }
-                let sub = self.open_dir(&n)?;
-                sub.empty_dir(dev)?;
-                nix::unistd::unlinkat(self.fd.as_fd(), &*n, nix::unistd::UnlinkatFlags::RemoveDir)
-                    .map_err(errno_io)?;
-            } else {
-                self.unlink(&n)?;
-            }
-        }
-        Ok(())
-    }
-
     /// `renameat` within this directory.
     pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         name_ok(from)?;
@@ -689,10 +645,11 @@ fn expect_kind(meta: &Meta, kind: Kind) -> io::Result<()> {
     if meta.kind == kind {
         Ok(())
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("is a {}, not a {}", meta.kind.describe(), kind.describe()),
-        ))
+        Err(Refusal::WrongKind {
+            found: meta.kind,
+            want: kind,
+        }
+        .into())
     }
 }
 
@@ -701,13 +658,7 @@ fn check_same(fd: &OwnedFd, expect: &Meta) -> io::Result<()> {
     if now.same_file(expect) {
         Ok(())
     } else {
-        Err(io::Error::other(format!(
-            "changed since it was observed (was a {} with inode {}, now a {} with inode {})",
-            expect.kind.describe(),
-            expect.ino,
-            now.kind.describe(),
-            now.ino
-        )))
+        Err(Refusal::Changed { was: *expect, now }.into())
     }
 }
 
@@ -820,17 +771,5 @@ mod tests {
         );
         let m = std::fs::metadata(t.path().join("other")).unwrap();
         assert_ne!(m.permissions().mode() & 0o777, 0o777);
-    }
-
-    #[test]
-    fn remove_tree_does_not_follow_symlinks() {
-        let (t, d) = tmp();
-        std::fs::create_dir_all(t.path().join("outside")).unwrap();
-        std::fs::write(t.path().join("outside/keep"), b"k").unwrap();
-        std::fs::create_dir_all(t.path().join("victim/sub")).unwrap();
-        symlink(t.path().join("outside"), t.path().join("victim/sub/link")).unwrap();
-        d.remove_tree(OsStr::new("victim")).unwrap();
-        assert!(!t.path().join("victim").exists());
-        assert!(t.path().join("outside/keep").exists());
     }
 }

@@ -12,9 +12,12 @@
 mod base;
 mod creds;
 mod dir;
+mod error;
+pub mod input;
 pub mod lock;
 mod make;
 mod meta;
+mod remove;
 
 use std::io;
 
@@ -23,6 +26,7 @@ use nix::errno::Errno;
 pub use base::{Base, BaseError, resolve_base, writable_by};
 pub use creds::{clear_umask, drop_privileges, egid, euid, with_effective_ids};
 pub use dir::{Dir, DirEntry};
+pub use error::{Refusal, refusal};
 pub use meta::{Kind, Meta};
 
 fn errno_io(e: Errno) -> io::Error {

@@ -163,7 +163,8 @@ pub fn observe<S: Source>(src: &S, req: &Request<'_>) -> Observed {
     if has(Phase::Scandir) || has(Phase::Profiles) {
         let read = has(Phase::Profiles).then_some(req.profiles.slot_prefix.as_str());
         let staging_of = req.profiles.slot_prefix.as_str();
-        observed.scandir = Some(sc.scandir(req.scandir, staging_of, read));
+        let svscan = has(Phase::Scandir);
+        observed.scandir = Some(sc.scandir(req.scandir, staging_of, read, svscan));
     }
     if has(Phase::Profiles) {
         let mut o = sc.profiles_as_user(req.profiles, req.user);

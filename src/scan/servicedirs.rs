@@ -164,12 +164,14 @@ impl<S: Source> Scanner<'_, S> {
     /// Observe the scandir once for both phases; `staging_of` is the slot
     /// prefix whose staging dirs are leftovers; `slot_prefix`, when the
     /// profiles phase is observed, says which entries are slots (read for
-    /// the compare).
+    /// the compare); `scandir_phase`: observe `.s6-svscan/` and every real
+    /// directory, not only the slots.
     pub fn scandir(
         &mut self,
         scandir: &Path,
         staging_of: &str,
         slot_prefix: Option<&str>,
+        scandir_phase: bool,
     ) -> BaseObs<ScandirObs> {
         let (b, base) = match self.base(scandir) {
             Ok(x) => x,
@@ -186,11 +188,18 @@ impl<S: Source> Scanner<'_, S> {
         let base = obs.base.clone();
         for (name, kind) in self.list_names(&b.dir, &base, &mut obs.bad_names) {
             if name == layout::SVSCAN_DIR {
-                self.svscan(&b.dir, &base, &name, &mut obs);
+                // Only the scandir phase looks at s6-svscan's own directory
+                // (root's, maybe not searchable by whoever runs the rest).
+                if scandir_phase {
+                    self.svscan(&b.dir, &base, &name, &mut obs);
+                }
             } else if crate::names::is_staging(&name, staging_of) {
                 obs.staging.extend(self.stat(&b.dir, &base, &name));
             } else if !name.starts_with('.') {
                 let slot = slot_prefix.is_some_and(|p| name.starts_with(p));
+                if !slot && !scandir_phase {
+                    continue;
+                }
                 let bad = &mut obs.bad_names;
                 if let Some(e) = self.scandir_entry(&b.dir, &base, &name, kind, slot, bad) {
                     obs.entries.insert(name, e);

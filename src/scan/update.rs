@@ -105,6 +105,7 @@ mod tests {
                 rel: PathBuf::from(rel),
                 expect: n.meta,
             },
+            why: None,
         }
     }
 

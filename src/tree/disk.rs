@@ -118,6 +118,14 @@ impl Describer {
         for item in walker {
             let (sub, md) = match item.and_then(|e| Ok((e.path().to_path_buf(), e.metadata()?))) {
                 Ok(x) => x,
+                // Gone since it was listed (s6-supervise renames its
+                // `status.new` over `status` all the time): not in the tree.
+                Err(e)
+                    if e.io_error()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+                {
+                    continue;
+                }
                 Err(e) => {
                     let at = e
                         .path()
@@ -204,6 +212,7 @@ impl Describer {
             .open(self.real(rel));
         let mut f = match opened {
             Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
                 self.error("read", rel, e);
                 return None;

@@ -21,6 +21,7 @@
 pub mod command;
 pub mod disk;
 pub mod dump;
+pub mod inputs;
 pub mod materialize;
 pub mod parse;
 pub mod snapshot;

@@ -60,12 +60,10 @@ pub fn snapshot(
     {
         d.subtree(&rel);
     }
-    if phases.contains(&Phase::Profiles)
-        && let Some(home) = resolve(&mut d, &cfg.profiles.home.0)
-    {
-        volume(&mut d, &home, cfg);
-    }
     if phases.contains(&Phase::Profiles) {
+        if let Some(home) = resolve(&mut d, &cfg.profiles.home.0) {
+            volume(&mut d, &home, cfg);
+        }
         container_command(&mut d, cfg);
     }
     if d.errors.is_empty() {
@@ -86,7 +84,7 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
         }
     };
     let profile_files = |d: &mut Describer, dir: &str| {
-        d.entry(&join(dir, &p.marker.0));
+        follow(d, &join(dir, &p.marker.0));
         d.entry(&join(dir, &p.state_file.0));
         d.entry(&join(dir, "state/gateway.lifecycle.json"));
         for f in &p.stale_runtime_files {
@@ -94,8 +92,10 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
         }
     };
     profile_files(d, home);
+    // The application's own files, which decide multiplexing; read as the
+    // user, a symlink followed.
     for f in [crate::app::GATEWAY_JSON, crate::app::CONFIG_YAML] {
-        d.entry(&join(home, f));
+        follow(d, &join(home, f));
     }
     let proot = join(home, &p.root.0.to_string_lossy());
     let Some(md) = d.entry(&proot) else { return };
@@ -122,6 +122,42 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
         {
             profile_files(d, &dir);
         }
+    }
+}
+
+/// Describe `rel` and, when it is a symlink, what it leads to (reconcile
+/// follows the marker and the application's files, with the user's ids).
+fn follow(d: &mut Describer, rel: &str) {
+    let mut cur = rel.to_string();
+    for _ in 0..40 {
+        let Some(md) = d.entry(&cur) else { return };
+        if !md.file_type().is_symlink() {
+            return;
+        }
+        let Ok(target) = std::fs::read_link(d.root().join(&cur)) else {
+            return;
+        };
+        let mut parts: Vec<String> = if target.is_absolute() {
+            Vec::new()
+        } else {
+            cur.split('/').map(str::to_string).collect()
+        };
+        if !target.is_absolute() {
+            parts.pop();
+        }
+        let mut todo = Vec::new();
+        push(&mut todo, &target);
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                parts.pop();
+            } else {
+                parts.push(c);
+            }
+        }
+        if parts.is_empty() {
+            return;
+        }
+        cur = parts.join("/");
     }
 }
 

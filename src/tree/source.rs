@@ -208,6 +208,45 @@ impl TreeSource {
     }
 }
 
+impl TreeSource {
+    /// The entry `name` of `dir` with every symlink on the way followed, as
+    /// `open(2)` would (at most 40, then `ELOOP`), with the acting user's
+    /// search permission on each directory passed.
+    fn follow(&self, dir: usize, name: &OsStr) -> io::Result<usize> {
+        let mut todo: Vec<OsString> = vec![name.to_os_string()];
+        let mut cur = dir;
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                self.allowed(cur, 0o1)?;
+                cur = self.items[cur].parent;
+                continue;
+            }
+            let i = self.child(cur, &c)?;
+            match self.items[i].meta.kind {
+                Kind::Symlink => {
+                    hops += 1;
+                    if hops > 40 {
+                        return Err(errno(libc::ELOOP));
+                    }
+                    let target = self.items[i].link.clone().unwrap_or_default();
+                    if Path::new(&target).is_absolute() {
+                        cur = ROOT;
+                    }
+                    push_components(&mut todo, Path::new(&target));
+                    if todo.is_empty() {
+                        return Ok(cur);
+                    }
+                }
+                Kind::Dir => cur = i,
+                _ if todo.is_empty() => return Ok(i),
+                _ => return Err(errno(libc::ENOTDIR)),
+            }
+        }
+        Ok(cur)
+    }
+}
+
 fn push_components(stack: &mut Vec<OsString>, p: &Path) {
     let comps: Vec<OsString> = p
         .components()
@@ -363,6 +402,28 @@ impl Source for TreeSource {
             .link
             .clone()
             .ok_or_else(|| errno(libc::EINVAL))
+    }
+
+    fn stat_following(&self, dir: &TreeDir, name: &OsStr) -> io::Result<Meta> {
+        let i = self.follow(dir.0, name)?;
+        Ok(self.items[i].meta)
+    }
+
+    fn read_file_following(
+        &self,
+        dir: &TreeDir,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        let i = self.follow(dir.0, name)?;
+        let p = self.items[i].parent;
+        let last = self.items[p]
+            .children
+            .iter()
+            .find(|&(_, &c)| c == i)
+            .map(|(n, _)| OsStr::from_bytes(n).to_os_string())
+            .ok_or_else(|| errno(libc::ENOENT))?;
+        self.read_file(&TreeDir(p), &last, limit)
     }
 
     fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> io::Result<R> {

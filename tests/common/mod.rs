@@ -2,4 +2,5 @@
 
 pub mod killpoints;
 pub mod s6;
+pub mod timed;
 pub mod tree;

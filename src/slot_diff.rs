@@ -1,0 +1,358 @@
+//! Why a slot changes: the comparison of an existing slot with the wanted
+//! one (SPEC 6.5: identical, `down` only, or anything else), with the
+//! reason the plan prints for each `publish`, `replace` and `down` change
+//! and the file contents `--diff` shows.
+//!
+//! Pure: it reads only the observation (the slot's tree with the contents
+//! of its small files) and the wanted entries.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::fs::Kind;
+use crate::layout::{self, is_runtime};
+use crate::plan::Owner;
+use crate::scan::{Content, Node, SlotObs};
+use crate::slot::SlotEntry;
+
+/// How an existing slot compares with the wanted one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SlotDiff<'a> {
+    Same,
+    /// Identical but for `down`: create it (`want`) or remove it.
+    Down {
+        want: bool,
+    },
+    /// Anything else: the slot is rebuilt and swapped in.
+    Different(Why),
+    /// A file of the slot could not be read: no decision is made on it
+    /// (a transient read error must never replace, and restart, a live slot).
+    Unreadable {
+        path: &'a Path,
+        error: &'a str,
+    },
+}
+
+/// Why a slot change is planned, as printed, and the files whose content
+/// it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Why {
+    pub reason: String,
+    pub files: Vec<FileChange>,
+}
+
+/// A slot file whose content the change creates or rewrites.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileChange {
+    /// Relative to the slot directory (`run`, `log/run`).
+    pub path: PathBuf,
+    pub current: Current,
+    pub planned: String,
+}
+
+/// A slot file's current content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Current {
+    /// No such file (or not a regular file).
+    Absent,
+    Text(String),
+    /// A regular file whose content was not read (too large, or unreadable).
+    Unread,
+}
+
+/// At most this many extra entries are named in a reason.
+const MAX_EXTRAS_NAMED: usize = 5;
+
+/// The reason for publishing a slot that does not exist yet.
+pub fn new_slot(expected: &[(SlotEntry, Owner)]) -> Why {
+    let files = expected
+        .iter()
+        .filter_map(|(e, _)| match e {
+            SlotEntry::File { path, content, .. } if !content.is_empty() => Some(FileChange {
+                path: path.clone(),
+                current: Current::Absent,
+                planned: content.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    Why {
+        reason: "new slot".into(),
+        files,
+    }
+}
+
+/// The reason for creating (`want`) or removing `down` in place.
+pub fn down_only(want: bool) -> Why {
+    let reason = if want {
+        "down only: the profile is registered, not started"
+    } else {
+        "down only: the profile starts"
+    };
+    Why {
+        reason: reason.into(),
+        files: Vec::new(),
+    }
+}
+
+/// One difference found.
+enum Difference {
+    Content(PathBuf),
+    Owner(PathBuf, Owner, Owner),
+    Mode(PathBuf, u32, u32),
+    Kind(PathBuf, String),
+    Missing(PathBuf),
+    Extra(Vec<PathBuf>),
+    Down(bool),
+}
+
+/// Compare an existing slot with the wanted entries and owner; every
+/// difference is collected, so the reason names them all.
+pub fn compare<'a>(
+    owner: Owner,
+    expected: &[(SlotEntry, Owner)],
+    obs: &'a SlotObs,
+) -> SlotDiff<'a> {
+    let mut found = Vec::new();
+    let root = &obs.node.meta;
+    let top = PathBuf::new();
+    if root.kind != Kind::Dir {
+        // Nothing inside to compare: every file is new.
+        let mut why = new_slot(expected);
+        why.reason = format!("the slot {}, not a directory", kind_text(root.kind));
+        return SlotDiff::Different(why);
+    }
+    check_meta(
+        &mut found,
+        &top,
+        (root.uid, root.gid),
+        owner,
+        root.mode,
+        layout::MODE_SLOT_DIR,
+    );
+    let slot_rel = &obs.node.rel;
+    let mut seen: HashMap<&Path, &Node> = obs
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let rel = n.rel.strip_prefix(slot_rel).ok()?;
+            (!is_runtime(rel)).then_some((rel, n))
+        })
+        .collect();
+    let unreadable = obs.nodes.iter().find_map(|n| match &n.content {
+        Content::Unreadable(error) if seen.contains_key(n.rel.strip_prefix(slot_rel).ok()?) => {
+            Some((n, error))
+        }
+        _ => None,
+    });
+    if let Some((n, error)) = unreadable {
+        return SlotDiff::Unreadable {
+            path: &n.path,
+            error,
+        };
+    }
+    let down = Path::new(layout::DOWN);
+    let (mut want_down, mut down_owner) = (false, owner);
+    let mut files = Vec::new();
+    for (e, want_owner) in expected {
+        let p = e.path();
+        // `down` is compared on its own below: only its presence may differ.
+        if p == down {
+            (want_down, down_owner) = (true, *want_owner);
+            continue;
+        }
+        let Some(n) = seen.remove(p) else {
+            found.push(Difference::Missing(p.to_path_buf()));
+            files.extend(file_change(e, Current::Absent));
+            continue;
+        };
+        let m = &n.meta;
+        match e {
+            SlotEntry::Dir { .. } | SlotEntry::Fifo { .. } => {
+                let want = if matches!(e, SlotEntry::Dir { .. }) {
+                    Kind::Dir
+                } else {
+                    Kind::Fifo
+                };
+                if m.kind != want {
+                    found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
+                }
+            }
+            SlotEntry::File { content: want, .. } => {
+                let current = match (m.kind, &n.content) {
+                    (Kind::File, Content::Bytes(c)) => {
+                        Current::Text(String::from_utf8_lossy(c).into_owned())
+                    }
+                    (Kind::File, _) => Current::Unread,
+                    _ => Current::Absent,
+                };
+                if m.kind != Kind::File {
+                    found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
+                } else if m.nlink != 1 {
+                    found.push(Difference::Kind(
+                        p.to_path_buf(),
+                        format!("has {} links", m.nlink),
+                    ));
+                }
+                if m.size != want.len() as u64 || current != Current::Text(want.clone()) {
+                    found.push(Difference::Content(p.to_path_buf()));
+                    files.extend(file_change(e, current));
+                }
+            }
+        }
+        check_meta(&mut found, p, (m.uid, m.gid), *want_owner, m.mode, e.mode());
+    }
+    let have_down = match seen.remove(down) {
+        None => false,
+        Some(n) => {
+            let m = &n.meta;
+            if m.kind != Kind::File {
+                found.push(Difference::Kind(down.to_path_buf(), kind_text(m.kind)));
+            } else if n.content != Content::Bytes(Vec::new()) {
+                found.push(Difference::Kind(down.to_path_buf(), "is not empty".into()));
+            }
+            check_meta(
+                &mut found,
+                down,
+                (m.uid, m.gid),
+                down_owner,
+                m.mode,
+                layout::MODE_FILE,
+            );
+            true
+        }
+    };
+    let mut extras: Vec<PathBuf> = seen.into_keys().map(Path::to_path_buf).collect();
+    extras.sort();
+    // An extra directory's contents are not named one by one.
+    let mut named: Vec<PathBuf> = Vec::new();
+    for x in extras {
+        if !named.iter().any(|d| x.starts_with(d)) {
+            named.push(x);
+        }
+    }
+    if !named.is_empty() {
+        found.push(Difference::Extra(named));
+    }
+    if found.is_empty() {
+        return match (want_down, have_down) {
+            (w, h) if w == h => SlotDiff::Same,
+            (w, _) => SlotDiff::Down { want: w },
+        };
+    }
+    if want_down != have_down {
+        found.push(Difference::Down(want_down));
+    }
+    SlotDiff::Different(Why {
+        reason: reason(&found),
+        files,
+    })
+}
+
+fn check_meta(
+    found: &mut Vec<Difference>,
+    p: &Path,
+    have: Owner,
+    want: Owner,
+    mode: u32,
+    want_mode: u32,
+) {
+    if have != want {
+        found.push(Difference::Owner(p.to_path_buf(), have, want));
+    }
+    if mode != want_mode {
+        found.push(Difference::Mode(p.to_path_buf(), mode, want_mode));
+    }
+}
+
+fn file_change(e: &SlotEntry, current: Current) -> Option<FileChange> {
+    match e {
+        SlotEntry::File { path, content, .. } => Some(FileChange {
+            path: path.clone(),
+            current,
+            planned: content.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn kind_text(k: Kind) -> String {
+    let what = match k {
+        Kind::Dir => "a directory",
+        Kind::File => "a regular file",
+        Kind::Symlink => "a symlink",
+        Kind::Fifo => "a FIFO",
+        _ => "a special file",
+    };
+    format!("is {what}")
+}
+
+/// An entry as named in a reason.
+fn name(p: &Path) -> String {
+    if p.as_os_str().is_empty() {
+        "the slot directory".into()
+    } else {
+        p.display().to_string()
+    }
+}
+
+/// The differences as one line: the files whose content differs first,
+/// then each other difference.
+fn reason(found: &[Difference]) -> String {
+    let content: Vec<String> = found
+        .iter()
+        .filter_map(|d| match d {
+            Difference::Content(p) => Some(name(p)),
+            _ => None,
+        })
+        .collect();
+    let mut parts = Vec::new();
+    match content.len() {
+        0 => {}
+        1 => parts.push(format!("{} differs", content[0])),
+        _ => parts.push(format!("{} differ", content.join(", "))),
+    }
+    for d in found {
+        parts.push(match d {
+            Difference::Content(_) => continue,
+            Difference::Owner(p, (u, g), (wu, wg)) => {
+                format!("owner of {} {u}:{g} → {wu}:{wg}", name(p))
+            }
+            Difference::Mode(p, m, w) => format!("mode of {} {m:04o} → {w:04o}", name(p)),
+            Difference::Kind(p, what) => format!("{} {what}", name(p)),
+            Difference::Missing(p) => format!("{} missing", name(p)),
+            Difference::Extra(xs) => {
+                let shown: Vec<String> =
+                    xs.iter().take(MAX_EXTRAS_NAMED).map(|p| name(p)).collect();
+                let more = xs.len().saturating_sub(MAX_EXTRAS_NAMED);
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                format!("extra {}{tail}", shown.join(", "))
+            }
+            Difference::Down(true) => "down added".into(),
+            Difference::Down(false) => "down removed".into(),
+        });
+    }
+    parts.join("; ")
+}
+
+/// A unified diff (`--- current`, `+++ planned`) of one slot file, for
+/// the slot at container path `slot`.
+pub fn unified(slot: &Path, f: &FileChange) -> String {
+    let path = slot.join(&f.path);
+    let (old, note) = match &f.current {
+        Current::Absent => ("", " (absent)"),
+        Current::Text(t) => (t.as_str(), ""),
+        Current::Unread => ("", " (not read: too large or unreadable)"),
+    };
+    let old_label = format!("current {}{note}", path.display());
+    let new_label = format!("planned {}", path.display());
+    similar::TextDiff::from_lines(old, f.planned.as_str())
+        .unified_diff()
+        .context_radius(3)
+        .header(&old_label, &new_label)
+        .to_string()
+}

@@ -1,0 +1,78 @@
+//! The files `reconcile` reads besides the observed tree (the
+//! configuration, `/etc/passwd`, `/etc/group`), taken from a description
+//! for `--tree`: the same bytes the disk would give, nothing else read.
+
+use std::io;
+use std::path::Path;
+
+use super::{Content, Description, Node};
+use crate::accounts::{self, Account, AccountError};
+use crate::config::{Config, ConfigError};
+
+/// The bytes of the regular file described at the container path `path`:
+/// `NotFound` when it is not described, an error saying what it is
+/// otherwise (a symlink is not followed).
+pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
+    let rel = path.to_string_lossy();
+    let rel = rel.trim_start_matches('/');
+    let mut entry = d
+        .get(rel)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+    if let Node::Hardlink { target } = &entry.node {
+        entry = d
+            .get(target)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+    }
+    match &entry.node {
+        Node::File {
+            content: Content::Bytes(b),
+            ..
+        } => Ok(b.clone()),
+        Node::Runtime => Ok(Vec::new()),
+        Node::File { .. } => Err(io::Error::other(
+            "described by digest only; the description must hold its content",
+        )),
+        other => Err(io::Error::other(format!(
+            "is a {} in the description, not a regular file",
+            other.kind_name()
+        ))),
+    }
+}
+
+/// The configuration at `config` (a container path; default
+/// [`crate::run::DEFAULT_CONFIG`]) in the description, then the
+/// environment overrides, as `--root` would load it.
+pub fn config(
+    d: &Description,
+    config: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let path = config.unwrap_or(Path::new(crate::run::DEFAULT_CONFIG));
+    let read = match file_bytes(d, path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    };
+    crate::run::config_from(read, path, config.is_some(), env)
+}
+
+/// The configured user and group, from the description's passwd and
+/// group (read only when a name needs them, as from disk).
+pub fn account(d: &Description, cfg: &Config) -> Result<Account, AccountError> {
+    use crate::config::Principal;
+    let read = |file: &'static str| {
+        file_bytes(d, Path::new(file)).map_err(|e| AccountError::Read {
+            file,
+            reason: crate::fs::os_error(&e),
+        })
+    };
+    let passwd = match &cfg.user {
+        Principal::Name(_) => read(accounts::PASSWD)?,
+        Principal::Id(_) => Vec::new(),
+    };
+    let group = match &cfg.group {
+        Some(Principal::Name(_)) => read(accounts::GROUP)?,
+        _ => Vec::new(),
+    };
+    accounts::resolve_from(&passwd, &group, &cfg.user, cfg.group.as_ref())
+}
