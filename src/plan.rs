@@ -755,6 +755,9 @@ impl Planner<'_> {
 }
 
 #[cfg(test)]
+mod observed_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
