@@ -107,7 +107,7 @@ fn a_slot_that_cannot_be_published_leaves_the_volume_as_it_was() {
 fn the_boot_log_is_shown_but_is_not_drift() {
     let tmp = root();
     let root = tmp.path();
-    reconcile::<&str>(root, &[]).assert_ok();
+    reconcile(root, &[]).assert_ok();
     assert!(!exists(root, "opt/data/gateway.pid"));
     let check = reconcile(root, &["--check", "--format", "json"]);
     assert_eq!(check.code, Some(0), "{check}");
