@@ -481,25 +481,7 @@ impl Planner<'_> {
             }),
             BaseObs::Present(_) => {}
         }
-        let slots = match scandir {
-            BaseObs::Present(s) => Some(s),
-            BaseObs::Missing { path } => {
-                self.plan.errors.push(Failure {
-                    op: "open".into(),
-                    path: path.clone(),
-                    error: "scandir not present; no slot can be published".into(),
-                });
-                None
-            }
-            BaseObs::Unusable { path, error } => {
-                self.plan.errors.push(Failure {
-                    op: "open".into(),
-                    path: path.clone(),
-                    error: error.clone(),
-                });
-                None
-            }
-        };
+        let slots = self.slots_in(scandir);
         self.plan.skipped.extend(o.bad_names.iter().cloned());
         for (n, reason) in &o.not_profiles {
             self.plan
@@ -528,6 +510,29 @@ impl Planner<'_> {
             self.plan.skipped.extend(slots.bad_names.iter().cloned());
             for n in &slots.staging {
                 self.removal(Phase::Profiles, n);
+            }
+        }
+    }
+
+    /// The scandir the slots go in, or why there is none (an error).
+    fn slots_in<'o>(&mut self, scandir: &'o BaseObs<ScandirObs>) -> Option<&'o ScandirObs> {
+        match scandir {
+            BaseObs::Present(s) => Some(s),
+            BaseObs::Missing { path } => {
+                self.plan.errors.push(Failure {
+                    op: "open".into(),
+                    path: path.clone(),
+                    error: "scandir not present; no slot can be published".into(),
+                });
+                None
+            }
+            BaseObs::Unusable { path, error } => {
+                self.plan.errors.push(Failure {
+                    op: "open".into(),
+                    path: path.clone(),
+                    error: error.clone(),
+                });
+                None
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod input;
 pub mod lock;
 mod make;
 mod meta;
+mod read;
 mod remove;
 
 use std::io;
