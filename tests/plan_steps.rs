@@ -53,8 +53,8 @@ fn the_plan_shows_the_volume_after_the_slots_then_the_rescan_and_the_boot_log() 
     assert!(
         plan.stdout.starts_with(
             "profiles:\n\
-             \x20 publish /run/service/gateway-default\n\
-             \x20 publish /run/service/gateway-work\n\
+             \x20 publish /run/service/gateway-default  (new slot)\n\
+             \x20 publish /run/service/gateway-work  (new slot)\n\
              \x20 unlink  /opt/data/gateway.pid  (after the slots)\n\
              then:\n\
              \x20 rescan  /run/service/.s6-svscan/control  (write \"a\" if s6-svscan listens)\n\
