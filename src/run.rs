@@ -198,21 +198,6 @@ pub fn config_from(
     Ok(cfg)
 }
 
-/// Which file [`load_config`] reads, for `--print-config`.
-fn config_source(settings: &Settings) -> print_config::Source<'_> {
-    match &settings.config {
-        Some(p) => print_config::Source::File(p),
-        None if settings
-            .root
-            .join(DEFAULT_CONFIG.trim_start_matches('/'))
-            .exists() =>
-        {
-            print_config::Source::File(Path::new(DEFAULT_CONFIG))
-        }
-        None => print_config::Source::Defaults,
-    }
-}
-
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {
     root: &'a Dir,
@@ -271,7 +256,7 @@ pub fn run(
         config.policy
     );
     if settings.print_config {
-        let text = print_config::render(&config, config_source(settings), &account, env);
+        let text = print_config::render(&config, &account, env);
         return Ok(Ran {
             code: EXIT_OK,
             output: out.write_all(text.as_bytes()),

@@ -356,3 +356,203 @@ pub fn unified(slot: &Path, f: &FileChange) -> String {
         .header(&old_label, &new_label)
         .to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::Meta;
+
+    const USER: Owner = (10000, 10000);
+
+    fn file(path: &str, mode: u32, content: &str) -> (SlotEntry, Owner) {
+        let (path, content) = (path.into(), content.into());
+        (
+            SlotEntry::File {
+                path,
+                mode,
+                content,
+            },
+            USER,
+        )
+    }
+
+    /// The wanted entries of a small slot, with or without `down`.
+    fn wanted(down: bool) -> Vec<(SlotEntry, Owner)> {
+        let mut v = vec![
+            file("type", 0o644, "longrun\n"),
+            file("run", 0o755, "#!/bin/sh\nexec app\n"),
+        ];
+        if down {
+            v.push(file("down", 0o644, ""));
+        }
+        v.push((
+            SlotEntry::Dir {
+                path: "supervise".into(),
+                mode: 0o755,
+            },
+            USER,
+        ));
+        v.push((
+            SlotEntry::Fifo {
+                path: "supervise/control".into(),
+                mode: 0o660,
+            },
+            USER,
+        ));
+        v
+    }
+
+    fn node(rel: &str, kind: Kind, mode: u32, content: Option<&str>) -> Node {
+        let rel = Path::new("gateway-x").join(rel);
+        Node {
+            path: Path::new("/run/service").join(&rel),
+            rel,
+            meta: Meta {
+                kind,
+                dev: 1,
+                ino: 2,
+                uid: USER.0,
+                gid: USER.1,
+                mode,
+                nlink: 1,
+                size: content.map_or(0, |c| c.len() as u64),
+            },
+            content: content.map_or(Content::NotRead, |c| Content::Bytes(c.into())),
+        }
+    }
+
+    /// A slot on disk exactly as `expected` wants it.
+    fn observed(expected: &[(SlotEntry, Owner)]) -> SlotObs {
+        let nodes = expected
+            .iter()
+            .map(|(e, _)| match e {
+                SlotEntry::Dir { path, mode } => {
+                    node(path.to_str().unwrap(), Kind::Dir, *mode, None)
+                }
+                SlotEntry::Fifo { path, mode } => {
+                    node(path.to_str().unwrap(), Kind::Fifo, *mode, None)
+                }
+                SlotEntry::File {
+                    path,
+                    mode,
+                    content,
+                } => node(path.to_str().unwrap(), Kind::File, *mode, Some(content)),
+            })
+            .collect();
+        SlotObs {
+            node: node("", Kind::Dir, layout::MODE_SLOT_DIR, None),
+            nodes,
+        }
+    }
+
+    fn reason(d: SlotDiff<'_>) -> String {
+        match d {
+            SlotDiff::Different(why) => why.reason,
+            other => panic!("not different: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn identical_or_down_only() {
+        let (up, down) = (wanted(false), wanted(true));
+        assert_eq!(compare(USER, &up, &observed(&up)), SlotDiff::Same);
+        assert_eq!(compare(USER, &down, &observed(&down)), SlotDiff::Same);
+        assert_eq!(
+            compare(USER, &down, &observed(&up)),
+            SlotDiff::Down { want: true }
+        );
+        assert_eq!(
+            compare(USER, &up, &observed(&down)),
+            SlotDiff::Down { want: false }
+        );
+    }
+
+    #[test]
+    fn every_difference_is_named_files_first() {
+        let want = wanted(false);
+        let mut obs = observed(&want);
+        obs.nodes[1] = node("run", Kind::File, 0o775, Some("#!/bin/sh\nexec other\n"));
+        obs.nodes[3].meta.uid = 0;
+        obs.nodes.remove(0);
+        for extra in ["a", "b", "c", "d", "e", "f"] {
+            obs.nodes.push(node(extra, Kind::File, 0o644, Some("")));
+        }
+        obs.nodes.push(node("g", Kind::Dir, 0o755, None));
+        obs.nodes
+            .push(node("g/inside", Kind::File, 0o644, Some("")));
+        let d = compare(USER, &want, &obs);
+        let SlotDiff::Different(why) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            why.reason,
+            "run differs; type missing; mode of run 0775 → 0755; \
+             owner of supervise/control 0:10000 → 10000:10000; extra a, b, c, d, e and 2 more"
+        );
+        let files: Vec<(&Path, &Current)> = why
+            .files
+            .iter()
+            .map(|f| (f.path.as_path(), &f.current))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                (Path::new("type"), &Current::Absent),
+                (
+                    Path::new("run"),
+                    &Current::Text("#!/bin/sh\nexec other\n".into())
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn a_slot_that_is_not_a_directory_or_has_a_bad_down() {
+        let want = wanted(true);
+        let mut obs = observed(&want);
+        obs.node.meta.kind = Kind::Symlink;
+        assert_eq!(
+            reason(compare(USER, &want, &obs)),
+            "the slot is a symlink, not a directory"
+        );
+        let mut obs = observed(&wanted(false));
+        obs.nodes.push(node("down", Kind::File, 0o600, Some("x")));
+        assert_eq!(
+            reason(compare(USER, &wanted(false), &obs)),
+            "down is not empty; mode of down 0600 → 0644; down removed"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_not_a_difference() {
+        let want = wanted(false);
+        let mut obs = observed(&want);
+        obs.nodes[1].content = Content::Unreadable("EIO".into());
+        assert_eq!(
+            compare(USER, &want, &obs),
+            SlotDiff::Unreadable {
+                path: Path::new("/run/service/gateway-x/run"),
+                error: "EIO"
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_slot_diffs_every_file_against_nothing() {
+        let why = new_slot(&wanted(true));
+        assert_eq!(why.reason, "new slot");
+        let paths: Vec<&Path> = why.files.iter().map(|f| f.path.as_path()).collect();
+        assert_eq!(
+            paths,
+            [Path::new("type"), Path::new("run")],
+            "down is empty"
+        );
+        assert_eq!(
+            unified(Path::new("/run/service/gateway-x"), &why.files[0]),
+            "--- current /run/service/gateway-x/type (absent)\n\
+             +++ planned /run/service/gateway-x/type\n\
+             @@ -0,0 +1 @@\n\
+             +longrun\n"
+        );
+    }
+}
