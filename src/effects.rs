@@ -11,7 +11,7 @@ use crate::bootlog;
 use crate::fs;
 use crate::layout;
 use crate::plan::{Anchor, Change};
-use crate::report::{EffectReport, Failure, SlotReport};
+use crate::report::{EffectReport, Failure, SlotReport, say_who_acted};
 use crate::steps::{self, Effect};
 
 /// What the effects did.
@@ -41,12 +41,13 @@ pub fn run(
                 ids,
                 ..
             } => {
+                // The volume is the user's: when still root (strict
+                // policy), write with the user's effective ids so the log
+                // stays theirs.
+                let writer = if fs::euid() == 0 { ids.0 } else { fs::euid() };
                 let r = anchors.anchor(Anchor::Home).and_then(|home| {
                     let lines = boot_log_lines(slots);
                     let append = || bootlog::append(home, rel, &lines, *rotate_bytes);
-                    // The volume is the user's: when still root (strict
-                    // policy), write with the user's effective ids so the
-                    // log stays theirs.
                     if fs::euid() == 0 {
                         fs::with_effective_ids(ids.0, ids.1, append)
                     } else {
@@ -60,11 +61,15 @@ pub fn run(
                         write: None,
                         lines: Some(slots.len()),
                     }),
-                    Err(err) => out.errors.push(Failure {
-                        op: "append to".into(),
-                        path: path.clone(),
-                        error: fs::os_error(&err),
-                    }),
+                    Err(err) => {
+                        let mut failure = Failure {
+                            op: "append to".into(),
+                            path: path.clone(),
+                            error: fs::os_error(&err),
+                        };
+                        say_who_acted(&mut failure, writer);
+                        out.errors.push(failure);
+                    }
                 }
             }
         }

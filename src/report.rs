@@ -23,6 +23,15 @@ pub struct Failure {
     pub error: String,
 }
 
+/// An error met while acting for the user says so: a volume or scandir
+/// that root could write may not be the user's (`Permission denied (as uid
+/// 10000)`).
+pub fn say_who_acted(e: &mut Failure, uid: u32) {
+    if uid != 0 {
+        e.error = format!("{} (as uid {uid})", e.error);
+    }
+}
+
 /// What happens to one profile's slot (SPEC 6.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotReport {

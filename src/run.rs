@@ -19,9 +19,9 @@ use crate::model::{Mode, Phase};
 use crate::plan::{self, Anchor};
 use crate::print_config;
 use crate::render;
-use crate::report::{EffectReport, Failure, Report};
+use crate::report::{EffectReport, Failure, Report, say_who_acted};
 use crate::scan::{self, Disk, Observed, Request};
-use crate::steps;
+use crate::steps::{self, Outcome};
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
@@ -289,6 +289,7 @@ pub fn run(
     match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
+            warn_unwritable_volume(&desired, &observed, &mut report);
             plan_only(&desired, &observed, &mut report);
         }
         Mode::Apply => {
@@ -306,6 +307,7 @@ pub fn run(
             // Observed once; each part of the apply plans from it, and what
             // apply did is written back into it (never observed again).
             let mut observed = observe(settings, &desired, &root);
+            warn_unwritable_volume(&desired, &observed, &mut report);
             if !root_phases.is_empty() {
                 observed.phases = root_phases;
                 let mut plan = plan::plan(&desired, &observed);
@@ -373,19 +375,30 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
-        if let Err(e) = fs::drop_privileges(acct.uid, acct.gid) {
+        if let Err(e) = fs::act_as(acct.uid, acct.gid) {
             report.errors.push(Failure {
-                op: "drop privileges to".into(),
+                op: "act as".into(),
                 path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
                 error: fs::os_error(&e),
             });
             return;
         }
-        log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
+        log::info!(
+            "profiles phase acts as {}:{} (effective ids; real and saved stay root)",
+            acct.uid,
+            acct.gid
+        );
     }
     let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
-    let outcomes = apply::apply(&plan.changes, &mut anchors);
+    let mut outcomes = apply::apply(&plan.changes, &mut anchors);
+    if let Some(uid) = fs::acting_as() {
+        for o in &mut outcomes {
+            if let Outcome::Failed(e) | Outcome::DoneWith(e) = o {
+                say_who_acted(e, uid);
+            }
+        }
+    }
     steps::settle_slots(&mut plan.slots, &plan.changes, &outcomes);
     let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
     let done = effects::run(&plan.effects, &applied.done, &plan.slots, &mut anchors);
@@ -393,6 +406,35 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
     report.warnings.extend(done.warnings);
     report.errors.extend(done.errors);
     report.add_applied(&plan, applied);
+}
+
+/// Warn when the volume is not writable by the user who will write it
+/// (the boot log, and in compat the stale runtime files): a volume copied
+/// or created as root makes every apply fail there, while the plan alone
+/// would show nothing wrong.
+fn warn_unwritable_volume(desired: &Desired, observed: &Observed, report: &mut Report) {
+    let Some(home) = observed.profiles.as_ref().and_then(|p| p.home.present()) else {
+        return;
+    };
+    let acct = &desired.account;
+    let writer = if fs::euid() == 0 {
+        (acct.uid, acct.gid)
+    } else {
+        (fs::euid(), fs::egid())
+    };
+    if writer.0 == 0 || fs::writable_by(&home.meta, writer) {
+        return;
+    }
+    report.warnings.push(format!(
+        "{} (profiles.home, owner {}:{}, mode {:04o}) is not writable by uid {} gid {}, \
+         who writes the boot log there: the apply will fail to append it",
+        desired.config.profiles.home.0.display(),
+        home.meta.uid,
+        home.meta.gid,
+        home.meta.mode,
+        writer.0,
+        writer.1
+    ));
 }
 
 /// Observe the tree once, for every selected phase.

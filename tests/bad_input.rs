@@ -511,7 +511,9 @@ fn without_the_scandir_phase_a_root_staging_dir_fails_that_slot_only() {
     std::os::unix::fs::chown(root.join("run/service"), Some(10000), Some(10000)).unwrap();
     let run = reconcile(root, &["--phase", "profiles"]);
     run.assert_exit(1);
-    run.assert_line("error: unable to remove /run/service/.gateway-good.tmp: Permission denied");
+    run.assert_line(
+        "error: unable to remove /run/service/.gateway-good.tmp: Permission denied (as uid 10000)",
+    );
     assert_eq!(
         run.profile_line("good"),
         "reconcile: profile=good prior_state=running action=skipped"
@@ -658,7 +660,7 @@ fn a_read_only_scandir_fails_every_slot_cleanly_and_loses_nothing() {
     for slot in ["gateway-default", "gateway-good", "gateway-other"] {
         run.assert_line(&format!(
             "error: unable to publish /run/service/{slot}: \
-             mkdir in staging dir .{slot}.tmp: Read-only file system"
+             mkdir in staging dir .{slot}.tmp: Read-only file system (as uid 10000)"
         ));
     }
     run.assert_line("error: unable to chown /run/service: Read-only file system");
