@@ -99,7 +99,7 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Vec<Outcome> {
         Failure {
             op: op.into(),
             path: c.path.clone(),
-            error: fs::os_error(&e),
+            error: (&e).into(),
         }
     };
     let mut outcomes = Vec::with_capacity(changes.len());

@@ -65,7 +65,7 @@ pub fn run(
                         let mut failure = Failure {
                             op: "append to".into(),
                             path: path.clone(),
-                            error: fs::os_error(&err),
+                            error: (&err).into(),
                         };
                         say_who_acted(&mut failure, writer);
                         out.errors.push(failure);

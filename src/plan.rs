@@ -256,7 +256,7 @@ impl Planner<'_> {
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
                 op: "open".into(),
                 path: path.clone(),
-                error: error.clone(),
+                error: error.clone().into(),
             }),
             BaseObs::Present(t) => f(self, t),
         }
@@ -477,7 +477,7 @@ impl Planner<'_> {
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
                 op: "open".into(),
                 path: path.clone(),
-                error: error.clone(),
+                error: error.clone().into(),
             }),
             BaseObs::Present(_) => {}
         }
@@ -530,7 +530,7 @@ impl Planner<'_> {
                 self.plan.errors.push(Failure {
                     op: "open".into(),
                     path: path.clone(),
-                    error: error.clone(),
+                    error: error.clone().into(),
                 });
                 None
             }
@@ -715,7 +715,7 @@ impl Planner<'_> {
                     self.plan.errors.push(Failure {
                         op: "read".into(),
                         path: path.to_path_buf(),
-                        error: error.to_string(),
+                        error: error.clone(),
                     });
                     return Err(why);
                 }

@@ -126,7 +126,7 @@ pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Re
         "errors": r.errors.iter().map(|e| json!({
             "op": e.op,
             "path": e.path.display().to_string(),
-            "error": e.error,
+            "error": e.error.to_string(),
         })).collect::<Vec<_>>(),
     });
     serde_json::to_writer_pretty(&mut *out, &v)?;

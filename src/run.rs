@@ -94,7 +94,7 @@ impl Fatal {
         Failure {
             op: op.into(),
             path,
-            error: self.to_string(),
+            error: self.to_string().into(),
         }
     }
 }
@@ -379,7 +379,7 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
             report.errors.push(Failure {
                 op: "act as".into(),
                 path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
-                error: fs::os_error(&e),
+                error: (&e).into(),
             });
             return;
         }

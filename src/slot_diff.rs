@@ -29,7 +29,7 @@ pub enum SlotDiff<'a> {
     /// (a transient read error must never replace, and restart, a live slot).
     Unreadable {
         path: &'a Path,
-        error: &'a str,
+        error: &'a crate::report::Cause,
     },
 }
 
@@ -60,8 +60,8 @@ pub enum Current {
     Unread,
 }
 
-/// At most this many extra entries are named in a reason.
-const MAX_EXTRAS_NAMED: usize = 5;
+/// At most this many entries are named for one difference in a reason.
+const MAX_NAMED: usize = 5;
 
 /// The reason for publishing a slot that does not exist yet.
 pub fn new_slot(expected: &[(SlotEntry, Owner)]) -> Why {
@@ -297,7 +297,9 @@ fn name(p: &Path) -> String {
 }
 
 /// The differences as one line: the files whose content differs first,
-/// then each other difference.
+/// then each other difference in the slots' order. Entries with the same
+/// owner (or mode) change are named together, at most
+/// [`MAX_NAMED`] of them.
 fn reason(found: &[Difference]) -> String {
     let content: Vec<String> = found
         .iter()
@@ -310,33 +312,59 @@ fn reason(found: &[Difference]) -> String {
     match content.len() {
         0 => {}
         1 => parts.push(format!("{} differs", content[0])),
-        _ => parts.push(format!("{} differ", content.join(", "))),
+        _ => parts.push(format!("{} differ", names(&content))),
     }
+    // Owner and mode changes, grouped by what they change from and to
+    // (expected entries only: a slot has a dozen, so this stays small).
+    let mut done: Vec<(&str, String)> = Vec::new();
     for d in found {
-        parts.push(match d {
-            Difference::Content(_) => continue,
-            Difference::Owner(p, (u, g), (wu, wg)) => {
-                format!("owner of {} {u}:{g} → {wu}:{wg}", name(p))
+        if let Some((_, what, from_to)) = perm_change(d) {
+            if done.contains(&(what, from_to.clone())) {
+                continue;
             }
-            Difference::Mode(p, m, w) => format!("mode of {} {m:04o} → {w:04o}", name(p)),
+            let same: Vec<String> = found
+                .iter()
+                .filter_map(perm_change)
+                .filter(|(_, w, f)| *w == what && *f == from_to)
+                .map(|(p, ..)| name(p))
+                .collect();
+            parts.push(format!("{what} of {} {from_to}", names(&same)));
+            done.push((what, from_to));
+            continue;
+        }
+        parts.push(match d {
+            Difference::Content(_) | Difference::Owner(..) | Difference::Mode(..) => continue,
             Difference::Kind(p, what) => format!("{} {what}", name(p)),
             Difference::Missing(p) => format!("{} missing", name(p)),
             Difference::Extra(xs) => {
-                let shown: Vec<String> =
-                    xs.iter().take(MAX_EXTRAS_NAMED).map(|p| name(p)).collect();
-                let more = xs.len().saturating_sub(MAX_EXTRAS_NAMED);
-                let tail = if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                };
-                format!("extra {}{tail}", shown.join(", "))
+                let xs: Vec<String> = xs.iter().map(|p| name(p)).collect();
+                format!("extra {}", names(&xs))
             }
             Difference::Down(true) => "down added".into(),
             Difference::Down(false) => "down removed".into(),
         });
     }
     parts.join("; ")
+}
+
+/// An owner or mode difference: the entry, which, and `from → to`.
+fn perm_change(d: &Difference) -> Option<(&Path, &'static str, String)> {
+    match d {
+        Difference::Owner(p, (u, g), (wu, wg)) => {
+            Some((p, "owner", format!("{u}:{g} → {wu}:{wg}")))
+        }
+        Difference::Mode(p, m, w) => Some((p, "mode", format!("{m:04o} → {w:04o}"))),
+        _ => None,
+    }
+}
+
+/// Names joined with commas, at most [`MAX_NAMED`] of them.
+fn names(all: &[String]) -> String {
+    let shown = all[..all.len().min(MAX_NAMED)].join(", ");
+    match all.len().saturating_sub(MAX_NAMED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
 }
 
 /// A unified diff (`--- current`, `+++ planned`) of one slot file, for
@@ -507,6 +535,23 @@ mod tests {
     }
 
     #[test]
+    fn the_same_owner_or_mode_change_is_named_once_for_all_its_entries() {
+        let want = wanted(false);
+        let mut obs = observed(&want);
+        obs.node.meta.uid = 0;
+        for n in &mut obs.nodes {
+            n.meta.uid = 0;
+            n.meta.mode = 0o700;
+        }
+        assert_eq!(
+            reason(compare(USER, &want, &obs)),
+            "owner of the slot directory, type, run, supervise, supervise/control \
+             0:10000 → 10000:10000; mode of type 0700 → 0644; \
+             mode of run, supervise 0700 → 0755; mode of supervise/control 0700 → 0660"
+        );
+    }
+
+    #[test]
     fn a_slot_that_is_not_a_directory_or_has_a_bad_down() {
         let want = wanted(true);
         let mut obs = observed(&want);
@@ -532,7 +577,7 @@ mod tests {
             compare(USER, &want, &obs),
             SlotDiff::Unreadable {
                 path: Path::new("/run/service/gateway-x/run"),
-                error: "EIO"
+                error: &"EIO".into()
             }
         );
     }

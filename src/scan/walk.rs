@@ -161,7 +161,7 @@ impl<S: Source> Scanner<'_, S> {
             Err(e) if is_gone_or_swapped(&e) => self.stat(dir, at, name),
             Err(e) => {
                 let mut n = self.stat(dir, at, name)?;
-                n.content = Content::Unreadable(crate::fs::os_error(&e));
+                n.content = Content::Unreadable((&e).into());
                 Some(n)
             }
         }
