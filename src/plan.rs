@@ -688,7 +688,7 @@ impl Planner<'_> {
         // slot it goes in; unlink: `down`.
         let (op, expect, why) = match slots.entries.get(name) {
             None => {
-                let why = slot_diff::new_slot(&build.entries);
+                let why = slot_diff::new_slot();
                 (Op::Publish(Box::new(build)), slots.base.meta, why)
             }
             Some(obs) => match slot_diff::compare(build.owner, &build.entries, obs) {

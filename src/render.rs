@@ -104,10 +104,11 @@ pub fn effect_json(e: &EffectReport) -> Value {
 
 /// The unified diffs of the files a slot change creates or rewrites.
 fn file_diffs(c: &Change, why: &Why) -> String {
-    why.files
-        .iter()
-        .map(|f| slot_diff::unified(&c.path, f))
-        .collect()
+    match &c.op {
+        Op::Publish(b) => slot_diff::diffs(&c.path, &b.entries, None),
+        Op::Replace(b) => slot_diff::diffs(&c.path, &b.entries, Some(&why.files)),
+        _ => String::new(),
+    }
 }
 
 pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
