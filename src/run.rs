@@ -83,7 +83,9 @@ impl Fatal {
             Fatal::Tree(crate::tree::command::ReadError::Read { path, .. }) => {
                 ("read tree description", path.clone())
             }
-            Fatal::Tree(_) => ("read tree description", PathBuf::new()),
+            Fatal::Tree(crate::tree::command::ReadError::Parse(e)) => {
+                ("read tree description", e.file.clone())
+            }
             Fatal::Lock(
                 LockError::Io { path, .. }
                 | LockError::UntrustedDir { path, .. }
