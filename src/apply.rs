@@ -37,9 +37,21 @@ impl ParentCache {
     fn get(&mut self, anchors: &mut dyn Anchors, a: Anchor, parent: &Path) -> io::Result<&Dir> {
         let key = (a, parent.to_path_buf());
         if self.key.as_ref() != Some(&key) {
+            // Below the cached parent (a deep tree, walked down in order):
+            // go on from it instead of from the base, so a tree of any
+            // depth costs one open per level, not one per level per entry.
+            let below = match (&self.key, &self.dir) {
+                (Some((ka, kp)), Some(d)) if *ka == a => parent
+                    .strip_prefix(kp)
+                    .ok()
+                    .map(|rest| d.open_beneath(rest)),
+                _ => None,
+            };
             self.key = None;
-            let base = anchors.anchor(a)?;
-            self.dir = Some(base.open_beneath(parent)?);
+            self.dir = Some(match below {
+                Some(d) => d?,
+                None => anchors.anchor(a)?.open_beneath(parent)?,
+            });
             self.key = Some(key);
         }
         Ok(self.dir.as_ref().expect("set above"))
@@ -61,7 +73,7 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Applied {
                 out.errors.push(Failure {
                     op: op.into(),
                     path: c.path.clone(),
-                    error: fs::os_error(&e),
+                    error: (&e).into(),
                 });
             }
         }

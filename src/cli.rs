@@ -72,6 +72,7 @@ Examples:
   reconcile --plan --tree tree.yaml        preview on a tree description (no root needed)
   reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
   reconcile materialize tree.yaml ./tree   build a described tree (as root)
+  reconcile --plan --diff                  why each slot changes, file by file
   reconcile --print-config                 the configuration in effect, as YAML";
 
 /// Raw command-line arguments.
@@ -132,6 +133,12 @@ pub struct Args {
     /// [auto: when stdout is a terminal and NO_COLOR is unset or empty].
     #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
     pub color: Color,
+
+    /// With the plan, a unified diff (--- current, +++ planned) of each slot
+    /// file that would be created or rewritten; with --format json, a
+    /// "diff" field on each such change.
+    #[arg(long)]
+    pub diff: bool,
 
     /// Print the configuration in effect (the file, then the environment
     /// overrides) as YAML that --config accepts, with the resolved user and
@@ -288,6 +295,7 @@ impl Args {
             style: Style {
                 verbosity,
                 color: self.color.enabled(around),
+                diff: self.diff,
             },
             print_config: self.print_config,
         })

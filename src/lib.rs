@@ -25,5 +25,6 @@ pub mod report;
 pub mod run;
 pub mod scan;
 pub mod slot;
+pub mod slot_diff;
 pub mod state;
 pub mod tree;

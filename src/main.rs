@@ -142,7 +142,7 @@ fn usage_json(mode: Mode, op: &str, error: String) {
     let failure = Failure {
         op: op.into(),
         path: PathBuf::new(),
-        error,
+        error: error.into(),
     };
     let mut out = std::io::stdout().lock();
     let _ = run::fatal_json(mode, failure, &mut out).and_then(|()| out.flush());

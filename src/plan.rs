@@ -10,15 +10,16 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
 use crate::fs::{Kind, Meta};
-use crate::layout::{self, MODE_EVENT, MODE_SUPERVISE_STATIC, Role, is_runtime, role};
+use crate::layout::{self, MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
 use crate::model::Phase;
 use crate::model::{Desired, Perms};
 pub use crate::report::{Failure, Skipped, SlotReport};
 use crate::scan::{
-    BaseObs, Content, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs,
-    StateObs, StaticObs,
+    BaseObs, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, StateObs,
+    StaticObs,
 };
 use crate::slot::{self, SlotEntry};
+use crate::slot_diff::{self, SlotDiff, Why};
 use crate::state::{self, Action, PriorExit};
 use crate::{config::StartPolicy, names};
 
@@ -171,6 +172,8 @@ pub struct Change {
     pub path: PathBuf,
     pub op: Op,
     pub target: Target,
+    /// Why a slot is published or replaced, or its `down` changed.
+    pub why: Option<Box<Why>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -238,7 +241,7 @@ impl Planner<'_> {
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
                 op: "open".into(),
                 path: path.clone(),
-                error: error.clone(),
+                error: error.clone().into(),
             }),
             BaseObs::Present(t) => f(self, t),
         }
@@ -264,6 +267,7 @@ impl Planner<'_> {
                 rel: n.rel.clone(),
                 expect: n.meta,
             },
+            why: None,
         });
     }
 
@@ -457,29 +461,11 @@ impl Planner<'_> {
             BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
                 op: "open".into(),
                 path: path.clone(),
-                error: error.clone(),
+                error: error.clone().into(),
             }),
             BaseObs::Present(_) => {}
         }
-        let slots = match scandir {
-            BaseObs::Present(s) => Some(s),
-            BaseObs::Missing { path } => {
-                self.plan.errors.push(Failure {
-                    op: "open".into(),
-                    path: path.clone(),
-                    error: "scandir not present; no slot can be published".into(),
-                });
-                None
-            }
-            BaseObs::Unusable { path, error } => {
-                self.plan.errors.push(Failure {
-                    op: "open".into(),
-                    path: path.clone(),
-                    error: error.clone(),
-                });
-                None
-            }
-        };
+        let slots = self.slots_in(scandir);
         self.plan.skipped.extend(o.bad_names.iter().cloned());
         for (n, reason) in &o.not_profiles {
             self.plan
@@ -508,6 +494,29 @@ impl Planner<'_> {
             self.plan.skipped.extend(slots.bad_names.iter().cloned());
             for n in &slots.staging {
                 self.removal(Phase::Profiles, n);
+            }
+        }
+    }
+
+    /// The scandir the slots go in, or why there is none (an error).
+    fn slots_in<'o>(&mut self, scandir: &'o BaseObs<ScandirObs>) -> Option<&'o ScandirObs> {
+        match scandir {
+            BaseObs::Present(s) => Some(s),
+            BaseObs::Missing { path } => {
+                self.plan.errors.push(Failure {
+                    op: "open".into(),
+                    path: path.clone(),
+                    error: "scandir not present; no slot can be published".into(),
+                });
+                None
+            }
+            BaseObs::Unusable { path, error } => {
+                self.plan.errors.push(Failure {
+                    op: "open".into(),
+                    path: path.clone(),
+                    error: error.clone().into(),
+                });
+                None
             }
         }
     }
@@ -661,21 +670,26 @@ impl Planner<'_> {
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
-        let (op, expect) = match slots.entries.get(name) {
-            None => (Op::Publish(Box::new(build)), slots.base.meta),
-            Some(obs) => match compare(build.owner, &build.entries, obs) {
+        let (op, expect, why) = match slots.entries.get(name) {
+            None => {
+                let why = slot_diff::new_slot(&build.entries);
+                (Op::Publish(Box::new(build)), slots.base.meta, why)
+            }
+            Some(obs) => match slot_diff::compare(build.owner, &build.entries, obs) {
                 SlotDiff::Same => return Ok(()),
-                SlotDiff::Different => (Op::Replace(Box::new(build)), obs.node.meta),
+                SlotDiff::Different(why) => (Op::Replace(Box::new(build)), obs.node.meta, why),
                 SlotDiff::Down { want: true } => (
                     Op::Create {
                         mode: layout::MODE_FILE,
                     },
                     obs.node.meta,
+                    slot_diff::down_only(true),
                 ),
                 SlotDiff::Down { want: false } => {
                     let down = obs.node.rel.join(layout::DOWN);
                     let meta = obs.nodes.iter().find(|n| n.rel == down);
-                    (Op::Unlink, meta.map_or(obs.node.meta, |n| n.meta))
+                    let meta = meta.map_or(obs.node.meta, |n| n.meta);
+                    (Op::Unlink, meta, slot_diff::down_only(false))
                 }
                 SlotDiff::Unreadable { path, error } => {
                     let why = format!(
@@ -685,7 +699,7 @@ impl Planner<'_> {
                     self.plan.errors.push(Failure {
                         op: "read".into(),
                         path: path.to_path_buf(),
-                        error: error.to_string(),
+                        error: error.clone(),
                     });
                     return Err(why);
                 }
@@ -701,6 +715,7 @@ impl Planner<'_> {
                 rel: if down { rel.join(layout::DOWN) } else { rel },
                 expect,
             },
+            why: Some(Box::new(why)),
         });
         Ok(())
     }
@@ -721,109 +736,13 @@ impl Planner<'_> {
                 rel: PathBuf::from(name),
                 expect: home.meta,
             },
+            why: None,
         });
     }
 }
 
-/// How an existing slot differs from the wanted one.
-#[derive(Debug, PartialEq, Eq)]
-enum SlotDiff<'a> {
-    Same,
-    /// Identical but for `down`: create it (`want`) or remove it.
-    Down {
-        want: bool,
-    },
-    Different,
-    /// A file of the slot could not be read: no decision is made on it.
-    Unreadable {
-        path: &'a Path,
-        error: &'a str,
-    },
-}
-
-/// Whether the observed entry `n` is the wanted `e` with owner `owner`.
-fn same_entry(e: &SlotEntry, owner: Owner, n: &Node) -> bool {
-    let m = &n.meta;
-    let kind_ok = match e {
-        SlotEntry::Dir { .. } => m.kind == Kind::Dir,
-        SlotEntry::Fifo { .. } => m.kind == Kind::Fifo,
-        SlotEntry::File { content: want, .. } => {
-            m.kind == Kind::File
-                && m.nlink == 1
-                && m.size == want.len() as u64
-                && n.content == Content::Bytes(want.as_bytes().to_vec())
-        }
-    };
-    kind_ok && m.mode == e.mode() && (m.uid, m.gid) == owner
-}
-
-fn compare<'a>(owner: Owner, expected: &[(SlotEntry, Owner)], obs: &'a SlotObs) -> SlotDiff<'a> {
-    let root = &obs.node.meta;
-    if root.kind != Kind::Dir || root.mode != layout::MODE_SLOT_DIR || (root.uid, root.gid) != owner
-    {
-        return SlotDiff::Different;
-    }
-    let slot_rel = &obs.node.rel;
-    let mut seen: std::collections::HashMap<&Path, &Node> = obs
-        .nodes
-        .iter()
-        .filter_map(|n| {
-            let rel = n.rel.strip_prefix(slot_rel).ok()?;
-            (!is_runtime(rel)).then_some((rel, n))
-        })
-        .collect();
-    // A transient read error must never replace (and restart) a live slot.
-    let unreadable = obs.nodes.iter().find_map(|n| match &n.content {
-        Content::Unreadable(error) if seen.contains_key(n.rel.strip_prefix(slot_rel).ok()?) => {
-            Some((n, error))
-        }
-        _ => None,
-    });
-    if let Some((n, error)) = unreadable {
-        return SlotDiff::Unreadable {
-            path: &n.path,
-            error,
-        };
-    }
-    let down = Path::new(layout::DOWN);
-    let mut want_down = None;
-    for (e, want_owner) in expected {
-        // `down` is compared on its own below: only its presence may differ.
-        if e.path() == down {
-            want_down = Some((e, *want_owner));
-            continue;
-        }
-        match seen.remove(e.path()) {
-            Some(n) if same_entry(e, *want_owner, n) => {}
-            _ => return SlotDiff::Different,
-        }
-    }
-    let have_down = match seen.remove(down) {
-        None => false,
-        Some(n) => {
-            let empty = SlotEntry::File {
-                path: down.into(),
-                mode: layout::MODE_FILE,
-                content: String::new(),
-            };
-            let want_owner = want_down.map_or(owner, |(_, o)| o);
-            if !same_entry(&empty, want_owner, n) {
-                return SlotDiff::Different;
-            }
-            true
-        }
-    };
-    if !seen.is_empty() {
-        return SlotDiff::Different;
-    }
-    if have_down == want_down.is_some() {
-        SlotDiff::Same
-    } else {
-        SlotDiff::Down {
-            want: want_down.is_some(),
-        }
-    }
-}
+#[cfg(test)]
+mod observed_tests;
 
 #[cfg(test)]
 mod tests {

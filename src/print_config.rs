@@ -14,27 +14,16 @@ use crate::accounts::Account;
 use crate::app::{EnvSwitch, MULTIPLEX_ENV};
 use crate::config::{Config, ENV_OVERRIDES, Principal, StartPolicy};
 
-/// Where the configuration was read from, as a container path or words.
-pub enum Source<'a> {
-    File(&'a Path),
-    Defaults,
-}
-
 /// The whole text printed.
-pub fn render(
-    cfg: &Config,
-    source: Source<'_>,
-    account: &Account,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> String {
+pub fn render(cfg: &Config, account: &Account, env: &dyn Fn(&str) -> Option<String>) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
         "# The configuration in effect (reconcile --print-config)."
     );
-    let _ = match source {
-        Source::File(p) => writeln!(o, "# file: {}", p.display()),
-        Source::Defaults => writeln!(o, "# file: none, the built-in defaults"),
+    let _ = match &cfg.source.path {
+        Some(p) => writeln!(o, "# file: {}", p.display()),
+        None => writeln!(o, "# file: none, the built-in defaults"),
     };
     // GATEWAY_MULTIPLEX_PROFILES counts only when it holds a boolean word
     // (otherwise the profiles phase warns and ignores it).

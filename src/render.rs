@@ -17,8 +17,13 @@
 //!
 //! `op` is one of `chown`, `chmod`, `mkdir`, `mkfifo`, `publish`, `replace`,
 //! `remove`, `unlink`; `chown` and `chmod` carry `from` and `to`
-//! (`uid:gid`, 4-digit octal mode). In apply mode `changes` lists what was
-//! done and `errors` what failed. Paths are container paths.
+//! (`uid:gid`, 4-digit octal mode). A slot's `publish` and `replace`, and
+//! the `create`/`unlink` of its `down`, carry `reason` (why: `new slot`,
+//! the files that differ, the owner or mode of which entry, `down only`);
+//! with `--diff` also `diff`, the unified diffs (`--- current`,
+//! `+++ planned`) of the slot files it creates or rewrites. In apply mode
+//! `changes` lists what was done and `errors` what failed. Paths are
+//! container paths.
 
 use std::io::{self, Write};
 
@@ -29,6 +34,7 @@ use crate::model::{Mode, Phase};
 use crate::plan::{Change, Op};
 pub use crate::report::Report;
 use crate::report::SlotReport;
+use crate::slot_diff::{self, Why};
 
 pub fn slot_json(s: &SlotReport) -> Value {
     json!({
@@ -42,8 +48,9 @@ pub fn slot_json(s: &SlotReport) -> Value {
 
 /// One change as JSON objects: one per printed part (a permissions change
 /// of owner and mode is a `chown` and a `chmod` object, as the calls go).
-pub fn change_json(c: &Change) -> impl Iterator<Item = Value> + '_ {
-    c.op.parts().into_iter().map(|(verb, from_to)| {
+/// A slot change carries its `reason`, and with `diff` its file diffs.
+pub fn change_json(c: &Change, diff: bool) -> impl Iterator<Item = Value> + '_ {
+    c.op.parts().into_iter().map(move |(verb, from_to)| {
         let mut m = serde_json::Map::new();
         m.insert("phase".into(), json!(c.phase.as_str()));
         m.insert("op".into(), json!(verb));
@@ -56,16 +63,30 @@ pub fn change_json(c: &Change) -> impl Iterator<Item = Value> + '_ {
             m.insert("state".into(), json!("running"));
             m.insert("migrated_from".into(), json!(MIGRATED_FROM));
         }
+        if let Some(why) = &c.why {
+            m.insert("reason".into(), json!(why.reason));
+            if diff {
+                m.insert("diff".into(), json!(file_diffs(c, why)));
+            }
+        }
         Value::Object(m)
     })
 }
 
-pub fn json(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
+/// The unified diffs of the files a slot change creates or rewrites.
+fn file_diffs(c: &Change, why: &Why) -> String {
+    why.files
+        .iter()
+        .map(|f| slot_diff::unified(&c.path, f))
+        .collect()
+}
+
+pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
     let v = json!({
         "format": "s6-reconcile",
         "version": 1,
         "mode": mode.as_str(),
-        "changes": r.changes.iter().flat_map(change_json).collect::<Vec<_>>(),
+        "changes": r.changes.iter().flat_map(|c| change_json(c, style.diff)).collect::<Vec<_>>(),
         "slots": r.slots.iter().map(slot_json).collect::<Vec<_>>(),
         "skipped": r.skipped.iter().map(|s| json!({
             "path": s.path.display().to_string(),
@@ -75,7 +96,7 @@ pub fn json(mode: Mode, r: &Report, out: &mut dyn Write) -> io::Result<()> {
         "errors": r.errors.iter().map(|e| json!({
             "op": e.op,
             "path": e.path.display().to_string(),
-            "error": e.error,
+            "error": e.error.to_string(),
         })).collect::<Vec<_>>(),
     });
     serde_json::to_writer_pretty(&mut *out, &v)?;
@@ -103,6 +124,8 @@ pub struct Style {
     pub verbosity: Verbosity,
     /// ANSI colours (a terminal, `--color`, `NO_COLOR`).
     pub color: bool,
+    /// Unified diffs of the slot files that change (`--diff`).
+    pub diff: bool,
 }
 
 /// SGR codes, one per kind of text.
@@ -110,6 +133,7 @@ const BOLD: &str = "1";
 const GREEN: &str = "32";
 const YELLOW: &str = "33";
 const RED: &str = "31";
+const CYAN: &str = "36";
 const WARNING: &str = "1;33";
 const ERROR: &str = "1;31";
 
@@ -185,6 +209,14 @@ fn changes(r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
             )?;
             current = Some(c.phase);
         }
+        if let Some(why) = c.why.as_deref() {
+            let verb = style.paint(verb_color(c.op.verb()), &format!("{:<7}", c.op.verb()));
+            writeln!(out, "  {verb} {}  ({})", c.path.display(), why.reason)?;
+            if style.diff {
+                diff_lines(&file_diffs(c, why), style, out)?;
+            }
+            continue;
+        }
         for (verb, from_to) in c.op.parts() {
             let verb = style.paint(verb_color(verb), &format!("{verb:<7}"));
             match from_to {
@@ -199,6 +231,27 @@ fn changes(r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
                 None => writeln!(out, "  {verb} {}", c.path.display())?,
             }
         }
+    }
+    Ok(())
+}
+
+/// A unified diff, coloured: headers bold, hunks cyan, removals red,
+/// additions green.
+fn diff_lines(text: &str, style: Style, out: &mut dyn Write) -> io::Result<()> {
+    for line in text.lines() {
+        let code = if line.starts_with("--- ") || line.starts_with("+++ ") {
+            BOLD
+        } else if line.starts_with("@@") {
+            CYAN
+        } else if line.starts_with('-') {
+            RED
+        } else if line.starts_with('+') {
+            GREEN
+        } else {
+            writeln!(out, "{line}")?;
+            continue;
+        };
+        writeln!(out, "{}", style.paint(code, line))?;
     }
     Ok(())
 }

@@ -2,8 +2,10 @@
 //! and, after apply, what was done. The renderers turn it into text or JSON.
 
 use std::collections::HashSet;
+use std::io;
 use std::path::PathBuf;
 
+use crate::fs::{self, Refusal};
 use crate::plan::{Change, Plan};
 use crate::state::{Action, PriorExit};
 
@@ -19,7 +21,57 @@ pub struct Skipped {
 pub struct Failure {
     pub op: String,
     pub path: PathBuf,
-    pub error: String,
+    pub error: Cause,
+}
+
+/// Why an operation failed, kept typed until a renderer prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// An OS error (its errno), printed as s6 tools print it.
+    Os(i32),
+    /// A refusal of the fd primitives: a symlink, an entry changed since it
+    /// was observed, a hard link, another kind of file...
+    Refused(Refusal),
+    /// Anything else, already worded.
+    Text(String),
+}
+
+impl From<&io::Error> for Cause {
+    fn from(e: &io::Error) -> Cause {
+        match (e.raw_os_error(), fs::refusal(e)) {
+            (Some(code), _) => Cause::Os(code),
+            (None, Some(r)) => Cause::Refused(r.clone()),
+            (None, None) => Cause::Text(e.to_string()),
+        }
+    }
+}
+
+impl From<io::Error> for Cause {
+    fn from(e: io::Error) -> Cause {
+        Cause::from(&e)
+    }
+}
+
+impl From<String> for Cause {
+    fn from(s: String) -> Cause {
+        Cause::Text(s)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(s: &str) -> Cause {
+        Cause::Text(s.to_string())
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Os(code) => f.write_str(&fs::os_error(&io::Error::from_raw_os_error(*code))),
+            Cause::Refused(r) => write!(f, "{r}"),
+            Cause::Text(s) => f.write_str(s),
+        }
+    }
 }
 
 /// What happens to one profile's slot (SPEC 6.6).

@@ -96,7 +96,7 @@ impl Fatal {
         Failure {
             op: op.into(),
             path,
-            error: self.to_string(),
+            error: self.to_string().into(),
         }
     }
 }
@@ -128,7 +128,7 @@ pub fn fatal_json(mode: Mode, failure: Failure, out: &mut dyn Write) -> std::io:
         errors: vec![failure],
         ..Report::default()
     };
-    render::json(mode, &report, out)
+    render::json(mode, &report, render::Style::default(), out)
 }
 
 /// The largest configuration file read (a real one is a few KiB).
@@ -200,21 +200,6 @@ pub fn config_from(
     Ok(cfg)
 }
 
-/// Which file [`load_config`] reads, for `--print-config`.
-fn config_source(settings: &Settings) -> print_config::Source<'_> {
-    match &settings.config {
-        Some(p) => print_config::Source::File(p),
-        None if settings
-            .root
-            .join(DEFAULT_CONFIG.trim_start_matches('/'))
-            .exists() =>
-        {
-            print_config::Source::File(Path::new(DEFAULT_CONFIG))
-        }
-        None => print_config::Source::Defaults,
-    }
-}
-
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {
     root: &'a Dir,
@@ -273,7 +258,7 @@ pub fn run(
         config.policy
     );
     if settings.print_config {
-        let text = print_config::render(&config, config_source(settings), &account, env);
+        let text = print_config::render(&config, &account, env);
         return Ok(Ran {
             code: EXIT_OK,
             output: out.write_all(text.as_bytes()),
@@ -306,6 +291,7 @@ pub fn run(
     match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
+            warn_unwritable_volume(&desired, &observed, &mut report);
             plan_only(&desired, &observed, &mut report);
         }
         Mode::Apply => {
@@ -323,6 +309,7 @@ pub fn run(
             // Observed once; each part of the apply plans from it, and what
             // apply did is written back into it (never observed again).
             let mut observed = observe(settings, &desired, &root);
+            warn_unwritable_volume(&desired, &observed, &mut report);
             if !root_phases.is_empty() {
                 observed.phases = root_phases;
                 let plan = plan::plan(&desired, &observed);
@@ -359,7 +346,7 @@ fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Resul
 
     let output = match settings.format {
         Format::Human => render::human(settings.mode, &report, settings.style, out),
-        Format::Json => render::json(settings.mode, &report, out),
+        Format::Json => render::json(settings.mode, &report, settings.style, out),
     };
     let code = exit_code(settings.mode, &report);
     Ok(Ran {
@@ -386,15 +373,19 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
-        if let Err(e) = fs::drop_privileges(acct.uid, acct.gid) {
+        if let Err(e) = fs::act_as(acct.uid, acct.gid) {
             report.errors.push(Failure {
-                op: "drop privileges to".into(),
+                op: "act as".into(),
                 path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
-                error: fs::os_error(&e),
+                error: (&e).into(),
             });
             return;
         }
-        log::info!("profiles phase runs as {}:{}", acct.uid, acct.gid);
+        log::info!(
+            "profiles phase acts as {}:{} (effective ids; real and saved stay root)",
+            acct.uid,
+            acct.gid
+        );
     }
     let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
@@ -416,6 +407,11 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
                 path: c.path.clone(),
                 reason: "left in place: publishing the slots failed".into(),
             });
+        }
+    }
+    if let Some(uid) = fs::acting_as() {
+        for e in &mut applied.errors {
+            say_who_acted(e, uid);
         }
     }
     mark_unpublished(&mut plan.slots, &in_scandir, &applied.errors);
@@ -444,20 +440,60 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
         // The volume is the user's: when still root (strict policy), write
         // the log with the user's effective ids so it stays theirs.
         let append = || bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes);
-        let result = if fs::euid() == 0 {
-            fs::with_effective_ids(acct.uid, acct.gid, append)
+        let (result, writer) = if fs::euid() == 0 {
+            (fs::with_effective_ids(acct.uid, acct.gid, append), acct.uid)
         } else {
-            append()
+            (append(), fs::euid())
         };
         if let Err(e) = result {
-            report.errors.push(Failure {
+            let mut failure = Failure {
                 op: "append to".into(),
                 path: desired.config.profiles.home.0.join(&cfg.path.0),
-                error: fs::os_error(&e),
-            });
+                error: (&e).into(),
+            };
+            say_who_acted(&mut failure, writer);
+            report.errors.push(failure);
         }
     }
     report.add_plan(&plan, applied.done, applied.errors);
+}
+
+/// Warn when the volume is not writable by the user who will write it
+/// (the boot log, and in compat the stale runtime files): a volume copied
+/// or created as root makes every apply fail there, while the plan alone
+/// would show nothing wrong.
+fn warn_unwritable_volume(desired: &Desired, observed: &Observed, report: &mut Report) {
+    let Some(home) = observed.profiles.as_ref().and_then(|p| p.home.present()) else {
+        return;
+    };
+    let acct = &desired.account;
+    let writer = if fs::euid() == 0 {
+        (acct.uid, acct.gid)
+    } else {
+        (fs::euid(), fs::egid())
+    };
+    if writer.0 == 0 || fs::writable_by(&home.meta, writer) {
+        return;
+    }
+    report.warnings.push(format!(
+        "{} (profiles.home, owner {}:{}, mode {:04o}) is not writable by uid {} gid {}, \
+         who writes the boot log there: the apply will fail to append it",
+        desired.config.profiles.home.0.display(),
+        home.meta.uid,
+        home.meta.gid,
+        home.meta.mode,
+        writer.0,
+        writer.1
+    ));
+}
+
+/// An error met while acting for the user says so: a volume or scandir
+/// that root could write may not be the user's (`Permission denied (as uid
+/// 10000)`).
+fn say_who_acted(e: &mut Failure, uid: u32) {
+    if uid != 0 {
+        e.error = format!("{} (as uid {uid})", e.error).into();
+    }
 }
 
 /// A slot whose publish or replace failed was not published: report it as

@@ -29,11 +29,15 @@ fn kind(v: &Value) -> &'static str {
 
 /// The prior state recorded in a profile's state file.
 ///
-/// `desired_state`, if present and a string, wins; otherwise
-/// `gateway_state` if it is a string, where a value listed in
+/// `desired_state`, if present and a string, wins; otherwise (absent or
+/// `null`) `gateway_state` if it is a string, where a value listed in
 /// `transient_running` counts as `running`; otherwise `Ok(None)`.
 /// `Err` carries the reason for the warning (the caller names the file):
-/// invalid JSON (with serde_json's line and column) or not an object.
+/// invalid JSON (with serde_json's line and column), not an object, or a
+/// `desired_state` that is set but not a string: the operator's intent is
+/// there but unreadable, so it is "no state" (never started), and
+/// `gateway_state` does not stand in for it (the application also takes
+/// such a value as the intent, and it never starts a gateway).
 /// A leading UTF-8 BOM is accepted.
 pub fn parse_state(bytes: &[u8], transient_running: &[String]) -> Result<Option<String>, String> {
     let bytes = strip_bom(bytes);
@@ -44,8 +48,10 @@ pub fn parse_state(bytes: &[u8], transient_running: &[String]) -> Result<Option<
     let Value::Object(map) = value else {
         return Err(format!("not a JSON object (found {})", kind(&value)));
     };
-    if let Some(Value::String(s)) = map.get("desired_state") {
-        return Ok(Some(s.clone()));
+    match map.get("desired_state") {
+        Some(Value::String(s)) => return Ok(Some(s.clone())),
+        None | Some(Value::Null) => {}
+        Some(v) => return Err(format!("desired_state is {}, not a string", kind(v))),
     }
     if let Some(Value::String(s)) = map.get("gateway_state") {
         if transient_running.iter().any(|t| t == s) {
@@ -196,10 +202,15 @@ mod tests {
             state(br#"{"gateway_state": "stopped"}"#),
             Ok(Some("stopped".into()))
         );
-        // A non-string desired_state does not hide gateway_state.
+        // A desired_state that is set but not a string is unreadable
+        // intent: no state (with a warning), gateway_state does not stand in.
         assert_eq!(
             state(br#"{"desired_state": 1, "gateway_state": "running"}"#),
-            Ok(Some("running".into()))
+            Err("desired_state is a number, not a string".into())
+        );
+        assert_eq!(
+            state(br#"{"desired_state": ["running"], "gateway_state": "running"}"#),
+            Err("desired_state is an array, not a string".into())
         );
         // transient_running comes from the configuration, not a built-in list.
         assert_eq!(

@@ -173,7 +173,7 @@ fn two_applies_at_once_never_show_a_missing_or_half_built_slot() {
     let tmp = root_with("");
     let root = tmp.path();
     write_config(root, 0);
-    reconcile::<&str>(root, &[]).assert_ok();
+    reconcile(root, &[]).assert_ok();
     let scandir = root.join("run/service");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -308,7 +308,7 @@ fn the_user_can_neither_take_nor_hold_the_lock() {
     assert!(!r.success(), "{r}");
     assert!(!lock.exists(), "the user created the lock file");
     // ...and after one, may not open it (flock needs an open file).
-    reconcile::<&str>(root, &[]).assert_ok();
+    reconcile(root, &[]).assert_ok();
     let md = fs::symlink_metadata(&lock).unwrap();
     assert_eq!(
         (md.is_file(), md.uid(), md.gid(), md.mode() & 0o7777),
@@ -330,7 +330,7 @@ fn a_lock_dir_the_user_can_write_is_refused_before_anything_is_done() {
     let root = tmp.path();
     common::s6::set_mode(&root.join("run"), 0o1777);
     let before = tree::dump(root);
-    let r = reconcile::<&str>(root, &[]);
+    let r = reconcile(root, &[]);
     assert_eq!(r.code, Some(111), "{r}");
     assert!(
         r.stderr.contains(
@@ -345,7 +345,7 @@ fn a_lock_dir_the_user_can_write_is_refused_before_anything_is_done() {
 fn a_lock_file_others_can_open_is_refused() {
     let tmp = root_with("- {path: run/s6-reconcile.lock, type: file, mode: \"0644\"}\n");
     let root = tmp.path();
-    let r = reconcile::<&str>(root, &[]);
+    let r = reconcile(root, &[]);
     assert_eq!(r.code, Some(111), "{r}");
     assert!(
         r.stderr.contains(

@@ -14,17 +14,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::tree;
-
-/// The container environment the tool reads; a developer's shell must not
-/// change what these tests see.
-const SCRUBBED_ENV: [&str; 5] = [
-    "HERMES_HOME",
-    "S6_PROFILE_GATEWAY_SCANDIR",
-    "GATEWAY_MULTIPLEX_PROFILES",
-    "HERMES_GATEWAY_NO_SUPERVISE",
-    "RUST_LOG",
-];
+use common::run::{Run, reconcile, reconcile_env};
+use common::tree::{self, owner_mode};
 
 /// A root with accounts, a volume holding the default profile and one good
 /// named profile (`good`, state `running`), and an empty scandir as
@@ -112,97 +103,6 @@ fn config(yaml: &str) -> String {
          - {{path: etc/s6-reconcile/config.yaml, type: file, content: {}}}\n",
         tree::quote(yaml)
     )
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Everything, for assertion messages.
-    fn show(&self) -> String {
-        format!(
-            "exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    #[track_caller]
-    fn assert_exit(&self, code: i32) {
-        assert_eq!(self.code, code, "{}", self.show());
-    }
-
-    /// stdout has a line equal to `line`.
-    #[track_caller]
-    fn assert_line(&self, line: &str) {
-        assert!(
-            self.stdout.lines().any(|l| l == line),
-            "no line {line:?} on stdout:\n{}",
-            self.show()
-        );
-    }
-
-    /// stdout has a line containing every one of `parts`.
-    #[track_caller]
-    fn assert_line_with(&self, parts: &[&str]) {
-        assert!(
-            self.stdout
-                .lines()
-                .any(|l| parts.iter().all(|p| l.contains(p))),
-            "no line with {parts:?} on stdout:\n{}",
-            self.show()
-        );
-    }
-
-    #[track_caller]
-    fn assert_no_line_with(&self, part: &str) {
-        assert!(
-            !self.stdout.lines().any(|l| l.contains(part)),
-            "unexpected {part:?} on stdout:\n{}",
-            self.show()
-        );
-    }
-
-    /// The one `reconcile: profile=<name> ...` line.
-    #[track_caller]
-    fn profile_line(&self, name: &str) -> &str {
-        let prefix = format!("reconcile: profile={name} ");
-        let lines: Vec<&str> = self
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with(&prefix))
-            .collect();
-        assert_eq!(lines.len(), 1, "profile {name}:\n{}", self.show());
-        lines[0]
-    }
-}
-
-fn reconcile_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.arg("--root").arg(root).args(args).env("TZ", "UTC");
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run reconcile");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn reconcile(root: &Path, args: &[&str]) -> Run {
-    reconcile_env(root, args, &[])
-}
-
-/// uid, gid and permission bits of `rel` (not following a symlink).
-fn owner_mode(root: &Path, rel: &str) -> (u32, u32, u32) {
-    tree::owner_mode(root, rel)
 }
 
 fn exists(root: &Path, rel: &str) -> bool {
@@ -592,7 +492,7 @@ fn a_root_owned_0700_staging_dir_is_removed_as_root_and_the_slot_published() {
     let run = reconcile(root, &[]);
     run.assert_exit(0);
     run.assert_line("  remove  /run/service/.gateway-good.tmp");
-    run.assert_line("  publish /run/service/gateway-good");
+    run.assert_line("  publish /run/service/gateway-good  (new slot)");
     assert!(!exists(root, "run/service/.gateway-good.tmp"));
     assert_others_done(root, &run);
     assert_eq!(
@@ -611,7 +511,9 @@ fn without_the_scandir_phase_a_root_staging_dir_fails_that_slot_only() {
     std::os::unix::fs::chown(root.join("run/service"), Some(10000), Some(10000)).unwrap();
     let run = reconcile(root, &["--phase", "profiles"]);
     run.assert_exit(1);
-    run.assert_line("error: unable to remove /run/service/.gateway-good.tmp: Permission denied");
+    run.assert_line(
+        "error: unable to remove /run/service/.gateway-good.tmp: Permission denied (as uid 10000)",
+    );
     assert_eq!(
         run.profile_line("good"),
         "reconcile: profile=good prior_state=running action=skipped"
@@ -758,7 +660,7 @@ fn a_read_only_scandir_fails_every_slot_cleanly_and_loses_nothing() {
     for slot in ["gateway-default", "gateway-good", "gateway-other"] {
         run.assert_line(&format!(
             "error: unable to publish /run/service/{slot}: \
-             mkdir in staging dir .{slot}.tmp: Read-only file system"
+             mkdir in staging dir .{slot}.tmp: Read-only file system (as uid 10000)"
         ));
     }
     run.assert_line("error: unable to chown /run/service: Read-only file system");

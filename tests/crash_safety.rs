@@ -54,16 +54,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::killpoints::{self as kp, End, Syscall};
+use common::run::SCRUBBED_ENV;
 use common::tree::{self, Content, Entry, Node, Perms};
-
-/// The container environment the tool reads; the developer's shell must
-/// not leak into the runs.
-const SCRUBBED_ENV: [&str; 4] = [
-    "HERMES_HOME",
-    "S6_PROFILE_GATEWAY_SCANDIR",
-    "GATEWAY_MULTIPLEX_PROFILES",
-    "RUST_LOG",
-];
 
 const USER: u32 = 10000;
 const SCANDIR: &str = "run/service";

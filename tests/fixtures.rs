@@ -46,15 +46,9 @@ use std::process::Command;
 
 use common::tree;
 
-/// The container environment the tool reads; a developer's shell must not
-/// leak into the goldens.
-const SCRUBBED_ENV: [&str; 5] = [
-    "HERMES_HOME",
-    "S6_PROFILE_GATEWAY_SCANDIR",
-    "GATEWAY_MULTIPLEX_PROFILES",
-    "HERMES_GATEWAY_NO_SUPERVISE",
-    "RUST_LOG",
-];
+// The container environment the tool reads: a developer's shell must not
+// leak into the goldens.
+use common::run::SCRUBBED_ENV;
 
 /// Paths that a scenario plants a link to (or that must stay root's) and
 /// that must come out of apply exactly as they went in:

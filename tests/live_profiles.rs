@@ -269,16 +269,6 @@ fn inode(path: &Path) -> u64 {
         .ino()
 }
 
-fn assert_owner_mode(path: &Path, uid: u32, gid: u32, mode: u32) {
-    let (u, g, m) = owner_mode(path);
-    assert_eq!(
-        (u, g, format!("{m:04o}")),
-        (uid, gid, format!("{mode:04o}")),
-        "owner:group and mode of {}",
-        path.display()
-    );
-}
-
 /// The `reconcile: profile=...` lines of a run's stdout, keyed by profile.
 fn stdout_lines(run: &Run) -> BTreeMap<String, Vec<String>> {
     let mut lines: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -542,8 +532,9 @@ fn a_second_apply_changes_nothing_on_the_live_tree() {
     let want: Vec<(&str, &str)> = PROFILES.iter().map(|p| (p.name, p.action())).collect();
     assert_eq!(actions, want, "{again:#}");
 
-    // Give a rescan (had one been requested) time to act, then compare.
-    thread::sleep(std::time::Duration::from_millis(300));
+    // Once the scanner has carried out every command so far (a rescan,
+    // had one been requested), compare.
+    s.live.settle();
     assert_eq!(
         dirs.iter().map(|d| inode(d)).collect::<Vec<_>>(),
         inodes,
@@ -772,7 +763,7 @@ fn a_changed_state_toggles_down_in_place_without_disturbing_the_supervisor() {
 
     // Same directories, same supervisors, same services: `down` only says
     // what happens at the next supervisor start.
-    thread::sleep(std::time::Duration::from_millis(300));
+    s.live.settle();
     let after: Vec<(u64, Vec<i32>, Option<String>)> = [&alpha, &bravo]
         .iter()
         .map(|d| (inode(d), supervisor_pids(d), svstat(d, "pid")))

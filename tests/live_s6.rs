@@ -95,15 +95,6 @@ fn service_pid(dir: &Path) -> String {
 }
 
 /// Asserts the owner, group and mode bits (setgid/sticky included) of `path`.
-fn assert_owner_mode(path: &Path, uid: u32, gid: u32, mode: u32) {
-    let (u, g, m) = owner_mode(path);
-    assert_eq!(
-        (u, g, format!("{m:04o}")),
-        (uid, gid, format!("{mode:04o}")),
-        "owner:group and mode of {}",
-        path.display()
-    );
-}
 
 #[test]
 fn before_reconcile_the_user_cannot_control_any_service() {

@@ -660,3 +660,280 @@ fn errors_are_red_on_a_terminal() {
         "{out}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// why a slot changes, and --diff
+
+fn plan_lines(root: &Path, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["--plan"];
+    all.extend_from_slice(args);
+    let out = reconcile(root, &all, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    stdout(&out).lines().map(str::to_string).collect()
+}
+
+fn plan_json(root: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--plan", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = reconcile(root, &all, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// The JSON change at `path`.
+fn change_at<'a>(plan: &'a serde_json::Value, path: &str) -> &'a serde_json::Value {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == path)
+        .unwrap_or_else(|| panic!("no change at {path}: {plan:#}"))
+}
+
+/// [`container`] after one apply: both slots published.
+fn applied_container() -> tempfile::TempDir {
+    let tmp = container();
+    let out = reconcile(tmp.path(), &[], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let lines = plan_lines(tmp.path(), &[]);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("No changes; 1 skipped."),
+        "converged: {lines:#?}"
+    );
+    tmp
+}
+
+#[test]
+fn a_new_slot_is_published_because_it_is_new() {
+    let tmp = container();
+    let lines = plan_lines(tmp.path(), &[]);
+    for slot in ["gateway-alice", "gateway-default"] {
+        let line = format!("  publish /run/service/{slot}  (new slot)");
+        assert!(lines.contains(&line), "no {line:?} in {lines:#?}");
+    }
+    let plan = plan_json(tmp.path(), &[]);
+    let c = change_at(&plan, "/run/service/gateway-alice");
+    assert_eq!(c["op"], "publish");
+    assert_eq!(c["reason"], "new slot");
+    assert!(
+        c.get("diff").is_none(),
+        "no diff field without --diff: {c:#}"
+    );
+    // Other changes carry no reason.
+    let chown = change_at(&plan, "/run/s6-rc/servicedirs/svc/supervise");
+    assert!(chown.get("reason").is_none(), "{chown:#}");
+
+    // --diff: every file of the new slot, against nothing.
+    let lines = plan_lines(tmp.path(), &["--diff"]);
+    let at = lines
+        .iter()
+        .position(|l| l == "  publish /run/service/gateway-alice  (new slot)")
+        .unwrap();
+    let run = std::fs::read_to_string(tmp.path().join("etc/passwd"))
+        .map(|_| ())
+        .ok();
+    assert!(run.is_some());
+    assert_eq!(
+        lines[at + 1..at + 3],
+        [
+            "--- current /run/service/gateway-alice/type (absent)",
+            "+++ planned /run/service/gateway-alice/type",
+        ]
+    );
+    assert_eq!(lines[at + 3..at + 5], ["@@ -0,0 +1 @@", "+longrun"]);
+    for file in ["run", "finish", "log/run"] {
+        let header = format!("+++ planned /run/service/gateway-alice/{file}");
+        assert!(lines.contains(&header), "no {header:?}: {lines:#?}");
+    }
+}
+
+#[test]
+fn a_replaced_slot_says_which_files_owners_and_modes_differ() {
+    let tmp = applied_container();
+    let slot = tmp.path().join("run/service/gateway-default");
+    let planned_run = std::fs::read_to_string(slot.join("run")).unwrap();
+    std::fs::write(slot.join("run"), format!("{planned_run}# tampered\n")).unwrap();
+    let lines = plan_lines(tmp.path(), &[]);
+    assert!(
+        lines.contains(&"  replace /run/service/gateway-default  (run differs)".to_string()),
+        "{lines:#?}"
+    );
+
+    // More differences: every one is named, files first.
+    std::fs::write(slot.join("finish"), "#!/bin/sh\nexit 0\n").unwrap();
+    nix::unistd::chown(
+        &slot.join("supervise/control"),
+        Some(0.into()),
+        Some(0.into()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        slot.join("log/run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o775),
+    )
+    .unwrap();
+    std::fs::write(slot.join("notes.txt"), "mine\n").unwrap();
+    let reason = "run, finish differ; owner of supervise/control 0:0 → 10000:10000; \
+                  mode of log/run 0775 → 0755; extra notes.txt";
+    let lines = plan_lines(tmp.path(), &[]);
+    let line = format!("  replace /run/service/gateway-default  ({reason})");
+    assert!(lines.contains(&line), "no {line:?} in {lines:#?}");
+    let plan = plan_json(tmp.path(), &[]);
+    let c = change_at(&plan, "/run/service/gateway-default");
+    assert_eq!(
+        (&c["op"], &c["reason"]),
+        (&"replace".into(), &reason.into())
+    );
+}
+
+#[test]
+fn diff_shows_each_changed_slot_file_as_a_unified_diff() {
+    let tmp = applied_container();
+    let slot = tmp.path().join("run/service/gateway-default");
+    let planned_run = std::fs::read_to_string(slot.join("run")).unwrap();
+    std::fs::write(slot.join("run"), format!("{planned_run}# tampered\n")).unwrap();
+    std::fs::set_permissions(
+        slot.join("log/run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o775),
+    )
+    .unwrap();
+
+    let planned: Vec<&str> = planned_run.lines().collect();
+    let n = planned.len();
+    assert!(n >= 3, "a run script of a few lines: {planned_run}");
+    let want: Vec<String> = [
+        "  replace /run/service/gateway-default  (run differs; mode of log/run 0775 → 0755)"
+            .to_string(),
+        "--- current /run/service/gateway-default/run".into(),
+        "+++ planned /run/service/gateway-default/run".into(),
+        format!("@@ -{},4 +{},3 @@", n - 2, n - 2),
+        format!(" {}", planned[n - 3]),
+        format!(" {}", planned[n - 2]),
+        format!(" {}", planned[n - 1]),
+        "-# tampered".into(),
+    ]
+    .into();
+    let lines = plan_lines(tmp.path(), &["--diff"]);
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  replace "))
+        .unwrap_or_else(|| panic!("no replace: {lines:#?}"));
+    assert_eq!(lines[at..at + want.len()], want[..], "{lines:#?}");
+    // Only the file whose content differs is diffed (log/run's mode is a
+    // reason, not a diff), and the next line is the next change or section.
+    assert!(
+        !lines.iter().any(|l| l.ends_with("gateway-default/log/run")),
+        "{lines:#?}"
+    );
+
+    // JSON: the same diff text in a "diff" field, with --diff only.
+    let plan = plan_json(tmp.path(), &["--diff"]);
+    let c = change_at(&plan, "/run/service/gateway-default");
+    let text = c["diff"].as_str().expect("a diff string");
+    assert_eq!(text.lines().collect::<Vec<_>>(), want[1..]);
+
+    // On a terminal the diff is coloured: removals red, hunks cyan.
+    let coloured = on_terminal(tmp.path(), "--plan --diff", &[]);
+    assert!(
+        coloured.lines().any(|l| l == "\x1b[31m-# tampered\x1b[0m"),
+        "{coloured}"
+    );
+    assert!(
+        coloured
+            .lines()
+            .any(|l| l == format!("\x1b[36m@@ -{},4 +{},3 @@\x1b[0m", n - 2, n - 2)),
+        "{coloured}"
+    );
+
+    // Applied, nothing is left to diff.
+    let out = reconcile(tmp.path(), &[], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let lines = plan_lines(tmp.path(), &["--diff"]);
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("No changes; 1 skipped."),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("---")), "{lines:#?}");
+}
+
+#[test]
+fn a_down_only_change_says_so() {
+    let tmp = applied_container();
+    std::fs::write(
+        tmp.path()
+            .join("opt/data/profiles/alice/gateway_state.json"),
+        "{\"gateway_state\": \"running\"}",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("opt/data/gateway_state.json"),
+        "{\"gateway_state\": \"stopped\"}",
+    )
+    .unwrap();
+    let lines = plan_lines(tmp.path(), &["--diff"]);
+    for line in [
+        "  create  /run/service/gateway-default/down  (down only: the profile is registered, not started)",
+        "  unlink  /run/service/gateway-alice/down  (down only: the profile starts)",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "no {line:?} in {lines:#?}");
+    }
+    assert!(!lines.iter().any(|l| l.starts_with("--- ")), "{lines:#?}");
+    let plan = plan_json(tmp.path(), &[]);
+    assert_eq!(
+        change_at(&plan, "/run/service/gateway-alice/down")["reason"],
+        "down only: the profile starts"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// the newcomer's example
+
+/// The README's example, as written for a root shell: materialize the
+/// bundled description, apply it (exit 0, no error: the volume is the
+/// user's), and a snapshot of the result has nothing left to do.
+#[test]
+fn the_bundled_example_applies_cleanly() {
+    require_root();
+    let tmp = tree::temp_root("operator-example");
+    let root = tmp.path().join("example-root");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tree.yaml");
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_reconcile"))
+            .args(args)
+            .env_clear()
+            .output()
+            .expect("run reconcile")
+    };
+    let out = run(&["materialize".as_ref(), example.as_ref(), root.as_ref()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let out = run(&["--root".as_ref(), root.as_ref()]);
+    assert_eq!(out.status.code(), Some(0), "apply: {}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains("error")
+            && text
+                .lines()
+                .last()
+                .is_some_and(|l| l.starts_with("Applied ")),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        text.contains("reconcile: profile=alice prior_state=running action=started\n"),
+        "{}",
+        describe(&out)
+    );
+    let out = run(&["snapshot".as_ref(), "--root".as_ref(), root.as_ref()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let after = tmp.path().join("after.yaml");
+    std::fs::write(&after, &out.stdout).unwrap();
+    let out = run(&["--check".as_ref(), "--tree".as_ref(), after.as_ref()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "nothing left to do: {}",
+        describe(&out)
+    );
+}

@@ -7,13 +7,16 @@
 //! release build takes a minute or more the first time; it is built once per
 //! test process and shared.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use common::run::owner_mode;
 use nix::sys::stat::Mode;
 use s6_reconcile::config::{Config, Policy, Principal};
 
@@ -144,11 +147,6 @@ fn make_container_root(root: &Path) {
     .expect("chown volume");
 }
 
-fn owner_and_mode(path: &Path) -> (u32, u32, u32) {
-    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
-    (m.uid(), m.gid(), m.mode() & 0o7777)
-}
-
 // ---------------------------------------------------------------------------
 // (a) the static binary
 
@@ -222,7 +220,7 @@ fn static_binary_runs_alone_in_an_empty_chroot() {
         "the plan prints container paths, without the --root prefix: {plan}"
     );
     assert_eq!(
-        owner_and_mode(&supervise),
+        owner_mode(&supervise),
         (0, 0, 0o700),
         "--plan changed the tree"
     );
@@ -238,9 +236,9 @@ fn static_binary_runs_alone_in_an_empty_chroot() {
         "apply in the chroot: {}",
         describe(&out)
     );
-    assert_eq!(owner_and_mode(&supervise), (10000, 10000, 0o710));
+    assert_eq!(owner_mode(&supervise), (10000, 10000, 0o710));
     assert_eq!(
-        owner_and_mode(
+        owner_mode(
             &chroot
                 .path()
                 .join("tree/run/s6-rc/servicedirs/s6rc-fdholder/supervise")
@@ -386,11 +384,7 @@ fn debian_package_installs_the_documented_paths() {
     );
     for (path, mode) in DEB_FILES {
         let on_disk = scratch.path().join(path.trim_start_matches('/'));
-        assert_eq!(
-            owner_and_mode(&on_disk),
-            (0, 0, mode),
-            "{path} after dpkg -i"
-        );
+        assert_eq!(owner_mode(&on_disk), (0, 0, mode), "{path} after dpkg -i");
     }
 
     // md5sums in the control archive, one line per installed file, sorted:
@@ -687,7 +681,7 @@ fn build_for_an_uninstalled_target_fails_at_once_naming_rustup() {
 #[test]
 fn cont_init_script_is_an_executable_with_contenv_script_sorting_late() {
     let script = repo().join("packaging/cont-init.d/99-s6-reconcile");
-    let (_, _, mode) = owner_and_mode(&script);
+    let (_, _, mode) = owner_mode(&script);
     assert_eq!(
         mode, 0o755,
         "s6-overlay v3 executes cont-init scripts: mode 0755"
@@ -791,12 +785,12 @@ fn cont_init_script_applies_and_passes_failures_through() {
         "cont-init on a fresh tree: {}",
         describe(&out)
     );
-    assert_eq!(owner_and_mode(&supervise), (10000, 10000, 0o710));
+    assert_eq!(owner_mode(&supervise), (10000, 10000, 0o710));
     assert_eq!(
-        owner_and_mode(&supervise.join("control")),
+        owner_mode(&supervise.join("control")),
         (10000, 10000, 0o660)
     );
-    assert_eq!(owner_and_mode(&root.join("run/service")).0, 10000);
+    assert_eq!(owner_mode(&root.join("run/service")).0, 10000);
 
     // Drift (supervise/ back to root) is fixed at the next boot, exit 0.
     nix::unistd::chown(&supervise, Some(0.into()), Some(0.into())).unwrap();
@@ -807,7 +801,7 @@ fn cont_init_script_applies_and_passes_failures_through() {
         "cont-init on a drifted tree: {}",
         describe(&out)
     );
-    assert_eq!(owner_and_mode(&supervise), (10000, 10000, 0o710));
+    assert_eq!(owner_mode(&supervise), (10000, 10000, 0o710));
 
     // A bad configuration: exit 100, the message names the key, and the
     // tree is untouched.
@@ -830,7 +824,7 @@ fn cont_init_script_applies_and_passes_failures_through() {
         stderr.contains("/etc/s6-reconcile/config.yaml:2:") && stderr.contains("scandr"),
         "the error names the file, line and key: {stderr}"
     );
-    assert_eq!(owner_and_mode(&supervise), (0, 0, 0o710), "nothing changed");
+    assert_eq!(owner_mode(&supervise), (0, 0, 0o710), "nothing changed");
 }
 
 // ---------------------------------------------------------------------------
@@ -1104,6 +1098,7 @@ fn shell_lines() -> Vec<(String, String)> {
         "packaging/README-section.md",
         "fixtures/README.md",
         "benches/README.md",
+        "docs/tree-format.md",
     ] {
         let Ok(text) = fs::read_to_string(repo().join(file)) else {
             continue;

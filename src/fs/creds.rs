@@ -1,5 +1,5 @@
-//! The process's credentials: dropping privileges for good, switching the
-//! effective ids for a while, the umask.
+//! The process's credentials: acting as the user (effective ids only) for
+//! the rest of the run or for a while, the umask.
 
 use std::io;
 
@@ -8,14 +8,29 @@ use nix::unistd::{Gid, Uid};
 
 use super::errno_io;
 
-/// Drop to (uid, gid) for good: supplementary groups cleared, then gid, then uid.
-pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+/// Act as (uid, gid) for the rest of the run: the effective ids (and so
+/// every permission check and the owner of what is created) become the
+/// user's, supplementary groups only the user's group. The real and saved
+/// uid stay 0, so the user can neither signal (`kill(2)` compares the
+/// sender's ids with the target's real and saved uid) nor trace this
+/// process; it is made not dumpable, so its `/proc` entries stay root's.
+pub fn act_as(uid: u32, gid: u32) -> io::Result<()> {
     let g = Gid::from_raw(gid);
     let u = Uid::from_raw(uid);
+    nix::sys::prctl::set_dumpable(false).map_err(errno_io)?;
     nix::unistd::setgroups(&[g]).map_err(errno_io)?;
-    nix::unistd::setresgid(g, g, g).map_err(errno_io)?;
-    nix::unistd::setresuid(u, u, u).map_err(errno_io)?;
+    nix::unistd::setegid(g).map_err(errno_io)?;
+    nix::unistd::seteuid(u).map_err(errno_io)?;
+    // The kernel resets the dumpable flag on a change of ids (to
+    // fs.suid_dumpable, which may be 1 or 2): set it again.
+    nix::sys::prctl::set_dumpable(false).map_err(errno_io)?;
     Ok(())
+}
+
+/// Whether this process is acting for another user (see [`act_as`]).
+pub fn acting_as() -> Option<u32> {
+    let (real, effective) = (nix::unistd::getuid(), nix::unistd::geteuid());
+    (real != effective).then(|| effective.as_raw())
 }
 
 /// Run `f` with effective ids (uid, gid), then return to root. Only the

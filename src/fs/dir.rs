@@ -3,11 +3,11 @@
 //! `mkfifoat`, `unlinkat`, `renameat2`), never following a symlink.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags};
@@ -32,13 +32,13 @@ pub(super) fn name_ok(name: &OsStr) -> io::Result<()> {
 /// A held directory file descriptor.
 #[derive(Debug)]
 pub struct Dir {
-    fd: OwnedFd,
+    pub(super) fd: OwnedFd,
     /// Whether the fd's read offset has moved (a listing): the next
     /// listing seeks back to the start first.
-    listed: AtomicBool,
+    pub(super) listed: AtomicBool,
     /// `false` for an `O_PATH` fd (a directory we may search but not
     /// read): listing it is refused as the open would be, with EACCES.
-    readable: bool,
+    pub(super) readable: bool,
 }
 
 /// One entry of a directory listing: its name (bytes, as the file system
@@ -179,42 +179,9 @@ impl Dir {
         }
     }
 
-    /// The entries of this directory, sorted bytewise by name, without
-    /// `.` and `..`: `getdents64` on the held fd itself (no second fd).
-    pub fn list(&self) -> io::Result<Vec<DirEntry>> {
-        if !self.readable {
-            return Err(errno_io(Errno::EACCES));
-        }
-        if self.listed.swap(true, Ordering::Relaxed) {
-            rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
-        }
-        // Names are at most 255 bytes: one entry always fits.
-        let mut buf = Vec::with_capacity(16 * 1024);
-        let mut raw = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
-        let mut out = Vec::new();
-        while let Some(e) = raw.next() {
-            let e = e?;
-            let n = e.file_name().to_bytes();
-            if n == b"." || n == b".." {
-                continue;
-            }
-            out.push(DirEntry {
-                name: OsStr::from_bytes(n).to_os_string(),
-                kind: kind_of_dtype(e.file_type()),
-            });
-        }
-        out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
-    /// The names in this directory, sorted bytewise, without `.` and `..`.
-    pub fn entries(&self) -> io::Result<Vec<OsString>> {
-        Ok(self.list()?.into_iter().map(|e| e.name).collect())
-    }
-
     /// Open a child for reading, never through a symlink, never blocking
     /// (a FIFO opens at once) and never becoming a controlling terminal.
-    fn open_read(&self, name: &OsStr) -> io::Result<OwnedFd> {
+    pub(super) fn open_read(&self, name: &OsStr) -> io::Result<OwnedFd> {
         name_ok(name)?;
         nix::fcntl::openat(
             self.fd.as_fd(),
@@ -227,90 +194,6 @@ impl Dir {
             Mode::empty(),
         )
         .map_err(errno_io)
-    }
-
-    /// Read a regular file (never a symlink, FIFO or device), at most `limit` bytes.
-    pub fn read_file(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
-        let fd = self.open_read(name)?;
-        expect_kind(&fd_meta(&fd)?, Kind::File)?;
-        let mut buf = Vec::new();
-        std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
-        Ok(buf)
-    }
-
-    /// What it is and, for a regular file of at most `limit` bytes, its
-    /// contents (`None` otherwise), following a symlink at `name`: only for
-    /// files of the user's volume read with the user's effective ids (see
-    /// `scan::Source::read_file_following`), never as root. Never blocks (a
-    /// FIFO opens at once) and never becomes a controlling terminal.
-    pub fn read_file_meta_following(
-        &self,
-        name: &OsStr,
-        limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        name_ok(name)?;
-        let fd = nix::fcntl::openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno_io)?;
-        let meta = fd_meta(&fd)?;
-        if meta.kind != Kind::File {
-            return Ok((meta, None));
-        }
-        let mut buf = Vec::new();
-        std::fs::File::from(fd)
-            .take(limit + 1)
-            .read_to_end(&mut buf)?;
-        if buf.len() as u64 > limit {
-            return Ok((meta, None));
-        }
-        Ok((meta, Some(buf)))
-    }
-
-    /// `stat` of a child, following a symlink at its name: same rule as
-    /// [`Dir::read_file_following`].
-    pub fn stat_following(&self, name: &OsStr) -> io::Result<Meta> {
-        name_ok(name)?;
-        nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty())
-            .map(|s| Meta::from_stat(&s))
-            .map_err(errno_io)
-    }
-
-    /// Open a child without following it and without blocking, and return
-    /// what it is; when it is a regular file of at most `limit` bytes, its
-    /// contents too (`None` otherwise). One `openat`, one `fstat` and, for
-    /// a file whose size did not change, one `read`.
-    pub fn read_file_meta(&self, name: &OsStr, limit: u64) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        let fd = self.open_read(name)?;
-        let meta = fd_meta(&fd)?;
-        if meta.kind != Kind::File || meta.size > limit {
-            return Ok((meta, None));
-        }
-        let mut f = std::fs::File::from(fd);
-        // More than the size: getting exactly the size is the end of a
-        // regular file, so the usual case is a single read. (A size of 0,
-        // as procfs says of every file, reads on to the end.)
-        let first = (meta.size + 1).max(4096).min(limit + 1);
-        let mut buf = vec![0u8; first as usize];
-        let mut len = 0;
-        loop {
-            let n = f.read(&mut buf[len..])?;
-            len += n;
-            if n == 0 || (len == meta.size as usize && n > 0) {
-                break;
-            }
-            if len == buf.len() {
-                if len as u64 > limit {
-                    return Ok((meta, None));
-                }
-                buf.resize(len * 2, 0);
-            }
-        }
-        buf.truncate(len);
-        Ok((meta, Some(buf)))
     }
 
     /// Create a new regular file (`O_EXCL`, never through a symlink) with
@@ -549,12 +432,6 @@ impl Dir {
         .map_err(errno_io)
     }
 
-    /// Read a symlink's target (without following it).
-    pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
-        name_ok(name)?;
-        nix::fcntl::readlinkat(self.fd.as_fd(), name).map_err(errno_io)
-    }
-
     /// Write bytes to a FIFO child without blocking (`O_NONBLOCK`).
     /// `Ok(false)` when no reader listens (ENXIO).
     pub fn write_fifo(&self, name: &OsStr, bytes: &[u8]) -> io::Result<bool> {
@@ -622,26 +499,13 @@ fn chmod_via_proc(fd: &OwnedFd, mode: u32) -> io::Result<()> {
     .map_err(errno_io)
 }
 
-fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
-    use rustix::fs::FileType as T;
-    match t {
-        T::RegularFile => Some(Kind::File),
-        T::Directory => Some(Kind::Dir),
-        T::Symlink => Some(Kind::Symlink),
-        T::Fifo => Some(Kind::Fifo),
-        T::Socket => Some(Kind::Socket),
-        T::CharacterDevice | T::BlockDevice => Some(Kind::Other),
-        T::Unknown => None,
-    }
-}
-
 pub(super) fn fd_meta(fd: &OwnedFd) -> io::Result<Meta> {
     nix::sys::stat::fstat(fd.as_fd())
         .map(|s| Meta::from_stat(&s))
         .map_err(errno_io)
 }
 
-fn expect_kind(meta: &Meta, kind: Kind) -> io::Result<()> {
+pub(super) fn expect_kind(meta: &Meta, kind: Kind) -> io::Result<()> {
     if meta.kind == kind {
         Ok(())
     } else {

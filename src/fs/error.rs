@@ -8,7 +8,7 @@ use std::io;
 use super::meta::{Kind, Meta};
 
 /// Why a primitive refused to act.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Refusal {
     /// A symlink where a directory or file was to be opened: never followed.
     #[error("{name} is a symlink; refusing to follow it")]

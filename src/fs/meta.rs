@@ -40,7 +40,7 @@ impl Kind {
 }
 
 /// The observed identity and attributes of one entry (never followed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Meta {
     pub kind: Kind,
     pub dev: u64,

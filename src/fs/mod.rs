@@ -17,6 +17,7 @@ pub mod input;
 pub mod lock;
 mod make;
 mod meta;
+mod read;
 mod remove;
 
 use std::io;
@@ -24,7 +25,7 @@ use std::io;
 use nix::errno::Errno;
 
 pub use base::{Base, BaseError, resolve_base, writable_by};
-pub use creds::{clear_umask, drop_privileges, egid, euid, with_effective_ids};
+pub use creds::{act_as, acting_as, clear_umask, egid, euid, with_effective_ids};
 pub use dir::{Dir, DirEntry};
 pub use error::{Refusal, refusal};
 pub use meta::{Kind, Meta};

@@ -41,8 +41,8 @@ pub enum Content {
     #[default]
     NotRead,
     Bytes(Vec<u8>),
-    /// Reading failed: the OS error, as printed.
-    Unreadable(String),
+    /// Reading failed: why.
+    Unreadable(crate::report::Cause),
 }
 
 /// One observed entry.
@@ -90,7 +90,7 @@ impl Node {
 pub struct ScanError {
     pub op: &'static str,
     pub path: PathBuf,
-    pub error: String,
+    pub error: crate::report::Cause,
 }
 
 /// What was found at a configured base directory.
@@ -211,7 +211,7 @@ impl<'s, S: Source> Scanner<'s, S> {
         self.errors.push(ScanError {
             op,
             path,
-            error: fs::os_error(e),
+            error: e.into(),
         });
     }
 

@@ -336,6 +336,13 @@ impl<S: Source> Scanner<'_, S> {
     fn profile_files(&mut self, d: &S::Dir, at: &Node, cfg: &ProfilesConfig, p: &mut ProfileObs) {
         let state_name = OsStr::new(&cfg.state_file.0);
         p.state = match self.src.read_file(d, state_name, STATE_LIMIT) {
+            // Another name for some other file (the user can link a file
+            // they cannot write, even a root-only one): its content is not
+            // the profile's state, and is never shown.
+            Ok((m, _)) if m.kind == Kind::File && m.nlink > 1 => StateObs::Unreadable(format!(
+                "has {} links (a hard link to another file); not read",
+                m.nlink
+            )),
             Ok((_, Some(bytes))) => StateObs::Bytes(bytes),
             Ok((m, None)) if m.kind == Kind::File => {
                 StateObs::Unreadable(format!("larger than {STATE_LIMIT} bytes; not read"))
@@ -357,7 +364,19 @@ impl<S: Source> Scanner<'_, S> {
                     .read_file(&s, OsStr::new("gateway.lifecycle.json"), STATE_LIMIT)
             })
             .ok()
-            .and_then(|(_, bytes)| bytes);
+            .and_then(|(m, bytes)| {
+                // Like an unreadable lifecycle file: the prior exit is
+                // `unknown` (said on stderr; it is not worth a report line).
+                if m.nlink > 1 {
+                    log::warn!(
+                        "{}: has {} links (a hard link to another file); not read",
+                        at.path.join("state/gateway.lifecycle.json").display(),
+                        m.nlink
+                    );
+                    return None;
+                }
+                bytes
+            });
         for f in &cfg.stale_runtime_files {
             p.stale.extend(self.stat(d, at, &f.0));
         }

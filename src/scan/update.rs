@@ -21,12 +21,9 @@ impl Observed {
 /// Bring a node's attributes to what `op` made of them.
 fn set(node: &mut Node, op: &Op) {
     if let Op::Perms { to, .. } = op {
-        if let Some((uid, gid)) = to.owner() {
-            (node.meta.uid, node.meta.gid) = (uid, gid);
-        }
-        if let Some(mode) = to.mode {
-            node.meta.mode = mode;
-        }
+        node.meta.uid = to.uid.unwrap_or(node.meta.uid);
+        node.meta.gid = to.gid.unwrap_or(node.meta.gid);
+        node.meta.mode = to.mode.unwrap_or(node.meta.mode);
     }
 }
 
@@ -104,6 +101,7 @@ mod tests {
                 rel: PathBuf::from(rel),
                 expect: n.meta,
             },
+            why: None,
         }
     }
 

@@ -161,7 +161,7 @@ impl<S: Source> Scanner<'_, S> {
             Err(e) if is_gone_or_swapped(&e) => self.stat(dir, at, name),
             Err(e) => {
                 let mut n = self.stat(dir, at, name)?;
-                n.content = Content::Unreadable(crate::fs::os_error(&e));
+                n.content = Content::Unreadable((&e).into());
                 Some(n)
             }
         }
@@ -177,4 +177,100 @@ pub(super) fn is_gone_or_swapped(e: &std::io::Error) -> bool {
     ) || e
         .to_string()
         .contains("is a symlink; refusing to follow it")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::ffi::{OsStr, OsString};
+    use std::io;
+    use std::os::unix::fs::{MetadataExt, symlink};
+    use std::path::{Path, PathBuf};
+
+    use crate::fs::{BaseError, Dir, DirEntry, Kind, Meta};
+    use crate::scan::{BaseObs, Disk, OpenBase, Scanner, Source};
+
+    /// The disk, but right after the slot directory is listed its `sub/`
+    /// is swapped for a symlink to a directory outside: the race between
+    /// listing a directory and opening an entry of it.
+    struct Swapping<'a> {
+        disk: Disk<'a>,
+        slot: PathBuf,
+        outside: PathBuf,
+        swapped: Cell<bool>,
+    }
+
+    impl Source for Swapping<'_> {
+        type Dir = Dir;
+        fn open_base(&self, path: &Path) -> Result<OpenBase<Dir>, BaseError> {
+            self.disk.open_base(path)
+        }
+        fn list(&self, dir: &Dir) -> io::Result<Vec<DirEntry>> {
+            let v = self.disk.list(dir)?;
+            let is_slot = dir.meta()?.ino == std::fs::metadata(&self.slot)?.ino();
+            if is_slot && !self.swapped.replace(true) {
+                std::fs::rename(self.slot.join("sub"), self.slot.join("sub.old"))?;
+                symlink(&self.outside, self.slot.join("sub"))?;
+            }
+            Ok(v)
+        }
+        fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
+            self.disk.stat(dir, name)
+        }
+        fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
+            self.disk.open_dir(dir, name)
+        }
+        fn open_parent(&self, dir: &Dir) -> io::Result<(Dir, Meta)> {
+            self.disk.open_parent(dir)
+        }
+        fn read_file(
+            &self,
+            dir: &Dir,
+            name: &OsStr,
+            limit: u64,
+        ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+            self.disk.read_file(dir, name, limit)
+        }
+        fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
+            self.disk.read_link(dir, name)
+        }
+    }
+
+    #[test]
+    fn a_directory_swapped_for_a_symlink_is_never_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let root = Dir::open_path(t.path()).unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(outside.join("deeper")).unwrap();
+        std::fs::write(outside.join("secret"), b"s").unwrap();
+        let slot = t.path().join("run/service/gateway-a");
+        std::fs::create_dir_all(slot.join("sub")).unwrap();
+        std::fs::write(slot.join("run"), b"#!/bin/sh\n").unwrap();
+        let src = Swapping {
+            disk: Disk {
+                root: &root,
+                untrusted: (10000, 10000),
+            },
+            slot: slot.clone(),
+            outside,
+            swapped: Cell::new(false),
+        };
+        let mut sc = Scanner::new(&src);
+        let BaseObs::Present(s) = sc.scandir(Path::new("/run/service"), "gateway-", None, true)
+        else {
+            panic!("scandir present")
+        };
+        assert!(src.swapped.get(), "the swap happened");
+        let nodes = &s.entries["gateway-a"].nodes;
+        let sub = nodes.iter().find(|n| n.rel.ends_with("sub")).unwrap();
+        assert_eq!(sub.meta.kind, Kind::Symlink, "observed as what it is now");
+        let names: Vec<_> = nodes.iter().map(|n| n.path.display().to_string()).collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("secret") || n.contains("deeper")),
+            "nothing behind the symlink was observed: {names:?}"
+        );
+        assert!(sc.errors.is_empty(), "{:?}", sc.errors);
+    }
 }

@@ -10,10 +10,10 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -225,6 +225,29 @@ impl LiveS6 {
             }
             sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits until the scanner has acted on every command written to its
+    /// control FIFO so far (a rescan reconcile requested, say): a positive
+    /// signal to wait for before checking that nothing changed. A new
+    /// sentinel service, linked into the scandir (a symlink, as static
+    /// services are, so reconcile leaves it alone), is announced with
+    /// `s6-svscanctl -a`; the scanner reads its commands in order, so once
+    /// the sentinel is supervised every earlier command was carried out.
+    pub fn settle(&mut self) {
+        let n = fs::read_dir(self.tmp.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let dir = self.tmp.path().join(format!("settle-{n}"));
+        fs::create_dir(&dir).expect("sentinel dir");
+        fs::write(dir.join("run"), RUN_SCRIPT).expect("sentinel run");
+        fs::set_permissions(dir.join("run"), fs::Permissions::from_mode(0o755))
+            .expect("chmod sentinel run");
+        let link = self.scandir().join(format!("zz-settle-{n}"));
+        symlink(&dir, &link).expect("link the sentinel");
+        let r = s6_as_root("s6-svscanctl", &[&"-a", &self.scandir()]);
+        assert!(r.success(), "{r}");
+        self.wait_until("the scanner to reach the sentinel", || is_supervised(&dir));
     }
 
     /// The temp dir holding the root (and the scanner's log).
@@ -553,76 +576,15 @@ pub fn is_fifo(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
 }
 
-/// Owner, group and permission bits (incl. setgid/sticky) of `path`,
-/// without following a symlink.
-pub fn owner_mode(path: &Path) -> (u32, u32, u32) {
-    let m = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
-    (m.uid(), m.gid(), m.mode() & 0o7777)
-}
+// Not every test file uses all of them.
+#[allow(unused_imports)]
+pub use super::run::{Run, assert_owner_mode, owner_mode, reconcile};
 
-/// A finished command, with its output as text.
-#[derive(Debug)]
-pub struct Run {
-    pub cmd: String,
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    /// Panics with the whole run unless it exited 0.
-    pub fn assert_ok(&self) -> &Self {
-        assert!(self.success(), "expected exit 0:\n{self}");
-        self
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "$ {}\nexit: {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.cmd, self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-fn run(mut cmd: Command) -> Run {
-    let desc = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(shell_word)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {desc}: {e}"));
+/// Runs `cmd`, then reaps what the s6 tools left behind.
+fn run(cmd: Command) -> Run {
+    let r = super::run::run(cmd);
     reap_orphans();
-    Run {
-        cmd: desc,
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
-}
-
-/// `arg` as it would be typed in a shell, so a failing command can be rerun.
-fn shell_word(arg: &OsStr) -> String {
-    let text = arg.to_string_lossy();
-    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-_./=:,+@".contains(&b);
-    if !text.is_empty() && text.bytes().all(plain) {
-        text.into_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
+    r
 }
 
 /// Runs `args` (program first) as uid/gid 10000 with no supplementary
@@ -646,21 +608,6 @@ pub fn as_root<S: AsRef<OsStr>>(args: &[S]) -> Run {
     assert!(!args.is_empty(), "as_root needs a program");
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..]).current_dir("/");
-    run(cmd)
-}
-
-/// Runs the built `reconcile` with `--root <root>` and `args`, without the
-/// environment overrides that would leak from the caller's environment.
-pub fn reconcile<S: AsRef<OsStr>>(root: &Path, args: &[S]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.arg("--root")
-        .arg(root)
-        .args(args)
-        .env_remove("HERMES_HOME")
-        .env_remove("S6_PROFILE_GATEWAY_SCANDIR")
-        .env_remove("GATEWAY_MULTIPLEX_PROFILES")
-        .env_remove("RUST_LOG")
-        .current_dir("/");
     run(cmd)
 }
 

@@ -11,14 +11,8 @@ use std::time::{Duration, Instant};
 /// The longest any single run may take before it counts as a hang.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The container environment the tool reads; a developer's shell must not
-/// change what a test sees.
-pub const SCRUBBED_ENV: [&str; 4] = [
-    "HERMES_HOME",
-    "S6_PROFILE_GATEWAY_SCANDIR",
-    "GATEWAY_MULTIPLEX_PROFILES",
-    "RUST_LOG",
-];
+#[allow(unused_imports)]
+pub use super::run::SCRUBBED_ENV;
 
 /// What a finished run left.
 #[derive(Debug)]

@@ -1,0 +1,603 @@
+//! Why a slot changes: the comparison of an existing slot with the wanted
+//! one (SPEC 6.5: identical, `down` only, or anything else), with the
+//! reason the plan prints for each `publish`, `replace` and `down` change
+//! and the file contents `--diff` shows.
+//!
+//! Pure: it reads only the observation (the slot's tree with the contents
+//! of its small files) and the wanted entries.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::fs::Kind;
+use crate::layout::{self, is_runtime};
+use crate::plan::Owner;
+use crate::scan::{Content, Node, SlotObs};
+use crate::slot::SlotEntry;
+
+/// How an existing slot compares with the wanted one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SlotDiff<'a> {
+    Same,
+    /// Identical but for `down`: create it (`want`) or remove it.
+    Down {
+        want: bool,
+    },
+    /// Anything else: the slot is rebuilt and swapped in.
+    Different(Why),
+    /// A file of the slot could not be read: no decision is made on it
+    /// (a transient read error must never replace, and restart, a live slot).
+    Unreadable {
+        path: &'a Path,
+        error: &'a crate::report::Cause,
+    },
+}
+
+/// Why a slot change is planned, as printed, and the files whose content
+/// it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Why {
+    pub reason: String,
+    pub files: Vec<FileChange>,
+}
+
+/// A slot file whose content the change creates or rewrites.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileChange {
+    /// Relative to the slot directory (`run`, `log/run`).
+    pub path: PathBuf,
+    pub current: Current,
+    pub planned: String,
+}
+
+/// A slot file's current content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Current {
+    /// No such file (or not a regular file).
+    Absent,
+    Text(String),
+    /// A regular file whose content was not read (too large, or unreadable).
+    Unread,
+}
+
+/// At most this many entries are named for one difference in a reason.
+const MAX_NAMED: usize = 5;
+
+/// The reason for publishing a slot that does not exist yet.
+pub fn new_slot(expected: &[(SlotEntry, Owner)]) -> Why {
+    let files = expected
+        .iter()
+        .filter_map(|(e, _)| match e {
+            SlotEntry::File { path, content, .. } if !content.is_empty() => Some(FileChange {
+                path: path.clone(),
+                current: Current::Absent,
+                planned: content.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    Why {
+        reason: "new slot".into(),
+        files,
+    }
+}
+
+/// The reason for creating (`want`) or removing `down` in place.
+pub fn down_only(want: bool) -> Why {
+    let reason = if want {
+        "down only: the profile is registered, not started"
+    } else {
+        "down only: the profile starts"
+    };
+    Why {
+        reason: reason.into(),
+        files: Vec::new(),
+    }
+}
+
+/// One difference found.
+enum Difference {
+    Content(PathBuf),
+    Owner(PathBuf, Owner, Owner),
+    Mode(PathBuf, u32, u32),
+    Kind(PathBuf, String),
+    Missing(PathBuf),
+    Extra(Vec<PathBuf>),
+    Down(bool),
+}
+
+/// Compare an existing slot with the wanted entries and owner; every
+/// difference is collected, so the reason names them all.
+pub fn compare<'a>(
+    owner: Owner,
+    expected: &[(SlotEntry, Owner)],
+    obs: &'a SlotObs,
+) -> SlotDiff<'a> {
+    let mut found = Vec::new();
+    let root = &obs.node.meta;
+    let top = PathBuf::new();
+    if root.kind != Kind::Dir {
+        // Nothing inside to compare: every file is new.
+        let mut why = new_slot(expected);
+        why.reason = format!("the slot {}, not a directory", kind_text(root.kind));
+        return SlotDiff::Different(why);
+    }
+    check_meta(
+        &mut found,
+        &top,
+        (root.uid, root.gid),
+        owner,
+        root.mode,
+        layout::MODE_SLOT_DIR,
+    );
+    let slot_rel = &obs.node.rel;
+    let mut seen: HashMap<&Path, &Node> = obs
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let rel = n.rel.strip_prefix(slot_rel).ok()?;
+            (!is_runtime(rel)).then_some((rel, n))
+        })
+        .collect();
+    let unreadable = obs.nodes.iter().find_map(|n| match &n.content {
+        Content::Unreadable(error) if seen.contains_key(n.rel.strip_prefix(slot_rel).ok()?) => {
+            Some((n, error))
+        }
+        _ => None,
+    });
+    if let Some((n, error)) = unreadable {
+        return SlotDiff::Unreadable {
+            path: &n.path,
+            error,
+        };
+    }
+    let down = Path::new(layout::DOWN);
+    let (mut want_down, mut down_owner) = (false, owner);
+    let mut files = Vec::new();
+    for (e, want_owner) in expected {
+        let p = e.path();
+        // `down` is compared on its own below: only its presence may differ.
+        if p == down {
+            (want_down, down_owner) = (true, *want_owner);
+            continue;
+        }
+        let Some(n) = seen.remove(p) else {
+            found.push(Difference::Missing(p.to_path_buf()));
+            files.extend(file_change(e, Current::Absent));
+            continue;
+        };
+        let m = &n.meta;
+        match e {
+            SlotEntry::Dir { .. } | SlotEntry::Fifo { .. } => {
+                let want = if matches!(e, SlotEntry::Dir { .. }) {
+                    Kind::Dir
+                } else {
+                    Kind::Fifo
+                };
+                if m.kind != want {
+                    found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
+                }
+            }
+            SlotEntry::File { content: want, .. } => {
+                let current = match (m.kind, &n.content) {
+                    (Kind::File, Content::Bytes(c)) => {
+                        Current::Text(String::from_utf8_lossy(c).into_owned())
+                    }
+                    (Kind::File, _) => Current::Unread,
+                    _ => Current::Absent,
+                };
+                if m.kind != Kind::File {
+                    found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
+                } else if m.nlink != 1 {
+                    found.push(Difference::Kind(
+                        p.to_path_buf(),
+                        format!("has {} links", m.nlink),
+                    ));
+                }
+                if m.size != want.len() as u64 || current != Current::Text(want.clone()) {
+                    found.push(Difference::Content(p.to_path_buf()));
+                    files.extend(file_change(e, current));
+                }
+            }
+        }
+        check_meta(&mut found, p, (m.uid, m.gid), *want_owner, m.mode, e.mode());
+    }
+    let have_down = match seen.remove(down) {
+        None => false,
+        Some(n) => {
+            let m = &n.meta;
+            if m.kind != Kind::File {
+                found.push(Difference::Kind(down.to_path_buf(), kind_text(m.kind)));
+            } else if n.content != Content::Bytes(Vec::new()) {
+                found.push(Difference::Kind(down.to_path_buf(), "is not empty".into()));
+            }
+            check_meta(
+                &mut found,
+                down,
+                (m.uid, m.gid),
+                down_owner,
+                m.mode,
+                layout::MODE_FILE,
+            );
+            true
+        }
+    };
+    let mut extras: Vec<PathBuf> = seen.into_keys().map(Path::to_path_buf).collect();
+    extras.sort();
+    // An extra directory's contents are not named one by one.
+    let mut named: Vec<PathBuf> = Vec::new();
+    for x in extras {
+        if !named.iter().any(|d| x.starts_with(d)) {
+            named.push(x);
+        }
+    }
+    if !named.is_empty() {
+        found.push(Difference::Extra(named));
+    }
+    if found.is_empty() {
+        return match (want_down, have_down) {
+            (w, h) if w == h => SlotDiff::Same,
+            (w, _) => SlotDiff::Down { want: w },
+        };
+    }
+    if want_down != have_down {
+        found.push(Difference::Down(want_down));
+    }
+    SlotDiff::Different(Why {
+        reason: reason(&found),
+        files,
+    })
+}
+
+fn check_meta(
+    found: &mut Vec<Difference>,
+    p: &Path,
+    have: Owner,
+    want: Owner,
+    mode: u32,
+    want_mode: u32,
+) {
+    if have != want {
+        found.push(Difference::Owner(p.to_path_buf(), have, want));
+    }
+    if mode != want_mode {
+        found.push(Difference::Mode(p.to_path_buf(), mode, want_mode));
+    }
+}
+
+fn file_change(e: &SlotEntry, current: Current) -> Option<FileChange> {
+    match e {
+        SlotEntry::File { path, content, .. } => Some(FileChange {
+            path: path.clone(),
+            current,
+            planned: content.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn kind_text(k: Kind) -> String {
+    let what = match k {
+        Kind::Dir => "a directory",
+        Kind::File => "a regular file",
+        Kind::Symlink => "a symlink",
+        Kind::Fifo => "a FIFO",
+        _ => "a special file",
+    };
+    format!("is {what}")
+}
+
+/// An entry as named in a reason.
+fn name(p: &Path) -> String {
+    if p.as_os_str().is_empty() {
+        "the slot directory".into()
+    } else {
+        p.display().to_string()
+    }
+}
+
+/// The differences as one line: the files whose content differs first,
+/// then each other difference in the slots' order. Entries with the same
+/// owner (or mode) change are named together, at most
+/// [`MAX_NAMED`] of them.
+fn reason(found: &[Difference]) -> String {
+    let content: Vec<String> = found
+        .iter()
+        .filter_map(|d| match d {
+            Difference::Content(p) => Some(name(p)),
+            _ => None,
+        })
+        .collect();
+    let mut parts = Vec::new();
+    match content.len() {
+        0 => {}
+        1 => parts.push(format!("{} differs", content[0])),
+        _ => parts.push(format!("{} differ", names(&content))),
+    }
+    // Owner and mode changes, grouped by what they change from and to
+    // (expected entries only: a slot has a dozen, so this stays small).
+    let mut done: Vec<(&str, String)> = Vec::new();
+    for d in found {
+        if let Some((_, what, from_to)) = perm_change(d) {
+            if done.contains(&(what, from_to.clone())) {
+                continue;
+            }
+            let same: Vec<String> = found
+                .iter()
+                .filter_map(perm_change)
+                .filter(|(_, w, f)| *w == what && *f == from_to)
+                .map(|(p, ..)| name(p))
+                .collect();
+            parts.push(format!("{what} of {} {from_to}", names(&same)));
+            done.push((what, from_to));
+            continue;
+        }
+        parts.push(match d {
+            Difference::Content(_) | Difference::Owner(..) | Difference::Mode(..) => continue,
+            Difference::Kind(p, what) => format!("{} {what}", name(p)),
+            Difference::Missing(p) => format!("{} missing", name(p)),
+            Difference::Extra(xs) => {
+                let xs: Vec<String> = xs.iter().map(|p| name(p)).collect();
+                format!("extra {}", names(&xs))
+            }
+            Difference::Down(true) => "down added".into(),
+            Difference::Down(false) => "down removed".into(),
+        });
+    }
+    parts.join("; ")
+}
+
+/// An owner or mode difference: the entry, which, and `from → to`.
+fn perm_change(d: &Difference) -> Option<(&Path, &'static str, String)> {
+    match d {
+        Difference::Owner(p, (u, g), (wu, wg)) => {
+            Some((p, "owner", format!("{u}:{g} → {wu}:{wg}")))
+        }
+        Difference::Mode(p, m, w) => Some((p, "mode", format!("{m:04o} → {w:04o}"))),
+        _ => None,
+    }
+}
+
+/// Names joined with commas, at most [`MAX_NAMED`] of them.
+fn names(all: &[String]) -> String {
+    let shown = all[..all.len().min(MAX_NAMED)].join(", ");
+    match all.len().saturating_sub(MAX_NAMED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+/// A unified diff (`--- current`, `+++ planned`) of one slot file, for
+/// the slot at container path `slot`.
+pub fn unified(slot: &Path, f: &FileChange) -> String {
+    let path = slot.join(&f.path);
+    let (old, note) = match &f.current {
+        Current::Absent => ("", " (absent)"),
+        Current::Text(t) => (t.as_str(), ""),
+        Current::Unread => ("", " (not read: too large or unreadable)"),
+    };
+    let old_label = format!("current {}{note}", path.display());
+    let new_label = format!("planned {}", path.display());
+    similar::TextDiff::from_lines(old, f.planned.as_str())
+        .unified_diff()
+        .context_radius(3)
+        .header(&old_label, &new_label)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::Meta;
+
+    const USER: Owner = (10000, 10000);
+
+    fn file(path: &str, mode: u32, content: &str) -> (SlotEntry, Owner) {
+        let (path, content) = (path.into(), content.into());
+        (
+            SlotEntry::File {
+                path,
+                mode,
+                content,
+            },
+            USER,
+        )
+    }
+
+    /// The wanted entries of a small slot, with or without `down`.
+    fn wanted(down: bool) -> Vec<(SlotEntry, Owner)> {
+        let mut v = vec![
+            file("type", 0o644, "longrun\n"),
+            file("run", 0o755, "#!/bin/sh\nexec app\n"),
+        ];
+        if down {
+            v.push(file("down", 0o644, ""));
+        }
+        v.push((
+            SlotEntry::Dir {
+                path: "supervise".into(),
+                mode: 0o755,
+            },
+            USER,
+        ));
+        v.push((
+            SlotEntry::Fifo {
+                path: "supervise/control".into(),
+                mode: 0o660,
+            },
+            USER,
+        ));
+        v
+    }
+
+    fn node(rel: &str, kind: Kind, mode: u32, content: Option<&str>) -> Node {
+        let rel = Path::new("gateway-x").join(rel);
+        Node {
+            path: Path::new("/run/service").join(&rel),
+            rel,
+            meta: Meta {
+                kind,
+                dev: 1,
+                ino: 2,
+                uid: USER.0,
+                gid: USER.1,
+                mode,
+                nlink: 1,
+                size: content.map_or(0, |c| c.len() as u64),
+            },
+            content: content.map_or(Content::NotRead, |c| Content::Bytes(c.into())),
+        }
+    }
+
+    /// A slot on disk exactly as `expected` wants it.
+    fn observed(expected: &[(SlotEntry, Owner)]) -> SlotObs {
+        let nodes = expected
+            .iter()
+            .map(|(e, _)| match e {
+                SlotEntry::Dir { path, mode } => {
+                    node(path.to_str().unwrap(), Kind::Dir, *mode, None)
+                }
+                SlotEntry::Fifo { path, mode } => {
+                    node(path.to_str().unwrap(), Kind::Fifo, *mode, None)
+                }
+                SlotEntry::File {
+                    path,
+                    mode,
+                    content,
+                } => node(path.to_str().unwrap(), Kind::File, *mode, Some(content)),
+            })
+            .collect();
+        SlotObs {
+            node: node("", Kind::Dir, layout::MODE_SLOT_DIR, None),
+            nodes,
+        }
+    }
+
+    fn reason(d: SlotDiff<'_>) -> String {
+        match d {
+            SlotDiff::Different(why) => why.reason,
+            other => panic!("not different: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn identical_or_down_only() {
+        let (up, down) = (wanted(false), wanted(true));
+        assert_eq!(compare(USER, &up, &observed(&up)), SlotDiff::Same);
+        assert_eq!(compare(USER, &down, &observed(&down)), SlotDiff::Same);
+        assert_eq!(
+            compare(USER, &down, &observed(&up)),
+            SlotDiff::Down { want: true }
+        );
+        assert_eq!(
+            compare(USER, &up, &observed(&down)),
+            SlotDiff::Down { want: false }
+        );
+    }
+
+    #[test]
+    fn every_difference_is_named_files_first() {
+        let want = wanted(false);
+        let mut obs = observed(&want);
+        obs.nodes[1] = node("run", Kind::File, 0o775, Some("#!/bin/sh\nexec other\n"));
+        obs.nodes[3].meta.uid = 0;
+        obs.nodes.remove(0);
+        for extra in ["a", "b", "c", "d", "e", "f"] {
+            obs.nodes.push(node(extra, Kind::File, 0o644, Some("")));
+        }
+        obs.nodes.push(node("g", Kind::Dir, 0o755, None));
+        obs.nodes
+            .push(node("g/inside", Kind::File, 0o644, Some("")));
+        let d = compare(USER, &want, &obs);
+        let SlotDiff::Different(why) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            why.reason,
+            "run differs; type missing; mode of run 0775 → 0755; \
+             owner of supervise/control 0:10000 → 10000:10000; extra a, b, c, d, e and 2 more"
+        );
+        let files: Vec<(&Path, &Current)> = why
+            .files
+            .iter()
+            .map(|f| (f.path.as_path(), &f.current))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                (Path::new("type"), &Current::Absent),
+                (
+                    Path::new("run"),
+                    &Current::Text("#!/bin/sh\nexec other\n".into())
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_owner_or_mode_change_is_named_once_for_all_its_entries() {
+        let want = wanted(false);
+        let mut obs = observed(&want);
+        obs.node.meta.uid = 0;
+        for n in &mut obs.nodes {
+            n.meta.uid = 0;
+            n.meta.mode = 0o700;
+        }
+        assert_eq!(
+            reason(compare(USER, &want, &obs)),
+            "owner of the slot directory, type, run, supervise, supervise/control \
+             0:10000 → 10000:10000; mode of type 0700 → 0644; \
+             mode of run, supervise 0700 → 0755; mode of supervise/control 0700 → 0660"
+        );
+    }
+
+    #[test]
+    fn a_slot_that_is_not_a_directory_or_has_a_bad_down() {
+        let want = wanted(true);
+        let mut obs = observed(&want);
+        obs.node.meta.kind = Kind::Symlink;
+        assert_eq!(
+            reason(compare(USER, &want, &obs)),
+            "the slot is a symlink, not a directory"
+        );
+        let mut obs = observed(&wanted(false));
+        obs.nodes.push(node("down", Kind::File, 0o600, Some("x")));
+        assert_eq!(
+            reason(compare(USER, &wanted(false), &obs)),
+            "down is not empty; mode of down 0600 → 0644; down removed"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_is_not_a_difference() {
+        let want = wanted(false);
+        let mut obs = observed(&want);
+        obs.nodes[1].content = Content::Unreadable("EIO".into());
+        assert_eq!(
+            compare(USER, &want, &obs),
+            SlotDiff::Unreadable {
+                path: Path::new("/run/service/gateway-x/run"),
+                error: &"EIO".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_slot_diffs_every_file_against_nothing() {
+        let why = new_slot(&wanted(true));
+        assert_eq!(why.reason, "new slot");
+        let paths: Vec<&Path> = why.files.iter().map(|f| f.path.as_path()).collect();
+        assert_eq!(
+            paths,
+            [Path::new("type"), Path::new("run")],
+            "down is empty"
+        );
+        assert_eq!(
+            unified(Path::new("/run/service/gateway-x"), &why.files[0]),
+            "--- current /run/service/gateway-x/type (absent)\n\
+             +++ planned /run/service/gateway-x/type\n\
+             @@ -0,0 +1 @@\n\
+             +longrun\n"
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Observation through held fds (issue 7): names that are bytes, trees
+//! deeper than a path can be, removal of a planted deep tree under a small
+//! stack and few descriptors, a slot file that cannot be read. Each test
+//! runs the real binary on a root built for it and checks what an operator
+//! notices: the exit code, the message, and what is left on disk.
+//!
+//! Trees have owners other than the caller: these tests need root.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use common::run::reconcile;
+use common::s6::as_user;
+use common::tree;
+
+/// A root with accounts, a volume holding the default profile and one good
+/// named profile, an empty scandir, and one static service as s6-rc-init
+/// leaves it.
+const BASE: &str = r##"
+- {path: etc, type: dir}
+- {path: etc/passwd, type: file, content: "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n"}
+- {path: etc/group, type: file, content: "root:x:0:\nhermes:x:10000:\n"}
+- {path: opt, type: dir}
+- {path: opt/data, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# default\n"}
+- {path: opt/data/profiles, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/good, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/good/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# good\n"}
+- {path: opt/data/profiles/good/gateway_state.json, type: file, uid: 10000, gid: 10000, content: "{\"desired_state\": \"running\"}\n"}
+- {path: run, type: dir}
+- {path: run/service, type: dir}
+- {path: run/service/.s6-svscan, type: dir, mode: "0700"}
+- {path: run/service/.s6-svscan/control, type: fifo, mode: "0600"}
+- {path: run/service/.s6-svscan/lock, type: file, mode: "0600"}
+- {path: run/s6-rc, type: dir}
+- {path: run/s6-rc/servicedirs, type: dir}
+- {path: run/s6-rc/servicedirs/cron, type: dir}
+- {path: run/s6-rc/servicedirs/cron/run, type: file, mode: "0755", content: "#!/bin/sh\nexec cron -f\n"}
+- {path: run/s6-rc/servicedirs/cron/event, type: dir, mode: "3730"}
+- {path: run/s6-rc/servicedirs/cron/supervise, type: dir, mode: "0700"}
+- {path: run/s6-rc/servicedirs/cron/supervise/control, type: fifo, mode: "0600"}
+- {path: run/s6-rc/servicedirs/cron/supervise/lock, type: file}
+- {path: run/service/cron, type: symlink, target: /run/s6-rc/servicedirs/cron}
+"##;
+
+fn root_with(extra: &str) -> tempfile::TempDir {
+    assert!(tree::is_root(), "these tests need root (owners)");
+    let dir = tree::temp_root("observe-");
+    tree::materialise_yaml(dir.path(), &format!("{BASE}{extra}"))
+        .unwrap_or_else(|e| panic!("tree: {e}"));
+    dir
+}
+
+/// `name` (bytes) joined to `dir`.
+fn join(dir: &Path, name: &[u8]) -> std::path::PathBuf {
+    dir.join(OsStr::from_bytes(name))
+}
+
+fn chown_user(p: &Path) {
+    std::os::unix::fs::lchown(p, Some(10000), Some(10000)).unwrap();
+}
+
+#[test]
+fn names_that_are_not_utf8_are_skipped_escaped_and_the_run_succeeds() {
+    let tmp = root_with("");
+    let root = tmp.path();
+    let profiles = root.join("opt/data/profiles");
+    // A profile directory with its marker, and a plain file, both with a
+    // name that is not UTF-8; an entry in the scandir with such a name and
+    // one with a newline in it.
+    let bad_dir = join(&profiles, b"caf\xe9");
+    fs::create_dir(&bad_dir).unwrap();
+    fs::write(bad_dir.join("SOUL.md"), "# x\n").unwrap();
+    chown_user(&bad_dir);
+    chown_user(&bad_dir.join("SOUL.md"));
+    let bad_file = join(&profiles, b"notes-\xff.txt");
+    fs::write(&bad_file, "x").unwrap();
+    chown_user(&bad_file);
+    let scandir = root.join("run/service");
+    fs::create_dir(join(&scandir, b"svc-\xfe")).unwrap();
+    fs::create_dir(join(&scandir, b"two\nlines")).unwrap();
+
+    for args in [&["--plan"][..], &[][..]] {
+        let r = reconcile(root, args);
+        r.assert_exit(0);
+        r.assert_line("  /opt/data/profiles/caf\\xe9: name is not valid UTF-8; left alone");
+        r.assert_line("  /opt/data/profiles/notes-\\xff.txt: name is not valid UTF-8; left alone");
+        r.assert_line("  /run/service/svc-\\xfe: name is not valid UTF-8; left alone");
+        r.assert_line("  /run/service/two\\x0alines: name holds a control character; left alone");
+        r.assert_line("reconcile: profile=good prior_state=running action=started");
+        // Said once, though both the scandir and the profiles phase saw it.
+        assert_eq!(r.stdout.matches("svc-\\xfe").count(), 1, "{r}");
+    }
+    assert!(scandir.join("gateway-good/run").is_file());
+    assert!(bad_dir.join("SOUL.md").is_file(), "the volume is untouched");
+    assert!(bad_file.is_file());
+    reconcile(root, &["--check"]).assert_exit(0);
+}
+
+/// Make a chain of `depth` directories named `name` below `top`, through
+/// fds (the path would be longer than PATH_MAX), each holding a file.
+fn deep_chain(top: &Path, name: &str, depth: usize) {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut cur: OwnedFd = nix::fcntl::open(top, flags, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        mkdirat(&cur, name, Mode::from_bits_truncate(0o755)).unwrap();
+        let f = openat(
+            &cur,
+            "f",
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        drop(f);
+        cur = openat(&cur, name, flags, Mode::empty()).unwrap();
+    }
+}
+
+/// Owner of the deepest directory of a chain made by [`deep_chain`].
+fn deepest_owner(top: &Path, name: &str, depth: usize) -> (u32, u32) {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut cur: OwnedFd = nix::fcntl::open(top, flags, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        cur = openat(&cur, name, flags, Mode::empty()).unwrap();
+    }
+    let st = nix::sys::stat::fstat(&cur).unwrap();
+    (st.st_uid, st.st_gid)
+}
+
+#[test]
+fn a_planted_6000_level_tree_is_removed_under_a_small_stack_and_few_fds() {
+    let tmp = root_with("");
+    let root = tmp.path();
+    let staging = root.join("run/service/.gateway-good.tmp");
+    fs::create_dir(&staging).unwrap();
+    deep_chain(&staging, "d", 6000);
+    let bin = env!("CARGO_BIN_EXE_reconcile");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -s 1024 && ulimit -n 1024 && exec \"$0\" --root \"$1\"")
+        .arg(bin)
+        .arg(root)
+        .env_remove("HERMES_HOME")
+        .env_remove("S6_PROFILE_GATEWAY_SCANDIR")
+        .env_remove("GATEWAY_MULTIPLEX_PROFILES")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--- stdout\n{stdout}--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == "  remove  /run/service/.gateway-good.tmp"),
+        "{stdout}"
+    );
+    assert!(!staging.exists(), "the planted tree is gone");
+    assert!(root.join("run/service/gateway-good/run").is_file());
+}
+
+#[test]
+fn a_supervise_tree_deeper_than_path_max_is_observed_and_opened() {
+    let tmp = root_with("");
+    let root = tmp.path();
+    let supervise = root.join("run/s6-rc/servicedirs/cron/supervise");
+    // "d/" 2100 times: about 4200 bytes below supervise/, past PATH_MAX.
+    let depth = 2100;
+    deep_chain(&supervise, "d", depth);
+    let r = reconcile(root, &["--phase", "static"]);
+    r.assert_exit(0);
+    assert!(!r.stdout.contains("too long"), "{r}");
+    assert!(!r.stderr.contains("too long"), "{r}");
+    assert_eq!(deepest_owner(&supervise, "d", depth), (10000, 10000));
+    let again = reconcile(root, &["--check", "--phase", "static"]);
+    again.assert_exit(0);
+    again.assert_line("No changes.");
+}
+
+#[test]
+fn a_slot_file_that_cannot_be_read_is_reported_and_the_slot_kept() {
+    let tmp = root_with("");
+    let root = tmp.path();
+    let scandir = root.join("run/service");
+    chown_user(&scandir);
+    reconcile(root, &[]).assert_exit(0);
+    let slot = scandir.join("gateway-good");
+    let ino = fs::metadata(&slot).unwrap().ino();
+    // The user's own file, made unreadable by the user: a run as the user
+    // cannot read it to compare.
+    let run = slot.join("run");
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o000)).unwrap();
+    let bin = env!("CARGO_BIN_EXE_reconcile");
+    let root_arg = root.to_str().unwrap();
+    let r = as_user(&[bin, "--root", root_arg, "--phase", "profiles"]);
+    r.assert_exit(1);
+    r.assert_line("error: unable to read /run/service/gateway-good/run: Permission denied");
+    r.assert_line("reconcile: profile=good prior_state=running action=skipped");
+    assert!(!r.stdout.contains("replace"), "{r}");
+    assert_eq!(
+        fs::metadata(&slot).unwrap().ino(),
+        ino,
+        "same slot, in place"
+    );
+    assert_eq!(
+        fs::symlink_metadata(&run).unwrap().mode() & 0o7777,
+        0,
+        "left as it was"
+    );
+}
