@@ -1,9 +1,10 @@
 //! Apply: execute a plan's changes through held directory fds.
 //!
-//! Apply makes no decisions: it runs the plan's changes in order,
-//! re-checking each target (dev, ino, kind) before touching it, keeps going
-//! after a failure and collects every failure with its operation, path and
-//! OS error.
+//! Apply makes no decisions: it runs the plan's changes in order, each
+//! under the condition the plan gave it ([`When`]), re-checking each target
+//! (dev, ino, kind) before touching it, keeps going after a failure and
+//! returns a typed [`Outcome`] per change, every failure with its
+//! operation, path and OS error.
 
 use std::ffi::OsStr;
 use std::io;
@@ -11,19 +12,45 @@ use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir};
 use crate::plan::{Anchor, Change, Op, SlotBuild};
-use crate::report::Failure;
+use crate::report::{Failure, Skipped};
 use crate::slot::SlotEntry;
+use crate::steps::{Outcome, SLOTS_FAILED, When};
 
 /// The base directories apply acts beneath, opened at apply time.
 pub trait Anchors {
     fn anchor(&mut self, a: Anchor) -> io::Result<&Dir>;
 }
 
-/// What apply did.
+/// What apply did, for the report: the changes done (moved, not cloned:
+/// a publish carries its slot's scripts), the failures, and the changes
+/// whose condition did not hold.
 #[derive(Debug, Default)]
 pub struct Applied {
     pub done: Vec<Change>,
     pub errors: Vec<Failure>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Applied {
+    /// Sort `changes` by their `outcomes` (one each, in order).
+    pub fn collect(changes: Vec<Change>, outcomes: Vec<Outcome>) -> Applied {
+        let mut out = Applied::default();
+        for (c, o) in changes.into_iter().zip(outcomes) {
+            match o {
+                Outcome::Done => out.done.push(c),
+                Outcome::DoneWith(e) => {
+                    out.errors.push(e);
+                    out.done.push(c);
+                }
+                Outcome::Failed(e) => out.errors.push(e),
+                Outcome::NotRun(reason) => out.skipped.push(Skipped {
+                    path: c.path,
+                    reason: reason.into(),
+                }),
+            }
+        }
+        out
+    }
 }
 
 /// The parent directory of the last target, kept open: changes are sorted
@@ -58,43 +85,55 @@ impl ParentCache {
     }
 }
 
-/// Execute `changes` (a plan's, or a part of them, in order).
-pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Applied {
-    let mut out = Applied::default();
+/// Execute `changes` (a plan's, or the part of it one set of credentials
+/// runs) in order, each under its condition: a [`When::AfterSlots`] change
+/// runs only if no earlier change failed. One outcome per change.
+pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Vec<Outcome> {
     let mut cache = ParentCache {
         key: None,
         dir: None,
     };
-    for c in changes {
-        match run_one(c, anchors, &mut cache) {
-            Ok(()) => out.done.push(c.clone()),
-            Err((op, e)) => {
-                log::debug!("{} {}: {e}", op, c.path.display());
-                out.errors.push(Failure {
-                    op: op.into(),
-                    path: c.path.clone(),
-                    error: (&e).into(),
-                });
-            }
+    let mut failed = false;
+    let failure = |c: &Change, (op, e): StepError| {
+        log::debug!("{} {}: {e}", op, c.path.display());
+        Failure {
+            op: op.into(),
+            path: c.path.clone(),
+            error: (&e).into(),
         }
+    };
+    let mut outcomes = Vec::with_capacity(changes.len());
+    for c in changes {
+        if c.when == When::AfterSlots && failed {
+            outcomes.push(Outcome::NotRun(SLOTS_FAILED));
+            continue;
+        }
+        outcomes.push(match run_one(c, anchors, &mut cache) {
+            Ok(None) => Outcome::Done,
+            Ok(Some(late)) => Outcome::DoneWith(failure(c, late)),
+            Err(e) => {
+                failed |= c.when == When::Always;
+                Outcome::Failed(failure(c, e))
+            }
+        });
     }
-    out
+    outcomes
 }
 
 type StepError = (&'static str, io::Error);
 
-fn run_one(
-    c: &Change,
-    anchors: &mut dyn Anchors,
-    cache: &mut ParentCache,
-) -> Result<(), StepError> {
+/// A step's result: `Ok(Some(_))` when it was done but something after the
+/// point of no return failed (a replaced slot's old tree not removed).
+type StepResult = Result<Option<StepError>, StepError>;
+
+fn run_one(c: &Change, anchors: &mut dyn Anchors, cache: &mut ParentCache) -> StepResult {
     let t = &c.target;
     let (parent, name) = match (t.rel.parent(), t.rel.file_name()) {
         (Some(p), Some(n)) => (p, n),
         // The anchor itself (the scandir): act on its held fd.
         _ => {
             let dir = anchors.anchor(t.anchor).map_err(|e| ("open", e))?;
-            return on_self(dir, c);
+            return on_self(dir, c).map(|()| None);
         }
     };
     let dir = cache
@@ -117,15 +156,23 @@ fn on_self(dir: &Dir, c: &Change) -> Result<(), StepError> {
     }
 }
 
-fn on_child(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
+fn on_child(dir: &Dir, name: &OsStr, c: &Change) -> StepResult {
     let m = &c.target.expect;
     match &c.op {
-        Op::Perms { to, .. } => dir.set_perms(name, m, to.owner(), to.mode),
         Op::Publish(b) => {
             same_dir(dir, m).map_err(|e| ("publish", e))?;
             publish(dir, name, b, None)
         }
         Op::Replace(b) => publish(dir, name, b, Some(m)),
+        _ => on_entry(dir, name, c).map(|()| None),
+    }
+}
+
+fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
+    let m = &c.target.expect;
+    match &c.op {
+        Op::Perms { to, .. } => dir.set_perms(name, m, to.owner(), to.mode),
+        Op::Publish(_) | Op::Replace(_) => unreachable!("on_child publishes"),
         &Op::Create { mode } => {
             // `down` goes in place into the slot observed, never another.
             same_dir(dir, m).map_err(|e| ("create", e))?;
@@ -174,12 +221,7 @@ fn same_dir(dir: &Dir, expect: &fs::Meta) -> io::Result<()> {
 /// `RENAME_EXCHANGE` with the existing one (`replace` = its observed
 /// identity), whose old tree is then removed. At no instant is the slot
 /// missing or half-built under its real name.
-fn publish(
-    scandir: &Dir,
-    slot: &OsStr,
-    b: &SlotBuild,
-    replace: Option<&fs::Meta>,
-) -> Result<(), StepError> {
+fn publish(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) -> StepResult {
     let verb = if replace.is_some() {
         "replace"
     } else {
@@ -227,17 +269,17 @@ fn publish(
         return Err((verb, e));
     }
     if replace.is_some() {
-        // The staging name now holds the old slot.
-        // The slot is published; only the old tree is left over (under a
-        // dot name, removed by the next run): its own op says so.
-        scandir.remove_tree(staging).map_err(|e| {
-            (
+        // The staging name now holds the old slot. The slot is published;
+        // only the old tree is left over (under a dot name, removed by the
+        // next run): its own op says so.
+        if let Err(e) = scandir.remove_tree(staging) {
+            return Ok(Some((
                 "remove old slot",
                 io::Error::other(format!("{}: {}", b.staging, fs::os_error(&e))),
-            )
-        })?;
+            )));
+        }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Create every entry of a slot below a new staging dir, with exact modes

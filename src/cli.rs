@@ -258,7 +258,8 @@ impl Args {
             Mode::Apply
         };
         let verbosity = self.levels((around.env)("S6_VERBOSITY").as_deref()).1;
-        if self.tree.is_some() && mode == Mode::Apply {
+        // --print-config applies nothing: it may read a description too.
+        if self.tree.is_some() && mode == Mode::Apply && !self.print_config {
             return Err(UsageError::TreeApply);
         }
         match std::fs::metadata(&self.root) {

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::app::{AppEnv, EnvSwitch};
 use serde::Deserialize;
 
-pub use values::{AbsPath, FileName, MAX_ID, NameGlob, Principal, RelPath, TEMPLATE_MAX};
+pub use values::{
+    AbsPath, FileName, MAX_ID, NameGlob, Principal, RelPath, TEMPLATE_MAX, is_system_dir,
+};
 
 /// Access policy (SPEC section 7).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]

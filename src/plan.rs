@@ -21,6 +21,7 @@ use crate::scan::{
 use crate::slot::{self, SlotEntry};
 use crate::slot_diff::{self, SlotDiff, Why};
 use crate::state::{self, Action, PriorExit};
+use crate::steps::{self, Effect, When};
 use crate::{config::StartPolicy, names};
 
 /// Which configured base directory a change is relative to.
@@ -171,6 +172,8 @@ pub struct Change {
     /// Container path, as printed.
     pub path: PathBuf,
     pub op: Op,
+    /// Its condition: a volume change waits for the slots.
+    pub when: When,
     pub target: Target,
     /// Why a slot is published or replaced, or its `down` changed.
     pub why: Option<Box<Why>>,
@@ -178,7 +181,10 @@ pub struct Change {
 
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
+    /// Tree changes, in the order apply runs them.
     pub changes: Vec<Change>,
+    /// What the run does after the changes (rescan, boot log): shown, not drift.
+    pub effects: Vec<Effect>,
     pub slots: Vec<SlotReport>,
     pub skipped: Vec<Skipped>,
     pub warnings: Vec<String>,
@@ -220,13 +226,22 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
         p.profiles(o, s, obs.has(Phase::Scandir));
     }
     let mut plan = p.plan;
-    sort_changes(&mut plan.changes);
+    match &obs.profiles {
+        Some(o) if obs.has(Phase::Profiles) => {
+            let home_present = matches!(o.home, BaseObs::Present(_));
+            steps::plan_steps(d, &mut plan, home_present);
+        }
+        _ => sort_changes(&mut plan.changes),
+    }
     plan
 }
 
-/// The plan's order: by phase, then path, then operation.
+/// The plan's order, which is the order apply runs it: by phase, then
+/// condition (the volume after the slots), then path, then operation.
 pub fn sort_changes(changes: &mut [Change]) {
-    changes.sort_by(|a, b| (a.phase, &a.path, a.op.rank()).cmp(&(b.phase, &b.path, b.op.rank())));
+    changes.sort_by(|a, b| {
+        (a.phase, a.when, &a.path, a.op.rank()).cmp(&(b.phase, b.when, &b.path, b.op.rank()))
+    });
 }
 
 struct Planner<'a> {
@@ -262,6 +277,7 @@ impl Planner<'_> {
             phase,
             path: n.path.clone(),
             op,
+            when: When::Always,
             target: Target {
                 anchor,
                 rel: n.rel.clone(),
@@ -672,7 +688,7 @@ impl Planner<'_> {
         // slot it goes in; unlink: `down`.
         let (op, expect, why) = match slots.entries.get(name) {
             None => {
-                let why = slot_diff::new_slot(&build.entries);
+                let why = slot_diff::new_slot();
                 (Op::Publish(Box::new(build)), slots.base.meta, why)
             }
             Some(obs) => match slot_diff::compare(build.owner, &build.entries, obs) {
@@ -710,6 +726,7 @@ impl Planner<'_> {
             phase: Phase::Profiles,
             path: if down { path.join(layout::DOWN) } else { path },
             op,
+            when: When::Always,
             target: Target {
                 anchor: Anchor::Scandir,
                 rel: if down { rel.join(layout::DOWN) } else { rel },
@@ -731,6 +748,7 @@ impl Planner<'_> {
             phase: Phase::Profiles,
             path: p.state_path.clone(),
             op: Op::SeedState { owner },
+            when: When::Always,
             target: Target {
                 anchor: Anchor::Home,
                 rel: PathBuf::from(name),

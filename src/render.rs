@@ -8,6 +8,8 @@
 //! {
 //!   "format": "s6-reconcile", "version": 1, "mode": "plan|check|apply",
 //!   "changes":  [{"phase": "static", "op": "chown", "path": "/run/...", "from": "0:0", "to": "10000:10000"}],
+//!   "effects":  [{"op": "rescan", "path": "/run/service/.s6-svscan/control", "write": "a"},
+//!                {"op": "append", "path": "/opt/data/logs/container-boot.log", "lines": 3}],
 //!   "slots":    [{"profile": "default", "slot": "gateway-default", "prior_state": "running", "action": "started", "reason": null}],
 //!   "skipped":  [{"path": "...", "reason": "..."}],
 //!   "warnings": ["..."],
@@ -21,9 +23,17 @@
 //! the `create`/`unlink` of its `down`, carry `reason` (why: `new slot`,
 //! the files that differ, the owner or mode of which entry, `down only`);
 //! with `--diff` also `diff`, the unified diffs (`--- current`,
-//! `+++ planned`) of the slot files it creates or rewrites. In apply mode
-//! `changes` lists what was done and `errors` what failed. Paths are
-//! container paths.
+//! `+++ planned`) of the slot files it creates or rewrites. A change that
+//! runs only once every slot change went through (the volume's) carries
+//! `"when": "after-slots"`; the changes are listed in the order apply runs
+//! them. In apply mode `changes` lists what was done and `errors` what
+//! failed.
+//!
+//! `effects` are what the run does after its changes: `rescan` (the bytes
+//! written to s6-svscan's control FIFO, `a` or `an`, when a scanner
+//! listens) and `append` (lines added to the boot log). A plan lists them
+//! as planned, an apply as done. They are never drift: `--check` counts
+//! `changes` only. Paths are container paths.
 
 use std::io::{self, Write};
 
@@ -33,8 +43,9 @@ use crate::app::command::MIGRATED_FROM;
 use crate::model::{Mode, Phase};
 use crate::plan::{Change, Op};
 pub use crate::report::Report;
-use crate::report::SlotReport;
+use crate::report::{EffectReport, SlotReport};
 use crate::slot_diff::{self, Why};
+use crate::steps::When;
 
 pub fn slot_json(s: &SlotReport) -> Value {
     json!({
@@ -63,6 +74,9 @@ pub fn change_json(c: &Change, diff: bool) -> impl Iterator<Item = Value> + '_ {
             m.insert("state".into(), json!("running"));
             m.insert("migrated_from".into(), json!(MIGRATED_FROM));
         }
+        if c.when != When::Always {
+            m.insert("when".into(), json!(c.when.as_str()));
+        }
         if let Some(why) = &c.why {
             m.insert("reason".into(), json!(why.reason));
             if diff {
@@ -73,12 +87,28 @@ pub fn change_json(c: &Change, diff: bool) -> impl Iterator<Item = Value> + '_ {
     })
 }
 
+/// A run effect as JSON: `rescan` with the bytes it writes (`write`), or
+/// `append` with the number of boot log lines.
+pub fn effect_json(e: &EffectReport) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("op".into(), json!(e.op));
+    m.insert("path".into(), json!(e.path.display().to_string()));
+    if let Some(w) = e.write {
+        m.insert("write".into(), json!(w));
+    }
+    if let Some(n) = e.lines {
+        m.insert("lines".into(), json!(n));
+    }
+    Value::Object(m)
+}
+
 /// The unified diffs of the files a slot change creates or rewrites.
 fn file_diffs(c: &Change, why: &Why) -> String {
-    why.files
-        .iter()
-        .map(|f| slot_diff::unified(&c.path, f))
-        .collect()
+    match &c.op {
+        Op::Publish(b) => slot_diff::diffs(&c.path, &b.entries, None),
+        Op::Replace(b) => slot_diff::diffs(&c.path, &b.entries, Some(&why.files)),
+        _ => String::new(),
+    }
 }
 
 pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
@@ -87,6 +117,7 @@ pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Re
         "version": 1,
         "mode": mode.as_str(),
         "changes": r.changes.iter().flat_map(|c| change_json(c, style.diff)).collect::<Vec<_>>(),
+        "effects": r.effects.iter().map(effect_json).collect::<Vec<_>>(),
         "slots": r.slots.iter().map(slot_json).collect::<Vec<_>>(),
         "skipped": r.skipped.iter().map(|s| json!({
             "path": s.path.display().to_string(),
@@ -163,7 +194,8 @@ pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::R
         Mode::Plan | Mode::Check => Verbosity::Normal,
     };
     if verbosity == Verbosity::Normal {
-        changes(r, style, out)?;
+        changes(mode, r, style, out)?;
+        effects(mode, r, style, out)?;
     }
     if verbosity >= Verbosity::Warnings {
         for l in &r.lines {
@@ -197,8 +229,30 @@ pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::R
     Ok(())
 }
 
-/// The changes, grouped by phase, verb first.
-fn changes(r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+/// The run effects after the changes (`then:`): a plan says what it will
+/// do, an apply what it did.
+fn effects(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+    if r.effects.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{}", style.paint(BOLD, "then:"))?;
+    for e in &r.effects {
+        let detail = match (e.write, e.lines, mode) {
+            (Some(w), _, Mode::Apply) => format!("wrote {w:?}"),
+            (Some(w), _, _) => format!("write {w:?} if s6-svscan listens"),
+            (None, Some(1), _) => "1 line".to_string(),
+            (None, Some(n), _) => format!("{n} lines"),
+            (None, None, _) => String::new(),
+        };
+        let verb = style.paint(GREEN, &format!("{:<7}", e.op));
+        writeln!(out, "  {verb} {}  ({detail})", e.path.display())?;
+    }
+    Ok(())
+}
+
+/// The changes, grouped by phase, verb first; in a plan, a change's
+/// condition after it.
+fn changes(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
     let mut current: Option<Phase> = None;
     for c in &r.changes {
         if current != Some(c.phase) {
@@ -223,12 +277,19 @@ fn changes(r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
                 Some((from, to)) => {
                     writeln!(out, "  {verb} {}  {} → {}", c.path.display(), from, to)?
                 }
-                None if matches!(c.op, Op::SeedState { .. }) => writeln!(
-                    out,
-                    "  {verb} {}  (state running, migrated from {MIGRATED_FROM})",
-                    c.path.display()
-                )?,
-                None => writeln!(out, "  {verb} {}", c.path.display())?,
+                None => {
+                    let seed = matches!(c.op, Op::SeedState { .. })
+                        .then(|| format!("state running, migrated from {MIGRATED_FROM}"));
+                    let when = c.when.describe().filter(|_| mode != Mode::Apply);
+                    let notes: Vec<String> =
+                        seed.into_iter().chain(when.map(String::from)).collect();
+                    if notes.is_empty() {
+                        writeln!(out, "  {verb} {}", c.path.display())?
+                    } else {
+                        let notes = notes.join("; ");
+                        writeln!(out, "  {verb} {}  ({notes})", c.path.display())?
+                    }
+                }
             }
         }
     }

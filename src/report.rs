@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::fs::{self, Refusal};
 use crate::plan::{Change, Plan};
 use crate::state::{Action, PriorExit};
+use crate::steps::Effect;
 
 /// An item deliberately left alone, with the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +75,15 @@ impl std::fmt::Display for Cause {
     }
 }
 
+/// An error met while acting for the user says so: a volume or scandir
+/// that root could write may not be the user's (`Permission denied (as uid
+/// 10000)`).
+pub fn say_who_acted(e: &mut Failure, uid: u32) {
+    if uid != 0 {
+        e.error = format!("{} (as uid {uid})", e.error).into();
+    }
+}
+
 /// What happens to one profile's slot (SPEC 6.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotReport {
@@ -86,10 +96,38 @@ pub struct SlotReport {
     pub prior_exit: PriorExit,
 }
 
+/// A run effect, planned or done: a rescan request (`write`: `a` or
+/// `an`) or a boot log append (`lines`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectReport {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub write: Option<&'static str>,
+    pub lines: Option<usize>,
+}
+
+impl EffectReport {
+    /// The effect as the plan has it.
+    pub fn planned(e: &Effect) -> EffectReport {
+        let (write, lines) = match e {
+            Effect::Rescan { planned, .. } => (Some(planned.command()), None),
+            Effect::BootLog { lines, .. } => (None, Some(*lines)),
+        };
+        EffectReport {
+            op: e.verb(),
+            path: e.path().to_path_buf(),
+            write,
+            lines,
+        }
+    }
+}
+
 /// What a run has to say: the plan (or, in apply, what was done).
 #[derive(Debug, Default)]
 pub struct Report {
     pub changes: Vec<Change>,
+    /// Run effects planned (plan, check) or done (apply); never drift.
+    pub effects: Vec<EffectReport>,
     pub slots: Vec<SlotReport>,
     /// Extra stdout lines (the profiles phase's `reconcile: profile=...`).
     pub lines: Vec<String>,
@@ -99,6 +137,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// Add what apply did with one plan: the changes whose condition did
+    /// not hold first (as skipped), then the plan's findings.
+    pub fn add_applied(&mut self, plan: &Plan, applied: crate::apply::Applied) {
+        self.skipped.extend(applied.skipped);
+        self.add_plan(plan, applied.done, applied.errors);
+    }
+
     /// Add one plan's findings, with the changes done (or planned) and the
     /// failures of executing it.
     pub fn add_plan(&mut self, plan: &Plan, changes: Vec<Change>, errors: Vec<Failure>) {

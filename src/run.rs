@@ -2,26 +2,26 @@
 //! render or apply, and decide the exit code. `main.rs` only parses the
 //! command line and maps [`Fatal`] to a message.
 
-use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::accounts::{self, AccountError};
-use crate::apply::{self, Anchors};
+use crate::apply::{self, Anchors, Applied};
 use crate::bootlog;
 use crate::cli::{Format, Settings};
 use crate::config::Policy;
 use crate::config::{Config, ConfigError};
+use crate::effects;
 use crate::fs::{self, Dir};
-use crate::layout;
 use crate::lock::{self, LockError};
 use crate::model::Desired;
 use crate::model::{Mode, Phase};
-use crate::plan::{self, Anchor, Op};
+use crate::plan::{self, Anchor};
 use crate::print_config;
 use crate::render;
-use crate::report::{self, Failure, Report};
+use crate::report::{EffectReport, Failure, Report, say_who_acted};
 use crate::scan::{self, Disk, Observed, Request};
+use crate::steps::{self, Outcome};
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
@@ -314,10 +314,11 @@ pub fn run(
             warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             if !root_phases.is_empty() {
                 observed.phases = root_phases;
-                let plan = plan::plan(&desired, &observed);
-                let applied = apply::apply(&plan.changes, &mut bases(&root, &desired));
+                let mut plan = plan::plan(&desired, &observed);
+                let outcomes = apply::apply(&plan.changes, &mut bases(&root, &desired));
+                let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
                 observed.applied(&applied.done);
-                report.add_plan(&plan, applied.done, applied.errors);
+                report.add_applied(&plan, applied);
             }
             if with_profiles {
                 observed.phases = vec![Phase::Profiles];
@@ -333,6 +334,9 @@ fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
     let mut plan = plan::plan(desired, observed);
     // Moved, not cloned: each publish carries its slot's scripts.
     let changes = std::mem::take(&mut plan.changes);
+    report
+        .effects
+        .extend(plan.effects.iter().map(EffectReport::planned));
     report.add_plan(&plan, changes, Vec::new());
 }
 
@@ -370,8 +374,8 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 
 /// The profiles phase of an apply: as the user when started as root in
 /// compat policy (so nothing planted in the user's volume or scandir can
-/// make root touch a root-owned file), then observe, plan, apply, request a
-/// rescan and append the boot log.
+/// make root touch a root-owned file), then plan and apply: the changes
+/// under their conditions, then the run effects (rescan, boot log).
 fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
@@ -391,73 +395,21 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
     }
     let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
-    // Slots first; the volume (stale runtime files) only when every slot
-    // change went through, so a failed boot leaves the volume as it was.
-    // Moved out of the plan, not cloned: each publish carries its slot.
-    let (in_volume, in_scandir): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.changes)
-        .into_iter()
-        .partition(|c| c.target.anchor == Anchor::Home);
-    let mut applied = apply::apply(&in_scandir, &mut anchors);
-    if applied.errors.is_empty() {
-        let more = apply::apply(&in_volume, &mut anchors);
-        applied.done.extend(more.done);
-        applied.errors.extend(more.errors);
-        plan::sort_changes(&mut applied.done);
-    } else {
-        for c in &in_volume {
-            report.skipped.push(report::Skipped {
-                path: c.path.clone(),
-                reason: "left in place: publishing the slots failed".into(),
-            });
-        }
-    }
+    let mut outcomes = apply::apply(&plan.changes, &mut anchors);
     if let Some(uid) = fs::acting_as() {
-        for e in &mut applied.errors {
-            say_who_acted(e, uid);
+        for o in &mut outcomes {
+            if let Outcome::Failed(e) | Outcome::DoneWith(e) = o {
+                say_who_acted(e, uid);
+            }
         }
     }
-    mark_unpublished(&mut plan.slots, &in_scandir, &applied.errors);
-    if let Some(command) = rescan_command(&applied.done) {
-        rescan(&mut anchors, desired, command, report);
-    }
-    // Nothing to log when no profile was considered (a dashboard container).
-    if !plan.slots.is_empty()
-        && let Ok(home) = anchors.anchor(Anchor::Home)
-    {
-        let ts = bootlog::timestamp_now();
-        let lines: String = plan
-            .slots
-            .iter()
-            .map(|s| {
-                bootlog::log_line(
-                    &ts,
-                    &s.profile,
-                    s.prior_state.as_deref(),
-                    s.action,
-                    s.prior_exit,
-                ) + "\n"
-            })
-            .collect();
-        let cfg = &desired.config.boot_log;
-        // The volume is the user's: when still root (strict policy), write
-        // the log with the user's effective ids so it stays theirs.
-        let append = || bootlog::append(home, &cfg.path.0, &lines, cfg.rotate_bytes);
-        let (result, writer) = if fs::euid() == 0 {
-            (fs::with_effective_ids(acct.uid, acct.gid, append), acct.uid)
-        } else {
-            (append(), fs::euid())
-        };
-        if let Err(e) = result {
-            let mut failure = Failure {
-                op: "append to".into(),
-                path: desired.config.profiles.home.0.join(&cfg.path.0),
-                error: (&e).into(),
-            };
-            say_who_acted(&mut failure, writer);
-            report.errors.push(failure);
-        }
-    }
-    report.add_plan(&plan, applied.done, applied.errors);
+    steps::settle_slots(&mut plan.slots, &plan.changes, &outcomes);
+    let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
+    let done = effects::run(&plan.effects, &applied.done, &plan.slots, &mut anchors);
+    report.effects.extend(done.done);
+    report.warnings.extend(done.warnings);
+    report.errors.extend(done.errors);
+    report.add_applied(&plan, applied);
 }
 
 /// Warn when the volume is not writable by the user who will write it
@@ -493,113 +445,6 @@ fn warn_unwritable_volume(
         writer.0,
         writer.1
     ));
-}
-
-/// An error met while acting for the user says so: a volume or scandir
-/// that root could write may not be the user's (`Permission denied (as uid
-/// 10000)`).
-fn say_who_acted(e: &mut Failure, uid: u32) {
-    if uid != 0 {
-        e.error = format!("{} (as uid {uid})", e.error).into();
-    }
-}
-
-/// A slot whose publish or replace failed was not published: report it as
-/// `skipped` (SPEC 6.6), on stdout and in the boot log, with the failure as
-/// the reason. A failure to remove the old tree after a successful swap
-/// leaves the new slot published, so it does not count.
-fn mark_unpublished(
-    slots: &mut [report::SlotReport],
-    changes: &[plan::Change],
-    errors: &[Failure],
-) {
-    use std::collections::HashMap;
-    // Looked up by profile and by path rather than searched for each slot:
-    // a search per slot is quadratic in the number of profiles.
-    let mut publish_of: HashMap<&str, &plan::Change> = HashMap::new();
-    for c in changes {
-        if let Op::Publish(b) | Op::Replace(b) = &c.op {
-            publish_of.entry(b.profile.as_str()).or_insert(c);
-        }
-    }
-    let mut error_at: HashMap<&std::path::Path, &Failure> = HashMap::new();
-    for e in errors.iter().filter(|e| e.op != "remove old slot") {
-        error_at.entry(e.path.as_path()).or_insert(e);
-    }
-    for s in slots {
-        let Some(change) = publish_of.get(s.profile.as_str()) else {
-            continue;
-        };
-        let Some(e) = error_at.get(change.path.as_path()) else {
-            continue;
-        };
-        let what = match change.op {
-            Op::Replace(_) => "not replaced (the previous slot is left as it was)",
-            _ => "not published",
-        };
-        s.action = crate::state::Action::Skipped;
-        s.reason = Some(format!(
-            "{what}: unable to {} {}: {}",
-            e.op,
-            e.path.display(),
-            e.error
-        ));
-    }
-}
-
-/// Ask a running s6-svscan to rescan now (what `s6-svscanctl -a` does),
-/// and with `prune` to also stop the supervisors of services that are no
-/// longer in the scandir (`s6-svscanctl -an`).
-/// What to write to s6-svscan's control FIFO after the slot changes `done`:
-/// nothing when no top-level slot entry changed; `a` (rescan) when slots
-/// were only published; `an` when one was replaced or removed, since its old
-/// s6-supervise (and the service it runs) stays on the deleted directory
-/// otherwise: a rescan only starts supervisors for new dev/ino pairs, `n`
-/// stops those whose service left the scandir (`s6-svscanctl -an`). Dot
-/// names (staging dirs) and entries inside a slot (`down`) never count.
-fn rescan_command(done: &[plan::Change]) -> Option<&'static [u8]> {
-    let mut command = None;
-    for c in done.iter().filter(|c| c.target.anchor == Anchor::Scandir) {
-        let mut parts = c.target.rel.components();
-        let top_level_slot = match (parts.next(), parts.next()) {
-            (Some(name), None) => !name.as_os_str().as_encoded_bytes().starts_with(b"."),
-            _ => false,
-        };
-        match &c.op {
-            Op::Publish(_) => command = command.or(Some(&b"a"[..])),
-            Op::Replace(_) | Op::Remove | Op::Unlink if top_level_slot => return Some(b"an"),
-            _ => {}
-        }
-    }
-    command
-}
-
-fn rescan(anchors: &mut OpenBases<'_>, desired: &Desired, command: &[u8], report: &mut Report) {
-    let control = desired
-        .scandir()
-        .join(layout::SVSCAN_DIR)
-        .join(layout::CONTROL);
-    let prune = command == b"an";
-    let r = anchors.anchor(Anchor::Scandir).and_then(|d| {
-        d.open_dir(OsStr::new(layout::SVSCAN_DIR))?
-            .write_fifo(OsStr::new(layout::CONTROL), command)
-    });
-    match r {
-        Ok(true) => log::info!(
-            "{} requested through {}",
-            if prune { "rescan and prune" } else { "rescan" },
-            control.display()
-        ),
-        Ok(false) => log::info!("no s6-svscan listens on {}; no rescan", control.display()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            log::info!("no {}; no rescan", control.display())
-        }
-        Err(e) => report.warnings.push(format!(
-            "unable to request a rescan through {}: {}",
-            control.display(),
-            fs::os_error(&e)
-        )),
-    }
 }
 
 /// Observe the tree once, for every selected phase.

@@ -6,6 +6,7 @@
 //! Pure: it reads only the observation (the slot's tree with the contents
 //! of its small files) and the wanted entries.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -33,21 +34,22 @@ pub enum SlotDiff<'a> {
     },
 }
 
-/// Why a slot change is planned, as printed, and the files whose content
-/// it changes.
+/// Why a slot change is planned, as printed, and (for a replace) the
+/// files whose content it rewrites. The planned contents stay in the
+/// change's slot build: nothing is copied here for a new slot or for a
+/// file that is the same.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Why {
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     pub files: Vec<FileChange>,
 }
 
-/// A slot file whose content the change creates or rewrites.
+/// A slot file whose content a replace rewrites, and what it holds now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileChange {
     /// Relative to the slot directory (`run`, `log/run`).
     pub path: PathBuf,
     pub current: Current,
-    pub planned: String,
 }
 
 /// A slot file's current content.
@@ -63,22 +65,12 @@ pub enum Current {
 /// At most this many entries are named for one difference in a reason.
 const MAX_NAMED: usize = 5;
 
-/// The reason for publishing a slot that does not exist yet.
-pub fn new_slot(expected: &[(SlotEntry, Owner)]) -> Why {
-    let files = expected
-        .iter()
-        .filter_map(|(e, _)| match e {
-            SlotEntry::File { path, content, .. } if !content.is_empty() => Some(FileChange {
-                path: path.clone(),
-                current: Current::Absent,
-                planned: content.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
+/// The reason for publishing a slot that does not exist yet (every file
+/// of it is new: see [`diffs`]).
+pub fn new_slot() -> Why {
     Why {
-        reason: "new slot".into(),
-        files,
+        reason: Cow::Borrowed("new slot"),
+        files: Vec::new(),
     }
 }
 
@@ -90,7 +82,7 @@ pub fn down_only(want: bool) -> Why {
         "down only: the profile starts"
     };
     Why {
-        reason: reason.into(),
+        reason: Cow::Borrowed(reason),
         files: Vec::new(),
     }
 }
@@ -118,9 +110,14 @@ pub fn compare<'a>(
     let top = PathBuf::new();
     if root.kind != Kind::Dir {
         // Nothing inside to compare: every file is new.
-        let mut why = new_slot(expected);
-        why.reason = format!("the slot {}, not a directory", kind_text(root.kind));
-        return SlotDiff::Different(why);
+        let files = expected
+            .iter()
+            .filter_map(|(e, _)| file_change(e, Current::Absent))
+            .collect();
+        return SlotDiff::Different(Why {
+            reason: format!("the slot {}, not a directory", kind_text(root.kind)).into(),
+            files,
+        });
     }
     check_meta(
         &mut found,
@@ -179,13 +176,6 @@ pub fn compare<'a>(
                 }
             }
             SlotEntry::File { content: want, .. } => {
-                let current = match (m.kind, &n.content) {
-                    (Kind::File, Content::Bytes(c)) => {
-                        Current::Text(String::from_utf8_lossy(c).into_owned())
-                    }
-                    (Kind::File, _) => Current::Unread,
-                    _ => Current::Absent,
-                };
                 if m.kind != Kind::File {
                     found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
                 } else if m.nlink != 1 {
@@ -194,7 +184,18 @@ pub fn compare<'a>(
                         format!("has {} links", m.nlink),
                     ));
                 }
-                if m.size != want.len() as u64 || current != Current::Text(want.clone()) {
+                // Compared in place: a converged slot costs no copy.
+                let same = m.kind == Kind::File
+                    && m.size == want.len() as u64
+                    && matches!(&n.content, Content::Bytes(c) if c.as_slice() == want.as_bytes());
+                if !same {
+                    let current = match (m.kind, &n.content) {
+                        (Kind::File, Content::Bytes(c)) => {
+                            Current::Text(String::from_utf8_lossy(c).into_owned())
+                        }
+                        (Kind::File, _) => Current::Unread,
+                        _ => Current::Absent,
+                    };
                     found.push(Difference::Content(p.to_path_buf()));
                     files.extend(file_change(e, current));
                 }
@@ -244,7 +245,7 @@ pub fn compare<'a>(
         found.push(Difference::Down(want_down));
     }
     SlotDiff::Different(Why {
-        reason: reason(&found),
+        reason: reason(&found).into(),
         files,
     })
 }
@@ -267,10 +268,9 @@ fn check_meta(
 
 fn file_change(e: &SlotEntry, current: Current) -> Option<FileChange> {
     match e {
-        SlotEntry::File { path, content, .. } => Some(FileChange {
+        SlotEntry::File { path, .. } => Some(FileChange {
             path: path.clone(),
             current,
-            planned: content.clone(),
         }),
         _ => None,
     }
@@ -367,18 +367,50 @@ fn names(all: &[String]) -> String {
     }
 }
 
-/// A unified diff (`--- current`, `+++ planned`) of one slot file, for
-/// the slot at container path `slot`.
-pub fn unified(slot: &Path, f: &FileChange) -> String {
-    let path = slot.join(&f.path);
-    let (old, note) = match &f.current {
+/// The unified diffs (`--- current`, `+++ planned`) of the slot at
+/// container path `slot` built from `entries`: of the `files` a replace
+/// rewrites, or with `None` (a new slot) of every non-empty file.
+pub fn diffs(slot: &Path, entries: &[(SlotEntry, Owner)], files: Option<&[FileChange]>) -> String {
+    let planned = |path: &Path| {
+        entries.iter().find_map(|(e, _)| match e {
+            SlotEntry::File {
+                path: p, content, ..
+            } if p == path => Some(content.as_str()),
+            _ => None,
+        })
+    };
+    let mut out = String::new();
+    match files {
+        Some(files) => {
+            for f in files {
+                if let Some(new) = planned(&f.path) {
+                    out.push_str(&unified(slot, &f.path, &f.current, new));
+                }
+            }
+        }
+        None => {
+            for (e, _) in entries {
+                if let SlotEntry::File { path, content, .. } = e
+                    && !content.is_empty()
+                {
+                    out.push_str(&unified(slot, path, &Current::Absent, content));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn unified(slot: &Path, rel: &Path, current: &Current, planned: &str) -> String {
+    let path = slot.join(rel);
+    let (old, note) = match current {
         Current::Absent => ("", " (absent)"),
         Current::Text(t) => (t.as_str(), ""),
         Current::Unread => ("", " (not read: too large or unreadable)"),
     };
     let old_label = format!("current {}{note}", path.display());
     let new_label = format!("planned {}", path.display());
-    similar::TextDiff::from_lines(old, f.planned.as_str())
+    similar::TextDiff::from_lines(old, planned)
         .unified_diff()
         .context_radius(3)
         .header(&old_label, &new_label)
@@ -475,7 +507,7 @@ mod tests {
 
     fn reason(d: SlotDiff<'_>) -> String {
         match d {
-            SlotDiff::Different(why) => why.reason,
+            SlotDiff::Different(why) => why.reason.into_owned(),
             other => panic!("not different: {other:?}"),
         }
     }
@@ -584,20 +616,19 @@ mod tests {
 
     #[test]
     fn a_new_slot_diffs_every_file_against_nothing() {
-        let why = new_slot(&wanted(true));
-        assert_eq!(why.reason, "new slot");
-        let paths: Vec<&Path> = why.files.iter().map(|f| f.path.as_path()).collect();
+        assert_eq!(new_slot().reason, "new slot");
         assert_eq!(
-            paths,
-            [Path::new("type"), Path::new("run")],
-            "down is empty"
-        );
-        assert_eq!(
-            unified(Path::new("/run/service/gateway-x"), &why.files[0]),
+            diffs(Path::new("/run/service/gateway-x"), &wanted(true), None),
             "--- current /run/service/gateway-x/type (absent)\n\
              +++ planned /run/service/gateway-x/type\n\
              @@ -0,0 +1 @@\n\
-             +longrun\n"
+             +longrun\n\
+             --- current /run/service/gateway-x/run (absent)\n\
+             +++ planned /run/service/gateway-x/run\n\
+             @@ -0,0 +1,2 @@\n\
+             +#!/bin/sh\n\
+             +exec app\n",
+            "every non-empty file (down is empty)"
         );
     }
 }

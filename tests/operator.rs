@@ -504,6 +504,30 @@ boot_log:
     );
 }
 
+/// A tree description holds the configuration and the accounts: the
+/// configuration in effect printed from it is the one printed from the
+/// tree on disk.
+#[test]
+fn print_config_reads_a_tree_description_like_the_disk() {
+    let tmp = container();
+    write_config(tmp.path(), "policy: strict\ngroup: hermes\n");
+    let snap = reconcile(tmp.path(), &["snapshot"], &[]);
+    assert_eq!(snap.status.code(), Some(0), "{}", describe(&snap));
+    let described = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(described.path(), &snap.stdout).unwrap();
+    let from_disk = reconcile(tmp.path(), &["--print-config"], &OVERRIDES);
+    assert_eq!(from_disk.status.code(), Some(0), "{}", describe(&from_disk));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
+    cmd.args(["--print-config", "--tree"])
+        .arg(described.path())
+        .env_clear()
+        .envs(OVERRIDES);
+    let from_tree = cmd.output().unwrap();
+    assert_eq!(from_tree.status.code(), Some(0), "{}", describe(&from_tree));
+    assert_eq!(stdout(&from_tree), stdout(&from_disk));
+    assert!(stdout(&from_tree).contains("\npolicy: strict\n"));
+}
+
 #[test]
 fn print_config_with_a_bad_configuration_is_the_usual_error() {
     let tmp = container();

@@ -198,6 +198,28 @@ pub const SYSTEM_DIRS: &[&str] = &[
     "root", "tmp",
 ];
 
+/// Whether `path` (absolute, no `..`) is `/` or one of [`SYSTEM_DIRS`].
+pub fn is_system_dir(path: &Path) -> bool {
+    let normal: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    match normal.as_slice() {
+        [] => true,
+        [one] => {
+            let one = one.to_string_lossy();
+            SYSTEM_DIRS.iter().any(|d| match d.strip_suffix('*') {
+                Some(stem) => one.starts_with(stem),
+                None => one == *d,
+            })
+        }
+        _ => false,
+    }
+}
+
 /// Check a base directory's text: absolute, no `..`, no control
 /// characters, not `/` and not a system directory itself.
 pub fn parse_base(s: &str) -> Result<AbsPath, String> {
@@ -208,28 +230,10 @@ pub fn parse_base(s: &str) -> Result<AbsPath, String> {
     if s.chars().any(char::is_control) {
         return Err(format!("a path must not hold control characters: {s:?}"));
     }
-    let normal: Vec<&std::ffi::OsStr> = p
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            _ => None,
-        })
-        .collect();
     if p.components().any(|c| c == Component::ParentDir) {
         return Err(format!("a path must not contain '..': {s:?}"));
     }
-    let system = match normal.as_slice() {
-        [] => true,
-        [one] => {
-            let one = one.to_string_lossy();
-            SYSTEM_DIRS.iter().any(|d| match d.strip_suffix('*') {
-                Some(stem) => one.starts_with(stem),
-                None => one == *d,
-            })
-        }
-        _ => false,
-    };
-    if system {
+    if is_system_dir(p) {
         return Err(format!(
             "{s:?} is / or a system directory (/{}); a base directory must be \
              a directory of its own below one, e.g. /opt/data",

@@ -34,6 +34,8 @@ pub enum BaseError {
     UntrustedSymlink { at: PathBuf, uid: u32, gid: u32 },
     #[error("too many levels of symlinks")]
     Loop,
+    #[error("resolves to {0}, which is / or a system directory; refusing it")]
+    System(PathBuf),
     #[error("{0}")]
     Io(#[from] io::Error),
 }
@@ -73,6 +75,13 @@ pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Ba
                 cur = next;
                 cur_path.push(&name);
                 if last {
+                    // A root-owned symlink among the parents may lead a base
+                    // (`/srv/data -> /`) onto what it may never be.
+                    if !crate::config::is_system_dir(path)
+                        && crate::config::is_system_dir(&cur_path)
+                    {
+                        return Err(BaseError::System(cur_path));
+                    }
                     let meta = cur.meta()?;
                     return Ok(Base {
                         dir: cur,
@@ -148,6 +157,22 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let d = Dir::open_path(t.path()).unwrap();
         (t, d)
+    }
+
+    #[test]
+    fn a_base_led_onto_a_system_directory_is_refused() {
+        let (t, root) = tmp();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::create_dir_all(t.path().join("data")).unwrap();
+        symlink("/", t.path().join("srv")).unwrap();
+        let untrusted = (u32::MAX - 1, u32::MAX - 1);
+        let e = resolve_base(&root, Path::new("/srv/etc"), untrusted).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "resolves to /etc, which is / or a system directory; refusing it"
+        );
+        let b = resolve_base(&root, Path::new("/srv/data"), untrusted).unwrap();
+        assert_eq!(b.resolved, Path::new("/data"));
     }
 
     #[test]

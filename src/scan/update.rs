@@ -96,6 +96,7 @@ mod tests {
             phase: Phase::Scandir,
             path: n.path.clone(),
             op,
+            when: crate::steps::When::Always,
             target: Target {
                 anchor: Anchor::Scandir,
                 rel: PathBuf::from(rel),
