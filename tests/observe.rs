@@ -222,3 +222,22 @@ fn a_slot_file_that_cannot_be_read_is_reported_and_the_slot_kept() {
         "left as it was"
     );
 }
+
+#[test]
+fn a_root_below_a_directory_the_user_cannot_search_is_reconciled_whole() {
+    // Everything below the root is reached from the held root directory,
+    // never by a path the user would need to search from `/`.
+    let outer = tree::temp_root("observe-outer-");
+    let root = outer.path().join("root");
+    fs::create_dir(&root).unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+    tree::materialise_yaml(&root, BASE).unwrap_or_else(|e| panic!("tree: {e}"));
+    fs::set_permissions(outer.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let r = reconcile(&root, &[]);
+    r.assert_exit(0);
+    r.assert_line("reconcile: profile=good prior_state=running action=started");
+    assert!(root.join("run/service/gateway-good/run").is_file());
+    let log = fs::read_to_string(root.join("opt/data/logs/container-boot.log")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    reconcile(&root, &["--check"]).assert_exit(0);
+}

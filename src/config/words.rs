@@ -139,10 +139,15 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// Where the second `key` of the block mapping whose first key is at
-/// (`line`, `column`) stands, for a duplicate key (serde_yaml reports the
-/// mapping's start). `None` for flow mappings and anything unexpected.
+/// Where the second `key` of the mapping that starts at (`line`,
+/// `column`) stands, for a duplicate key (serde_yaml reports the mapping's
+/// start): its first key for a block mapping, its `{` for a flow one.
+/// `None` for anything unexpected.
 pub fn duplicate_at(text: &str, line: usize, column: usize, key: &str) -> Option<(usize, usize)> {
+    let start = text.lines().nth(line.checked_sub(1)?)?;
+    if start.get(column.checked_sub(1)?..)?.starts_with('{') {
+        return flow_duplicate_at(text, line, column, key);
+    }
     let indent = column.checked_sub(1)?;
     let mut seen = 0;
     for (n, l) in text.lines().enumerate().skip(line.checked_sub(1)?) {
@@ -171,6 +176,49 @@ pub fn duplicate_at(text: &str, line: usize, column: usize, key: &str) -> Option
                 return Some((n + 1, indent + 1));
             }
         }
+    }
+    None
+}
+
+/// [`duplicate_at`] for a flow mapping (`{user: a, user: b}`): the keys
+/// at its own depth, after its `{` or a `,`.
+fn flow_duplicate_at(text: &str, line: usize, column: usize, key: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut seen, mut quote) = (0usize, 0, None::<char>);
+    let mut key_start = false;
+    for (n, l) in text.lines().enumerate().skip(line - 1) {
+        let from = if n + 1 == line { column - 1 } else { 0 };
+        for (i, c) in l.char_indices().filter(|(i, _)| *i >= from) {
+            if let Some(q) = quote {
+                quote = (c != q).then_some(q);
+                continue;
+            }
+            if key_start && depth == 1 && !c.is_whitespace() {
+                key_start = false;
+                let rest = l[i..].trim_start_matches(['"', '\'']);
+                let after = rest
+                    .strip_prefix(key)
+                    .map(|r| r.trim_start_matches(['"', '\'', ' ']));
+                if after.is_some_and(|r| r.starts_with(':')) {
+                    seen += 1;
+                    if seen == 2 {
+                        return Some((n + 1, i + 1));
+                    }
+                }
+            }
+            match c {
+                '{' | '[' => depth += 1,
+                '}' | ']' => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return None;
+                    }
+                }
+                '"' | '\'' => quote = Some(c),
+                _ => {}
+            }
+            key_start = matches!(c, '{' | ',') && depth == 1 || (key_start && c.is_whitespace());
+        }
+        key_start = key_start || depth == 1 && l.trim_end().ends_with([',', '{']);
     }
     None
 }
@@ -213,6 +261,19 @@ mod tests {
         assert_eq!(duplicate_at(text, 1, 1, "user"), Some((3, 1)));
         let text = "profiles:\n  prune: true\n  x:\n    prune: 1\n  prune: false\n";
         assert_eq!(duplicate_at(text, 2, 3, "prune"), Some((5, 3)));
+        assert_eq!(
+            duplicate_at("{user: a, group: {user: c}, user: b}\n", 1, 1, "user"),
+            Some((1, 29))
+        );
+        assert_eq!(
+            duplicate_at(
+                "profiles: {prune: true,\n  \"prune\": false}\n",
+                1,
+                11,
+                "prune"
+            ),
+            Some((2, 3))
+        );
         let text = "declared:\n  - name: a\n    name: b\n";
         assert_eq!(duplicate_at(text, 2, 5, "name"), Some((3, 5)));
     }

@@ -270,12 +270,3 @@ fn bad_name(at: &Node, name: &[u8]) -> Skipped {
         reason: reason.to_string(),
     }
 }
-
-/// The displayed container path of `rel` below the base shown as `shown`.
-pub fn join_shown(shown: &Path, rel: &Path) -> PathBuf {
-    if rel.as_os_str().is_empty() {
-        shown.to_path_buf()
-    } else {
-        shown.join(rel)
-    }
-}

@@ -224,7 +224,7 @@ impl<S: Source> Scanner<'_, S> {
     ) {
         for (name, kind) in self.list_names(d, at, &mut out.bad_names) {
             let found = match kind {
-                Some(Kind::Dir) | None => self.open_child_dir(d, at, &name),
+                Some(Kind::Dir) | None => self.open_child(d, at, &name),
                 Some(Kind::Symlink) => self.stat(d, at, &name).map(|n| (n, None)),
                 Some(_) => continue,
             };
@@ -278,20 +278,6 @@ impl<S: Source> Scanner<'_, S> {
         }
     }
 
-    /// A child directory opened, or the node of what is there instead.
-    fn open_child_dir(
-        &mut self,
-        d: &S::Dir,
-        at: &Node,
-        name: &str,
-    ) -> Option<(Node, Option<S::Dir>)> {
-        match self.src.open_dir(d, OsStr::new(name)) {
-            Ok((sub, m)) => Some((at.child(OsStr::new(name), m), Some(sub))),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
-            Err(_) => self.stat(d, at, name).map(|n| (n, None)),
-        }
-    }
-
     /// A `declared` profile without a directory of its own in the listing.
     fn declared(
         &mut self,
@@ -312,7 +298,7 @@ impl<S: Source> Scanner<'_, S> {
         let Some((d, at)) = root else {
             return p;
         };
-        match self.open_child_dir(d, at, name) {
+        match self.open_child(d, at, name) {
             Some((node, Some(pd))) if node.meta.kind == Kind::Dir => {
                 self.profile_files(&pd, &node, cfg, &mut p);
                 p.dir = Some(node);

@@ -70,7 +70,7 @@ impl ScandirObs {
 impl<S: Source> Scanner<'_, S> {
     /// Open the child directory `name` of `dir`: the directory and its
     /// node, or just the node of what is there when it is not a directory.
-    fn open_child(
+    pub(super) fn open_child(
         &mut self,
         dir: &S::Dir,
         at: &Node,
