@@ -297,7 +297,8 @@ fn build(scandir: &Dir, staging: &OsStr, b: &SlotBuild) -> Result<(), StepError>
     // each entry is created through its parent's fd instead of walking the
     // path again for every entry.
     let mut made: Vec<(&Path, Dir)> = Vec::new();
-    for (e, owner) in &b.entries {
+    let entries = b.entries();
+    for (e, owner) in &entries {
         let p = e.path();
         let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
             continue;

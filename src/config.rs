@@ -144,7 +144,7 @@ pub struct Declared {
     pub start: StartPolicy,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Templates {
     #[serde(default, deserialize_with = "values::de_template")]

@@ -70,15 +70,46 @@ pub enum Op {
 /// An owner as (uid, gid).
 pub type Owner = (u32, u32);
 
-/// Everything needed to build one slot.
+/// What every slot of one plan is rendered from: shared, so a plan holds
+/// no slot's scripts (at 10,000 profiles that was most of the memory).
+#[derive(Debug, PartialEq, Eq)]
+pub struct SlotRecipe {
+    pub user_name: String,
+    pub home: String,
+    pub templates: crate::config::Templates,
+    pub policy: Policy,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Everything needed to build one slot. Its entries (scripts included)
+/// are rendered when needed ([`SlotBuild::entries`]) by the comparer, the
+/// builder and the diff, and dropped after.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotBuild {
     pub profile: String,
     pub staging: String,
     /// Owner of the slot directory itself.
     pub owner: Owner,
+    pub is_default: bool,
+    /// Registered, not started: the slot has `down`.
+    pub down: bool,
+    pub recipe: std::sync::Arc<SlotRecipe>,
+}
+
+impl SlotBuild {
     /// Every entry, parents first, with its owner.
-    pub entries: Vec<(SlotEntry, Owner)>,
+    pub fn entries(&self) -> Vec<(SlotEntry, Owner)> {
+        let r = &*self.recipe;
+        let files = slot::render(
+            &self.profile,
+            self.is_default,
+            &r.user_name,
+            &r.home,
+            &r.templates,
+        );
+        slot_entries(slot::entries(&files, self.down), r.policy, r.uid, r.gid).1
+    }
 }
 
 /// The slot's entries with their owners and the policy's modes: in compat
@@ -489,10 +520,17 @@ impl Planner<'_> {
                 .push(format!("{}: {reason}", n.path.display()));
             self.skip(&n.path, reason.clone());
         }
-        let home = cfg.home.0.display().to_string();
+        let recipe = std::sync::Arc::new(SlotRecipe {
+            user_name: d.account.user_name.clone(),
+            home: cfg.home.0.display().to_string(),
+            templates: cfg.templates.clone(),
+            policy: d.policy(),
+            uid,
+            gid,
+        });
         let mut wanted = std::collections::BTreeSet::new();
         for p in &o.profiles {
-            let report = self.profile(p, slots, &home, (uid, gid), &app);
+            let report = self.profile(p, slots, &recipe, &app);
             if let Some(s) = &report.slot {
                 wanted.insert(s.clone());
             }
@@ -551,10 +589,10 @@ impl Planner<'_> {
         &mut self,
         p: &ProfileObs,
         slots: Option<&ScandirObs>,
-        home: &str,
-        (uid, gid): Owner,
+        recipe: &std::sync::Arc<SlotRecipe>,
         app: &crate::app::Decision,
     ) -> SlotReport {
+        let (uid, gid) = (recipe.uid, recipe.gid);
         let d = self.d;
         let cfg = &d.config.profiles;
         if let Some(problem) = &p.problem {
@@ -577,19 +615,10 @@ impl Planner<'_> {
         );
         self.stale_files(p);
         let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
-        let files = slot::render(
-            &p.name,
-            is_default,
-            &d.account.user_name,
-            home,
-            &cfg.templates,
-        );
-        let (owner, entries) = slot_entries(
-            slot::entries(&files, action == Action::Registered),
-            d.policy(),
-            uid,
-            gid,
-        );
+        let owner = match d.policy() {
+            Policy::Compat => (uid, gid),
+            Policy::Strict => (0, 0),
+        };
         // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
         // is "not published"); the scandir's own error says why.
         let (action, reason) = match slots {
@@ -598,7 +627,9 @@ impl Planner<'_> {
                     profile: p.name.clone(),
                     staging: names::staging_name(&slot_name),
                     owner,
-                    entries,
+                    is_default,
+                    down: action == Action::Registered,
+                    recipe: recipe.clone(),
                 };
                 match self.slot_change(slots, &slot_name, build) {
                     Ok(()) => (action, None),
@@ -691,7 +722,7 @@ impl Planner<'_> {
                 let why = slot_diff::new_slot();
                 (Op::Publish(Box::new(build)), slots.base.meta, why)
             }
-            Some(obs) => match slot_diff::compare(build.owner, &build.entries, obs) {
+            Some(obs) => match slot_diff::compare(build.owner, &build.entries(), obs) {
                 SlotDiff::Same => return Ok(()),
                 SlotDiff::Different(why) => (Op::Replace(Box::new(build)), obs.node.meta, why),
                 SlotDiff::Down { want: true } => (

@@ -105,8 +105,8 @@ pub fn effect_json(e: &EffectReport) -> Value {
 /// The unified diffs of the files a slot change creates or rewrites.
 fn file_diffs(c: &Change, why: &Why) -> String {
     match &c.op {
-        Op::Publish(b) => slot_diff::diffs(&c.path, &b.entries, None),
-        Op::Replace(b) => slot_diff::diffs(&c.path, &b.entries, Some(&why.files)),
+        Op::Publish(b) => slot_diff::diffs(&c.path, &b.entries(), None),
+        Op::Replace(b) => slot_diff::diffs(&c.path, &b.entries(), Some(&why.files)),
         _ => String::new(),
     }
 }

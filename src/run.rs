@@ -83,7 +83,9 @@ impl Fatal {
             Fatal::Tree(crate::tree::command::ReadError::Read { path, .. }) => {
                 ("read tree description", path.clone())
             }
-            Fatal::Tree(_) => ("read tree description", PathBuf::new()),
+            Fatal::Tree(crate::tree::command::ReadError::Parse(e)) => {
+                ("read tree description", e.file.clone())
+            }
             Fatal::Lock(
                 LockError::Io { path, .. }
                 | LockError::UntrustedDir { path, .. }
@@ -270,6 +272,8 @@ pub fn run(
         let acct = &desired.account;
         let src = crate::tree::source::TreeSource::new(d, (acct.uid, acct.gid));
         let observed = observe_from(&src, settings, &desired);
+        // Planned as root would plan it on the materialized tree.
+        warn_unwritable_volume(&desired, &observed, true, &mut report);
         plan_only(&desired, &observed, &mut report);
         return finish(settings, report, out);
     }
@@ -289,7 +293,7 @@ pub fn run(
     match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
-            warn_unwritable_volume(&desired, &observed, &mut report);
+            warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             plan_only(&desired, &observed, &mut report);
         }
         Mode::Apply => {
@@ -307,7 +311,7 @@ pub fn run(
             // Observed once; each part of the apply plans from it, and what
             // apply did is written back into it (never observed again).
             let mut observed = observe(settings, &desired, &root);
-            warn_unwritable_volume(&desired, &observed, &mut report);
+            warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             if !root_phases.is_empty() {
                 observed.phases = root_phases;
                 let mut plan = plan::plan(&desired, &observed);
@@ -411,13 +415,19 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
 /// Warn when the volume is not writable by the user who will write it
 /// (the boot log, and in compat the stale runtime files): a volume copied
 /// or created as root makes every apply fail there, while the plan alone
-/// would show nothing wrong.
-fn warn_unwritable_volume(desired: &Desired, observed: &Observed, report: &mut Report) {
+/// would show nothing wrong. `as_root`: the run is root's (or, for a tree
+/// description, planned as root's would be), so the user writes.
+fn warn_unwritable_volume(
+    desired: &Desired,
+    observed: &Observed,
+    as_root: bool,
+    report: &mut Report,
+) {
     let Some(home) = observed.profiles.as_ref().and_then(|p| p.home.present()) else {
         return;
     };
     let acct = &desired.account;
-    let writer = if fs::euid() == 0 {
+    let writer = if as_root {
         (acct.uid, acct.gid)
     } else {
         (fs::euid(), fs::egid())

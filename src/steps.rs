@@ -248,7 +248,16 @@ mod tests {
             profile: profile.into(),
             staging: format!(".gateway-{profile}.tmp"),
             owner: (0, 0),
-            entries: Vec::new(),
+            is_default: false,
+            down: false,
+            recipe: std::sync::Arc::new(crate::plan::SlotRecipe {
+                user_name: "hermes".into(),
+                home: "/opt/data".into(),
+                templates: Default::default(),
+                policy: crate::config::Policy::Compat,
+                uid: 10000,
+                gid: 10000,
+            }),
         })
     }
 

@@ -397,3 +397,48 @@ fn a_live_tree_plans_the_same_from_its_snapshot_as_root_and_as_the_user() {
     assert_eq!(again.code, Some(0), "{}", again.stderr);
     assert_eq!(again.stdout, snap.stdout, "snapshot(materialize(d)) == d");
 }
+
+/// `snapshot --config FILE` (a file outside the root) and the environment:
+/// the description holds that configuration at its default path and the
+/// bases it names, so `--tree` plans what `--root --config FILE` plans.
+#[test]
+fn snapshot_carries_a_configuration_given_outside_the_root() {
+    need_root();
+    let tmp = tree::temp_root("tree-config-");
+    let root = tmp.path().join("root");
+    tree::materialise_yaml(&root, READABLE).expect("materialise");
+    let config = save(
+        tmp.path(),
+        "config.yaml",
+        "user: 10000\nprofiles:\n  home: /srv/volume\nstatic:\n  skip: [\"web\"]\n",
+    );
+    fs::create_dir_all(root.join("srv/volume/profiles/bob")).unwrap();
+    fs::write(root.join("srv/volume/profiles/bob/SOUL.md"), "b").unwrap();
+    let snap = reconcile(&[&"snapshot", &"--root", &root, &"--config", &config]);
+    assert_eq!(snap.code, Some(0), "{}", snap.stderr);
+    assert!(
+        snap.stdout.contains(
+            "- {path: \"etc/s6-reconcile/config.yaml\", type: file, mode: \"0644\", uid: 0, gid: 0, content: \"user: 10000\\nprofiles:\\n  home: /srv/volume\\nstatic:\\n  skip: [\\\"web\\\"]\\n\"}\n"
+        ),
+        "{}",
+        snap.stdout
+    );
+    assert!(snap.stdout.contains("\"srv/volume/profiles/bob/SOUL.md\""));
+    let file = save(tmp.path(), "snap.yaml", &snap.stdout);
+    for format in ["human", "json"] {
+        let disk = reconcile(&[
+            &"--plan",
+            &"--root",
+            &root,
+            &"--config",
+            &config,
+            &"--format",
+            &format,
+        ]);
+        let desc = reconcile(&[&"--plan", &"--tree", &file, &"--format", &format]);
+        assert_eq!(disk.code, Some(0), "{}", disk.stderr);
+        assert!(disk.stdout.contains("gateway-bob"), "{}", disk.stdout);
+        assert_eq!(desc.stdout, disk.stdout, "{format}");
+        assert_eq!(desc.code, disk.code);
+    }
+}

@@ -286,33 +286,8 @@ impl State {
     }
 
     fn node(&mut self, r: &RawEntry) -> Result<Node, String> {
-        let has_content =
-            r.content.is_some() || r.base64.is_some() || r.size.is_some() || r.sha256.is_some();
-        let only = |allowed: &[&str]| -> Result<(), String> {
-            let given = [
-                ("mode", r.mode.is_some()),
-                ("uid", r.uid.is_some()),
-                ("gid", r.gid.is_some()),
-                ("content", has_content),
-                ("target", r.target.is_some()),
-                ("links", r.links.is_some()),
-                ("mount", r.mount.is_some()),
-            ];
-            match given.iter().find(|(k, g)| *g && !allowed.contains(k)) {
-                Some((k, _)) => Err(format!("`{k}` does not apply to type {}", r.kind)),
-                None => Ok(()),
-            }
-        };
-        let perms = |default_mode: u32| -> Result<Perms, String> {
-            Ok(Perms {
-                uid: r.uid.unwrap_or(0),
-                gid: r.gid.unwrap_or(0),
-                mode: match &r.mode {
-                    None => default_mode,
-                    Some(m) => parse_mode(m)?,
-                },
-            })
-        };
+        let only = |allowed: &[&str]| r.only(allowed);
+        let perms = |default_mode: u32| r.perms(default_mode);
         const PERMS: [&str; 3] = ["mode", "uid", "gid"];
         Ok(match r.kind.as_str() {
             "dir" => {
@@ -420,6 +395,41 @@ impl State {
                 "{target} needs `links:` (its link count) to have another name"
             )),
         }
+    }
+}
+
+impl RawEntry {
+    /// Refuse the keys given that `allowed` does not list.
+    fn only(&self, allowed: &[&str]) -> Result<(), String> {
+        let has_content = self.content.is_some()
+            || self.base64.is_some()
+            || self.size.is_some()
+            || self.sha256.is_some();
+        let given = [
+            ("mode", self.mode.is_some()),
+            ("uid", self.uid.is_some()),
+            ("gid", self.gid.is_some()),
+            ("content", has_content),
+            ("target", self.target.is_some()),
+            ("links", self.links.is_some()),
+            ("mount", self.mount.is_some()),
+        ];
+        match given.iter().find(|(k, g)| *g && !allowed.contains(k)) {
+            Some((k, _)) => Err(format!("`{k}` does not apply to type {}", self.kind)),
+            None => Ok(()),
+        }
+    }
+
+    /// Owner and mode, root's and `default_mode` when left out.
+    fn perms(&self, default_mode: u32) -> Result<Perms, String> {
+        Ok(Perms {
+            uid: self.uid.unwrap_or(0),
+            gid: self.gid.unwrap_or(0),
+            mode: match &self.mode {
+                None => default_mode,
+                Some(m) => parse_mode(m)?,
+            },
+        })
     }
 }
 
