@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags};
@@ -39,6 +39,10 @@ pub struct Dir {
     /// `false` for an `O_PATH` fd (a directory we may search but not
     /// read): listing it is refused as the open would be, with EACCES.
     pub(super) readable: bool,
+    /// The directory's device once [`Dir::meta`] read it (`u64::MAX`
+    /// until then): a listing on a file system known to fill the buffer
+    /// to the end stops after one `getdents64` (see `Dir::list`).
+    pub(super) dev: AtomicU64,
 }
 
 /// One entry of a directory listing: its name (bytes, as the file system
@@ -60,6 +64,7 @@ impl Dir {
             fd,
             listed: AtomicBool::new(false),
             readable: true,
+            dev: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -95,7 +100,9 @@ impl Dir {
 
     /// `fstat` of the directory itself.
     pub fn meta(&self) -> io::Result<Meta> {
-        fd_meta(&self.fd)
+        let m = fd_meta(&self.fd)?;
+        self.dev.store(m.dev, Ordering::Relaxed);
+        Ok(m)
     }
 
     /// Open a child directory, refusing a symlink (ELOOP) or a non-directory (ENOTDIR).

@@ -6,6 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use nix::errno::Errno;
@@ -27,19 +28,21 @@ impl Dir {
             rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
         }
         // Names are at most 255 bytes: one entry always fits.
-        let mut buf = Vec::with_capacity(16 * 1024);
+        let mut buf = Vec::with_capacity(LIST_BUF);
         let mut raw = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
+        let one_fill = fills_to_end(self);
+        let mut filled = 0;
         let mut out = Vec::new();
         while let Some(e) = raw.next() {
             let e = e?;
             let n = e.file_name().to_bytes();
-            if n == b"." || n == b".." {
-                continue;
+            filled += record_len(n.len());
+            push_entry(&mut out, n, e.file_type());
+            // Room was left for the longest entry: the file system
+            // stopped at the end, not at a full buffer.
+            if one_fill && raw.is_buffer_empty() && filled + record_len(255) <= LIST_BUF {
+                break;
             }
-            out.push(DirEntry {
-                name: OsStr::from_bytes(n).to_os_string(),
-                kind: kind_of_dtype(e.file_type()),
-            });
         }
         out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -141,6 +144,47 @@ impl Dir {
     }
 }
 
+/// Size of the buffer a listing reads into.
+const LIST_BUF: usize = 16 * 1024;
+
+/// Size of one `getdents64` record for a name of `len` bytes.
+fn record_len(len: usize) -> usize {
+    (19 + len + 1).next_multiple_of(8)
+}
+
+fn push_entry(out: &mut Vec<DirEntry>, n: &[u8], t: rustix::fs::FileType) {
+    if n != b"." && n != b".." {
+        out.push(DirEntry {
+            name: OsStr::from_bytes(n).to_os_string(),
+            kind: kind_of_dtype(t),
+        });
+    }
+}
+
+/// Whether `dir` is on a file system whose `getdents64` fills the buffer
+/// until it is full or the directory ends (tmpfs, ramfs: the in-memory
+/// directory iterators), so a short first fill is the whole listing.
+/// Asked once per device (`fstatfs`), only for a directory whose device
+/// is known; any other file system is read until `getdents64` says 0.
+fn fills_to_end(dir: &Dir) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    static KNOWN: Mutex<Vec<(u64, bool)>> = Mutex::new(Vec::new());
+    let dev = dir.dev.load(Ordering::Relaxed);
+    if dev == u64::MAX {
+        return false;
+    }
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, f)) = known.iter().find(|(d, _)| *d == dev) {
+        return *f;
+    }
+    let f = rustix::fs::fstatfs(&dir.fd)
+        .map(|s| matches!(s.f_type as i64, TMPFS_MAGIC | RAMFS_MAGIC))
+        .unwrap_or(false);
+    known.push((dev, f));
+    f
+}
+
 fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
     use rustix::fs::FileType as T;
     match t {
@@ -151,5 +195,37 @@ fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
         T::Socket => Some(Kind::Socket),
         T::CharacterDevice | T::BlockDevice => Some(Kind::Other),
         T::Unknown => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On tmpfs a listing that fits one buffer stops after one
+    /// `getdents64`; around the buffer's edge (names of 200 bytes, 73
+    /// records a fill) and past it, every entry is still listed.
+    #[test]
+    fn one_fill_listings_are_whole() {
+        let at = std::path::Path::new("/dev/shm");
+        let t = if at.is_dir() {
+            tempfile::tempdir_in(at).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        for n in [
+            0usize, 1, 60, 70, 71, 72, 73, 74, 75, 80, 146, 147, 148, 400,
+        ] {
+            let p = t.path().join(n.to_string());
+            std::fs::create_dir(&p).unwrap();
+            for i in 0..n {
+                std::fs::write(p.join(format!("{i:0200}")), b"").unwrap();
+            }
+            let d = Dir::open_path(&p).unwrap();
+            d.meta().unwrap();
+            let names = d.entries().unwrap();
+            assert_eq!(names.len(), n, "{n} entries");
+            assert_eq!(d.entries().unwrap(), names, "listed again");
+        }
     }
 }
