@@ -6,6 +6,8 @@
 //! (cont-init runs with-contenv) are applied after parsing, by
 //! [`Config::apply_env`].
 
+mod bases;
+mod source;
 mod values;
 mod words;
 
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::app::{AppEnv, EnvSwitch};
 use serde::Deserialize;
 
+pub use source::Source;
 pub use values::{
     AbsPath, FileName, MAX_ID, NameGlob, Principal, RelPath, TEMPLATE_MAX, is_system_dir,
 };
@@ -66,16 +69,6 @@ pub struct Config {
     /// Where this configuration came from, for messages about its values.
     #[serde(skip)]
     pub source: Source,
-}
-
-/// The file a configuration was read from, and where its `user:` and
-/// `group:` values stand (for account errors, which come after parsing).
-#[derive(Clone, Debug, Default)]
-pub struct Source {
-    /// A container path; `None` for the built-in defaults.
-    pub path: Option<PathBuf>,
-    pub user_at: Option<(usize, usize)>,
-    pub group_at: Option<(usize, usize)>,
 }
 
 impl Default for Config {
@@ -287,13 +280,6 @@ pub enum ConfigError {
     },
 }
 
-/// The base directories, by key, with the variable that overrides each.
-const BASES: [(&str, Option<&str>); 3] = [
-    ("static.servicedirs", None),
-    ("scandir.path", Some("S6_PROFILE_GATEWAY_SCANDIR")),
-    ("profiles.home", Some("HERMES_HOME")),
-];
-
 /// The with-contenv overrides: each variable and the key it overrides
 /// (applied by [`Config::apply_env`]; an empty value means unset).
 pub const ENV_OVERRIDES: [(&str, &str); 3] = [
@@ -395,60 +381,6 @@ impl Config {
         self.check_bases(path, &[])
     }
 
-    fn base(&self, key: &str) -> &Path {
-        match key {
-            "static.servicedirs" => &self.static_.servicedirs.0,
-            "scandir.path" => &self.scandir.path.0,
-            _ => &self.profiles.home.0,
-        }
-    }
-
-    /// No base directory may contain another (or be the same): a walk of
-    /// one would reach into the other with the other's rules.
-    fn check_bases(&self, path: &Path, from_env: &[&str]) -> Result<(), ConfigError> {
-        for (i, (a, a_var)) in BASES.iter().enumerate() {
-            for (b, b_var) in &BASES[i + 1..] {
-                let (pa, pb) = (self.base(a), self.base(b));
-                if !(pa.starts_with(pb) || pb.starts_with(pa)) {
-                    continue;
-                }
-                let how = |x: &Path, y: &Path| match () {
-                    _ if x == y => "is the same directory as",
-                    _ if x.starts_with(y) => "is inside",
-                    _ => "contains",
-                };
-                let rule = "the base directories (static.servicedirs, scandir.path, \
-                            profiles.home) must not contain one another";
-                // Blame what the environment set, else the later key.
-                let env = [(b, b_var, pb, a, pa), (a, a_var, pa, b, pb)]
-                    .into_iter()
-                    .find(|(_, var, ..)| var.is_some_and(|v| from_env.contains(&v)));
-                if let Some((_, Some(var), mine, other, theirs)) = env {
-                    return Err(ConfigError::Env {
-                        var,
-                        value: mine.display().to_string(),
-                        message: format!(
-                            "{} {other} {:?}; {rule}",
-                            how(mine, theirs),
-                            theirs.display().to_string()
-                        ),
-                    });
-                }
-                return Err(ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    key: b.to_string(),
-                    message: format!(
-                        "{:?} {} {a} {:?}; {rule}",
-                        pb.display().to_string(),
-                        how(pb, pa),
-                        pa.display().to_string()
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Apply the with-contenv overrides from `env` (a lookup function, so
     /// tests need not touch the process environment), then check the bases
     /// again: an override is held to the same rules as the file.
@@ -491,40 +423,6 @@ impl Config {
             .unwrap_or_else(|| "(built-in defaults)".into());
         self.check_bases(&shown, &from_env)
     }
-}
-
-impl Source {
-    fn new(path: &Path, text: &str) -> Source {
-        Source {
-            path: Some(path.to_path_buf()),
-            user_at: top_level_value(text, "user"),
-            group_at: top_level_value(text, "group"),
-        }
-    }
-
-    /// `file:line:column: key` for messages about a top-level value, or
-    /// `key (default)` when the built-in default was used.
-    pub fn describe(&self, key: &str) -> String {
-        let at = match key {
-            "user" => self.user_at,
-            _ => self.group_at,
-        };
-        match (&self.path, at) {
-            (Some(p), Some((l, c))) => format!("{}:{l}:{c}: {key}", p.display()),
-            (Some(p), None) => format!("{}: {key} (default)", p.display()),
-            (None, _) => format!("{key} (default; no configuration file)"),
-        }
-    }
-}
-
-/// Line and column of the value of a top-level block key (`user: x`).
-fn top_level_value(text: &str, key: &str) -> Option<(usize, usize)> {
-    text.lines().enumerate().find_map(|(n, l)| {
-        let rest = l.strip_prefix(key)?.trim_start_matches([' ', '\t']);
-        let rest = rest.strip_prefix(':')?;
-        let value = rest.trim_start_matches([' ', '\t']);
-        Some((n + 1, l.len() - value.len() + 1))
-    })
 }
 
 /// serde_yaml prefixes nested errors with its own "static: " path; ours is
