@@ -134,6 +134,9 @@ impl Dir {
             }
         }
         buf.truncate(len);
+        // Observations hold what they read (every state file, every slot
+        // script): not the 4 KiB read buffer around each.
+        buf.shrink_to_fit();
         Ok((meta, Some(buf)))
     }
 
