@@ -182,7 +182,7 @@ fn fills_to_end(dir: &Dir) -> bool {
         return *f;
     }
     let f = rustix::fs::fstatfs(&dir.fd)
-        .map(|s| matches!(s.f_type as i64, TMPFS_MAGIC | RAMFS_MAGIC))
+        .map(|s| matches!(s.f_type, TMPFS_MAGIC | RAMFS_MAGIC))
         .unwrap_or(false);
     known.push((dev, f));
     f
