@@ -440,5 +440,26 @@ fn snapshot_carries_a_configuration_given_outside_the_root() {
         assert!(disk.stdout.contains("gateway-bob"), "{}", disk.stdout);
         assert_eq!(desc.stdout, disk.stdout, "{format}");
         assert_eq!(desc.code, disk.code);
+        // Whoever runs it, the plan is root's (here: a root-owned volume
+        // that uid 10000 could not write, which root's plan warns about).
+        let other = s6::as_root(&[
+            "/bin/s6-applyuidgid".as_ref(),
+            "-u".as_ref(),
+            "20000".as_ref(),
+            "-g".as_ref(),
+            "20000".as_ref(),
+            "-G".as_ref(),
+            "".as_ref(),
+            Path::new(env!("CARGO_BIN_EXE_reconcile")).as_os_str(),
+            "--plan".as_ref(),
+            "--tree".as_ref(),
+            file.as_os_str(),
+            "--format".as_ref(),
+            format.as_ref(),
+        ]);
+        assert_eq!(
+            other.stdout, disk.stdout,
+            "as uid 20000 ({format}): {other}"
+        );
     }
 }
