@@ -599,6 +599,13 @@ impl Planner<'_> {
             return self.invalid_profile(p, problem);
         }
         let prior_state = self.prior_state(p);
+        if let Some(why) = &p.lifecycle_problem {
+            let at = p.dir.as_ref().map_or_else(PathBuf::new, |n| n.path.clone());
+            self.plan.warnings.push(format!(
+                "{}: {why}; its prior exit is unknown",
+                at.join("state").join(crate::scan::LIFECYCLE_FILE).display()
+            ));
+        }
         let is_default = p.source == ProfileSource::Default;
         let prior_state = if is_default && app.migrate_default {
             self.seed_state(p, (uid, gid));

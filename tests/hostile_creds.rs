@@ -81,6 +81,65 @@ fn a_hard_linked_state_file_is_never_read_in_strict_or_compat() {
     }
 }
 
+/// The lifecycle file too: a hard link (here to a root-owned, world-readable
+/// file saying the gateway was running) is not read, the prior exit is
+/// `unknown`, and the plan says why in its warnings (text and JSON).
+#[test]
+fn a_hard_linked_lifecycle_file_is_not_read_and_the_plan_warns() {
+    let mut entries = String::from(
+        "- {path: etc/lifecycle.json, type: file, mode: \"0644\", content: \"{\\\"phase\\\": \\\"running\\\"}\"}\n",
+    );
+    for name in ["linked", "own"] {
+        entries.push_str(&format!(
+            "- {{path: opt/data/profiles/{name}, type: dir, uid: 10000, gid: 10000}}\n\
+             - {{path: opt/data/profiles/{name}/SOUL.md, type: file, uid: 10000, gid: 10000}}\n\
+             - {{path: opt/data/profiles/{name}/state, type: dir, uid: 10000, gid: 10000}}\n"
+        ));
+    }
+    let dir = root_with(&format!("{entries}{}", config("")));
+    let root = dir.path();
+    let lifecycle = |name: &str| {
+        root.join(format!(
+            "opt/data/profiles/{name}/state/gateway.lifecycle.json"
+        ))
+    };
+    std::fs::hard_link(root.join("etc/lifecycle.json"), lifecycle("linked")).unwrap();
+    std::fs::write(lifecycle("own"), br#"{"phase": "running"}"#).unwrap();
+    std::os::unix::fs::lchown(lifecycle("own"), Some(10000), Some(10000)).unwrap();
+    let warning = "/opt/data/profiles/linked/state/gateway.lifecycle.json: has 2 links (a hard \
+                   link to another file); not read; its prior exit is unknown";
+
+    let plan = run(root, &["--plan"]);
+    plan.assert_exit(0);
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l == format!("warning: {warning}")),
+        "{}",
+        plan.show()
+    );
+    let json = run(root, &["--plan", "--format", "json"]);
+    json.assert_exit(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let warnings = v["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w == warning), "{}", json.show());
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("/own/"))
+    );
+
+    run(root, &[]).assert_exit(0);
+    let log = std::fs::read_to_string(root.join("opt/data/logs/container-boot.log")).unwrap();
+    for (name, exit) in [("linked", "unknown"), ("own", "unclean")] {
+        assert!(
+            log.lines().any(|l| l.contains(&format!("profile={name} "))
+                && l.ends_with(&format!("prior_exit={exit}"))),
+            "{name}: no prior_exit={exit}\n{log}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 9. Errors say who acted; the plan warns about a volume the user cannot write
 

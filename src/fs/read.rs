@@ -108,36 +108,45 @@ impl Dir {
     /// contents too (`None` otherwise). One `openat`, one `fstat` and, for
     /// a file whose size did not change, one `read`.
     pub fn read_file_meta(&self, name: &OsStr, limit: u64) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        let fd = self.open_read(name)?;
-        let meta = fd_meta(&fd)?;
-        if meta.kind != Kind::File || meta.size > limit {
-            return Ok((meta, None));
+        read_opened(self.open_read(name)?, limit, u64::MAX)
+    }
+
+    /// [`Dir::read_file_meta`] of `sub/name` (`sub` a child directory),
+    /// except that a file with more than one link is not read (`None`):
+    /// the link count is checked on the opened fd before any byte is read.
+    /// One `openat2` refusing every symlink on the way
+    /// (`RESOLVE_NO_SYMLINKS`, `RESOLVE_BENEATH`) where the kernel has it;
+    /// else the child directory is opened, then the file.
+    pub fn read_single_link_file(
+        &self,
+        sub: Option<&OsStr>,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        name_ok(name)?;
+        let Some(sub) = sub else {
+            return read_opened(self.open_read(name)?, limit, 1);
+        };
+        name_ok(sub)?;
+        let mut path = sub.to_os_string();
+        path.push("/");
+        path.push(name);
+        use rustix::fs::{OFlags, ResolveFlags};
+        let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH;
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        match rustix::fs::openat2(
+            &self.fd,
+            path.as_os_str(),
+            flags,
+            rustix::fs::Mode::empty(),
+            how,
+        ) {
+            Ok(fd) => read_opened(fd, limit, 1),
+            Err(e) if e == rustix::io::Errno::NOENT => Err(e.into()),
+            // Not available (old kernel, a seccomp filter) or refused for
+            // a symlink: the step-by-step opens give the same answer.
+            Err(_) => read_opened(self.open_dir(sub)?.open_read(name)?, limit, 1),
         }
-        let mut f = std::fs::File::from(fd);
-        // More than the size: getting exactly the size is the end of a
-        // regular file, so the usual case is a single read. (A size of 0,
-        // as procfs says of every file, reads on to the end.)
-        let first = (meta.size + 1).max(4096).min(limit + 1);
-        let mut buf = vec![0u8; first as usize];
-        let mut len = 0;
-        loop {
-            let n = f.read(&mut buf[len..])?;
-            len += n;
-            if n == 0 || (len == meta.size as usize && n > 0) {
-                break;
-            }
-            if len == buf.len() {
-                if len as u64 > limit {
-                    return Ok((meta, None));
-                }
-                buf.resize(len * 2, 0);
-            }
-        }
-        buf.truncate(len);
-        // Observations hold what they read (every state file, every slot
-        // script): not the 4 KiB read buffer around each.
-        buf.shrink_to_fit();
-        Ok((meta, Some(buf)))
     }
 
     /// Read a symlink's target (without following it).
@@ -145,6 +154,42 @@ impl Dir {
         name_ok(name)?;
         nix::fcntl::readlinkat(self.fd.as_fd(), name).map_err(errno_io)
     }
+}
+
+/// What an opened entry is and, for a regular file of at most `limit`
+/// bytes and at most `links` links, its contents. One `fstat` and, for a
+/// file whose size did not change, one `read`.
+fn read_opened(
+    fd: std::os::fd::OwnedFd,
+    limit: u64,
+    links: u64,
+) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    let meta = fd_meta(&fd)?;
+    if meta.kind != Kind::File || meta.size > limit || meta.nlink > links {
+        return Ok((meta, None));
+    }
+    let mut f = std::fs::File::from(fd);
+    // More than the size: getting exactly the size is the end of a
+    // regular file, so the usual case is a single read. (A size of 0,
+    // as procfs says of every file, reads on to the end.)
+    let first = (meta.size + 1).max(4096).min(limit + 1);
+    let mut buf = vec![0u8; first as usize];
+    let mut len = 0;
+    loop {
+        let n = f.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || (len == meta.size as usize && n > 0) {
+            break;
+        }
+        if len == buf.len() {
+            if len as u64 > limit {
+                return Ok((meta, None));
+            }
+            buf.resize(len * 2, 0);
+        }
+    }
+    buf.truncate(len);
+    Ok((meta, Some(buf)))
 }
 
 /// Size of the buffer a listing reads into.

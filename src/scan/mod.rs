@@ -27,7 +27,7 @@ pub mod source;
 mod update;
 mod walk;
 
-pub use profiles::{ProfileObs, ProfileSource, ProfilesObs, StateObs};
+pub use profiles::{LIFECYCLE_FILE, ProfileObs, ProfileSource, ProfilesObs, StateObs};
 pub use servicedirs::{ScandirObs, ServiceObs, SlotObs, StaticObs};
 pub use source::{Disk, MAX_OPEN_DIRS, OpenBase, Source};
 

@@ -49,6 +49,9 @@ pub struct ProfileObs {
     pub state_path: PathBuf,
     pub state: StateObs,
     pub lifecycle: Option<Vec<u8>>,
+    /// Why the lifecycle file was there but not read (then the prior exit
+    /// is `unknown`, and the plan warns).
+    pub lifecycle_problem: Option<String>,
     /// Stale runtime files present in the profile directory.
     pub stale: Vec<Node>,
 }
@@ -65,6 +68,7 @@ impl ProfileObs {
             state_path: PathBuf::new(),
             state: StateObs::Missing,
             lifecycle: None,
+            lifecycle_problem: None,
             stale: Vec::new(),
         }
     }
@@ -342,11 +346,9 @@ impl<S: Source> Scanner<'_, S> {
         } else {
             self.state_file(d, state_name)
         };
-        p.lifecycle = if absent(OsStr::new("state")) {
-            None
-        } else {
-            self.lifecycle_file(d, at)
-        };
+        if !absent(OsStr::new("state")) {
+            (p.lifecycle, p.lifecycle_problem) = self.lifecycle_file(d);
+        }
         for f in &cfg.stale_runtime_files {
             if !absent(OsStr::new(&f.0)) {
                 p.stale.extend(self.stat(d, at, &f.0));
@@ -355,7 +357,10 @@ impl<S: Source> Scanner<'_, S> {
     }
 
     fn state_file(&mut self, d: &S::Dir, state_name: &OsStr) -> StateObs {
-        match self.src.read_file(d, state_name, STATE_LIMIT) {
+        match self
+            .src
+            .read_single_link_file(d, None, state_name, STATE_LIMIT)
+        {
             // Another name for some other file (the user can link a file
             // they cannot write, even a root-only one): its content is not
             // the profile's state, and is never shown.
@@ -378,29 +383,32 @@ impl<S: Source> Scanner<'_, S> {
         }
     }
 
-    fn lifecycle_file(&mut self, d: &S::Dir, at: &Node) -> Option<Vec<u8>> {
-        self.src
-            .open_dir(d, OsStr::new("state"))
-            .and_then(|(s, _)| {
-                self.src
-                    .read_file(&s, OsStr::new("gateway.lifecycle.json"), STATE_LIMIT)
-            })
-            .ok()
-            .and_then(|(m, bytes)| {
-                // Like an unreadable lifecycle file: the prior exit is
-                // `unknown` (said on stderr; it is not worth a report line).
-                if m.nlink > 1 {
-                    log::warn!(
-                        "{}: has {} links (a hard link to another file); not read",
-                        at.path.join("state/gateway.lifecycle.json").display(),
-                        m.nlink
-                    );
-                    return None;
-                }
-                bytes
-            })
+    /// `state/gateway.lifecycle.json`: its bytes, or why it was there but
+    /// not read (a hard link: another name for some other file). Missing
+    /// or not a regular file: neither (the prior exit is `unknown`).
+    fn lifecycle_file(&mut self, d: &S::Dir) -> (Option<Vec<u8>>, Option<String>) {
+        let read = self.src.read_single_link_file(
+            d,
+            Some(OsStr::new("state")),
+            OsStr::new(LIFECYCLE_FILE),
+            STATE_LIMIT,
+        );
+        match read {
+            Ok((m, _)) if m.kind == Kind::File && m.nlink > 1 => (
+                None,
+                Some(format!(
+                    "has {} links (a hard link to another file); not read",
+                    m.nlink
+                )),
+            ),
+            Ok((_, bytes)) => (bytes, None),
+            Err(_) => (None, None),
+        }
     }
 }
+
+/// The lifecycle file, in a profile's `state/` directory.
+pub const LIFECYCLE_FILE: &str = "gateway.lifecycle.json";
 
 /// A profile directory's listing, when it could be listed.
 struct Listed(Option<Vec<crate::fs::DirEntry>>);

@@ -85,6 +85,26 @@ pub trait Source {
     /// The target of the symlink `name` of `dir`.
     fn read_link(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<OsString>;
 
+    /// [`Source::read_file`] of `sub/name` below `dir` (`sub`, when given,
+    /// a child directory, never followed), except that a regular file
+    /// with more than one link is not read: its contents are `None`. For
+    /// the user's state files, whose other names may be files the user
+    /// cannot write; the disk checks the link count on the opened file
+    /// before reading a byte.
+    fn read_single_link_file(
+        &self,
+        dir: &Self::Dir,
+        sub: Option<&OsStr>,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        let (m, bytes) = match sub {
+            Some(sub) => self.read_file(&self.open_dir(dir, sub)?.0, name, limit)?,
+            None => self.read_file(dir, name, limit)?,
+        };
+        Ok(if m.nlink > 1 { (m, None) } else { (m, bytes) })
+    }
+
     /// Run `f` with the unprivileged user's credentials (uid, gid) when that
     /// matters to this source (the disk, when running as root): the volume
     /// is observed with exactly the access the user has.
@@ -168,6 +188,16 @@ impl Source for Disk<'_> {
 
     fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
         dir.read_link(name)
+    }
+
+    fn read_single_link_file(
+        &self,
+        dir: &Dir,
+        sub: Option<&OsStr>,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        dir.read_single_link_file(sub, name, limit)
     }
 
     fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> io::Result<R> {
