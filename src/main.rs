@@ -49,10 +49,15 @@ fn main() {
     if let Some(cmd) = args.command.take() {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
+        // A closed pipe is a failure too (`snapshot | head` must not pass
+        // for a whole description); an earlier failure already said so.
         let code = match out.flush() {
-            Err(e) if code == 0 && e.kind() != std::io::ErrorKind::BrokenPipe => {
-                eprintln!("reconcile: fatal: unable to write the description: {e}");
-                s6_reconcile::run::EXIT_FATAL
+            Err(e) if code == 0 => {
+                say(&format!(
+                    "reconcile: fatal: unable to write the description to stdout: {}",
+                    s6_reconcile::fs::os_error(&e)
+                ));
+                EXIT_FATAL
             }
             _ => code,
         };

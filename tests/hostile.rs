@@ -548,3 +548,36 @@ fn a_template_over_64_kib_is_refused() {
     let dir = root_with(&config(&ok));
     run(dir.path(), &["--plan"], &[]).assert_exit(0);
 }
+
+/// `reconcile snapshot` as a fresh command (its `--root` is its own).
+fn snapshot_cmd(root: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"));
+    cmd.arg("snapshot").arg("--root").arg(root);
+    for var in timed::SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[test]
+fn a_snapshot_that_cannot_reach_its_reader_fails() {
+    // `reconcile snapshot | head` in image CI must not pass for a whole
+    // description: a closed pipe or a full disk is exit 111, said on stderr.
+    let dir = root_with("");
+    let whole = timed::run(snapshot_cmd(dir.path()), None);
+    whole.assert_exit(0);
+    assert!(
+        whole.stdout.starts_with("format: s6-reconcile-tree\n"),
+        "{}",
+        whole.show()
+    );
+    for (stdout, why) in [
+        (closed_pipe(), "Broken pipe"),
+        (dev_full(), "No space left on device"),
+    ] {
+        let out = timed::run(snapshot_cmd(dir.path()), Some(stdout));
+        out.assert_exit(111).assert_stderr(&format!(
+            "reconcile: fatal: unable to write the description to stdout: {why}\n"
+        ));
+    }
+}

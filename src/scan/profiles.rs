@@ -128,7 +128,7 @@ impl<S: Source> Scanner<'_, S> {
             p.state_path = home_path.join(&cfg.state_file.0);
             if let Ok((b, n)) = &home {
                 p.dir = Some(n.clone());
-                self.profile_files(&b.dir, n, cfg, &mut p);
+                self.profile_files(&b.dir, n, cfg, &Listed(None), &mut p);
             }
             profiles.push(p);
         }
@@ -245,8 +245,14 @@ impl<S: Source> Scanner<'_, S> {
                 }
                 _ => continue,
             };
+            let listed = Listed(self.src.list(&pd).ok());
             let marker = OsStr::new(&cfg.marker.0);
-            match crate::app::read::marker_exists(self.src, &pd, marker, user) {
+            let found = match listed.kind(marker) {
+                Some(None) => Ok(false),
+                Some(Some(Some(k))) if k != Kind::Symlink => Ok(true),
+                _ => crate::app::read::marker_exists(self.src, &pd, marker, user),
+            };
+            match found {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -270,7 +276,7 @@ impl<S: Source> Scanner<'_, S> {
             let mut p = ProfileObs::new(&name, ProfileSource::Directory, start);
             p.state_path = node.path.join(&cfg.state_file.0);
             match names::validate_profile_name(&name, &cfg.slot_prefix) {
-                Ok(()) => self.profile_files(&pd, &node, cfg, &mut p),
+                Ok(()) => self.profile_files(&pd, &node, cfg, &listed, &mut p),
                 Err(e) => p.problem = Some(e.to_string()),
             }
             p.dir = Some(node);
@@ -300,7 +306,8 @@ impl<S: Source> Scanner<'_, S> {
         };
         match self.open_child(d, at, name) {
             Some((node, Some(pd))) if node.meta.kind == Kind::Dir => {
-                self.profile_files(&pd, &node, cfg, &mut p);
+                let listed = Listed(self.src.list(&pd).ok());
+                self.profile_files(&pd, &node, cfg, &listed, &mut p);
                 p.dir = Some(node);
             }
             Some((node, _)) if node.meta.kind == Kind::Symlink => {
@@ -318,10 +325,37 @@ impl<S: Source> Scanner<'_, S> {
     }
 
     /// State file, lifecycle file and stale runtime files of one profile
-    /// directory (opened as `d`).
-    fn profile_files(&mut self, d: &S::Dir, at: &Node, cfg: &ProfilesConfig, p: &mut ProfileObs) {
+    /// directory (opened as `d`, listed as `listed`: a name the listing
+    /// does not hold is not looked up again).
+    fn profile_files(
+        &mut self,
+        d: &S::Dir,
+        at: &Node,
+        cfg: &ProfilesConfig,
+        listed: &Listed,
+        p: &mut ProfileObs,
+    ) {
         let state_name = OsStr::new(&cfg.state_file.0);
-        p.state = match self.src.read_file(d, state_name, STATE_LIMIT) {
+        let absent = |name: &OsStr| listed.kind(name).is_some_and(|k| k.is_none());
+        p.state = if absent(state_name) {
+            StateObs::Missing
+        } else {
+            self.state_file(d, state_name)
+        };
+        p.lifecycle = if absent(OsStr::new("state")) {
+            None
+        } else {
+            self.lifecycle_file(d, at)
+        };
+        for f in &cfg.stale_runtime_files {
+            if !absent(OsStr::new(&f.0)) {
+                p.stale.extend(self.stat(d, at, &f.0));
+            }
+        }
+    }
+
+    fn state_file(&mut self, d: &S::Dir, state_name: &OsStr) -> StateObs {
+        match self.src.read_file(d, state_name, STATE_LIMIT) {
             // Another name for some other file (the user can link a file
             // they cannot write, even a root-only one): its content is not
             // the profile's state, and is never shown.
@@ -341,9 +375,11 @@ impl<S: Source> Scanner<'_, S> {
                 StateObs::Unreadable("is a symlink; not followed".into())
             }
             Err(e) => StateObs::Unreadable(fs::os_error(&e)),
-        };
-        p.lifecycle = self
-            .src
+        }
+    }
+
+    fn lifecycle_file(&mut self, d: &S::Dir, at: &Node) -> Option<Vec<u8>> {
+        self.src
             .open_dir(d, OsStr::new("state"))
             .and_then(|(s, _)| {
                 self.src
@@ -362,10 +398,24 @@ impl<S: Source> Scanner<'_, S> {
                     return None;
                 }
                 bytes
-            });
-        for f in &cfg.stale_runtime_files {
-            p.stale.extend(self.stat(d, at, &f.0));
-        }
+            })
+    }
+}
+
+/// A profile directory's listing, when it could be listed.
+struct Listed(Option<Vec<crate::fs::DirEntry>>);
+
+impl Listed {
+    /// `None`: not known (not listed); `Some(None)`: not in the listing;
+    /// `Some(Some(kind))`: listed, with the kind when the listing says it.
+    fn kind(&self, name: &OsStr) -> Option<Option<Option<Kind>>> {
+        let entries = self.0.as_ref()?;
+        Some(
+            entries
+                .binary_search_by(|e| e.name.as_os_str().cmp(name))
+                .ok()
+                .map(|i| entries[i].kind),
+        )
     }
 }
 
