@@ -66,6 +66,18 @@ pub fn with_effective_ids<R>(
 /// narrower than it should be.
 pub fn clear_umask() {
     nix::sys::stat::umask(Mode::empty());
+    UMASK_CLEARED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Set by [`clear_umask`]: the umask is 0 from then on, so an entry created
+/// with only permission bits needs no fchmod after it.
+static UMASK_CLEARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether an entry created with `mode & 0o777` already has exactly
+/// `mode`: the umask is 0 and `mode` has no setuid, setgid or sticky bit
+/// (which mkdir and open do not set). Saves a system call per entry.
+pub(super) fn born_exact(mode: u32) -> bool {
+    mode & 0o7000 == 0 && UMASK_CLEARED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The effective uid of this process.

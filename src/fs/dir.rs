@@ -216,7 +216,9 @@ impl Dir {
             Mode::from_bits_truncate(mode & 0o777),
         )
         .map_err(errno_io)?;
-        nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
+        if !super::creds::born_exact(mode) {
+            nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
+        }
         let mut f = std::fs::File::from(fd);
         f.write_all(content)?;
         Ok(())
@@ -271,7 +273,10 @@ impl Dir {
         )
         .map_err(errno_io)?;
         let d = self.open_dir(name)?;
-        nix::sys::stat::fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
+        if !super::creds::born_exact(mode) {
+            nix::sys::stat::fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode))
+                .map_err(errno_io)?;
+        }
         Ok(d)
     }
 
@@ -284,6 +289,9 @@ impl Dir {
             Mode::from_bits_truncate(mode & 0o777),
         )
         .map_err(errno_io)?;
+        if super::creds::born_exact(mode) {
+            return Ok(());
+        }
         let meta = self.stat(name)?;
         self.set_mode(name, &meta, mode)
     }
