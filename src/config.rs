@@ -375,6 +375,16 @@ impl Config {
                 format!("not an environment variable name: {:?}", c.no_supervise_env),
             ));
         }
+        let t = &self.profiles.templates;
+        for (key, template) in [
+            ("profiles.templates.run", &t.run),
+            ("profiles.templates.finish", &t.finish),
+            ("profiles.templates.log_run", &t.log_run),
+        ] {
+            if let Some(template) = template {
+                values::check_rendered_size(template).map_err(|m| invalid(key, m))?;
+            }
+        }
         if self.profiles.autostart.is_empty() {
             log::debug!("profiles.autostart is empty: no profile slot will start");
         }
@@ -576,6 +586,24 @@ mod tests {
         let e = parse("scandir:\n  path: run/service\n").unwrap_err();
         assert!(e.to_string().contains("scandir.path"), "{e}");
         assert!(e.to_string().contains("expected an absolute path"), "{e}");
+    }
+
+    /// A template that could render past the read-back limit is refused,
+    /// naming the template; one just within the bound is accepted.
+    #[test]
+    fn templates_that_could_render_past_the_read_back_limit_are_refused() {
+        let yaml = |key: &str, t: &str| format!("profiles:\n  templates:\n    {key}: \"{t}\"\n");
+        let many = "{home}".repeat(64 * 1024 / 6);
+        let e = parse(&yaml("log_run", &many)).unwrap_err().to_string();
+        assert!(e.contains("profiles.templates.log_run"), "{e}");
+        assert!(e.contains("10922 placeholders"), "{e}");
+        assert!(e.contains("may hold at most 240"), "{e}");
+        // 255 placeholders in a short template: 255 * 4096 < 1 MiB.
+        let fine = "{user}".repeat(255);
+        let c = parse(&yaml("run", &fine)).unwrap();
+        assert_eq!(c.profiles.templates.run.as_deref(), Some(fine.as_str()));
+        let e = parse(&yaml("finish", &"{profile}".repeat(257))).unwrap_err();
+        assert!(e.to_string().contains("profiles.templates.finish"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,34 @@ pub const MAX_ID: u32 = u32::MAX - 1;
 /// it should be; a template that large could not be read back whole.
 pub const TEMPLATE_MAX: usize = 64 * 1024;
 
+/// The most bytes one placeholder (`{profile}`, `{user}`, `{home}`) of a
+/// template is counted as when bounding the rendered size (PATH_MAX).
+pub const PLACEHOLDER_MAX: usize = 4096;
+
+/// A template whose rendering could exceed what a slot file is read back
+/// to compare ([`crate::scan::SLOT_FILE_LIMIT`]) is refused: such a slot
+/// would never compare equal and would be replaced (and its service
+/// restarted) at every boot. Each placeholder counts as
+/// [`PLACEHOLDER_MAX`] bytes.
+pub fn check_rendered_size(template: &str) -> Result<(), String> {
+    let limit = crate::scan::SLOT_FILE_LIMIT as usize;
+    let count = ["{profile}", "{user}", "{home}"]
+        .iter()
+        .map(|k| template.matches(k).count())
+        .sum::<usize>();
+    if template.len() + count * PLACEHOLDER_MAX <= limit {
+        return Ok(());
+    }
+    let most = limit.saturating_sub(template.len()) / PLACEHOLDER_MAX;
+    Err(format!(
+        "its {count} placeholders ({{profile}}, {{user}}, {{home}}, each up to \
+         {PLACEHOLDER_MAX} bytes once filled in) could make the script larger than {limit} \
+         bytes, the most a slot file is read back to compare (the slot would be replaced at \
+         every boot); a template of {} bytes may hold at most {most}",
+        template.len()
+    ))
+}
+
 /// A user or group, by name or by number.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Principal {
