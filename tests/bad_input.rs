@@ -14,30 +14,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::roots::{BASE, SVSCAN_LOCK};
 use common::run::{Run, reconcile, reconcile_env};
 use common::tree::{self, owner_mode};
-
-/// A root with accounts, a volume holding the default profile and one good
-/// named profile (`good`, state `running`), and an empty scandir as
-/// s6-svscan leaves it. No static servicedirs.
-const BASE: &str = r##"
-- {path: etc, type: dir}
-- {path: etc/passwd, type: file, content: "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n"}
-- {path: etc/group, type: file, content: "root:x:0:\nhermes:x:10000:\n"}
-- {path: etc/shadow, type: file, mode: "0600", content: "root:*:19000::::::\n"}
-- {path: opt, type: dir}
-- {path: opt/data, type: dir, uid: 10000, gid: 10000}
-- {path: opt/data/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# default\n"}
-- {path: opt/data/profiles, type: dir, uid: 10000, gid: 10000}
-- {path: opt/data/profiles/good, type: dir, uid: 10000, gid: 10000}
-- {path: opt/data/profiles/good/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# good\n"}
-- {path: opt/data/profiles/good/gateway_state.json, type: file, uid: 10000, gid: 10000, content: "{\"desired_state\": \"running\"}\n"}
-- {path: run, type: dir}
-- {path: run/service, type: dir}
-- {path: run/service/.s6-svscan, type: dir, mode: "0700"}
-- {path: run/service/.s6-svscan/control, type: fifo, mode: "0600"}
-- {path: run/service/.s6-svscan/lock, type: file, mode: "0600"}
-"##;
 
 /// Two static services as s6-rc-init leaves them, for the static phase.
 const SERVICEDIRS: &str = r##"
@@ -71,7 +50,7 @@ fn need_root() {
 fn root_with(extra: &str) -> tempfile::TempDir {
     need_root();
     let dir = tree::temp_root("bad-input-");
-    tree::materialise_yaml(dir.path(), &format!("{BASE}{extra}"))
+    tree::materialise_yaml(dir.path(), &format!("{BASE}{SVSCAN_LOCK}{extra}"))
         .unwrap_or_else(|e| panic!("tree: {e}"));
     dir
 }

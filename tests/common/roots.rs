@@ -23,6 +23,10 @@ pub const BASE: &str = r##"
 - {path: run/service/.s6-svscan/control, type: fifo, mode: "0600"}
 "##;
 
+/// The scanner's lock, as a running s6-svscan leaves it (for roots that
+/// want `.s6-svscan/` whole).
+pub const SVSCAN_LOCK: &str = "- {path: run/service/.s6-svscan/lock, type: file, mode: \"0600\"}\n";
+
 pub fn root_with(extra: &str) -> tempfile::TempDir {
     assert!(tree::is_root(), "hostile-input tests need root");
     let dir = tree::temp_root("hostile-");
