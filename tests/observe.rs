@@ -15,29 +15,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use common::roots::{BASE, SVSCAN_LOCK};
 use common::run::reconcile;
 use common::s6::as_user;
 use common::tree;
 
-/// A root with accounts, a volume holding the default profile and one good
-/// named profile, an empty scandir, and one static service as s6-rc-init
-/// leaves it.
-const BASE: &str = r##"
-- {path: etc, type: dir}
-- {path: etc/passwd, type: file, content: "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n"}
-- {path: etc/group, type: file, content: "root:x:0:\nhermes:x:10000:\n"}
-- {path: opt, type: dir}
-- {path: opt/data, type: dir, uid: 10000, gid: 10000}
-- {path: opt/data/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# default\n"}
-- {path: opt/data/profiles, type: dir, uid: 10000, gid: 10000}
-- {path: opt/data/profiles/good, type: dir, uid: 10000, gid: 10000}
-- {path: opt/data/profiles/good/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# good\n"}
-- {path: opt/data/profiles/good/gateway_state.json, type: file, uid: 10000, gid: 10000, content: "{\"desired_state\": \"running\"}\n"}
-- {path: run, type: dir}
-- {path: run/service, type: dir}
-- {path: run/service/.s6-svscan, type: dir, mode: "0700"}
-- {path: run/service/.s6-svscan/control, type: fifo, mode: "0600"}
-- {path: run/service/.s6-svscan/lock, type: file, mode: "0600"}
+/// One static service as s6-rc-init leaves it, linked into the scandir;
+/// added to the shared root (accounts, a volume with the default profile
+/// and `good`, an empty scandir with its scanner's files).
+const CRON: &str = r##"
 - {path: run/s6-rc, type: dir}
 - {path: run/s6-rc/servicedirs, type: dir}
 - {path: run/s6-rc/servicedirs/cron, type: dir}
@@ -49,10 +35,15 @@ const BASE: &str = r##"
 - {path: run/service/cron, type: symlink, target: /run/s6-rc/servicedirs/cron}
 "##;
 
+/// The whole root these tests start from.
+fn base() -> String {
+    format!("{BASE}{SVSCAN_LOCK}{CRON}")
+}
+
 fn root_with(extra: &str) -> tempfile::TempDir {
     assert!(tree::is_root(), "these tests need root (owners)");
     let dir = tree::temp_root("observe-");
-    tree::materialise_yaml(dir.path(), &format!("{BASE}{extra}"))
+    tree::materialise_yaml(dir.path(), &format!("{}{extra}", base()))
         .unwrap_or_else(|e| panic!("tree: {e}"));
     dir
 }
@@ -231,7 +222,7 @@ fn a_root_below_a_directory_the_user_cannot_search_is_reconciled_whole() {
     let root = outer.path().join("root");
     fs::create_dir(&root).unwrap();
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-    tree::materialise_yaml(&root, BASE).unwrap_or_else(|e| panic!("tree: {e}"));
+    tree::materialise_yaml(&root, &base()).unwrap_or_else(|e| panic!("tree: {e}"));
     fs::set_permissions(outer.path(), fs::Permissions::from_mode(0o700)).unwrap();
     let r = reconcile(&root, &[]);
     r.assert_exit(0);
