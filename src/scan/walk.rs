@@ -27,8 +27,14 @@ pub(super) struct Walk<'a> {
 struct Frame<D> {
     /// `None` once dropped to stay within the budget.
     dir: Option<D>,
-    at: Node,
+    /// Its node: the top (`None`) or the one at this index of the output.
+    at: Option<usize>,
     pending: std::vec::IntoIter<(String, Option<Kind>)>,
+}
+
+/// The node of a frame: `top`, or one already output.
+fn node_of<'a>(at: Option<usize>, top: &'a Node, out: &'a [Node]) -> &'a Node {
+    at.map_or(top, |i| &out[i])
 }
 
 impl<S: Source> Scanner<'_, S> {
@@ -44,29 +50,33 @@ impl<S: Source> Scanner<'_, S> {
         let pending = self.list_names(&dir, top, bad).into_iter();
         let mut stack = vec![Frame {
             dir: Some(dir),
-            at: top.clone(),
+            at: None,
             pending,
         }];
         while let Some(f) = stack.last_mut() {
             let Some((name, kind)) = f.pending.next() else {
                 let done = stack.pop().expect("not empty");
-                self.back_to_parent(&mut stack, done);
+                self.back_to_parent(&mut stack, done, top, out);
                 continue;
             };
             let Some(d) = f.dir.as_ref() else {
                 continue;
             };
-            let Some((node, sub)) = self.entry(d, &f.at, &name, kind, how) else {
+            let at = node_of(f.at, top, out);
+            let Some((node, sub)) = self.entry(d, at, &name, kind, how) else {
                 continue;
             };
-            out.push(node.clone());
-            let Some(sub) = sub.filter(|_| node.meta.dev == top.meta.dev) else {
+            let sub = sub.filter(|_| node.meta.dev == top.meta.dev);
+            let pending = sub
+                .as_ref()
+                .map(|sub| self.list_names(sub, &node, bad).into_iter());
+            out.push(node);
+            let (Some(sub), Some(pending)) = (sub, pending) else {
                 continue;
             };
-            let pending = self.list_names(&sub, &node, bad).into_iter();
             stack.push(Frame {
                 dir: Some(sub),
-                at: node,
+                at: Some(out.len() - 1),
                 pending,
             });
             if stack.len() > MAX_OPEN_DIRS {
@@ -79,23 +89,30 @@ impl<S: Source> Scanner<'_, S> {
     /// After `done` is listed, make sure its parent (now on top) holds its
     /// directory again: reopened through `..` from `done`, and only if it
     /// is still the directory observed on the way down.
-    fn back_to_parent(&mut self, stack: &mut [Frame<S::Dir>], done: Frame<S::Dir>) {
+    fn back_to_parent(
+        &mut self,
+        stack: &mut [Frame<S::Dir>],
+        done: Frame<S::Dir>,
+        top: &Node,
+        out: &[Node],
+    ) {
         let Some(parent) = stack.last_mut() else {
             return;
         };
         if parent.dir.is_some() {
             return;
         }
+        let at = node_of(parent.at, top, out);
         let reopened = done.dir.as_ref().map(|d| self.src.open_parent(d));
         match reopened {
-            Some(Ok((d, m))) if m.same_file(&parent.at.meta) => parent.dir = Some(d),
+            Some(Ok((d, m))) if m.same_file(&at.meta) => parent.dir = Some(d),
             Some(Ok(_)) => {
                 let e = std::io::Error::other("moved while being observed; left alone");
-                self.error("open", parent.at.path.clone(), &e);
+                self.error("open", at.path.clone(), &e);
                 parent.pending = Vec::new().into_iter();
             }
             Some(Err(e)) => {
-                self.error("open", parent.at.path.clone(), &e);
+                self.error("open", at.path.clone(), &e);
                 parent.pending = Vec::new().into_iter();
             }
             // Abandoned below: abandon this one too.
@@ -119,11 +136,19 @@ impl<S: Source> Scanner<'_, S> {
             return None;
         }
         let descend = layout::role(in_sd, Kind::Dir) != Role::EventDir;
-        // Without d_type, lstat first; then what it is decides.
+        // Without d_type, lstat first; then what it is decides. An entry
+        // that is normally empty too: when its size says it is, that is
+        // all there is to observe (nothing opened, listed or read).
         let (kind, seen) = match kind {
-            Some(k) => (k, None),
-            None => {
-                let n = self.stat(dir, at, name)?;
+            Some(k) if !layout::usually_empty(in_sd, k) => (k, None),
+            _ => {
+                let mut n = self.stat(dir, at, name)?;
+                if self.src.empty_by_size(dir, &n.meta) {
+                    if n.meta.kind == Kind::File && how.read {
+                        n.content = Content::Bytes(Vec::new());
+                    }
+                    return Some((n, None));
+                }
                 (n.meta.kind, Some(n))
             }
         };
