@@ -34,12 +34,8 @@ impl Dir {
     /// [`born_dir_mode`] for what the new directory gets); not opened.
     pub fn make_dir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
         name_ok(name)?;
-        nix::sys::stat::mkdirat(
-            self.as_fd(),
-            name,
-            Mode::from_bits_truncate(mode & 0o1777),
-        )
-        .map_err(errno_io)
+        nix::sys::stat::mkdirat(self.as_fd(), name, Mode::from_bits_truncate(mode & 0o1777))
+            .map_err(errno_io)
     }
 
     /// [`Dir::make_dir`], then the new directory opened (never through a
