@@ -10,9 +10,9 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::fs::{self, Dir};
+use crate::fs::{self, Dir, Refusal};
 use crate::plan::{Anchor, Change, Op, SlotBuild};
-use crate::report::{Failure, Skipped};
+use crate::report::{Carried, Cause, Failure, Skipped};
 use crate::slot::SlotEntry;
 use crate::steps::{Outcome, SLOTS_FAILED, When};
 
@@ -192,10 +192,7 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
         Op::Remove | Op::Unlink => {
             let now = dir.stat(name).map_err(|e| ("stat", e))?;
             if !now.same_file(m) {
-                return Err((
-                    c.op.verb(),
-                    io::Error::other("changed since it was observed; left alone"),
-                ));
+                return Err((c.op.verb(), Refusal::NotAsObserved.into()));
             }
             if matches!(c.op, Op::Remove) {
                 dir.remove_tree(name).map_err(|e| ("remove", e))
@@ -210,9 +207,7 @@ fn same_dir(dir: &Dir, expect: &fs::Meta) -> io::Result<()> {
     if dir.meta()?.same_file(expect) {
         Ok(())
     } else {
-        Err(io::Error::other(
-            "changed since it was observed; left alone",
-        ))
+        Err(Refusal::NotAsObserved.into())
     }
 }
 
@@ -230,15 +225,13 @@ fn publish(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta
     let staging = OsStr::new(&b.staging);
     // Failures inside the staging dir name the step and the staging dir;
     // the error is reported on the slot.
-    let inside = |(op, e): StepError| {
-        (
-            verb,
-            io::Error::other(format!(
-                "{op} in staging dir {}: {}",
-                b.staging,
-                fs::os_error(&e)
-            )),
-        )
+    let inside = |(step, e): StepError| {
+        let cause = Cause::InStaging {
+            step,
+            staging: b.staging.clone(),
+            cause: Box::new((&e).into()),
+        };
+        (verb, Carried(cause).into())
     };
     // A leftover of an interrupted run.
     if scandir
@@ -258,9 +251,7 @@ fn publish(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta
         None => scandir.rename_noreplace(staging, slot),
         Some(m) => match scandir.stat(slot) {
             Ok(now) if now.same_file(m) => scandir.exchange(staging, slot),
-            Ok(_) => Err(io::Error::other(
-                "changed since it was observed; left alone",
-            )),
+            Ok(_) => Err(Refusal::NotAsObserved.into()),
             Err(e) => Err(e),
         },
     };
@@ -273,10 +264,11 @@ fn publish(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta
         // only the old tree is left over (under a dot name, removed by the
         // next run): its own op says so.
         if let Err(e) = scandir.remove_tree(staging) {
-            return Ok(Some((
-                "remove old slot",
-                io::Error::other(format!("{}: {}", b.staging, fs::os_error(&e))),
-            )));
+            let cause = Cause::OldTreeLeft {
+                staging: b.staging.clone(),
+                cause: Box::new((&e).into()),
+            };
+            return Ok(Some(("remove old slot", Carried(cause).into())));
         }
     }
     Ok(None)

@@ -551,11 +551,8 @@ fn a_template_over_64_kib_is_refused() {
 
 /// `reconcile snapshot` as a fresh command (its `--root` is its own).
 fn snapshot_cmd(root: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.arg("snapshot").arg("--root").arg(root);
-    for var in timed::SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
+    let mut cmd = common::run::scrubbed_cmd(&["snapshot", "--root"]);
+    cmd.arg(root);
     cmd
 }
 
