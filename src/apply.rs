@@ -10,9 +10,9 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::fs::{self, Dir};
+use crate::fs::{self, Dir, Refusal};
 use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
-use crate::report::{Failure, Skipped};
+use crate::report::{Carried, Cause, Failure, Skipped};
 use crate::steps::{Outcome, SLOTS_FAILED, When};
 
 mod stage;
@@ -101,9 +101,7 @@ impl ParentCache {
         if meta.same_file(expect) {
             Ok(())
         } else {
-            Err(io::Error::other(
-                "changed since it was observed; left alone",
-            ))
+            Err(Refusal::NotAsObserved.into())
         }
     }
 }
@@ -225,10 +223,7 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
         Op::Remove | Op::Unlink => {
             let now = dir.stat(name).map_err(|e| ("stat", e))?;
             if !now.same_file(m) {
-                return Err((
-                    c.op.verb(),
-                    io::Error::other("changed since it was observed; left alone"),
-                ));
+                return Err((c.op.verb(), Refusal::NotAsObserved.into()));
             }
             if matches!(c.op, Op::Remove) {
                 dir.remove_tree(name).map_err(|e| ("remove", e))
@@ -256,7 +251,7 @@ fn publish(
     } else {
         "publish"
     };
-    stage::stage(scandir, b, me).map_err(|(_, e)| (verb, e))?;
+    stage::stage(scandir, b, me).map_err(|e| stage::inside(verb, b, e))?;
     swap(scandir, slot, b, replace)
 }
 
@@ -273,9 +268,7 @@ fn swap(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) 
         None => scandir.rename_noreplace(staging, slot),
         Some(m) => match scandir.stat(slot) {
             Ok(now) if now.same_file(m) => scandir.exchange(staging, slot),
-            Ok(_) => Err(io::Error::other(
-                "changed since it was observed; left alone",
-            )),
+            Ok(_) => Err(Refusal::NotAsObserved.into()),
             Err(e) => Err(e),
         },
     };
@@ -288,10 +281,11 @@ fn swap(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) 
         // only the old tree is left over (under a dot name, removed by the
         // next run): its own op says so.
         if let Err(e) = scandir.remove_tree(staging) {
-            return Ok(Some((
-                "remove old slot",
-                io::Error::other(format!("{}: {}", b.staging, fs::os_error(&e))),
-            )));
+            let cause = Cause::OldTreeLeft {
+                staging: b.staging.clone(),
+                cause: Box::new((&e).into()),
+            };
+            return Ok(Some(("remove old slot", Carried(cause).into())));
         }
     }
     Ok(None)

@@ -10,12 +10,13 @@ use std::path::Path;
 use crate::fs::{self, Dir};
 use crate::layout::MODE_SLOT_DIR;
 use crate::plan::{Owner, SlotBuild};
+use crate::report::{Carried, Cause};
 use crate::slot::SlotEntry;
 
 use super::StepError;
 
 /// Build `b` in `scandir` under its staging name. `me`: the effective ids
-/// the entries are created with. Errors name the step and the staging dir.
+/// the entries are created with. Errors are the step's (see [`inside`]).
 pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
     let staging = OsStr::new(&b.staging);
     let top = match scandir.make_dir_open(staging, MODE_SLOT_DIR) {
@@ -24,12 +25,12 @@ pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             scandir
                 .remove_tree(staging)
-                .map_err(|e| inside(b, ("remove leftover", e)))?;
+                .map_err(|e| ("remove leftover", e))?;
             scandir.make_dir_open(staging, MODE_SLOT_DIR)
         }
         r => r,
     }
-    .map_err(|e| inside(b, ("mkdir", e)))?;
+    .map_err(|e| ("mkdir", e))?;
     let entries = b.entries();
     let built = if b.owner == me && entries.iter().all(|(_, o)| *o == me) {
         build_own(top, &entries)
@@ -38,22 +39,20 @@ pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
     };
     if let Err(e) = built {
         let _ = scandir.remove_tree(staging);
-        return Err(inside(b, e));
+        return Err(e);
     }
     Ok(())
 }
 
-/// A failure inside the staging dir, reported on the slot: the step and
-/// the staging dir in the message.
-fn inside(b: &SlotBuild, (op, e): StepError) -> StepError {
-    (
-        op,
-        io::Error::other(format!(
-            "{op} in staging dir {}: {}",
-            b.staging,
-            fs::os_error(&e)
-        )),
-    )
+/// A failure inside the staging dir, reported on the slot (`verb`: its
+/// publish or replace) with the step and the staging dir.
+pub fn inside(verb: &'static str, b: &SlotBuild, (step, e): StepError) -> StepError {
+    let cause = Cause::InStaging {
+        step,
+        staging: b.staging.clone(),
+        cause: Box::new((&e).into()),
+    };
+    (verb, Carried(cause).into())
 }
 
 /// A directory of the slot held open while its entries are made.
