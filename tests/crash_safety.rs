@@ -54,7 +54,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::killpoints::{self as kp, End, Syscall};
-use common::run::SCRUBBED_ENV;
+use common::run::scrubbed_cmd;
 use common::tree::{self, Content, Entry, Node, Perms};
 
 const USER: u32 = 10000;
@@ -424,13 +424,8 @@ impl Scratch {
 }
 
 fn reconcile(root: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.args(args).arg("--root").arg(root);
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env("TZ", "UTC");
-    cmd.stdin(Stdio::null());
+    let mut cmd = scrubbed_cmd(args);
+    cmd.arg("--root").arg(root).stdin(Stdio::null());
     cmd
 }
 

@@ -42,13 +42,12 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::tree;
 
 // The container environment the tool reads: a developer's shell must not
 // leak into the goldens.
-use common::run::SCRUBBED_ENV;
+use common::run::{SCRUBBED_ENV, scrubbed_cmd};
 
 /// Paths that a scenario plants a link to (or that must stay root's) and
 /// that must come out of apply exactly as they went in:
@@ -215,12 +214,8 @@ fn run_with(
     env: &[(String, String)],
     mode: &[&str],
 ) -> Result<Output, String> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.args(mode).args(source).args(extra);
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    cmd.env("TZ", "UTC");
+    let mut cmd = scrubbed_cmd(mode);
+    cmd.args(source).args(extra);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -732,11 +727,8 @@ fn check_snapshot(
     extra: &[String],
     env: &[(String, String)],
 ) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.arg("snapshot").arg("--root").arg(root).args(extra);
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
+    let mut cmd = scrubbed_cmd(&["snapshot", "--root"]);
+    cmd.arg(root).args(extra);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
     let snap = match cmd.output() {
         Ok(o) if o.status.success() => o.stdout,

@@ -19,7 +19,7 @@ use common::timed::{self, Out};
 use common::tree;
 
 fn run(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    timed::run(timed::reconcile_cmd(root, args, env), None)
+    timed::run(common::run::reconcile_cmd(root, args, env), None)
 }
 
 /// Owner and mode of the temp root's `/`, `/etc`, `/etc/shadow`, `/run`
@@ -300,7 +300,7 @@ fn check_with_drift_into_a_closed_pipe_still_exits_3() {
     let dir = root_with("");
     let before = tree::dump(dir.path());
     let out = timed::run(
-        timed::reconcile_cmd(dir.path(), &["--check"], &[]),
+        common::run::reconcile_cmd(dir.path(), &["--check"], &[]),
         Some(closed_pipe()),
     );
     out.assert_exit(3).assert_stderr(
@@ -314,7 +314,7 @@ fn check_without_drift_into_dev_full_is_a_fatal_output_error() {
     let dir = root_with("");
     run(dir.path(), &[], &[]).assert_exit(0);
     let out = timed::run(
-        timed::reconcile_cmd(dir.path(), &["--check"], &[]),
+        common::run::reconcile_cmd(dir.path(), &["--check"], &[]),
         Some(dev_full()),
     );
     out.assert_exit(111).assert_stderr(
@@ -335,7 +335,7 @@ fn a_failing_apply_into_a_closed_pipe_still_exits_1_and_does_its_work() {
     );
     std::os::unix::fs::chown(dir.path().join("run/service"), Some(10000), Some(10000)).unwrap();
     let out = timed::run(
-        timed::reconcile_cmd(dir.path(), &["--phase", "profiles"], &[]),
+        common::run::reconcile_cmd(dir.path(), &["--phase", "profiles"], &[]),
         Some(closed_pipe()),
     );
     out.assert_exit(1);
@@ -358,7 +358,10 @@ fn a_failing_apply_into_a_closed_pipe_still_exits_1_and_does_its_work() {
 #[test]
 fn an_apply_into_dev_full_keeps_exit_0_and_its_changes() {
     let dir = root_with("");
-    let out = timed::run(timed::reconcile_cmd(dir.path(), &[], &[]), Some(dev_full()));
+    let out = timed::run(
+        common::run::reconcile_cmd::<&str>(dir.path(), &[], &[]),
+        Some(dev_full()),
+    );
     out.assert_exit(0).assert_stderr(
         "reconcile: warning: unable to write the report to stdout: No space left on device \
          (exit 0)\n",
@@ -410,7 +413,7 @@ fn with_format_json_a_fatal_error_prints_one_object() {
 
     let missing = dir.path().join("nope");
     let out = timed::run(
-        timed::reconcile_cmd(&missing, &["--plan", "--format", "json"], &[]),
+        common::run::reconcile_cmd(&missing, &["--plan", "--format", "json"], &[]),
         None,
     );
     out.assert_exit(100);
@@ -551,11 +554,8 @@ fn a_template_over_64_kib_is_refused() {
 
 /// `reconcile snapshot` as a fresh command (its `--root` is its own).
 fn snapshot_cmd(root: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.arg("snapshot").arg("--root").arg(root);
-    for var in timed::SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
+    let mut cmd = common::run::scrubbed_cmd(&["snapshot", "--root"]);
+    cmd.arg(root);
     cmd
 }
 

@@ -15,7 +15,7 @@ use common::roots::{config, root_with};
 use common::timed::{self, Out};
 
 fn run(root: &Path, args: &[&str]) -> Out {
-    timed::run(timed::reconcile_cmd(root, args, &[]), None)
+    timed::run(common::run::reconcile_cmd(root, args, &[]), None)
 }
 
 // ---------------------------------------------------------------------------
@@ -212,7 +212,7 @@ fn the_user_cannot_stop_a_running_apply() {
         std::os::unix::fs::chown(&p, Some(10000), Some(10000)).unwrap();
         std::os::unix::fs::chown(p.join("SOUL.md"), Some(10000), Some(10000)).unwrap();
     }
-    let mut child = timed::reconcile_cmd(root, &["-q"], &[])
+    let mut child = common::run::reconcile_cmd(root, &["-q"], &[])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -136,17 +136,15 @@ fn a_planted_6000_level_tree_is_removed_under_a_small_stack_and_few_fds() {
     fs::create_dir(&staging).unwrap();
     deep_chain(&staging, "d", 6000);
     let bin = env!("CARGO_BIN_EXE_reconcile");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
         .arg("ulimit -s 1024 && ulimit -n 1024 && exec \"$0\" --root \"$1\"")
         .arg(bin)
-        .arg(root)
-        .env_remove("HERMES_HOME")
-        .env_remove("S6_PROFILE_GATEWAY_SCANDIR")
-        .env_remove("GATEWAY_MULTIPLEX_PROFILES")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
+        .arg(root);
+    for var in common::run::SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(

@@ -9,8 +9,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::run::{bare_cmd, reconcile_bare, run};
 use common::tree;
 
 /// A container root as s6-overlay leaves it at cont-init: one static
@@ -62,29 +63,6 @@ fn container() -> tempfile::TempDir {
     tmp
 }
 
-/// `reconcile ARGS --root ROOT` with a clean environment plus `env`.
-fn reconcile(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.args(args).arg("--root").arg(root).env_clear();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run reconcile")
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).expect("UTF-8 stderr")
-}
-
 fn write_config(root: &Path, yaml: &str) {
     let dir = root.join("etc/s6-reconcile");
     std::fs::create_dir_all(&dir).unwrap();
@@ -97,34 +75,28 @@ fn write_config(root: &Path, yaml: &str) {
 #[test]
 fn verbose_logs_the_policy_as_the_configuration_writes_it() {
     let tmp = container();
-    let out = reconcile(tmp.path(), &["--plan", "-v"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let out = reconcile_bare(tmp.path(), &["--plan", "-v"], &[]);
+    assert_eq!(out.code, Some(0), "{}", out);
     assert!(
-        stderr(&out)
+        out.stderr
+            .clone()
             .lines()
             .any(|l| l == "reconcile: info: user hermes = 10000:10000, policy compat"),
         "{}",
-        describe(&out)
+        out
     );
 
     write_config(tmp.path(), "policy: strict\n");
-    let out = reconcile(tmp.path(), &["--plan", "-v"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let out = reconcile_bare(tmp.path(), &["--plan", "-v"], &[]);
+    assert_eq!(out.code, Some(0), "{}", out);
     assert!(
-        stderr(&out)
+        out.stderr
+            .clone()
             .lines()
             .any(|l| l == "reconcile: info: user hermes = 10000:10000, policy strict"),
         "{}",
-        describe(&out)
+        out
     );
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout")
-}
-
-fn owner_mode(root: &Path, path: &str) -> (u32, u32, u32) {
-    tree::owner_mode(root, path)
 }
 
 /// The per-profile lines an apply of [`TREE`] prints.
@@ -144,12 +116,12 @@ const COMPAT_WARNING: &str = "warning: policy compat: uid 10000 can write the sc
 #[test]
 fn s6_verbosity_0_apply_prints_nothing_and_still_applies() {
     let tmp = container();
-    let out = reconcile(tmp.path(), &[], &[("S6_VERBOSITY", "0")]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_eq!(stdout(&out), "", "{}", describe(&out));
-    assert_eq!(stderr(&out), "", "{}", describe(&out));
+    let out = reconcile_bare(tmp.path(), &[], &[("S6_VERBOSITY", "0")]);
+    assert_eq!(out.code, Some(0), "{}", out);
+    assert_eq!(out.stdout, "", "{}", out);
+    assert_eq!(out.stderr.clone(), "", "{}", out);
     assert_eq!(
-        owner_mode(tmp.path(), "run/s6-rc/servicedirs/svc/supervise"),
+        tree::owner_mode(tmp.path(), "run/s6-rc/servicedirs/svc/supervise"),
         (10000, 10000, 0o710),
         "the apply was done"
     );
@@ -168,9 +140,9 @@ fn s6_verbosity_1_apply_prints_the_profile_lines_and_warnings_only() {
         "{not json",
     )
     .unwrap();
-    let out = reconcile(tmp.path(), &[], &[("S6_VERBOSITY", "1")]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let text = stdout(&out);
+    let out = reconcile_bare(tmp.path(), &[], &[("S6_VERBOSITY", "1")]);
+    assert_eq!(out.code, Some(0), "{}", out);
+    let text = &out.stdout;
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[..2],
@@ -179,7 +151,7 @@ fn s6_verbosity_1_apply_prints_the_profile_lines_and_warnings_only() {
             "reconcile: profile=alice prior_state=None action=registered",
         ],
         "{}",
-        describe(&out)
+        out
     );
     assert!(
         lines.len() > 2
@@ -188,7 +160,7 @@ fn s6_verbosity_1_apply_prints_the_profile_lines_and_warnings_only() {
                 .iter()
                 .any(|l| l.contains("/opt/data/profiles/alice/gateway_state.json")),
         "then only the warnings, one naming the corrupt state file: {}",
-        describe(&out)
+        out
     );
 }
 
@@ -199,8 +171,8 @@ fn s6_verbosity_0_and_1_still_print_errors_and_exit_1() {
         let servicedirs = tmp.path().join("run/s6-rc/servicedirs");
         std::fs::remove_dir_all(&servicedirs).unwrap();
         std::fs::write(&servicedirs, "").unwrap();
-        let out = reconcile(tmp.path(), &[], &[("S6_VERBOSITY", level)]);
-        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        let out = reconcile_bare(tmp.path(), &[], &[("S6_VERBOSITY", level)]);
+        assert_eq!(out.code, Some(1), "{}", out);
         let error = "error: unable to open /run/s6-rc/servicedirs: \
                      is a regular file, not a directory\n";
         let want = if level == "0" {
@@ -208,53 +180,39 @@ fn s6_verbosity_0_and_1_still_print_errors_and_exit_1() {
         } else {
             format!("{PROFILE_LINES}{COMPAT_WARNING}{error}")
         };
-        assert_eq!(
-            stdout(&out),
-            want,
-            "S6_VERBOSITY={level}: {}",
-            describe(&out)
-        );
+        assert_eq!(out.stdout, want, "S6_VERBOSITY={level}: {}", out);
     }
 }
 
 #[test]
 fn s6_verbosity_leaves_plans_json_and_flags_alone() {
     let tmp = container();
-    let full = reconcile(tmp.path(), &["--plan"], &[]);
-    assert_eq!(full.status.code(), Some(0), "{}", describe(&full));
-    assert!(
-        stdout(&full).starts_with("static:\n"),
-        "{}",
-        describe(&full)
-    );
+    let full = reconcile_bare(tmp.path(), &["--plan"], &[]);
+    assert_eq!(full.code, Some(0), "{}", full);
+    assert!(full.stdout.starts_with("static:\n"), "{}", full);
     for level in ["0", "1", "2", "5", "", "loud"] {
-        let out = reconcile(tmp.path(), &["--plan"], &[("S6_VERBOSITY", level)]);
+        let out = reconcile_bare(tmp.path(), &["--plan"], &[("S6_VERBOSITY", level)]);
         assert_eq!(
-            stdout(&out),
-            stdout(&full),
+            out.stdout, full.stdout,
             "--plan prints the whole plan at S6_VERBOSITY={level:?}"
         );
-        let out = reconcile(tmp.path(), &["--check"], &[("S6_VERBOSITY", level)]);
-        assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-        assert_eq!(stdout(&out), stdout(&full), "--check at {level:?}");
+        let out = reconcile_bare(tmp.path(), &["--check"], &[("S6_VERBOSITY", level)]);
+        assert_eq!(out.code, Some(3), "{}", out);
+        assert_eq!(out.stdout, full.stdout, "--check at {level:?}");
     }
 
     // An apply: JSON is never shortened; -v or -q override S6_VERBOSITY.
     let tmp = container();
-    let out = reconcile(tmp.path(), &["--format", "json"], &[("S6_VERBOSITY", "0")]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let out = reconcile_bare(tmp.path(), &["--format", "json"], &[("S6_VERBOSITY", "0")]);
+    assert_eq!(out.code, Some(0), "{}", out);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
     assert_eq!(v["mode"], "apply");
-    assert!(
-        !v["changes"].as_array().unwrap().is_empty(),
-        "{}",
-        describe(&out)
-    );
+    assert!(!v["changes"].as_array().unwrap().is_empty(), "{}", out);
     for flag in ["-v", "-q"] {
         let tmp = container();
-        let out = reconcile(tmp.path(), &[flag], &[("S6_VERBOSITY", "0")]);
-        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-        let text = stdout(&out);
+        let out = reconcile_bare(tmp.path(), &[flag], &[("S6_VERBOSITY", "0")]);
+        assert_eq!(out.code, Some(0), "{}", out);
+        let text = &out.stdout;
         assert!(
             text.starts_with("static:\n")
                 && text.contains(PROFILE_LINES)
@@ -263,7 +221,7 @@ fn s6_verbosity_leaves_plans_json_and_flags_alone() {
                     .last()
                     .is_some_and(|l| l.starts_with("Applied ")),
             "{flag}: the whole report: {}",
-            describe(&out)
+            out
         );
     }
 }
@@ -273,35 +231,28 @@ fn s6_verbosity_sets_the_log_level_without_flags() {
     let tmp = container();
     let info = "reconcile: info: user hermes = 10000:10000, policy compat";
     for (level, logged) in [("0", false), ("1", false), ("2", false), ("3", true)] {
-        let out = reconcile(tmp.path(), &["--plan"], &[("S6_VERBOSITY", level)]);
+        let out = reconcile_bare(tmp.path(), &["--plan"], &[("S6_VERBOSITY", level)]);
         assert_eq!(
-            stderr(&out).lines().any(|l| l == info),
+            out.stderr.clone().lines().any(|l| l == info),
             logged,
             "S6_VERBOSITY={level}: {}",
-            describe(&out)
+            out
         );
     }
     // RUST_LOG still has the last word.
-    let out = reconcile(
+    let out = reconcile_bare(
         tmp.path(),
         &["--plan"],
         &[("S6_VERBOSITY", "0"), ("RUST_LOG", "info")],
     );
-    assert!(
-        stderr(&out).lines().any(|l| l == info),
-        "{}",
-        describe(&out)
-    );
+    assert!(out.stderr.clone().lines().any(|l| l == info), "{}", out);
 }
 
 #[test]
 fn help_explains_s6_verbosity_and_colour() {
-    let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let help = stdout(&out);
+    let out = run(bare_cmd(&["--help"]));
+    assert_eq!(out.code, Some(0));
+    let help = out.stdout;
     for needle in [
         "S6_VERBOSITY",
         "0 errors only (a successful apply prints nothing",
@@ -327,11 +278,11 @@ const OVERRIDES: [(&str, &str); 3] = [
 fn print_config_shows_the_defaults_with_the_environment_applied() {
     let tmp = container();
     let before = tree::dump(tmp.path());
-    let out = reconcile(tmp.path(), &["--print-config"], &OVERRIDES);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_eq!(stderr(&out), "");
+    let out = reconcile_bare(tmp.path(), &["--print-config"], &OVERRIDES);
+    assert_eq!(out.code, Some(0), "{}", out);
+    assert_eq!(out.stderr.clone(), "");
     assert_eq!(
-        stdout(&out),
+        out.stdout,
         r#"# The configuration in effect (reconcile --print-config).
 # file: none, the built-in defaults
 # environment: HERMES_HOME overrides profiles.home
@@ -385,9 +336,9 @@ container:
 
     // Without the environment: no overrides, multiplexing left to the
     // application (~); a value that is not a boolean word is ignored.
-    let out = reconcile(tmp.path(), &["--print-config"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let text = stdout(&out);
+    let out = reconcile_bare(tmp.path(), &["--print-config"], &[]);
+    assert_eq!(out.code, Some(0), "{}", out);
+    let text = &out.stdout;
     for line in [
         "# environment: no overrides",
         "  home: /opt/data",
@@ -396,13 +347,13 @@ container:
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
     }
-    let out = reconcile(
+    let out = reconcile_bare(
         tmp.path(),
         &["--print-config"],
         &[("GATEWAY_MULTIPLEX_PROFILES", "maybe")],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let text = stdout(&out);
+    assert_eq!(out.code, Some(0), "{}", out);
+    let text = &out.stdout;
     for line in [
         "# environment: no overrides",
         "# environment: GATEWAY_MULTIPLEX_PROFILES=\"maybe\" is not a boolean word: ignored",
@@ -445,9 +396,9 @@ boot_log:
     );
     let before = tree::dump(tmp.path());
     let env = [OVERRIDES[0], ("GATEWAY_MULTIPLEX_PROFILES", "off")];
-    let out = reconcile(tmp.path(), &["--print-config"], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    let printed = stdout(&out);
+    let out = reconcile_bare(tmp.path(), &["--print-config"], &env);
+    assert_eq!(out.code, Some(0), "{}", out);
+    let printed = out.stdout;
     for line in [
         "# file: /etc/s6-reconcile/config.yaml",
         "# environment: HERMES_HOME overrides profiles.home",
@@ -475,8 +426,8 @@ boot_log:
     let saved = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(saved.path(), &printed).unwrap();
     let config_arg = saved.path().to_str().unwrap();
-    let again = reconcile(tmp.path(), &["--print-config", "--config", config_arg], &[]);
-    assert_eq!(again.status.code(), Some(0), "{}", describe(&again));
+    let again = reconcile_bare(tmp.path(), &["--print-config", "--config", config_arg], &[]);
+    assert_eq!(again.code, Some(0), "{}", again);
     let body = |text: &str| -> Vec<String> {
         text.lines()
             .filter(|l| !l.starts_with("# file:") && !l.starts_with("# environment:"))
@@ -488,18 +439,17 @@ boot_log:
             })
             .collect()
     };
-    assert_eq!(body(&stdout(&again)), body(&printed));
+    assert_eq!(body(&again.stdout), body(&printed));
 
-    let with_env = reconcile(tmp.path(), &["--plan", "--format", "json"], &env);
-    let from_printed = reconcile(
+    let with_env = reconcile_bare(tmp.path(), &["--plan", "--format", "json"], &env);
+    let from_printed = reconcile_bare(
         tmp.path(),
         &["--plan", "--format", "json", "--config", config_arg],
         &[],
     );
-    assert_eq!(with_env.status.code(), from_printed.status.code());
+    assert_eq!(with_env.code, from_printed.code);
     assert_eq!(
-        stdout(&from_printed),
-        stdout(&with_env),
+        from_printed.stdout, with_env.stdout,
         "the printed configuration plans like the file plus the environment"
     );
 }
@@ -511,37 +461,36 @@ boot_log:
 fn print_config_reads_a_tree_description_like_the_disk() {
     let tmp = container();
     write_config(tmp.path(), "policy: strict\ngroup: hermes\n");
-    let snap = reconcile(tmp.path(), &["snapshot"], &[]);
-    assert_eq!(snap.status.code(), Some(0), "{}", describe(&snap));
+    let snap = reconcile_bare(tmp.path(), &["snapshot"], &[]);
+    assert_eq!(snap.code, Some(0), "{}", snap);
     let described = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(described.path(), &snap.stdout).unwrap();
-    let from_disk = reconcile(tmp.path(), &["--print-config"], &OVERRIDES);
-    assert_eq!(from_disk.status.code(), Some(0), "{}", describe(&from_disk));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.args(["--print-config", "--tree"])
-        .arg(described.path())
-        .env_clear()
-        .envs(OVERRIDES);
-    let from_tree = cmd.output().unwrap();
-    assert_eq!(from_tree.status.code(), Some(0), "{}", describe(&from_tree));
-    assert_eq!(stdout(&from_tree), stdout(&from_disk));
-    assert!(stdout(&from_tree).contains("\npolicy: strict\n"));
+    let from_disk = reconcile_bare(tmp.path(), &["--print-config"], &OVERRIDES);
+    assert_eq!(from_disk.code, Some(0), "{}", from_disk);
+    let mut cmd = bare_cmd(&["--print-config", "--tree"]);
+    cmd.arg(described.path()).envs(OVERRIDES);
+    let from_tree = run(cmd);
+    assert_eq!(from_tree.code, Some(0), "{}", from_tree);
+    assert_eq!(from_tree.stdout, from_disk.stdout);
+    assert!(from_tree.stdout.contains("\npolicy: strict\n"));
 }
 
 #[test]
 fn print_config_with_a_bad_configuration_is_the_usual_error() {
     let tmp = container();
     write_config(tmp.path(), "user: nobody-here\n");
-    let out = reconcile(tmp.path(), &["--print-config"], &[]);
-    assert_eq!(out.status.code(), Some(100), "{}", describe(&out));
-    assert_eq!(stdout(&out), "");
+    let out = reconcile_bare(tmp.path(), &["--print-config"], &[]);
+    assert_eq!(out.code, Some(100), "{}", out);
+    assert_eq!(out.stdout, "");
     assert!(
-        stderr(&out).contains("unknown user \"nobody-here\": not found in /etc/passwd"),
+        out.stderr
+            .clone()
+            .contains("unknown user \"nobody-here\": not found in /etc/passwd"),
         "{}",
-        describe(&out)
+        out
     );
-    let out = reconcile(tmp.path(), &["--print-config", "--plan"], &[]);
-    assert_eq!(out.status.code(), Some(100), "{}", describe(&out));
+    let out = reconcile_bare(tmp.path(), &["--print-config", "--plan"], &[]);
+    assert_eq!(out.code, Some(100), "{}", out);
 }
 
 // ---------------------------------------------------------------------------
@@ -562,8 +511,8 @@ fn on_terminal_exit(root: &Path, args: &str, env: &[(&str, &str)]) -> (Option<i3
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("script (util-linux)");
-    (out.status.code(), stdout(&out).replace("\r\n", "\n"))
+    let out = run(cmd);
+    (out.code, out.stdout.replace("\r\n", "\n"))
 }
 
 /// [`on_terminal_exit`] of a run that exits 0.
@@ -589,7 +538,7 @@ fn strip_ansi(text: &str) -> String {
 #[test]
 fn colour_on_a_terminal_never_in_a_pipe_never_with_no_color() {
     let tmp = container();
-    let plain = stdout(&reconcile(tmp.path(), &["--plan"], &[]));
+    let plain = reconcile_bare(tmp.path(), &["--plan"], &[]).stdout;
     assert!(!plain.contains('\x1b'), "a pipe gets no colour:\n{plain}");
 
     let coloured = on_terminal(tmp.path(), "--plan", &[]);
@@ -648,20 +597,17 @@ fn colour_on_a_terminal_never_in_a_pipe_never_with_no_color() {
         "--color never"
     );
     assert_eq!(
-        stdout(&reconcile(
-            tmp.path(),
-            &["--plan", "--color", "always"],
-            &[]
-        )),
+        reconcile_bare(tmp.path(), &["--plan", "--color", "always"], &[]).stdout,
         coloured,
         "--color always, even into a pipe"
     );
     assert_eq!(
-        stdout(&reconcile(
+        reconcile_bare(
             tmp.path(),
             &["--plan", "--color", "always"],
             &[("NO_COLOR", "1")]
-        )),
+        )
+        .stdout,
         coloured,
         "--color always is explicit: it wins over NO_COLOR"
     );
@@ -691,17 +637,17 @@ fn errors_are_red_on_a_terminal() {
 fn plan_lines(root: &Path, args: &[&str]) -> Vec<String> {
     let mut all = vec!["--plan"];
     all.extend_from_slice(args);
-    let out = reconcile(root, &all, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    stdout(&out).lines().map(str::to_string).collect()
+    let out = reconcile_bare(root, &all, &[]);
+    assert_eq!(out.code, Some(0), "{}", out);
+    out.stdout.lines().map(str::to_string).collect()
 }
 
 fn plan_json(root: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--plan", "--format", "json"];
     all.extend_from_slice(args);
-    let out = reconcile(root, &all, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).expect("one JSON object")
+    let out = reconcile_bare(root, &all, &[]);
+    assert_eq!(out.code, Some(0), "{}", out);
+    serde_json::from_str(&out.stdout).expect("one JSON object")
 }
 
 /// The JSON change at `path`.
@@ -717,8 +663,8 @@ fn change_at<'a>(plan: &'a serde_json::Value, path: &str) -> &'a serde_json::Val
 /// [`container`] after one apply: both slots published.
 fn applied_container() -> tempfile::TempDir {
     let tmp = container();
-    let out = reconcile(tmp.path(), &[], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let out = reconcile_bare(tmp.path(), &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out);
     let lines = plan_lines(tmp.path(), &[]);
     assert_eq!(
         lines.last().map(String::as_str),
@@ -871,8 +817,8 @@ fn diff_shows_each_changed_slot_file_as_a_unified_diff() {
     );
 
     // Applied, nothing is left to diff.
-    let out = reconcile(tmp.path(), &[], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let out = reconcile_bare(tmp.path(), &[], &[]);
+    assert_eq!(out.code, Some(0), "{}", out);
     let lines = plan_lines(tmp.path(), &["--diff"]);
     assert_eq!(
         lines.last().map(String::as_str),
@@ -923,18 +869,12 @@ fn the_bundled_example_applies_cleanly() {
     let tmp = tree::temp_root("operator-example");
     let root = tmp.path().join("example-root");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tree.yaml");
-    let run = |args: &[&std::ffi::OsStr]| {
-        Command::new(env!("CARGO_BIN_EXE_reconcile"))
-            .args(args)
-            .env_clear()
-            .output()
-            .expect("run reconcile")
-    };
+    let run = |args: &[&std::ffi::OsStr]| run(bare_cmd(args));
     let out = run(&["materialize".as_ref(), example.as_ref(), root.as_ref()]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.code, Some(0), "{}", out);
     let out = run(&["--root".as_ref(), root.as_ref()]);
-    assert_eq!(out.status.code(), Some(0), "apply: {}", describe(&out));
-    let text = stdout(&out);
+    assert_eq!(out.code, Some(0), "apply: {}", out);
+    let text = &out.stdout;
     assert!(
         !text.contains("error")
             && text
@@ -942,22 +882,17 @@ fn the_bundled_example_applies_cleanly() {
                 .last()
                 .is_some_and(|l| l.starts_with("Applied ")),
         "{}",
-        describe(&out)
+        out
     );
     assert!(
         text.contains("reconcile: profile=alice prior_state=running action=started\n"),
         "{}",
-        describe(&out)
+        out
     );
     let out = run(&["snapshot".as_ref(), "--root".as_ref(), root.as_ref()]);
-    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(out.code, Some(0), "{}", out);
     let after = tmp.path().join("after.yaml");
     std::fs::write(&after, &out.stdout).unwrap();
     let out = run(&["--check".as_ref(), "--tree".as_ref(), after.as_ref()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "nothing left to do: {}",
-        describe(&out)
-    );
+    assert_eq!(out.code, Some(0), "nothing left to do: {}", out);
 }

@@ -12,33 +12,16 @@
 
 mod common;
 
+use common::run::{Run, run, scrubbed_cmd};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::s6::{self, LiveS6};
 use common::tree;
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn reconcile(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_reconcile"))
-        .args(args)
-        .env_remove("HERMES_HOME")
-        .env_remove("S6_PROFILE_GATEWAY_SCANDIR")
-        .env_remove("GATEWAY_MULTIPLEX_PROFILES")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run reconcile");
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+fn reconcile(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+    run(scrubbed_cmd(&args))
 }
 
 fn need_root() {

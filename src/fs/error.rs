@@ -19,6 +19,10 @@ pub enum Refusal {
         .was.kind.describe(), .was.ino, .now.kind.describe(), .now.ino
     )]
     Changed { was: Meta, now: Meta },
+    /// The entry (or the directory a step works in) is no longer the one
+    /// the plan observed; the step is not taken.
+    #[error("changed since it was observed; left alone")]
+    NotAsObserved,
     /// A directory being removed changed under us.
     #[error("changed while being removed")]
     ChangedWhileRemoving,

@@ -140,21 +140,39 @@ pub fn shell_word(arg: &OsStr) -> String {
     }
 }
 
-/// The built `reconcile` with `--root <root>`, `args` and `env`, in a
-/// scrubbed environment (TZ=UTC), not yet run.
-pub fn reconcile_cmd<S: AsRef<OsStr>>(root: &Path, args: &[S], env: &[(&str, &str)]) -> Command {
+/// The built `reconcile` with `args`, in the caller's environment less
+/// the container variables ([`SCRUBBED_ENV`]), with `TZ=UTC` and `/` as its
+/// working directory, not yet run.
+pub fn scrubbed_cmd<S: AsRef<OsStr>>(args: &[S]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.arg("--root")
-        .arg(root)
-        .args(args)
-        .env("TZ", "UTC")
-        .current_dir("/");
+    cmd.args(args).env("TZ", "UTC").current_dir("/");
     for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    cmd
+}
+
+/// The built `reconcile` with `--root <root>`, `args` and `env`, in a
+/// scrubbed environment ([`scrubbed_cmd`]), not yet run.
+pub fn reconcile_cmd<S: AsRef<OsStr>>(root: &Path, args: &[S], env: &[(&str, &str)]) -> Command {
+    let mut cmd = scrubbed_cmd(&[OsStr::new("--root"), root.as_os_str()]);
+    cmd.args(args).envs(env.iter().copied());
+    cmd
+}
+
+/// The built `reconcile ARGS --root ROOT` with nothing of the caller's
+/// environment but `env` (the operator's variables: `S6_VERBOSITY`,
+/// `NO_COLOR`, `TERM`...), run to its end.
+pub fn reconcile_bare(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = bare_cmd(args);
+    cmd.arg("--root").arg(root).envs(env.iter().copied());
+    run(cmd)
+}
+
+/// The built `reconcile` with `args` and an empty environment, not yet run.
+pub fn bare_cmd<S: AsRef<OsStr>>(args: &[S]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
+    cmd.args(args).env_clear();
     cmd
 }
 

@@ -4,15 +4,11 @@
 //! hang detector, not a timing assertion.
 
 use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The longest any single run may take before it counts as a hang.
 pub const DEADLINE: Duration = Duration::from_secs(60);
-
-#[allow(unused_imports)]
-pub use super::run::SCRUBBED_ENV;
 
 /// What a finished run left.
 #[derive(Debug)]
@@ -43,19 +39,6 @@ impl Out {
         assert_eq!(self.stderr, text, "{}", self.show());
         self
     }
-}
-
-/// `reconcile --root ROOT ARGS` with a scrubbed environment plus `env`.
-pub fn reconcile_cmd(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reconcile"));
-    cmd.arg("--root").arg(root).args(args).env("TZ", "UTC");
-    for var in SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
 }
 
 /// Run `cmd` to its end, or kill it after [`DEADLINE`] and panic with what

@@ -5,7 +5,7 @@
 //! no second parser or dumper here.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 #[allow(unused_imports)]
@@ -81,8 +81,7 @@ pub fn text(e: &Entry) -> Option<&str> {
 
 /// Owner and mode of one path of a real tree, without following a symlink.
 pub fn owner_mode(root: &Path, path: &str) -> (u32, u32, u32) {
-    let md = fs::symlink_metadata(root.join(path)).unwrap_or_else(|e| panic!("lstat {path}: {e}"));
-    (md.uid(), md.gid(), md.mode() & 0o7777)
+    super::run::owner_mode(&root.join(path))
 }
 
 /// A fresh root for a tree: a temp dir made searchable (mktemp gives 0700),
