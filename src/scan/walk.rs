@@ -21,6 +21,24 @@ pub(super) struct Walk<'a> {
     pub servicedir: &'a Path,
     /// Read regular files' contents (a slot's, for the compare).
     pub read: bool,
+    /// What the files read are expected to hold: a file that holds it is
+    /// [`Content::AsExpected`], its bytes dropped.
+    pub expected: Option<&'a super::ExpectedFiles>,
+}
+
+impl Walk<'_> {
+    /// What was read of the file at `rel` (relative to the servicedir).
+    fn content(&self, rel: &Path, bytes: Vec<u8>) -> Content {
+        let expected = || {
+            let e = self.expected?;
+            let rel = rel.to_str()?;
+            e.iter().find(|(p, _)| *p == rel).map(|(_, c)| c.as_bytes())
+        };
+        match expected() {
+            Some(want) if !bytes.is_empty() && want == bytes.as_slice() => Content::AsExpected,
+            _ => Content::Bytes(bytes),
+        }
+    }
 }
 
 /// One directory being listed.
@@ -165,7 +183,7 @@ impl<S: Source> Scanner<'_, S> {
                     None
                 }
             },
-            Kind::File if how.read => self.read(dir, at, name).map(|n| (n, None)),
+            Kind::File if how.read => self.read(dir, at, name, in_sd, how).map(|n| (n, None)),
             _ => match seen {
                 Some(n) => Some((n, None)),
                 None => self.stat(dir, at, name).map(|n| (n, None)),
@@ -175,18 +193,26 @@ impl<S: Source> Scanner<'_, S> {
 
     /// A regular file of a slot, with its contents; a failure to read it
     /// is kept with the node (the compare reports it).
-    fn read(&mut self, dir: &S::Dir, at: &Node, name: &str) -> Option<Node> {
+    /// `rel` is its path relative to the servicedir.
+    fn read(
+        &mut self,
+        dir: &S::Dir,
+        at: &Node,
+        name: &str,
+        rel: &Path,
+        how: &Walk<'_>,
+    ) -> Option<Node> {
         let os = OsStr::new(name);
         match self.src.read_file(dir, os, SLOT_FILE_LIMIT) {
             Ok((m, bytes)) => {
                 let mut n = at.child(os, m);
-                n.content = bytes.map_or(Content::NotRead, Content::Bytes);
+                n.content = bytes.map_or(Content::NotRead, |b| how.content(rel, b));
                 Some(n)
             }
             Err(e) if is_gone_or_swapped(&e) => self.stat(dir, at, name),
             Err(e) => {
                 let mut n = self.stat(dir, at, name)?;
-                n.content = Content::Unreadable((&e).into());
+                n.content = Content::Unreadable(Box::new((&e).into()));
                 Some(n)
             }
         }
@@ -259,6 +285,58 @@ mod tests {
         fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
             self.disk.read_link(dir, name)
         }
+    }
+
+    /// A slot's file that holds what is expected is not kept; one that
+    /// differs is, with its bytes; `down` (empty) is kept as empty bytes.
+    #[test]
+    fn files_are_compared_as_they_are_read() {
+        use crate::scan::Content;
+        use std::borrow::Cow;
+        let t = tempfile::tempdir().unwrap();
+        let root = Dir::open_path(t.path()).unwrap();
+        let slot = t.path().join("run/service/gateway-a");
+        std::fs::create_dir_all(slot.join("log")).unwrap();
+        std::fs::write(slot.join("type"), b"longrun\n").unwrap();
+        std::fs::write(slot.join("run"), b"#!/bin/sh\nold\n").unwrap();
+        std::fs::write(slot.join("log/run"), b"#!/bin/sh\nlog\n").unwrap();
+        std::fs::write(slot.join("down"), b"").unwrap();
+        let disk = Disk {
+            root: &root,
+            untrusted: (10000, 10000),
+        };
+        let expected = |name: &str| {
+            (name == "gateway-a").then(|| {
+                vec![
+                    ("type", Cow::Borrowed("longrun\n")),
+                    ("run", Cow::Borrowed("#!/bin/sh\nnew\n")),
+                    ("log/run", Cow::Borrowed("#!/bin/sh\nlog\n")),
+                ]
+            })
+        };
+        let mut sc = Scanner::new(&disk);
+        sc.expected = Some(&expected);
+        let BaseObs::Present(s) = sc.scandir(
+            Path::new("/run/service"),
+            "gateway-",
+            Some("gateway-"),
+            true,
+        ) else {
+            panic!("scandir present")
+        };
+        let content = |rel: &str| {
+            let nodes = &s.entries["gateway-a"].nodes;
+            let n = nodes.iter().find(|n| n.rel == Path::new(rel)).unwrap();
+            n.content.clone()
+        };
+        assert_eq!(content("gateway-a/type"), Content::AsExpected);
+        assert_eq!(content("gateway-a/log/run"), Content::AsExpected);
+        assert_eq!(
+            content("gateway-a/run"),
+            Content::Bytes(b"#!/bin/sh\nold\n".to_vec())
+        );
+        assert_eq!(content("gateway-a/down"), Content::Bytes(Vec::new()));
+        assert!(sc.errors.is_empty(), "{:?}", sc.errors);
     }
 
     #[test]
