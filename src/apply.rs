@@ -11,10 +11,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir, Refusal};
-use crate::plan::{Anchor, Change, Op, SlotBuild};
+use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
 use crate::report::{Carried, Cause, Failure, Skipped};
-use crate::slot::SlotEntry;
 use crate::steps::{Outcome, SLOTS_FAILED, When};
+
+mod stage;
 
 /// The base directories apply acts beneath, opened at apply time.
 pub trait Anchors {
@@ -58,6 +59,8 @@ impl Applied {
 struct ParentCache {
     key: Option<(Anchor, PathBuf)>,
     dir: Option<Dir>,
+    /// The held directory's identity, read once (an fd's never changes).
+    meta: Option<fs::Meta>,
 }
 
 impl ParentCache {
@@ -75,6 +78,7 @@ impl ParentCache {
                 _ => None,
             };
             self.key = None;
+            self.meta = None;
             self.dir = Some(match below {
                 Some(d) => d?,
                 None => anchors.anchor(a)?.open_beneath(parent)?,
@@ -82,6 +86,23 @@ impl ParentCache {
             self.key = Some(key);
         }
         Ok(self.dir.as_ref().expect("set above"))
+    }
+
+    /// The held directory (after [`ParentCache::get`]) must be the one
+    /// observed (`expect`: dev, ino, kind).
+    fn check_same(&mut self, expect: &fs::Meta) -> io::Result<()> {
+        let meta = match self.meta {
+            Some(m) => m,
+            None => {
+                let m = self.dir.as_ref().expect("after get").meta()?;
+                *self.meta.insert(m)
+            }
+        };
+        if meta.same_file(expect) {
+            Ok(())
+        } else {
+            Err(Refusal::NotAsObserved.into())
+        }
     }
 }
 
@@ -92,7 +113,11 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Vec<Outcome> {
     let mut cache = ParentCache {
         key: None,
         dir: None,
+        meta: None,
     };
+    // The effective ids entries are created with (creds do not change
+    // while changes run, but for a moment inside a seeded state file).
+    let me = (fs::euid(), fs::egid());
     let mut failed = false;
     let failure = |c: &Change, (op, e): StepError| {
         log::debug!("{} {}: {e}", op, c.path.display());
@@ -108,7 +133,7 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Vec<Outcome> {
             outcomes.push(Outcome::NotRun(SLOTS_FAILED));
             continue;
         }
-        outcomes.push(match run_one(c, anchors, &mut cache) {
+        outcomes.push(match run_one(c, anchors, &mut cache, me) {
             Ok(None) => Outcome::Done,
             Ok(Some(late)) => Outcome::DoneWith(failure(c, late)),
             Err(e) => {
@@ -126,7 +151,12 @@ type StepError = (&'static str, io::Error);
 /// point of no return failed (a replaced slot's old tree not removed).
 type StepResult = Result<Option<StepError>, StepError>;
 
-fn run_one(c: &Change, anchors: &mut dyn Anchors, cache: &mut ParentCache) -> StepResult {
+fn run_one(
+    c: &Change,
+    anchors: &mut dyn Anchors,
+    cache: &mut ParentCache,
+    me: Owner,
+) -> StepResult {
     let t = &c.target;
     let (parent, name) = match (t.rel.parent(), t.rel.file_name()) {
         (Some(p), Some(n)) => (p, n),
@@ -136,10 +166,10 @@ fn run_one(c: &Change, anchors: &mut dyn Anchors, cache: &mut ParentCache) -> St
             return on_self(dir, c).map(|()| None);
         }
     };
-    let dir = cache
+    cache
         .get(anchors, t.anchor, parent)
         .map_err(|e| ("open", e))?;
-    on_child(dir, name, c)
+    on_child(cache, name, c, me)
 }
 
 fn on_self(dir: &Dir, c: &Change) -> Result<(), StepError> {
@@ -156,15 +186,20 @@ fn on_self(dir: &Dir, c: &Change) -> Result<(), StepError> {
     }
 }
 
-fn on_child(dir: &Dir, name: &OsStr, c: &Change) -> StepResult {
+fn on_child(cache: &mut ParentCache, name: &OsStr, c: &Change, me: Owner) -> StepResult {
     let m = &c.target.expect;
     match &c.op {
         Op::Publish(b) => {
-            same_dir(dir, m).map_err(|e| ("publish", e))?;
-            publish(dir, name, b, None)
+            cache.check_same(m).map_err(|e| ("publish", e))?;
+            publish(cache.dir.as_ref().expect("after get"), name, b, None, me)
         }
-        Op::Replace(b) => publish(dir, name, b, Some(m)),
-        _ => on_entry(dir, name, c).map(|()| None),
+        Op::Replace(b) => publish(cache.dir.as_ref().expect("after get"), name, b, Some(m), me),
+        &Op::Create { .. } | &Op::SeedState { .. } => {
+            // Into the directory observed, never another.
+            cache.check_same(m).map_err(|e| ("create", e))?;
+            on_entry(cache.dir.as_ref().expect("after get"), name, c).map(|()| None)
+        }
+        _ => on_entry(cache.dir.as_ref().expect("after get"), name, c).map(|()| None),
     }
 }
 
@@ -173,15 +208,11 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
     match &c.op {
         Op::Perms { to, .. } => dir.set_perms(name, m, to.owner(), to.mode),
         Op::Publish(_) | Op::Replace(_) => unreachable!("on_child publishes"),
-        &Op::Create { mode } => {
-            // `down` goes in place into the slot observed, never another.
-            same_dir(dir, m).map_err(|e| ("create", e))?;
-            dir.create_file(name, b"", mode).map_err(|e| ("create", e))
-        }
+        // `down` goes in place into the slot observed (checked by the caller).
+        &Op::Create { mode } => dir.create_file(name, b"", mode).map_err(|e| ("create", e)),
         &Op::SeedState { owner } => {
-            // Into the home observed, never through a symlink, never over
-            // an existing file (O_EXCL), as the user.
-            same_dir(dir, m).map_err(|e| ("create", e))?;
+            // Into the home observed (checked by the caller), never through
+            // a symlink, never over an existing file (O_EXCL), as the user.
             let unix = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -203,50 +234,36 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
     }
 }
 
-fn same_dir(dir: &Dir, expect: &fs::Meta) -> io::Result<()> {
-    if dir.meta()?.same_file(expect) {
-        Ok(())
-    } else {
-        Err(Refusal::NotAsObserved.into())
-    }
-}
-
 /// Build the slot completely under its staging name (a dot name: s6-svscan
 /// ignores it), then make it visible in one step: `rename` for a new slot,
 /// `RENAME_EXCHANGE` with the existing one (`replace` = its observed
 /// identity), whose old tree is then removed. At no instant is the slot
 /// missing or half-built under its real name.
-fn publish(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) -> StepResult {
+fn publish(
+    scandir: &Dir,
+    slot: &OsStr,
+    b: &SlotBuild,
+    replace: Option<&fs::Meta>,
+    me: Owner,
+) -> StepResult {
     let verb = if replace.is_some() {
         "replace"
     } else {
         "publish"
     };
+    stage::stage(scandir, b, me).map_err(|e| stage::inside(verb, b, e))?;
+    swap(scandir, slot, b, replace)
+}
+
+/// Make a staged slot visible (see [`publish`]); the staging dir is
+/// removed if that fails.
+fn swap(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) -> StepResult {
     let staging = OsStr::new(&b.staging);
-    // Failures inside the staging dir name the step and the staging dir;
-    // the error is reported on the slot.
-    let inside = |(step, e): StepError| {
-        let cause = Cause::InStaging {
-            step,
-            staging: b.staging.clone(),
-            cause: Box::new((&e).into()),
-        };
-        (verb, Carried(cause).into())
+    let verb = if replace.is_some() {
+        "replace"
+    } else {
+        "publish"
     };
-    // A leftover of an interrupted run.
-    if scandir
-        .stat_opt(staging)
-        .map_err(|e| inside(("stat", e)))?
-        .is_some()
-    {
-        scandir
-            .remove_tree(staging)
-            .map_err(|e| inside(("remove leftover", e)))?;
-    }
-    if let Err(e) = build(scandir, staging, b) {
-        let _ = scandir.remove_tree(staging);
-        return Err(inside(e));
-    }
     let swapped = match replace {
         None => scandir.rename_noreplace(staging, slot),
         Some(m) => match scandir.stat(slot) {
@@ -272,58 +289,4 @@ fn publish(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta
         }
     }
     Ok(None)
-}
-
-/// Create every entry of a slot below a new staging dir, with exact modes
-/// and the owners the plan asks for.
-fn build(scandir: &Dir, staging: &OsStr, b: &SlotBuild) -> Result<(), StepError> {
-    let me = (fs::euid(), fs::egid());
-    let top = scandir
-        .mkdir(staging, crate::layout::MODE_SLOT_DIR)
-        .map_err(|e| ("mkdir", e))?;
-    if b.owner != me {
-        let m = top.meta().map_err(|e| ("stat", e))?;
-        top.set_perms_self(&m, Some(b.owner), None)?;
-    }
-    // The directories made here stay open (entries list parents first), so
-    // each entry is created through its parent's fd instead of walking the
-    // path again for every entry.
-    let mut made: Vec<(&Path, Dir)> = Vec::new();
-    let entries = b.entries();
-    for (e, owner) in &entries {
-        let p = e.path();
-        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
-            continue;
-        };
-        let reopened;
-        let dir = if parent.as_os_str().is_empty() {
-            &top
-        } else if let Some((_, d)) = made.iter().find(|(q, _)| *q == parent) {
-            d
-        } else {
-            reopened = top.open_beneath(parent).map_err(|e| ("open", e))?;
-            &reopened
-        };
-        let new_dir = match e {
-            SlotEntry::Dir { mode, .. } => Some(dir.mkdir(name, *mode).map_err(|e| ("mkdir", e))?),
-            SlotEntry::File { mode, content, .. } => {
-                dir.create_file(name, content.as_bytes(), *mode)
-                    .map_err(|e| ("create", e))?;
-                None
-            }
-            SlotEntry::Fifo { mode, .. } => {
-                dir.mkfifo(name, *mode).map_err(|e| ("mkfifo", e))?;
-                None
-            }
-        };
-        if *owner != me {
-            // chown may clear setgid bits: set the mode again after it.
-            let m = dir.stat(name).map_err(|e| ("stat", e))?;
-            dir.set_perms(name, &m, Some(*owner), Some(e.mode()))?;
-        }
-        if let Some(d) = new_dir {
-            made.push((p, d));
-        }
-    }
-    Ok(())
 }

@@ -74,9 +74,8 @@ pub type Owner = (u32, u32);
 /// no slot's scripts (at 10,000 profiles that was most of the memory).
 #[derive(Debug, PartialEq, Eq)]
 pub struct SlotRecipe {
-    pub user_name: String,
-    pub home: String,
-    pub templates: crate::config::Templates,
+    /// The scripts, prepared once for every slot.
+    pub scripts: slot::Scripts,
     pub policy: Policy,
     pub uid: u32,
     pub gid: u32,
@@ -101,14 +100,8 @@ impl SlotBuild {
     /// Every entry, parents first, with its owner.
     pub fn entries(&self) -> Vec<(SlotEntry, Owner)> {
         let r = &*self.recipe;
-        let files = slot::render(
-            &self.profile,
-            self.is_default,
-            &r.user_name,
-            &r.home,
-            &r.templates,
-        );
-        slot_entries(slot::entries(&files, self.down), r.policy, r.uid, r.gid).1
+        let files = r.scripts.render(&self.profile, self.is_default);
+        slot_entries(slot::entries(files, self.down), r.policy, r.uid, r.gid).1
     }
 }
 
@@ -521,9 +514,11 @@ impl Planner<'_> {
             self.skip(&n.path, reason.clone());
         }
         let recipe = std::sync::Arc::new(SlotRecipe {
-            user_name: d.account.user_name.clone(),
-            home: cfg.home.0.display().to_string(),
-            templates: cfg.templates.clone(),
+            scripts: slot::Scripts::new(
+                &d.account.user_name,
+                &cfg.home.0.display().to_string(),
+                &cfg.templates,
+            ),
             policy: d.policy(),
             uid,
             gid,

@@ -77,7 +77,12 @@ static UMASK_CLEARED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// `mode`: the umask is 0 and `mode` has no setuid, setgid or sticky bit
 /// (which mkdir and open do not set). Saves a system call per entry.
 pub(super) fn born_exact(mode: u32) -> bool {
-    mode & 0o7000 == 0 && UMASK_CLEARED.load(std::sync::atomic::Ordering::Relaxed)
+    mode & 0o7000 == 0 && umask_cleared()
+}
+
+/// Whether [`clear_umask`] ran: entries are born with the bits asked for.
+pub(super) fn umask_cleared() -> bool {
+    UMASK_CLEARED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The effective uid of this process.

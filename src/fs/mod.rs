@@ -19,6 +19,7 @@ mod make;
 mod meta;
 mod read;
 mod remove;
+mod stage;
 
 use std::io;
 
@@ -29,6 +30,7 @@ pub use creds::{act_as, acting_as, clear_umask, egid, euid, with_effective_ids};
 pub use dir::{Dir, DirEntry};
 pub use error::{Refusal, refusal};
 pub use meta::{Kind, Meta};
+pub use stage::{SETGID, born_dir_mode};
 
 fn errno_io(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)

@@ -1,0 +1,209 @@
+//! Building a slot under its staging name (`.<slot>.tmp`, invisible to
+//! s6-svscan), completely, with exact modes and owners, before anything
+//! publishes it. A leftover of an interrupted run at that name is removed
+//! first; a failed build is removed again.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+
+use crate::fs::{self, Dir};
+use crate::layout::MODE_SLOT_DIR;
+use crate::plan::{Owner, SlotBuild};
+use crate::report::{Carried, Cause};
+use crate::slot::SlotEntry;
+
+use super::StepError;
+
+/// Build `b` in `scandir` under its staging name. `me`: the effective ids
+/// the entries are created with. Errors are the step's (see [`inside`]).
+pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
+    let staging = OsStr::new(&b.staging);
+    let top = match scandir.make_dir_open(staging, MODE_SLOT_DIR) {
+        // A leftover of an interrupted run (no running apply owns one:
+        // applies are serialized by the lock).
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            scandir
+                .remove_tree(staging)
+                .map_err(|e| ("remove leftover", e))?;
+            scandir.make_dir_open(staging, MODE_SLOT_DIR)
+        }
+        r => r,
+    }
+    .map_err(|e| ("mkdir", e))?;
+    let entries = b.entries();
+    let built = if b.owner == me && entries.iter().all(|(_, o)| *o == me) {
+        build_own(top, &entries)
+    } else {
+        build_for(top, b.owner, &entries, me)
+    };
+    if let Err(e) = built {
+        let _ = scandir.remove_tree(staging);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// A failure inside the staging dir, reported on the slot (`verb`: its
+/// publish or replace) with the step and the staging dir.
+pub fn inside(verb: &'static str, b: &SlotBuild, (step, e): StepError) -> StepError {
+    let cause = Cause::InStaging {
+        step,
+        staging: b.staging.clone(),
+        cause: Box::new((&e).into()),
+    };
+    (verb, Carried(cause).into())
+}
+
+/// A directory of the slot held open while its entries are made.
+struct Held<'a> {
+    path: &'a Path,
+    dir: Dir,
+    /// Its mode now, and the mode it must end with.
+    now: u32,
+    want: u32,
+}
+
+/// Every entry created by us with its final owner (no chown): the case of
+/// the user building their own slot. Directories are opened only when
+/// entries go in them. The setgid leaves (`event/`) get their setgid bit
+/// by inheritance (see `fs::stage`): while the slot is built, its held
+/// directories carry setgid, cleared on each by one `fchmod` at the end.
+/// A kill in between leaves only the staging dir, which is never
+/// published and is removed by the next run.
+fn build_own(top: Dir, entries: &[(SlotEntry, Owner)]) -> Result<(), StepError> {
+    let setgid = entries
+        .iter()
+        .any(|(e, _)| matches!(e, SlotEntry::Dir { mode, .. } if mode & fs::SETGID != 0));
+    let mut now = MODE_SLOT_DIR;
+    if setgid && fs::born_dir_mode(MODE_SLOT_DIR, false).is_some() {
+        now |= fs::SETGID;
+        top.chmod_self(now).map_err(|e| ("chmod", e))?;
+    }
+    let mut held = vec![Held {
+        path: Path::new(""),
+        dir: top,
+        now,
+        want: MODE_SLOT_DIR,
+    }];
+    // Each entry's parent and name, split once.
+    let split: Vec<Option<(&Path, &OsStr)>> = entries
+        .iter()
+        .map(|(e, _)| {
+            let p = e.path();
+            p.parent().zip(p.file_name())
+        })
+        .collect();
+    for (i, (e, _)) in entries.iter().enumerate() {
+        let p = e.path();
+        let Some((parent, name)) = split[i] else {
+            continue;
+        };
+        let at = held
+            .iter()
+            .position(|h| h.path.as_os_str() == parent.as_os_str());
+        let Some(at) = at else {
+            // Entries list parents first: a parent is always held.
+            return Err((
+                "create",
+                io::Error::other(format!("{} has no parent in the slot", p.display())),
+            ));
+        };
+        let (dir, parent_now) = (&held[at].dir, held[at].now);
+        match e {
+            SlotEntry::Dir { mode, .. } => {
+                let has_children = split[i + 1..]
+                    .iter()
+                    .any(|s| s.is_some_and(|(q, _)| q.as_os_str() == p.as_os_str()));
+                let born = fs::born_dir_mode(*mode, parent_now & fs::SETGID != 0);
+                if has_children {
+                    let d = dir.make_dir_open(name, *mode).map_err(|e| ("mkdir", e))?;
+                    let now = match born {
+                        Some(m) => m,
+                        None => {
+                            d.chmod_self(*mode).map_err(|e| ("chmod", e))?;
+                            *mode
+                        }
+                    };
+                    held.push(Held {
+                        path: p,
+                        dir: d,
+                        now,
+                        want: *mode,
+                    });
+                } else {
+                    dir.make_dir(name, *mode).map_err(|e| ("mkdir", e))?;
+                    if born != Some(*mode) {
+                        let d = dir.open_dir(name).map_err(|e| ("open", e))?;
+                        d.chmod_self(*mode).map_err(|e| ("chmod", e))?;
+                    }
+                }
+            }
+            SlotEntry::File { mode, content, .. } => dir
+                .create_file(name, content.as_bytes(), *mode)
+                .map_err(|e| ("create", e))?,
+            SlotEntry::Fifo { mode, .. } => dir.mkfifo(name, *mode).map_err(|e| ("mkfifo", e))?,
+        }
+    }
+    for h in &held {
+        if h.now != h.want {
+            h.dir.chmod_self(h.want).map_err(|e| ("chmod", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Entries that need another owner than ours (root building a strict
+/// slot): each created with its exact mode, then chowned (and its mode set
+/// again: a chown may clear setgid).
+fn build_for(
+    top: Dir,
+    owner: Owner,
+    entries: &[(SlotEntry, Owner)],
+    me: Owner,
+) -> Result<(), StepError> {
+    if owner != me {
+        let m = top.meta().map_err(|e| ("stat", e))?;
+        top.set_perms_self(&m, Some(owner), None)?;
+    }
+    // The directories made here stay open (entries list parents first), so
+    // each entry is created through its parent's fd instead of walking the
+    // path again for every entry.
+    let mut made: Vec<(&Path, Dir)> = Vec::new();
+    for (e, owner) in entries {
+        let p = e.path();
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            continue;
+        };
+        let reopened;
+        let dir = if parent.as_os_str().is_empty() {
+            &top
+        } else if let Some((_, d)) = made.iter().find(|(q, _)| *q == parent) {
+            d
+        } else {
+            reopened = top.open_beneath(parent).map_err(|e| ("open", e))?;
+            &reopened
+        };
+        let new_dir = match e {
+            SlotEntry::Dir { mode, .. } => Some(dir.mkdir(name, *mode).map_err(|e| ("mkdir", e))?),
+            SlotEntry::File { mode, content, .. } => {
+                dir.create_file(name, content.as_bytes(), *mode)
+                    .map_err(|e| ("create", e))?;
+                None
+            }
+            SlotEntry::Fifo { mode, .. } => {
+                dir.mkfifo(name, *mode).map_err(|e| ("mkfifo", e))?;
+                None
+            }
+        };
+        if *owner != me {
+            // chown may clear setgid bits: set the mode again after it.
+            let m = dir.stat(name).map_err(|e| ("stat", e))?;
+            dir.set_perms(name, &m, Some(*owner), Some(e.mode()))?;
+        }
+        if let Some(d) = new_dir {
+            made.push((p, d));
+        }
+    }
+    Ok(())
+}
