@@ -6,6 +6,7 @@
 //! operation; skipped items and warnings in observation order; no
 //! timestamps; container paths only.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
@@ -172,20 +173,44 @@ impl Op {
     /// printed (`0:0`, `0700`) when it has them. A permissions change is
     /// one step but two parts when both owner and mode change (`chown`,
     /// then `chmod`), so a plan reads as the calls it makes.
-    pub fn parts(&self) -> Vec<(&'static str, Option<(String, String)>)> {
-        match self {
+    pub fn parts(&self) -> impl Iterator<Item = (&'static str, Option<(Shown, Shown)>)> {
+        let (first, second) = match self {
             Op::Perms { from, to } => {
-                let mut v = Vec::with_capacity(2);
-                if let (Some(f), Some(t)) = (from.owner(), to.owner()) {
-                    let shown = |(u, g): (u32, u32)| format!("{u}:{g}");
-                    v.push(("chown", Some((shown(f), shown(t)))));
+                let chown = from.owner().zip(to.owner()).map(|((fu, fg), (tu, tg))| {
+                    ("chown", Some((Shown::Owner(fu, fg), Shown::Owner(tu, tg))))
+                });
+                let chmod = from
+                    .mode
+                    .zip(to.mode)
+                    .map(|(f, t)| ("chmod", Some((Shown::Mode(f), Shown::Mode(t)))));
+                match chown {
+                    Some(c) => (Some(c), chmod),
+                    None => (chmod, None),
                 }
-                if let (Some(f), Some(t)) = (from.mode, to.mode) {
-                    v.push(("chmod", Some((format!("{f:04o}"), format!("{t:04o}")))));
-                }
-                v
             }
-            op => vec![(op.verb(), None)],
+            op => (Some((op.verb(), None)), None),
+        };
+        first.into_iter().chain(second)
+    }
+
+    /// How many parts [`Op::parts`] gives (changes are counted as printed).
+    pub fn part_count(&self) -> usize {
+        self.parts().count()
+    }
+}
+
+/// An owner (`uid:gid`) or a mode (4-digit octal) as a plan prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    Owner(u32, u32),
+    Mode(u32),
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shown::Owner(u, g) => write!(f, "{u}:{g}"),
+            Shown::Mode(m) => write!(f, "{m:04o}"),
         }
     }
 }
@@ -262,10 +287,63 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
 
 /// The plan's order, which is the order apply runs it: by phase, then
 /// condition (the volume after the slots), then path, then operation.
+/// Paths are in [`Path`]'s order (component by component). A stable sort:
+/// the same as sorting by the whole key at once, done cheaply for the
+/// usual plan, whose changes are made in path order within each phase
+/// and condition.
 pub fn sort_changes(changes: &mut [Change]) {
-    changes.sort_by(|a, b| {
-        (a.phase, a.when, &a.path, a.op.rank()).cmp(&(b.phase, b.when, &b.path, b.op.rank()))
-    });
+    let key = |c: &Change| (c.phase, c.when);
+    if !changes.iter().all(|c| is_normal(&c.path)) {
+        changes.sort_by(|a, b| (key(a), &a.path, a.op.rank()).cmp(&(key(b), &b.path, b.op.rank())));
+        return;
+    }
+    if !changes.is_sorted_by_key(key) {
+        changes.sort_by_key(key);
+    }
+    let in_group =
+        |a: &Change, b: &Change| cmp_normal(&a.path, &b.path).then(a.op.rank().cmp(&b.op.rank()));
+    for group in changes.chunk_by_mut(|a, b| key(a) == key(b)) {
+        if !group.is_sorted_by(|a, b| in_group(a, b).is_le()) {
+            group.sort_by(in_group);
+        }
+    }
+}
+
+/// Whether `p` is absolute and written the way its components read back:
+/// no empty, `.` or `..` component, no trailing `/`. Such paths compare as
+/// [`Path`] does by [`cmp_normal`], without splitting them into components.
+fn is_normal(p: &Path) -> bool {
+    let b = p.as_os_str().as_bytes();
+    if b == b"/" {
+        return true;
+    }
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    // Each `/` starts a component: not empty, not `.`, not `..`.
+    b.iter().enumerate().all(|(i, &c)| {
+        if c != b'/' {
+            return true;
+        }
+        let rest = &b[i + 1..];
+        let end = rest.iter().position(|&x| x == b'/').unwrap_or(rest.len());
+        !matches!(&rest[..end], b"" | b"." | b"..")
+    })
+}
+
+/// [`Path`]'s order of two [`is_normal`] paths: bytewise, with `/` below
+/// every other byte (a component that is a prefix of another sorts first,
+/// and so does a path that ends where another goes on).
+fn cmp_normal(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    let at = a.iter().zip(b).position(|(x, y)| x != y);
+    match at {
+        None => a.len().cmp(&b.len()),
+        Some(i) => {
+            let rank = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
+            rank(a[i]).cmp(&rank(b[i]))
+        }
+    }
 }
 
 struct Planner<'a> {
@@ -809,13 +887,19 @@ mod tests {
                 mode: Some(0o710),
             },
         };
+        let shown = |op: &Op| -> Vec<(&str, Option<(String, String)>)> {
+            op.parts()
+                .map(|(v, ft)| (v, ft.map(|(f, t)| (f.to_string(), t.to_string()))))
+                .collect()
+        };
         assert_eq!(
-            both.parts(),
+            shown(&both),
             vec![
                 ("chown", Some(("0:0".into(), "10000:10000".into()))),
                 ("chmod", Some(("0700".into(), "0710".into()))),
             ]
         );
+        assert_eq!(both.part_count(), 2);
         assert_eq!(both.verb(), "chown");
         let mode_only = Op::Perms {
             from: Perms {
@@ -828,9 +912,119 @@ mod tests {
             },
         };
         assert_eq!(
-            mode_only.parts(),
+            shown(&mode_only),
             vec![("chmod", Some(("0600".into(), "0660".into())))]
         );
-        assert_eq!(Op::Unlink.parts(), vec![("unlink", None)]);
+        assert_eq!(shown(&Op::Unlink), vec![("unlink", None)]);
+        assert_eq!(Op::Unlink.part_count(), 1);
+    }
+
+    #[test]
+    fn paths_sort_as_path_orders_them() {
+        let names = [
+            "/",
+            "/a",
+            "/a/b",
+            "/a-b",
+            "/a.b",
+            "/a/b/c",
+            "/ab",
+            "/a b",
+            "/run/service",
+            "/run/service/gateway-a",
+            "/run/service/gateway-a/down",
+            "/run/service/gateway-a-b",
+            "/run/service/gateway-a.tmp",
+            "/run/service/.gateway-a.tmp",
+            "/run/s6-rc",
+            "/run/service/gateway-",
+            "/opt/data/profiles/x/gateway.pid",
+            "/opt/data",
+        ];
+        for a in names {
+            for b in names {
+                let (pa, pb) = (Path::new(a), Path::new(b));
+                assert!(is_normal(pa) && is_normal(pb));
+                assert_eq!(cmp_normal(pa, pb), pa.cmp(pb), "{a} vs {b}");
+            }
+        }
+        for odd in [
+            "/a/", "/a//b", "/a/./b", "./a", "/a/.", "/a/..", "/../a", "a/b", "",
+        ] {
+            assert!(!is_normal(Path::new(odd)), "{odd}");
+        }
+    }
+
+    #[test]
+    fn sorting_changes_is_one_stable_sort_by_phase_condition_path_and_op() {
+        let meta = crate::fs::Meta {
+            kind: Kind::Dir,
+            dev: 1,
+            ino: 1,
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+            nlink: 1,
+            size: 0,
+        };
+        let change = |i: u32, phase, when, path: &str, op| Change {
+            phase,
+            path: PathBuf::from(path),
+            op,
+            when,
+            target: Target {
+                anchor: Anchor::Scandir,
+                rel: PathBuf::new(),
+                expect: crate::fs::Meta {
+                    ino: u64::from(i),
+                    ..meta
+                },
+            },
+            why: None,
+        };
+        let paths = [
+            "/r/s/a",
+            "/r/s/a/b",
+            "/r/s/a-b",
+            "/r/s",
+            "/r/s/.a.tmp",
+            "/r/s/a/b",
+        ];
+        let phases = [Phase::Profiles, Phase::Static, Phase::Scandir];
+        let whens = [When::Always, When::AfterSlots];
+        let ops = || [Op::Unlink, Op::Create { mode: 0o644 }, Op::Remove];
+        let mut all = Vec::new();
+        // Made in an order that is sorted in some groups and not in others,
+        // with equal keys to show the sort is stable.
+        for i in 0..90u32 {
+            let k = i as usize;
+            let op = ops()[(k * 7) % 3].clone();
+            let path = paths[(k * 5 + k / 7) % paths.len()];
+            all.push(change(
+                i,
+                phases[(k / 30) % 3],
+                whens[(k / 3) % 2],
+                path,
+                op,
+            ));
+        }
+        for take in [0, 1, 2, 12, 45, 90] {
+            let mut fast = all[..take].to_vec();
+            let mut want = fast.clone();
+            want.sort_by(|a, b| {
+                (a.phase, a.when, &a.path, a.op.rank()).cmp(&(
+                    b.phase,
+                    b.when,
+                    &b.path,
+                    b.op.rank(),
+                ))
+            });
+            sort_changes(&mut fast);
+            let ids = |v: &[Change]| v.iter().map(|c| c.target.expect.ino).collect::<Vec<_>>();
+            assert_eq!(ids(&fast), ids(&want), "first {take}");
+            // Already in order: left as it is.
+            sort_changes(&mut fast);
+            assert_eq!(ids(&fast), ids(&want));
+        }
     }
 }

@@ -318,7 +318,7 @@ pub fn run(
                 let outcomes = apply::apply(&plan.changes, &mut bases(&root, &desired));
                 let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
                 observed.applied(&applied.done);
-                report.add_applied(&plan, applied);
+                report.add_applied(plan, applied);
             }
             if with_profiles {
                 observed.phases = vec![Phase::Profiles];
@@ -337,7 +337,7 @@ fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
     report
         .effects
         .extend(plan.effects.iter().map(EffectReport::planned));
-    report.add_plan(&plan, changes, Vec::new());
+    report.add_plan(plan, changes, Vec::new());
 }
 
 /// Render the report and decide the exit code.
@@ -409,7 +409,7 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
     report.effects.extend(done.done);
     report.warnings.extend(done.warnings);
     report.errors.extend(done.errors);
-    report.add_applied(&plan, applied);
+    report.add_applied(plan, applied);
 }
 
 /// Warn when the volume is not writable by the user who will write it

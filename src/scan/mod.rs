@@ -201,6 +201,9 @@ pub struct Scanner<'s, S: Source> {
     pub errors: Vec<ScanError>,
     /// What slots' files are expected to hold (see [`Request::expected`]).
     pub expected: Option<Expect<'s>>,
+    /// Bytes of relative paths the walks have observed so far, against
+    /// [`walk::TOTAL_PATH_BYTES`].
+    path_bytes: usize,
 }
 
 impl<'s, S: Source> Scanner<'s, S> {
@@ -209,6 +212,7 @@ impl<'s, S: Source> Scanner<'s, S> {
             src,
             errors: Vec::new(),
             expected: None,
+            path_bytes: 0,
         }
     }
 
