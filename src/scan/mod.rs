@@ -180,6 +180,9 @@ pub fn observe<S: Source>(src: &S, req: &Request<'_>) -> Observed {
 pub struct Scanner<'s, S: Source> {
     pub src: &'s S,
     pub errors: Vec<ScanError>,
+    /// Bytes of relative paths the walks have observed so far, against
+    /// [`walk::TOTAL_PATH_BYTES`].
+    path_bytes: usize,
 }
 
 impl<'s, S: Source> Scanner<'s, S> {
@@ -187,6 +190,7 @@ impl<'s, S: Source> Scanner<'s, S> {
         Scanner {
             src,
             errors: Vec::new(),
+            path_bytes: 0,
         }
     }
 

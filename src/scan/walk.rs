@@ -1,8 +1,10 @@
 //! Walking a tree below an opened directory: depth-first, sorted by name,
 //! parents before children, with an explicit stack (depth costs no call
-//! stack) and at most [`MAX_OPEN_DIRS`] directory handles held (deeper
-//! ones are dropped and reopened through `..`, identity checked, on the
-//! way back up). Never follows a symlink, never descends into another file
+//! stack) and at most [`MAX_OPEN_DIRS`] directory handles held besides the
+//! top one (deeper ones are dropped and reopened through `..`, identity
+//! checked, on the way back up). The paths it keeps are bounded too
+//! ([`TREE_PATH_BYTES`]): a planted tree of any depth or width costs a
+//! bounded amount of memory and time. Never follows a symlink, never descends into another file
 //! system, never lists an `event/` fifodir (what clients leave there is
 //! theirs) and never looks at s6-supervise's runtime files.
 
@@ -13,6 +15,52 @@ use super::{Content, Node, SLOT_FILE_LIMIT, Scanner, Source, source::MAX_OPEN_DI
 use crate::fs::Kind;
 use crate::layout::{self, Role};
 use crate::report::Skipped;
+
+/// The most bytes of relative paths one walked tree may hold. Every
+/// observed entry keeps its path, so a chain of directories costs the
+/// square of its depth: this bounds what a planted deep or wide tree costs
+/// in memory and time (a chain of one-letter names is observed to about
+/// 3,500 levels, far past PATH_MAX; a servicedir or slot of s6's own holds
+/// a few hundred bytes).
+pub const TREE_PATH_BYTES: usize = 12 << 20;
+
+/// The same bound over every tree of a run (many planted trees at once):
+/// past it, each further tree gets [`RESERVE_PATH_BYTES`].
+pub const TOTAL_PATH_BYTES: usize = 24 << 20;
+
+/// What a tree may still observe once it is over its bound: the walk goes
+/// back to the servicedir's own entries and observes them (and what is
+/// below them) within this much more, so that one planted deep entry does
+/// not hide the servicedir's `run` or `supervise/`.
+pub const RESERVE_PATH_BYTES: usize = 16 << 10;
+
+/// The path bytes one walk may still spend.
+struct Budget {
+    spent: usize,
+    /// Set once the tree went over its bound: the further allowance.
+    reserve: Option<usize>,
+}
+
+impl Budget {
+    /// Spend `cost`; `false` when the tree is over its bound (`total`: what
+    /// every walk of the run has spent, this one included).
+    fn spend(&mut self, cost: usize, total: usize) -> bool {
+        self.spent += cost;
+        match &mut self.reserve {
+            None => {
+                self.spent <= TREE_PATH_BYTES
+                    && (total <= TOTAL_PATH_BYTES || self.spent <= RESERVE_PATH_BYTES)
+            }
+            Some(left) => match left.checked_sub(cost) {
+                Some(l) => {
+                    *left = l;
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+}
 
 /// How to walk one servicedir's tree.
 pub(super) struct Walk<'a> {
@@ -42,6 +90,10 @@ impl<S: Source> Scanner<'_, S> {
         bad: &mut Vec<Skipped>,
     ) {
         let pending = self.list_names(&dir, top, bad).into_iter();
+        let mut budget = Budget {
+            spent: 0,
+            reserve: None,
+        };
         let mut stack = vec![Frame {
             dir: Some(dir),
             at: top.clone(),
@@ -59,6 +111,19 @@ impl<S: Source> Scanner<'_, S> {
             let Some((node, sub)) = self.entry(d, &f.at, &name, kind, how) else {
                 continue;
             };
+            let cost = node.rel.as_os_str().len();
+            self.path_bytes += cost;
+            if !budget.spend(cost, self.path_bytes) {
+                if budget.reserve.is_some() {
+                    return;
+                }
+                // Back to the servicedir's own entries (the top frame
+                // never drops its directory), within the reserve.
+                bad.push(too_large(top));
+                budget.reserve = Some(RESERVE_PATH_BYTES);
+                stack.truncate(1);
+                continue;
+            }
             out.push(node.clone());
             let Some(sub) = sub.filter(|_| node.meta.dev == top.meta.dev) else {
                 continue;
@@ -69,7 +134,7 @@ impl<S: Source> Scanner<'_, S> {
                 at: node,
                 pending,
             });
-            if stack.len() > MAX_OPEN_DIRS {
+            if stack.len() > MAX_OPEN_DIRS + 1 {
                 let i = stack.len() - 1 - MAX_OPEN_DIRS;
                 stack[i].dir = None;
             }
@@ -165,6 +230,20 @@ impl<S: Source> Scanner<'_, S> {
                 Some(n)
             }
         }
+    }
+}
+
+/// A tree whose walk stopped at the path budget: what was observed is
+/// planned as usual, the rest is left as it is.
+fn too_large(top: &Node) -> Skipped {
+    Skipped {
+        path: top.path.clone(),
+        reason: format!(
+            "too deep or too large to observe in full (over {} MiB of path names below it, \
+             or {} MiB in all); what is below the first such entry is left alone",
+            TREE_PATH_BYTES >> 20,
+            TOTAL_PATH_BYTES >> 20
+        ),
     }
 }
 
