@@ -214,7 +214,7 @@ impl<S: Source> Scanner<'_, S> {
         how: &Walk<'_>,
     ) -> Option<(Node, Option<S::Dir>)> {
         let rel = at.rel.join(name);
-        let in_sd = rel.strip_prefix(how.servicedir).unwrap_or(&rel);
+        let in_sd = super::rel_below(&rel, how.servicedir).unwrap_or(&rel);
         if layout::is_supervise_runtime_file(in_sd) {
             return None;
         }
