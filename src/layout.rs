@@ -90,10 +90,7 @@ pub enum Role {
 /// than three, and a fourth still tells a longer path from a shorter one.
 /// Split at `/` without allocating (asked for every observed entry).
 fn parts(rel: &Path) -> Parts<'_> {
-    let mut p = Parts {
-        v: [&[]; 5],
-        n: 0,
-    };
+    let mut p = Parts { v: [&[]; 5], n: 0 };
     let comps = rel.as_os_str().as_bytes().split(|&b| b == b'/');
     for c in comps.filter(|c| !c.is_empty() && *c != b".").take(5) {
         p.v[p.n] = c;

@@ -260,7 +260,12 @@ pub fn compare<'a>(
             true
         }
     };
-    let mut extras: Vec<PathBuf> = seen.0.into_iter().flatten().map(|(p, _)| p.into()).collect();
+    let mut extras: Vec<PathBuf> = seen
+        .0
+        .into_iter()
+        .flatten()
+        .map(|(p, _)| p.into())
+        .collect();
     extras.sort();
     // An extra directory's contents are not named one by one.
     let mut named: Vec<PathBuf> = Vec::new();

@@ -27,9 +27,10 @@ impl Dir {
         if self.listed.swap(true, Ordering::Relaxed) {
             rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
         }
-        // Names are at most 255 bytes: one entry always fits.
-        let mut buf = Vec::with_capacity(LIST_BUF);
-        let mut raw = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
+        // Names are at most 255 bytes: one entry always fits. On the stack:
+        // a listing per directory observed, no allocation for it.
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); LIST_BUF];
+        let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
         let one_fill = fills_to_end(self);
         let mut filled = 0;
         let mut out = Vec::new();

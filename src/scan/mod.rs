@@ -230,6 +230,8 @@ pub struct Scanner<'s, S: Source> {
     /// Bytes of relative paths the walks have observed so far, against
     /// [`walk::TOTAL_PATH_BYTES`].
     path_bytes: usize,
+    /// A path buffer the walk reuses from one entry to the next.
+    scratch: PathBuf,
 }
 
 impl<'s, S: Source> Scanner<'s, S> {
@@ -239,6 +241,7 @@ impl<'s, S: Source> Scanner<'s, S> {
             errors: Vec::new(),
             expected: None,
             path_bytes: 0,
+            scratch: PathBuf::new(),
         }
     }
 
@@ -343,7 +346,11 @@ mod tests {
             ("gateway-a/run", "gateway-a/"),
         ] {
             let (rel, top) = (Path::new(rel), Path::new(top));
-            assert_eq!(rel_below(rel, top), rel.strip_prefix(top).ok(), "{rel:?} {top:?}");
+            assert_eq!(
+                rel_below(rel, top),
+                rel.strip_prefix(top).ok(),
+                "{rel:?} {top:?}"
+            );
         }
     }
 }

@@ -213,8 +213,27 @@ impl<S: Source> Scanner<'_, S> {
         kind: Option<Kind>,
         how: &Walk<'_>,
     ) -> Option<(Node, Option<S::Dir>)> {
-        let rel = at.rel.join(name);
-        let in_sd = super::rel_below(&rel, how.servicedir).unwrap_or(&rel);
+        // Its path relative to the servicedir, in a buffer kept from one
+        // entry to the next (asked of every entry, only for roles).
+        let mut in_sd = std::mem::take(&mut self.scratch);
+        in_sd.as_mut_os_string().clear();
+        in_sd.push(at.rel_below(how.servicedir).unwrap_or(&at.rel));
+        in_sd.push(name);
+        let found = self.entry_in(dir, at, name, kind, how, &in_sd);
+        self.scratch = in_sd;
+        found
+    }
+
+    /// [`Self::entry`], `in_sd` its path relative to the servicedir.
+    fn entry_in(
+        &mut self,
+        dir: &S::Dir,
+        at: &Node,
+        name: &str,
+        kind: Option<Kind>,
+        how: &Walk<'_>,
+        in_sd: &Path,
+    ) -> Option<(Node, Option<S::Dir>)> {
         if layout::is_supervise_runtime_file(in_sd) {
             return None;
         }
