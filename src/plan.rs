@@ -605,11 +605,7 @@ impl Planner<'_> {
             self.skip(&n.path, reason.clone());
         }
         let recipe = std::sync::Arc::new(SlotRecipe {
-            scripts: slot::Scripts::new(
-                &d.account.user_name,
-                &cfg.home.0.display().to_string(),
-                &cfg.templates,
-            ),
+            scripts: slot_diff::scripts(d),
             policy: d.policy(),
             uid,
             gid,
