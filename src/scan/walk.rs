@@ -76,8 +76,11 @@ struct Frame<D> {
     /// `None` once dropped to stay within the budget.
     dir: Option<D>,
     at: Node,
-    pending: std::vec::IntoIter<(String, Option<Kind>)>,
+    pending: Names,
 }
+
+/// The names of a directory still to observe.
+type Names = std::vec::IntoIter<(String, Option<Kind>)>;
 
 impl<S: Source> Scanner<'_, S> {
     /// Append every entry below `top` (opened as `dir`) to `out`.
@@ -122,13 +125,18 @@ impl<S: Source> Scanner<'_, S> {
                 bad.push(too_large(top));
                 budget.reserve = Some(RESERVE_PATH_BYTES);
                 stack.truncate(1);
+                let f = &mut stack[0];
+                f.pending = known_only(&f.at, std::mem::take(&mut f.pending), how);
                 continue;
             }
             out.push(node.clone());
             let Some(sub) = sub.filter(|_| node.meta.dev == top.meta.dev) else {
                 continue;
             };
-            let pending = self.list_names(&sub, &node, bad).into_iter();
+            let mut pending = self.list_names(&sub, &node, bad).into_iter();
+            if budget.reserve.is_some() {
+                pending = known_only(&node, pending, how);
+            }
             stack.push(Frame {
                 dir: Some(sub),
                 at: node,
@@ -231,6 +239,18 @@ impl<S: Source> Scanner<'_, S> {
             }
         }
     }
+}
+
+/// Of `names` (entries of `at`), those s6 gives a meaning to
+/// ([`layout::is_known`]).
+fn known_only(at: &Node, names: Names, how: &Walk<'_>) -> Names {
+    let keep: Vec<_> = names
+        .filter(|(n, _)| {
+            let rel = at.rel.join(n);
+            layout::is_known(rel.strip_prefix(how.servicedir).unwrap_or(&rel))
+        })
+        .collect();
+    keep.into_iter()
 }
 
 /// A tree whose walk stopped at the path budget: what was observed is
