@@ -6,7 +6,7 @@
 //! operation; skipped items and warnings in observation order; no
 //! timestamps; container paths only.
 
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
@@ -346,6 +346,19 @@ fn cmp_normal(a: &Path, b: &Path) -> std::cmp::Ordering {
     }
 }
 
+/// `dir/name` for one valid entry name: what `Path::join` gives, without
+/// parsing `dir` into components.
+fn join_name(dir: &Path, name: &str) -> PathBuf {
+    let dir = dir.as_os_str().as_bytes();
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
+    if !dir.is_empty() && !dir.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name.as_bytes());
+    PathBuf::from(std::ffi::OsString::from_vec(p))
+}
+
 struct Planner<'a> {
     d: &'a Desired,
     plan: Plan,
@@ -592,19 +605,16 @@ impl Planner<'_> {
             self.skip(&n.path, reason.clone());
         }
         let recipe = std::sync::Arc::new(SlotRecipe {
-            scripts: slot::Scripts::new(
-                &d.account.user_name,
-                &cfg.home.0.display().to_string(),
-                &cfg.templates,
-            ),
+            scripts: slot_diff::scripts(d),
             policy: d.policy(),
             uid,
             gid,
         });
+        // The slots kept, for pruning the others (only then).
         let mut wanted = std::collections::BTreeSet::new();
         for p in &o.profiles {
             let report = self.profile(p, slots, &recipe, &app);
-            if let Some(s) = &report.slot {
+            if let Some(s) = report.slot.as_ref().filter(|_| cfg.prune) {
                 wanted.insert(s.clone());
             }
             self.plan.slots.push(report);
@@ -793,7 +803,7 @@ impl Planner<'_> {
         name: &str,
         build: SlotBuild,
     ) -> Result<(), String> {
-        let path = slots.base.path.join(name);
+        let path = join_name(&slots.base.path, name);
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
@@ -1029,6 +1039,17 @@ mod tests {
             // Already in order: left as it is.
             sort_changes(&mut fast);
             assert_eq!(ids(&fast), ids(&want));
+        }
+    }
+
+    #[test]
+    fn a_name_joins_as_path_join_does() {
+        for dir in ["/run/service", "/", "", "rel", "/a/"] {
+            for name in ["gateway-x", ".gateway-x.tmp"] {
+                assert_eq!(join_name(Path::new(dir), name), Path::new(dir).join(name));
+                let (a, b) = (join_name(Path::new(dir), name), Path::new(dir).join(name));
+                assert_eq!(a.as_os_str(), b.as_os_str(), "{dir} {name}");
+            }
         }
     }
 }

@@ -461,6 +461,10 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
 fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
     let acct = &desired.account;
     let user = (acct.uid, acct.gid);
+    // The slots' files are compared with what the plan wants as they are
+    // read, and only those that differ are kept.
+    let scripts = crate::slot_diff::scripts(desired);
+    let expected = |slot: &str| crate::slot_diff::expected_files(desired, &scripts, slot);
     let req = Request {
         phases: &settings.phases,
         servicedirs: desired.servicedirs(),
@@ -468,6 +472,7 @@ fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired
         profiles: &desired.config.profiles,
         container: &desired.config.container,
         user,
+        expected: Some(&expected),
     };
     scan::observe(src, &req)
 }
