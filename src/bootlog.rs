@@ -12,16 +12,24 @@ use crate::state::{Action, PriorExit};
 
 /// `reconcile: profile=<name> prior_state=<state|None> action=<action>`
 pub fn stdout_line(profile: &str, prior_state: Option<&str>, action: Action) -> String {
-    format!(
-        "reconcile: profile={} prior_state={} action={}",
-        word(profile),
-        state_word(prior_state),
-        action
-    )
+    let (profile, state) = (word(profile), state_word(prior_state));
+    let action = action.as_str();
+    let mut s = String::with_capacity(48 + profile.len() + state.len() + action.len());
+    for part in [
+        "reconcile: profile=",
+        &profile,
+        " prior_state=",
+        &state,
+        " action=",
+        action,
+    ] {
+        s.push_str(part);
+    }
+    s
 }
 
 /// `<ts> profile=<name> prior_state=<state|None> action=<action> prior_exit=<...>`
-/// (no trailing newline).
+/// (no trailing newline; room is left for one).
 pub fn log_line(
     ts: &str,
     profile: &str,
@@ -29,11 +37,23 @@ pub fn log_line(
     action: Action,
     prior_exit: PriorExit,
 ) -> String {
-    format!(
-        "{ts} profile={} prior_state={} action={action} prior_exit={prior_exit}",
-        word(profile),
-        state_word(prior_state)
-    )
+    let (profile, state) = (word(profile), state_word(prior_state));
+    let parts = [
+        ts,
+        " profile=",
+        &profile,
+        " prior_state=",
+        &state,
+        " action=",
+        action.as_str(),
+        " prior_exit=",
+        prior_exit.as_str(),
+    ];
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 1);
+    for part in parts {
+        s.push_str(part);
+    }
+    s
 }
 
 /// The local time as `%Y-%m-%dT%H:%M:%S%z` (e.g. `2026-11-26T04:06:17+0000`);

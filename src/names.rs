@@ -58,13 +58,20 @@ pub enum NameError {
 
 /// The slot directory's name in the scandir: `<prefix><name>`.
 pub fn slot_name(prefix: &str, name: &str) -> String {
-    format!("{prefix}{name}")
+    let mut s = String::with_capacity(prefix.len() + name.len());
+    s.push_str(prefix);
+    s.push_str(name);
+    s
 }
 
 /// The staging directory's name for `slot`: `.<slot>.tmp` (the leading dot
 /// makes s6-svscan ignore it while it is being built).
 pub fn staging_name(slot: &str) -> String {
-    format!(".{slot}.tmp")
+    let mut s = String::with_capacity(slot.len() + 5);
+    s.push('.');
+    s.push_str(slot);
+    s.push_str(".tmp");
+    s
 }
 
 /// Whether a scandir entry is a staging dir of ours, or a leftover of one:
@@ -101,8 +108,10 @@ pub fn validate_profile_name(name: &str, slot_prefix: &str) -> Result<(), NameEr
             detail,
         });
     }
-    let slot = slot_name(slot_prefix, name);
-    if slot.len() > SLOT_NAME_MAX {
+    // Lengths first: the names are built only to show them in an error.
+    let slot_len = slot_prefix.len() + name.len();
+    if slot_len > SLOT_NAME_MAX {
+        let slot = slot_name(slot_prefix, name);
         return Err(NameError::SlotTooLong {
             name_len: name.len(),
             slot_len: slot.len(),
@@ -111,8 +120,8 @@ pub fn validate_profile_name(name: &str, slot_prefix: &str) -> Result<(), NameEr
             max_name_len: max_name_len(slot_prefix),
         });
     }
-    let staging = staging_name(&slot);
-    if staging.len() > FILE_NAME_MAX {
+    if slot_len + 5 > FILE_NAME_MAX {
+        let staging = staging_name(&slot_name(slot_prefix, name));
         return Err(NameError::StagingTooLong {
             name_len: name.len(),
             staging_len: staging.len(),

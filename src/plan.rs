@@ -6,6 +6,7 @@
 //! operation; skipped items and warnings in observation order; no
 //! timestamps; container paths only.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
@@ -74,9 +75,8 @@ pub type Owner = (u32, u32);
 /// no slot's scripts (at 10,000 profiles that was most of the memory).
 #[derive(Debug, PartialEq, Eq)]
 pub struct SlotRecipe {
-    pub user_name: String,
-    pub home: String,
-    pub templates: crate::config::Templates,
+    /// The scripts, prepared once for every slot.
+    pub scripts: slot::Scripts,
     pub policy: Policy,
     pub uid: u32,
     pub gid: u32,
@@ -101,14 +101,8 @@ impl SlotBuild {
     /// Every entry, parents first, with its owner.
     pub fn entries(&self) -> Vec<(SlotEntry, Owner)> {
         let r = &*self.recipe;
-        let files = slot::render(
-            &self.profile,
-            self.is_default,
-            &r.user_name,
-            &r.home,
-            &r.templates,
-        );
-        slot_entries(slot::entries(&files, self.down), r.policy, r.uid, r.gid).1
+        let files = r.scripts.render(&self.profile, self.is_default);
+        slot_entries(slot::entries(files, self.down), r.policy, r.uid, r.gid).1
     }
 }
 
@@ -179,20 +173,44 @@ impl Op {
     /// printed (`0:0`, `0700`) when it has them. A permissions change is
     /// one step but two parts when both owner and mode change (`chown`,
     /// then `chmod`), so a plan reads as the calls it makes.
-    pub fn parts(&self) -> Vec<(&'static str, Option<(String, String)>)> {
-        match self {
+    pub fn parts(&self) -> impl Iterator<Item = (&'static str, Option<(Shown, Shown)>)> {
+        let (first, second) = match self {
             Op::Perms { from, to } => {
-                let mut v = Vec::with_capacity(2);
-                if let (Some(f), Some(t)) = (from.owner(), to.owner()) {
-                    let shown = |(u, g): (u32, u32)| format!("{u}:{g}");
-                    v.push(("chown", Some((shown(f), shown(t)))));
+                let chown = from.owner().zip(to.owner()).map(|((fu, fg), (tu, tg))| {
+                    ("chown", Some((Shown::Owner(fu, fg), Shown::Owner(tu, tg))))
+                });
+                let chmod = from
+                    .mode
+                    .zip(to.mode)
+                    .map(|(f, t)| ("chmod", Some((Shown::Mode(f), Shown::Mode(t)))));
+                match chown {
+                    Some(c) => (Some(c), chmod),
+                    None => (chmod, None),
                 }
-                if let (Some(f), Some(t)) = (from.mode, to.mode) {
-                    v.push(("chmod", Some((format!("{f:04o}"), format!("{t:04o}")))));
-                }
-                v
             }
-            op => vec![(op.verb(), None)],
+            op => (Some((op.verb(), None)), None),
+        };
+        first.into_iter().chain(second)
+    }
+
+    /// How many parts [`Op::parts`] gives (changes are counted as printed).
+    pub fn part_count(&self) -> usize {
+        self.parts().count()
+    }
+}
+
+/// An owner (`uid:gid`) or a mode (4-digit octal) as a plan prints it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    Owner(u32, u32),
+    Mode(u32),
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shown::Owner(u, g) => write!(f, "{u}:{g}"),
+            Shown::Mode(m) => write!(f, "{m:04o}"),
         }
     }
 }
@@ -269,10 +287,49 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
 
 /// The plan's order, which is the order apply runs it: by phase, then
 /// condition (the volume after the slots), then path, then operation.
+/// Paths are in [`Path`]'s order (component by component).
 pub fn sort_changes(changes: &mut [Change]) {
-    changes.sort_by(|a, b| {
-        (a.phase, a.when, &a.path, a.op.rank()).cmp(&(b.phase, b.when, &b.path, b.op.rank()))
-    });
+    let key = |c: &Change| (c.phase, c.when);
+    if changes.iter().all(|c| is_normal(&c.path)) {
+        changes.sort_by(|a, b| {
+            key(a)
+                .cmp(&key(b))
+                .then_with(|| cmp_normal(&a.path, &b.path))
+                .then_with(|| a.op.rank().cmp(&b.op.rank()))
+        });
+    } else {
+        changes.sort_by(|a, b| (key(a), &a.path, a.op.rank()).cmp(&(key(b), &b.path, b.op.rank())));
+    }
+}
+
+/// Whether `p` is absolute and written the way its components read back:
+/// no empty, `.` or `..` component, no trailing `/`. Such paths compare as
+/// [`Path`] does by [`cmp_normal`], without splitting them into components.
+fn is_normal(p: &Path) -> bool {
+    let b = p.as_os_str().as_bytes();
+    b == b"/"
+        || (b.starts_with(b"/")
+            && !b.ends_with(b"/")
+            && !b.ends_with(b"/.")
+            && !b.ends_with(b"/..")
+            && !b.windows(2).any(|w| w == b"//")
+            && !b.windows(3).any(|w| w == b"/./")
+            && !b.windows(4).any(|w| w == b"/../"))
+}
+
+/// [`Path`]'s order of two [`is_normal`] paths: bytewise, with `/` below
+/// every other byte (a component that is a prefix of another sorts first,
+/// and so does a path that ends where another goes on).
+fn cmp_normal(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    let at = a.iter().zip(b).position(|(x, y)| x != y);
+    match at {
+        None => a.len().cmp(&b.len()),
+        Some(i) => {
+            let rank = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
+            rank(a[i]).cmp(&rank(b[i]))
+        }
+    }
 }
 
 struct Planner<'a> {
@@ -521,9 +578,11 @@ impl Planner<'_> {
             self.skip(&n.path, reason.clone());
         }
         let recipe = std::sync::Arc::new(SlotRecipe {
-            user_name: d.account.user_name.clone(),
-            home: cfg.home.0.display().to_string(),
-            templates: cfg.templates.clone(),
+            scripts: slot::Scripts::new(
+                &d.account.user_name,
+                &cfg.home.0.display().to_string(),
+                &cfg.templates,
+            ),
             policy: d.policy(),
             uid,
             gid,
@@ -818,13 +877,19 @@ mod tests {
                 mode: Some(0o710),
             },
         };
+        let shown = |op: &Op| -> Vec<(&str, Option<(String, String)>)> {
+            op.parts()
+                .map(|(v, ft)| (v, ft.map(|(f, t)| (f.to_string(), t.to_string()))))
+                .collect()
+        };
         assert_eq!(
-            both.parts(),
+            shown(&both),
             vec![
                 ("chown", Some(("0:0".into(), "10000:10000".into()))),
                 ("chmod", Some(("0700".into(), "0710".into()))),
             ]
         );
+        assert_eq!(both.part_count(), 2);
         assert_eq!(both.verb(), "chown");
         let mode_only = Op::Perms {
             from: Perms {
@@ -837,9 +902,46 @@ mod tests {
             },
         };
         assert_eq!(
-            mode_only.parts(),
+            shown(&mode_only),
             vec![("chmod", Some(("0600".into(), "0660".into())))]
         );
-        assert_eq!(Op::Unlink.parts(), vec![("unlink", None)]);
+        assert_eq!(shown(&Op::Unlink), vec![("unlink", None)]);
+        assert_eq!(Op::Unlink.part_count(), 1);
+    }
+
+    #[test]
+    fn paths_sort_as_path_orders_them() {
+        let names = [
+            "/",
+            "/a",
+            "/a/b",
+            "/a-b",
+            "/a.b",
+            "/a/b/c",
+            "/ab",
+            "/a b",
+            "/run/service",
+            "/run/service/gateway-a",
+            "/run/service/gateway-a/down",
+            "/run/service/gateway-a-b",
+            "/run/service/gateway-a.tmp",
+            "/run/service/.gateway-a.tmp",
+            "/run/s6-rc",
+            "/run/service/gateway-",
+            "/opt/data/profiles/x/gateway.pid",
+            "/opt/data",
+        ];
+        for a in names {
+            for b in names {
+                let (pa, pb) = (Path::new(a), Path::new(b));
+                assert!(is_normal(pa) && is_normal(pb));
+                assert_eq!(cmp_normal(pa, pb), pa.cmp(pb), "{a} vs {b}");
+            }
+        }
+        for odd in [
+            "/a/", "/a//b", "/a/./b", "./a", "/a/.", "/a/..", "/../a", "a/b", "",
+        ] {
+            assert!(!is_normal(Path::new(odd)), "{odd}");
+        }
     }
 }

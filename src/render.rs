@@ -35,7 +35,9 @@
 //! as planned, an apply as done. They are never drift: `--check` counts
 //! `changes` only. Paths are container paths.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::path::Path;
 
 use serde_json::{Value, json};
 
@@ -61,14 +63,14 @@ pub fn slot_json(s: &SlotReport) -> Value {
 /// of owner and mode is a `chown` and a `chmod` object, as the calls go).
 /// A slot change carries its `reason`, and with `diff` its file diffs.
 pub fn change_json(c: &Change, diff: bool) -> impl Iterator<Item = Value> + '_ {
-    c.op.parts().into_iter().map(move |(verb, from_to)| {
+    c.op.parts().map(move |(verb, from_to)| {
         let mut m = serde_json::Map::new();
         m.insert("phase".into(), json!(c.phase.as_str()));
         m.insert("op".into(), json!(verb));
         m.insert("path".into(), json!(c.path.display().to_string()));
         if let Some((from, to)) = from_to {
-            m.insert("from".into(), json!(from));
-            m.insert("to".into(), json!(to));
+            m.insert("from".into(), json!(from.to_string()));
+            m.insert("to".into(), json!(to.to_string()));
         }
         if let Op::SeedState { .. } = c.op {
             m.insert("state".into(), json!("running"));
@@ -169,12 +171,20 @@ const WARNING: &str = "1;33";
 const ERROR: &str = "1;31";
 
 impl Style {
-    /// `text` in colour `code` when colours are on.
-    fn paint(&self, code: &str, text: &str) -> String {
+    /// Push `text`, padded with spaces to `width` characters, in colour
+    /// `code` when colours are on (the padding inside the colour).
+    fn push_painted(&self, buf: &mut String, code: &str, text: &str, width: usize) {
         if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
+            buf.push_str("\x1b[");
+            buf.push_str(code);
+            buf.push('m');
+        }
+        buf.push_str(text);
+        for _ in text.chars().count()..width {
+            buf.push(' ');
+        }
+        if self.color {
+            buf.push_str("\x1b[0m");
         }
     }
 }
@@ -188,54 +198,73 @@ fn verb_color(verb: &str) -> &'static str {
     }
 }
 
-pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+/// Push a path as `Path::display` shows it (the common case, UTF-8,
+/// copied as it is).
+fn push_path(buf: &mut String, p: &Path) {
+    match p.to_str() {
+        Some(s) => buf.push_str(s),
+        None => {
+            let _ = write!(buf, "{}", p.display());
+        }
+    }
+}
+
+/// The human report, built in memory and written with one call (a line
+/// or two per slot: formatting each straight to the writer cost more than
+/// the rest of the report).
+pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
     let verbosity = match mode {
         Mode::Apply => style.verbosity,
         Mode::Plan | Mode::Check => Verbosity::Normal,
     };
+    let mut buf = String::with_capacity(64 * (r.changes.len() + r.lines.len() + 8));
     if verbosity == Verbosity::Normal {
-        changes(mode, r, style, out)?;
-        effects(mode, r, style, out)?;
+        changes(mode, r, style, &mut buf);
+        effects(mode, r, style, &mut buf);
     }
     if verbosity >= Verbosity::Warnings {
         for l in &r.lines {
-            writeln!(out, "{l}")?;
+            buf.push_str(l);
+            buf.push('\n');
         }
     }
     if verbosity == Verbosity::Normal && !r.skipped.is_empty() {
-        writeln!(out, "skipped:")?;
+        buf.push_str("skipped:\n");
         for s in &r.skipped {
-            writeln!(out, "  {}: {}", s.path.display(), s.reason)?;
+            buf.push_str("  ");
+            push_path(&mut buf, &s.path);
+            buf.push_str(": ");
+            buf.push_str(&s.reason);
+            buf.push('\n');
         }
     }
     if verbosity >= Verbosity::Warnings {
         for w in &r.warnings {
-            writeln!(out, "{} {w}", style.paint(WARNING, "warning:"))?;
+            style.push_painted(&mut buf, WARNING, "warning:", 0);
+            buf.push(' ');
+            buf.push_str(w);
+            buf.push('\n');
         }
     }
     for e in &r.errors {
-        writeln!(
-            out,
-            "{} unable to {} {}: {}",
-            style.paint(ERROR, "error:"),
-            e.op,
-            e.path.display(),
-            e.error
-        )?;
+        style.push_painted(&mut buf, ERROR, "error:", 0);
+        let _ = writeln!(buf, " unable to {} {}: {}", e.op, e.path.display(), e.error);
     }
     if verbosity == Verbosity::Normal {
-        writeln!(out, "{}", style.paint(BOLD, &summary(mode, r)))?;
+        style.push_painted(&mut buf, BOLD, &summary(mode, r), 0);
+        buf.push('\n');
     }
-    Ok(())
+    out.write_all(buf.as_bytes())
 }
 
 /// The run effects after the changes (`then:`): a plan says what it will
 /// do, an apply what it did.
-fn effects(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+fn effects(mode: Mode, r: &Report, style: Style, buf: &mut String) {
     if r.effects.is_empty() {
-        return Ok(());
+        return;
     }
-    writeln!(out, "{}", style.paint(BOLD, "then:"))?;
+    style.push_painted(buf, BOLD, "then:", 0);
+    buf.push('\n');
     for e in &r.effects {
         let detail = match (e.write, e.lines, mode) {
             (Some(w), _, Mode::Apply) => format!("wrote {w:?}"),
@@ -244,61 +273,62 @@ fn effects(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Res
             (None, Some(n), _) => format!("{n} lines"),
             (None, None, _) => String::new(),
         };
-        let verb = style.paint(GREEN, &format!("{:<7}", e.op));
-        writeln!(out, "  {verb} {}  ({detail})", e.path.display())?;
+        buf.push_str("  ");
+        style.push_painted(buf, GREEN, e.op, 7);
+        let _ = writeln!(buf, " {}  ({detail})", e.path.display());
     }
-    Ok(())
 }
 
 /// The changes, grouped by phase, verb first; in a plan, a change's
 /// condition after it.
-fn changes(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
+fn changes(mode: Mode, r: &Report, style: Style, buf: &mut String) {
     let mut current: Option<Phase> = None;
     for c in &r.changes {
         if current != Some(c.phase) {
-            writeln!(
-                out,
-                "{}",
-                style.paint(BOLD, &format!("{}:", c.phase.as_str()))
-            )?;
+            style.push_painted(buf, BOLD, &format!("{}:", c.phase.as_str()), 0);
+            buf.push('\n');
             current = Some(c.phase);
         }
         if let Some(why) = c.why.as_deref() {
-            let verb = style.paint(verb_color(c.op.verb()), &format!("{:<7}", c.op.verb()));
-            writeln!(out, "  {verb} {}  ({})", c.path.display(), why.reason)?;
+            let verb = c.op.verb();
+            buf.push_str("  ");
+            style.push_painted(buf, verb_color(verb), verb, 7);
+            buf.push(' ');
+            push_path(buf, &c.path);
+            buf.push_str("  (");
+            buf.push_str(&why.reason);
+            buf.push_str(")\n");
             if style.diff {
-                diff_lines(&file_diffs(c, why), style, out)?;
+                diff_lines(&file_diffs(c, why), style, buf);
             }
             continue;
         }
         for (verb, from_to) in c.op.parts() {
-            let verb = style.paint(verb_color(verb), &format!("{verb:<7}"));
-            match from_to {
-                Some((from, to)) => {
-                    writeln!(out, "  {verb} {}  {} → {}", c.path.display(), from, to)?
-                }
-                None => {
-                    let seed = matches!(c.op, Op::SeedState { .. })
-                        .then(|| format!("state running, migrated from {MIGRATED_FROM}"));
-                    let when = c.when.describe().filter(|_| mode != Mode::Apply);
-                    let notes: Vec<String> =
-                        seed.into_iter().chain(when.map(String::from)).collect();
-                    if notes.is_empty() {
-                        writeln!(out, "  {verb} {}", c.path.display())?
-                    } else {
-                        let notes = notes.join("; ");
-                        writeln!(out, "  {verb} {}  ({notes})", c.path.display())?
-                    }
-                }
+            buf.push_str("  ");
+            style.push_painted(buf, verb_color(verb), verb, 7);
+            buf.push(' ');
+            push_path(buf, &c.path);
+            if let Some((from, to)) = from_to {
+                let _ = writeln!(buf, "  {from} → {to}");
+                continue;
             }
+            let seed = matches!(c.op, Op::SeedState { .. })
+                .then(|| format!("state running, migrated from {MIGRATED_FROM}"));
+            let when = c.when.describe().filter(|_| mode != Mode::Apply);
+            let notes: Vec<String> = seed.into_iter().chain(when.map(String::from)).collect();
+            if !notes.is_empty() {
+                buf.push_str("  (");
+                buf.push_str(&notes.join("; "));
+                buf.push(')');
+            }
+            buf.push('\n');
         }
     }
-    Ok(())
 }
 
 /// A unified diff, coloured: headers bold, hunks cyan, removals red,
 /// additions green.
-fn diff_lines(text: &str, style: Style, out: &mut dyn Write) -> io::Result<()> {
+fn diff_lines(text: &str, style: Style, buf: &mut String) {
     for line in text.lines() {
         let code = if line.starts_with("--- ") || line.starts_with("+++ ") {
             BOLD
@@ -309,12 +339,13 @@ fn diff_lines(text: &str, style: Style, out: &mut dyn Write) -> io::Result<()> {
         } else if line.starts_with('+') {
             GREEN
         } else {
-            writeln!(out, "{line}")?;
+            buf.push_str(line);
+            buf.push('\n');
             continue;
         };
-        writeln!(out, "{}", style.paint(code, line))?;
+        style.push_painted(buf, code, line, 0);
+        buf.push('\n');
     }
-    Ok(())
 }
 
 fn summary(mode: Mode, r: &Report) -> String {
@@ -333,7 +364,7 @@ fn summary(mode: Mode, r: &Report) -> String {
         r.changes
             .iter()
             .filter(|c| p.is_none_or(|p| c.phase == p))
-            .map(|c| c.op.parts().len())
+            .map(|c| c.op.part_count())
             .sum()
     };
     let per_phase: Vec<String> = Phase::ALL

@@ -269,7 +269,7 @@ fn check_meta(
 fn file_change(e: &SlotEntry, current: Current) -> Option<FileChange> {
     match e {
         SlotEntry::File { path, .. } => Some(FileChange {
-            path: path.clone(),
+            path: PathBuf::from(path),
             current,
         }),
         _ => None,
@@ -375,7 +375,7 @@ pub fn diffs(slot: &Path, entries: &[(SlotEntry, Owner)], files: Option<&[FileCh
         entries.iter().find_map(|(e, _)| match e {
             SlotEntry::File {
                 path: p, content, ..
-            } if p == path => Some(content.as_str()),
+            } if Path::new(p) == path => Some(&**content),
             _ => None,
         })
     };
@@ -393,7 +393,7 @@ pub fn diffs(slot: &Path, entries: &[(SlotEntry, Owner)], files: Option<&[FileCh
                 if let SlotEntry::File { path, content, .. } = e
                     && !content.is_empty()
                 {
-                    out.push_str(&unified(slot, path, &Current::Absent, content));
+                    out.push_str(&unified(slot, Path::new(path), &Current::Absent, content));
                 }
             }
         }
@@ -424,8 +424,8 @@ mod tests {
 
     const USER: Owner = (10000, 10000);
 
-    fn file(path: &str, mode: u32, content: &str) -> (SlotEntry, Owner) {
-        let (path, content) = (path.into(), content.into());
+    fn file(path: &'static str, mode: u32, content: &str) -> (SlotEntry, Owner) {
+        let content = content.to_string().into();
         (
             SlotEntry::File {
                 path,
@@ -447,14 +447,14 @@ mod tests {
         }
         v.push((
             SlotEntry::Dir {
-                path: "supervise".into(),
+                path: "supervise",
                 mode: 0o755,
             },
             USER,
         ));
         v.push((
             SlotEntry::Fifo {
-                path: "supervise/control".into(),
+                path: "supervise/control",
                 mode: 0o660,
             },
             USER,
@@ -486,17 +486,13 @@ mod tests {
         let nodes = expected
             .iter()
             .map(|(e, _)| match e {
-                SlotEntry::Dir { path, mode } => {
-                    node(path.to_str().unwrap(), Kind::Dir, *mode, None)
-                }
-                SlotEntry::Fifo { path, mode } => {
-                    node(path.to_str().unwrap(), Kind::Fifo, *mode, None)
-                }
+                SlotEntry::Dir { path, mode } => node(path, Kind::Dir, *mode, None),
+                SlotEntry::Fifo { path, mode } => node(path, Kind::Fifo, *mode, None),
                 SlotEntry::File {
                     path,
                     mode,
                     content,
-                } => node(path.to_str().unwrap(), Kind::File, *mode, Some(content)),
+                } => node(path, Kind::File, *mode, Some(content)),
             })
             .collect();
         SlotObs {

@@ -8,23 +8,15 @@
 //! never a failure of the run; a bad lifecycle file is just `unknown`.
 
 use crate::config::StartPolicy;
-use serde_json::Value;
+
+mod fields;
+
+use fields::{Doc, Field};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(BOM).unwrap_or(bytes)
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The prior state recorded in a profile's state file.
@@ -44,20 +36,22 @@ pub fn parse_state(bytes: &[u8], transient_running: &[String]) -> Result<Option<
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("empty file, not a JSON object".into());
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
-    let Value::Object(map) = value else {
-        return Err(format!("not a JSON object (found {})", kind(&value)));
+    let doc = fields::parse(bytes, ["desired_state", "gateway_state"])
+        .map_err(|e| format!("not valid JSON: {e}"))?;
+    let [desired, gateway] = match doc {
+        Doc::Object(found) => found,
+        Doc::Other(v) => return Err(format!("not a JSON object (found {})", v.kind())),
     };
-    match map.get("desired_state") {
-        Some(Value::String(s)) => return Ok(Some(s.clone())),
-        None | Some(Value::Null) => {}
-        Some(v) => return Err(format!("desired_state is {}, not a string", kind(v))),
+    match desired {
+        Some(Field::Str(s)) => return Ok(Some(s)),
+        None | Some(Field::Null) => {}
+        Some(v) => return Err(format!("desired_state is {}, not a string", v.kind())),
     }
-    if let Some(Value::String(s)) = map.get("gateway_state") {
-        if transient_running.iter().any(|t| t == s) {
+    if let Some(Field::Str(s)) = gateway {
+        if transient_running.contains(&s) {
             return Ok(Some("running".into()));
         }
-        return Ok(Some(s.clone()));
+        return Ok(Some(s));
     }
     Ok(None)
 }
@@ -97,12 +91,12 @@ pub fn parse_lifecycle(bytes: Option<&[u8]>) -> PriorExit {
     let Some(bytes) = bytes else {
         return PriorExit::Unknown;
     };
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(strip_bom(bytes)) else {
+    let Ok(Doc::Object([phase])) = fields::parse(strip_bom(bytes), ["phase"]) else {
         return PriorExit::Unknown;
     };
-    match map.get("phase").and_then(Value::as_str) {
-        Some("exited") => PriorExit::Clean,
-        Some("running") => PriorExit::Unclean,
+    match phase {
+        Some(Field::Str(s)) if s == "exited" => PriorExit::Clean,
+        Some(Field::Str(s)) if s == "running" => PriorExit::Unclean,
         _ => PriorExit::Unknown,
     }
 }
@@ -174,6 +168,99 @@ mod tests {
 
     fn state(text: &[u8]) -> Result<Option<String>, String> {
         parse_state(text, &transient())
+    }
+
+    /// The reading before `fields`: the whole document as a `Value`.
+    fn state_by_value(bytes: &[u8]) -> Result<Option<String>, String> {
+        use serde_json::Value;
+        let kind = |v: &Value| match v {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        };
+        let bytes = strip_bom(bytes);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err("empty file, not a JSON object".into());
+        }
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+        let Value::Object(map) = value else {
+            return Err(format!("not a JSON object (found {})", kind(&value)));
+        };
+        match map.get("desired_state") {
+            Some(Value::String(s)) => return Ok(Some(s.clone())),
+            None | Some(Value::Null) => {}
+            Some(v) => return Err(format!("desired_state is {}, not a string", kind(v))),
+        }
+        if let Some(Value::String(s)) = map.get("gateway_state") {
+            if transient().contains(s) {
+                return Ok(Some("running".into()));
+            }
+            return Ok(Some(s.clone()));
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn fields_read_as_the_whole_document_did() {
+        let deep = |n: usize, inner: &str| format!("{}{inner}{}", "[".repeat(n), "]".repeat(n));
+        let mut docs: Vec<Vec<u8>> = [
+            r#"{"desired_state": "a", "desired_state": "b"}"#,
+            r#"{"desired_state": "a", "desired_state": null, "gateway_state": "draining"}"#,
+            r#"{"desired_st\u0061te": "escaped key", "x": {"desired_state": 1}}"#,
+            r#"{"gateway_state": "a\nb\u00e9", "pid": 1e400}"#,
+            r#"{"gateway_state": "x", "n": -0.5e-3, "m": 18446744073709551616}"#,
+            r#"{"gateway_state": "x"} trailing"#,
+            r#"{"gateway_state": "x",}"#,
+            r#"{"desired_state": [1, {"a": []}], "gateway_state": "x"}"#,
+            r#"{"desired_state": {"a": 1}}"#,
+            r#"{"desired_state": true}"#,
+            r#"{"desired_state": 3}"#,
+            r#"{"a": "\ud800"}"#,
+            r#"[1, 2"#,
+            r#"[1, 2]"#,
+            r#""top""#,
+            "null",
+            "true",
+            "12",
+            "1e999",
+            "{\"a\": tru}",
+            "{\"a\" 1}",
+            "{1: 2}",
+            "{}",
+            " { } ",
+            "\u{feff}{}",
+        ]
+        .iter()
+        .map(|d| d.as_bytes().to_vec())
+        .collect();
+        docs.push(format!("{{\"x\": {}}}", deep(126, "1")).into_bytes());
+        docs.push(format!("{{\"x\": {}}}", deep(127, "1")).into_bytes());
+        docs.push(format!("{{\"x\": {}}}", deep(200, "")).into_bytes());
+        docs.push(deep(129, "").into_bytes());
+        docs.push(b"{\"x\": \"\xff\", \"gateway_state\": \"y\"}".to_vec());
+        docs.push(b"{\"\xff\": 1}".to_vec());
+        docs.push(b"\xEF\xBB\xBF{\"desired_state\": \"bom\"}".to_vec());
+        // The nesting limit holds below a field that is not asked for too.
+        let too_deep = state(format!("{{\"x\": {}}}", deep(200, "")).as_bytes());
+        assert!(too_deep.unwrap_err().contains("recursion limit exceeded"));
+        let bad_utf8 = state(b"{\"x\": \"\xff\", \"gateway_state\": \"y\"}");
+        assert!(
+            bad_utf8
+                .unwrap_err()
+                .starts_with("not valid JSON: invalid unicode")
+        );
+        for d in &docs {
+            assert_eq!(
+                state(d),
+                state_by_value(d),
+                "{}",
+                String::from_utf8_lossy(d)
+            );
+        }
     }
 
     #[test]

@@ -251,9 +251,7 @@ mod tests {
             is_default: false,
             down: false,
             recipe: std::sync::Arc::new(crate::plan::SlotRecipe {
-                user_name: "hermes".into(),
-                home: "/opt/data".into(),
-                templates: Default::default(),
+                scripts: crate::slot::Scripts::new("hermes", "/opt/data", &Default::default()),
                 policy: crate::config::Policy::Compat,
                 uid: 10000,
                 gid: 10000,

@@ -423,9 +423,9 @@ fn check(root: RawFd) {
         }
         for (fd, name, want) in [
             (s, "type", "longrun\n"),
-            (s, "run", files.run.as_str()),
-            (s, "finish", files.finish.as_str()),
-            (log, "run", files.log_run.as_str()),
+            (s, "run", &*files.run),
+            (s, "finish", &*files.finish),
+            (log, "run", &*files.log_run),
         ] {
             match read_small(fd, &c(name), &mut buf) {
                 Some(n) if &buf[..n] == want.as_bytes() => {}

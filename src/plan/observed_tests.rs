@@ -42,7 +42,7 @@ fn converged_slot(d: &Desired, profile: &str) -> (String, SlotObs) {
     let cfg = &d.config.profiles;
     let home = cfg.home.0.display().to_string();
     let files = slot::render(profile, false, "hermes", &home, &cfg.templates);
-    let (owner, entries) = slot_entries(slot::entries(&files, false), d.policy(), USER.0, USER.1);
+    let (owner, entries) = slot_entries(slot::entries(files, false), d.policy(), USER.0, USER.1);
     let name = names::slot_name(&cfg.slot_prefix, profile);
     let top = node(&name, Kind::Dir, owner, layout::MODE_SLOT_DIR);
     let nodes = entries
@@ -55,7 +55,7 @@ fn converged_slot(d: &Desired, profile: &str) -> (String, SlotObs) {
                 SlotEntry::File { mode, content, .. } => {
                     let mut n = node(&rel, Kind::File, *o, *mode);
                     n.meta.size = content.len() as u64;
-                    n.content = Content::Bytes(content.clone().into_bytes());
+                    n.content = Content::Bytes(content.as_bytes().to_vec());
                     n
                 }
             }

@@ -1,0 +1,204 @@
+//! The few top-level fields a state file is asked for, read without
+//! building the JSON document: the rest is parsed and checked by the same
+//! parser (same errors, same nesting limit, same number and UTF-8 rules)
+//! but nothing of it is kept, so a state file costs no allocation besides
+//! the strings asked for.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// What a JSON value is, with the text of a string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Field {
+    Null,
+    Bool,
+    Number,
+    Str(String),
+    Array,
+    Object,
+}
+
+impl Field {
+    /// As the warnings name it (`a string`, `an object`...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Field::Null => "null",
+            Field::Bool => "a boolean",
+            Field::Number => "a number",
+            Field::Str(_) => "a string",
+            Field::Array => "an array",
+            Field::Object => "an object",
+        }
+    }
+}
+
+/// A parsed document: an object with the value of each key asked for (the
+/// last one when a key repeats, as a JSON object built from the text
+/// keeps), or what else the document is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Doc<const N: usize> {
+    Object([Option<Field>; N]),
+    Other(Field),
+}
+
+/// Parse `bytes` as one JSON document and pick `keys` from it when it is
+/// an object.
+pub fn parse<const N: usize>(bytes: &[u8], keys: [&str; N]) -> serde_json::Result<Doc<N>> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let doc = Top { keys }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(doc)
+}
+
+struct Top<'k, const N: usize> {
+    keys: [&'k str; N],
+}
+
+impl<'de, const N: usize> DeserializeSeed<'de> for Top<'_, N> {
+    type Value = Doc<N>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Doc<N>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for Top<'_, N> {
+    type Value = Doc<N>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Doc<N>, A::Error> {
+        let mut found = [const { None }; N];
+        while let Some(at) = map.next_key_seed(Key { keys: &self.keys })? {
+            match at {
+                Some(i) => found[i] = Some(map.next_value_seed(Kind { text: true })?),
+                None => {
+                    map.next_value_seed(Kind { text: false })?;
+                }
+            }
+        }
+        Ok(Doc::Object(found))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Doc<N>, A::Error> {
+        Kind { text: false }.visit_seq(seq).map(Doc::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Doc<N>, E> {
+        Ok(Doc::Other(Field::Null))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Doc<N>, E> {
+        Ok(Doc::Other(Field::Bool))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Doc<N>, E> {
+        Ok(Doc::Other(Field::Number))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Doc<N>, E> {
+        Ok(Doc::Other(Field::Number))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Doc<N>, E> {
+        Ok(Doc::Other(Field::Number))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Doc<N>, E> {
+        // A top-level string's text is never needed.
+        Ok(Doc::Other(Field::Str(String::new())))
+    }
+}
+
+/// A key of the top-level object: the index of the key asked for, if any.
+struct Key<'a, 'k> {
+    keys: &'a [&'k str],
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_, '_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: de::Error>(self, k: &str) -> Result<Option<usize>, E> {
+        Ok(self.keys.iter().position(|w| *w == k))
+    }
+}
+
+/// Any value, checked whole; the text is kept only for a string when
+/// `text` (a field asked for).
+#[derive(Clone, Copy)]
+struct Kind {
+    text: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Kind {
+    type Value = Field;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Field, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Kind {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Field, E> {
+        Ok(Field::Null)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Field, E> {
+        Ok(Field::Bool)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Field, E> {
+        Ok(Field::Number)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Field, E> {
+        Ok(Field::Number)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Field, E> {
+        Ok(Field::Number)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Field, E> {
+        Ok(Field::Str(if self.text {
+            s.to_owned()
+        } else {
+            String::new()
+        }))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field, A::Error> {
+        let skip = Kind { text: false };
+        while seq.next_element_seed(skip)?.is_some() {}
+        Ok(Field::Array)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
+        let skip = Kind { text: false };
+        while map.next_key_seed(Key { keys: &[] })?.is_some() {
+            map.next_value_seed(skip)?;
+        }
+        Ok(Field::Object)
+    }
+}
