@@ -6,6 +6,7 @@
 //! returns a typed [`Outcome`] per change, every failure with its
 //! operation, path and OS error.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -120,14 +121,7 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors, threads: usize) -> V
     // The effective ids entries are created with (they do not change
     // while changes run, but for a moment inside a seeded state file).
     let me = (fs::euid(), fs::egid());
-    let jobs: Vec<usize> =
-        if threads > 1 && !changes.iter().any(|c| matches!(c.op, Op::SeedState { .. })) {
-            (0..changes.len())
-                .filter(|&i| prebuilt(&changes[i]).is_some())
-                .collect()
-        } else {
-            Vec::new()
-        };
+    let jobs = jobs_ahead(changes, threads);
     let scandir = match jobs.len() {
         0 | 1 => None,
         _ => anchors
@@ -163,6 +157,27 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors, threads: usize) -> V
             }),
         )
     })
+}
+
+/// The changes whose slots are built ahead (indices, ascending): none on
+/// one thread or when a change switches effective ids for a while.
+fn jobs_ahead(changes: &[Change], threads: usize) -> Vec<usize> {
+    if threads < 2 || changes.iter().any(|c| matches!(c.op, Op::SeedState { .. })) {
+        return Vec::new();
+    }
+    // A change on a staging name itself (a leftover's removal) must run
+    // before that slot's build, in plan order: that slot is not built
+    // ahead.
+    let on_scandir: HashSet<&OsStr> = changes
+        .iter()
+        .filter(|c| c.target.anchor == Anchor::Scandir && prebuilt(c).is_none())
+        .filter_map(|c| c.target.rel.iter().next())
+        .collect();
+    (0..changes.len())
+        .filter(|&i| {
+            prebuilt(&changes[i]).is_some_and(|b| !on_scandir.contains(OsStr::new(&b.staging)))
+        })
+        .collect()
 }
 
 /// The slot a change publishes, if its staging dir can be built ahead: a

@@ -125,3 +125,38 @@ fn a_thread_count_out_of_range_is_refused() {
     // Empty is unset.
     apply(root.path(), &[], "").assert_ok();
 }
+
+/// A leftover staging dir the user can remove: the plan removes it, then
+/// publishes its slot; on two threads as on one (its slot is not built
+/// ahead of the removal, which would then find another directory there).
+#[test]
+fn a_leftover_is_removed_before_its_slot_is_built() {
+    let mut runs = Vec::new();
+    for threads in ["1", "2"] {
+        let root = root_with(&profiles(12));
+        apply(
+            root.path(),
+            &["--phase", "static", "--phase", "scandir"],
+            threads,
+        )
+        .assert_ok();
+        let leftover = root.path().join("run/service/.gateway-p00.tmp");
+        std::fs::create_dir_all(leftover.join("supervise")).unwrap();
+        std::fs::write(leftover.join("run"), "old\n").unwrap();
+        for p in [
+            leftover.clone(),
+            leftover.join("supervise"),
+            leftover.join("run"),
+        ] {
+            std::os::unix::fs::chown(&p, Some(10000), Some(10000)).unwrap();
+        }
+        let r = apply(root.path(), &["--phase", "profiles"], threads);
+        r.assert_ok();
+        r.assert_line("  remove  /run/service/.gateway-p00.tmp");
+        assert!(!leftover.exists(), "on {threads} threads");
+        let run = root.path().join("run/service/gateway-p00/run");
+        assert_ne!(std::fs::read_to_string(&run).unwrap(), "old\n");
+        runs.push(r.stdout);
+    }
+    assert_eq!(runs[1], runs[0], "report on two threads vs one");
+}
