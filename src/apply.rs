@@ -135,8 +135,17 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors, threads: usize) -> V
     let builds = jobs.iter().filter_map(|&i| prebuilt(&changes[i])).collect();
     let pool = pool::Pool::new(builds, &scandir, me);
     std::thread::scope(|s| {
-        for _ in 0..threads.min(jobs.len()) {
-            s.spawn(|| pool.work());
+        let spawned = (0..threads.min(jobs.len()))
+            .filter(|_| {
+                std::thread::Builder::new()
+                    .name("slot builder".into())
+                    .spawn_scoped(s, || pool.work())
+                    .is_ok()
+            })
+            .count();
+        if spawned == 0 {
+            // No thread to be had: build each slot in turn instead.
+            return run_all(changes, anchors, me, None);
         }
         // However run_all ends, the workers return.
         struct Stop<'p, 'a>(&'p pool::Pool<'a>);
