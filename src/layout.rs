@@ -120,6 +120,20 @@ pub fn is_supervise_runtime_file(rel: &Path) -> bool {
     matches!(parts(rel).as_slice(), [d, f] if *d == SUPERVISE.as_bytes() && is_runtime_name(f))
 }
 
+/// Whether the entry at `rel` (relative to its servicedir) of `kind` is
+/// normally empty: `supervise/event/` (a client such as s6-svwait leaves
+/// a FIFO there only while it listens) and `down` (an empty marker). The
+/// scanner `lstat`s these first: when the size says empty, nothing is
+/// opened or listed.
+pub fn usually_empty(rel: &Path, kind: Kind) -> bool {
+    let (s, e, d) = (SUPERVISE.as_bytes(), EVENT.as_bytes(), DOWN.as_bytes());
+    match (parts(rel).as_slice(), kind) {
+        ([a, b], Kind::Dir) => *a == s && *b == e,
+        ([f], Kind::File) => *f == d,
+        _ => false,
+    }
+}
+
 /// Whether `rel` (relative to a slot) is something s6 or its clients put
 /// there at run time: s6-supervise's runtime files, and what is inside
 /// `event/` or `supervise/event/` (clients' FIFOs). A slot is compared
@@ -172,6 +186,28 @@ mod tests {
         assert_eq!(role(Path::new("event/ftrigw:x"), Kind::Fifo), Role::InEvent);
         assert_eq!(role(Path::new("run"), Kind::File), Role::Definition);
         assert_eq!(role(Path::new("log"), Kind::Dir), Role::Definition);
+    }
+
+    #[test]
+    fn usually_empty_entries() {
+        for (p, k) in [
+            ("supervise/event", Kind::Dir),
+            ("log/supervise/event", Kind::Dir),
+            ("down", Kind::File),
+            ("log/down", Kind::File),
+        ] {
+            assert!(usually_empty(Path::new(p), k), "{p}");
+        }
+        for (p, k) in [
+            ("supervise/event", Kind::File),
+            ("supervise", Kind::Dir),
+            ("event", Kind::Dir),
+            ("down", Kind::Dir),
+            ("run", Kind::File),
+            ("x/down", Kind::File),
+        ] {
+            assert!(!usually_empty(Path::new(p), k), "{p}");
+        }
     }
 
     #[test]

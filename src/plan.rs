@@ -6,7 +6,7 @@
 //! operation; skipped items and warnings in observation order; no
 //! timestamps; container paths only.
 
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
@@ -287,18 +287,25 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
 
 /// The plan's order, which is the order apply runs it: by phase, then
 /// condition (the volume after the slots), then path, then operation.
-/// Paths are in [`Path`]'s order (component by component).
+/// Paths are in [`Path`]'s order (component by component). A stable sort:
+/// the same as sorting by the whole key at once, done cheaply for the
+/// usual plan, whose changes are made in path order within each phase
+/// and condition.
 pub fn sort_changes(changes: &mut [Change]) {
     let key = |c: &Change| (c.phase, c.when);
-    if changes.iter().all(|c| is_normal(&c.path)) {
-        changes.sort_by(|a, b| {
-            key(a)
-                .cmp(&key(b))
-                .then_with(|| cmp_normal(&a.path, &b.path))
-                .then_with(|| a.op.rank().cmp(&b.op.rank()))
-        });
-    } else {
+    if !changes.iter().all(|c| is_normal(&c.path)) {
         changes.sort_by(|a, b| (key(a), &a.path, a.op.rank()).cmp(&(key(b), &b.path, b.op.rank())));
+        return;
+    }
+    if !changes.is_sorted_by_key(key) {
+        changes.sort_by_key(key);
+    }
+    let in_group =
+        |a: &Change, b: &Change| cmp_normal(&a.path, &b.path).then(a.op.rank().cmp(&b.op.rank()));
+    for group in changes.chunk_by_mut(|a, b| key(a) == key(b)) {
+        if !group.is_sorted_by(|a, b| in_group(a, b).is_le()) {
+            group.sort_by(in_group);
+        }
     }
 }
 
@@ -307,14 +314,21 @@ pub fn sort_changes(changes: &mut [Change]) {
 /// [`Path`] does by [`cmp_normal`], without splitting them into components.
 fn is_normal(p: &Path) -> bool {
     let b = p.as_os_str().as_bytes();
-    b == b"/"
-        || (b.starts_with(b"/")
-            && !b.ends_with(b"/")
-            && !b.ends_with(b"/.")
-            && !b.ends_with(b"/..")
-            && !b.windows(2).any(|w| w == b"//")
-            && !b.windows(3).any(|w| w == b"/./")
-            && !b.windows(4).any(|w| w == b"/../"))
+    if b == b"/" {
+        return true;
+    }
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    // Each `/` starts a component: not empty, not `.`, not `..`.
+    b.iter().enumerate().all(|(i, &c)| {
+        if c != b'/' {
+            return true;
+        }
+        let rest = &b[i + 1..];
+        let end = rest.iter().position(|&x| x == b'/').unwrap_or(rest.len());
+        !matches!(&rest[..end], b"" | b"." | b"..")
+    })
 }
 
 /// [`Path`]'s order of two [`is_normal`] paths: bytewise, with `/` below
@@ -330,6 +344,19 @@ fn cmp_normal(a: &Path, b: &Path) -> std::cmp::Ordering {
             rank(a[i]).cmp(&rank(b[i]))
         }
     }
+}
+
+/// `dir/name` for one valid entry name: what `Path::join` gives, without
+/// parsing `dir` into components.
+fn join_name(dir: &Path, name: &str) -> PathBuf {
+    let dir = dir.as_os_str().as_bytes();
+    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
+    p.extend_from_slice(dir);
+    if !dir.is_empty() && !dir.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name.as_bytes());
+    PathBuf::from(std::ffi::OsString::from_vec(p))
 }
 
 struct Planner<'a> {
@@ -578,19 +605,16 @@ impl Planner<'_> {
             self.skip(&n.path, reason.clone());
         }
         let recipe = std::sync::Arc::new(SlotRecipe {
-            scripts: slot::Scripts::new(
-                &d.account.user_name,
-                &cfg.home.0.display().to_string(),
-                &cfg.templates,
-            ),
+            scripts: slot_diff::scripts(d),
             policy: d.policy(),
             uid,
             gid,
         });
+        // The slots kept, for pruning the others (only then).
         let mut wanted = std::collections::BTreeSet::new();
         for p in &o.profiles {
             let report = self.profile(p, slots, &recipe, &app);
-            if let Some(s) = &report.slot {
+            if let Some(s) = report.slot.as_ref().filter(|_| cfg.prune) {
                 wanted.insert(s.clone());
             }
             self.plan.slots.push(report);
@@ -779,7 +803,7 @@ impl Planner<'_> {
         name: &str,
         build: SlotBuild,
     ) -> Result<(), String> {
-        let path = slots.base.path.join(name);
+        let path = join_name(&slots.base.path, name);
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
@@ -942,6 +966,90 @@ mod tests {
             "/a/", "/a//b", "/a/./b", "./a", "/a/.", "/a/..", "/../a", "a/b", "",
         ] {
             assert!(!is_normal(Path::new(odd)), "{odd}");
+        }
+    }
+
+    #[test]
+    fn sorting_changes_is_one_stable_sort_by_phase_condition_path_and_op() {
+        let meta = crate::fs::Meta {
+            kind: Kind::Dir,
+            dev: 1,
+            ino: 1,
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+            nlink: 1,
+            size: 0,
+        };
+        let change = |i: u32, phase, when, path: &str, op| Change {
+            phase,
+            path: PathBuf::from(path),
+            op,
+            when,
+            target: Target {
+                anchor: Anchor::Scandir,
+                rel: PathBuf::new(),
+                expect: crate::fs::Meta {
+                    ino: u64::from(i),
+                    ..meta
+                },
+            },
+            why: None,
+        };
+        let paths = [
+            "/r/s/a",
+            "/r/s/a/b",
+            "/r/s/a-b",
+            "/r/s",
+            "/r/s/.a.tmp",
+            "/r/s/a/b",
+        ];
+        let phases = [Phase::Profiles, Phase::Static, Phase::Scandir];
+        let whens = [When::Always, When::AfterSlots];
+        let ops = || [Op::Unlink, Op::Create { mode: 0o644 }, Op::Remove];
+        let mut all = Vec::new();
+        // Made in an order that is sorted in some groups and not in others,
+        // with equal keys to show the sort is stable.
+        for i in 0..90u32 {
+            let k = i as usize;
+            let op = ops()[(k * 7) % 3].clone();
+            let path = paths[(k * 5 + k / 7) % paths.len()];
+            all.push(change(
+                i,
+                phases[(k / 30) % 3],
+                whens[(k / 3) % 2],
+                path,
+                op,
+            ));
+        }
+        for take in [0, 1, 2, 12, 45, 90] {
+            let mut fast = all[..take].to_vec();
+            let mut want = fast.clone();
+            want.sort_by(|a, b| {
+                (a.phase, a.when, &a.path, a.op.rank()).cmp(&(
+                    b.phase,
+                    b.when,
+                    &b.path,
+                    b.op.rank(),
+                ))
+            });
+            sort_changes(&mut fast);
+            let ids = |v: &[Change]| v.iter().map(|c| c.target.expect.ino).collect::<Vec<_>>();
+            assert_eq!(ids(&fast), ids(&want), "first {take}");
+            // Already in order: left as it is.
+            sort_changes(&mut fast);
+            assert_eq!(ids(&fast), ids(&want));
+        }
+    }
+
+    #[test]
+    fn a_name_joins_as_path_join_does() {
+        for dir in ["/run/service", "/", "", "rel", "/a/"] {
+            for name in ["gateway-x", ".gateway-x.tmp"] {
+                assert_eq!(join_name(Path::new(dir), name), Path::new(dir).join(name));
+                let (a, b) = (join_name(Path::new(dir), name), Path::new(dir).join(name));
+                assert_eq!(a.as_os_str(), b.as_os_str(), "{dir} {name}");
+            }
         }
     }
 }

@@ -186,36 +186,39 @@ pub struct Report {
 impl Report {
     /// Add what apply did with one plan: the changes whose condition did
     /// not hold first (as skipped), then the plan's findings.
-    pub fn add_applied(&mut self, plan: &Plan, applied: crate::apply::Applied) {
+    pub fn add_applied(&mut self, plan: Plan, applied: crate::apply::Applied) {
         self.skipped.extend(applied.skipped);
         self.add_plan(plan, applied.done, applied.errors);
     }
 
-    /// Add one plan's findings, with the changes done (or planned) and the
-    /// failures of executing it.
-    pub fn add_plan(&mut self, plan: &Plan, changes: Vec<Change>, errors: Vec<Failure>) {
+    /// Add one plan's findings (moved, not copied: a slot report per
+    /// profile), with the changes done (or planned) and the failures of
+    /// executing it.
+    pub fn add_plan(&mut self, plan: Plan, changes: Vec<Change>, errors: Vec<Failure>) {
         self.changes.extend(changes);
-        self.slots.extend(plan.slots.iter().cloned());
+        self.slots.extend(plan.slots);
         // The parts of an apply plan from one observation: what they both
         // report (a name that cannot be used) is said once.
         let mut seen: HashSet<Skipped> = self.skipped.iter().cloned().collect();
-        for s in &plan.skipped {
-            if seen.insert(s.clone()) {
-                self.skipped.push(s.clone());
+        for s in plan.skipped {
+            if !seen.contains(&s) {
+                seen.insert(s.clone());
+                self.skipped.push(s);
             }
         }
-        self.lines.extend(plan.lines.iter().cloned());
+        self.lines.extend(plan.lines);
         // Repeats are dropped with sets, not `Vec::contains`: there can be a
         // warning or an error per profile, and that would be quadratic.
         let mut seen: HashSet<String> = self.warnings.iter().cloned().collect();
-        for w in &plan.warnings {
-            if seen.insert(w.clone()) {
-                self.warnings.push(w.clone());
+        for w in plan.warnings {
+            if !seen.contains(&w) {
+                seen.insert(w.clone());
+                self.warnings.push(w);
             }
         }
         // Phases observed separately may find the same unusable base.
         let mut seen: HashSet<Failure> = self.errors.iter().cloned().collect();
-        for e in plan.errors.iter().cloned().chain(errors) {
+        for e in plan.errors.into_iter().chain(errors) {
             if seen.insert(e.clone()) {
                 self.errors.push(e);
             }

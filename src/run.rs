@@ -319,7 +319,7 @@ pub fn run(
                 let outcomes = apply::apply(&plan.changes, &mut bases(&root, &desired), 1);
                 let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
                 observed.applied(&applied.done);
-                report.add_applied(&plan, applied);
+                report.add_applied(plan, applied);
             }
             if with_profiles {
                 observed.phases = vec![Phase::Profiles];
@@ -363,7 +363,7 @@ fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
     report
         .effects
         .extend(plan.effects.iter().map(EffectReport::planned));
-    report.add_plan(&plan, changes, Vec::new());
+    report.add_plan(plan, changes, Vec::new());
 }
 
 /// Render the report and decide the exit code.
@@ -442,7 +442,7 @@ fn apply_profiles(
     report.effects.extend(done.done);
     report.warnings.extend(done.warnings);
     report.errors.extend(done.errors);
-    report.add_applied(&plan, applied);
+    report.add_applied(plan, applied);
 }
 
 /// Warn when the volume is not writable by the user who will write it
@@ -494,6 +494,10 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
 fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
     let acct = &desired.account;
     let user = (acct.uid, acct.gid);
+    // The slots' files are compared with what the plan wants as they are
+    // read, and only those that differ are kept.
+    let scripts = crate::slot_diff::scripts(desired);
+    let expected = |slot: &str| crate::slot_diff::expected_files(desired, &scripts, slot);
     let req = Request {
         phases: &settings.phases,
         servicedirs: desired.servicedirs(),
@@ -501,6 +505,7 @@ fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired
         profiles: &desired.config.profiles,
         container: &desired.config.container,
         user,
+        expected: Some(&expected),
     };
     scan::observe(src, &req)
 }

@@ -4,7 +4,10 @@
 //! and the file contents `--diff` shows.
 //!
 //! Pure: it reads only the observation (the slot's tree with the contents
-//! of its small files) and the wanted entries.
+//! of its small files) and the wanted entries. The scanner compares each
+//! file with what the plan wants as it reads it ([`expected_files`]) and
+//! keeps only the bytes of a file that differs (`Content::AsExpected`
+//! otherwise): one rendering, [`scripts`], serves both.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -12,9 +15,39 @@ use std::path::{Path, PathBuf};
 
 use crate::fs::Kind;
 use crate::layout::{self, is_runtime};
+use crate::model::Desired;
 use crate::plan::Owner;
-use crate::scan::{Content, Node, SlotObs};
-use crate::slot::SlotEntry;
+use crate::scan::{Content, ExpectedFiles, Node, SlotObs};
+use crate::slot::{self, SlotEntry};
+
+/// The scripts every slot of `d` is built from, prepared once: the plan
+/// renders the slots it wants from them, and the scanner compares the
+/// existing slots' files with them ([`expected_files`]).
+pub fn scripts(d: &Desired) -> slot::Scripts {
+    let cfg = &d.config.profiles;
+    slot::Scripts::new(
+        &d.account.user_name,
+        &cfg.home.0.display().to_string(),
+        &cfg.templates,
+    )
+}
+
+/// What the regular files of the slot named `slot` hold when it is as the
+/// plan wants it (`down` aside: its presence is compared on its own): the
+/// files of `SlotBuild::entries` of the slot's profile, rendered from
+/// `scripts` ([`scripts`] of the same `d`). `None` for a name without the
+/// slot prefix.
+pub fn expected_files(d: &Desired, scripts: &slot::Scripts, slot: &str) -> Option<ExpectedFiles> {
+    let profile = slot.strip_prefix(d.config.profiles.slot_prefix.as_str())?;
+    let files = scripts.render(profile, profile == crate::names::DEFAULT_PROFILE);
+    let files = slot::entries(files, false)
+        .into_iter()
+        .filter_map(|e| match e {
+            SlotEntry::File { path, content, .. } => Some((path, content)),
+            _ => None,
+        });
+    Some(files.collect())
+}
 
 /// How an existing slot compares with the wanted one.
 #[derive(Debug, PartialEq, Eq)]
@@ -138,7 +171,7 @@ pub fn compare<'a>(
         .collect();
     let unreadable = obs.nodes.iter().find_map(|n| match &n.content {
         Content::Unreadable(error) if seen.contains_key(n.rel.strip_prefix(slot_rel).ok()?) => {
-            Some((n, error))
+            Some((n, &**error))
         }
         _ => None,
     });
@@ -184,10 +217,15 @@ pub fn compare<'a>(
                         format!("has {} links", m.nlink),
                     ));
                 }
-                // Compared in place: a converged slot costs no copy.
+                // Compared in place, or by the scanner as it read the file
+                // (the same rendering): a converged slot costs no copy.
                 let same = m.kind == Kind::File
                     && m.size == want.len() as u64
-                    && matches!(&n.content, Content::Bytes(c) if c.as_slice() == want.as_bytes());
+                    && match &n.content {
+                        Content::Bytes(c) => c.as_slice() == want.as_bytes(),
+                        Content::AsExpected => true,
+                        Content::NotRead | Content::Unreadable(_) => false,
+                    };
                 if !same {
                     let current = match (m.kind, &n.content) {
                         (Kind::File, Content::Bytes(c)) => {
@@ -600,7 +638,7 @@ mod tests {
     fn an_unreadable_file_is_not_a_difference() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        obs.nodes[1].content = Content::Unreadable("EIO".into());
+        obs.nodes[1].content = Content::Unreadable(Box::new("EIO".into()));
         assert_eq!(
             compare(USER, &want, &obs),
             SlotDiff::Unreadable {
@@ -608,6 +646,84 @@ mod tests {
                 error: &"EIO".into()
             }
         );
+    }
+
+    /// The scanner's expectation is the plan's own rendering: for the
+    /// default and a named profile, with the defaults and with templates,
+    /// in both policies, it is exactly the files `SlotBuild::entries` has.
+    #[test]
+    fn expected_files_are_the_planned_files() {
+        use crate::accounts::Account;
+        use crate::config::{Config, Policy};
+        use crate::plan::{SlotBuild, SlotRecipe};
+        for (policy, templated) in [
+            (Policy::Compat, false),
+            (Policy::Strict, false),
+            (Policy::Compat, true),
+        ] {
+            let mut config = Config {
+                policy,
+                ..Config::default()
+            };
+            if templated {
+                let t = &mut config.profiles.templates;
+                t.run = Some("#!/bin/sh\nexec app {profile} {user} {home}\n".into());
+                t.log_run = Some("#!/bin/sh\nexec logger {profile}\n".into());
+            }
+            let account = Account {
+                uid: USER.0,
+                gid: USER.1,
+                user_name: "hermes".into(),
+            };
+            let d = Desired::new(config, account);
+            let scripts = scripts(&d);
+            let recipe = std::sync::Arc::new(SlotRecipe {
+                scripts: scripts.clone(),
+                policy,
+                uid: USER.0,
+                gid: USER.1,
+            });
+            for (profile, is_default) in [("default", true), ("p1", false)] {
+                let slot = format!("{}{profile}", d.config.profiles.slot_prefix);
+                let got = expected_files(&d, &scripts, &slot).unwrap();
+                for down in [false, true] {
+                    let build = SlotBuild {
+                        profile: profile.into(),
+                        staging: format!(".{slot}.tmp"),
+                        owner: USER,
+                        is_default,
+                        down,
+                        recipe: recipe.clone(),
+                    };
+                    let want: Vec<_> = build
+                        .entries()
+                        .into_iter()
+                        .filter_map(|(e, _)| match e {
+                            SlotEntry::File { path, content, .. } if path != layout::DOWN => {
+                                Some((path, content))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    assert_eq!(got, want, "{policy:?} {profile} templated={templated}");
+                }
+            }
+            assert!(expected_files(&d, &scripts, "other-p1").is_none());
+        }
+    }
+
+    /// A file the scanner found as expected is the same file; any other
+    /// difference is still seen.
+    #[test]
+    fn files_read_as_expected_are_the_same() {
+        let want = wanted(false);
+        let mut obs = observed(&want);
+        for n in obs.nodes.iter_mut().filter(|n| n.meta.kind == Kind::File) {
+            n.content = Content::AsExpected;
+        }
+        assert_eq!(compare(USER, &want, &obs), SlotDiff::Same);
+        obs.nodes[1].meta.size += 1;
+        assert_eq!(reason(compare(USER, &want, &obs)), "run differs");
     }
 
     #[test]

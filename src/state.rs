@@ -264,6 +264,84 @@ mod tests {
     }
 
     #[test]
+    fn fields_read_as_the_whole_document_did_for_generated_documents() {
+        let tokens: &[&[u8]] = &[
+            b"{",
+            b"}",
+            b"[",
+            b"]",
+            b":",
+            b",",
+            b" ",
+            b"\t",
+            b"\n",
+            b"\"desired_state\"",
+            b"\"gateway_state\"",
+            b"\"phase\"",
+            b"\"running\"",
+            b"\"draining\"",
+            b"\"x\"",
+            b"\"\"",
+            b"null",
+            b"true",
+            b"false",
+            b"nul",
+            b"0",
+            b"01",
+            b"-",
+            b"-0",
+            b"12",
+            b"1.5",
+            b"1e3",
+            b"123456789012345678",
+            b"1234567890123456789",
+            b"\"a\\nb\"",
+            b"\"\\u0041\"",
+            b"\"\xc3\xa9\"",
+            b"\"\xff\"",
+            b"\"a\x01\"",
+            b"\"",
+            b"x",
+        ];
+        // A fixed generator: the same documents every run.
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let members: &[&[u8]] = &tokens[9..15];
+        for _ in 0..20_000 {
+            let mut d = Vec::new();
+            if next(4) == 0 {
+                // Anything at all.
+                for _ in 0..next(12) {
+                    d.extend_from_slice(tokens[next(tokens.len())]);
+                }
+            } else {
+                // Mostly an object of members, with a token gone wrong now and then.
+                d.push(b'{');
+                for i in 0..next(5) {
+                    if i > 0 {
+                        d.push(b',');
+                    }
+                    d.extend_from_slice(members[next(members.len())]);
+                    d.extend_from_slice(if next(8) == 0 { b" : " } else { b":" });
+                    d.extend_from_slice(tokens[next(tokens.len())]);
+                }
+                d.extend_from_slice([&b"}"[..], b"} ", b",}", b"", b"}x"][next(5)]);
+            }
+            assert_eq!(
+                state(&d),
+                state_by_value(&d),
+                "{}",
+                String::from_utf8_lossy(&d)
+            );
+        }
+    }
+
+    #[test]
     fn desired_state_wins() {
         assert_eq!(
             state(br#"{"desired_state": "stopped", "gateway_state": "running"}"#),

@@ -97,10 +97,22 @@ fn names_that_are_not_utf8_are_skipped_escaped_and_the_run_succeeds() {
 /// Make a chain of `depth` directories named `name` below `top`, through
 /// fds (the path would be longer than PATH_MAX), each holding a file.
 fn deep_chain(top: &Path, name: &str, depth: usize) {
+    deep_chain_of(top, name, depth, None);
+}
+
+/// [`deep_chain`], every entry owned by `owner` when given (planted by
+/// that user).
+fn deep_chain_of(top: &Path, name: &str, depth: usize, owner: Option<(u32, u32)>) {
     use nix::fcntl::{OFlag, openat};
     use nix::sys::stat::{Mode, mkdirat};
+    use nix::unistd::{Gid, Uid, fchown};
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mut cur: OwnedFd = nix::fcntl::open(top, flags, Mode::empty()).unwrap();
+    let give = |fd: &OwnedFd| {
+        if let Some((u, g)) = owner {
+            fchown(fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g))).unwrap();
+        }
+    };
     for _ in 0..depth {
         mkdirat(&cur, name, Mode::from_bits_truncate(0o755)).unwrap();
         let f = openat(
@@ -110,8 +122,10 @@ fn deep_chain(top: &Path, name: &str, depth: usize) {
             Mode::from_bits_truncate(0o644),
         )
         .unwrap();
+        give(&f);
         drop(f);
         cur = openat(&cur, name, flags, Mode::empty()).unwrap();
+        give(&cur);
     }
 }
 
@@ -178,6 +192,88 @@ fn a_supervise_tree_deeper_than_path_max_is_observed_and_opened() {
     let again = reconcile(root, &["--check", "--phase", "static"]);
     again.assert_exit(0);
     again.assert_line("No changes.");
+}
+
+/// Removes a chain made by [`deep_chain`] when dropped, one level at a
+/// time from the top (the temp dir's own removal recurses and would run
+/// out of stack on it).
+struct Chain<'a>(&'a Path, &'static str);
+
+impl Drop for Chain<'_> {
+    fn drop(&mut self) {
+        let (top, name) = (self.0, self.1);
+        let (level, next) = (top.join(name), top.join(".next"));
+        while level.is_dir() {
+            let _ = fs::remove_file(level.join("f"));
+            let below = level.join(name);
+            if below.is_dir() {
+                fs::rename(&below, &next).unwrap();
+                fs::remove_dir(&level).unwrap();
+                fs::rename(&next, &level).unwrap();
+            } else {
+                fs::remove_dir(&level).unwrap();
+            }
+        }
+    }
+}
+
+/// The skip line of a tree whose observation stopped at its bound.
+fn too_large(path: &str) -> String {
+    format!(
+        "  {path}: too deep or too large to observe in full (over 12 MiB of path names below \
+         it, or 24 MiB in all); what is below the first such entry is left alone"
+    )
+}
+
+#[test]
+fn planted_trees_of_any_depth_cost_bounded_memory_and_never_fail_the_boot() {
+    let tmp = root_with("");
+    let root = tmp.path();
+    let scandir = root.join("run/service");
+    chown_user(&scandir);
+    reconcile(root, &[]).assert_exit(0);
+    // 20,000 levels, a file at each: every path of these trees kept would
+    // be gigabytes (the sum of the depths); the container below has 1 GiB
+    // of address space.
+    let slot = scandir.join("gateway-good");
+    deep_chain_of(&slot, "a", 20_000, Some((10000, 10000)));
+    let _planted = Chain(&slot, "a");
+    let supervise = root.join("run/s6-rc/servicedirs/cron/supervise");
+    deep_chain(&supervise, "d", 20_000);
+    let _planted_too = Chain(&supervise, "d");
+    let bin = env!("CARGO_BIN_EXE_reconcile");
+    let limited = |args: &str| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -v 1048576 && exec \"$0\" --root \"$1\" {args}"
+            ))
+            .arg(bin)
+            .arg(root)
+            .env("TZ", "UTC");
+        for var in common::run::SCRUBBED_ENV {
+            cmd.env_remove(var);
+        }
+        common::run::run(cmd)
+    };
+    for args in ["--plan", ""] {
+        let r = limited(args);
+        r.assert_exit(0);
+        r.assert_line(&too_large("/run/service/gateway-good"));
+        r.assert_line(&too_large("/run/s6-rc/servicedirs/cron/supervise"));
+        // What the slot holds of its own is still seen: only the planted
+        // entry is extra.
+        r.assert_line("  replace /run/service/gateway-good  (extra a, f)");
+    }
+    assert!(
+        !slot.join("a").exists(),
+        "the planted tree went with the old slot"
+    );
+    assert!(slot.join("run").is_file());
+    let again = limited("--check");
+    again.assert_exit(0);
+    again.assert_line(&too_large("/run/s6-rc/servicedirs/cron/supervise"));
+    again.assert_no_line_with("gateway-good:");
 }
 
 #[test]

@@ -169,10 +169,16 @@ fn read_opened(
         return Ok((meta, None));
     }
     let mut f = std::fs::File::from(fd);
-    // More than the size: getting exactly the size is the end of a
-    // regular file, so the usual case is a single read. (A size of 0,
-    // as procfs says of every file, reads on to the end.)
-    let first = (meta.size + 1).max(4096).min(limit + 1);
+    // One byte more than the size: getting exactly the size is the end of
+    // a regular file, so the usual case is a single read into a buffer
+    // that holds the file and no more (what is read is kept, maybe for
+    // every slot at once). A size of 0, as procfs says of every file,
+    // reads on to the end.
+    let first = match meta.size {
+        0 => 4096,
+        n => n + 1,
+    }
+    .min(limit + 1);
     let mut buf = vec![0u8; first as usize];
     let mut len = 0;
     loop {
@@ -209,28 +215,68 @@ fn push_entry(out: &mut Vec<DirEntry>, n: &[u8], t: rustix::fs::FileType) {
     }
 }
 
+/// The in-memory file systems whose behaviour the reader relies on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MemFs {
+    Tmpfs,
+    Ramfs,
+}
+
 /// Whether `dir` is on a file system whose `getdents64` fills the buffer
 /// until it is full or the directory ends (tmpfs, ramfs: the in-memory
 /// directory iterators), so a short first fill is the whole listing.
-/// Asked once per device (`fstatfs`), only for a directory whose device
-/// is known; any other file system is read until `getdents64` says 0.
 fn fills_to_end(dir: &Dir) -> bool {
+    mem_fs(dir).is_some()
+}
+
+/// Which in-memory file system `dir` is on, if any. Asked once per
+/// device (`fstatfs`), only for a directory whose device is known
+/// (`None` otherwise, as for any other file system).
+fn mem_fs(dir: &Dir) -> Option<MemFs> {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     const RAMFS_MAGIC: i64 = 0x8584_58f6;
-    static KNOWN: Mutex<Vec<(u64, bool)>> = Mutex::new(Vec::new());
+    static KNOWN: Mutex<Vec<(u64, Option<MemFs>)>> = Mutex::new(Vec::new());
     let dev = dir.dev.load(Ordering::Relaxed);
     if dev == u64::MAX {
-        return false;
+        return None;
     }
     let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, f)) = known.iter().find(|(d, _)| *d == dev) {
         return *f;
     }
-    let f = rustix::fs::fstatfs(&dir.fd)
-        .map(|s| matches!(s.f_type, TMPFS_MAGIC | RAMFS_MAGIC))
-        .unwrap_or(false);
+    let f = match rustix::fs::fstatfs(&dir.fd).map(|s| s.f_type) {
+        Ok(TMPFS_MAGIC) => Some(MemFs::Tmpfs),
+        Ok(RAMFS_MAGIC) => Some(MemFs::Ramfs),
+        _ => None,
+    };
     known.push((dev, f));
     f
+}
+
+/// Size tmpfs gives a directory without entries: it counts 20 bytes
+/// (`BOGO_DIRENT_SIZE`) per entry, `.` and `..` included, adding on every
+/// create, link, symlink and rename into it and taking off on every
+/// unlink, rmdir and rename out.
+const TMPFS_EMPTY_DIR_SIZE: u64 = 40;
+
+impl Dir {
+    /// Whether `child`, the `lstat` of an entry of this directory, shows by
+    /// its size alone that the entry is empty: on tmpfs (and only there,
+    /// where sizes are exact; ramfs counts nothing, other file systems
+    /// count blocks), a directory of [`TMPFS_EMPTY_DIR_SIZE`] or a regular
+    /// file of 0 bytes. Saves opening, listing and closing a directory
+    /// that is normally empty (an `event/` fifodir). `false` when this
+    /// directory's device is not known yet or the child is on another one.
+    pub fn empty_by_size(&self, child: &Meta) -> bool {
+        if child.dev != self.dev.load(Ordering::Relaxed) || mem_fs(self) != Some(MemFs::Tmpfs) {
+            return false;
+        }
+        match child.kind {
+            Kind::Dir => child.size == TMPFS_EMPTY_DIR_SIZE,
+            Kind::File => child.size == 0,
+            _ => false,
+        }
+    }
 }
 
 fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
@@ -249,6 +295,80 @@ fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A temporary directory on tmpfs (`/dev/shm`, as on every Linux
+    /// system this runs on).
+    fn tmpfs_dir() -> tempfile::TempDir {
+        let t = tempfile::tempdir_in("/dev/shm").expect("/dev/shm (tmpfs) for this test");
+        let d = Dir::open_path(t.path()).unwrap();
+        d.meta().unwrap();
+        assert_eq!(mem_fs(&d), Some(MemFs::Tmpfs), "/dev/shm is not tmpfs");
+        t
+    }
+
+    /// The size rule says empty exactly when a listing finds nothing: an
+    /// empty directory, one with one entry of each kind, one whose entries
+    /// were all removed (unlinked, rmdir'ed, renamed out), an empty file
+    /// and a one-byte one.
+    #[test]
+    fn empty_by_size_on_tmpfs_agrees_with_the_listing() {
+        let t = tmpfs_dir();
+        let top = Dir::open_path(t.path()).unwrap();
+        top.meta().unwrap();
+        let p = |n: &str| t.path().join(n);
+        let check = |name: &str| {
+            let m = top.stat(OsStr::new(name)).unwrap();
+            let d = top.open_dir(OsStr::new(name)).unwrap();
+            let empty = d.entries().unwrap().is_empty();
+            assert_eq!(top.empty_by_size(&m), empty, "{name}: size {}", m.size);
+            empty
+        };
+        std::fs::create_dir(p("empty")).unwrap();
+        assert!(check("empty"));
+        for name in ["file", "dir", "link", "fifo"] {
+            std::fs::create_dir(p(name)).unwrap();
+            let inside = p(name).join("x");
+            match name {
+                "file" => std::fs::write(&inside, b"").unwrap(),
+                "dir" => std::fs::create_dir(&inside).unwrap(),
+                "link" => std::os::unix::fs::symlink("y", &inside).unwrap(),
+                _ => nix::unistd::mkfifo(&inside, Mode::from_bits_truncate(0o600)).unwrap(),
+            }
+            assert!(!check(name), "{name}");
+        }
+        std::fs::create_dir(p("emptied")).unwrap();
+        std::fs::write(p("emptied/a"), b"x").unwrap();
+        std::fs::create_dir(p("emptied/b")).unwrap();
+        std::fs::write(p("emptied/c"), b"x").unwrap();
+        std::fs::hard_link(p("emptied/c"), p("emptied/c2")).unwrap();
+        assert!(!check("emptied"));
+        std::fs::remove_file(p("emptied/a")).unwrap();
+        std::fs::remove_dir(p("emptied/b")).unwrap();
+        std::fs::remove_file(p("emptied/c2")).unwrap();
+        std::fs::rename(p("emptied/c"), p("moved")).unwrap();
+        assert!(check("emptied"));
+        std::fs::write(p("zero"), b"").unwrap();
+        std::fs::write(p("one"), b"1").unwrap();
+        assert!(top.empty_by_size(&top.stat(OsStr::new("zero")).unwrap()));
+        assert!(!top.empty_by_size(&top.stat(OsStr::new("one")).unwrap()));
+        assert!(!top.empty_by_size(&top.stat(OsStr::new("moved")).unwrap()));
+    }
+
+    /// Elsewhere sizes say nothing about entries: never empty by size.
+    #[test]
+    fn empty_by_size_only_on_tmpfs() {
+        let t = tempfile::tempdir().unwrap();
+        let top = Dir::open_path(t.path()).unwrap();
+        top.meta().unwrap();
+        if mem_fs(&top).is_some() {
+            return; // the temporary directory is on tmpfs: nothing to show here
+        }
+        std::fs::create_dir(t.path().join("empty")).unwrap();
+        std::fs::write(t.path().join("zero"), b"").unwrap();
+        for n in ["empty", "zero"] {
+            assert!(!top.empty_by_size(&top.stat(OsStr::new(n)).unwrap()), "{n}");
+        }
+    }
 
     /// On tmpfs a listing that fits one buffer stops after one
     /// `getdents64`; around the buffer's edge (names of 200 bytes, 73

@@ -141,7 +141,7 @@ fn a_file_that_could_not_be_read_leaves_the_slot_and_is_a_failure() {
         .iter_mut()
         .find(|n| n.rel.ends_with("run"))
         .unwrap();
-    run.content = Content::Unreadable("Input/output error".into());
+    run.content = Content::Unreadable(Box::new("Input/output error".into()));
     let p = plan(&d, &profiles_obs(scandir_with(vec![(name, slot)])));
     assert_eq!(verbs(&p), vec![], "the live slot is left as it is");
     assert_eq!(

@@ -41,9 +41,24 @@ pub enum Content {
     #[default]
     NotRead,
     Bytes(Vec<u8>),
-    /// Reading failed: why.
-    Unreadable(crate::report::Cause),
+    /// Read, and exactly the (non-empty) bytes the slot is expected to
+    /// hold there ([`Request::expected`]): compared as it was read, not
+    /// kept.
+    AsExpected,
+    /// Reading failed: why (boxed: rare, and a node is kept per entry).
+    Unreadable(Box<crate::report::Cause>),
 }
+
+/// The contents a slot's regular files are expected to hold, by path
+/// relative to the slot (`run`, `log/run`).
+pub type ExpectedFiles = Vec<(&'static str, std::borrow::Cow<'static, str>)>;
+
+/// What the files of the slot named by its argument are expected to hold
+/// (`None`: nothing is expected of it). The scanner asks once per slot
+/// and compares each file as it reads it: at 10,000 slots, keeping every
+/// slot's scripts until the plan compared them was most of the
+/// observation's memory.
+pub type Expect<'a> = &'a dyn Fn(&str) -> Option<ExpectedFiles>;
 
 /// One observed entry.
 #[derive(Clone, Debug)]
@@ -137,7 +152,7 @@ impl Observed {
 }
 
 /// What to observe and how.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Request<'a> {
     pub phases: &'a [Phase],
     pub servicedirs: &'a Path,
@@ -147,10 +162,13 @@ pub struct Request<'a> {
     pub container: &'a crate::config::ContainerConfig,
     /// The unprivileged user's ids: the volume is observed with them.
     pub user: (u32, u32),
+    /// What the slots' files are expected to hold (the plan's own
+    /// rendering of them), when the profiles phase is observed.
+    pub expected: Option<Expect<'a>>,
 }
 
 /// Observe what `req` asks for, once.
-pub fn observe<S: Source>(src: &S, req: &Request<'_>) -> Observed {
+pub fn observe<'a, S: Source>(src: &'a S, req: &Request<'a>) -> Observed {
     let mut sc = Scanner::new(src);
     let mut observed = Observed {
         phases: req.phases.to_vec(),
@@ -164,6 +182,7 @@ pub fn observe<S: Source>(src: &S, req: &Request<'_>) -> Observed {
         let read = has(Phase::Profiles).then_some(req.profiles.slot_prefix.as_str());
         let staging_of = req.profiles.slot_prefix.as_str();
         let svscan = has(Phase::Scandir);
+        sc.expected = req.expected;
         observed.scandir = Some(sc.scandir(req.scandir, staging_of, read, svscan));
     }
     if has(Phase::Profiles) {
@@ -180,6 +199,11 @@ pub fn observe<S: Source>(src: &S, req: &Request<'_>) -> Observed {
 pub struct Scanner<'s, S: Source> {
     pub src: &'s S,
     pub errors: Vec<ScanError>,
+    /// What slots' files are expected to hold (see [`Request::expected`]).
+    pub expected: Option<Expect<'s>>,
+    /// Bytes of relative paths the walks have observed so far, against
+    /// [`walk::TOTAL_PATH_BYTES`].
+    path_bytes: usize,
 }
 
 impl<'s, S: Source> Scanner<'s, S> {
@@ -187,6 +211,8 @@ impl<'s, S: Source> Scanner<'s, S> {
         Scanner {
             src,
             errors: Vec::new(),
+            expected: None,
+            path_bytes: 0,
         }
     }
 

@@ -152,6 +152,7 @@ impl<S: Source> Scanner<'_, S> {
                 let how = Walk {
                     servicedir: &servicedir.rel,
                     read: false,
+                    expected: None,
                 };
                 self.walk(sd, &s, &how, out, bad);
             }
@@ -241,11 +242,14 @@ impl<S: Source> Scanner<'_, S> {
         let mut nodes = Vec::new();
         match sub {
             Some(sd) if node.meta.dev == base.meta.dev => {
+                let expected = self.expected.filter(|_| slot).and_then(|f| f(name));
                 let how = Walk {
                     servicedir: &node.rel,
                     read: slot,
+                    expected: expected.as_ref(),
                 };
                 self.walk(sd, &node, &how, &mut nodes, bad);
+                nodes.shrink_to_fit();
             }
             _ if node.meta.kind != Kind::Dir && !slot => return None,
             _ => {}

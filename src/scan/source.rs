@@ -64,6 +64,15 @@ pub trait Source {
     /// `lstat` of the entry `name` of `dir`.
     fn stat(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<Meta>;
 
+    /// Whether `m`, the `stat` of an entry of `dir`, shows by its size
+    /// alone that the entry is empty (a directory without entries, a
+    /// regular file without bytes), so that it need not be opened. `false`
+    /// (the default) when the source cannot tell: it is listed or read.
+    fn empty_by_size(&self, dir: &Self::Dir, m: &Meta) -> bool {
+        let _ = (dir, m);
+        false
+    }
+
     /// Open the child directory `name` of `dir`, never through a symlink
     /// (`ELOOP` or `ENOTDIR`), with its identity (`fstat` of what was opened).
     fn open_dir(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<(Self::Dir, Meta)>;
@@ -165,6 +174,10 @@ impl Source for Disk<'_> {
 
     fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
         dir.stat(name)
+    }
+
+    fn empty_by_size(&self, dir: &Dir, m: &Meta) -> bool {
+        dir.empty_by_size(m)
     }
 
     fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {

@@ -1,8 +1,10 @@
 //! Walking a tree below an opened directory: depth-first, sorted by name,
 //! parents before children, with an explicit stack (depth costs no call
-//! stack) and at most [`MAX_OPEN_DIRS`] directory handles held (deeper
-//! ones are dropped and reopened through `..`, identity checked, on the
-//! way back up). Never follows a symlink, never descends into another file
+//! stack) and at most [`MAX_OPEN_DIRS`] directory handles held besides the
+//! top one (deeper ones are dropped and reopened through `..`, identity
+//! checked, on the way back up). The paths it keeps are bounded too
+//! ([`TREE_PATH_BYTES`]): a planted tree of any depth or width costs a
+//! bounded amount of memory and time. Never follows a symlink, never descends into another file
 //! system, never lists an `event/` fifodir (what clients leave there is
 //! theirs) and never looks at s6-supervise's runtime files.
 
@@ -14,6 +16,52 @@ use crate::fs::Kind;
 use crate::layout::{self, Role};
 use crate::report::Skipped;
 
+/// The most bytes of relative paths one walked tree may hold. Every
+/// observed entry keeps its path, so a chain of directories costs the
+/// square of its depth: this bounds what a planted deep or wide tree costs
+/// in memory and time (a chain of one-letter names is observed to about
+/// 3,500 levels, far past PATH_MAX; a servicedir or slot of s6's own holds
+/// a few hundred bytes).
+pub const TREE_PATH_BYTES: usize = 12 << 20;
+
+/// The same bound over every tree of a run (many planted trees at once):
+/// past it, each further tree gets [`RESERVE_PATH_BYTES`].
+pub const TOTAL_PATH_BYTES: usize = 24 << 20;
+
+/// What a tree may still observe once it is over its bound: the walk goes
+/// back to the servicedir's own entries and observes them (and what is
+/// below them) within this much more, so that one planted deep entry does
+/// not hide the servicedir's `run` or `supervise/`.
+pub const RESERVE_PATH_BYTES: usize = 16 << 10;
+
+/// The path bytes one walk may still spend.
+struct Budget {
+    spent: usize,
+    /// Set once the tree went over its bound: the further allowance.
+    reserve: Option<usize>,
+}
+
+impl Budget {
+    /// Spend `cost`; `false` when the tree is over its bound (`total`: what
+    /// every walk of the run has spent, this one included).
+    fn spend(&mut self, cost: usize, total: usize) -> bool {
+        self.spent += cost;
+        match &mut self.reserve {
+            None => {
+                self.spent <= TREE_PATH_BYTES
+                    && (total <= TOTAL_PATH_BYTES || self.spent <= RESERVE_PATH_BYTES)
+            }
+            Some(left) => match left.checked_sub(cost) {
+                Some(l) => {
+                    *left = l;
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+}
+
 /// How to walk one servicedir's tree.
 pub(super) struct Walk<'a> {
     /// The servicedir the tree belongs to (relative to the base): roles
@@ -21,14 +69,38 @@ pub(super) struct Walk<'a> {
     pub servicedir: &'a Path,
     /// Read regular files' contents (a slot's, for the compare).
     pub read: bool,
+    /// What the files read are expected to hold: a file that holds it is
+    /// [`Content::AsExpected`], its bytes dropped.
+    pub expected: Option<&'a super::ExpectedFiles>,
+}
+
+impl Walk<'_> {
+    /// What was read of the file at `rel` (relative to the servicedir).
+    fn content(&self, rel: &Path, bytes: Vec<u8>) -> Content {
+        let expected = || {
+            let e = self.expected?;
+            let rel = rel.to_str()?;
+            e.iter().find(|(p, _)| *p == rel).map(|(_, c)| c.as_bytes())
+        };
+        match expected() {
+            Some(want) if !bytes.is_empty() && want == bytes.as_slice() => Content::AsExpected,
+            _ => Content::Bytes(bytes),
+        }
+    }
 }
 
 /// One directory being listed.
 struct Frame<D> {
     /// `None` once dropped to stay within the budget.
     dir: Option<D>,
-    at: Node,
+    /// Its node: the top (`None`) or the one at this index of the output.
+    at: Option<usize>,
     pending: std::vec::IntoIter<(String, Option<Kind>)>,
+}
+
+/// The node of a frame: `top`, or one already output.
+fn node_of<'a>(at: Option<usize>, top: &'a Node, out: &'a [Node]) -> &'a Node {
+    at.map_or(top, |i| &out[i])
 }
 
 impl<S: Source> Scanner<'_, S> {
@@ -42,34 +114,55 @@ impl<S: Source> Scanner<'_, S> {
         bad: &mut Vec<Skipped>,
     ) {
         let pending = self.list_names(&dir, top, bad).into_iter();
+        let mut budget = Budget {
+            spent: 0,
+            reserve: None,
+        };
         let mut stack = vec![Frame {
             dir: Some(dir),
-            at: top.clone(),
+            at: None,
             pending,
         }];
         while let Some(f) = stack.last_mut() {
             let Some((name, kind)) = f.pending.next() else {
                 let done = stack.pop().expect("not empty");
-                self.back_to_parent(&mut stack, done);
+                self.back_to_parent(&mut stack, done, top, out);
                 continue;
             };
             let Some(d) = f.dir.as_ref() else {
                 continue;
             };
-            let Some((node, sub)) = self.entry(d, &f.at, &name, kind, how) else {
+            let at = node_of(f.at, top, out);
+            let Some((node, sub)) = self.entry(d, at, &name, kind, how) else {
                 continue;
             };
-            out.push(node.clone());
-            let Some(sub) = sub.filter(|_| node.meta.dev == top.meta.dev) else {
+            let cost = node.rel.as_os_str().len();
+            self.path_bytes += cost;
+            if !budget.spend(cost, self.path_bytes) {
+                if budget.reserve.is_some() {
+                    return;
+                }
+                // Back to the servicedir's own entries (the top frame
+                // never drops its directory), within the reserve.
+                bad.push(too_large(top));
+                budget.reserve = Some(RESERVE_PATH_BYTES);
+                stack.truncate(1);
+                continue;
+            }
+            let sub = sub.filter(|_| node.meta.dev == top.meta.dev);
+            let pending = sub
+                .as_ref()
+                .map(|sub| self.list_names(sub, &node, bad).into_iter());
+            out.push(node);
+            let (Some(sub), Some(pending)) = (sub, pending) else {
                 continue;
             };
-            let pending = self.list_names(&sub, &node, bad).into_iter();
             stack.push(Frame {
                 dir: Some(sub),
-                at: node,
+                at: Some(out.len() - 1),
                 pending,
             });
-            if stack.len() > MAX_OPEN_DIRS {
+            if stack.len() > MAX_OPEN_DIRS + 1 {
                 let i = stack.len() - 1 - MAX_OPEN_DIRS;
                 stack[i].dir = None;
             }
@@ -79,23 +172,30 @@ impl<S: Source> Scanner<'_, S> {
     /// After `done` is listed, make sure its parent (now on top) holds its
     /// directory again: reopened through `..` from `done`, and only if it
     /// is still the directory observed on the way down.
-    fn back_to_parent(&mut self, stack: &mut [Frame<S::Dir>], done: Frame<S::Dir>) {
+    fn back_to_parent(
+        &mut self,
+        stack: &mut [Frame<S::Dir>],
+        done: Frame<S::Dir>,
+        top: &Node,
+        out: &[Node],
+    ) {
         let Some(parent) = stack.last_mut() else {
             return;
         };
         if parent.dir.is_some() {
             return;
         }
+        let at = node_of(parent.at, top, out);
         let reopened = done.dir.as_ref().map(|d| self.src.open_parent(d));
         match reopened {
-            Some(Ok((d, m))) if m.same_file(&parent.at.meta) => parent.dir = Some(d),
+            Some(Ok((d, m))) if m.same_file(&at.meta) => parent.dir = Some(d),
             Some(Ok(_)) => {
                 let e = std::io::Error::other("moved while being observed; left alone");
-                self.error("open", parent.at.path.clone(), &e);
+                self.error("open", at.path.clone(), &e);
                 parent.pending = Vec::new().into_iter();
             }
             Some(Err(e)) => {
-                self.error("open", parent.at.path.clone(), &e);
+                self.error("open", at.path.clone(), &e);
                 parent.pending = Vec::new().into_iter();
             }
             // Abandoned below: abandon this one too.
@@ -119,11 +219,19 @@ impl<S: Source> Scanner<'_, S> {
             return None;
         }
         let descend = layout::role(in_sd, Kind::Dir) != Role::EventDir;
-        // Without d_type, lstat first; then what it is decides.
+        // Without d_type, lstat first; then what it is decides. An entry
+        // that is normally empty too: when its size says it is, that is
+        // all there is to observe (nothing opened, listed or read).
         let (kind, seen) = match kind {
-            Some(k) => (k, None),
-            None => {
-                let n = self.stat(dir, at, name)?;
+            Some(k) if !layout::usually_empty(in_sd, k) => (k, None),
+            _ => {
+                let mut n = self.stat(dir, at, name)?;
+                if self.src.empty_by_size(dir, &n.meta) {
+                    if n.meta.kind == Kind::File && how.read {
+                        n.content = Content::Bytes(Vec::new());
+                    }
+                    return Some((n, None));
+                }
                 (n.meta.kind, Some(n))
             }
         };
@@ -140,7 +248,7 @@ impl<S: Source> Scanner<'_, S> {
                     None
                 }
             },
-            Kind::File if how.read => self.read(dir, at, name).map(|n| (n, None)),
+            Kind::File if how.read => self.read(dir, at, name, in_sd, how).map(|n| (n, None)),
             _ => match seen {
                 Some(n) => Some((n, None)),
                 None => self.stat(dir, at, name).map(|n| (n, None)),
@@ -150,21 +258,43 @@ impl<S: Source> Scanner<'_, S> {
 
     /// A regular file of a slot, with its contents; a failure to read it
     /// is kept with the node (the compare reports it).
-    fn read(&mut self, dir: &S::Dir, at: &Node, name: &str) -> Option<Node> {
+    /// `rel` is its path relative to the servicedir.
+    fn read(
+        &mut self,
+        dir: &S::Dir,
+        at: &Node,
+        name: &str,
+        rel: &Path,
+        how: &Walk<'_>,
+    ) -> Option<Node> {
         let os = OsStr::new(name);
         match self.src.read_file(dir, os, SLOT_FILE_LIMIT) {
             Ok((m, bytes)) => {
                 let mut n = at.child(os, m);
-                n.content = bytes.map_or(Content::NotRead, Content::Bytes);
+                n.content = bytes.map_or(Content::NotRead, |b| how.content(rel, b));
                 Some(n)
             }
             Err(e) if is_gone_or_swapped(&e) => self.stat(dir, at, name),
             Err(e) => {
                 let mut n = self.stat(dir, at, name)?;
-                n.content = Content::Unreadable((&e).into());
+                n.content = Content::Unreadable(Box::new((&e).into()));
                 Some(n)
             }
         }
+    }
+}
+
+/// A tree whose walk stopped at the path budget: what was observed is
+/// planned as usual, the rest is left as it is.
+fn too_large(top: &Node) -> Skipped {
+    Skipped {
+        path: top.path.clone(),
+        reason: format!(
+            "too deep or too large to observe in full (over {} MiB of path names below it, \
+             or {} MiB in all); what is below the first such entry is left alone",
+            TREE_PATH_BYTES >> 20,
+            TOTAL_PATH_BYTES >> 20
+        ),
     }
 }
 
@@ -234,6 +364,58 @@ mod tests {
         fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
             self.disk.read_link(dir, name)
         }
+    }
+
+    /// A slot's file that holds what is expected is not kept; one that
+    /// differs is, with its bytes; `down` (empty) is kept as empty bytes.
+    #[test]
+    fn files_are_compared_as_they_are_read() {
+        use crate::scan::Content;
+        use std::borrow::Cow;
+        let t = tempfile::tempdir().unwrap();
+        let root = Dir::open_path(t.path()).unwrap();
+        let slot = t.path().join("run/service/gateway-a");
+        std::fs::create_dir_all(slot.join("log")).unwrap();
+        std::fs::write(slot.join("type"), b"longrun\n").unwrap();
+        std::fs::write(slot.join("run"), b"#!/bin/sh\nold\n").unwrap();
+        std::fs::write(slot.join("log/run"), b"#!/bin/sh\nlog\n").unwrap();
+        std::fs::write(slot.join("down"), b"").unwrap();
+        let disk = Disk {
+            root: &root,
+            untrusted: (10000, 10000),
+        };
+        let expected = |name: &str| {
+            (name == "gateway-a").then(|| {
+                vec![
+                    ("type", Cow::Borrowed("longrun\n")),
+                    ("run", Cow::Borrowed("#!/bin/sh\nnew\n")),
+                    ("log/run", Cow::Borrowed("#!/bin/sh\nlog\n")),
+                ]
+            })
+        };
+        let mut sc = Scanner::new(&disk);
+        sc.expected = Some(&expected);
+        let BaseObs::Present(s) = sc.scandir(
+            Path::new("/run/service"),
+            "gateway-",
+            Some("gateway-"),
+            true,
+        ) else {
+            panic!("scandir present")
+        };
+        let content = |rel: &str| {
+            let nodes = &s.entries["gateway-a"].nodes;
+            let n = nodes.iter().find(|n| n.rel == Path::new(rel)).unwrap();
+            n.content.clone()
+        };
+        assert_eq!(content("gateway-a/type"), Content::AsExpected);
+        assert_eq!(content("gateway-a/log/run"), Content::AsExpected);
+        assert_eq!(
+            content("gateway-a/run"),
+            Content::Bytes(b"#!/bin/sh\nold\n".to_vec())
+        );
+        assert_eq!(content("gateway-a/down"), Content::Bytes(Vec::new()));
+        assert!(sc.errors.is_empty(), "{:?}", sc.errors);
     }
 
     #[test]

@@ -45,10 +45,132 @@ pub enum Doc<const N: usize> {
 /// Parse `bytes` as one JSON document and pick `keys` from it when it is
 /// an object.
 pub fn parse<const N: usize>(bytes: &[u8], keys: [&str; N]) -> serde_json::Result<Doc<N>> {
+    if let Some(doc) = flat(bytes, &keys) {
+        return Ok(doc);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let doc = Top { keys }.deserialize(&mut de)?;
     de.end()?;
     Ok(doc)
+}
+
+/// The usual state file read by hand: one object whose values are
+/// strings without escapes, `null`, `true`, `false` or small integers.
+/// `None` for anything else (nesting, escapes, fractions, any error): the
+/// parser reads those. What this accepts, the parser reads the same way.
+fn flat<const N: usize>(bytes: &[u8], keys: &[&str; N]) -> Option<Doc<N>> {
+    let mut r = Flat {
+        b: bytes,
+        at: 0,
+        text: "",
+    };
+    let mut found = [const { None }; N];
+    r.ws();
+    r.eat(b'{')?;
+    r.ws();
+    if r.eat(b'}').is_none() {
+        loop {
+            let key = r.string()?;
+            r.ws();
+            r.eat(b':')?;
+            r.ws();
+            let value = r.value()?;
+            if let Some(i) = keys.iter().position(|k| k.as_bytes() == key) {
+                found[i] = Some(match value {
+                    Field::Str(_) => Field::Str(r.text.to_owned()),
+                    v => v,
+                });
+            }
+            r.ws();
+            match r.next()? {
+                b',' => r.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    r.ws();
+    (r.at == bytes.len()).then_some(Doc::Object(found))
+}
+
+struct Flat<'b> {
+    b: &'b [u8],
+    at: usize,
+    /// The text of the last string value read.
+    text: &'b str,
+}
+
+impl<'b> Flat<'b> {
+    fn next(&mut self) -> Option<u8> {
+        let c = *self.b.get(self.at)?;
+        self.at += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, want: u8) -> Option<()> {
+        (self.b.get(self.at) == Some(&want)).then(|| self.at += 1)
+    }
+
+    /// JSON's whitespace.
+    fn ws(&mut self) {
+        while matches!(self.b.get(self.at), Some(b' ' | b'\n' | b'\t' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string without escapes or control characters, valid UTF-8.
+    fn string(&mut self) -> Option<&'b [u8]> {
+        self.eat(b'"')?;
+        let rest = &self.b[self.at..];
+        let end = rest
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if rest[end] != b'"' {
+            return None;
+        }
+        let s = std::str::from_utf8(&rest[..end]).ok()?;
+        self.at += end + 1;
+        self.text = s;
+        Some(s.as_bytes())
+    }
+
+    fn value(&mut self) -> Option<Field> {
+        let word = |r: &mut Self, w: &[u8], f: Field| {
+            r.b[r.at..].starts_with(w).then(|| {
+                r.at += w.len();
+                f
+            })
+        };
+        let v = match *self.b.get(self.at)? {
+            b'"' => self.string().map(|_| Field::Str(String::new()))?,
+            b'n' => word(self, b"null", Field::Null)?,
+            b't' => word(self, b"true", Field::Bool)?,
+            b'f' => word(self, b"false", Field::Bool)?,
+            b'-' | b'0'..=b'9' => self.integer()?,
+            _ => return None,
+        };
+        // A value ends at whitespace, `,` or `}`; `truex`, `1.5` are not ours.
+        matches!(
+            self.b.get(self.at),
+            Some(b' ' | b'\n' | b'\t' | b'\r' | b',' | b'}')
+        )
+        .then_some(v)
+    }
+
+    /// `-?(0|[1-9][0-9]{0,17})`: fits any integer type, no leading zero.
+    fn integer(&mut self) -> Option<Field> {
+        let _ = self.eat(b'-');
+        let digits = self.b[self.at..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        let first = *self.b.get(self.at)?;
+        if digits == 0 || digits > 18 || (first == b'0' && digits > 1) {
+            return None;
+        }
+        self.at += digits;
+        Some(Field::Number)
+    }
 }
 
 struct Top<'k, const N: usize> {
@@ -200,5 +322,45 @@ impl<'de> Visitor<'de> for Kind {
             map.next_value_seed(skip)?;
         }
         Ok(Field::Object)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usual_state_file_is_read_by_hand_and_the_rest_by_the_parser() {
+        let keys = ["desired_state", "gateway_state"];
+        let usual = br#" {"gateway_state": "running", "pid": -12, "ok": true, "x": null} "#;
+        assert_eq!(
+            flat(usual, &keys),
+            Some(Doc::Object([None, Some(Field::Str("running".into()))]))
+        );
+        assert_eq!(flat(b"{}", &keys), Some(Doc::Object([None, None])));
+        for other in [
+            &br#"{"gateway_state": "a\nb"}"#[..],
+            br#"{"pid": 1.5}"#,
+            br#"{"pid": 01}"#,
+            br#"{"a": [1]}"#,
+            br#"{"a": 1,}"#,
+            br#"{"a": 1} x"#,
+            b"[]",
+        ] {
+            assert_eq!(
+                flat(other, &keys),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
+        // Both ways give the same answer where both answer.
+        let via_parser = |b: &[u8]| {
+            let mut de = serde_json::Deserializer::from_slice(b);
+            let doc = Top { keys }.deserialize(&mut de).unwrap();
+            de.end().unwrap();
+            doc
+        };
+        assert_eq!(flat(usual, &keys), Some(via_parser(usual)));
     }
 }
