@@ -286,6 +286,7 @@ pub fn run(
             spent: Spent::default(),
         });
     }
+    let threads = build_threads(env)?;
     let desired = Desired::new(config, account);
     let mut report = Report::default();
     if let Some(d) = &tree {
@@ -337,19 +338,44 @@ pub fn run(
             if !root_phases.is_empty() {
                 observed.phases = root_phases;
                 let mut plan = plan::plan(&desired, &observed);
-                let outcomes = apply::apply(&plan.changes, &mut bases(&root, &desired));
+                let outcomes = apply::apply(&plan.changes, &mut bases(&root, &desired), 1);
                 let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
                 observed.applied(&applied.done);
                 report.add_applied(plan, applied);
             }
             if with_profiles {
                 observed.phases = vec![Phase::Profiles];
-                apply_profiles(&desired, &root, &observed, &mut report);
+                apply_profiles(&desired, &root, &observed, threads, &mut report);
             }
             observed
         }
     };
     finish(settings, report, observed, out)
+}
+
+/// The environment variable that sets how many threads build slots (a
+/// benchmark knob; see benches/README.md).
+pub const THREADS_ENV: &str = "RECONCILE_THREADS";
+
+/// The most slot builder threads [`THREADS_ENV`] may ask for.
+pub const MAX_THREADS: usize = 64;
+
+/// How many threads build the staging dirs of an apply's slots:
+/// [`THREADS_ENV`] (1 to [`MAX_THREADS`]; empty = unset), else two when
+/// the machine has two CPUs for us (more mostly wait on the scandir's
+/// lock), else one.
+fn build_threads(env: &dyn Fn(&str) -> Option<String>) -> Result<usize, Fatal> {
+    match env(THREADS_ENV).filter(|v| !v.is_empty()) {
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+            _ => Err(Fatal::Config(ConfigError::Env {
+                var: THREADS_ENV,
+                value: v,
+                message: format!("must be a number of threads from 1 to {MAX_THREADS}"),
+            })),
+        },
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get().min(2))),
+    }
 }
 
 /// The plan of `--plan`/`--check` into the report: nothing is done.
@@ -408,7 +434,13 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 /// compat policy (so nothing planted in the user's volume or scandir can
 /// make root touch a root-owned file), then plan and apply: the changes
 /// under their conditions, then the run effects (rescan, boot log).
-fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
+fn apply_profiles(
+    desired: &Desired,
+    root: &Dir,
+    observed: &Observed,
+    threads: usize,
+    report: &mut Report,
+) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
         if let Err(e) = fs::act_as(acct.uid, acct.gid) {
@@ -427,7 +459,8 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
     }
     let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
-    let mut outcomes = apply::apply(&plan.changes, &mut anchors);
+    // Started after the privilege drop: the slot builders act as the user too.
+    let mut outcomes = apply::apply(&plan.changes, &mut anchors, threads);
     if let Some(uid) = fs::acting_as() {
         for o in &mut outcomes {
             if let Outcome::Failed(e) | Outcome::DoneWith(e) = o {
