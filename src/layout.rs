@@ -135,6 +135,20 @@ pub fn role(rel: &Path, kind: Kind) -> Role {
     }
 }
 
+/// Whether s6 gives the entry at `rel` (relative to its servicedir) a
+/// meaning: the definitions, `log/`, `supervise/` and what s6-supervise
+/// keeps in it, `event/`. What a walk still observes once a tree is over
+/// its bound, so that planted entries do not hide the servicedir's own.
+pub fn is_known(rel: &Path) -> bool {
+    let own = [RUN, FINISH, TYPE, DOWN, LOG, SUPERVISE, EVENT];
+    let (s, c, e) = (SUPERVISE.as_bytes(), CONTROL.as_bytes(), EVENT.as_bytes());
+    match parts(rel).as_slice() {
+        [n] => own.iter().any(|o| o.as_bytes() == *n),
+        [d, f] if *d == s => *f == c || *f == e || is_runtime_name(f),
+        _ => false,
+    }
+}
+
 /// `supervise/<runtime file>` or `log/supervise/<runtime file>` (`rel`
 /// relative to the servicedir).
 pub fn is_supervise_runtime_file(rel: &Path) -> bool {
@@ -179,6 +193,36 @@ pub fn in_skeleton(rel: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_entries_are_s6_names_at_their_level() {
+        for rel in [
+            "run",
+            "finish",
+            "type",
+            "down",
+            "log",
+            "event",
+            "supervise",
+            "supervise/control",
+            "supervise/event",
+            "supervise/status",
+            "log/run",
+            "log/supervise/control",
+        ] {
+            assert!(is_known(Path::new(rel)), "{rel}");
+        }
+        for rel in [
+            "junk",
+            "run/x",
+            "supervise/junk",
+            "event/fifo",
+            "a/a",
+            "log/junk",
+        ] {
+            assert!(!is_known(Path::new(rel)), "{rel}");
+        }
+    }
 
     #[test]
     fn roles_follow_s6_layout() {

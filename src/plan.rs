@@ -248,6 +248,7 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
     let mut p = Planner {
         d,
         plan: Plan::default(),
+        volume: Vec::new(),
     };
     for e in &obs.errors {
         p.plan.errors.push(Failure {
@@ -275,6 +276,7 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
         p.profiles(o, s, obs.has(Phase::Scandir));
     }
     let mut plan = p.plan;
+    plan.changes.append(&mut p.volume);
     match &obs.profiles {
         Some(o) if obs.has(Phase::Profiles) => {
             let home_present = matches!(o.home, BaseObs::Present(_));
@@ -314,21 +316,28 @@ pub fn sort_changes(changes: &mut [Change]) {
 /// [`Path`] does by [`cmp_normal`], without splitting them into components.
 fn is_normal(p: &Path) -> bool {
     let b = p.as_os_str().as_bytes();
-    if b == b"/" {
+    let Some((b'/', rest)) = b.split_first() else {
+        return false;
+    };
+    if rest.is_empty() {
         return true;
     }
-    if b.first() != Some(&b'/') {
-        return false;
-    }
-    // Each `/` starts a component: not empty, not `.`, not `..`.
-    b.iter().enumerate().all(|(i, &c)| {
-        if c != b'/' {
-            return true;
+    // One pass: each component (between slashes, and the last one) is
+    // neither empty nor `.` nor `..`.
+    let odd = |len: usize, dots: usize| len == 0 || (len == dots && len <= 2);
+    let (mut len, mut dots) = (0, 0);
+    for &c in rest {
+        if c == b'/' {
+            if odd(len, dots) {
+                return false;
+            }
+            (len, dots) = (0, 0);
+        } else {
+            len += 1;
+            dots += usize::from(c == b'.');
         }
-        let rest = &b[i + 1..];
-        let end = rest.iter().position(|&x| x == b'/').unwrap_or(rest.len());
-        !matches!(&rest[..end], b"" | b"." | b"..")
-    })
+    }
+    !odd(len, dots)
 }
 
 /// [`Path`]'s order of two [`is_normal`] paths: bytewise, with `/` below
@@ -362,6 +371,10 @@ fn join_name(dir: &Path, name: &str) -> PathBuf {
 struct Planner<'a> {
     d: &'a Desired,
     plan: Plan,
+    /// The profiles phase's changes in the volume, which run after the
+    /// slots ([`When::AfterSlots`]): kept apart so that the plan is made in
+    /// the order it is sorted to.
+    volume: Vec<Change>,
 }
 
 impl Planner<'_> {
@@ -388,7 +401,12 @@ impl Planner<'_> {
 
     /// Add a change on an observed node.
     fn change(&mut self, phase: Phase, anchor: Anchor, n: &Node, op: Op) {
-        self.plan.changes.push(Change {
+        let to = if phase == Phase::Profiles && anchor == Anchor::Home {
+            &mut self.volume
+        } else {
+            &mut self.plan.changes
+        };
+        to.push(Change {
             phase,
             path: n.path.clone(),
             op,
@@ -865,7 +883,7 @@ impl Planner<'_> {
     fn seed_state(&mut self, p: &ProfileObs, owner: Owner) {
         let Some(home) = &p.dir else { return };
         let name = &self.d.config.profiles.state_file.0;
-        self.plan.changes.push(Change {
+        self.volume.push(Change {
             phase: Phase::Profiles,
             path: p.state_path.clone(),
             op: Op::SeedState { owner },
@@ -954,6 +972,10 @@ mod tests {
             "/run/service/gateway-",
             "/opt/data/profiles/x/gateway.pid",
             "/opt/data",
+            "/a/...",
+            "/.a",
+            "/a/.b",
+            "/a/..b",
         ];
         for a in names {
             for b in names {

@@ -108,6 +108,26 @@ pub struct Ran {
     pub code: i32,
     pub output: std::io::Result<()>,
     pub code_if_unwritten: i32,
+    /// What the run built, kept past its report.
+    pub spent: Spent,
+}
+
+/// What a run built, kept after its report is written: the report and the
+/// observation. Dropped with the [`Ran`]; a caller that exits right after
+/// (the binary) may leave it to the end of the process instead
+/// (`std::mem::forget`): freeing it entry by entry, several allocations
+/// per slot, costs about a tenth of a boot's user-space work, and the
+/// kernel takes the memory back at once.
+#[derive(Default)]
+pub struct Spent {
+    _report: Option<Report>,
+    _observed: Option<Observed>,
+}
+
+impl std::fmt::Debug for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spent")
+    }
 }
 
 /// The exit code when the report could not be written (a closed pipe, a
@@ -263,8 +283,10 @@ pub fn run(
             code: EXIT_OK,
             output: out.write_all(text.as_bytes()),
             code_if_unwritten: EXIT_FATAL,
+            spent: Spent::default(),
         });
     }
+    let threads = build_threads(env)?;
     let desired = Desired::new(config, account);
     let mut report = Report::default();
     if let Some(d) = &tree {
@@ -275,7 +297,7 @@ pub fn run(
         // Planned as root would plan it on the materialized tree.
         warn_unwritable_volume(&desired, &observed, true, &mut report);
         plan_only(&desired, &observed, &mut report);
-        return finish(settings, report, out);
+        return finish(settings, report, observed, out);
     }
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
@@ -290,11 +312,12 @@ pub fn run(
         .collect();
     let with_profiles = settings.phases.contains(&Phase::Profiles);
 
-    match settings.mode {
+    let observed = match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
             warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             plan_only(&desired, &observed, &mut report);
+            observed
         }
         Mode::Apply => {
             // Held to the end of the apply (through the privilege drop and
@@ -315,18 +338,44 @@ pub fn run(
             if !root_phases.is_empty() {
                 observed.phases = root_phases;
                 let mut plan = plan::plan(&desired, &observed);
-                let outcomes = apply::apply(&plan.changes, &mut bases(&root, &desired));
+                let outcomes = apply::apply(&plan.changes, &mut bases(&root, &desired), 1);
                 let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
                 observed.applied(&applied.done);
                 report.add_applied(plan, applied);
             }
             if with_profiles {
                 observed.phases = vec![Phase::Profiles];
-                apply_profiles(&desired, &root, &observed, &mut report);
+                apply_profiles(&desired, &root, &observed, threads, &mut report);
             }
+            observed
         }
+    };
+    finish(settings, report, observed, out)
+}
+
+/// The environment variable that sets how many threads build slots (a
+/// benchmark knob; see benches/README.md).
+pub const THREADS_ENV: &str = "RECONCILE_THREADS";
+
+/// The most slot builder threads [`THREADS_ENV`] may ask for.
+pub const MAX_THREADS: usize = 64;
+
+/// How many threads build the staging dirs of an apply's slots:
+/// [`THREADS_ENV`] (1 to [`MAX_THREADS`]; empty = unset), else two when
+/// the machine has two CPUs for us (more mostly wait on the scandir's
+/// lock), else one.
+fn build_threads(env: &dyn Fn(&str) -> Option<String>) -> Result<usize, Fatal> {
+    match env(THREADS_ENV).filter(|v| !v.is_empty()) {
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+            _ => Err(Fatal::Config(ConfigError::Env {
+                var: THREADS_ENV,
+                value: v,
+                message: format!("must be a number of threads from 1 to {MAX_THREADS}"),
+            })),
+        },
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get().min(2))),
     }
-    finish(settings, report, out)
 }
 
 /// The plan of `--plan`/`--check` into the report: nothing is done.
@@ -341,7 +390,12 @@ fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
 }
 
 /// Render the report and decide the exit code.
-fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Result<Ran, Fatal> {
+fn finish(
+    settings: &Settings,
+    mut report: Report,
+    observed: Observed,
+    out: &mut dyn Write,
+) -> Result<Ran, Fatal> {
     if settings.phases.contains(&Phase::Profiles) {
         let per_slot = report
             .slots
@@ -359,6 +413,10 @@ fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Resul
         code,
         output,
         code_if_unwritten: exit_code_after_output(settings.mode, code),
+        spent: Spent {
+            _report: Some(report),
+            _observed: Some(observed),
+        },
     })
 }
 
@@ -376,7 +434,13 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 /// compat policy (so nothing planted in the user's volume or scandir can
 /// make root touch a root-owned file), then plan and apply: the changes
 /// under their conditions, then the run effects (rescan, boot log).
-fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
+fn apply_profiles(
+    desired: &Desired,
+    root: &Dir,
+    observed: &Observed,
+    threads: usize,
+    report: &mut Report,
+) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
         if let Err(e) = fs::act_as(acct.uid, acct.gid) {
@@ -395,7 +459,8 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
     }
     let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
-    let mut outcomes = apply::apply(&plan.changes, &mut anchors);
+    // Started after the privilege drop: the slot builders act as the user too.
+    let mut outcomes = apply::apply(&plan.changes, &mut anchors, threads);
     if let Some(uid) = fs::acting_as() {
         for o in &mut outcomes {
             if let Outcome::Failed(e) | Outcome::DoneWith(e) = o {

@@ -56,8 +56,9 @@ pub fn inside(verb: &'static str, b: &SlotBuild, (step, e): StepError) -> StepEr
 }
 
 /// A directory of the slot held open while its entries are made.
-struct Held<'a> {
-    path: &'a Path,
+struct Held {
+    /// Relative to the slot (`""`: the slot itself).
+    path: &'static str,
     dir: Dir,
     /// Its mode now, and the mode it must end with.
     now: u32,
@@ -81,40 +82,28 @@ fn build_own(top: Dir, entries: &[(SlotEntry, Owner)]) -> Result<(), StepError> 
         top.chmod_self(now).map_err(|e| ("chmod", e))?;
     }
     let mut held = vec![Held {
-        path: Path::new(""),
+        path: "",
         dir: top,
         now,
         want: MODE_SLOT_DIR,
     }];
-    // Each entry's parent and name, split once.
-    let split: Vec<Option<(&Path, &OsStr)>> = entries
-        .iter()
-        .map(|(e, _)| {
-            let p = e.path();
-            p.parent().zip(p.file_name())
-        })
-        .collect();
+    // Each entry's parent and name, split once (text, not path components).
+    let split: Vec<(&str, &str)> = entries.iter().map(|(e, _)| e.parent_and_name()).collect();
     for (i, (e, _)) in entries.iter().enumerate() {
-        let p = e.path();
-        let Some((parent, name)) = split[i] else {
-            continue;
-        };
-        let at = held
-            .iter()
-            .position(|h| h.path.as_os_str() == parent.as_os_str());
-        let Some(at) = at else {
+        let p = e.rel();
+        let (parent, name) = split[i];
+        let name = OsStr::new(name);
+        let Some(at) = held.iter().position(|h| h.path == parent) else {
             // Entries list parents first: a parent is always held.
             return Err((
                 "create",
-                io::Error::other(format!("{} has no parent in the slot", p.display())),
+                io::Error::other(format!("{p} has no parent in the slot")),
             ));
         };
         let (dir, parent_now) = (&held[at].dir, held[at].now);
         match e {
             SlotEntry::Dir { mode, .. } => {
-                let has_children = split[i + 1..]
-                    .iter()
-                    .any(|s| s.is_some_and(|(q, _)| q.as_os_str() == p.as_os_str()));
+                let has_children = split[i + 1..].iter().any(|(q, _)| *q == p);
                 let born = fs::born_dir_mode(*mode, parent_now & fs::SETGID != 0);
                 if has_children {
                     let d = dir.make_dir_open(name, *mode).map_err(|e| ("mkdir", e))?;
@@ -169,19 +158,20 @@ fn build_for(
     // The directories made here stay open (entries list parents first), so
     // each entry is created through its parent's fd instead of walking the
     // path again for every entry.
-    let mut made: Vec<(&Path, Dir)> = Vec::new();
+    let mut made: Vec<(&str, Dir)> = Vec::new();
     for (e, owner) in entries {
-        let p = e.path();
-        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
-            continue;
-        };
+        let p = e.rel();
+        let (parent, name) = e.parent_and_name();
+        let name = OsStr::new(name);
         let reopened;
-        let dir = if parent.as_os_str().is_empty() {
+        let dir = if parent.is_empty() {
             &top
         } else if let Some((_, d)) = made.iter().find(|(q, _)| *q == parent) {
             d
         } else {
-            reopened = top.open_beneath(parent).map_err(|e| ("open", e))?;
+            reopened = top
+                .open_beneath(Path::new(parent))
+                .map_err(|e| ("open", e))?;
             &reopened
         };
         let new_dir = match e {

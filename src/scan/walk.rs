@@ -4,8 +4,8 @@
 //! top one (deeper ones are dropped and reopened through `..`, identity
 //! checked, on the way back up). The paths it keeps are bounded too
 //! ([`TREE_PATH_BYTES`]): a planted tree of any depth or width costs a
-//! bounded amount of memory and time. Never follows a symlink, never descends into another file
-//! system, never lists an `event/` fifodir (what clients leave there is
+//! bounded amount of memory and time. Never follows a symlink, never
+//! descends into another file system, never lists an `event/` fifodir (what clients leave there is
 //! theirs) and never looks at s6-supervise's runtime files.
 
 use std::ffi::OsStr;
@@ -95,8 +95,11 @@ struct Frame<D> {
     dir: Option<D>,
     /// Its node: the top (`None`) or the one at this index of the output.
     at: Option<usize>,
-    pending: std::vec::IntoIter<(String, Option<Kind>)>,
+    pending: Names,
 }
+
+/// The names of a directory still to observe.
+type Names = std::vec::IntoIter<(String, Option<Kind>)>;
 
 /// The node of a frame: `top`, or one already output.
 fn node_of<'a>(at: Option<usize>, top: &'a Node, out: &'a [Node]) -> &'a Node {
@@ -147,12 +150,18 @@ impl<S: Source> Scanner<'_, S> {
                 bad.push(too_large(top));
                 budget.reserve = Some(RESERVE_PATH_BYTES);
                 stack.truncate(1);
+                let f = &mut stack[0];
+                f.pending = known_only(top, std::mem::take(&mut f.pending), how);
                 continue;
             }
             let sub = sub.filter(|_| node.meta.dev == top.meta.dev);
-            let pending = sub
-                .as_ref()
-                .map(|sub| self.list_names(sub, &node, bad).into_iter());
+            let pending = sub.as_ref().map(|sub| {
+                let names = self.list_names(sub, &node, bad).into_iter();
+                match budget.reserve {
+                    Some(_) => known_only(&node, names, how),
+                    None => names,
+                }
+            });
             out.push(node);
             let (Some(sub), Some(pending)) = (sub, pending) else {
                 continue;
@@ -301,6 +310,18 @@ impl<S: Source> Scanner<'_, S> {
             }
         }
     }
+}
+
+/// Of `names` (entries of `at`), those s6 gives a meaning to
+/// ([`layout::is_known`]).
+fn known_only(at: &Node, names: Names, how: &Walk<'_>) -> Names {
+    let keep: Vec<_> = names
+        .filter(|(n, _)| {
+            let rel = at.rel.join(n);
+            layout::is_known(rel.strip_prefix(how.servicedir).unwrap_or(&rel))
+        })
+        .collect();
+    keep.into_iter()
 }
 
 /// A tree whose walk stopped at the path budget: what was observed is

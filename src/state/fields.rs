@@ -62,7 +62,7 @@ fn flat<const N: usize>(bytes: &[u8], keys: &[&str; N]) -> Option<Doc<N>> {
     let mut r = Flat {
         b: bytes,
         at: 0,
-        text: "",
+        text: b"",
     };
     let mut found = [const { None }; N];
     r.ws();
@@ -77,7 +77,7 @@ fn flat<const N: usize>(bytes: &[u8], keys: &[&str; N]) -> Option<Doc<N>> {
             let value = r.value()?;
             if let Some(i) = keys.iter().position(|k| k.as_bytes() == key) {
                 found[i] = Some(match value {
-                    Field::Str(_) => Field::Str(r.text.to_owned()),
+                    Field::Str(_) => Field::Str(String::from_utf8(r.text.to_vec()).ok()?),
                     v => v,
                 });
             }
@@ -97,7 +97,7 @@ struct Flat<'b> {
     b: &'b [u8],
     at: usize,
     /// The text of the last string value read.
-    text: &'b str,
+    text: &'b [u8],
 }
 
 impl<'b> Flat<'b> {
@@ -122,16 +122,26 @@ impl<'b> Flat<'b> {
     fn string(&mut self) -> Option<&'b [u8]> {
         self.eat(b'"')?;
         let rest = &self.b[self.at..];
-        let end = rest
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-        if rest[end] != b'"' {
-            return None;
+        let mut ascii = true;
+        let mut end = None;
+        for (i, &c) in rest.iter().enumerate() {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                end = Some((i, c));
+                break;
+            }
+            ascii &= c < 0x80;
         }
-        let s = std::str::from_utf8(&rest[..end]).ok()?;
+        let (end, b'"') = end? else {
+            return None;
+        };
+        let s = &rest[..end];
+        // ASCII is UTF-8; anything else is checked.
+        if !ascii {
+            std::str::from_utf8(s).ok()?;
+        }
         self.at += end + 1;
         self.text = s;
-        Some(s.as_bytes())
+        Some(s)
     }
 
     fn value(&mut self) -> Option<Field> {
