@@ -169,6 +169,18 @@ pub fn usually_empty(rel: &Path, kind: Kind) -> bool {
     }
 }
 
+/// The entries s6 puts in the directory at `rel` (relative to its
+/// servicedir), sorted, when a scanner may look them up by name instead
+/// of listing the directory, provided its size says it holds no more
+/// entries than these: `supervise/`'s `control` and `event` (a supervised
+/// `supervise/` also holds s6-supervise's runtime files: it is listed).
+pub fn probe_names(rel: &Path) -> Option<&'static [&'static str]> {
+    match parts(rel).as_slice() {
+        [d] if *d == SUPERVISE.as_bytes() => Some(&[CONTROL, EVENT]),
+        _ => None,
+    }
+}
+
 /// Whether `rel` (relative to a slot) is something s6 or its clients put
 /// there at run time: s6-supervise's runtime files, and what is inside
 /// `event/` or `supervise/event/` (clients' FIFOs). A slot is compared
