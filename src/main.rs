@@ -19,20 +19,46 @@ use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
 
 fn main() {
     let raw: Vec<OsString> = std::env::args_os().collect();
-    let mut args = match Args::try_parse_from(&raw) {
+    let mut args = parse(&raw);
+    init_logging(&args);
+    let (mode, format) = (mode_of(&args), args.format);
+    if let Some(cmd) = args.command.take() {
+        std::process::exit(tree_command(cmd));
+    }
+    let settings = match args.validate() {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("reconcile: fatal: {e}"));
+            if format == Format::Json {
+                usage_json(mode, "check the command line", e.to_string());
+            }
+            std::process::exit(EXIT_USAGE);
+        }
+    };
+    std::process::exit(reconcile(&settings, mode, format));
+}
+
+/// The command line, or the process ends: `--help`/`--version` exit 0, a
+/// usage error exits 100 (with one JSON object when JSON was asked for).
+fn parse(raw: &[OsString]) -> Args {
+    match Args::try_parse_from(raw) {
         Ok(a) => a,
         Err(e) => {
             let usage = e.use_stderr();
             let _ = e.print();
-            if usage && wants_json(&raw) {
+            if usage && wants_json(raw) {
                 let error = e.to_string();
                 let first = error.lines().next().unwrap_or_default();
                 let error = first.strip_prefix("error: ").unwrap_or(first).to_string();
-                usage_json(raw_mode(&raw), "parse the command line", error);
+                usage_json(raw_mode(raw), "parse the command line", error);
             }
             std::process::exit(if usage { EXIT_USAGE } else { 0 });
         }
-    };
+    }
+}
+
+/// Log lines as `reconcile: <level>: <message>` on stderr.
+fn init_logging(args: &Args) {
     env_logger::Builder::new()
         .filter_level(args.log_level())
         .parse_default_env()
@@ -45,38 +71,32 @@ fn main() {
             )
         })
         .init();
-    let (mode, format) = (mode_of(&args), args.format);
-    if let Some(cmd) = args.command.take() {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
-        // A closed pipe is a failure too (`snapshot | head` must not pass
-        // for a whole description); an earlier failure already said so.
-        let code = match out.flush() {
-            Err(e) if code == 0 => {
-                say(&format!(
-                    "reconcile: fatal: unable to write the description to stdout: {}",
-                    s6_reconcile::fs::os_error(&e)
-                ));
-                EXIT_FATAL
-            }
-            _ => code,
-        };
-        std::process::exit(code);
-    }
-    let settings = match args.validate() {
-        Ok(s) => s,
-        Err(e) => {
-            say(&format!("reconcile: fatal: {e}"));
-            if format == Format::Json {
-                usage_json(mode, "check the command line", e.to_string());
-            }
-            std::process::exit(EXIT_USAGE);
+}
+
+/// A tree-description command (`snapshot`, `materialize`...): its exit code.
+fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
+    // A closed pipe is a failure too (`snapshot | head` must not pass
+    // for a whole description); an earlier failure already said so.
+    match out.flush() {
+        Err(e) if code == 0 => {
+            say(&format!(
+                "reconcile: fatal: unable to write the description to stdout: {}",
+                s6_reconcile::fs::os_error(&e)
+            ));
+            EXIT_FATAL
         }
-    };
+        _ => code,
+    }
+}
+
+/// Plan, check or apply: the run's exit code, whatever happens to stdout.
+fn reconcile(settings: &s6_reconcile::cli::Settings, mode: Mode, format: Format) -> i32 {
     // Buffered: the report has a line or two per slot, and a locked stdout
     // alone makes one write(2) per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let code = match run::run(&settings, &|k| std::env::var(k).ok(), &mut out) {
+    match run::run(settings, &|k| std::env::var(k).ok(), &mut out) {
         Ok(ran) => {
             // The process exits next: what the run built is left to the
             // kernel rather than freed entry by entry (see `run::Spent`).
@@ -112,8 +132,7 @@ fn main() {
             }
             e.exit_code()
         }
-    };
-    std::process::exit(code);
+    }
 }
 
 /// A line on stderr; a closed stderr is not worth a panic.

@@ -9,6 +9,10 @@
 //! bytes (NAME_MAX). The staging limit is the tighter one, so with the
 //! prefix `gateway-` the longest name is 242 bytes.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
 /// s6-svscan skips service directories whose name is longer than this.
 pub const SLOT_NAME_MAX: usize = 251;
 
@@ -81,6 +85,23 @@ pub fn is_staging(entry: &str, slot_prefix: &str) -> bool {
         .strip_prefix('.')
         .and_then(|rest| rest.strip_prefix(slot_prefix))
         .is_some_and(|rest| rest.contains(".tmp"))
+}
+
+/// `dir.join(name)`, without parsing `dir` into components or growing the
+/// buffer twice (one allocation of the exact size). The same path
+/// `Path::join` gives, for any `name` (an absolute one replaces `dir`).
+pub fn join(dir: &Path, name: &OsStr) -> PathBuf {
+    let (d, n) = (dir.as_os_str().as_bytes(), name.as_bytes());
+    if n.first() == Some(&b'/') {
+        return dir.join(name);
+    }
+    let mut p = Vec::with_capacity(d.len() + 1 + n.len());
+    p.extend_from_slice(d);
+    if !d.is_empty() && !d.ends_with(b"/") {
+        p.push(b'/');
+    }
+    p.extend_from_slice(n);
+    PathBuf::from(OsString::from_vec(p))
 }
 
 /// True for names that a named profile directory may not use (`default`).

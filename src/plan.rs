@@ -6,7 +6,8 @@
 //! operation; skipped items and warnings in observation order; no
 //! timestamps; container paths only.
 
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Policy;
@@ -206,6 +207,41 @@ pub enum Shown {
     Mode(u32),
 }
 
+impl Shown {
+    /// Push as [`Display`](std::fmt::Display) shows it, without the
+    /// formatting machinery (a plan has a line or two per entry).
+    pub fn push_to(self, buf: &mut String) {
+        fn decimal(buf: &mut String, n: u32) {
+            let mut digits = [0u8; 10];
+            let mut at = digits.len();
+            let mut n = n;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            digits[at..].iter().for_each(|&d| buf.push(char::from(d)));
+        }
+        match self {
+            Shown::Owner(u, g) => {
+                decimal(buf, u);
+                buf.push(':');
+                decimal(buf, g);
+            }
+            // `{:04o}`: at least four octal digits.
+            Shown::Mode(m) => {
+                let width = (32 - m.leading_zeros()).div_ceil(3).max(4);
+                for i in (0..width).rev() {
+                    buf.push(char::from(b'0' + ((m >> (3 * i)) & 7) as u8));
+                }
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for Shown {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -353,19 +389,6 @@ fn cmp_normal(a: &Path, b: &Path) -> std::cmp::Ordering {
             rank(a[i]).cmp(&rank(b[i]))
         }
     }
-}
-
-/// `dir/name` for one valid entry name: what `Path::join` gives, without
-/// parsing `dir` into components.
-fn join_name(dir: &Path, name: &str) -> PathBuf {
-    let dir = dir.as_os_str().as_bytes();
-    let mut p = Vec::with_capacity(dir.len() + 1 + name.len());
-    p.extend_from_slice(dir);
-    if !dir.is_empty() && !dir.ends_with(b"/") {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name.as_bytes());
-    PathBuf::from(std::ffi::OsString::from_vec(p))
 }
 
 struct Planner<'a> {
@@ -630,6 +653,8 @@ impl Planner<'_> {
         });
         // The slots kept, for pruning the others (only then).
         let mut wanted = std::collections::BTreeSet::new();
+        self.plan.slots.reserve(o.profiles.len());
+        self.plan.changes.reserve(o.profiles.len());
         for p in &o.profiles {
             let report = self.profile(p, slots, &recipe, &app);
             if let Some(s) = report.slot.as_ref().filter(|_| cfg.prune) {
@@ -821,7 +846,7 @@ impl Planner<'_> {
         name: &str,
         build: SlotBuild,
     ) -> Result<(), String> {
-        let path = join_name(&slots.base.path, name);
+        let path = names::join(&slots.base.path, OsStr::new(name));
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
@@ -1067,11 +1092,32 @@ mod tests {
     #[test]
     fn a_name_joins_as_path_join_does() {
         for dir in ["/run/service", "/", "", "rel", "/a/"] {
-            for name in ["gateway-x", ".gateway-x.tmp"] {
-                assert_eq!(join_name(Path::new(dir), name), Path::new(dir).join(name));
-                let (a, b) = (join_name(Path::new(dir), name), Path::new(dir).join(name));
+            for name in ["gateway-x", ".gateway-x.tmp", "", "/abs", "a/b"] {
+                let (a, b) = (
+                    names::join(Path::new(dir), OsStr::new(name)),
+                    Path::new(dir).join(name),
+                );
                 assert_eq!(a.as_os_str(), b.as_os_str(), "{dir} {name}");
             }
+        }
+    }
+
+    #[test]
+    fn shown_values_push_as_they_display() {
+        for v in [
+            Shown::Owner(0, 0),
+            Shown::Owner(10000, 10000),
+            Shown::Owner(u32::MAX, 7),
+            Shown::Mode(0),
+            Shown::Mode(0o7),
+            Shown::Mode(0o755),
+            Shown::Mode(0o3730),
+            Shown::Mode(0o17777),
+            Shown::Mode(u32::MAX),
+        ] {
+            let mut pushed = String::new();
+            v.push_to(&mut pushed);
+            assert_eq!(pushed, v.to_string());
         }
     }
 }

@@ -309,7 +309,11 @@ fn changes(mode: Mode, r: &Report, style: Style, buf: &mut String) {
             buf.push(' ');
             push_path(buf, &c.path);
             if let Some((from, to)) = from_to {
-                let _ = writeln!(buf, "  {from} → {to}");
+                buf.push_str("  ");
+                from.push_to(buf);
+                buf.push_str(" → ");
+                to.push_to(buf);
+                buf.push('\n');
                 continue;
             }
             let seed = matches!(c.op, Op::SeedState { .. })

@@ -195,8 +195,10 @@ impl Report {
     /// profile), with the changes done (or planned) and the failures of
     /// executing it.
     pub fn add_plan(&mut self, plan: Plan, changes: Vec<Change>, errors: Vec<Failure>) {
-        self.changes.extend(changes);
-        self.slots.extend(plan.slots);
+        // Moved whole when the report has none yet (the usual case): no
+        // copy of every change and slot.
+        append(&mut self.changes, changes);
+        append(&mut self.slots, plan.slots);
         // The parts of an apply plan from one observation: what they both
         // report (a name that cannot be used) is said once.
         let mut seen: HashSet<Skipped> = self.skipped.iter().cloned().collect();
@@ -206,7 +208,7 @@ impl Report {
                 self.skipped.push(s);
             }
         }
-        self.lines.extend(plan.lines);
+        append(&mut self.lines, plan.lines);
         // Repeats are dropped with sets, not `Vec::contains`: there can be a
         // warning or an error per profile, and that would be quadratic.
         let mut seen: HashSet<String> = self.warnings.iter().cloned().collect();
@@ -223,6 +225,15 @@ impl Report {
                 self.errors.push(e);
             }
         }
+    }
+}
+
+/// `to` followed by `more`, reusing `more` when `to` is empty.
+fn append<T>(to: &mut Vec<T>, mut more: Vec<T>) {
+    if to.is_empty() {
+        *to = more;
+    } else {
+        to.append(&mut more);
     }
 }
 

@@ -83,8 +83,8 @@ impl Node {
     /// The entry `name` of this directory node.
     pub fn child(&self, name: &OsStr, meta: Meta) -> Node {
         Node {
-            path: self.path.join(name),
-            rel: self.rel.join(name),
+            path: crate::names::join(&self.path, name),
+            rel: crate::names::join(&self.rel, name),
             meta,
             content: Content::NotRead,
         }
