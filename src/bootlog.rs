@@ -37,6 +37,21 @@ pub fn log_line(
     action: Action,
     prior_exit: PriorExit,
 ) -> String {
+    let mut s = String::new();
+    push_log_line(&mut s, ts, profile, prior_state, action, prior_exit);
+    s
+}
+
+/// [`log_line`] pushed onto `buf` (the boot log's lines are made into one
+/// buffer, appended with one write).
+pub fn push_log_line(
+    buf: &mut String,
+    ts: &str,
+    profile: &str,
+    prior_state: Option<&str>,
+    action: Action,
+    prior_exit: PriorExit,
+) {
     let (profile, state) = (word(profile), state_word(prior_state));
     let parts = [
         ts,
@@ -49,11 +64,10 @@ pub fn log_line(
         " prior_exit=",
         prior_exit.as_str(),
     ];
-    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 1);
+    buf.reserve(parts.iter().map(|p| p.len()).sum::<usize>() + 1);
     for part in parts {
-        s.push_str(part);
+        buf.push_str(part);
     }
-    s
 }
 
 /// The local time as `%Y-%m-%dT%H:%M:%S%z` (e.g. `2026-11-26T04:06:17+0000`);

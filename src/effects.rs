@@ -80,18 +80,19 @@ pub fn run(
 /// One line per profile, one timestamp for the run.
 fn boot_log_lines(slots: &[SlotReport]) -> String {
     let ts = bootlog::timestamp_now();
-    slots
-        .iter()
-        .map(|s| {
-            bootlog::log_line(
-                &ts,
-                &s.profile,
-                s.prior_state.as_deref(),
-                s.action,
-                s.prior_exit,
-            ) + "\n"
-        })
-        .collect()
+    let mut lines = String::with_capacity(slots.len() * (ts.len() + 80));
+    for s in slots {
+        bootlog::push_log_line(
+            &mut lines,
+            &ts,
+            &s.profile,
+            s.prior_state.as_deref(),
+            s.action,
+            s.prior_exit,
+        );
+        lines.push('\n');
+    }
+    lines
 }
 
 /// Ask a running s6-svscan to rescan (what `s6-svscanctl -a` or `-an`
