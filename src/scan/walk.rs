@@ -107,8 +107,11 @@ struct Frame<D> {
 struct Probe {
     /// Entries its size says it holds.
     count: u64,
-    /// Entries the probes found.
+    /// Entries the probes found as what they were looked up as.
     found: u64,
+    /// A probe found something else (a directory where a file was looked
+    /// up...): listed instead, as anything unusual is.
+    odd: bool,
     /// Where the output and the errors stood before the probes.
     out_len: usize,
     errors_len: usize,
@@ -145,7 +148,7 @@ impl<S: Source> Scanner<'_, S> {
         }];
         while let Some(f) = stack.last_mut() {
             let Some((name, kind)) = f.pending.next() else {
-                if let Some(p) = f.probe.take().filter(|p| p.found != p.count) {
+                if let Some(p) = f.probe.take().filter(|p| p.odd || p.found != p.count) {
                     self.unprobe(f, p, top, out, bad);
                     continue;
                 }
@@ -161,7 +164,10 @@ impl<S: Source> Scanner<'_, S> {
                 continue;
             };
             if let Some(p) = &mut f.probe {
-                p.found += 1;
+                match kind == Some(node.meta.kind) {
+                    true => p.found += 1,
+                    false => p.odd = true,
+                }
             }
             let cost = node.rel.as_os_str().len();
             self.path_bytes += cost;
@@ -190,6 +196,7 @@ impl<S: Source> Scanner<'_, S> {
             let probe = count.map(|count| Probe {
                 count,
                 found: 0,
+                odd: false,
                 out_len: out.len(),
                 errors_len: self.errors.len(),
             });
@@ -226,7 +233,10 @@ impl<S: Source> Scanner<'_, S> {
             && let Some(count) = self.src.entries_by_size(parent, &node.meta)
             && count <= probe.len() as u64
         {
-            let names: Vec<_> = probe.iter().map(|n| (n.to_string(), None)).collect();
+            let names: Vec<_> = probe
+                .iter()
+                .map(|(n, k)| (n.to_string(), Some(*k)))
+                .collect();
             return (names.into_iter(), Some(count));
         }
         let names = self.list_names(sub, node, bad).into_iter();
@@ -543,12 +553,13 @@ mod tests {
         let t = tempfile::tempdir_in("/dev/shm").expect("/dev/shm (tmpfs) for this test");
         let root = Dir::open_path(t.path()).unwrap();
         let scandir = t.path().join("run/service");
-        let cases: [(&str, &[&str]); 5] = [
+        let cases: [(&str, &[&str]); 6] = [
             ("gateway-a", &["control", "event/"]),
             ("gateway-b", &["control"]),
             ("gateway-c", &["a", "control"]),
             ("gateway-d", &["control", "event/", "zz"]),
             ("gateway-e", &["event/", "event/x"]),
+            ("gateway-f", &["control"]),
         ];
         for (slot, entries) in cases {
             let sup = scandir.join(slot).join("log/supervise");
@@ -556,10 +567,18 @@ mod tests {
             for e in entries {
                 match e.strip_suffix('/') {
                     Some(d) => std::fs::create_dir(sup.join(d)).unwrap(),
+                    None if *e == "control" => {
+                        let mode = nix::sys::stat::Mode::from_bits_truncate(0o660);
+                        nix::unistd::mkfifo(&sup.join(e), mode).unwrap()
+                    }
                     None => std::fs::write(sup.join(e), b"").unwrap(),
                 }
             }
         }
+        // log/run a directory, not the script: looked up as a file, found
+        // otherwise, so log/ is listed and walked as it is.
+        std::fs::create_dir_all(scandir.join("gateway-f/log/run")).unwrap();
+        std::fs::write(scandir.join("gateway-f/log/run/x"), b"").unwrap();
         let disk = Counting {
             disk: Disk {
                 root: &root,
@@ -576,17 +595,21 @@ mod tests {
         ) else {
             panic!("scandir present")
         };
-        // The scandir, each slot and its log/ (11); then only c's and d's
-        // supervise/ (c: an entry besides control; d: more than s6 puts
-        // there) and e's non-empty supervise/event/.
-        assert_eq!(disk.lists.get(), 14);
+        // The scandir and each slot (7); then only c's and d's supervise/
+        // (c: an entry besides control; d: more than s6 puts there), e's
+        // non-empty supervise/event/, f's log/ and its run/ (5).
+        assert_eq!(disk.lists.get(), 12);
         for (slot, entries) in cases {
             let got: Vec<String> = s.entries[slot]
                 .nodes
                 .iter()
                 .map(|n| n.rel.strip_prefix(slot).unwrap().display().to_string())
                 .collect();
-            let mut want = vec!["log".to_string(), "log/supervise".to_string()];
+            let mut want = vec!["log".to_string()];
+            if slot == "gateway-f" {
+                want.extend(["log/run".into(), "log/run/x".into()]);
+            }
+            want.push("log/supervise".into());
             want.extend(
                 entries
                     .iter()
