@@ -113,8 +113,8 @@ impl ParentCache {
 /// runs only if no earlier change failed. One outcome per change.
 ///
 /// With `threads` > 1, the staging dirs of the slots to publish are built
-/// ahead on that many worker threads ([`pool`]); everything else, the
-/// publishing included, runs here in plan order, so outcomes and order are
+/// ahead on that many threads, this one included ([`pool`]); everything
+/// else, the publishing included, runs here in plan order, so outcomes and order are
 /// the same. Not when a change switches effective ids for a while (a
 /// seeded state file): every thread would switch.
 pub fn apply(changes: &[Change], anchors: &mut dyn Anchors, threads: usize) -> Vec<Outcome> {
@@ -135,7 +135,8 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors, threads: usize) -> V
     let builds = jobs.iter().filter_map(|&i| prebuilt(&changes[i])).collect();
     let pool = pool::Pool::new(builds, &scandir, me);
     std::thread::scope(|s| {
-        let spawned = (0..threads.min(jobs.len()))
+        // This thread builds too, while it waits for a build to publish.
+        let spawned = (1..threads.min(jobs.len()))
             .filter(|_| {
                 std::thread::Builder::new()
                     .name("slot builder".into())
