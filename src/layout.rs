@@ -10,7 +10,6 @@
 //! their FIFOs). A `log/` subdirectory with a `run` script is a servicedir
 //! of its own, with the same layout.
 
-use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -85,13 +84,35 @@ pub enum Role {
     InEvent,
 }
 
-/// The components of `rel` as bytes, with a leading `log/` removed when
-/// something follows it (`log/supervise` is the logger's `supervise`).
-fn parts(rel: &Path) -> Vec<&[u8]> {
-    let v: Vec<&[u8]> = rel.iter().map(OsStr::as_bytes).collect();
-    match v.as_slice() {
-        [b"log", rest @ ..] if !rest.is_empty() => rest.to_vec(),
-        _ => v,
+/// The components of `rel` (relative) as bytes, with a leading `log/`
+/// removed when something follows it (`log/supervise` is the logger's
+/// `supervise`). Only the first four are kept: no role depends on more
+/// than three, and a fourth still tells a longer path from a shorter one.
+/// Split at `/` without allocating (asked for every observed entry).
+fn parts(rel: &Path) -> Parts<'_> {
+    let mut p = Parts { v: [&[]; 5], n: 0 };
+    let comps = rel.as_os_str().as_bytes().split(|&b| b == b'/');
+    for c in comps.filter(|c| !c.is_empty() && *c != b".").take(5) {
+        p.v[p.n] = c;
+        p.n += 1;
+    }
+    p
+}
+
+/// See [`parts`].
+struct Parts<'a> {
+    v: [&'a [u8]; 5],
+    n: usize,
+}
+
+impl<'a> Parts<'a> {
+    fn as_slice(&self) -> &[&'a [u8]] {
+        let all = &self.v[..self.n];
+        let all = match all {
+            [b"log", rest @ ..] if !rest.is_empty() => rest,
+            _ => all,
+        };
+        &all[..all.len().min(4)]
     }
 }
 
@@ -145,6 +166,18 @@ pub fn usually_empty(rel: &Path, kind: Kind) -> bool {
         ([a, b], Kind::Dir) => *a == s && *b == e,
         ([f], Kind::File) => *f == d,
         _ => false,
+    }
+}
+
+/// The entries s6 puts in the directory at `rel` (relative to its
+/// servicedir), sorted, when a scanner may look them up by name instead
+/// of listing the directory, provided its size says it holds no more
+/// entries than these: `supervise/`'s `control` and `event` (a supervised
+/// `supervise/` also holds s6-supervise's runtime files: it is listed).
+pub fn probe_names(rel: &Path) -> Option<&'static [&'static str]> {
+    match parts(rel).as_slice() {
+        [d] if *d == SUPERVISE.as_bytes() => Some(&[CONTROL, EVENT]),
+        _ => None,
     }
 }
 
@@ -230,6 +263,26 @@ mod tests {
         assert_eq!(role(Path::new("event/ftrigw:x"), Kind::Fifo), Role::InEvent);
         assert_eq!(role(Path::new("run"), Kind::File), Role::Definition);
         assert_eq!(role(Path::new("log"), Kind::Dir), Role::Definition);
+    }
+
+    /// Deep paths keep the role of their first components, and nothing
+    /// below `event/` is a runtime file but what is directly in it.
+    #[test]
+    fn deep_paths() {
+        for (p, r) in [
+            ("supervise/event/a/b/c", Role::InSupervise),
+            ("log/supervise/a/b/c/d", Role::InSupervise),
+            ("event/a/b/c/d/e", Role::InEvent),
+            ("log/x/y/z/w", Role::Definition),
+            ("log", Role::Definition),
+            ("./supervise", Role::SuperviseDir),
+        ] {
+            assert_eq!(role(Path::new(p), Kind::Dir), r, "{p}");
+        }
+        assert!(is_runtime(Path::new("log/supervise/event/x")));
+        assert!(!is_runtime(Path::new("supervise/event/x/y")));
+        assert!(!is_runtime(Path::new("event/x/y")));
+        assert!(!is_supervise_runtime_file(Path::new("supervise/lock/x")));
     }
 
     #[test]

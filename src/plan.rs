@@ -523,7 +523,7 @@ impl Planner<'_> {
         nodes: impl IntoIterator<Item = &'n Node>,
     ) {
         for n in nodes {
-            let rel = n.rel.strip_prefix(&dir.rel).unwrap_or(&n.rel);
+            let rel = n.rel_below(&dir.rel).unwrap_or(&n.rel);
             let r = role(rel, n.meta.kind);
             if r == Role::SuperviseDir && n.meta.kind != Kind::Dir {
                 self.not_a_dir(n);

@@ -345,6 +345,7 @@ pub fn run(
             }
             if with_profiles {
                 observed.phases = vec![Phase::Profiles];
+                let threads = threads.unwrap_or_else(default_threads);
                 apply_profiles(&desired, &root, &observed, threads, &mut report);
             }
             observed
@@ -360,22 +361,28 @@ pub const THREADS_ENV: &str = "RECONCILE_THREADS";
 /// The most slot builder threads [`THREADS_ENV`] may ask for.
 pub const MAX_THREADS: usize = 64;
 
-/// How many threads build the staging dirs of an apply's slots:
-/// [`THREADS_ENV`] (1 to [`MAX_THREADS`]; empty = unset), else two when
-/// the machine has two CPUs for us (more mostly wait on the scandir's
-/// lock), else one.
-fn build_threads(env: &dyn Fn(&str) -> Option<String>) -> Result<usize, Fatal> {
-    match env(THREADS_ENV).filter(|v| !v.is_empty()) {
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
-            _ => Err(Fatal::Config(ConfigError::Env {
-                var: THREADS_ENV,
-                value: v,
-                message: format!("must be a number of threads from 1 to {MAX_THREADS}"),
-            })),
-        },
-        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get().min(2))),
+/// How many threads build the staging dirs of an apply's slots, if
+/// [`THREADS_ENV`] says (1 to [`MAX_THREADS`]; empty = unset). Checked in
+/// every mode, so that `--check` catches a bad value too.
+fn build_threads(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<usize>, Fatal> {
+    let Some(v) = env(THREADS_ENV).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n)),
+        _ => Err(Fatal::Config(ConfigError::Env {
+            var: THREADS_ENV,
+            value: v,
+            message: format!("must be a number of threads from 1 to {MAX_THREADS}"),
+        })),
     }
+}
+
+/// The default number of slot builder threads: two when the process may
+/// use two CPUs or more, else one (more than two is not measured: every
+/// build also takes the scandir's lock, to make its staging dir).
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 /// The plan of `--plan`/`--check` into the report: nothing is done.

@@ -10,7 +10,7 @@
 //! otherwise): one rendering, [`scripts`], serves both.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::fs::Kind;
@@ -161,18 +161,17 @@ pub fn compare<'a>(
         layout::MODE_SLOT_DIR,
     );
     let slot_rel = &obs.node.rel;
-    let mut seen: HashMap<&Path, &Node> = obs
-        .nodes
-        .iter()
-        .filter_map(|n| {
-            let rel = n.rel.strip_prefix(slot_rel).ok()?;
-            (!is_runtime(rel)).then_some((rel, n))
-        })
-        .collect();
-    let unreadable = obs.nodes.iter().find_map(|n| match &n.content {
-        Content::Unreadable(error) if seen.contains_key(n.rel.strip_prefix(slot_rel).ok()?) => {
-            Some((n, &**error))
-        }
+    let mut seen = Seen(
+        obs.nodes
+            .iter()
+            .filter_map(|n| {
+                let rel = n.rel_below(slot_rel)?;
+                (!is_runtime(rel)).then_some(Some((rel, n)))
+            })
+            .collect(),
+    );
+    let unreadable = seen.0.iter().flatten().find_map(|(_, n)| match &n.content {
+        Content::Unreadable(error) => Some((*n, &**error)),
         _ => None,
     });
     if let Some((n, error)) = unreadable {
@@ -191,7 +190,7 @@ pub fn compare<'a>(
             (want_down, down_owner) = (true, *want_owner);
             continue;
         }
-        let Some(n) = seen.remove(p) else {
+        let Some(n) = seen.take(p) else {
             found.push(Difference::Missing(p.to_path_buf()));
             files.extend(file_change(e, Current::Absent));
             continue;
@@ -241,7 +240,7 @@ pub fn compare<'a>(
         }
         check_meta(&mut found, p, (m.uid, m.gid), *want_owner, m.mode, e.mode());
     }
-    let have_down = match seen.remove(down) {
+    let have_down = match seen.take(down) {
         None => false,
         Some(n) => {
             let m = &n.meta;
@@ -261,7 +260,12 @@ pub fn compare<'a>(
             true
         }
     };
-    let mut extras: Vec<PathBuf> = seen.into_keys().map(Path::to_path_buf).collect();
+    let mut extras: Vec<PathBuf> = seen
+        .0
+        .into_iter()
+        .flatten()
+        .map(|(p, _)| p.into())
+        .collect();
     extras.sort();
     // An extra directory's contents are not named one by one.
     let mut named: Vec<PathBuf> = Vec::new();
@@ -286,6 +290,22 @@ pub fn compare<'a>(
         reason: reason(&found).into(),
         files,
     })
+}
+
+/// A slot's observed entries (s6's runtime files aside) by path relative
+/// to the slot; each wanted entry takes its own, and what is left is
+/// extra. A dozen entries: found by comparing bytes, no hashing of paths.
+struct Seen<'a>(Vec<Option<(&'a Path, &'a Node)>>);
+
+impl<'a> Seen<'a> {
+    fn take(&mut self, p: &Path) -> Option<&'a Node> {
+        let p = p.as_os_str().as_bytes();
+        let slot = self
+            .0
+            .iter_mut()
+            .find(|s| s.is_some_and(|(r, _)| r.as_os_str().as_bytes() == p))?;
+        slot.take().map(|(_, n)| n)
+    }
 }
 
 fn check_meta(

@@ -16,7 +16,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use common::roots::{BASE, SVSCAN_LOCK};
-use common::run::reconcile;
+use common::run::{reconcile, reconcile_limited};
 use common::s6::as_user;
 use common::tree;
 
@@ -149,29 +149,9 @@ fn a_planted_6000_level_tree_is_removed_under_a_small_stack_and_few_fds() {
     let staging = root.join("run/service/.gateway-good.tmp");
     fs::create_dir(&staging).unwrap();
     deep_chain(&staging, "d", 6000);
-    let bin = env!("CARGO_BIN_EXE_reconcile");
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg("ulimit -s 1024 && ulimit -n 1024 && exec \"$0\" --root \"$1\"")
-        .arg(bin)
-        .arg(root);
-    for var in common::run::SCRUBBED_ENV {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "--- stdout\n{stdout}--- stderr\n{stderr}"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l == "  remove  /run/service/.gateway-good.tmp"),
-        "{stdout}"
-    );
+    let r = reconcile_limited(root, "ulimit -s 1024 && ulimit -n 1024", &[]);
+    r.assert_exit(0);
+    r.assert_line("  remove  /run/service/.gateway-good.tmp");
     assert!(!staging.exists(), "the planted tree is gone");
     assert!(root.join("run/service/gateway-good/run").is_file());
 }
@@ -241,22 +221,8 @@ fn planted_trees_of_any_depth_cost_bounded_memory_and_never_fail_the_boot() {
     let supervise = root.join("run/s6-rc/servicedirs/cron/supervise");
     deep_chain(&supervise, "d", 20_000);
     let _planted_too = Chain(&supervise, "d");
-    let bin = env!("CARGO_BIN_EXE_reconcile");
-    let limited = |args: &str| {
-        let mut cmd = std::process::Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!(
-                "ulimit -v 1048576 && exec \"$0\" --root \"$1\" {args}"
-            ))
-            .arg(bin)
-            .arg(root)
-            .env("TZ", "UTC");
-        for var in common::run::SCRUBBED_ENV {
-            cmd.env_remove(var);
-        }
-        common::run::run(cmd)
-    };
-    for args in ["--plan", ""] {
+    let limited = |args: &[&str]| reconcile_limited(root, "ulimit -v 1048576", args);
+    for args in [&["--plan"][..], &[]] {
         let r = limited(args);
         r.assert_exit(0);
         r.assert_line(&too_large("/run/service/gateway-good"));
@@ -271,7 +237,7 @@ fn planted_trees_of_any_depth_cost_bounded_memory_and_never_fail_the_boot() {
         "the planted tree went with the old slot"
     );
     assert!(slot.join("run").is_file());
-    let again = limited("--check");
+    let again = limited(&["--check"]);
     again.assert_exit(0);
     again.assert_line(&too_large("/run/s6-rc/servicedirs/cron/supervise"));
     again.assert_no_line_with("gateway-good:");

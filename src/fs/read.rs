@@ -27,9 +27,10 @@ impl Dir {
         if self.listed.swap(true, Ordering::Relaxed) {
             rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
         }
-        // Names are at most 255 bytes: one entry always fits.
-        let mut buf = Vec::with_capacity(LIST_BUF);
-        let mut raw = rustix::fs::RawDir::new(&self.fd, buf.spare_capacity_mut());
+        // Names are at most 255 bytes: one entry always fits. On the stack:
+        // a listing per directory observed, no allocation for it.
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); LIST_BUF];
+        let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
         let one_fill = fills_to_end(self);
         let mut filled = 0;
         let mut out = Vec::new();
@@ -253,11 +254,13 @@ fn mem_fs(dir: &Dir) -> Option<MemFs> {
     f
 }
 
-/// Size tmpfs gives a directory without entries: it counts 20 bytes
-/// (`BOGO_DIRENT_SIZE`) per entry, `.` and `..` included, adding on every
-/// create, link, symlink and rename into it and taking off on every
-/// unlink, rmdir and rename out.
-const TMPFS_EMPTY_DIR_SIZE: u64 = 40;
+/// What tmpfs adds to a directory's size per entry (`BOGO_DIRENT_SIZE`),
+/// `.` and `..` included: on every create, link, symlink and rename into
+/// it, and it takes as much off on every unlink, rmdir and rename out.
+const TMPFS_DIRENT_SIZE: u64 = 20;
+
+/// Size tmpfs gives a directory without entries (`.` and `..`).
+const TMPFS_EMPTY_DIR_SIZE: u64 = 2 * TMPFS_DIRENT_SIZE;
 
 impl Dir {
     /// Whether `child`, the `lstat` of an entry of this directory, shows by
@@ -268,14 +271,28 @@ impl Dir {
     /// that is normally empty (an `event/` fifodir). `false` when this
     /// directory's device is not known yet or the child is on another one.
     pub fn empty_by_size(&self, child: &Meta) -> bool {
-        if child.dev != self.dev.load(Ordering::Relaxed) || mem_fs(self) != Some(MemFs::Tmpfs) {
-            return false;
-        }
         match child.kind {
-            Kind::Dir => child.size == TMPFS_EMPTY_DIR_SIZE,
-            Kind::File => child.size == 0,
+            Kind::Dir => self.entries_by_size(child) == Some(0),
+            Kind::File => self.sizes_exact(child) && child.size == 0,
             _ => false,
         }
+    }
+
+    /// How many entries the directory `child` (the `stat` of an entry of
+    /// this directory) holds, from its size alone: on tmpfs only (see
+    /// [`Dir::empty_by_size`]); `None` elsewhere or for a size tmpfs does
+    /// not give.
+    pub fn entries_by_size(&self, child: &Meta) -> Option<u64> {
+        if child.kind != Kind::Dir || !self.sizes_exact(child) {
+            return None;
+        }
+        let over = child.size.checked_sub(TMPFS_EMPTY_DIR_SIZE)?;
+        (over % TMPFS_DIRENT_SIZE == 0).then_some(over / TMPFS_DIRENT_SIZE)
+    }
+
+    /// Whether `child`, an entry of this directory, is on tmpfs.
+    fn sizes_exact(&self, child: &Meta) -> bool {
+        child.dev == self.dev.load(Ordering::Relaxed) && mem_fs(self) == Some(MemFs::Tmpfs)
     }
 }
 
@@ -319,9 +336,15 @@ mod tests {
         let check = |name: &str| {
             let m = top.stat(OsStr::new(name)).unwrap();
             let d = top.open_dir(OsStr::new(name)).unwrap();
-            let empty = d.entries().unwrap().is_empty();
-            assert_eq!(top.empty_by_size(&m), empty, "{name}: size {}", m.size);
-            empty
+            let listed = d.entries().unwrap().len() as u64;
+            assert_eq!(
+                top.empty_by_size(&m),
+                listed == 0,
+                "{name}: size {}",
+                m.size
+            );
+            assert_eq!(top.entries_by_size(&m), Some(listed), "{name}");
+            listed == 0
         };
         std::fs::create_dir(p("empty")).unwrap();
         assert!(check("empty"));
@@ -342,9 +365,11 @@ mod tests {
         std::fs::write(p("emptied/c"), b"x").unwrap();
         std::fs::hard_link(p("emptied/c"), p("emptied/c2")).unwrap();
         assert!(!check("emptied"));
+        std::fs::rename(p("emptied/c2"), p("emptied/c3")).unwrap();
+        assert!(!check("emptied"));
         std::fs::remove_file(p("emptied/a")).unwrap();
         std::fs::remove_dir(p("emptied/b")).unwrap();
-        std::fs::remove_file(p("emptied/c2")).unwrap();
+        std::fs::remove_file(p("emptied/c3")).unwrap();
         std::fs::rename(p("emptied/c"), p("moved")).unwrap();
         assert!(check("emptied"));
         std::fs::write(p("zero"), b"").unwrap();
@@ -368,6 +393,8 @@ mod tests {
         for n in ["empty", "zero"] {
             assert!(!top.empty_by_size(&top.stat(OsStr::new(n)).unwrap()), "{n}");
         }
+        let empty = top.stat(OsStr::new("empty")).unwrap();
+        assert_eq!(top.entries_by_size(&empty), None);
     }
 
     /// On tmpfs a listing that fits one buffer stops after one

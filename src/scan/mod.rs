@@ -80,6 +80,12 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Its path relative to `top`, the `rel` of a node above it (or of
+    /// itself: `""`); `None` when `top` is not above it.
+    pub fn rel_below(&self, top: &Path) -> Option<&Path> {
+        rel_below(&self.rel, top)
+    }
+
     /// The entry `name` of this directory node.
     pub fn child(&self, name: &OsStr, meta: Meta) -> Node {
         Node {
@@ -97,6 +103,26 @@ impl Node {
             meta,
             content: Content::NotRead,
         }
+    }
+}
+
+/// `rel` relative to `top`, compared as bytes (no component parsing: the
+/// scanner builds every `rel` by joining single names, so a byte prefix
+/// followed by `/` is a component prefix); `None` when `top` is not a
+/// prefix of `rel` that ends at a component. Asked for every entry.
+pub fn rel_below<'a>(rel: &'a Path, top: &Path) -> Option<&'a Path> {
+    use std::os::unix::ffi::OsStrExt;
+    let (r, mut t) = (rel.as_os_str().as_bytes(), top.as_os_str().as_bytes());
+    while let [head @ .., b'/'] = t {
+        t = head;
+    }
+    if t.is_empty() {
+        return Some(rel);
+    }
+    match r.strip_prefix(t)? {
+        [] => Some(Path::new("")),
+        [b'/', rest @ ..] => Some(Path::new(OsStr::from_bytes(rest))),
+        _ => None,
     }
 }
 
@@ -204,6 +230,8 @@ pub struct Scanner<'s, S: Source> {
     /// Bytes of relative paths the walks have observed so far, against
     /// [`walk::TOTAL_PATH_BYTES`].
     path_bytes: usize,
+    /// A path buffer the walk reuses from one entry to the next.
+    scratch: PathBuf,
 }
 
 impl<'s, S: Source> Scanner<'s, S> {
@@ -213,6 +241,7 @@ impl<'s, S: Source> Scanner<'s, S> {
             errors: Vec::new(),
             expected: None,
             path_bytes: 0,
+            scratch: PathBuf::new(),
         }
     }
 
@@ -294,5 +323,34 @@ fn bad_name(at: &Node, name: &[u8]) -> Skipped {
     Skipped {
         path: at.path.join(crate::names::escape(name)),
         reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rel_below;
+    use std::path::Path;
+
+    /// The same answers as `Path::strip_prefix` on the relative paths the
+    /// scanner builds.
+    #[test]
+    fn rel_below_is_strip_prefix_for_built_paths() {
+        for (rel, top) in [
+            ("gateway-a/log/run", "gateway-a"),
+            ("gateway-a/log/run", "gateway-a/log"),
+            ("gateway-a", "gateway-a"),
+            ("gateway-ab/run", "gateway-a"),
+            ("gateway-a/run", ""),
+            ("gateway-a/run", "gateway-a/run/x"),
+            ("x", "y"),
+            ("gateway-a/run", "gateway-a/"),
+        ] {
+            let (rel, top) = (Path::new(rel), Path::new(top));
+            assert_eq!(
+                rel_below(rel, top),
+                rel.strip_prefix(top).ok(),
+                "{rel:?} {top:?}"
+            );
+        }
     }
 }

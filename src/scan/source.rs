@@ -73,6 +73,14 @@ pub trait Source {
         false
     }
 
+    /// How many entries the directory `m` (the `stat` of an entry of
+    /// `dir`) holds, from its size alone; `None` (the default) when the
+    /// source cannot tell.
+    fn entries_by_size(&self, dir: &Self::Dir, m: &Meta) -> Option<u64> {
+        let _ = (dir, m);
+        None
+    }
+
     /// Open the child directory `name` of `dir`, never through a symlink
     /// (`ELOOP` or `ENOTDIR`), with its identity (`fstat` of what was opened).
     fn open_dir(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<(Self::Dir, Meta)>;
@@ -178,6 +186,10 @@ impl Source for Disk<'_> {
 
     fn empty_by_size(&self, dir: &Dir, m: &Meta) -> bool {
         dir.empty_by_size(m)
+    }
+
+    fn entries_by_size(&self, dir: &Dir, m: &Meta) -> Option<u64> {
+        dir.entries_by_size(m)
     }
 
     fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {

@@ -178,6 +178,23 @@ pub fn bare_cmd<S: AsRef<OsStr>>(args: &[S]) -> Command {
     cmd
 }
 
+/// [`reconcile`] under a shell's resource limits (`limits`: `ulimit -s
+/// 1024 && ulimit -n 1024`, say), as a small container would run it.
+pub fn reconcile_limited(root: &Path, limits: &str, args: &[&str]) -> Run {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{limits} && exec \"$0\" --root \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_reconcile"))
+        .arg(root)
+        .args(args)
+        .env("TZ", "UTC")
+        .current_dir("/");
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    run(cmd)
+}
+
 /// Run the built `reconcile` on `root` with `args`.
 pub fn reconcile(root: &Path, args: &[&str]) -> Run {
     run(reconcile_cmd(root, args, &[]))
