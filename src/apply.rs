@@ -113,8 +113,8 @@ impl ParentCache {
 /// runs only if no earlier change failed. One outcome per change.
 ///
 /// With `threads` > 1, the staging dirs of the slots to publish are built
-/// ahead on that many worker threads ([`pool`]); everything else, the
-/// publishing included, runs here in plan order, so outcomes and order are
+/// ahead on that many threads, this one included ([`pool`]); everything
+/// else, the publishing included, runs here in plan order, so outcomes and order are
 /// the same. Not when a change switches effective ids for a while (a
 /// seeded state file): every thread would switch.
 pub fn apply(changes: &[Change], anchors: &mut dyn Anchors, threads: usize) -> Vec<Outcome> {
@@ -135,7 +135,8 @@ pub fn apply(changes: &[Change], anchors: &mut dyn Anchors, threads: usize) -> V
     let builds = jobs.iter().filter_map(|&i| prebuilt(&changes[i])).collect();
     let pool = pool::Pool::new(builds, &scandir, me);
     std::thread::scope(|s| {
-        let spawned = (0..threads.min(jobs.len()))
+        // This thread builds too, while it waits for a build to publish.
+        let spawned = (1..threads.min(jobs.len()))
             .filter(|_| {
                 std::thread::Builder::new()
                     .name("slot builder".into())
@@ -196,7 +197,8 @@ fn prebuilt(c: &Change) -> Option<&SlotBuild> {
         Op::Publish(b) | Op::Replace(b) => b,
         _ => return None,
     };
-    let single = c.target.rel.parent() == Some(Path::new("")) && c.target.rel.file_name().is_some();
+    let single = crate::names::parent_and_name(&c.target.rel)
+        .is_some_and(|(parent, _)| parent.as_os_str().is_empty());
     (c.when == When::Always && c.target.anchor == Anchor::Scandir && single).then_some(&**b)
 }
 
@@ -271,8 +273,8 @@ fn run_one(
     me: Owner,
 ) -> StepResult {
     let t = &c.target;
-    let (parent, name) = match (t.rel.parent(), t.rel.file_name()) {
-        (Some(p), Some(n)) => (p, n),
+    let (parent, name) = match crate::names::parent_and_name(&t.rel) {
+        Some((p, n)) => (p, n),
         // The anchor itself (the scandir): act on its held fd.
         _ => {
             let dir = anchors.anchor(t.anchor).map_err(|e| ("open", e))?;

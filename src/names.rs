@@ -104,6 +104,25 @@ pub fn join(dir: &Path, name: &OsStr) -> PathBuf {
     PathBuf::from(OsString::from_vec(p))
 }
 
+/// `p.parent()` and `p.file_name()` of a relative path, both or neither,
+/// as `Path` gives them; a path of plain names (the plan's relative paths)
+/// is split at its last `/` without parsing components.
+pub fn parent_and_name(p: &Path) -> Option<(&Path, &OsStr)> {
+    let b = p.as_os_str().as_bytes();
+    let plain = |c: &[u8]| !matches!(c, b"" | b"." | b"..");
+    if b.first() != Some(&b'/') && b.split(|&c| c == b'/').all(plain) {
+        let (parent, name) = match b.iter().rposition(|&c| c == b'/') {
+            Some(i) => (&b[..i], &b[i + 1..]),
+            None => (&b[..0], b),
+        };
+        return Some((
+            Path::new(OsStr::from_bytes(parent)),
+            OsStr::from_bytes(name),
+        ));
+    }
+    p.parent().zip(p.file_name())
+}
+
 /// True for names that a named profile directory may not use (`default`).
 pub fn is_reserved(name: &str) -> bool {
     name == DEFAULT_PROFILE
@@ -367,5 +386,30 @@ mod tests {
         assert!(!is_staging(".gateway-work", "gateway-"));
         assert!(!is_staging(".other-work.tmp", "gateway-"));
         assert!(!is_staging(".s6-svscan", "gateway-"));
+    }
+
+    #[test]
+    fn a_relative_path_splits_as_path_does() {
+        for p in [
+            "gateway-x",
+            "gateway-x/down",
+            "a/b/c",
+            ".gateway-x.tmp",
+            "",
+            ".",
+            "..",
+            "a/..",
+            "a/.",
+            "./a",
+            "a//b",
+            "a/",
+            "/",
+            "/a",
+            "/a/b",
+            "a/../b",
+        ] {
+            let p = Path::new(p);
+            assert_eq!(parent_and_name(p), p.parent().zip(p.file_name()), "{p:?}");
+        }
     }
 }

@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 
-use common::roots::root_with;
+use common::roots::{config, root_with};
 use common::run::{Run, assert_owner_mode, reconcile_env};
 use common::tree;
 
@@ -43,10 +43,23 @@ fn apply(root: &Path, args: &[&str], threads: &str) -> Run {
 
 #[test]
 fn threads_build_the_same_slots_in_the_same_order() {
+    same_on_any_thread_count("", (10000, 10000, 0o755));
+}
+
+/// In strict, root builds root's slots with the user's group on the
+/// skeleton (each entry chowned after it is made), on every thread.
+#[test]
+fn threads_build_the_same_strict_slots() {
+    same_on_any_thread_count(&config("policy: strict\n"), (0, 0, 0o755));
+}
+
+/// Apply on 1, 2 and 7 threads: the same report, the same tree, and
+/// `--check` clean after each. `slot`: the slot dir's owner and mode.
+fn same_on_any_thread_count(extra: &str, slot_perms: (u32, u32, u32)) {
     let n = 40;
     let mut runs = Vec::new();
     for threads in ["1", "2", "7"] {
-        let root = root_with(&profiles(n));
+        let root = root_with(&format!("{extra}{}", profiles(n)));
         let r = apply(root.path(), &[], threads);
         r.assert_ok();
         assert_eq!(
@@ -57,9 +70,12 @@ fn threads_build_the_same_slots_in_the_same_order() {
         // A setgid skeleton dir, and its parents without setgid, whatever
         // thread built them.
         let slot = root.path().join("run/service/gateway-p39");
-        assert_owner_mode(&slot, 10000, 10000, 0o755);
-        assert_owner_mode(&slot.join("log/supervise"), 10000, 10000, 0o755);
-        assert_owner_mode(&slot.join("log/supervise/event"), 10000, 10000, 0o3730);
+        let (uid, gid, mode) = slot_perms;
+        assert_owner_mode(&slot, uid, gid, mode);
+        assert_owner_mode(&slot.join("log"), uid, gid, mode);
+        let (_, group, _) = tree::owner_mode(&slot, "log/supervise/event");
+        assert_eq!(group, 10000);
+        assert_eq!(tree::owner_mode(&slot, "log/supervise/event").2, 0o3730);
         runs.push((threads, r.stdout, dump_without_log(root.path())));
     }
     // `default`, `good`, then p00..p39: the report in plan order.

@@ -1,7 +1,7 @@
 //! Slot builds on worker threads: the staging dirs of a plan's publishes
-//! are built ahead, in plan order, by a few workers, while the caller goes
+//! are built ahead, in plan order, by workers, while the caller goes
 //! through the changes in order and publishes each slot when its build is
-//! done. What is published, in which order, and every outcome are the
+//! done (building the next ones itself rather than wait). What is published, in which order, and every outcome are the
 //! sequential run's; only the staging dirs (dot names, invisible to
 //! s6-svscan, removed by the next run if a kill leaves one) are made
 //! concurrently.
@@ -24,10 +24,6 @@ use super::stage::stage;
 /// caller publishes.
 pub const AHEAD: usize = 32;
 
-/// The caller, when it must wait, sleeps until this many builds in a row
-/// are done (or all are): one wake-up per batch, not one per slot.
-const BATCH: usize = 8;
-
 /// The result of one staging build.
 pub type Staged = Result<(), StepError>;
 
@@ -47,9 +43,9 @@ struct State {
     stop: bool,
 }
 
-/// Builds shared by the workers and the caller. Wake-ups are only sent to
-/// a thread that sleeps, and the caller sleeps per batch ([`BATCH`]), so
-/// the threads cost a few `futex` calls per batch, not per slot.
+/// Builds shared by the workers and the caller, who builds too while it
+/// waits. Wake-ups are only sent to a thread that sleeps, so the threads
+/// cost a few `futex` calls, not some per slot.
 pub struct Pool<'a> {
     builds: Vec<&'a SlotBuild>,
     scandir: &'a Dir,
@@ -111,20 +107,27 @@ impl<'a> Pool<'a> {
                 st.workers_waiting -= 1;
                 continue;
             }
-            let k = st.next;
-            st.next += 1;
-            drop(st);
-            let r = stage(self.scandir, self.builds[k], self.me);
-            st = self.lock();
-            st.done[k] = Some(r);
-            while st.ready < st.done.len() && st.done[st.ready].is_some() {
-                st.ready += 1;
-            }
-            if st.caller_wants.is_some_and(|w| st.ready > w) {
-                st.caller_wants = None;
-                self.ready.notify_one();
-            }
+            st = self.build_next(st);
         }
+    }
+
+    /// Build the next build not yet taken by anyone (the lock released
+    /// meanwhile), store its result, and wake the caller if it waits for it.
+    fn build_next<'g>(&'g self, mut st: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        let k = st.next;
+        st.next += 1;
+        drop(st);
+        let r = stage(self.scandir, self.builds[k], self.me);
+        let mut st = self.lock();
+        st.done[k] = Some(r);
+        while st.ready < st.done.len() && st.done[st.ready].is_some() {
+            st.ready += 1;
+        }
+        if st.caller_wants.is_some_and(|w| st.ready > w) {
+            st.caller_wants = None;
+            self.ready.notify_one();
+        }
+        st
     }
 
     /// Let every worker return (the caller is done, or unwinding): builds
@@ -139,11 +142,17 @@ impl<'a> Pool<'a> {
     }
 
     /// The caller: wait for build `k` (taken in order, each once) and
-    /// return its result.
+    /// return its result. While it is not done, the caller builds the next
+    /// ones itself rather than sleep, and sleeps only when every build it
+    /// may start is under way.
     pub fn take(&self, k: usize) -> Staged {
         let mut st = self.lock();
-        if st.done[k].is_none() {
-            st.caller_wants = Some((k + BATCH).min(st.done.len()) - 1);
+        while st.done[k].is_none() {
+            if st.next < self.builds.len() && st.next < st.taken + AHEAD {
+                st = self.build_next(st);
+                continue;
+            }
+            st.caller_wants = Some(k);
             while st.caller_wants.is_some() {
                 st = self.ready.wait(st).unwrap_or_else(|p| p.into_inner());
                 assert!(!st.stop, "a slot builder panicked");
