@@ -21,6 +21,7 @@ use crate::fs::{self, BaseError, Meta};
 use crate::model::Phase;
 use crate::report::Skipped;
 
+mod probe;
 mod profiles;
 mod servicedirs;
 pub mod source;
