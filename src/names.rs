@@ -110,14 +110,20 @@ pub fn join(dir: &Path, name: &OsStr) -> PathBuf {
 pub fn parent_and_name(p: &Path) -> Option<(&Path, &OsStr)> {
     let b = p.as_os_str().as_bytes();
     let plain = |c: &[u8]| !matches!(c, b"" | b"." | b"..");
-    if b.first() != Some(&b'/') && b.split(|&c| c == b'/').all(plain) {
-        let (parent, name) = match b.iter().rposition(|&c| c == b'/') {
-            Some(i) => (&b[..i], &b[i + 1..]),
-            None => (&b[..0], b),
-        };
+    // One pass: every component plain, and where the last one starts.
+    let mut start = 0;
+    let mut simple = b.first() != Some(&b'/');
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'/' {
+            simple &= plain(&b[start..i]);
+            start = i + 1;
+        }
+    }
+    if simple && plain(&b[start..]) {
+        let parent = &b[..start.saturating_sub(1)];
         return Some((
             Path::new(OsStr::from_bytes(parent)),
-            OsStr::from_bytes(name),
+            OsStr::from_bytes(&b[start..]),
         ));
     }
     p.parent().zip(p.file_name())
