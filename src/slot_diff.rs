@@ -464,7 +464,7 @@ fn unified(slot: &Path, rel: &Path, current: &Current, planned: &str) -> String 
     let (old, note) = match current {
         Current::Absent => ("", " (absent)"),
         Current::Text(t) => (t.as_str(), ""),
-        Current::Unread => ("", " (not read: too large or unreadable)"),
+        Current::Unread => ("", " (not read: too large, unreadable or hard-linked)"),
     };
     let old_label = format!("current {}{note}", path.display());
     let new_label = format!("planned {}", path.display());

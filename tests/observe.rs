@@ -244,6 +244,45 @@ fn planted_trees_of_any_depth_cost_bounded_memory_and_never_fail_the_boot() {
 }
 
 #[test]
+fn a_slot_file_hard_linked_to_a_root_only_file_is_never_read() {
+    let tmp = root_with("");
+    let root = tmp.path();
+    let scandir = root.join("run/service");
+    chown_user(&scandir);
+    reconcile(root, &[]).assert_exit(0);
+    // A root-only file on the same file system, linked in place of the
+    // slot's run script (what fs.protected_hardlinks=0 lets the user do).
+    let secret = root.join("run/secret");
+    fs::write(&secret, "TOKEN=hunter2\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    let run = scandir.join("gateway-good/run");
+    fs::remove_file(&run).unwrap();
+    fs::hard_link(&secret, &run).unwrap();
+    for args in [&["--plan", "--diff"][..], &["--diff"]] {
+        let r = reconcile(root, args);
+        r.assert_exit(0);
+        r.assert_line_with(&["replace", "/run/service/gateway-good", "run has 2 links"]);
+        r.assert_line(
+            "--- current /run/service/gateway-good/run (not read: too large, unreadable or \
+             hard-linked)",
+        );
+        assert!(
+            !r.stdout.contains("hunter2"),
+            "the root-only file was read:\n{r}"
+        );
+    }
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "TOKEN=hunter2\n");
+    common::run::assert_owner_mode(&secret, 0, 0, 0o600);
+    assert_eq!(
+        fs::metadata(&secret).unwrap().nlink(),
+        1,
+        "the old slot went"
+    );
+    assert!(fs::read_to_string(&run).unwrap().contains("gateway run"));
+    reconcile(root, &["--check"]).assert_exit(0);
+}
+
+#[test]
 fn a_slot_file_that_cannot_be_read_is_reported_and_the_slot_kept() {
     let tmp = root_with("");
     let root = tmp.path();

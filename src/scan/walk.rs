@@ -302,8 +302,8 @@ impl<S: Source> Scanner<'_, S> {
     }
 
     /// A regular file of a slot, with its contents; a failure to read it
-    /// is kept with the node (the compare reports it).
-    /// `rel` is its path relative to the servicedir.
+    /// is kept with the node (the compare reports it); a hard-linked one
+    /// is not read. `rel` is its path relative to the servicedir.
     fn read(
         &mut self,
         dir: &S::Dir,
@@ -313,7 +313,13 @@ impl<S: Source> Scanner<'_, S> {
         how: &Walk<'_>,
     ) -> Option<Node> {
         let os = OsStr::new(name);
-        match self.src.read_file(dir, os, SLOT_FILE_LIMIT) {
+        // A file with another name elsewhere is not read: the slot is
+        // the user's to plant in (compat), and the other name may be a
+        // file the user cannot read. It differs (its link count says so).
+        match self
+            .src
+            .read_single_link_file(dir, None, os, SLOT_FILE_LIMIT)
+        {
             Ok((m, bytes)) => {
                 let mut n = at.child(os, m);
                 n.content = bytes.map_or(Content::NotRead, |b| how.content(rel, b));
