@@ -197,7 +197,8 @@ fn prebuilt(c: &Change) -> Option<&SlotBuild> {
         Op::Publish(b) | Op::Replace(b) => b,
         _ => return None,
     };
-    let single = c.target.rel.parent() == Some(Path::new("")) && c.target.rel.file_name().is_some();
+    let single = crate::names::parent_and_name(&c.target.rel)
+        .is_some_and(|(parent, _)| parent.as_os_str().is_empty());
     (c.when == When::Always && c.target.anchor == Anchor::Scandir && single).then_some(&**b)
 }
 
@@ -272,8 +273,8 @@ fn run_one(
     me: Owner,
 ) -> StepResult {
     let t = &c.target;
-    let (parent, name) = match (t.rel.parent(), t.rel.file_name()) {
-        (Some(p), Some(n)) => (p, n),
+    let (parent, name) = match crate::names::parent_and_name(&t.rel) {
+        Some((p, n)) => (p, n),
         // The anchor itself (the scandir): act on its held fd.
         _ => {
             let dir = anchors.anchor(t.anchor).map_err(|e| ("open", e))?;

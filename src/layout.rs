@@ -169,14 +169,22 @@ pub fn usually_empty(rel: &Path, kind: Kind) -> bool {
     }
 }
 
-/// The entries s6 puts in the directory at `rel` (relative to its
-/// servicedir), sorted, when a scanner may look them up by name instead
-/// of listing the directory, provided its size says it holds no more
-/// entries than these: `supervise/`'s `control` and `event` (a supervised
-/// `supervise/` also holds s6-supervise's runtime files: it is listed).
-pub fn probe_names(rel: &Path) -> Option<&'static [&'static str]> {
+/// The entries (name and kind) reconcile and s6 put in the directory at
+/// `rel` (relative to its servicedir), sorted, when a scanner may look
+/// them up by name instead of listing the directory, provided its size
+/// says it holds no more entries than these: `supervise/`'s `control` and
+/// `event` (a supervised `supervise/` also holds s6-supervise's runtime
+/// files: it is listed), and a slot's `log/`.
+pub fn probe_names(rel: &Path) -> Option<&'static [(&'static str, Kind)]> {
+    const SUPERVISE_DIR: [(&str, Kind); 2] = [(CONTROL, Kind::Fifo), (EVENT, Kind::Dir)];
+    const LOG_DIR: [(&str, Kind); 3] = [
+        (EVENT, Kind::Dir),
+        (RUN, Kind::File),
+        (SUPERVISE, Kind::Dir),
+    ];
     match parts(rel).as_slice() {
-        [d] if *d == SUPERVISE.as_bytes() => Some(&[CONTROL, EVENT]),
+        [d] if *d == SUPERVISE.as_bytes() => Some(&SUPERVISE_DIR),
+        [d] if *d == LOG.as_bytes() => Some(&LOG_DIR),
         _ => None,
     }
 }

@@ -104,6 +104,31 @@ pub fn join(dir: &Path, name: &OsStr) -> PathBuf {
     PathBuf::from(OsString::from_vec(p))
 }
 
+/// `p.parent()` and `p.file_name()` of a relative path, both or neither,
+/// as `Path` gives them; a path of plain names (the plan's relative paths)
+/// is split at its last `/` without parsing components.
+pub fn parent_and_name(p: &Path) -> Option<(&Path, &OsStr)> {
+    let b = p.as_os_str().as_bytes();
+    let plain = |c: &[u8]| !matches!(c, b"" | b"." | b"..");
+    // One pass: every component plain, and where the last one starts.
+    let mut start = 0;
+    let mut simple = b.first() != Some(&b'/');
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'/' {
+            simple &= plain(&b[start..i]);
+            start = i + 1;
+        }
+    }
+    if simple && plain(&b[start..]) {
+        let parent = &b[..start.saturating_sub(1)];
+        return Some((
+            Path::new(OsStr::from_bytes(parent)),
+            OsStr::from_bytes(&b[start..]),
+        ));
+    }
+    p.parent().zip(p.file_name())
+}
+
 /// True for names that a named profile directory may not use (`default`).
 pub fn is_reserved(name: &str) -> bool {
     name == DEFAULT_PROFILE
@@ -367,5 +392,30 @@ mod tests {
         assert!(!is_staging(".gateway-work", "gateway-"));
         assert!(!is_staging(".other-work.tmp", "gateway-"));
         assert!(!is_staging(".s6-svscan", "gateway-"));
+    }
+
+    #[test]
+    fn a_relative_path_splits_as_path_does() {
+        for p in [
+            "gateway-x",
+            "gateway-x/down",
+            "a/b/c",
+            ".gateway-x.tmp",
+            "",
+            ".",
+            "..",
+            "a/..",
+            "a/.",
+            "./a",
+            "a//b",
+            "a/",
+            "/",
+            "/a",
+            "/a/b",
+            "a/../b",
+        ] {
+            let p = Path::new(p);
+            assert_eq!(parent_and_name(p), p.parent().zip(p.file_name()), "{p:?}");
+        }
     }
 }

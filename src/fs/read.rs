@@ -96,7 +96,7 @@ impl Dir {
     }
 
     /// `stat` of a child, following a symlink at its name: same rule as
-    /// [`Dir::read_file_following`].
+    /// [`Dir::read_file_meta_following`].
     pub fn stat_following(&self, name: &OsStr) -> io::Result<Meta> {
         name_ok(name)?;
         nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty())
@@ -266,7 +266,7 @@ impl Dir {
     /// Whether `child`, the `lstat` of an entry of this directory, shows by
     /// its size alone that the entry is empty: on tmpfs (and only there,
     /// where sizes are exact; ramfs counts nothing, other file systems
-    /// count blocks), a directory of [`TMPFS_EMPTY_DIR_SIZE`] or a regular
+    /// count blocks), a directory of 40 bytes (no entry) or a regular
     /// file of 0 bytes. Saves opening, listing and closing a directory
     /// that is normally empty (an `event/` fifodir). `false` when this
     /// directory's device is not known yet or the child is on another one.

@@ -6,7 +6,7 @@
 //! gave: bases are opened once, entries below them are listed, `lstat`ed,
 //! opened and read by single names, never by a path string from the root
 //! and never through a symlink. Trees are walked iteratively with a
-//! bounded number of open directories ([`walk`]), so depth costs neither
+//! bounded number of open directories (`walk.rs`), so depth costs neither
 //! stack nor descriptors. Names are bytes: one that is not UTF-8 or holds
 //! a control character is reported as skipped (escaped), never walked.
 //!
@@ -21,6 +21,7 @@ use crate::fs::{self, BaseError, Meta};
 use crate::model::Phase;
 use crate::report::Skipped;
 
+mod probe;
 mod profiles;
 mod servicedirs;
 pub mod source;

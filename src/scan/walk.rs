@@ -5,12 +5,20 @@
 //! checked, on the way back up). The paths it keeps are bounded too
 //! ([`TREE_PATH_BYTES`]): a planted tree of any depth or width costs a
 //! bounded amount of memory and time. Never follows a symlink, never
-//! descends into another file system, never lists an `event/` fifodir (what clients leave there is
-//! theirs) and never looks at s6-supervise's runtime files.
+//! descends into another file system, never lists an `event/` fifodir
+//! (what clients leave there is theirs) and never looks at s6-supervise's
+//! runtime files.
+//!
+//! On tmpfs, sizes save system calls on a converged slot: an entry that is
+//! normally empty (`supervise/event/`, `down`) is `lstat`ed first and not
+//! opened when its size says empty, and a `supervise/` or `log/` holding
+//! no more entries than s6 puts there is probed by name instead of listed
+//! (`probe.rs`). What is observed is the same as with a listing.
 
 use std::ffi::OsStr;
 use std::path::Path;
 
+use super::probe::Probe;
 use super::{Content, Node, SLOT_FILE_LIMIT, Scanner, Source, source::MAX_OPEN_DIRS};
 use crate::fs::Kind;
 use crate::layout::{self, Role};
@@ -90,35 +98,21 @@ impl Walk<'_> {
 }
 
 /// One directory being listed.
-struct Frame<D> {
+pub(super) struct Frame<D> {
     /// `None` once dropped to stay within the budget.
-    dir: Option<D>,
+    pub(super) dir: Option<D>,
     /// Its node: the top (`None`) or the one at this index of the output.
-    at: Option<usize>,
-    pending: Names,
+    pub(super) at: Option<usize>,
+    pub(super) pending: Names,
     /// Set when `pending` are names probed instead of a listing.
-    probe: Option<Probe>,
-}
-
-/// A directory observed by looking up the names s6 puts there instead of
-/// listing it ([`layout::probe_names`]), because its size says it holds
-/// no more entries than those. When the names found do not account for
-/// every entry, what the probes observed is undone and it is listed.
-struct Probe {
-    /// Entries its size says it holds.
-    count: u64,
-    /// Entries the probes found.
-    found: u64,
-    /// Where the output and the errors stood before the probes.
-    out_len: usize,
-    errors_len: usize,
+    pub(super) probe: Option<Probe>,
 }
 
 /// The names of a directory still to observe.
-type Names = std::vec::IntoIter<(String, Option<Kind>)>;
+pub(super) type Names = std::vec::IntoIter<(String, Option<Kind>)>;
 
 /// The node of a frame: `top`, or one already output.
-fn node_of<'a>(at: Option<usize>, top: &'a Node, out: &'a [Node]) -> &'a Node {
+pub(super) fn node_of<'a>(at: Option<usize>, top: &'a Node, out: &'a [Node]) -> &'a Node {
     at.map_or(top, |i| &out[i])
 }
 
@@ -145,7 +139,7 @@ impl<S: Source> Scanner<'_, S> {
         }];
         while let Some(f) = stack.last_mut() {
             let Some((name, kind)) = f.pending.next() else {
-                if let Some(p) = f.probe.take().filter(|p| p.found != p.count) {
+                if let Some(p) = f.probe.take().filter(|p| !p.complete()) {
                     self.unprobe(f, p, top, out, bad);
                     continue;
                 }
@@ -161,7 +155,7 @@ impl<S: Source> Scanner<'_, S> {
                 continue;
             };
             if let Some(p) = &mut f.probe {
-                p.found += 1;
+                p.saw(kind, node.meta.kind);
             }
             let cost = node.rel.as_os_str().len();
             self.path_bytes += cost;
@@ -187,12 +181,7 @@ impl<S: Source> Scanner<'_, S> {
             let (Some(sub), Some((pending, count))) = (sub, names) else {
                 continue;
             };
-            let probe = count.map(|count| Probe {
-                count,
-                found: 0,
-                out_len: out.len(),
-                errors_len: self.errors.len(),
-            });
+            let probe = count.map(|c| Probe::new(c, out.len(), self.errors.len()));
             stack.push(Frame {
                 dir: Some(sub),
                 at: Some(out.len() - 1),
@@ -203,55 +192,6 @@ impl<S: Source> Scanner<'_, S> {
                 let i = stack.len() - 1 - MAX_OPEN_DIRS;
                 stack[i].dir = None;
             }
-        }
-    }
-
-    /// The names to observe in the directory `node` (opened as `sub`, an
-    /// entry of `parent`): its listing or, where s6 decides what it holds
-    /// and its size says it holds no more than that, the names s6 puts
-    /// there, to be looked up one by one (with how many entries it holds):
-    /// the listing is saved. In the reserve of the path budget, only the
-    /// entries s6 knows.
-    fn names_of(
-        &mut self,
-        parent: &S::Dir,
-        sub: &S::Dir,
-        node: &Node,
-        how: &Walk<'_>,
-        bad: &mut Vec<Skipped>,
-        reserve: bool,
-    ) -> (Names, Option<u64>) {
-        let probe = node.rel_below(how.servicedir).and_then(layout::probe_names);
-        if let Some(probe) = probe.filter(|_| !reserve)
-            && let Some(count) = self.src.entries_by_size(parent, &node.meta)
-            && count <= probe.len() as u64
-        {
-            let names: Vec<_> = probe.iter().map(|n| (n.to_string(), None)).collect();
-            return (names.into_iter(), Some(count));
-        }
-        let names = self.list_names(sub, node, bad).into_iter();
-        match reserve {
-            true => (known_only(node, names, how), None),
-            false => (names, None),
-        }
-    }
-
-    /// The probes of `f` did not find every entry its size counts: undo
-    /// what they observed and list the directory instead. (The path budget
-    /// keeps what they spent: a few bytes, on a directory that changed
-    /// while being observed.)
-    fn unprobe(
-        &mut self,
-        f: &mut Frame<S::Dir>,
-        p: Probe,
-        top: &Node,
-        out: &mut Vec<Node>,
-        bad: &mut Vec<Skipped>,
-    ) {
-        out.truncate(p.out_len);
-        self.errors.truncate(p.errors_len);
-        if let Some(d) = f.dir.as_ref() {
-            f.pending = self.list_names(d, node_of(f.at, top, out), bad).into_iter();
         }
     }
 
@@ -391,7 +331,7 @@ impl<S: Source> Scanner<'_, S> {
 
 /// Of `names` (entries of `at`), those s6 gives a meaning to
 /// ([`layout::is_known`]).
-fn known_only(at: &Node, names: Names, how: &Walk<'_>) -> Names {
+pub(super) fn known_only(at: &Node, names: Names, how: &Walk<'_>) -> Names {
     let keep: Vec<_> = names
         .filter(|(n, _)| {
             let rel = at.rel.join(n);
@@ -533,111 +473,6 @@ mod tests {
         );
         assert_eq!(content("gateway-a/down"), Content::Bytes(Vec::new()));
         assert!(sc.errors.is_empty(), "{:?}", sc.errors);
-    }
-
-    /// On tmpfs a slot's `supervise/` holding only what s6 puts there is
-    /// observed by name, without a listing; one holding anything else is
-    /// listed, and either way every entry is observed, in order.
-    #[test]
-    fn supervise_dirs_are_probed_or_listed_and_wholly_observed() {
-        let t = tempfile::tempdir_in("/dev/shm").expect("/dev/shm (tmpfs) for this test");
-        let root = Dir::open_path(t.path()).unwrap();
-        let scandir = t.path().join("run/service");
-        let cases: [(&str, &[&str]); 5] = [
-            ("gateway-a", &["control", "event/"]),
-            ("gateway-b", &["control"]),
-            ("gateway-c", &["a", "control"]),
-            ("gateway-d", &["control", "event/", "zz"]),
-            ("gateway-e", &["event/", "event/x"]),
-        ];
-        for (slot, entries) in cases {
-            let sup = scandir.join(slot).join("log/supervise");
-            std::fs::create_dir_all(&sup).unwrap();
-            for e in entries {
-                match e.strip_suffix('/') {
-                    Some(d) => std::fs::create_dir(sup.join(d)).unwrap(),
-                    None => std::fs::write(sup.join(e), b"").unwrap(),
-                }
-            }
-        }
-        let disk = Counting {
-            disk: Disk {
-                root: &root,
-                untrusted: (10000, 10000),
-            },
-            lists: Cell::new(0),
-        };
-        let mut sc = Scanner::new(&disk);
-        let BaseObs::Present(s) = sc.scandir(
-            Path::new("/run/service"),
-            "gateway-",
-            Some("gateway-"),
-            true,
-        ) else {
-            panic!("scandir present")
-        };
-        // The scandir, each slot and its log/ (11); then only c's and d's
-        // supervise/ (c: an entry besides control; d: more than s6 puts
-        // there) and e's non-empty supervise/event/.
-        assert_eq!(disk.lists.get(), 14);
-        for (slot, entries) in cases {
-            let got: Vec<String> = s.entries[slot]
-                .nodes
-                .iter()
-                .map(|n| n.rel.strip_prefix(slot).unwrap().display().to_string())
-                .collect();
-            let mut want = vec!["log".to_string(), "log/supervise".to_string()];
-            want.extend(
-                entries
-                    .iter()
-                    .map(|e| format!("log/supervise/{}", e.trim_end_matches('/'))),
-            );
-            assert_eq!(got, want, "{slot}");
-        }
-        assert!(sc.errors.is_empty(), "{:?}", sc.errors);
-    }
-
-    /// The disk, counting listings.
-    struct Counting<'a> {
-        disk: Disk<'a>,
-        lists: Cell<usize>,
-    }
-
-    impl Source for Counting<'_> {
-        type Dir = Dir;
-        fn open_base(&self, path: &Path) -> Result<OpenBase<Dir>, BaseError> {
-            self.disk.open_base(path)
-        }
-        fn list(&self, dir: &Dir) -> io::Result<Vec<DirEntry>> {
-            self.lists.set(self.lists.get() + 1);
-            self.disk.list(dir)
-        }
-        fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
-            self.disk.stat(dir, name)
-        }
-        fn empty_by_size(&self, dir: &Dir, m: &Meta) -> bool {
-            self.disk.empty_by_size(dir, m)
-        }
-        fn entries_by_size(&self, dir: &Dir, m: &Meta) -> Option<u64> {
-            self.disk.entries_by_size(dir, m)
-        }
-        fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
-            self.disk.open_dir(dir, name)
-        }
-        fn open_parent(&self, dir: &Dir) -> io::Result<(Dir, Meta)> {
-            self.disk.open_parent(dir)
-        }
-        fn read_file(
-            &self,
-            dir: &Dir,
-            name: &OsStr,
-            limit: u64,
-        ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-            self.disk.read_file(dir, name, limit)
-        }
-        fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
-            self.disk.read_link(dir, name)
-        }
     }
 
     #[test]

@@ -93,6 +93,21 @@ fn flat<const N: usize>(bytes: &[u8], keys: &[&str; N]) -> Option<Doc<N>> {
     (r.at == bytes.len()).then_some(Doc::Object(found))
 }
 
+/// The bytes that end the text of a string this reader takes: its closing
+/// quote, or what makes it one for the parser (an escape, a control
+/// character).
+static STOPS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 struct Flat<'b> {
     b: &'b [u8],
     at: usize,
@@ -122,21 +137,13 @@ impl<'b> Flat<'b> {
     fn string(&mut self) -> Option<&'b [u8]> {
         self.eat(b'"')?;
         let rest = &self.b[self.at..];
-        let mut ascii = true;
-        let mut end = None;
-        for (i, &c) in rest.iter().enumerate() {
-            if c == b'"' || c == b'\\' || c < 0x20 {
-                end = Some((i, c));
-                break;
-            }
-            ascii &= c < 0x80;
-        }
-        let (end, b'"') = end? else {
+        let end = rest.iter().position(|&c| STOPS[usize::from(c)])?;
+        if rest[end] != b'"' {
             return None;
-        };
+        }
         let s = &rest[..end];
         // ASCII is UTF-8; anything else is checked.
-        if !ascii {
+        if !s.is_ascii() {
             std::str::from_utf8(s).ok()?;
         }
         self.at += end + 1;
