@@ -99,7 +99,7 @@ fn state_word(s: Option<&str>) -> Cow<'_, str> {
 fn word(s: &str) -> Cow<'_, str> {
     let plain = !s.is_empty()
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.:+-".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'+' | b'-'));
     if plain {
         Cow::Borrowed(s)
     } else {

@@ -242,6 +242,9 @@ impl<S: Source> Scanner<'_, S> {
         let mut nodes = Vec::new();
         match sub {
             Some(sd) if node.meta.dev == base.meta.dev => {
+                // A slot as reconcile builds it has 14 entries or fewer:
+                // one allocation, sized to fit after.
+                nodes.reserve(16);
                 let expected = self.expected.filter(|_| slot).and_then(|f| f(name));
                 let how = Walk {
                     servicedir: &node.rel,

@@ -187,8 +187,13 @@ impl Template {
 /// never special, otherwise single-quoted.
 fn sh_quote(s: &str) -> Cow<'_, str> {
     let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-./:@%+=,".contains(&b));
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'-' | b'.' | b'/' | b':' | b'@' | b'%' | b'+' | b'=' | b','
+                )
+        });
     if plain {
         Cow::Borrowed(s)
     } else {
