@@ -96,6 +96,12 @@ impl<'a> Pool<'a> {
             }
         }
         let _guard = Guard(self);
+        // Its fds are its own (each build opens and closes a dozen): no
+        // contention with the other threads on one fd table. Only slower
+        // if that fails.
+        if let Err(e) = crate::fs::private_fd_table() {
+            log::debug!("slot builder: unshare(CLONE_FILES): {e}");
+        }
         let mut st = self.lock();
         loop {
             if st.stop || st.next >= self.builds.len() {

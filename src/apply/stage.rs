@@ -31,6 +31,13 @@ pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
         r => r,
     }
     .map_err(|e| ("mkdir", e))?;
+    if fs::born_dir_mode(MODE_SLOT_DIR, false).is_none() {
+        // A umask took bits away (not the case in a run: it clears it).
+        if let Err(e) = top.chmod_self(MODE_SLOT_DIR) {
+            let _ = scandir.remove_tree(staging);
+            return Err(("chmod", e));
+        }
+    }
     let entries = b.entries();
     let built = if b.owner == me && entries.iter().all(|(_, o)| *o == me) {
         build_own(top, &entries)

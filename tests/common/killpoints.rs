@@ -71,7 +71,7 @@ pub const MUTATING: &[&str] = &[
 ];
 
 /// The mutating calls the fd-based primitives make (`mkfifoat` is
-/// `mknodat`; a mode change through `/proc/self/fd` is `fchmodat`), and
+/// `mknodat`; a mode change through `/proc/thread-self/fd` is `fchmodat`), and
 /// where their path arguments are.
 pub const WATCHED: &[(&str, libc::c_long, &[usize])] = &[
     ("mkdirat", libc::SYS_mkdirat, &[1]),
