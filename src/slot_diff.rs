@@ -138,28 +138,14 @@ pub fn compare<'a>(
     expected: &[(SlotEntry, Owner)],
     obs: &'a SlotObs,
 ) -> SlotDiff<'a> {
-    let mut found = Vec::new();
     let root = &obs.node.meta;
-    let top = PathBuf::new();
     if root.kind != Kind::Dir {
-        // Nothing inside to compare: every file is new.
-        let files = expected
-            .iter()
-            .filter_map(|(e, _)| file_change(e, Current::Absent))
-            .collect();
-        return SlotDiff::Different(Why {
-            reason: format!("the slot {}, not a directory", kind_text(root.kind)).into(),
-            files,
-        });
+        return not_a_dir(root.kind, expected);
     }
-    check_meta(
-        &mut found,
-        &top,
-        (root.uid, root.gid),
-        owner,
-        root.mode,
-        layout::MODE_SLOT_DIR,
-    );
+    let mut found = Vec::new();
+    let top = PathBuf::new();
+    let (have, want) = ((root.uid, root.gid), layout::MODE_SLOT_DIR);
+    check_meta(&mut found, &top, have, owner, root.mode, want);
     let slot_rel = &obs.node.rel;
     let mut seen = Seen(
         obs.nodes
@@ -180,103 +166,28 @@ pub fn compare<'a>(
             error,
         };
     }
-    let down = Path::new(layout::DOWN);
     let (mut want_down, mut down_owner) = (false, owner);
     let mut files = Vec::new();
     for (e, want_owner) in expected {
-        let p = e.path();
         // `down` is compared on its own below: only its presence may differ.
         if e.rel() == layout::DOWN {
             (want_down, down_owner) = (true, *want_owner);
             continue;
         }
-        let Some(n) = seen.take(p) else {
-            found.push(Difference::Missing(p.to_path_buf()));
-            files.extend(file_change(e, Current::Absent));
-            continue;
-        };
-        let m = &n.meta;
-        match e {
-            SlotEntry::Dir { .. } | SlotEntry::Fifo { .. } => {
-                let want = if matches!(e, SlotEntry::Dir { .. }) {
-                    Kind::Dir
-                } else {
-                    Kind::Fifo
-                };
-                if m.kind != want {
-                    found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
-                }
-            }
-            SlotEntry::File { content: want, .. } => {
-                if m.kind != Kind::File {
-                    found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
-                } else if m.nlink != 1 {
-                    found.push(Difference::Kind(
-                        p.to_path_buf(),
-                        format!("has {} links", m.nlink),
-                    ));
-                }
-                // Compared in place, or by the scanner as it read the file
-                // (the same rendering): a converged slot costs no copy.
-                let same = m.kind == Kind::File
-                    && m.size == want.len() as u64
-                    && match &n.content {
-                        Content::Bytes(c) => c.as_slice() == want.as_bytes(),
-                        Content::AsExpected => true,
-                        Content::NotRead | Content::Unreadable(_) => false,
-                    };
-                if !same {
-                    let current = match (m.kind, &n.content) {
-                        (Kind::File, Content::Bytes(c)) => {
-                            Current::Text(String::from_utf8_lossy(c).into_owned())
-                        }
-                        (Kind::File, _) => Current::Unread,
-                        _ => Current::Absent,
-                    };
-                    found.push(Difference::Content(p.to_path_buf()));
-                    files.extend(file_change(e, current));
-                }
+        match seen.take(e.path()) {
+            Some(n) => entry(e, *want_owner, n, &mut found, &mut files),
+            None => {
+                found.push(Difference::Missing(e.path().to_path_buf()));
+                files.extend(file_change(e, Current::Absent));
             }
         }
-        check_meta(&mut found, p, (m.uid, m.gid), *want_owner, m.mode, e.mode());
     }
-    let have_down = match seen.take(down) {
-        None => false,
-        Some(n) => {
-            let m = &n.meta;
-            if m.kind != Kind::File {
-                found.push(Difference::Kind(down.to_path_buf(), kind_text(m.kind)));
-            } else if n.content != Content::Bytes(Vec::new()) {
-                found.push(Difference::Kind(down.to_path_buf(), "is not empty".into()));
-            }
-            check_meta(
-                &mut found,
-                down,
-                (m.uid, m.gid),
-                down_owner,
-                m.mode,
-                layout::MODE_FILE,
-            );
-            true
-        }
-    };
-    let mut extras: Vec<PathBuf> = seen
-        .0
-        .into_iter()
-        .flatten()
-        .map(|(p, _)| p.into())
-        .collect();
-    extras.sort();
-    // An extra directory's contents are not named one by one.
-    let mut named: Vec<PathBuf> = Vec::new();
-    for x in extras {
-        if !named.iter().any(|d| x.starts_with(d)) {
-            named.push(x);
-        }
+    let down = seen.take(Path::new(layout::DOWN));
+    let have_down = down.is_some();
+    if let Some(n) = down {
+        check_down(n, down_owner, &mut found);
     }
-    if !named.is_empty() {
-        found.push(Difference::Extra(named));
-    }
+    found.extend(extras(seen));
     if found.is_empty() {
         return match (want_down, have_down) {
             (w, h) if w == h => SlotDiff::Same,
@@ -290,6 +201,110 @@ pub fn compare<'a>(
         reason: reason(&found).into(),
         files,
     })
+}
+
+/// The slot's name holds something else than a directory: nothing inside
+/// to compare, every file is new.
+fn not_a_dir(kind: Kind, expected: &[(SlotEntry, Owner)]) -> SlotDiff<'static> {
+    let files = expected
+        .iter()
+        .filter_map(|(e, _)| file_change(e, Current::Absent))
+        .collect();
+    SlotDiff::Different(Why {
+        reason: format!("the slot {}, not a directory", kind_text(kind)).into(),
+        files,
+    })
+}
+
+/// Compare one wanted entry `e` with the node observed at its path.
+fn entry(
+    e: &SlotEntry,
+    want_owner: Owner,
+    n: &Node,
+    found: &mut Vec<Difference>,
+    files: &mut Vec<FileChange>,
+) {
+    let (p, m) = (e.path(), &n.meta);
+    match e {
+        SlotEntry::Dir { .. } | SlotEntry::Fifo { .. } => {
+            let want = if matches!(e, SlotEntry::Dir { .. }) {
+                Kind::Dir
+            } else {
+                Kind::Fifo
+            };
+            if m.kind != want {
+                found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
+            }
+        }
+        SlotEntry::File { content: want, .. } => {
+            if m.kind != Kind::File {
+                found.push(Difference::Kind(p.to_path_buf(), kind_text(m.kind)));
+            } else if m.nlink != 1 {
+                found.push(Difference::Kind(
+                    p.to_path_buf(),
+                    format!("has {} links", m.nlink),
+                ));
+            }
+            // Compared in place, or by the scanner as it read the file
+            // (the same rendering): a converged slot costs no copy.
+            let same = m.kind == Kind::File
+                && m.size == want.len() as u64
+                && match &n.content {
+                    Content::Bytes(c) => c.as_slice() == want.as_bytes(),
+                    Content::AsExpected => true,
+                    Content::NotRead | Content::Unreadable(_) => false,
+                };
+            if !same {
+                let current = match (m.kind, &n.content) {
+                    (Kind::File, Content::Bytes(c)) => {
+                        Current::Text(String::from_utf8_lossy(c).into_owned())
+                    }
+                    (Kind::File, _) => Current::Unread,
+                    _ => Current::Absent,
+                };
+                found.push(Difference::Content(p.to_path_buf()));
+                files.extend(file_change(e, current));
+            }
+        }
+    }
+    check_meta(found, p, (m.uid, m.gid), want_owner, m.mode, e.mode());
+}
+
+/// An existing `down`: an empty regular file with the wanted owner and mode.
+fn check_down(n: &Node, owner: Owner, found: &mut Vec<Difference>) {
+    let (down, m) = (Path::new(layout::DOWN), &n.meta);
+    if m.kind != Kind::File {
+        found.push(Difference::Kind(down.to_path_buf(), kind_text(m.kind)));
+    } else if n.content != Content::Bytes(Vec::new()) {
+        found.push(Difference::Kind(down.to_path_buf(), "is not empty".into()));
+    }
+    check_meta(
+        found,
+        down,
+        (m.uid, m.gid),
+        owner,
+        m.mode,
+        layout::MODE_FILE,
+    );
+}
+
+/// What no wanted entry took, an extra directory's contents not named one
+/// by one.
+fn extras(seen: Seen<'_>) -> Option<Difference> {
+    let mut extras: Vec<PathBuf> = seen
+        .0
+        .into_iter()
+        .flatten()
+        .map(|(p, _)| p.into())
+        .collect();
+    extras.sort();
+    let mut named: Vec<PathBuf> = Vec::new();
+    for x in extras {
+        if !named.iter().any(|d| x.starts_with(d)) {
+            named.push(x);
+        }
+    }
+    (!named.is_empty()).then_some(Difference::Extra(named))
 }
 
 /// A slot's observed entries (s6's runtime files aside) by path relative
