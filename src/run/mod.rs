@@ -3,25 +3,27 @@
 //! command line and maps [`Fatal`] to a message.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::accounts::{self, AccountError};
-use crate::apply::{self, Anchors, Applied};
 use crate::bootlog;
 use crate::cli::{Format, Settings};
-use crate::config::Policy;
 use crate::config::{Config, ConfigError};
-use crate::effects;
 use crate::fs::{self, Dir};
-use crate::lock::{self, LockError};
+use crate::lock::LockError;
 use crate::model::Desired;
 use crate::model::{Mode, Phase};
-use crate::plan::{self, Anchor};
+use crate::plan;
 use crate::print_config;
 use crate::render;
-use crate::report::{EffectReport, Failure, Report, say_who_acted};
+use crate::report::{EffectReport, Failure, Report};
 use crate::scan::{self, Disk, Observed, Request};
-use crate::steps::{self, Outcome};
+
+mod applying;
+mod config_file;
+
+pub use applying::{MAX_THREADS, THREADS_ENV};
+pub use config_file::{CONFIG_LIMIT, DEFAULT_CONFIG, config_from, load_config};
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
@@ -151,109 +153,17 @@ pub fn fatal_json(mode: Mode, failure: Failure, out: &mut dyn Write) -> std::io:
     render::json(mode, &report, render::Style::default(), out)
 }
 
-/// The largest configuration file read (a real one is a few KiB).
-pub const CONFIG_LIMIT: u64 = 1 << 20;
+/// What a run works from: the tree description (`--tree`), the
+/// configuration and the account it names.
+type Inputs = (
+    Option<crate::tree::Description>,
+    Config,
+    crate::accounts::Account,
+);
 
-/// The default configuration file, as a container path.
-pub const DEFAULT_CONFIG: &str = "/etc/s6-reconcile/config.yaml";
-
-/// Load the configuration the settings name, then the environment overrides.
-pub fn load_config(
-    settings: &Settings,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigError> {
-    let (real, shown): (PathBuf, PathBuf) = match &settings.config {
-        Some(p) => (p.clone(), p.clone()),
-        None => (
-            settings.root.join(DEFAULT_CONFIG.trim_start_matches('/')),
-            PathBuf::from(DEFAULT_CONFIG),
-        ),
-    };
-    let read = match fs::input::read_regular(&real, CONFIG_LIMIT, fs::input::Follow::Yes) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.to_string()),
-    };
-    config_from(read, &shown, settings.config.is_some(), env)
-}
-
-/// The configuration from what reading its file gave (`Ok(None)`: no such
-/// file; `shown` is its path as messages name it; `explicit` when named by
-/// `--config`: then it must exist), then the environment overrides. The
-/// disk and a tree description (`--tree`) both come through here.
-pub fn config_from(
-    read: Result<Option<Vec<u8>>, String>,
-    shown: &Path,
-    explicit: bool,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigError> {
-    let shown = shown.to_path_buf();
-    let mut cfg = match read {
-        Ok(Some(bytes)) => {
-            let text = String::from_utf8(bytes).map_err(|_| ConfigError::Parse {
-                path: shown.clone(),
-                line: 1,
-                column: 1,
-                key: "(file)".into(),
-                message: "not valid UTF-8".into(),
-            })?;
-            Config::from_yaml(&text, &shown)?
-        }
-        Ok(None) if !explicit => {
-            log::info!("no {DEFAULT_CONFIG}; using the built-in defaults");
-            Config::default()
-        }
-        Ok(None) => {
-            return Err(ConfigError::Read {
-                path: shown,
-                reason: "No such file or directory".into(),
-            });
-        }
-        Err(reason) => {
-            return Err(ConfigError::Read {
-                path: shown,
-                reason,
-            });
-        }
-    };
-    cfg.apply_env(env)?;
-    Ok(cfg)
-}
-
-/// The configured bases, opened lazily beneath the root at apply time.
-struct OpenBases<'a> {
-    root: &'a Dir,
-    desired: &'a Desired,
-    servicedirs: Option<Dir>,
-    scandir: Option<Dir>,
-    home: Option<Dir>,
-}
-
-impl Anchors for OpenBases<'_> {
-    fn anchor(&mut self, a: Anchor) -> std::io::Result<&Dir> {
-        let (slot, path) = match a {
-            Anchor::Servicedirs => (&mut self.servicedirs, self.desired.servicedirs()),
-            Anchor::Scandir => (&mut self.scandir, self.desired.scandir()),
-            Anchor::Home => (&mut self.home, &self.desired.config.profiles.home.0),
-        };
-        if slot.is_none() {
-            let acct = &self.desired.account;
-            let base = fs::resolve_base(self.root, path, (acct.uid, acct.gid))
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            *slot = Some(base.dir);
-        }
-        Ok(slot.as_ref().expect("set above"))
-    }
-}
-
-/// Run once; returns the exit code.
-pub fn run(
-    settings: &Settings,
-    env: &dyn Fn(&str) -> Option<String>,
-    out: &mut dyn Write,
-) -> Result<Ran, Fatal> {
-    // `--tree`: the description is the whole input (configuration,
-    // accounts and tree); nothing else is read.
+/// Read the inputs: with `--tree` the description is the whole input
+/// (configuration, accounts and tree); nothing else is read.
+fn inputs(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, Fatal> {
     let tree = match &settings.tree {
         Some(file) => Some(crate::tree::command::read_description(file)?),
         None => None,
@@ -270,6 +180,16 @@ pub fn run(
         at: config.source.describe(err.key()),
         err,
     })?;
+    Ok((tree, config, account))
+}
+
+/// Run once; returns the exit code.
+pub fn run(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> Result<Ran, Fatal> {
+    let (tree, config, account) = inputs(settings, env)?;
     log::info!(
         "user {} = {}:{}, policy {}",
         account.user_name,
@@ -286,7 +206,7 @@ pub fn run(
             spent: Spent::default(),
         });
     }
-    let threads = build_threads(env)?;
+    let threads = applying::build_threads(env)?;
     let desired = Desired::new(config, account);
     let mut report = Report::default();
     if let Some(d) = &tree {
@@ -304,14 +224,6 @@ pub fn run(
         err,
     })?;
 
-    let root_phases: Vec<Phase> = settings
-        .phases
-        .iter()
-        .copied()
-        .filter(|p| *p != Phase::Profiles)
-        .collect();
-    let with_profiles = settings.phases.contains(&Phase::Profiles);
-
     let observed = match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
@@ -319,70 +231,9 @@ pub fn run(
             plan_only(&desired, &observed, &mut report);
             observed
         }
-        Mode::Apply => {
-            // Held to the end of the apply (through the privilege drop and
-            // the boot log), so no other apply observes a half-applied tree.
-            let acct = &desired.account;
-            let _lock = lock::acquire(&root, (acct.uid, acct.gid), settings.lock_wait, |path| {
-                log::warn!(
-                    "another apply holds {}; waiting up to {} s for it to finish",
-                    path.display(),
-                    settings.lock_wait.as_secs()
-                )
-            })?;
-            fs::clear_umask();
-            // Observed once; each part of the apply plans from it, and what
-            // apply did is written back into it (never observed again).
-            let mut observed = observe(settings, &desired, &root);
-            warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
-            if !root_phases.is_empty() {
-                observed.phases = root_phases;
-                let mut plan = plan::plan(&desired, &observed);
-                let outcomes = apply::apply(&plan.changes, &mut bases(&root, &desired), 1);
-                let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
-                observed.applied(&applied.done);
-                report.add_applied(plan, applied);
-            }
-            if with_profiles {
-                observed.phases = vec![Phase::Profiles];
-                let threads = threads.unwrap_or_else(default_threads);
-                apply_profiles(&desired, &root, &observed, threads, &mut report);
-            }
-            observed
-        }
+        Mode::Apply => applying::apply_all(settings, &desired, &root, threads, &mut report)?,
     };
     finish(settings, report, observed, out)
-}
-
-/// The environment variable that sets how many threads build slots (a
-/// benchmark knob; see benches/README.md).
-pub const THREADS_ENV: &str = "RECONCILE_THREADS";
-
-/// The most slot builder threads [`THREADS_ENV`] may ask for.
-pub const MAX_THREADS: usize = 64;
-
-/// How many threads build the staging dirs of an apply's slots, if
-/// [`THREADS_ENV`] says (1 to [`MAX_THREADS`]; empty = unset). Checked in
-/// every mode, so that `--check` catches a bad value too.
-fn build_threads(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<usize>, Fatal> {
-    let Some(v) = env(THREADS_ENV).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    match v.parse::<usize>() {
-        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n)),
-        _ => Err(Fatal::Config(ConfigError::Env {
-            var: THREADS_ENV,
-            value: v,
-            message: format!("must be a number of threads from 1 to {MAX_THREADS}"),
-        })),
-    }
-}
-
-/// The default number of slot builder threads: two when the process may
-/// use two CPUs or more, else one (more than two is not measured: every
-/// build also takes the scandir's lock, to make its staging dir).
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 /// The plan of `--plan`/`--check` into the report: nothing is done.
@@ -425,63 +276,6 @@ fn finish(
             _observed: Some(observed),
         },
     })
-}
-
-fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
-    OpenBases {
-        root,
-        desired,
-        servicedirs: None,
-        scandir: None,
-        home: None,
-    }
-}
-
-/// The profiles phase of an apply: as the user when started as root in
-/// compat policy (so nothing planted in the user's volume or scandir can
-/// make root touch a root-owned file), then plan and apply: the changes
-/// under their conditions, then the run effects (rescan, boot log).
-fn apply_profiles(
-    desired: &Desired,
-    root: &Dir,
-    observed: &Observed,
-    threads: usize,
-    report: &mut Report,
-) {
-    let acct = &desired.account;
-    if fs::euid() == 0 && desired.policy() == Policy::Compat {
-        if let Err(e) = fs::act_as(acct.uid, acct.gid) {
-            report.errors.push(Failure {
-                op: "act as".into(),
-                path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
-                error: (&e).into(),
-            });
-            return;
-        }
-        log::info!(
-            "profiles phase acts as {}:{} (effective ids; real and saved stay root)",
-            acct.uid,
-            acct.gid
-        );
-    }
-    let mut plan = plan::plan(desired, observed);
-    let mut anchors = bases(root, desired);
-    // Started after the privilege drop: the slot builders act as the user too.
-    let mut outcomes = apply::apply(&plan.changes, &mut anchors, threads);
-    if let Some(uid) = fs::acting_as() {
-        for o in &mut outcomes {
-            if let Outcome::Failed(e) | Outcome::DoneWith(e) = o {
-                say_who_acted(e, uid);
-            }
-        }
-    }
-    steps::settle_slots(&mut plan.slots, &plan.changes, &outcomes);
-    let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
-    let done = effects::run(&plan.effects, &applied.done, &plan.slots, &mut anchors);
-    report.effects.extend(done.done);
-    report.warnings.extend(done.warnings);
-    report.errors.extend(done.errors);
-    report.add_applied(plan, applied);
 }
 
 /// Warn when the volume is not writable by the user who will write it

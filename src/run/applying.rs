@@ -1,0 +1,179 @@
+//! Applying: the lock, one observation, the root phases, then the profiles
+//! phase as the user, its slots built on [`THREADS_ENV`] threads.
+
+use std::path::PathBuf;
+
+use super::{Fatal, observe, warn_unwritable_volume};
+use crate::apply::{self, Anchors, Applied};
+use crate::cli::Settings;
+use crate::config::{ConfigError, Policy};
+use crate::effects;
+use crate::fs::{self, Dir};
+use crate::lock;
+use crate::model::{Desired, Phase};
+use crate::plan::{self, Anchor};
+use crate::report::{Failure, Report, say_who_acted};
+use crate::scan::Observed;
+use crate::steps::{self, Outcome};
+
+/// The configured bases, opened lazily beneath the root at apply time.
+struct OpenBases<'a> {
+    root: &'a Dir,
+    desired: &'a Desired,
+    servicedirs: Option<Dir>,
+    scandir: Option<Dir>,
+    home: Option<Dir>,
+}
+
+impl Anchors for OpenBases<'_> {
+    fn anchor(&mut self, a: Anchor) -> std::io::Result<&Dir> {
+        let (slot, path) = match a {
+            Anchor::Servicedirs => (&mut self.servicedirs, self.desired.servicedirs()),
+            Anchor::Scandir => (&mut self.scandir, self.desired.scandir()),
+            Anchor::Home => (&mut self.home, &self.desired.config.profiles.home.0),
+        };
+        if slot.is_none() {
+            let acct = &self.desired.account;
+            let base = fs::resolve_base(self.root, path, (acct.uid, acct.gid))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            *slot = Some(base.dir);
+        }
+        Ok(slot.as_ref().expect("set above"))
+    }
+}
+
+fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
+    OpenBases {
+        root,
+        desired,
+        servicedirs: None,
+        scandir: None,
+        home: None,
+    }
+}
+
+/// The profiles phase of an apply: as the user when started as root in
+/// compat policy (so nothing planted in the user's volume or scandir can
+/// make root touch a root-owned file), then plan and apply: the changes
+/// under their conditions, then the run effects (rescan, boot log).
+fn apply_profiles(
+    desired: &Desired,
+    root: &Dir,
+    observed: &Observed,
+    threads: usize,
+    report: &mut Report,
+) {
+    let acct = &desired.account;
+    if fs::euid() == 0 && desired.policy() == Policy::Compat {
+        if let Err(e) = fs::act_as(acct.uid, acct.gid) {
+            report.errors.push(Failure {
+                op: "act as".into(),
+                path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
+                error: (&e).into(),
+            });
+            return;
+        }
+        log::info!(
+            "profiles phase acts as {}:{} (effective ids; real and saved stay root)",
+            acct.uid,
+            acct.gid
+        );
+    }
+    let mut plan = plan::plan(desired, observed);
+    let mut anchors = bases(root, desired);
+    // Started after the privilege drop: the slot builders act as the user too.
+    let mut outcomes = apply::apply(&plan.changes, &mut anchors, threads);
+    if let Some(uid) = fs::acting_as() {
+        for o in &mut outcomes {
+            if let Outcome::Failed(e) | Outcome::DoneWith(e) = o {
+                say_who_acted(e, uid);
+            }
+        }
+    }
+    steps::settle_slots(&mut plan.slots, &plan.changes, &outcomes);
+    let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
+    let done = effects::run(&plan.effects, &applied.done, &plan.slots, &mut anchors);
+    report.effects.extend(done.done);
+    report.warnings.extend(done.warnings);
+    report.errors.extend(done.errors);
+    report.add_applied(plan, applied);
+}
+
+/// The environment variable that sets how many threads build slots (a
+/// benchmark knob; see benches/README.md).
+pub const THREADS_ENV: &str = "RECONCILE_THREADS";
+
+/// The most slot builder threads [`THREADS_ENV`] may ask for.
+pub const MAX_THREADS: usize = 64;
+
+/// How many threads build the staging dirs of an apply's slots, if
+/// [`THREADS_ENV`] says (1 to [`MAX_THREADS`]; empty = unset). Checked in
+/// every mode, so that `--check` catches a bad value too.
+pub(super) fn build_threads(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<usize>, Fatal> {
+    let Some(v) = env(THREADS_ENV).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n)),
+        _ => Err(Fatal::Config(ConfigError::Env {
+            var: THREADS_ENV,
+            value: v,
+            message: format!("must be a number of threads from 1 to {MAX_THREADS}"),
+        })),
+    }
+}
+
+/// The default number of slot builder threads: two when the process may
+/// use two CPUs or more, else one (more than two is not measured: every
+/// build also takes the scandir's lock, to make its staging dir).
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
+/// An apply of the settings' phases: the lock held throughout, the tree
+/// observed once, the root phases applied, then the profiles phase.
+pub(super) fn apply_all(
+    settings: &Settings,
+    desired: &Desired,
+    root: &Dir,
+    threads: Option<usize>,
+    report: &mut Report,
+) -> Result<Observed, Fatal> {
+    let root_phases: Vec<Phase> = settings
+        .phases
+        .iter()
+        .copied()
+        .filter(|p| *p != Phase::Profiles)
+        .collect();
+    let with_profiles = settings.phases.contains(&Phase::Profiles);
+
+    // Held to the end of the apply (through the privilege drop and
+    // the boot log), so no other apply observes a half-applied tree.
+    let acct = &desired.account;
+    let _lock = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+        log::warn!(
+            "another apply holds {}; waiting up to {} s for it to finish",
+            path.display(),
+            settings.lock_wait.as_secs()
+        )
+    })?;
+    fs::clear_umask();
+    // Observed once; each part of the apply plans from it, and what
+    // apply did is written back into it (never observed again).
+    let mut observed = observe(settings, desired, root);
+    warn_unwritable_volume(desired, &observed, fs::euid() == 0, report);
+    if !root_phases.is_empty() {
+        observed.phases = root_phases;
+        let mut plan = plan::plan(desired, &observed);
+        let outcomes = apply::apply(&plan.changes, &mut bases(root, desired), 1);
+        let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
+        observed.applied(&applied.done);
+        report.add_applied(plan, applied);
+    }
+    if with_profiles {
+        observed.phases = vec![Phase::Profiles];
+        let threads = threads.unwrap_or_else(default_threads);
+        apply_profiles(desired, root, &observed, threads, report);
+    }
+    Ok(observed)
+}
