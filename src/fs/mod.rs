@@ -17,6 +17,7 @@ pub mod input;
 pub mod lock;
 mod make;
 mod meta;
+mod perms;
 mod read;
 mod remove;
 mod stage;
