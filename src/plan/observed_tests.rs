@@ -6,7 +6,13 @@ use super::*;
 use crate::accounts::Account;
 use crate::config::Config;
 use crate::fs::{Kind, Meta};
-use crate::scan::{BaseObs, Content, Node, Observed, ProfilesObs, ScandirObs, SlotObs};
+use crate::scan::{
+    BaseObs, Content, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs,
+    StateObs,
+};
+use crate::slot::{self, SlotEntry};
+use crate::state::Action;
+use crate::{layout, names};
 
 const USER: Owner = (10000, 10000);
 

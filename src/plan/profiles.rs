@@ -1,0 +1,337 @@
+//! The profiles phase's part of the plan: which profiles, their slots
+//! (published, replaced, `down` in place, kept), stale runtime files, the
+//! state file a legacy container is given, and the reports.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use crate::config::Policy;
+use crate::fs::Kind;
+use crate::layout::{self};
+use crate::model::Phase;
+use crate::report::{Failure, SlotReport};
+use crate::scan::{BaseObs, Node, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, StateObs};
+use crate::slot_diff::{self, SlotDiff};
+use crate::state::{self, Action, PriorExit};
+use crate::steps::When;
+use crate::{config::StartPolicy, names};
+
+use super::*;
+
+impl Planner<'_> {
+    pub(super) fn profiles(
+        &mut self,
+        o: &ProfilesObs,
+        scandir: &BaseObs<ScandirObs>,
+        scandir_phase_too: bool,
+    ) {
+        let d = self.d;
+        let cfg = &d.config.profiles;
+        let (uid, gid) = (d.account.uid, d.account.gid);
+        let app = crate::app::decide(&d.config, o);
+        // A dashboard container does nothing in this phase, not even warn
+        // about the gateways' configuration.
+        if app.dashboard {
+            self.plan
+                .lines
+                .push(crate::app::command::DASHBOARD_LINE.into());
+            return;
+        }
+        self.plan.warnings.extend(app.warnings.iter().cloned());
+        match &o.home {
+            BaseObs::Missing { path } => self.plan.warnings.push(format!(
+                "profiles.home {} is not present: no profile state is read and no boot log is written",
+                path.display()
+            )),
+            BaseObs::Unusable { path, error } => self.plan.errors.push(Failure {
+                op: "open".into(),
+                path: path.clone(),
+                error: error.clone().into(),
+            }),
+            BaseObs::Present(_) => {}
+        }
+        let slots = self.slots_in(scandir);
+        self.plan.skipped.extend(o.bad_names.iter().cloned());
+        for (n, reason) in &o.not_profiles {
+            self.plan
+                .warnings
+                .push(format!("{}: {reason}", n.path.display()));
+            self.skip(&n.path, reason.clone());
+        }
+        let recipe = std::sync::Arc::new(SlotRecipe {
+            scripts: slot_diff::scripts(d),
+            policy: d.policy(),
+            uid,
+            gid,
+        });
+        // The slots kept, for pruning the others (only then).
+        let mut wanted = std::collections::BTreeSet::new();
+        self.plan.slots.reserve(o.profiles.len());
+        self.plan.changes.reserve(o.profiles.len());
+        for p in &o.profiles {
+            let report = self.profile(p, slots, &recipe, &app);
+            if let Some(s) = report.slot.as_ref().filter(|_| cfg.prune) {
+                wanted.insert(s.clone());
+            }
+            self.plan.slots.push(report);
+        }
+        let Some(slots) = slots else { return };
+        if cfg.prune {
+            for (name, s) in &slots.entries {
+                if name.starts_with(&cfg.slot_prefix) && !wanted.contains(name) {
+                    self.removal(Phase::Profiles, &s.node);
+                }
+            }
+        }
+        if !scandir_phase_too {
+            self.plan.skipped.extend(slots.bad_names.iter().cloned());
+            for n in &slots.staging {
+                self.removal(Phase::Profiles, n);
+            }
+        }
+    }
+
+    /// The scandir the slots go in, or why there is none (an error).
+    fn slots_in<'o>(&mut self, scandir: &'o BaseObs<ScandirObs>) -> Option<&'o ScandirObs> {
+        match scandir {
+            BaseObs::Present(s) => Some(s),
+            BaseObs::Missing { path } => {
+                self.plan.errors.push(Failure {
+                    op: "open".into(),
+                    path: path.clone(),
+                    error: "scandir not present; no slot can be published".into(),
+                });
+                None
+            }
+            BaseObs::Unusable { path, error } => {
+                self.plan.errors.push(Failure {
+                    op: "open".into(),
+                    path: path.clone(),
+                    error: error.clone().into(),
+                });
+                None
+            }
+        }
+    }
+
+    /// Remove a scandir entry: a directory tree, or the entry itself.
+    pub(super) fn removal(&mut self, phase: Phase, n: &Node) {
+        let op = if n.meta.kind == Kind::Dir {
+            Op::Remove
+        } else {
+            Op::Unlink
+        };
+        self.change(phase, Anchor::Scandir, n, op);
+    }
+
+    fn profile(
+        &mut self,
+        p: &ProfileObs,
+        slots: Option<&ScandirObs>,
+        recipe: &std::sync::Arc<SlotRecipe>,
+        app: &crate::app::Decision,
+    ) -> SlotReport {
+        let (uid, gid) = (recipe.uid, recipe.gid);
+        let d = self.d;
+        let cfg = &d.config.profiles;
+        if let Some(problem) = &p.problem {
+            return self.invalid_profile(p, problem);
+        }
+        let prior_state = self.prior_state(p);
+        if let Some(why) = &p.lifecycle_problem {
+            let at = p.dir.as_ref().map_or_else(PathBuf::new, |n| n.path.clone());
+            self.plan.warnings.push(format!(
+                "{}: {why}; its prior exit is unknown",
+                at.join("state").join(crate::scan::LIFECYCLE_FILE).display()
+            ));
+        }
+        let is_default = p.source == ProfileSource::Default;
+        let prior_state = if is_default && app.migrate_default {
+            self.seed_state(p, (uid, gid));
+            Some("running".to_string())
+        } else {
+            prior_state
+        };
+        let action = state::decide(
+            prior_state.as_deref(),
+            &cfg.autostart,
+            is_default,
+            app.multiplex,
+            p.start.unwrap_or(StartPolicy::Auto),
+        );
+        self.stale_files(p);
+        let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
+        let owner = match d.policy() {
+            Policy::Compat => (uid, gid),
+            Policy::Strict => (0, 0),
+        };
+        // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
+        // is "not published"); the scandir's own error says why.
+        let (action, reason) = match slots {
+            Some(slots) => {
+                let build = SlotBuild {
+                    profile: p.name.clone(),
+                    staging: names::staging_name(&slot_name),
+                    owner,
+                    is_default,
+                    down: action == Action::Registered,
+                    recipe: recipe.clone(),
+                };
+                match self.slot_change(slots, &slot_name, build) {
+                    Ok(()) => (action, None),
+                    Err(why) => (Action::Skipped, Some(why)),
+                }
+            }
+            None => (
+                Action::Skipped,
+                Some(format!(
+                    "not published: scandir {} is not usable",
+                    d.scandir().display()
+                )),
+            ),
+        };
+        SlotReport {
+            profile: p.name.clone(),
+            slot: Some(slot_name),
+            prior_state,
+            action,
+            reason,
+            prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
+        }
+    }
+
+    /// A candidate found unusable while observing: skipped, with why.
+    fn invalid_profile(&mut self, p: &ProfileObs, problem: &str) -> SlotReport {
+        let at = p
+            .dir
+            .as_ref()
+            .map(|n| n.path.clone())
+            .unwrap_or_else(|| PathBuf::from(format!("profile {:?}", p.name)));
+        self.skip(&at, problem.to_string());
+        SlotReport {
+            profile: p.name.clone(),
+            slot: None,
+            prior_state: None,
+            action: Action::Skipped,
+            reason: Some(problem.to_string()),
+            prior_exit: PriorExit::Unknown,
+        }
+    }
+
+    /// The state the profile had, from its state file (a warning when the
+    /// file is there but says nothing usable).
+    fn prior_state(&mut self, p: &ProfileObs) -> Option<String> {
+        let why = match &p.state {
+            StateObs::Missing => return None,
+            StateObs::Bytes(b) => {
+                match state::parse_state(b, &self.d.config.profiles.transient_running) {
+                    Ok(s) => return s,
+                    Err(why) => why.to_string(),
+                }
+            }
+            StateObs::Unreadable(why) => why.clone(),
+        };
+        self.plan.warnings.push(format!(
+            "{}: {why}; treating the profile as having no state",
+            p.state_path.display()
+        ));
+        None
+    }
+
+    /// Stale runtime files of a previous container: removed.
+    fn stale_files(&mut self, p: &ProfileObs) {
+        for n in &p.stale {
+            if n.meta.kind == Kind::Dir {
+                let why = "stale runtime file is a directory; left alone";
+                self.skip(&n.path, why.into());
+                continue;
+            }
+            self.change(Phase::Profiles, Anchor::Home, n, Op::Unlink);
+        }
+    }
+
+    /// The change that brings the slot `name` to `build`, if any. `Err`
+    /// with the reason when the existing slot could not be compared (it is
+    /// left as it is, and the failure is reported).
+    fn slot_change(
+        &mut self,
+        slots: &ScandirObs,
+        name: &str,
+        build: SlotBuild,
+    ) -> Result<(), String> {
+        let path = names::join(&slots.base.path, OsStr::new(name));
+        let rel = PathBuf::from(name);
+        // publish: the scandir; replace: the old slot; create `down`: the
+        // slot it goes in; unlink: `down`.
+        let (op, expect, why) = match slots.entries.get(name) {
+            None => {
+                let why = slot_diff::new_slot();
+                (Op::Publish(Box::new(build)), slots.base.meta, why)
+            }
+            Some(obs) => match slot_diff::compare(build.owner, &build.entries(), obs) {
+                SlotDiff::Same => return Ok(()),
+                SlotDiff::Different(why) => (Op::Replace(Box::new(build)), obs.node.meta, why),
+                SlotDiff::Down { want: true } => (
+                    Op::Create {
+                        mode: layout::MODE_FILE,
+                    },
+                    obs.node.meta,
+                    slot_diff::down_only(true),
+                ),
+                SlotDiff::Down { want: false } => {
+                    let down = obs.node.rel.join(layout::DOWN);
+                    let meta = obs.nodes.iter().find(|n| n.rel == down);
+                    let meta = meta.map_or(obs.node.meta, |n| n.meta);
+                    (Op::Unlink, meta, slot_diff::down_only(false))
+                }
+                SlotDiff::Unreadable { path, error } => {
+                    let why = format!(
+                        "not compared (the slot is left as it was): unable to read {}: {error}",
+                        path.display()
+                    );
+                    self.plan.errors.push(Failure {
+                        op: "read".into(),
+                        path: path.to_path_buf(),
+                        error: error.clone(),
+                    });
+                    return Err(why);
+                }
+            },
+        };
+        let down = matches!(op, Op::Create { .. } | Op::Unlink);
+        self.plan.changes.push(Change {
+            phase: Phase::Profiles,
+            path: if down { path.join(layout::DOWN) } else { path },
+            op,
+            when: When::Always,
+            target: Target {
+                anchor: Anchor::Scandir,
+                rel: if down { rel.join(layout::DOWN) } else { rel },
+                expect,
+            },
+            why: Some(Box::new(why)),
+        });
+        Ok(())
+    }
+}
+
+impl Planner<'_> {
+    /// Plan the default profile's state file of a legacy `gateway run`
+    /// container, in the home observed (`p.dir`).
+    fn seed_state(&mut self, p: &ProfileObs, owner: Owner) {
+        let Some(home) = &p.dir else { return };
+        let name = &self.d.config.profiles.state_file.0;
+        self.volume.push(Change {
+            phase: Phase::Profiles,
+            path: p.state_path.clone(),
+            op: Op::SeedState { owner },
+            when: When::Always,
+            target: Target {
+                anchor: Anchor::Home,
+                rel: PathBuf::from(name),
+                expect: home.meta,
+            },
+            why: None,
+        });
+    }
+}
