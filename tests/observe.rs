@@ -48,6 +48,15 @@ fn root_with(extra: &str) -> tempfile::TempDir {
     dir
 }
 
+/// The root, its scandir the user's (as in compat), applied once: the
+/// slots exist.
+fn applied_root() -> tempfile::TempDir {
+    let tmp = root_with("");
+    chown_user(&tmp.path().join("run/service"));
+    reconcile(tmp.path(), &[]).assert_exit(0);
+    tmp
+}
+
 /// `name` (bytes) joined to `dir`.
 fn join(dir: &Path, name: &[u8]) -> std::path::PathBuf {
     dir.join(OsStr::from_bytes(name))
@@ -207,11 +216,9 @@ fn too_large(path: &str) -> String {
 
 #[test]
 fn planted_trees_of_any_depth_cost_bounded_memory_and_never_fail_the_boot() {
-    let tmp = root_with("");
+    let tmp = applied_root();
     let root = tmp.path();
     let scandir = root.join("run/service");
-    chown_user(&scandir);
-    reconcile(root, &[]).assert_exit(0);
     // 20,000 levels, a file at each: every path of these trees kept would
     // be gigabytes (the sum of the depths); the container below has 1 GiB
     // of address space.
@@ -245,11 +252,9 @@ fn planted_trees_of_any_depth_cost_bounded_memory_and_never_fail_the_boot() {
 
 #[test]
 fn a_slot_file_hard_linked_to_a_root_only_file_is_never_read() {
-    let tmp = root_with("");
+    let tmp = applied_root();
     let root = tmp.path();
     let scandir = root.join("run/service");
-    chown_user(&scandir);
-    reconcile(root, &[]).assert_exit(0);
     // A root-only file on the same file system, linked in place of the
     // slot's run script (what fs.protected_hardlinks=0 lets the user do).
     let secret = root.join("run/secret");
@@ -284,11 +289,9 @@ fn a_slot_file_hard_linked_to_a_root_only_file_is_never_read() {
 
 #[test]
 fn a_slot_file_that_cannot_be_read_is_reported_and_the_slot_kept() {
-    let tmp = root_with("");
+    let tmp = applied_root();
     let root = tmp.path();
     let scandir = root.join("run/service");
-    chown_user(&scandir);
-    reconcile(root, &[]).assert_exit(0);
     let slot = scandir.join("gateway-good");
     let ino = fs::metadata(&slot).unwrap().ino();
     // The user's own file, made unreadable by the user: a run as the user
