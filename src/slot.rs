@@ -118,19 +118,9 @@ pub fn entries(files: SlotFiles, down: bool) -> Vec<SlotEntry> {
 
 #[cfg(test)]
 mod tests {
+    use super::scripts::tests::defaults;
     use super::*;
-    use crate::config::Templates;
     use std::collections::BTreeSet;
-
-    fn defaults(profile: &str, is_default: bool) -> SlotFiles {
-        render(
-            profile,
-            is_default,
-            "hermes",
-            "/opt/data",
-            &Templates::default(),
-        )
-    }
 
     #[test]
     fn entries_of_a_down_slot() {

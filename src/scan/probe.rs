@@ -112,12 +112,11 @@ impl<S: Source> Scanner<'_, S> {
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
-    use std::ffi::{OsStr, OsString};
-    use std::io;
     use std::path::Path;
 
-    use crate::fs::{BaseError, Dir, DirEntry, Meta};
-    use crate::scan::{BaseObs, Disk, OpenBase, Scanner, Source};
+    use crate::fs::Dir;
+    use crate::scan::source::OnList;
+    use crate::scan::{BaseObs, Disk, Scanner};
 
     /// On tmpfs a slot's `supervise/` holding only what s6 puts there is
     /// observed by name, without a listing; one holding anything else is
@@ -153,12 +152,16 @@ mod tests {
         // otherwise, so log/ is listed and walked as it is.
         std::fs::create_dir_all(scandir.join("gateway-f/log/run")).unwrap();
         std::fs::write(scandir.join("gateway-f/log/run/x"), b"").unwrap();
-        let disk = Counting {
+        let lists = Cell::new(0);
+        let disk = OnList {
             disk: Disk {
                 root: &root,
                 untrusted: (10000, 10000),
             },
-            lists: Cell::new(0),
+            hook: |_: &Dir| {
+                lists.set(lists.get() + 1);
+                Ok(())
+            },
         };
         let mut sc = Scanner::new(&disk);
         let BaseObs::Present(s) = sc.scandir(
@@ -172,7 +175,7 @@ mod tests {
         // The scandir and each slot (7); then only c's and d's supervise/
         // (c: an entry besides control; d: more than s6 puts there), e's
         // non-empty supervise/event/, f's log/ and its run/ (5).
-        assert_eq!(disk.lists.get(), 12);
+        assert_eq!(lists.get(), 12);
         for (slot, entries) in cases {
             let got: Vec<String> = s.entries[slot]
                 .nodes
@@ -192,48 +195,5 @@ mod tests {
             assert_eq!(got, want, "{slot}");
         }
         assert!(sc.errors.is_empty(), "{:?}", sc.errors);
-    }
-
-    /// The disk, counting listings.
-    struct Counting<'a> {
-        disk: Disk<'a>,
-        lists: Cell<usize>,
-    }
-
-    impl Source for Counting<'_> {
-        type Dir = Dir;
-        fn open_base(&self, path: &Path) -> Result<OpenBase<Dir>, BaseError> {
-            self.disk.open_base(path)
-        }
-        fn list(&self, dir: &Dir) -> io::Result<Vec<DirEntry>> {
-            self.lists.set(self.lists.get() + 1);
-            self.disk.list(dir)
-        }
-        fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
-            self.disk.stat(dir, name)
-        }
-        fn empty_by_size(&self, dir: &Dir, m: &Meta) -> bool {
-            self.disk.empty_by_size(dir, m)
-        }
-        fn entries_by_size(&self, dir: &Dir, m: &Meta) -> Option<u64> {
-            self.disk.entries_by_size(dir, m)
-        }
-        fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
-            self.disk.open_dir(dir, name)
-        }
-        fn open_parent(&self, dir: &Dir) -> io::Result<(Dir, Meta)> {
-            self.disk.open_parent(dir)
-        }
-        fn read_file(
-            &self,
-            dir: &Dir,
-            name: &OsStr,
-            limit: u64,
-        ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-            self.disk.read_file(dir, name, limit)
-        }
-        fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
-            self.disk.read_link(dir, name)
-        }
     }
 }

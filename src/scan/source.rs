@@ -246,3 +246,60 @@ impl Source for Disk<'_> {
         dir.read_file_meta_following(name, limit)
     }
 }
+
+/// For tests: the disk, with `hook` run on each directory right after it
+/// is listed (to count listings, or to change the tree between a listing
+/// and what follows it). Everything else is the disk's.
+#[cfg(test)]
+pub(crate) struct OnList<'a, F> {
+    pub disk: Disk<'a>,
+    pub hook: F,
+}
+
+#[cfg(test)]
+impl<F: Fn(&Dir) -> io::Result<()>> Source for OnList<'_, F> {
+    type Dir = Dir;
+    fn open_base(&self, path: &Path) -> Result<OpenBase<Dir>, BaseError> {
+        self.disk.open_base(path)
+    }
+    fn list(&self, dir: &Dir) -> io::Result<Vec<DirEntry>> {
+        let v = self.disk.list(dir)?;
+        (self.hook)(dir)?;
+        Ok(v)
+    }
+    fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
+        self.disk.stat(dir, name)
+    }
+    fn empty_by_size(&self, dir: &Dir, m: &Meta) -> bool {
+        self.disk.empty_by_size(dir, m)
+    }
+    fn entries_by_size(&self, dir: &Dir, m: &Meta) -> Option<u64> {
+        self.disk.entries_by_size(dir, m)
+    }
+    fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
+        self.disk.open_dir(dir, name)
+    }
+    fn open_parent(&self, dir: &Dir) -> io::Result<(Dir, Meta)> {
+        self.disk.open_parent(dir)
+    }
+    fn read_file(
+        &self,
+        dir: &Dir,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        self.disk.read_file(dir, name, limit)
+    }
+    fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
+        self.disk.read_link(dir, name)
+    }
+    fn read_single_link_file(
+        &self,
+        dir: &Dir,
+        sub: Option<&OsStr>,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        self.disk.read_single_link_file(dir, sub, name, limit)
+    }
+}

@@ -375,59 +375,12 @@ pub(super) fn is_gone_or_swapped(e: &std::io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
-    use std::ffi::{OsStr, OsString};
-    use std::io;
     use std::os::unix::fs::{MetadataExt, symlink};
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
-    use crate::fs::{BaseError, Dir, DirEntry, Kind, Meta};
-    use crate::scan::{BaseObs, Disk, OpenBase, Scanner, Source};
-
-    /// The disk, but right after the slot directory is listed its `sub/`
-    /// is swapped for a symlink to a directory outside: the race between
-    /// listing a directory and opening an entry of it.
-    struct Swapping<'a> {
-        disk: Disk<'a>,
-        slot: PathBuf,
-        outside: PathBuf,
-        swapped: Cell<bool>,
-    }
-
-    impl Source for Swapping<'_> {
-        type Dir = Dir;
-        fn open_base(&self, path: &Path) -> Result<OpenBase<Dir>, BaseError> {
-            self.disk.open_base(path)
-        }
-        fn list(&self, dir: &Dir) -> io::Result<Vec<DirEntry>> {
-            let v = self.disk.list(dir)?;
-            let is_slot = dir.meta()?.ino == std::fs::metadata(&self.slot)?.ino();
-            if is_slot && !self.swapped.replace(true) {
-                std::fs::rename(self.slot.join("sub"), self.slot.join("sub.old"))?;
-                symlink(&self.outside, self.slot.join("sub"))?;
-            }
-            Ok(v)
-        }
-        fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
-            self.disk.stat(dir, name)
-        }
-        fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
-            self.disk.open_dir(dir, name)
-        }
-        fn open_parent(&self, dir: &Dir) -> io::Result<(Dir, Meta)> {
-            self.disk.open_parent(dir)
-        }
-        fn read_file(
-            &self,
-            dir: &Dir,
-            name: &OsStr,
-            limit: u64,
-        ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-            self.disk.read_file(dir, name, limit)
-        }
-        fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
-            self.disk.read_link(dir, name)
-        }
-    }
+    use crate::fs::{Dir, Kind};
+    use crate::scan::source::OnList;
+    use crate::scan::{BaseObs, Disk, Scanner};
 
     /// A slot's file that holds what is expected is not kept; one that
     /// differs is, with its bytes; `down` (empty) is kept as empty bytes.
@@ -491,21 +444,30 @@ mod tests {
         let slot = t.path().join("run/service/gateway-a");
         std::fs::create_dir_all(slot.join("sub")).unwrap();
         std::fs::write(slot.join("run"), b"#!/bin/sh\n").unwrap();
-        let src = Swapping {
+        // Right after the slot directory is listed, its `sub/` is swapped
+        // for a symlink to a directory outside: the race between listing a
+        // directory and opening an entry of it.
+        let swapped = Cell::new(false);
+        let src = OnList {
             disk: Disk {
                 root: &root,
                 untrusted: (10000, 10000),
             },
-            slot: slot.clone(),
-            outside,
-            swapped: Cell::new(false),
+            hook: |dir: &Dir| {
+                let is_slot = dir.meta()?.ino == std::fs::metadata(&slot)?.ino();
+                if is_slot && !swapped.replace(true) {
+                    std::fs::rename(slot.join("sub"), slot.join("sub.old"))?;
+                    symlink(&outside, slot.join("sub"))?;
+                }
+                Ok(())
+            },
         };
         let mut sc = Scanner::new(&src);
         let BaseObs::Present(s) = sc.scandir(Path::new("/run/service"), "gateway-", None, true)
         else {
             panic!("scandir present")
         };
-        assert!(src.swapped.get(), "the swap happened");
+        assert!(swapped.get(), "the swap happened");
         let nodes = &s.entries["gateway-a"].nodes;
         let sub = nodes.iter().find(|n| n.rel.ends_with("sub")).unwrap();
         assert_eq!(sub.meta.kind, Kind::Symlink, "observed as what it is now");

@@ -247,13 +247,14 @@ exec s6-log 1 n10 s1000000 T "$log_dir"
 "#;
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
     use std::process::{Command, Output};
 
-    fn defaults(profile: &str, is_default: bool) -> SlotFiles {
+    /// The default scripts of `profile` for user hermes in /opt/data.
+    pub(in crate::slot) fn defaults(profile: &str, is_default: bool) -> SlotFiles {
         render(
             profile,
             is_default,
