@@ -14,27 +14,18 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::roots::{BASE, SVSCAN_LOCK};
+use common::roots::{BASE, CRON, SVSCAN_LOCK};
 use common::run::{Run, reconcile, reconcile_env};
 use common::tree::{self, owner_mode};
 
-/// Two static services as s6-rc-init leaves them, for the static phase.
-const SERVICEDIRS: &str = r##"
-- {path: run/s6-rc, type: dir}
-- {path: run/s6-rc/servicedirs, type: dir}
-- {path: run/s6-rc/servicedirs/cron, type: dir}
-- {path: run/s6-rc/servicedirs/cron/run, type: file, mode: "0755", content: "#!/bin/sh\nexec cron -f\n"}
-- {path: run/s6-rc/servicedirs/cron/event, type: dir, mode: "3730"}
-- {path: run/s6-rc/servicedirs/cron/supervise, type: dir, mode: "0700"}
-- {path: run/s6-rc/servicedirs/cron/supervise/control, type: fifo, mode: "0600"}
-- {path: run/s6-rc/servicedirs/cron/supervise/lock, type: file}
+/// A second static service besides [`CRON`], linked into the scandir.
+const NGINX: &str = r##"
 - {path: run/s6-rc/servicedirs/nginx, type: dir}
 - {path: run/s6-rc/servicedirs/nginx/run, type: file, mode: "0755", content: "#!/bin/sh\nexec nginx\n"}
 - {path: run/s6-rc/servicedirs/nginx/event, type: dir, mode: "3730"}
 - {path: run/s6-rc/servicedirs/nginx/supervise, type: dir, mode: "0700"}
 - {path: run/s6-rc/servicedirs/nginx/supervise/control, type: fifo, mode: "0600"}
 - {path: run/s6-rc/servicedirs/nginx/supervise/lock, type: file}
-- {path: run/service/cron, type: symlink, target: /run/s6-rc/servicedirs/cron}
 - {path: run/service/nginx, type: symlink, target: /run/s6-rc/servicedirs/nginx}
 "##;
 
@@ -898,7 +889,7 @@ impl Drop for Frozen {
 
 #[test]
 fn a_permission_error_on_one_service_leaves_the_others_reconciled() {
-    let root = root_with(SERVICEDIRS);
+    let root = root_with(&format!("{CRON}{NGINX}"));
     let root = root.path();
     let frozen = Frozen::new(&root.join("run/s6-rc/servicedirs/cron/supervise"));
     let run = reconcile(root, &[]);

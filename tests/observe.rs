@@ -15,25 +15,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::roots::{BASE, SVSCAN_LOCK};
+use common::roots::{BASE, CRON, SVSCAN_LOCK};
 use common::run::{reconcile, reconcile_limited};
 use common::s6::as_user;
 use common::tree;
-
-/// One static service as s6-rc-init leaves it, linked into the scandir;
-/// added to the shared root (accounts, a volume with the default profile
-/// and `good`, an empty scandir with its scanner's files).
-const CRON: &str = r##"
-- {path: run/s6-rc, type: dir}
-- {path: run/s6-rc/servicedirs, type: dir}
-- {path: run/s6-rc/servicedirs/cron, type: dir}
-- {path: run/s6-rc/servicedirs/cron/run, type: file, mode: "0755", content: "#!/bin/sh\nexec cron -f\n"}
-- {path: run/s6-rc/servicedirs/cron/event, type: dir, mode: "3730"}
-- {path: run/s6-rc/servicedirs/cron/supervise, type: dir, mode: "0700"}
-- {path: run/s6-rc/servicedirs/cron/supervise/control, type: fifo, mode: "0600"}
-- {path: run/s6-rc/servicedirs/cron/supervise/lock, type: file}
-- {path: run/service/cron, type: symlink, target: /run/s6-rc/servicedirs/cron}
-"##;
 
 /// The whole root these tests start from.
 fn base() -> String {

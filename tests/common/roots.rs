@@ -43,3 +43,17 @@ pub fn config(yaml: &str) -> String {
         tree::quote(yaml)
     )
 }
+
+/// One static service (`cron`) as s6-rc-init leaves it once supervised,
+/// linked into the scandir.
+pub const CRON: &str = r##"
+- {path: run/s6-rc, type: dir}
+- {path: run/s6-rc/servicedirs, type: dir}
+- {path: run/s6-rc/servicedirs/cron, type: dir}
+- {path: run/s6-rc/servicedirs/cron/run, type: file, mode: "0755", content: "#!/bin/sh\nexec cron -f\n"}
+- {path: run/s6-rc/servicedirs/cron/event, type: dir, mode: "3730"}
+- {path: run/s6-rc/servicedirs/cron/supervise, type: dir, mode: "0700"}
+- {path: run/s6-rc/servicedirs/cron/supervise/control, type: fifo, mode: "0600"}
+- {path: run/s6-rc/servicedirs/cron/supervise/lock, type: file}
+- {path: run/service/cron, type: symlink, target: /run/s6-rc/servicedirs/cron}
+"##;
