@@ -12,9 +12,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir, Refusal};
+use crate::plan::steps::{Outcome, SLOTS_FAILED, When};
 use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
 use crate::report::{Carried, Cause, Failure, Skipped};
-use crate::steps::{Outcome, SLOTS_FAILED, When};
+pub mod bootlog;
+pub mod effects;
+pub mod lock;
 
 mod pool;
 mod stage;
@@ -197,7 +200,7 @@ fn prebuilt(c: &Change) -> Option<&SlotBuild> {
         Op::Publish(b) | Op::Replace(b) => b,
         _ => return None,
     };
-    let single = crate::names::parent_and_name(&c.target.rel)
+    let single = crate::s6::names::parent_and_name(&c.target.rel)
         .is_some_and(|(parent, _)| parent.as_os_str().is_empty());
     (c.when == When::Always && c.target.anchor == Anchor::Scandir && single).then_some(&**b)
 }
@@ -273,7 +276,7 @@ fn run_one(
     me: Owner,
 ) -> StepResult {
     let t = &c.target;
-    let (parent, name) = match crate::names::parent_and_name(&t.rel) {
+    let (parent, name) = match crate::s6::names::parent_and_name(&t.rel) {
         Some((p, n)) => (p, n),
         // The anchor itself (the scandir): act on its held fd.
         _ => {
@@ -331,9 +334,11 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
             let unix = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let content = crate::app::command::migrated_state(unix);
-            crate::app::read::as_user(owner, || dir.create_file(name, content.as_bytes(), 0o644))
-                .map_err(|e| ("create", e))
+            let content = crate::desired::application::command::migrated_state(unix);
+            crate::desired::application::read::as_user(owner, || {
+                dir.create_file(name, content.as_bytes(), 0o644)
+            })
+            .map_err(|e| ("create", e))
         }
         Op::Remove | Op::Unlink => {
             let now = dir.stat(name).map_err(|e| ("stat", e))?;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use s6_reconcile::cli::{Args, Format};
-use s6_reconcile::model::Mode;
+use s6_reconcile::desired::model::Mode;
 use s6_reconcile::report::Failure;
 use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
 

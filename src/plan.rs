@@ -8,23 +8,25 @@
 
 use std::path::Path;
 
-use crate::config::Policy;
+use crate::desired::config::Policy;
+use crate::desired::model::Phase;
+use crate::desired::model::{Desired, Perms};
 use crate::fs::Kind;
-use crate::layout::{MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
-use crate::model::Phase;
-use crate::model::{Desired, Perms};
 pub use crate::report::{Failure, Skipped, SlotReport};
+use crate::s6::layout::{MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
 
 mod change;
 mod order;
 mod profiles;
+pub mod slot_diff;
+pub mod steps;
 
-use crate::scan::{BaseObs, Node, Observed, ScandirObs, StaticObs};
-use crate::steps::{self, When};
+use crate::observe::{BaseObs, Node, Observed, ScandirObs, StaticObs};
 pub use change::{
     Anchor, Change, Op, Owner, Plan, Shown, SlotBuild, SlotRecipe, Target, slot_entries,
 };
 pub use order::sort_changes;
+use steps::When;
 
 /// Compute the plan. Pure: no I/O.
 pub fn plan(d: &Desired, obs: &Observed) -> Plan {
@@ -292,7 +294,7 @@ mod tests {
     use std::ffi::OsStr;
 
     use super::*;
-    use crate::names;
+    use crate::s6::names;
 
     #[test]
     fn a_name_joins_as_path_join_does() {

@@ -5,10 +5,12 @@ use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 
+pub mod render;
+
+use crate::desired::state::{Action, PriorExit};
 use crate::fs::{self, Refusal};
+use crate::plan::steps::Effect;
 use crate::plan::{Change, Plan};
-use crate::state::{Action, PriorExit};
-use crate::steps::Effect;
 
 /// An item deliberately left alone, with the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

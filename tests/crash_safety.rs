@@ -491,7 +491,7 @@ fn masked(lines: &str) -> Vec<String> {
 }
 
 fn is_runtime(rel: &str) -> bool {
-    s6_reconcile::layout::is_supervise_runtime_file(std::path::Path::new(rel))
+    s6_reconcile::s6::layout::is_supervise_runtime_file(std::path::Path::new(rel))
 }
 
 /// A slot's definition: its entries (relative to the slot) with kinds,

@@ -931,14 +931,15 @@ mod harness {
     /// the scenarios' runs, so a developer's shell cannot change a golden.
     #[test]
     fn every_variable_the_tool_reads_is_scrubbed() {
-        let src = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config.rs"))
-            .expect("read src/config.rs");
+        let src =
+            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/desired/config.rs"))
+                .expect("read src/desired/config.rs");
         let read: Vec<&str> = src
             .split("env(\"")
             .skip(1)
             .filter_map(|rest| rest.split('"').next())
             .collect();
-        assert!(read.len() >= 3, "found {read:?} in src/config.rs");
+        assert!(read.len() >= 3, "found {read:?} in src/desired/config.rs");
         for var in read {
             assert!(SCRUBBED_ENV.contains(&var), "{var} is not in SCRUBBED_ENV");
         }

@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use common::run::owner_mode;
 use nix::sys::stat::Mode;
-use s6_reconcile::config::{Config, Policy, Principal};
+use s6_reconcile::desired::config::{Config, Policy, Principal};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,11 +7,11 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
+use crate::desired::slot::SlotEntry;
 use crate::fs::{self, Dir};
-use crate::layout::MODE_SLOT_DIR;
 use crate::plan::{Owner, SlotBuild};
 use crate::report::{Carried, Cause};
-use crate::slot::SlotEntry;
+use crate::s6::layout::MODE_SLOT_DIR;
 
 use super::StepError;
 

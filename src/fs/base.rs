@@ -77,8 +77,8 @@ pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Ba
                 if last {
                     // A root-owned symlink among the parents may lead a base
                     // (`/srv/data -> /`) onto what it may never be.
-                    if !crate::config::is_system_dir(path)
-                        && crate::config::is_system_dir(&cur_path)
+                    if !crate::desired::config::is_system_dir(path)
+                        && crate::desired::config::is_system_dir(&cur_path)
                     {
                         return Err(BaseError::System(cur_path));
                     }

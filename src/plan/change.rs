@@ -3,15 +3,15 @@
 
 use std::path::PathBuf;
 
-use crate::config::Policy;
+use crate::desired::config::Policy;
+use crate::desired::model::Perms;
+use crate::desired::model::Phase;
+use crate::desired::slot::{self, SlotEntry};
 use crate::fs::Meta;
-use crate::layout::{self, MODE_SUPERVISE_STATIC};
-use crate::model::Perms;
-use crate::model::Phase;
+use crate::plan::slot_diff::Why;
+use crate::plan::steps::{Effect, When};
 use crate::report::{Failure, Skipped, SlotReport};
-use crate::slot::{self, SlotEntry};
-use crate::slot_diff::Why;
-use crate::steps::{Effect, When};
+use crate::s6::layout::{self, MODE_SUPERVISE_STATIC};
 
 /// Which configured base directory a change is relative to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

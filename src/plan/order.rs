@@ -78,10 +78,10 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::desired::model::Phase;
     use crate::fs::Kind;
-    use crate::model::Phase;
+    use crate::plan::steps::When;
     use crate::plan::{Anchor, Op, Target};
-    use crate::steps::When;
 
     #[test]
     fn paths_sort_as_path_orders_them() {

@@ -4,17 +4,17 @@
 use std::path::PathBuf;
 
 use super::{Fatal, observe, warn_unwritable_volume};
+use crate::apply::effects;
+use crate::apply::lock;
 use crate::apply::{self, Anchors, Applied};
 use crate::cli::Settings;
-use crate::config::{ConfigError, Policy};
-use crate::effects;
+use crate::desired::config::{ConfigError, Policy};
+use crate::desired::model::{Desired, Phase};
 use crate::fs::{self, Dir};
-use crate::lock;
-use crate::model::{Desired, Phase};
+use crate::observe::Observed;
+use crate::plan::steps::{self, Outcome};
 use crate::plan::{self, Anchor};
 use crate::report::{Failure, Report, say_who_acted};
-use crate::scan::Observed;
-use crate::steps::{self, Outcome};
 
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {

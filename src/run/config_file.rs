@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::Settings;
-use crate::config::{Config, ConfigError};
+use crate::desired::config::{Config, ConfigError};
 use crate::fs;
 
 /// The largest configuration file read (a real one is a few KiB).

@@ -5,19 +5,19 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::accounts::{self, AccountError};
-use crate::bootlog;
+use crate::apply::bootlog;
+use crate::apply::lock::LockError;
 use crate::cli::{Format, Settings};
-use crate::config::{Config, ConfigError};
+use crate::desired::accounts::{self, AccountError};
+use crate::desired::config::print;
+use crate::desired::config::{Config, ConfigError};
+use crate::desired::model::Desired;
+use crate::desired::model::{Mode, Phase};
 use crate::fs::{self, Dir};
-use crate::lock::LockError;
-use crate::model::Desired;
-use crate::model::{Mode, Phase};
+use crate::observe::{self, Disk, Observed, Request};
 use crate::plan;
-use crate::print_config;
-use crate::render;
+use crate::report::render;
 use crate::report::{EffectReport, Failure, Report};
-use crate::scan::{self, Disk, Observed, Request};
 
 mod applying;
 mod config_file;
@@ -158,7 +158,7 @@ pub fn fatal_json(mode: Mode, failure: Failure, out: &mut dyn Write) -> std::io:
 type Inputs = (
     Option<crate::tree::Description>,
     Config,
-    crate::accounts::Account,
+    crate::desired::accounts::Account,
 );
 
 /// Read the inputs: with `--tree` the description is the whole input
@@ -198,7 +198,7 @@ pub fn run(
         config.policy
     );
     if settings.print_config {
-        let text = print_config::render(&config, &account, env);
+        let text = print::render(&config, &account, env);
         return Ok(Ran {
             code: EXIT_OK,
             output: out.write_all(text.as_bytes()),
@@ -324,13 +324,13 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
 }
 
 /// Observe through `src`: the disk, or a tree description (`--tree`).
-fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
+fn observe_from<S: observe::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
     let acct = &desired.account;
     let user = (acct.uid, acct.gid);
     // The slots' files are compared with what the plan wants as they are
     // read, and only those that differ are kept.
-    let scripts = crate::slot_diff::scripts(desired);
-    let expected = |slot: &str| crate::slot_diff::expected_files(desired, &scripts, slot);
+    let scripts = crate::plan::slot_diff::scripts(desired);
+    let expected = |slot: &str| crate::plan::slot_diff::expected_files(desired, &scripts, slot);
     let req = Request {
         phases: &settings.phases,
         servicedirs: desired.servicedirs(),
@@ -340,7 +340,7 @@ fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired
         user,
         expected: Some(&expected),
     };
-    scan::observe(src, &req)
+    observe::observe(src, &req)
 }
 
 fn exit_code(mode: Mode, r: &Report) -> i32 {

@@ -8,7 +8,7 @@ use super::parse::ParseError;
 use super::snapshot::{self, ConfigFile};
 use super::{Description, dump, parse};
 use crate::cli::{Command, Format, Settings};
-use crate::model::{Mode, Phase};
+use crate::desired::model::{Mode, Phase};
 use crate::run::{EXIT_FATAL, EXIT_OK, EXIT_USAGE};
 
 /// Largest description read: far above a snapshot of ten thousand slots.

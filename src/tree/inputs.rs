@@ -6,8 +6,8 @@ use std::io;
 use std::path::Path;
 
 use super::{Content, Description, Node};
-use crate::accounts::{self, Account, AccountError};
-use crate::config::{Config, ConfigError};
+use crate::desired::accounts::{self, Account, AccountError};
+use crate::desired::config::{Config, ConfigError};
 
 /// The bytes of the regular file described at the container path `path`:
 /// `NotFound` when it is not described, an error saying what it is
@@ -59,7 +59,7 @@ pub fn config(
 /// The configured user and group, from the description's passwd and
 /// group (read only when a name needs them, as from disk).
 pub fn account(d: &Description, cfg: &Config) -> Result<Account, AccountError> {
-    use crate::config::Principal;
+    use crate::desired::config::Principal;
     let read = |file: &'static str| {
         file_bytes(d, Path::new(file)).map_err(|e| AccountError::Read {
             file,

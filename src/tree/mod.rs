@@ -157,7 +157,8 @@ pub fn is_runtime_path(path: &str) -> bool {
     let mut parts = path.rsplit('/');
     match (parts.next(), parts.next()) {
         (Some(name), Some(dir)) => {
-            dir == crate::layout::SUPERVISE && crate::layout::is_runtime_name(name.as_bytes())
+            dir == crate::s6::layout::SUPERVISE
+                && crate::s6::layout::is_runtime_name(name.as_bytes())
         }
         _ => false,
     }

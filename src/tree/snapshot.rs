@@ -13,8 +13,8 @@ use std::path::{Component, Path};
 
 use super::disk::{DescribeError, Describer};
 use super::{Description, Node, Perms};
-use crate::config::Config;
-use crate::model::Phase;
+use crate::desired::config::Config;
+use crate::desired::model::Phase;
 
 /// The configuration file's container path in a description.
 pub const CONFIG_PATH: &str = "etc/s6-reconcile/config.yaml";
@@ -94,7 +94,10 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
     profile_files(d, home);
     // The application's own files, which decide multiplexing; read as the
     // user, a symlink followed.
-    for f in [crate::app::GATEWAY_JSON, crate::app::CONFIG_YAML] {
+    for f in [
+        crate::desired::application::GATEWAY_JSON,
+        crate::desired::application::CONFIG_YAML,
+    ] {
         follow(d, &join(home, f));
     }
     let proot = join(home, &p.root.0.to_string_lossy());
@@ -117,7 +120,7 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
     }
     for decl in &p.declared {
         let dir = join(&proot, &decl.name);
-        if crate::names::validate_profile_name(&decl.name, &p.slot_prefix).is_ok()
+        if crate::s6::names::validate_profile_name(&decl.name, &p.slot_prefix).is_ok()
             && d.entry(&dir).is_some_and(|m| m.is_dir())
         {
             profile_files(d, &dir);
@@ -167,11 +170,12 @@ fn container_command(d: &mut Describer, cfg: &Config) {
     let Ok(root) = crate::fs::Dir::open_path(d.root()) else {
         return;
     };
-    let disk = crate::scan::Disk {
+    let disk = crate::observe::Disk {
         root: &root,
         untrusted: (0, 0),
     };
-    let Some((pid, _, bytes)) = crate::app::read::container_process(&disk, &cfg.container.wrapper)
+    let Some((pid, _, bytes)) =
+        crate::desired::application::read::container_process(&disk, &cfg.container.wrapper)
     else {
         return;
     };

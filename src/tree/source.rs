@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{Content, Description, Node};
 use crate::fs::{BaseError, DirEntry, Kind, Meta, writable_by};
-use crate::scan::{OpenBase, Source};
+use crate::observe::{OpenBase, Source};
 
 /// One entry in memory.
 struct Item {

@@ -38,7 +38,7 @@ impl ScandirObs {
             self.staging.retain(|n| n.rel != rel);
         }
         let first = rel.iter().next().and_then(|f| f.to_str()).unwrap_or("");
-        if first == crate::layout::SVSCAN_DIR {
+        if first == crate::s6::layout::SVSCAN_DIR {
             let nodes = self.svscan.iter_mut().chain(self.svscan_files.iter_mut());
             nodes.filter(|n| n.rel == rel).for_each(|n| set(n, &c.op));
             return;
@@ -65,11 +65,11 @@ impl ScandirObs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::desired::model::Perms;
+    use crate::desired::model::Phase;
     use crate::fs::{Kind, Meta};
-    use crate::model::Perms;
-    use crate::model::Phase;
+    use crate::observe::{Content, SlotObs};
     use crate::plan::Target;
-    use crate::scan::{Content, SlotObs};
     use std::path::{Path, PathBuf};
 
     fn node(rel: &str, kind: Kind) -> Node {
@@ -96,7 +96,7 @@ mod tests {
             phase: Phase::Scandir,
             path: n.path.clone(),
             op,
-            when: crate::steps::When::Always,
+            when: crate::plan::steps::When::Always,
             target: Target {
                 anchor: Anchor::Scandir,
                 rel: PathBuf::from(rel),

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::config::Templates;
+use crate::desired::config::Templates;
 
 /// The three scripts of a slot. A script that is the same for every slot
 /// (the default `finish`) is borrowed, not copied.
@@ -254,7 +254,7 @@ pub(super) mod tests {
     use std::process::{Command, Output};
 
     /// The default scripts of `profile` for user hermes in /opt/data.
-    pub(in crate::slot) fn defaults(profile: &str, is_default: bool) -> SlotFiles {
+    pub(in crate::desired::slot) fn defaults(profile: &str, is_default: bool) -> SlotFiles {
         render(
             profile,
             is_default,

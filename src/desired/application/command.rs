@@ -9,7 +9,7 @@
 //! PID 1 is s6-svscan). Everything up to and including the wrapper is
 //! stripped, then a leading dispatcher script and a leading program name.
 
-use crate::config::ContainerConfig;
+use crate::desired::config::ContainerConfig;
 
 /// A command line as the kernel stores it: arguments separated (and
 /// terminated) by NUL bytes. Empty arguments are dropped and invalid UTF-8

@@ -22,12 +22,12 @@ pub const TEMPLATE_MAX: usize = 64 * 1024;
 pub const PLACEHOLDER_MAX: usize = 4096;
 
 /// A template whose rendering could exceed what a slot file is read back
-/// to compare ([`crate::scan::SLOT_FILE_LIMIT`]) is refused: such a slot
+/// to compare ([`crate::observe::SLOT_FILE_LIMIT`]) is refused: such a slot
 /// would never compare equal and would be replaced (and its service
 /// restarted) at every boot. Each placeholder counts as
 /// [`PLACEHOLDER_MAX`] bytes.
 pub fn check_rendered_size(template: &str) -> Result<(), String> {
-    let limit = crate::scan::SLOT_FILE_LIMIT as usize;
+    let limit = crate::observe::SLOT_FILE_LIMIT as usize;
     let count = ["{profile}", "{user}", "{home}"]
         .iter()
         .map(|k| template.matches(k).count())

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use crate::state::{Action, PriorExit};
+use crate::desired::state::{Action, PriorExit};
 
 /// `reconcile: profile=<name> prior_state=<state|None> action=<action>`
 pub fn stdout_line(profile: &str, prior_state: Option<&str>, action: Action) -> String {

@@ -20,11 +20,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::layout;
-use crate::model::{Desired, Phase};
+use crate::desired::model::{Desired, Phase};
+use crate::desired::state::Action;
 use crate::plan::{Anchor, Change, Op, Plan};
 use crate::report::{Failure, SlotReport};
-use crate::state::Action;
+use crate::s6::layout;
 
 /// When a change runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -215,9 +215,9 @@ pub fn settle_slots(slots: &mut [SlotReport], changes: &[Change], outcomes: &[Ou
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::desired::state::PriorExit;
     use crate::fs::{Kind, Meta};
     use crate::plan::{SlotBuild, Target};
-    use crate::state::PriorExit;
 
     fn change(rel: &str, op: Op) -> Change {
         Change {
@@ -251,8 +251,12 @@ mod tests {
             is_default: false,
             down: false,
             recipe: std::sync::Arc::new(crate::plan::SlotRecipe {
-                scripts: crate::slot::Scripts::new("hermes", "/opt/data", &Default::default()),
-                policy: crate::config::Policy::Compat,
+                scripts: crate::desired::slot::Scripts::new(
+                    "hermes",
+                    "/opt/data",
+                    &Default::default(),
+                ),
+                policy: crate::desired::config::Policy::Compat,
                 uid: 10000,
                 gid: 10000,
             }),

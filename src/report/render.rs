@@ -41,13 +41,13 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::app::command::MIGRATED_FROM;
-use crate::model::{Mode, Phase};
+use crate::desired::application::command::MIGRATED_FROM;
+use crate::desired::model::{Mode, Phase};
+use crate::plan::slot_diff::{self, Why};
+use crate::plan::steps::When;
 use crate::plan::{Change, Op};
 pub use crate::report::Report;
 use crate::report::{EffectReport, SlotReport};
-use crate::slot_diff::{self, Why};
-use crate::steps::When;
 
 pub fn slot_json(s: &SlotReport) -> Value {
     json!({

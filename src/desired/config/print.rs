@@ -10,9 +10,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::accounts::Account;
-use crate::app::{EnvSwitch, MULTIPLEX_ENV};
-use crate::config::{Config, ENV_OVERRIDES, Principal, StartPolicy};
+use crate::desired::accounts::Account;
+use crate::desired::application::{EnvSwitch, MULTIPLEX_ENV};
+use crate::desired::config::{Config, ENV_OVERRIDES, Principal, StartPolicy};
 
 /// The whole text printed.
 pub fn render(cfg: &Config, account: &Account, env: &dyn Fn(&str) -> Option<String>) -> String {

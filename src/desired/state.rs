@@ -7,7 +7,7 @@
 //! and may be corrupt: a bad state file is a reason string for a warning,
 //! never a failure of the run; a bad lifecycle file is just `unknown`.
 
-use crate::config::StartPolicy;
+use crate::desired::config::StartPolicy;
 
 mod fields;
 

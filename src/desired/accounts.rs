@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::config::{MAX_ID, Principal};
+use crate::desired::config::{MAX_ID, Principal};
 use crate::fs::input::{self, Follow};
 
 /// The unprivileged user the trees are opened to.

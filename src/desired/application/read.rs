@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::{FILE_LIMIT, command};
 use crate::fs::{self, Kind};
-use crate::scan::{Source, StateObs};
+use crate::observe::{Source, StateObs};
 
 /// Longest command line read; a longer one is cut (the wrapper and the
 /// command come first).
@@ -129,7 +129,7 @@ pub fn container_process<S: Source>(src: &S, wrapper: &str) -> Option<(u32, Vec<
 mod tests {
     use super::*;
     use crate::fs::Dir;
-    use crate::scan::Disk;
+    use crate::observe::Disk;
     use std::os::unix::fs::symlink;
 
     fn me() -> (u32, u32) {
@@ -239,9 +239,14 @@ mod tests {
             std::fs::create_dir_all(r.join("proc").join(pid)).unwrap();
             std::fs::write(r.join("proc").join(pid).join("cmdline"), cmd).unwrap();
         }
-        let cfg = crate::config::Config::default();
-        let d = crate::tree::snapshot::snapshot(r, &cfg, None, &[crate::model::Phase::Profiles])
-            .unwrap();
+        let cfg = crate::desired::config::Config::default();
+        let d = crate::tree::snapshot::snapshot(
+            r,
+            &cfg,
+            None,
+            &[crate::desired::model::Phase::Profiles],
+        )
+        .unwrap();
         let paths: Vec<&str> = d.entries.iter().map(|e| e.path.as_str()).collect();
         assert!(paths.contains(&"opt/data/config.yaml"), "{paths:?}");
         assert!(!paths.contains(&"opt/data/unrelated.txt"), "{paths:?}");

@@ -10,8 +10,8 @@
 use super::walk::{Frame, Names, Walk, known_only, node_of};
 use super::{Node, Scanner, Source};
 use crate::fs::Kind;
-use crate::layout;
 use crate::report::Skipped;
+use crate::s6::layout;
 
 /// A directory observed by looking up the names s6 puts there instead of
 /// listing it ([`layout::probe_names`]), because its size says it holds
@@ -115,8 +115,8 @@ mod tests {
     use std::path::Path;
 
     use crate::fs::Dir;
-    use crate::scan::source::OnList;
-    use crate::scan::{BaseObs, Disk, Scanner};
+    use crate::observe::source::OnList;
+    use crate::observe::{BaseObs, Disk, Scanner};
 
     /// On tmpfs a slot's `supervise/` holding only what s6 puts there is
     /// observed by name, without a listing; one holding anything else is

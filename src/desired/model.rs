@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::accounts::Account;
-use crate::config::{Config, Policy};
-use crate::layout;
+use crate::desired::accounts::Account;
+use crate::desired::config::{Config, Policy};
+use crate::s6::layout;
 
 /// Owner and mode of an entry as one fact: what an entry should have, and
 /// the two sides of a planned permissions change. `None` is "not set":

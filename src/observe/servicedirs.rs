@@ -10,8 +10,8 @@ use std::path::Path;
 use super::walk::Walk;
 use super::{BaseObs, Node, Scanner, Source};
 use crate::fs::Kind;
-use crate::layout;
 use crate::report::Skipped;
+use crate::s6::layout;
 
 /// A static servicedir: the nodes that matter to it (`supervise/` and
 /// below, `event/`, and the same for a `log/` servicedir), with paths
@@ -194,7 +194,7 @@ impl<S: Source> Scanner<'_, S> {
                 if scandir_phase {
                     self.svscan(&b.dir, &base, &name, &mut obs);
                 }
-            } else if crate::names::is_staging(&name, staging_of) {
+            } else if crate::s6::names::is_staging(&name, staging_of) {
                 obs.staging.extend(self.stat(&b.dir, &base, &name));
             } else if !name.starts_with('.') {
                 let slot = slot_prefix.is_some_and(|p| name.starts_with(p));

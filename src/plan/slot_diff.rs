@@ -13,12 +13,12 @@ use std::borrow::Cow;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::desired::model::Desired;
+use crate::desired::slot::{self, SlotEntry};
 use crate::fs::Kind;
-use crate::layout::{self, is_runtime};
-use crate::model::Desired;
+use crate::observe::{Content, ExpectedFiles, Node, SlotObs};
 use crate::plan::Owner;
-use crate::scan::{Content, ExpectedFiles, Node, SlotObs};
-use crate::slot::{self, SlotEntry};
+use crate::s6::layout::{self, is_runtime};
 
 /// The scripts every slot of `d` is built from, prepared once: the plan
 /// renders the slots it wants from them, and the scanner compares the
@@ -39,7 +39,7 @@ pub fn scripts(d: &Desired) -> slot::Scripts {
 /// slot prefix.
 pub fn expected_files(d: &Desired, scripts: &slot::Scripts, slot: &str) -> Option<ExpectedFiles> {
     let profile = slot.strip_prefix(d.config.profiles.slot_prefix.as_str())?;
-    let files = scripts.render(profile, profile == crate::names::DEFAULT_PROFILE);
+    let files = scripts.render(profile, profile == crate::s6::names::DEFAULT_PROFILE);
     let files = slot::entries(files, false)
         .into_iter()
         .filter_map(|e| match e {
@@ -688,8 +688,8 @@ mod tests {
     /// in both policies, it is exactly the files `SlotBuild::entries` has.
     #[test]
     fn expected_files_are_the_planned_files() {
-        use crate::accounts::Account;
-        use crate::config::{Config, Policy};
+        use crate::desired::accounts::Account;
+        use crate::desired::config::{Config, Policy};
         use crate::plan::{SlotBuild, SlotRecipe};
         for (policy, templated) in [
             (Policy::Compat, false),

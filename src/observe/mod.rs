@@ -17,8 +17,8 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use crate::desired::model::Phase;
 use crate::fs::{self, BaseError, Meta};
-use crate::model::Phase;
 use crate::report::Skipped;
 
 mod probe;
@@ -90,8 +90,8 @@ impl Node {
     /// The entry `name` of this directory node.
     pub fn child(&self, name: &OsStr, meta: Meta) -> Node {
         Node {
-            path: crate::names::join(&self.path, name),
-            rel: crate::names::join(&self.rel, name),
+            path: crate::s6::names::join(&self.path, name),
+            rel: crate::s6::names::join(&self.rel, name),
             meta,
             content: Content::NotRead,
         }
@@ -184,9 +184,9 @@ pub struct Request<'a> {
     pub phases: &'a [Phase],
     pub servicedirs: &'a Path,
     pub scandir: &'a Path,
-    pub profiles: &'a crate::config::ProfilesConfig,
+    pub profiles: &'a crate::desired::config::ProfilesConfig,
     /// How the container's command is found (with the profiles phase).
-    pub container: &'a crate::config::ContainerConfig,
+    pub container: &'a crate::desired::config::ContainerConfig,
     /// The unprivileged user's ids: the volume is observed with them.
     pub user: (u32, u32),
     /// What the slots' files are expected to hold (the plan's own
@@ -215,7 +215,7 @@ pub fn observe<'a, S: Source>(src: &'a S, req: &Request<'a>) -> Observed {
     if has(Phase::Profiles) {
         let mut o = sc.profiles_as_user(req.profiles, req.user);
         // `<root>/proc` is the kernel's, not the user's: read as we are.
-        o.app.argv = crate::app::read::container_argv(src, &req.container.wrapper);
+        o.app.argv = crate::desired::application::read::container_argv(src, &req.container.wrapper);
         observed.profiles = Some(o);
     }
     observed.errors = sc.errors;
@@ -289,7 +289,7 @@ impl<'s, S: Source> Scanner<'s, S> {
         entries
             .into_iter()
             .filter_map(|e| match e.name.into_string() {
-                Ok(s) if crate::names::listed_name_problem(s.as_bytes()).is_none() => {
+                Ok(s) if crate::s6::names::listed_name_problem(s.as_bytes()).is_none() => {
                     Some((s, e.kind))
                 }
                 Ok(s) => {
@@ -320,9 +320,9 @@ impl<'s, S: Source> Scanner<'s, S> {
 
 /// A skipped entry whose name cannot be used, shown escaped.
 fn bad_name(at: &Node, name: &[u8]) -> Skipped {
-    let reason = crate::names::listed_name_problem(name).unwrap_or("name refused; left alone");
+    let reason = crate::s6::names::listed_name_problem(name).unwrap_or("name refused; left alone");
     Skipped {
-        path: at.path.join(crate::names::escape(name)),
+        path: at.path.join(crate::s6::names::escape(name)),
         reason: reason.to_string(),
     }
 }

@@ -11,7 +11,7 @@ pub mod command;
 pub mod multiplex;
 pub mod read;
 
-use crate::scan::StateObs;
+use crate::observe::StateObs;
 
 /// The application's configuration files in the profiles home, in the order
 /// they are layered (a later one wins).
@@ -119,7 +119,7 @@ pub struct Decision {
 }
 
 /// Decide from the configuration and the observation (pure).
-pub fn decide(cfg: &crate::config::Config, obs: &crate::scan::ProfilesObs) -> Decision {
+pub fn decide(cfg: &crate::desired::config::Config, obs: &crate::observe::ProfilesObs) -> Decision {
     let home = &cfg.profiles.home.0;
     let (json_path, yaml_path) = (home.join(GATEWAY_JSON), home.join(CONFIG_YAML));
     let m = multiplex::decide(
@@ -136,9 +136,9 @@ pub fn decide(cfg: &crate::config::Config, obs: &crate::scan::ProfilesObs) -> De
     );
     log::info!("multiplex_profiles {} (from {})", m.on, m.from);
     let kind = command::classify(obs.app.argv.as_deref(), &cfg.container);
-    let default_without_state = matches!(obs.home, crate::scan::BaseObs::Present(_))
+    let default_without_state = matches!(obs.home, crate::observe::BaseObs::Present(_))
         && obs.profiles.iter().any(|p| {
-            p.source == crate::scan::ProfileSource::Default
+            p.source == crate::observe::ProfileSource::Default
                 && p.problem.is_none()
                 && p.state == StateObs::Missing
         });

@@ -1,4 +1,4 @@
-//! Executing the plan's run effects ([`crate::steps::Effect`]) after its
+//! Executing the plan's run effects ([`crate::plan::steps::Effect`]) after its
 //! changes: the rescan request to s6-svscan and the boot log append. What
 //! to do was planned; what the changes did (their typed outcomes) decides
 //! only what the plan said it would: `a` or `an`, or no rescan at all.
@@ -7,12 +7,12 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use crate::apply::Anchors;
-use crate::bootlog;
+use crate::apply::bootlog;
 use crate::fs;
-use crate::layout;
+use crate::plan::steps::{self, Effect};
 use crate::plan::{Anchor, Change};
 use crate::report::{EffectReport, Failure, SlotReport, say_who_acted};
-use crate::steps::{self, Effect};
+use crate::s6::layout;
 
 /// What the effects did.
 #[derive(Debug, Default)]

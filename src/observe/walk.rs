@@ -21,8 +21,8 @@ use std::path::Path;
 use super::probe::Probe;
 use super::{Content, Node, SLOT_FILE_LIMIT, Scanner, Source, source::MAX_OPEN_DIRS};
 use crate::fs::Kind;
-use crate::layout::{self, Role};
 use crate::report::Skipped;
+use crate::s6::layout::{self, Role};
 
 /// The most bytes of relative paths one walked tree may hold. Every
 /// observed entry keeps its path, so a chain of directories costs the
@@ -379,14 +379,14 @@ mod tests {
     use std::path::Path;
 
     use crate::fs::{Dir, Kind};
-    use crate::scan::source::OnList;
-    use crate::scan::{BaseObs, Disk, Scanner};
+    use crate::observe::source::OnList;
+    use crate::observe::{BaseObs, Disk, Scanner};
 
     /// A slot's file that holds what is expected is not kept; one that
     /// differs is, with its bytes; `down` (empty) is kept as empty bytes.
     #[test]
     fn files_are_compared_as_they_are_read() {
-        use crate::scan::Content;
+        use crate::observe::Content;
         use std::borrow::Cow;
         let t = tempfile::tempdir().unwrap();
         let root = Dir::open_path(t.path()).unwrap();

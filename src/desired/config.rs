@@ -7,13 +7,14 @@
 //! [`Config::apply_env`].
 
 mod bases;
+pub mod print;
 mod source;
 mod values;
 mod words;
 
 use std::path::{Path, PathBuf};
 
-use crate::app::{AppEnv, EnvSwitch};
+use crate::desired::application::{AppEnv, EnvSwitch};
 use serde::Deserialize;
 
 pub use source::Source;
@@ -170,7 +171,7 @@ pub struct ProfilesConfig {
     pub transient_running: Vec<String>,
     pub stale_runtime_files: Vec<FileName>,
     /// `None` (the default): the application's own configuration decides
-    /// (see [`crate::app::multiplex`]); set, it overrides those files.
+    /// (see [`crate::desired::application::multiplex`]); set, it overrides those files.
     pub multiplex: Option<bool>,
     pub prune: bool,
     pub templates: Templates,
@@ -199,7 +200,7 @@ impl Default for ProfilesConfig {
     }
 }
 
-/// How the container's command is recognized (see [`crate::app::command`]).
+/// How the container's command is recognized (see [`crate::desired::application::command`]).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainerConfig {
@@ -424,7 +425,9 @@ impl Config {
         self.app_env = AppEnv {
             // Spelled out: the test harness scrubs every variable named here.
             multiplex: EnvSwitch::from_value(env("GATEWAY_MULTIPLEX_PROFILES").as_deref()),
-            no_supervise: crate::app::opt_out_set(env(&self.container.no_supervise_env).as_deref()),
+            no_supervise: crate::desired::application::opt_out_set(
+                env(&self.container.no_supervise_env).as_deref(),
+            ),
         };
         let shown = self
             .source

@@ -19,7 +19,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::{EnvSwitch, FALSE_WORDS, MULTIPLEX_ENV, TRUE_WORDS};
-use crate::scan::StateObs;
+use crate::observe::StateObs;
 
 /// The key the application reads, top-level or under `gateway`.
 pub const KEY: &str = "multiplex_profiles";
@@ -48,7 +48,11 @@ pub fn decide(
 ) -> Multiplex {
     let mut warnings = Vec::new();
     let json = load(gateway_json, parse_json, &mut warnings);
-    let yaml = load(config_yaml, crate::config::app_yaml_value, &mut warnings);
+    let yaml = load(
+        config_yaml,
+        crate::desired::config::app_yaml_value,
+        &mut warnings,
+    );
     if let EnvSwitch::Unrecognized(v) = env {
         warnings.push(format!(
             "{MULTIPLEX_ENV}={v:?} is not recognized (accepted: {}, or {}; blank means unset); \

@@ -16,8 +16,8 @@ use std::borrow::Cow;
 use std::path::Path;
 
 #[cfg(doc)]
-use crate::layout;
-use crate::layout::{
+use crate::s6::layout;
+use crate::s6::layout::{
     MODE_CONTROL_COMPAT, MODE_EVENT, MODE_FILE, MODE_SCRIPT, MODE_SLOT_DIR, MODE_SUPERVISE_SLOT,
 };
 
@@ -203,7 +203,7 @@ mod tests {
                 parent == Path::new("") || seen_dirs.contains(parent),
                 "{e:?} before its parent"
             );
-            assert!(!crate::layout::is_runtime(e.path()), "{e:?}");
+            assert!(!crate::s6::layout::is_runtime(e.path()), "{e:?}");
             if let SlotEntry::Dir { path, .. } = e {
                 seen_dirs.insert(Path::new(path).to_path_buf());
             }
