@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use crate::fs::{self, Dir, Refusal};
 use crate::plan::steps::{Outcome, SLOTS_FAILED, When};
 use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
-use crate::report::{Carried, Cause, Failure, Skipped};
+use crate::s6::findings::{Carried, Cause, Failure, Skipped};
 pub mod bootlog;
 pub mod effects;
 pub mod lock;
+pub mod observed;
 
 mod pool;
 mod stage;
@@ -335,10 +336,8 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             let content = crate::desired::application::command::migrated_state(unix);
-            crate::desired::application::read::as_user(owner, || {
-                dir.create_file(name, content.as_bytes(), 0o644)
-            })
-            .map_err(|e| ("create", e))
+            crate::fs::as_user(owner, || dir.create_file(name, content.as_bytes(), 0o644))
+                .map_err(|e| ("create", e))
         }
         Op::Remove | Op::Unlink => {
             let now = dir.stat(name).map_err(|e| ("stat", e))?;

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use s6_reconcile::cli::{Args, Format};
 use s6_reconcile::desired::model::Mode;
-use s6_reconcile::report::Failure;
 use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
+use s6_reconcile::s6::findings::Failure;
 
 fn main() {
     let raw: Vec<OsString> = std::env::args_os().collect();
@@ -76,7 +76,7 @@ fn init_logging(args: &Args) {
 /// A tree-description command (`snapshot`, `materialize`...): its exit code.
 fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
+    let code = s6_reconcile::run::subcommands::run(cmd, &|k| std::env::var(k).ok(), &mut out);
     // A closed pipe is a failure too (`snapshot | head` must not pass
     // for a whole description); an earlier failure already said so.
     match out.flush() {

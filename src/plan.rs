@@ -12,10 +12,12 @@ use crate::desired::config::Policy;
 use crate::desired::model::Phase;
 use crate::desired::model::{Desired, Perms};
 use crate::fs::Kind;
-pub use crate::report::{Failure, Skipped, SlotReport};
+use crate::s6::findings::{Failure, Skipped};
 use crate::s6::layout::{MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
 
+pub mod application;
 mod change;
+pub mod multiplex;
 mod order;
 mod profiles;
 pub mod slot_diff;
@@ -23,7 +25,7 @@ pub mod steps;
 
 use crate::observe::{BaseObs, Node, Observed, ScandirObs, StaticObs};
 pub use change::{
-    Anchor, Change, Op, Owner, Plan, Shown, SlotBuild, SlotRecipe, Target, slot_entries,
+    Anchor, Change, Op, Owner, Plan, Shown, SlotBuild, SlotRecipe, SlotReport, Target, slot_entries,
 };
 pub use order::sort_changes;
 use steps::When;

@@ -9,9 +9,11 @@ use std::path::Path;
 use crate::apply::Anchors;
 use crate::apply::bootlog;
 use crate::fs;
+use crate::plan::SlotReport;
+use crate::plan::steps::EffectReport;
 use crate::plan::steps::{self, Effect};
 use crate::plan::{Anchor, Change};
-use crate::report::{EffectReport, Failure, SlotReport, say_who_acted};
+use crate::s6::findings::{Failure, say_who_acted};
 use crate::s6::layout;
 
 /// What the effects did.

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::desired::slot::SlotEntry;
 use crate::fs::{self, Dir};
 use crate::plan::{Owner, SlotBuild};
-use crate::report::{Carried, Cause};
+use crate::s6::findings::{Carried, Cause};
 use crate::s6::layout::MODE_SLOT_DIR;
 
 use super::StepError;

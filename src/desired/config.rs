@@ -7,6 +7,8 @@
 //! [`Config::apply_env`].
 
 mod bases;
+pub mod env;
+pub mod file;
 pub mod print;
 mod source;
 mod values;
@@ -14,13 +16,11 @@ mod words;
 
 use std::path::{Path, PathBuf};
 
-use crate::desired::application::{AppEnv, EnvSwitch};
+use env::{AppEnv, EnvSwitch};
 use serde::Deserialize;
 
 pub use source::Source;
-pub use values::{
-    AbsPath, FileName, MAX_ID, NameGlob, Principal, RelPath, TEMPLATE_MAX, is_system_dir,
-};
+pub use values::{AbsPath, FileName, MAX_ID, NameGlob, Principal, RelPath, TEMPLATE_MAX};
 
 /// Access policy (SPEC section 7).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -171,7 +171,7 @@ pub struct ProfilesConfig {
     pub transient_running: Vec<String>,
     pub stale_runtime_files: Vec<FileName>,
     /// `None` (the default): the application's own configuration decides
-    /// (see [`crate::desired::application::multiplex`]); set, it overrides those files.
+    /// (see [`crate::plan::multiplex`]); set, it overrides those files.
     pub multiplex: Option<bool>,
     pub prune: bool,
     pub templates: Templates,
@@ -425,9 +425,7 @@ impl Config {
         self.app_env = AppEnv {
             // Spelled out: the test harness scrubs every variable named here.
             multiplex: EnvSwitch::from_value(env("GATEWAY_MULTIPLEX_PROFILES").as_deref()),
-            no_supervise: crate::desired::application::opt_out_set(
-                env(&self.container.no_supervise_env).as_deref(),
-            ),
+            no_supervise: env::opt_out_set(env(&self.container.no_supervise_env).as_deref()),
         };
         let shown = self
             .source

@@ -19,21 +19,19 @@ use std::path::{Path, PathBuf};
 
 use crate::desired::model::Phase;
 use crate::fs::{self, BaseError, Meta};
-use crate::report::Skipped;
+use crate::s6::findings::Skipped;
 
+pub mod application;
 mod probe;
 mod profiles;
 mod servicedirs;
 pub mod source;
-mod update;
+
 mod walk;
 
 pub use profiles::{LIFECYCLE_FILE, ProfileObs, ProfileSource, ProfilesObs, StateObs};
 pub use servicedirs::{ScandirObs, ServiceObs, SlotObs, StaticObs};
 pub use source::{Disk, MAX_OPEN_DIRS, OpenBase, Source};
-
-/// Largest slot file compared by content.
-pub const SLOT_FILE_LIMIT: u64 = 1 << 20;
 
 /// What was read of a regular file (only a slot's files are read).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,7 +45,7 @@ pub enum Content {
     /// kept.
     AsExpected,
     /// Reading failed: why (boxed: rare, and a node is kept per entry).
-    Unreadable(Box<crate::report::Cause>),
+    Unreadable(Box<crate::s6::findings::Cause>),
 }
 
 /// The contents a slot's regular files are expected to hold, by path
@@ -132,7 +130,7 @@ pub fn rel_below<'a>(rel: &'a Path, top: &Path) -> Option<&'a Path> {
 pub struct ScanError {
     pub op: &'static str,
     pub path: PathBuf,
-    pub error: crate::report::Cause,
+    pub error: crate::s6::findings::Cause,
 }
 
 /// What was found at a configured base directory.
@@ -215,7 +213,7 @@ pub fn observe<'a, S: Source>(src: &'a S, req: &Request<'a>) -> Observed {
     if has(Phase::Profiles) {
         let mut o = sc.profiles_as_user(req.profiles, req.user);
         // `<root>/proc` is the kernel's, not the user's: read as we are.
-        o.app.argv = crate::desired::application::read::container_argv(src, &req.container.wrapper);
+        o.app.argv = crate::observe::application::container_argv(src, &req.container.wrapper);
         observed.profiles = Some(o);
     }
     observed.errors = sc.errors;

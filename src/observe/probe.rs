@@ -10,7 +10,7 @@
 use super::walk::{Frame, Names, Walk, known_only, node_of};
 use super::{Node, Scanner, Source};
 use crate::fs::Kind;
-use crate::report::Skipped;
+use crate::s6::findings::Skipped;
 use crate::s6::layout;
 
 /// A directory observed by looking up the names s6 puts there instead of

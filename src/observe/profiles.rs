@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 use super::{BaseObs, Node, Scanner, Source};
 use crate::desired::config::{ProfilesConfig, StartPolicy};
 use crate::fs::{self, Kind};
-use crate::report::Skipped;
+use crate::s6::findings::Skipped;
 use crate::s6::names;
 
 /// Largest state or lifecycle file read.
@@ -77,7 +77,7 @@ impl ProfileObs {
 #[derive(Debug)]
 pub struct ProfilesObs {
     /// The application's configuration files and the container's command.
-    pub app: crate::desired::application::AppObs,
+    pub app: crate::observe::application::AppObs,
     pub home: BaseObs<Node>,
     pub profiles: Vec<ProfileObs>,
     /// Entries of `<home>/<root>` that are not profiles, with the reason when
@@ -102,7 +102,7 @@ impl<S: Source> Scanner<'_, S> {
         match src.as_user(user, || self.profiles(cfg, user)) {
             Ok(o) => o,
             Err(e) => ProfilesObs {
-                app: crate::desired::application::AppObs::default(),
+                app: crate::observe::application::AppObs::default(),
                 home: BaseObs::Unusable {
                     path: cfg.home.0.clone(),
                     error: format!(
@@ -154,16 +154,15 @@ impl<S: Source> Scanner<'_, S> {
         profiles.extend(named.profiles.into_values());
         let app = match &home {
             Ok((b, _)) => {
-                let read = |name| {
-                    crate::desired::application::read::app_file(self.src, &b.dir, name, user)
-                };
-                crate::desired::application::AppObs {
+                let read =
+                    |name| crate::observe::application::app_file(self.src, &b.dir, name, user);
+                crate::observe::application::AppObs {
                     gateway_json: read(crate::desired::application::GATEWAY_JSON),
                     config_yaml: read(crate::desired::application::CONFIG_YAML),
                     argv: None,
                 }
             }
-            Err(_) => crate::desired::application::AppObs::default(),
+            Err(_) => crate::observe::application::AppObs::default(),
         };
         ProfilesObs {
             app,
@@ -256,7 +255,7 @@ impl<S: Source> Scanner<'_, S> {
             let found = match listed.kind(marker) {
                 Some(None) => Ok(false),
                 Some(Some(Some(k))) if k != Kind::Symlink => Ok(true),
-                _ => crate::desired::application::read::marker_exists(self.src, &pd, marker, user),
+                _ => crate::observe::application::marker_exists(self.src, &pd, marker, user),
             };
             match found {
                 Ok(true) => {}

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::walk::Walk;
 use super::{BaseObs, Node, Scanner, Source};
 use crate::fs::Kind;
-use crate::report::Skipped;
+use crate::s6::findings::Skipped;
 use crate::s6::layout;
 
 /// A static servicedir: the nodes that matter to it (`supervise/` and

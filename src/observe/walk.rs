@@ -19,9 +19,10 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use super::probe::Probe;
-use super::{Content, Node, SLOT_FILE_LIMIT, Scanner, Source, source::MAX_OPEN_DIRS};
+use super::{Content, Node, Scanner, Source, source::MAX_OPEN_DIRS};
 use crate::fs::Kind;
-use crate::report::Skipped;
+use crate::s6::findings::Skipped;
+use crate::s6::layout::SLOT_FILE_LIMIT;
 use crate::s6::layout::{self, Role};
 
 /// The most bytes of relative paths one walked tree may hold. Every

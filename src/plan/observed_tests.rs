@@ -91,7 +91,7 @@ fn profiles_obs(s: ScandirObs) -> Observed {
         phases: vec![Phase::Profiles],
         scandir: Some(BaseObs::Present(s)),
         profiles: Some(ProfilesObs {
-            app: crate::desired::application::AppObs::default(),
+            app: crate::observe::application::AppObs::default(),
             home: BaseObs::Present(node("", Kind::Dir, USER, 0o755)),
             profiles: vec![p],
             not_profiles: Vec::new(),

@@ -10,9 +10,10 @@ use crate::desired::model::Phase;
 use crate::desired::state::{self, Action, PriorExit};
 use crate::fs::Kind;
 use crate::observe::{BaseObs, Node, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, StateObs};
+use crate::plan::SlotReport;
 use crate::plan::slot_diff::{self, SlotDiff};
 use crate::plan::steps::When;
-use crate::report::{Failure, SlotReport};
+use crate::s6::findings::Failure;
 use crate::s6::layout::{self};
 use crate::{desired::config::StartPolicy, s6::names};
 
@@ -28,7 +29,7 @@ impl Planner<'_> {
         let d = self.d;
         let cfg = &d.config.profiles;
         let (uid, gid) = (d.account.uid, d.account.gid);
-        let app = crate::desired::application::decide(&d.config, o);
+        let app = crate::plan::application::decide(&d.config, o);
         // A dashboard container does nothing in this phase, not even warn
         // about the gateways' configuration.
         if app.dashboard {
@@ -129,7 +130,7 @@ impl Planner<'_> {
         p: &ProfileObs,
         slots: Option<&ScandirObs>,
         recipe: &std::sync::Arc<SlotRecipe>,
-        app: &crate::desired::application::Decision,
+        app: &crate::plan::application::Decision,
     ) -> SlotReport {
         let (uid, gid) = (recipe.uid, recipe.gid);
         let d = self.d;

@@ -63,7 +63,7 @@ pub enum SlotDiff<'a> {
     /// (a transient read error must never replace, and restart, a live slot).
     Unreadable {
         path: &'a Path,
-        error: &'a crate::report::Cause,
+        error: &'a crate::s6::findings::Cause,
     },
 }
 

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 
 use crate::desired::model::{Desired, Phase};
 use crate::desired::state::Action;
+use crate::plan::SlotReport;
 use crate::plan::{Anchor, Change, Op, Plan};
-use crate::report::{Failure, SlotReport};
+use crate::s6::findings::Failure;
 use crate::s6::layout;
 
 /// When a change runs.
@@ -209,6 +210,32 @@ pub fn settle_slots(slots: &mut [SlotReport], changes: &[Change], outcomes: &[Ou
             e.path.display(),
             e.error
         ));
+    }
+}
+
+/// A run effect, planned or done: a rescan request (`write`: `a` or
+/// `an`) or a boot log append (`lines`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectReport {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub write: Option<&'static str>,
+    pub lines: Option<usize>,
+}
+
+impl EffectReport {
+    /// The effect as the plan has it.
+    pub fn planned(e: &Effect) -> EffectReport {
+        let (write, lines) = match e {
+            Effect::Rescan { planned, .. } => (Some(planned.command()), None),
+            Effect::BootLog { lines, .. } => (None, Some(*lines)),
+        };
+        EffectReport {
+            op: e.verb(),
+            path: e.path().to_path_buf(),
+            write,
+            lines,
+        }
     }
 }
 

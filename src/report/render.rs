@@ -43,11 +43,12 @@ use serde_json::{Value, json};
 
 use crate::desired::application::command::MIGRATED_FROM;
 use crate::desired::model::{Mode, Phase};
+use crate::plan::SlotReport;
 use crate::plan::slot_diff::{self, Why};
+use crate::plan::steps::EffectReport;
 use crate::plan::steps::When;
 use crate::plan::{Change, Op};
 pub use crate::report::Report;
-use crate::report::{EffectReport, SlotReport};
 
 pub fn slot_json(s: &SlotReport) -> Value {
     json!({

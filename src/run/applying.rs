@@ -14,7 +14,8 @@ use crate::fs::{self, Dir};
 use crate::observe::Observed;
 use crate::plan::steps::{self, Outcome};
 use crate::plan::{self, Anchor};
-use crate::report::{Failure, Report, say_who_acted};
+use crate::report::Report;
+use crate::s6::findings::{Failure, say_who_acted};
 
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {

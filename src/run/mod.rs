@@ -16,14 +16,16 @@ use crate::desired::model::{Mode, Phase};
 use crate::fs::{self, Dir};
 use crate::observe::{self, Disk, Observed, Request};
 use crate::plan;
+use crate::plan::steps::EffectReport;
+use crate::report::Report;
 use crate::report::render;
-use crate::report::{EffectReport, Failure, Report};
+use crate::s6::findings::Failure;
 
 mod applying;
-mod config_file;
+pub mod subcommands;
 
+use crate::desired::config::file::load_config;
 pub use applying::{MAX_THREADS, THREADS_ENV};
-pub use config_file::{CONFIG_LIMIT, DEFAULT_CONFIG, config_from, load_config};
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
@@ -38,7 +40,7 @@ pub enum Fatal {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("{0}")]
-    Tree(#[from] crate::tree::command::ReadError),
+    Tree(#[from] crate::tree::ReadError),
     /// `at` names the configuration value that led to the account files
     /// (`/etc/s6-reconcile/config.yaml:1:7: user`).
     #[error("{at}: {err}")]
@@ -82,10 +84,10 @@ impl Fatal {
                 }),
             ),
             Fatal::Root { path, .. } => ("open root", path.clone()),
-            Fatal::Tree(crate::tree::command::ReadError::Read { path, .. }) => {
+            Fatal::Tree(crate::tree::ReadError::Read { path, .. }) => {
                 ("read tree description", path.clone())
             }
-            Fatal::Tree(crate::tree::command::ReadError::Parse(e)) => {
+            Fatal::Tree(crate::tree::ReadError::Parse(e)) => {
                 ("read tree description", e.file.clone())
             }
             Fatal::Lock(
@@ -165,12 +167,12 @@ type Inputs = (
 /// (configuration, accounts and tree); nothing else is read.
 fn inputs(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, Fatal> {
     let tree = match &settings.tree {
-        Some(file) => Some(crate::tree::command::read_description(file)?),
+        Some(file) => Some(crate::tree::read_description(file)?),
         None => None,
     };
     let config = match &tree {
         Some(d) => crate::tree::inputs::config(d, settings.config.as_deref(), env)?,
-        None => load_config(settings, env)?,
+        None => load_config(&settings.root, settings.config.as_deref(), env)?,
     };
     let account = match &tree {
         Some(d) => crate::tree::inputs::account(d, &config),

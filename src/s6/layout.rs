@@ -210,6 +210,9 @@ pub fn in_skeleton(rel: &Path) -> bool {
     rel.iter().any(|c| c == SUPERVISE || c == EVENT)
 }
 
+/// Largest slot file compared by content.
+pub const SLOT_FILE_LIMIT: u64 = 1 << 20;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,20 +40,20 @@ pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// The configuration at `config` (a container path; default
-/// [`crate::run::DEFAULT_CONFIG`]) in the description, then the
+/// [`crate::desired::config::file::DEFAULT_CONFIG`]) in the description, then the
 /// environment overrides, as `--root` would load it.
 pub fn config(
     d: &Description,
     config: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let path = config.unwrap_or(Path::new(crate::run::DEFAULT_CONFIG));
+    let path = config.unwrap_or(Path::new(crate::desired::config::file::DEFAULT_CONFIG));
     let read = match file_bytes(d, path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e.to_string()),
     };
-    crate::run::config_from(read, path, config.is_some(), env)
+    crate::desired::config::file::config_from(read, path, config.is_some(), env)
 }
 
 /// The configured user and group, from the description's passwd and

@@ -18,7 +18,6 @@
 //! (walkdir, never following a symlink, never crossing a mount), and
 //! [`materialize`] builds a description on disk.
 
-pub mod command;
 pub mod disk;
 pub mod dump;
 pub mod inputs;
@@ -28,7 +27,7 @@ pub mod snapshot;
 pub mod source;
 
 pub use dump::dump;
-pub use parse::{ParseError, parse};
+pub use parse::{ParseError, ReadError, parse, read_description};
 
 /// The `format:` of a description.
 pub const FORMAT: &str = "s6-reconcile-tree";

@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -499,4 +500,56 @@ fn content(r: &RawEntry) -> Result<Content, String> {
         }
         _ => Err("give one of `content`, `base64`, or `size` with `sha256`".into()),
     }
+}
+
+/// Largest description read: far above a snapshot of ten thousand slots.
+pub const DESCRIPTION_LIMIT: u64 = 256 << 20;
+
+/// Why a description file could not be read (exit 100).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("unable to read {path}: {error}")]
+    Read { path: PathBuf, error: String },
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+}
+
+/// Read and parse the description in `path`: a regular file of sane size.
+pub fn read_description(path: &Path) -> Result<Description, ReadError> {
+    let fail = |error: String| ReadError::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    let f = std::fs::File::open(path).map_err(|e| fail(crate::fs::os_error(&e)))?;
+    let md = f.metadata().map_err(|e| fail(crate::fs::os_error(&e)))?;
+    if !md.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    if md.len() > DESCRIPTION_LIMIT {
+        return Err(fail(format!(
+            "{} bytes; a description is at most {DESCRIPTION_LIMIT}",
+            md.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    f.take(DESCRIPTION_LIMIT)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(crate::fs::os_error(&e)))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.len()
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        ParseError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: "not valid UTF-8".into(),
+        }
+    })?;
+    Ok(parse(&text, path)?)
 }

@@ -175,7 +175,7 @@ fn container_command(d: &mut Describer, cfg: &Config) {
         untrusted: (0, 0),
     };
     let Some((pid, _, bytes)) =
-        crate::desired::application::read::container_process(&disk, &cfg.container.wrapper)
+        crate::observe::application::container_process(&disk, &cfg.container.wrapper)
     else {
         return;
     };

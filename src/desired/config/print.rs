@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::desired::accounts::Account;
-use crate::desired::application::{EnvSwitch, MULTIPLEX_ENV};
+use crate::desired::config::env::{EnvSwitch, MULTIPLEX_ENV};
 use crate::desired::config::{Config, ENV_OVERRIDES, Principal, StartPolicy};
 
 /// The whole text printed.

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
+use crate::fs::{SYSTEM_DIRS, is_system_dir};
 use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
 use serde::de::{self, Visitor};
@@ -22,12 +23,12 @@ pub const TEMPLATE_MAX: usize = 64 * 1024;
 pub const PLACEHOLDER_MAX: usize = 4096;
 
 /// A template whose rendering could exceed what a slot file is read back
-/// to compare ([`crate::observe::SLOT_FILE_LIMIT`]) is refused: such a slot
+/// to compare ([`crate::s6::layout::SLOT_FILE_LIMIT`]) is refused: such a slot
 /// would never compare equal and would be replaced (and its service
 /// restarted) at every boot. Each placeholder counts as
 /// [`PLACEHOLDER_MAX`] bytes.
 pub fn check_rendered_size(template: &str) -> Result<(), String> {
-    let limit = crate::observe::SLOT_FILE_LIMIT as usize;
+    let limit = crate::s6::layout::SLOT_FILE_LIMIT as usize;
     let count = ["{profile}", "{user}", "{home}"]
         .iter()
         .map(|k| template.matches(k).count())
@@ -216,35 +217,6 @@ pub struct AbsPath(pub PathBuf);
 impl<'de> Deserialize<'de> for AbsPath {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, "an absolute path", parse_base)
-    }
-}
-
-/// The directories a base must not be (SPEC 12): handing one of them to
-/// the user hands them the system. `/lib*` covers lib32, lib64, libx32.
-pub const SYSTEM_DIRS: &[&str] = &[
-    "etc", "usr", "bin", "sbin", "lib*", "boot", "dev", "proc", "sys", "run", "var", "opt", "home",
-    "root", "tmp",
-];
-
-/// Whether `path` (absolute, no `..`) is `/` or one of [`SYSTEM_DIRS`].
-pub fn is_system_dir(path: &Path) -> bool {
-    let normal: Vec<&std::ffi::OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(n),
-            _ => None,
-        })
-        .collect();
-    match normal.as_slice() {
-        [] => true,
-        [one] => {
-            let one = one.to_string_lossy();
-            SYSTEM_DIRS.iter().any(|d| match d.strip_suffix('*') {
-                Some(stem) => one.starts_with(stem),
-                None => one == *d,
-            })
-        }
-        _ => false,
     }
 }
 

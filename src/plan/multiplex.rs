@@ -18,7 +18,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{EnvSwitch, FALSE_WORDS, MULTIPLEX_ENV, TRUE_WORDS};
+use crate::desired::config::env::{EnvSwitch, FALSE_WORDS, MULTIPLEX_ENV, TRUE_WORDS};
 use crate::observe::StateObs;
 
 /// The key the application reads, top-level or under `gateway`.
@@ -171,7 +171,7 @@ pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
         Value::Bool(b) => *b,
-        Value::String(s) => super::bool_word(s).unwrap_or(false),
+        Value::String(s) => crate::desired::config::env::bool_word(s).unwrap_or(false),
         Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
         Value::Array(a) => !a.is_empty(),
         Value::Object(m) => !m.is_empty(),

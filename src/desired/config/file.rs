@@ -2,8 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::Settings;
-use crate::desired::config::{Config, ConfigError};
+use super::{Config, ConfigError};
 use crate::fs;
 
 /// The largest configuration file read (a real one is a few KiB).
@@ -12,15 +11,17 @@ pub const CONFIG_LIMIT: u64 = 1 << 20;
 /// The default configuration file, as a container path.
 pub const DEFAULT_CONFIG: &str = "/etc/s6-reconcile/config.yaml";
 
-/// Load the configuration the settings name, then the environment overrides.
+/// Load the configuration named by `--config` (`config`), else the default
+/// file under `root`, then the environment overrides.
 pub fn load_config(
-    settings: &Settings,
+    root: &Path,
+    config: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let (real, shown): (PathBuf, PathBuf) = match &settings.config {
-        Some(p) => (p.clone(), p.clone()),
+    let (real, shown): (PathBuf, PathBuf) = match config {
+        Some(p) => (p.to_path_buf(), p.to_path_buf()),
         None => (
-            settings.root.join(DEFAULT_CONFIG.trim_start_matches('/')),
+            root.join(DEFAULT_CONFIG.trim_start_matches('/')),
             PathBuf::from(DEFAULT_CONFIG),
         ),
     };
@@ -29,7 +30,7 @@ pub fn load_config(
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.to_string()),
     };
-    config_from(read, &shown, settings.config.is_some(), env)
+    config_from(read, &shown, config.is_some(), env)
 }
 
 /// The configuration from what reading its file gave (`Ok(None)`: no such

@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
-use super::{FILE_LIMIT, command};
+use crate::desired::application::{FILE_LIMIT, command};
 use crate::fs::{self, Kind};
 use crate::observe::{Source, StateObs};
 
@@ -19,14 +19,25 @@ pub const CMDLINE_LIMIT: u64 = 64 * 1024;
 /// Most processes looked at after PID 1 (in ascending PID order).
 pub const MAX_PIDS: usize = 4096;
 
-/// Run `f` with the user's effective ids when this process is root (the
-/// real and saved ids stay root), else as we are: for what apply writes
-/// into the user's volume outside the profiles phase's own privilege drop.
-pub fn as_user<R>(user: (u32, u32), f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-    if fs::euid() == 0 && user.0 != 0 {
-        fs::with_effective_ids(user.0, user.1, f)
-    } else {
-        f()
+/// What the profiles phase observed of the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppObs {
+    /// `<home>/gateway.json`, as found.
+    pub gateway_json: StateObs,
+    /// `<home>/config.yaml`, as found.
+    pub config_yaml: StateObs,
+    /// The container's command line: the argv of the first process holding
+    /// the wrapper (`None` when no process does, or `<root>/proc` is absent).
+    pub argv: Option<Vec<String>>,
+}
+
+impl Default for AppObs {
+    fn default() -> Self {
+        AppObs {
+            gateway_json: StateObs::Missing,
+            config_yaml: StateObs::Missing,
+            argv: None,
+        }
     }
 }
 

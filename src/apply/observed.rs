@@ -2,7 +2,7 @@
 //! into the observation, so a later phase plans from it without observing
 //! the tree again.
 
-use super::{BaseObs, Node, Observed, ScandirObs};
+use crate::observe::{BaseObs, Node, Observed, ScandirObs};
 use crate::plan::{Anchor, Change, Op};
 
 impl Observed {

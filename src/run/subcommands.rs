@@ -1,67 +1,14 @@
-//! The `snapshot` and `materialize` subcommands, and reading a description
-//! file for `--tree`.
+//! The `snapshot` and `materialize` subcommands.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
-use super::parse::ParseError;
-use super::snapshot::{self, ConfigFile};
-use super::{Description, dump, parse};
 use crate::cli::{Command, Format, Settings};
 use crate::desired::model::{Mode, Phase};
 use crate::run::{EXIT_FATAL, EXIT_OK, EXIT_USAGE};
-
-/// Largest description read: far above a snapshot of ten thousand slots.
-pub const DESCRIPTION_LIMIT: u64 = 256 << 20;
-
-/// Why a description file could not be read (exit 100).
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("unable to read {path}: {error}")]
-    Read { path: PathBuf, error: String },
-    #[error("{0}")]
-    Parse(#[from] ParseError),
-}
-
-/// Read and parse the description in `path`: a regular file of sane size.
-pub fn read_description(path: &Path) -> Result<Description, ReadError> {
-    let fail = |error: String| ReadError::Read {
-        path: path.to_path_buf(),
-        error,
-    };
-    let f = std::fs::File::open(path).map_err(|e| fail(crate::fs::os_error(&e)))?;
-    let md = f.metadata().map_err(|e| fail(crate::fs::os_error(&e)))?;
-    if !md.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    if md.len() > DESCRIPTION_LIMIT {
-        return Err(fail(format!(
-            "{} bytes; a description is at most {DESCRIPTION_LIMIT}",
-            md.len()
-        )));
-    }
-    let mut bytes = Vec::new();
-    f.take(DESCRIPTION_LIMIT)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(crate::fs::os_error(&e)))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let column = before.len()
-            - before
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map_or(0, |i| i + 1)
-            + 1;
-        ParseError {
-            file: path.to_path_buf(),
-            line,
-            column,
-            message: "not valid UTF-8".into(),
-        }
-    })?;
-    Ok(parse(&text, path)?)
-}
+use crate::tree::materialize::{MaterializeError, materialize};
+use crate::tree::snapshot::{self, ConfigFile};
+use crate::tree::{dump, read_description};
 
 /// Run a subcommand; returns the exit code.
 pub fn run(cmd: Command, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Write) -> i32 {
@@ -76,11 +23,20 @@ pub fn run(cmd: Command, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Wri
                 Ok(d) => d,
                 Err(e) => return fatal(&e, EXIT_USAGE),
             };
-            match super::materialize::materialize(&d, &dir) {
+            match materialize(&d, &dir) {
                 Ok(()) => EXIT_OK,
-                Err(e) => fatal(&e, e.exit_code()),
+                Err(e) => fatal(&e, materialize_exit_code(&e)),
             }
         }
+    }
+}
+
+/// 100 for what the description or the target directory is, 111 for
+/// system errors.
+fn materialize_exit_code(e: &MaterializeError) -> i32 {
+    match e {
+        MaterializeError::Io { .. } => EXIT_FATAL,
+        _ => EXIT_USAGE,
     }
 }
 
@@ -118,7 +74,11 @@ fn run_snapshot(
         style: Default::default(),
         print_config: false,
     };
-    let cfg = match crate::run::load_config(&settings, env) {
+    let cfg = match crate::desired::config::file::load_config(
+        &settings.root,
+        settings.config.as_deref(),
+        env,
+    ) {
         Ok(c) => c,
         Err(e) => return fatal(&e, EXIT_USAGE),
     };
