@@ -63,9 +63,6 @@ Environment (read because cont-init runs with-contenv):
                                more debug logging. --plan and --check always print the
                                whole plan; --format json is never shortened.
   NO_COLOR                     set and not empty: no colour unless --color always
-  RECONCILE_THREADS            threads that build new slots during an apply, 1 to 64
-                               (default two on two or more CPUs; publishing stays in
-                               plan order)
   RUST_LOG                     log filter (env_logger syntax)
 
 Examples:

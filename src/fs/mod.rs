@@ -27,9 +27,7 @@ use std::io;
 use nix::errno::Errno;
 
 pub use base::{Base, BaseError, SYSTEM_DIRS, is_system_dir, resolve_base, writable_by};
-pub use creds::{
-    act_as, acting_as, as_user, clear_umask, egid, euid, private_fd_table, with_effective_ids,
-};
+pub use creds::{act_as, acting_as, as_user, clear_umask, egid, euid, with_effective_ids};
 pub use dir::{Dir, DirEntry};
 pub use error::{Refusal, refusal};
 pub use meta::{Kind, Meta};

@@ -157,11 +157,9 @@ fn fchown_empty(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 /// fchmod does not work on an `O_PATH` fd; the /proc magic link reaches the
-/// very inode the fd holds, not whatever the name points to now. The
-/// thread's own fd table (`thread-self`): a slot builder thread has one of
-/// its own, where `/proc/self/fd` would name the main thread's fds.
+/// very inode the fd holds, not whatever the name points to now.
 fn chmod_via_proc(fd: impl AsFd, mode: u32) -> io::Result<()> {
-    let proc_path = format!("/proc/thread-self/fd/{}", fd.as_fd().as_raw_fd());
+    let proc_path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
     nix::sys::stat::fchmodat(
         nix::fcntl::AT_FDCWD,
         proc_path.as_str(),

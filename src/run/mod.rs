@@ -25,7 +25,6 @@ mod applying;
 pub mod subcommands;
 
 use crate::desired::config::file::load_config;
-pub use applying::{MAX_THREADS, THREADS_ENV};
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
@@ -208,7 +207,6 @@ pub fn run(
             spent: Spent::default(),
         });
     }
-    let threads = applying::build_threads(env)?;
     let desired = Desired::new(config, account);
     let mut report = Report::default();
     if let Some(d) = &tree {
@@ -233,7 +231,7 @@ pub fn run(
             plan_only(&desired, &observed, &mut report);
             observed
         }
-        Mode::Apply => applying::apply_all(settings, &desired, &root, threads, &mut report)?,
+        Mode::Apply => applying::apply_all(settings, &desired, &root, &mut report)?,
     };
     finish(settings, report, observed, out)
 }
