@@ -22,7 +22,6 @@ use crate::fs::{self, BaseError, Meta};
 use crate::s6::findings::Skipped;
 
 pub mod application;
-mod probe;
 mod profiles;
 mod servicedirs;
 pub mod source;

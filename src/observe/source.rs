@@ -64,23 +64,6 @@ pub trait Source {
     /// `lstat` of the entry `name` of `dir`.
     fn stat(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<Meta>;
 
-    /// Whether `m`, the `stat` of an entry of `dir`, shows by its size
-    /// alone that the entry is empty (a directory without entries, a
-    /// regular file without bytes), so that it need not be opened. `false`
-    /// (the default) when the source cannot tell: it is listed or read.
-    fn empty_by_size(&self, dir: &Self::Dir, m: &Meta) -> bool {
-        let _ = (dir, m);
-        false
-    }
-
-    /// How many entries the directory `m` (the `stat` of an entry of
-    /// `dir`) holds, from its size alone; `None` (the default) when the
-    /// source cannot tell.
-    fn entries_by_size(&self, dir: &Self::Dir, m: &Meta) -> Option<u64> {
-        let _ = (dir, m);
-        None
-    }
-
     /// Open the child directory `name` of `dir`, never through a symlink
     /// (`ELOOP` or `ENOTDIR`), with its identity (`fstat` of what was opened).
     fn open_dir(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<(Self::Dir, Meta)>;
@@ -184,14 +167,6 @@ impl Source for Disk<'_> {
         dir.stat(name)
     }
 
-    fn empty_by_size(&self, dir: &Dir, m: &Meta) -> bool {
-        dir.empty_by_size(m)
-    }
-
-    fn entries_by_size(&self, dir: &Dir, m: &Meta) -> Option<u64> {
-        dir.entries_by_size(m)
-    }
-
     fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
         let d = dir.open_dir(name)?;
         let m = d.meta()?;
@@ -269,12 +244,6 @@ impl<F: Fn(&Dir) -> io::Result<()>> Source for OnList<'_, F> {
     }
     fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
         self.disk.stat(dir, name)
-    }
-    fn empty_by_size(&self, dir: &Dir, m: &Meta) -> bool {
-        self.disk.empty_by_size(dir, m)
-    }
-    fn entries_by_size(&self, dir: &Dir, m: &Meta) -> Option<u64> {
-        self.disk.entries_by_size(dir, m)
     }
     fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
         self.disk.open_dir(dir, name)

@@ -9,16 +9,12 @@
 //! (what clients leave there is theirs) and never looks at s6-supervise's
 //! runtime files.
 //!
-//! On tmpfs, sizes save system calls on a converged slot: an entry that is
-//! normally empty (`supervise/event/`, `down`) is `lstat`ed first and not
-//! opened when its size says empty, and a `supervise/` or `log/` holding
-//! no more entries than s6 puts there is probed by name instead of listed
-//! (`probe.rs`). What is observed is the same as with a listing.
+//! A file that is normally empty (`down`) is `lstat`ed first and not read
+//! when its size is 0.
 
 use std::ffi::OsStr;
 use std::path::Path;
 
-use super::probe::Probe;
 use super::{Content, Node, Scanner, Source, source::MAX_OPEN_DIRS};
 use crate::fs::Kind;
 use crate::s6::findings::Skipped;
@@ -105,8 +101,6 @@ pub(super) struct Frame<D> {
     /// Its node: the top (`None`) or the one at this index of the output.
     pub(super) at: Option<usize>,
     pub(super) pending: Names,
-    /// Set when `pending` are names probed instead of a listing.
-    pub(super) probe: Option<Probe>,
 }
 
 /// The names of a directory still to observe.
@@ -136,14 +130,9 @@ impl<S: Source> Scanner<'_, S> {
             dir: Some(dir),
             at: None,
             pending,
-            probe: None,
         }];
         while let Some(f) = stack.last_mut() {
             let Some((name, kind)) = f.pending.next() else {
-                if let Some(p) = f.probe.take().filter(|p| !p.complete()) {
-                    self.unprobe(f, p, top, out, bad);
-                    continue;
-                }
                 let done = stack.pop().expect("not empty");
                 self.back_to_parent(&mut stack, done, top, out);
                 continue;
@@ -155,9 +144,6 @@ impl<S: Source> Scanner<'_, S> {
             let Some((node, sub)) = self.entry(d, at, &name, kind, how) else {
                 continue;
             };
-            if let Some(p) = &mut f.probe {
-                p.saw(kind, node.meta.kind);
-            }
             let cost = node.rel.as_os_str().len();
             self.path_bytes += cost;
             if !budget.spend(cost, self.path_bytes) {
@@ -177,17 +163,15 @@ impl<S: Source> Scanner<'_, S> {
             let reserve = budget.reserve.is_some();
             let names = sub
                 .as_ref()
-                .map(|sub| self.names_of(d, sub, &node, how, bad, reserve));
+                .map(|sub| self.names_of(sub, &node, how, bad, reserve));
             out.push(node);
-            let (Some(sub), Some((pending, count))) = (sub, names) else {
+            let (Some(sub), Some(pending)) = (sub, names) else {
                 continue;
             };
-            let probe = count.map(|c| Probe::new(c, out.len(), self.errors.len()));
             stack.push(Frame {
                 dir: Some(sub),
                 at: Some(out.len() - 1),
                 pending,
-                probe,
             });
             if stack.len() > MAX_OPEN_DIRS + 1 {
                 let i = stack.len() - 1 - MAX_OPEN_DIRS;
@@ -265,15 +249,15 @@ impl<S: Source> Scanner<'_, S> {
             return None;
         }
         let descend = layout::role(in_sd, Kind::Dir) != Role::EventDir;
-        // Without d_type, lstat first; then what it is decides. An entry
-        // that is normally empty too: when its size says it is, that is
-        // all there is to observe (nothing opened, listed or read).
+        // Without d_type, lstat first; then what it is decides. A file
+        // that is normally empty too: when its size is 0, that is all
+        // there is to observe (nothing opened or read).
         let (kind, seen) = match kind {
             Some(k) if !layout::usually_empty(in_sd, k) => (k, None),
             _ => {
                 let mut n = self.stat(dir, at, name)?;
-                if self.src.empty_by_size(dir, &n.meta) {
-                    if n.meta.kind == Kind::File && how.read {
+                if n.meta.kind == Kind::File && n.meta.size == 0 {
+                    if how.read {
                         n.content = Content::Bytes(Vec::new());
                     }
                     return Some((n, None));
@@ -332,6 +316,26 @@ impl<S: Source> Scanner<'_, S> {
                 n.content = Content::Unreadable(Box::new((&e).into()));
                 Some(n)
             }
+        }
+    }
+}
+
+impl<S: Source> Scanner<'_, S> {
+    /// The names to observe in the directory `node` (opened as `sub`): its
+    /// listing; in the reserve of the path budget, only the entries s6
+    /// knows.
+    fn names_of(
+        &mut self,
+        sub: &S::Dir,
+        node: &Node,
+        how: &Walk<'_>,
+        bad: &mut Vec<Skipped>,
+        reserve: bool,
+    ) -> Names {
+        let names = self.list_names(sub, node, bad).into_iter();
+        match reserve {
+            true => known_only(node, names, how),
+            false => names,
         }
     }
 }

@@ -156,37 +156,10 @@ pub fn is_supervise_runtime_file(rel: &Path) -> bool {
 }
 
 /// Whether the entry at `rel` (relative to its servicedir) of `kind` is
-/// normally empty: `supervise/event/` (a client such as s6-svwait leaves
-/// a FIFO there only while it listens) and `down` (an empty marker). The
-/// scanner `lstat`s these first: when the size says empty, nothing is
-/// opened or listed.
+/// a file that is normally empty: `down` (an empty marker). The scanner
+/// `lstat`s it first: when its size is 0, it is not read.
 pub fn usually_empty(rel: &Path, kind: Kind) -> bool {
-    let (s, e, d) = (SUPERVISE.as_bytes(), EVENT.as_bytes(), DOWN.as_bytes());
-    match (parts(rel).as_slice(), kind) {
-        ([a, b], Kind::Dir) => *a == s && *b == e,
-        ([f], Kind::File) => *f == d,
-        _ => false,
-    }
-}
-
-/// The entries (name and kind) reconcile and s6 put in the directory at
-/// `rel` (relative to its servicedir), sorted, when a scanner may look
-/// them up by name instead of listing the directory, provided its size
-/// says it holds no more entries than these: `supervise/`'s `control` and
-/// `event` (a supervised `supervise/` also holds s6-supervise's runtime
-/// files: it is listed), and a slot's `log/`.
-pub fn probe_names(rel: &Path) -> Option<&'static [(&'static str, Kind)]> {
-    const SUPERVISE_DIR: [(&str, Kind); 2] = [(CONTROL, Kind::Fifo), (EVENT, Kind::Dir)];
-    const LOG_DIR: [(&str, Kind); 3] = [
-        (EVENT, Kind::Dir),
-        (RUN, Kind::File),
-        (SUPERVISE, Kind::Dir),
-    ];
-    match parts(rel).as_slice() {
-        [d] if *d == SUPERVISE.as_bytes() => Some(&SUPERVISE_DIR),
-        [d] if *d == LOG.as_bytes() => Some(&LOG_DIR),
-        _ => None,
-    }
+    matches!((parts(rel).as_slice(), kind), ([f], Kind::File) if *f == DOWN.as_bytes())
 }
 
 /// Whether `rel` (relative to a slot) is something s6 or its clients put
@@ -298,15 +271,11 @@ mod tests {
 
     #[test]
     fn usually_empty_entries() {
-        for (p, k) in [
-            ("supervise/event", Kind::Dir),
-            ("log/supervise/event", Kind::Dir),
-            ("down", Kind::File),
-            ("log/down", Kind::File),
-        ] {
+        for (p, k) in [("down", Kind::File), ("log/down", Kind::File)] {
             assert!(usually_empty(Path::new(p), k), "{p}");
         }
         for (p, k) in [
+            ("supervise/event", Kind::Dir),
             ("supervise/event", Kind::File),
             ("supervise", Kind::Dir),
             ("event", Kind::Dir),
