@@ -152,7 +152,7 @@ pub struct Args {
     pub lock_wait: u64,
 }
 
-/// The tree-description subcommands (SPEC section 13).
+/// The tree-description subcommands (README "Tree descriptions").
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print a description of the tree reconcile observes under the root

@@ -1,4 +1,4 @@
-//! Packaging (SPEC section 11): the static binary, the init definitions, the
+//! Packaging (README "Packaging and installation"): the static binary, the init definitions, the
 //! example configuration and the Debian package, tested as an operator would
 //! meet them: the binary alone in an empty chroot, the package installed
 //! with dpkg, the cont-init script run against a tree.

@@ -5,7 +5,7 @@
 //! directory it holds (never by a path string from the root): open a
 //! configured base, list a directory, `lstat` an entry, open a child
 //! directory or the parent back, read a small regular file, read a
-//! symlink's target. A second source (a tree description, SPEC 13)
+//! symlink's target. A second source (a tree description, docs/tree-format.md)
 //! answers the same questions from memory, and the planner cannot tell
 //! the two apart.
 //!

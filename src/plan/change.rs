@@ -267,7 +267,7 @@ pub struct Plan {
     pub lines: Vec<String>,
 }
 
-/// What happens to one profile's slot (SPEC 6.6).
+/// What happens to one profile's slot (README "What each phase does").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotReport {
     pub profile: String,

@@ -168,7 +168,7 @@ impl Planner<'_> {
             Policy::Compat => (uid, gid),
             Policy::Strict => (0, 0),
         };
-        // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
+        // Without a usable scandir nothing is published (README "What each phase does": `skipped`
         // is "not published"); the scandir's own error says why.
         let (action, reason) = match slots {
             Some(slots) => {

@@ -183,7 +183,7 @@ pub fn rescan_for<'a>(changes: impl Iterator<Item = &'a Change>) -> Option<Resca
 }
 
 /// A slot whose publish or replace failed was not published: report it as
-/// `skipped` (SPEC 6.6), on stdout and in the boot log, with the failure
+/// `skipped` (README "What each phase does"), on stdout and in the boot log, with the failure
 /// as the reason. A replace that swapped the slot in but could not remove
 /// the old tree published it ([`Outcome::DoneWith`]).
 pub fn settle_slots(slots: &mut [SlotReport], changes: &[Change], outcomes: &[Outcome]) {

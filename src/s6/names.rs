@@ -1,4 +1,4 @@
-//! Profile names and the slot names built from them (SPEC 6.1).
+//! Profile names and the slot names built from them (README "What each phase does").
 //!
 //! A profile name comes from a directory name in the user's volume or from
 //! the configuration, so it is untrusted: nothing may build a path from it

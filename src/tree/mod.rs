@@ -1,4 +1,4 @@
-//! Tree descriptions (SPEC section 13): the tree reconcile observes, written
+//! Tree descriptions (docs/tree-format.md): the tree reconcile observes, written
 //! down as data and read back.
 //!
 //! A description is a versioned YAML document (`format: s6-reconcile-tree`,
