@@ -97,27 +97,22 @@ fn reconcile(settings: &s6_reconcile::cli::Settings, mode: Mode, format: Format)
     // alone makes one write(2) per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match run::run(settings, &|k| std::env::var(k).ok(), &mut out) {
-        Ok(ran) => {
-            // The process exits next: what the run built is left to the
-            // kernel rather than freed entry by entry (see `run::Spent`).
-            std::mem::forget(ran.spent);
-            match ran.output.and_then(|()| out.flush()) {
-                Ok(()) => ran.code,
-                Err(e) => {
-                    let code = ran.code_if_unwritten;
-                    let level = if code == EXIT_FATAL {
-                        "fatal"
-                    } else {
-                        "warning"
-                    };
-                    say(&format!(
-                        "reconcile: {level}: unable to write the report to stdout: {} (exit {code})",
-                        s6_reconcile::fs::os_error(&e)
-                    ));
-                    code
-                }
+        Ok(ran) => match ran.output.and_then(|()| out.flush()) {
+            Ok(()) => ran.code,
+            Err(e) => {
+                let code = ran.code_if_unwritten;
+                let level = if code == EXIT_FATAL {
+                    "fatal"
+                } else {
+                    "warning"
+                };
+                say(&format!(
+                    "reconcile: {level}: unable to write the report to stdout: {} (exit {code})",
+                    s6_reconcile::fs::os_error(&e)
+                ));
+                code
             }
-        }
+        },
         Err(e) => {
             say(&format!("reconcile: fatal: {e}"));
             if format == Format::Json {

@@ -100,7 +100,7 @@ pub(super) fn apply_all(
     desired: &Desired,
     root: &Dir,
     report: &mut Report,
-) -> Result<Observed, Fatal> {
+) -> Result<(), Fatal> {
     let root_phases: Vec<Phase> = settings
         .phases
         .iter()
@@ -136,5 +136,5 @@ pub(super) fn apply_all(
         observed.phases = vec![Phase::Profiles];
         apply_profiles(desired, root, &observed, report);
     }
-    Ok(observed)
+    Ok(())
 }

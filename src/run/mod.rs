@@ -111,26 +111,6 @@ pub struct Ran {
     pub code: i32,
     pub output: std::io::Result<()>,
     pub code_if_unwritten: i32,
-    /// What the run built, kept past its report.
-    pub spent: Spent,
-}
-
-/// What a run built, kept after its report is written: the report and the
-/// observation. Dropped with the [`Ran`]; a caller that exits right after
-/// (the binary) may leave it to the end of the process instead
-/// (`std::mem::forget`): freeing it entry by entry, several allocations
-/// per slot, costs about a tenth of a boot's user-space work, and the
-/// kernel takes the memory back at once.
-#[derive(Default)]
-pub struct Spent {
-    _report: Option<Report>,
-    _observed: Option<Observed>,
-}
-
-impl std::fmt::Debug for Spent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Spent")
-    }
 }
 
 /// The exit code when the report could not be written (a closed pipe, a
@@ -204,7 +184,6 @@ pub fn run(
             code: EXIT_OK,
             output: out.write_all(text.as_bytes()),
             code_if_unwritten: EXIT_FATAL,
-            spent: Spent::default(),
         });
     }
     let desired = Desired::new(config, account);
@@ -217,23 +196,22 @@ pub fn run(
         // Planned as root would plan it on the materialized tree.
         warn_unwritable_volume(&desired, &observed, true, &mut report);
         plan_only(&desired, &observed, &mut report);
-        return finish(settings, report, observed, out);
+        return finish(settings, report, out);
     }
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
         err,
     })?;
 
-    let observed = match settings.mode {
+    match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
             warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             plan_only(&desired, &observed, &mut report);
-            observed
         }
         Mode::Apply => applying::apply_all(settings, &desired, &root, &mut report)?,
-    };
-    finish(settings, report, observed, out)
+    }
+    finish(settings, report, out)
 }
 
 /// The plan of `--plan`/`--check` into the report: nothing is done.
@@ -248,12 +226,7 @@ fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
 }
 
 /// Render the report and decide the exit code.
-fn finish(
-    settings: &Settings,
-    mut report: Report,
-    observed: Observed,
-    out: &mut dyn Write,
-) -> Result<Ran, Fatal> {
+fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Result<Ran, Fatal> {
     if settings.phases.contains(&Phase::Profiles) {
         let per_slot = report
             .slots
@@ -271,10 +244,6 @@ fn finish(
         code,
         output,
         code_if_unwritten: exit_code_after_output(settings.mode, code),
-        spent: Spent {
-            _report: Some(report),
-            _observed: Some(observed),
-        },
     })
 }
 
