@@ -167,7 +167,7 @@ fn run_one(
     me: Owner,
 ) -> StepResult {
     let t = &c.target;
-    let (parent, name) = match crate::s6::names::parent_and_name(&t.rel) {
+    let (parent, name) = match t.rel.parent().zip(t.rel.file_name()) {
         Some((p, n)) => (p, n),
         // The anchor itself (the scandir): act on its held fd.
         _ => {

@@ -296,14 +296,13 @@ mod tests {
     use std::ffi::OsStr;
 
     use super::*;
-    use crate::s6::names;
 
     #[test]
     fn a_name_joins_as_path_join_does() {
         for dir in ["/run/service", "/", "", "rel", "/a/"] {
             for name in ["gateway-x", ".gateway-x.tmp", "", "/abs", "a/b"] {
                 let (a, b) = (
-                    names::join(Path::new(dir), OsStr::new(name)),
+                    Path::new(dir).join(OsStr::new(name)),
                     Path::new(dir).join(name),
                 );
                 assert_eq!(a.as_os_str(), b.as_os_str(), "{dir} {name}");

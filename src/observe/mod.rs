@@ -87,8 +87,8 @@ impl Node {
     /// The entry `name` of this directory node.
     pub fn child(&self, name: &OsStr, meta: Meta) -> Node {
         Node {
-            path: crate::s6::names::join(&self.path, name),
-            rel: crate::s6::names::join(&self.rel, name),
+            path: self.path.join(name),
+            rel: self.rel.join(name),
             meta,
             content: Content::NotRead,
         }

@@ -2,7 +2,6 @@
 //! (published, replaced, `down` in place, kept), stale runtime files, the
 //! state file a legacy container is given, and the reports.
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use crate::desired::config::Policy;
@@ -262,7 +261,7 @@ impl Planner<'_> {
         name: &str,
         build: SlotBuild,
     ) -> Result<(), String> {
-        let path = names::join(&slots.base.path, OsStr::new(name));
+        let path = slots.base.path.join(name);
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.

@@ -9,10 +9,6 @@
 //! bytes (NAME_MAX). The staging limit is the tighter one, so with the
 //! prefix `gateway-` the longest name is 242 bytes.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
-
 /// s6-svscan skips service directories whose name is longer than this.
 pub const SLOT_NAME_MAX: usize = 251;
 
@@ -85,48 +81,6 @@ pub fn is_staging(entry: &str, slot_prefix: &str) -> bool {
         .strip_prefix('.')
         .and_then(|rest| rest.strip_prefix(slot_prefix))
         .is_some_and(|rest| rest.contains(".tmp"))
-}
-
-/// `dir.join(name)`, without parsing `dir` into components or growing the
-/// buffer twice (one allocation of the exact size). The same path
-/// `Path::join` gives, for any `name` (an absolute one replaces `dir`).
-pub fn join(dir: &Path, name: &OsStr) -> PathBuf {
-    let (d, n) = (dir.as_os_str().as_bytes(), name.as_bytes());
-    if n.first() == Some(&b'/') {
-        return dir.join(name);
-    }
-    let mut p = Vec::with_capacity(d.len() + 1 + n.len());
-    p.extend_from_slice(d);
-    if !d.is_empty() && !d.ends_with(b"/") {
-        p.push(b'/');
-    }
-    p.extend_from_slice(n);
-    PathBuf::from(OsString::from_vec(p))
-}
-
-/// `p.parent()` and `p.file_name()` of a relative path, both or neither,
-/// as `Path` gives them; a path of plain names (the plan's relative paths)
-/// is split at its last `/` without parsing components.
-pub fn parent_and_name(p: &Path) -> Option<(&Path, &OsStr)> {
-    let b = p.as_os_str().as_bytes();
-    let plain = |c: &[u8]| !matches!(c, b"" | b"." | b"..");
-    // One pass: every component plain, and where the last one starts.
-    let mut start = 0;
-    let mut simple = b.first() != Some(&b'/');
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'/' {
-            simple &= plain(&b[start..i]);
-            start = i + 1;
-        }
-    }
-    if simple && plain(&b[start..]) {
-        let parent = &b[..start.saturating_sub(1)];
-        return Some((
-            Path::new(OsStr::from_bytes(parent)),
-            OsStr::from_bytes(&b[start..]),
-        ));
-    }
-    p.parent().zip(p.file_name())
 }
 
 /// True for names that a named profile directory may not use (`default`).
@@ -392,30 +346,5 @@ mod tests {
         assert!(!is_staging(".gateway-work", "gateway-"));
         assert!(!is_staging(".other-work.tmp", "gateway-"));
         assert!(!is_staging(".s6-svscan", "gateway-"));
-    }
-
-    #[test]
-    fn a_relative_path_splits_as_path_does() {
-        for p in [
-            "gateway-x",
-            "gateway-x/down",
-            "a/b/c",
-            ".gateway-x.tmp",
-            "",
-            ".",
-            "..",
-            "a/..",
-            "a/.",
-            "./a",
-            "a//b",
-            "a/",
-            "/",
-            "/a",
-            "/a/b",
-            "a/../b",
-        ] {
-            let p = Path::new(p);
-            assert_eq!(parent_and_name(p), p.parent().zip(p.file_name()), "{p:?}");
-        }
     }
 }
