@@ -128,7 +128,7 @@ pub fn append(
     let mut dir = home.try_clone()?;
     for c in parent.iter() {
         dir = match dir.open_dir(c) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => dir.mkdir(c, 0o755)?,
+            Err(e) if crate::fs::Os::NotFound.is(&e) => dir.mkdir(c, 0o755)?,
             other => other?,
         };
     }
@@ -295,7 +295,7 @@ mod tests {
 
             // rotate_bytes 1: even a tiny symlink is never "rotated" away.
             let e = append(&home, Path::new(LOG), "evil\n", 1).unwrap_err();
-            assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+            assert!(crate::fs::Os::Loop.is(&e), "{e}");
             assert_eq!(read(&target), "keep me\n");
             assert_eq!(std::fs::read_link(&log).unwrap(), target);
             assert!(!tmp.path().join("logs/container-boot.log.1").exists());
@@ -335,7 +335,7 @@ mod tests {
             assert!(status.success());
             // No reader: O_NONBLOCK makes the open fail (ENXIO) instead of hanging.
             let e = append(&home, Path::new(LOG), "x\n", 1000).unwrap_err();
-            assert_eq!(e.raw_os_error(), Some(libc::ENXIO), "{e}");
+            assert!(crate::fs::Os::NoDevice.is(&e), "{e}");
         }
     }
 

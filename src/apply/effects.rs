@@ -120,7 +120,7 @@ fn rescan(control: &Path, done: &[Change], anchors: &mut dyn Anchors, out: &mut 
             });
         }
         Ok(false) => log::info!("no s6-svscan listens on {}; no rescan", control.display()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+        Err(e) if fs::Os::NotFound.is(&e) => {
             log::info!("no {}; no rescan", control.display())
         }
         Err(e) => out.warnings.push(format!(

@@ -98,7 +98,7 @@ pub fn acquire(
     }
     let mut file = match dir.open_lock_file(OsStr::new(LOCK_NAME), 0o600) {
         Ok(f) => f,
-        Err(e) if !as_root && e.raw_os_error() == Some(libc::EACCES) => {
+        Err(e) if !as_root && fs::Os::Access.is(&e) => {
             log::info!(
                 "not root and not permitted to open {}: applying without the lock",
                 path.display()

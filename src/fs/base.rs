@@ -65,7 +65,7 @@ pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Ba
         }
         let meta = match cur.stat(&name) {
             Ok(m) => m,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(BaseError::Missing),
+            Err(e) if super::Os::NotFound.is(&e) => return Err(BaseError::Missing),
             Err(e) => return Err(e.into()),
         };
         let last = todo.is_empty();

@@ -29,7 +29,7 @@ use nix::errno::Errno;
 pub use base::{Base, BaseError, SYSTEM_DIRS, is_system_dir, resolve_base, writable_by};
 pub use creds::{act_as, acting_as, as_user, clear_umask, egid, euid, with_effective_ids};
 pub use dir::{Dir, DirEntry};
-pub use error::{Refusal, refusal};
+pub use error::{Os, Refusal, refusal};
 pub use meta::{Kind, Meta};
 pub use stage::{SETGID, born_dir_mode};
 

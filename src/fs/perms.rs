@@ -37,7 +37,7 @@ impl Dir {
         let fd = self.open_entry(name, expect)?;
         match chmod_via_proc(&fd, mode) {
             Ok(()) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            Err(e) if super::Os::NotFound.is(&e) || super::Os::NotADir.is(&e) => {
                 // No /proc (an empty chroot): reopen for real, without
                 // following, check identity again, and fchmod that fd.
                 let real = self.open_read(name)?;
@@ -75,7 +75,7 @@ impl Dir {
         }
         let fd = self.open_entry(name, expect).map_err(|e| (first, e))?;
         let chmod = |m: u32| match chmod_via_proc(&fd, m) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            Err(e) if super::Os::NotFound.is(&e) || super::Os::NotADir.is(&e) => {
                 // No /proc (an empty chroot): reopen for real, without
                 // following, check identity again, and fchmod that fd.
                 let real = self.open_read(name)?;
@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn perms_failures_name_the_call() {
         let e = perms_step(0o644, Some((1, 2)), Some(0o600), &|_| Ok(()), &|_| {
-            Err(io::Error::from_raw_os_error(libc::EPERM))
+            Err(errno_io(Errno::EPERM))
         })
         .unwrap_err();
         assert_eq!(e.0, "chown");

@@ -24,11 +24,15 @@ impl Dir {
             return Err(errno_io(Errno::EACCES));
         }
         if self.listed.swap(true, Ordering::Relaxed) {
-            rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
+            nix::unistd::lseek(self.fd.as_fd(), 0, nix::unistd::Whence::SeekSet)
+                .map_err(errno_io)?;
         }
         // Names are at most 255 bytes: one entry always fits. On the stack:
         // a listing per directory observed, no allocation for it.
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); LIST_BUF];
+        // getdents64 on the held fd: nix has no call for it (its
+        // `dir::Dir` is `fdopendir`, an fstat and an fcntl more per
+        // directory, and it takes the fd), so this one call is rustix's.
         let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
         let mut out = Vec::new();
         while let Some(e) = raw.next() {
@@ -122,18 +126,17 @@ impl Dir {
         let mut path = sub.to_os_string();
         path.push("/");
         path.push(name);
-        use rustix::fs::{OFlags, ResolveFlags};
-        let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH;
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        match rustix::fs::openat2(
-            &self.fd,
-            path.as_os_str(),
-            flags,
-            rustix::fs::Mode::empty(),
-            how,
-        ) {
+        use nix::fcntl::{OpenHow, ResolveFlag};
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .resolve(
+                ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                    | ResolveFlag::RESOLVE_BENEATH,
+            );
+        match nix::fcntl::openat2(self.fd.as_fd(), path.as_os_str(), how) {
             Ok(fd) => read_opened(fd, limit, 1),
-            Err(e) if e == rustix::io::Errno::NOENT => Err(e.into()),
+            Err(Errno::ENOENT) => Err(errno_io(Errno::ENOENT)),
             // Not available (old kernel, a seccomp filter) or refused for
             // a symlink: the step-by-step opens give the same answer.
             Err(_) => read_opened(self.open_dir(sub)?.open_read(name)?, limit, 1),

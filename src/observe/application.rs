@@ -57,7 +57,7 @@ pub fn app_file<S: Source>(src: &S, home: &S::Dir, name: &str, user: (u32, u32))
         Ok((m, None)) => {
             StateObs::Unreadable(format!("is a {}, not a regular file", m.kind.describe()))
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => StateObs::Missing,
+        Err(e) if fs::Os::NotFound.is(&e) => StateObs::Missing,
         Err(e) => StateObs::Unreadable(fs::os_error(&e)),
     }
 }
@@ -80,16 +80,15 @@ pub fn marker_exists<S: Source>(
         {
             Ok(_) => Ok(true),
             Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
-                ) =>
+                if [fs::Os::NotFound, fs::Os::NotADir, fs::Os::Loop]
+                    .iter()
+                    .any(|o| o.is(&e)) =>
             {
                 Ok(false)
             }
             Err(e) => Err(e),
         },
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) if fs::Os::NotFound.is(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }

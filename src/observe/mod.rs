@@ -306,7 +306,7 @@ impl<'s, S: Source> Scanner<'s, S> {
     fn stat(&mut self, dir: &S::Dir, at: &Node, name: &str) -> Option<Node> {
         match self.src.stat(dir, OsStr::new(name)) {
             Ok(m) => Some(at.child(OsStr::new(name), m)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(e) if fs::Os::NotFound.is(&e) => None,
             Err(e) => {
                 self.error("stat", at.path.join(name), &e);
                 None

@@ -197,7 +197,7 @@ impl<S: Source> Scanner<'_, S> {
             };
             match self.src.open_dir(d, name) {
                 Ok((sub, m)) => cur = Some((sub, n.child(name, m))),
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return None,
+                Err(e) if fs::Os::NotFound.is(&e) => return None,
                 Err(e) => {
                     let n = n.clone();
                     match self.src.stat(d, name) {
@@ -376,8 +376,8 @@ impl<S: Source> Scanner<'_, S> {
             Ok((m, None)) => {
                 StateObs::Unreadable(format!("is a {}, not a regular file", m.kind.describe()))
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => StateObs::Missing,
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(e) if fs::Os::NotFound.is(&e) => StateObs::Missing,
+            Err(e) if fs::Os::Loop.is(&e) => {
                 StateObs::Unreadable("is a symlink; not followed".into())
             }
             Err(e) => StateObs::Unreadable(fs::os_error(&e)),

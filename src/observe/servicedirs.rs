@@ -78,7 +78,7 @@ impl<S: Source> Scanner<'_, S> {
     ) -> Option<(Node, Option<S::Dir>)> {
         match self.src.open_dir(dir, OsStr::new(name)) {
             Ok((d, m)) => Some((at.child(OsStr::new(name), m), Some(d))),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(e) if crate::fs::Os::NotFound.is(&e) => None,
             Err(e) if super::walk::is_gone_or_swapped(&e) => {
                 self.stat(dir, at, name).map(|n| (n, None))
             }

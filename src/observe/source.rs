@@ -12,7 +12,7 @@
 //! # Implementing a source
 //!
 //! - Errors are `io::Error`s carrying the errno the disk would give
-//!   (`io::Error::from_raw_os_error(libc::ENOENT)` for a missing entry,
+//!   (`fs::Os::NotFound` for a missing entry,
 //!   `ELOOP` for a symlink opened as a directory, `ENOTDIR` for a
 //!   non-directory, `EACCES`...): the scanner turns them into the same
 //!   messages whatever the source.

@@ -16,7 +16,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use super::{Content, Node, Scanner, Source, source::MAX_OPEN_DIRS};
-use crate::fs::Kind;
+use crate::fs::{self, Kind, Os, Refusal};
 use crate::s6::findings::Skipped;
 use crate::s6::layout::SLOT_FILE_LIMIT;
 use crate::s6::layout::{self, Role};
@@ -369,12 +369,10 @@ fn too_large(top: &Node) -> Skipped {
 /// Vanished, or no longer what the listing said (a symlink or a
 /// non-directory now): observe what is there instead.
 pub(super) fn is_gone_or_swapped(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ENOENT) | Some(libc::ELOOP) | Some(libc::ENOTDIR)
-    ) || e
-        .to_string()
-        .contains("is a symlink; refusing to follow it")
+    [Os::NotFound, Os::Loop, Os::NotADir]
+        .iter()
+        .any(|o| o.is(e))
+        || matches!(fs::refusal(e), Some(Refusal::Symlink { .. }))
 }
 
 #[cfg(test)]

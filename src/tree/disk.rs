@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use walkdir::WalkDir;
@@ -80,7 +80,7 @@ impl Describer {
             prefix.push_str(part);
             let md = match std::fs::symlink_metadata(self.real(&prefix)) {
                 Ok(md) => md,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                Err(e) if crate::fs::Os::NotFound.is(&e) || crate::fs::Os::NotADir.is(&e) => {
                     return None;
                 }
                 Err(e) => {
@@ -206,10 +206,7 @@ impl Describer {
     /// (a FIFO swapped in opens at once and is refused), the same file
     /// that was listed.
     fn content(&mut self, rel: &str, md: &std::fs::Metadata) -> Option<Content> {
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(self.real(rel));
+        let opened = crate::fs::input::open_nofollow(&self.real(rel));
         let mut f = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,

@@ -17,11 +17,11 @@ pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
     let rel = rel.trim_start_matches('/');
     let mut entry = d
         .get(rel)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        .ok_or_else(|| io::Error::from(crate::fs::Os::NotFound))?;
     if let Node::Hardlink { target } = &entry.node {
         entry = d
             .get(target)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+            .ok_or_else(|| io::Error::from(crate::fs::Os::NotFound))?;
     }
     match &entry.node {
         Node::File {
@@ -50,7 +50,7 @@ pub fn config(
     let path = config.unwrap_or(Path::new(crate::desired::config::file::DEFAULT_CONFIG));
     let read = match file_bytes(d, path) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) if crate::fs::Os::NotFound.is(&e) => Ok(None),
         Err(e) => Err(e.to_string()),
     };
     crate::desired::config::file::config_from(read, path, config.is_some(), env)
