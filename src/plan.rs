@@ -40,6 +40,9 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
             error: e.error.clone(),
         });
     }
+    for place in &obs.unobserved {
+        p.skip(place, format!("not observable as uid {}", obs.uid));
+    }
     if d.policy() == Policy::Compat && obs.has(Phase::Scandir) {
         p.plan.warnings.push(format!(
             "policy compat: uid {} can write the scandir and the slot definitions that root's \

@@ -149,12 +149,17 @@ impl Setup {
     /// `run` script prints `gateway <profile> <version> user=... home=...`)
     /// and `profiles.prune`.
     fn write_config(&self, version: &str, prune: bool) {
+        self.write_config_with("", version, prune);
+    }
+
+    /// [`Self::write_config`] with `head` (top-level keys) first.
+    fn write_config_with(&self, head: &str, version: &str, prune: bool) {
         let dir = self.root().join("etc/s6-reconcile");
         if !dir.exists() {
             mkdir(&dir, 0o755);
         }
         let config = format!(
-            "profiles:\n  prune: {prune}\n  templates:\n    run: |\n      #!/bin/sh\n      \
+            "{head}profiles:\n  prune: {prune}\n  templates:\n    run: |\n      #!/bin/sh\n      \
              echo \"gateway {{profile}} {version} user={{user}} home={{home}}\"\n      \
              exec sleep 3600\n    log_run: |\n      #!/bin/sh\n      \
              exec {s6_log} T {logs}/{{profile}}\n",
@@ -1016,4 +1021,74 @@ fn prune_removes_the_slot_of_a_gone_profile_and_stops_its_supervisor() {
     assert_eq!(plan["changes"], serde_json::json!([]), "{plan:#}");
 
     s.shutdown_cleanly();
+}
+
+/// `reconcile` run by uid 10000 on the live root.
+fn reconcile_as_user(root: &Path, args: &[&str]) -> Run {
+    let mut argv = vec![
+        env!("CARGO_BIN_EXE_reconcile").to_owned(),
+        "--root".to_owned(),
+        root.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    as_user(&argv)
+}
+
+/// A converged container, checked by the user in both policies: exit 0,
+/// no change, no error, and each place the user may not read said once
+/// as not observable (never as missing); s6-overlay's own services
+/// (skip globs, root-only `supervise/`) are not read at all.
+#[test]
+fn a_converged_tree_checks_clean_as_the_user_in_both_policies() {
+    for head in ["", "policy: strict\n"] {
+        let mut setup = Setup::new();
+        setup.write_config_with(head, "v1", false);
+        setup.apply(&[]);
+        setup.wait_settled();
+        reconcile(setup.root(), &["--check"]).assert_exit(0);
+        let internal = setup.live.servicedir("s6rc-fdholder").join("supervise");
+        assert_eq!(owner_mode(&internal).0, 0, "{}", internal.display());
+        assert_eq!(
+            owner_mode(&internal).2 & 0o077,
+            0,
+            "root-only: {}",
+            internal.display()
+        );
+
+        let check = reconcile_as_user(setup.root(), &["--check"]);
+        check.assert_exit(0);
+        assert!(!check.stdout.contains("missing"), "{head:?}\n{check}");
+        assert!(!check.stderr.contains("error"), "{head:?}\n{check}");
+        assert!(
+            !check.stdout.contains("s6rc-fdholder/supervise"),
+            "{head:?}\n{check}"
+        );
+        let notices: Vec<&str> = check
+            .stdout
+            .lines()
+            .filter(|l| l.contains("not observable as uid 10000"))
+            .collect();
+        let mut unique = notices.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(notices.len(), unique.len(), "once per place:\n{check}");
+        if head.is_empty() {
+            // compat: the user owns every slot, nothing is hidden there.
+            assert!(notices.iter().all(|l| !l.contains("gateway-")), "{check}");
+        } else {
+            // strict: the slots' supervise/ is 0710, searchable, not listable.
+            assert!(!notices.is_empty(), "{check}");
+        }
+        let json = reconcile_as_user(setup.root(), &["--check", "--format", "json"]);
+        json.assert_exit(0);
+        let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(v["changes"].as_array().map(Vec::len), Some(0), "{json}");
+        let skipped = v["skipped"].to_string();
+        assert_eq!(
+            skipped.matches("not observable as uid 10000").count(),
+            notices.len(),
+            "{json}"
+        );
+        setup.shutdown_cleanly();
+    }
 }

@@ -264,6 +264,9 @@ impl Planner<'_> {
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
         let (op, expect, why) = match slots.entries.get(name) {
+            // A scandir the running user may not list: the slot may be
+            // there (the notice says what was not observed).
+            None if slots.unlisted => return Ok(()),
             None => {
                 let why = slot_diff::new_slot();
                 (Op::Publish(Box::new(build)), slots.base.meta, why)

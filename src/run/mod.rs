@@ -338,6 +338,7 @@ fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired
         profiles: &desired.config.profiles,
         container: &desired.config.container,
         user,
+        skip: &desired.config.static_.skip,
         expected: Some(&expected),
     };
     scan::observe(src, &req)

@@ -99,7 +99,10 @@ impl<S: Source> Scanner<'_, S> {
     /// Observe the volume with the user's credentials (see the module docs).
     pub fn profiles_as_user(&mut self, cfg: &ProfilesConfig, user: (u32, u32)) -> ProfilesObs {
         let src = self.src;
-        match src.as_user(user, || self.profiles(cfg, user)) {
+        self.in_volume = true;
+        let observed = src.as_user(user, || self.profiles(cfg, user));
+        self.in_volume = false;
+        match observed {
             Ok(o) => o,
             Err(e) => ProfilesObs {
                 app: crate::app::AppObs::default(),
