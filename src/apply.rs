@@ -50,6 +50,15 @@ impl Applied {
                     path: c.path,
                     reason: reason.into(),
                 }),
+                Outcome::NeedsRoot(e) => out.skipped.push(Skipped {
+                    path: c.path,
+                    reason: format!(
+                        "needs root: unable to {} as uid {}: {}; left as it is",
+                        e.op,
+                        fs::euid(),
+                        e.error
+                    ),
+                }),
             }
         }
         out
@@ -253,7 +262,10 @@ fn run_all(
             Ok(Some(late)) => Outcome::DoneWith(failure(c, late)),
             Err(e) => {
                 failed |= c.when == When::Always;
-                Outcome::Failed(failure(c, e))
+                match needs_root(&e.1) {
+                    true => Outcome::NeedsRoot(failure(c, e)),
+                    false => Outcome::Failed(failure(c, e)),
+                }
             }
         });
     }
@@ -261,6 +273,12 @@ fn run_all(
 }
 
 type StepError = (&'static str, io::Error);
+
+/// Whether `e` is a permission only root has, refused to a run that is
+/// not root: what a container started as the user cannot do.
+fn needs_root(e: &io::Error) -> bool {
+    fs::euid() != 0 && Cause::from(e).permission_denied()
+}
 
 /// A step's result: `Ok(Some(_))` when it was done but something after the
 /// point of no return failed (a replaced slot's old tree not removed).

@@ -119,6 +119,10 @@ pub enum Outcome {
     Failed(Failure),
     /// Not run: its condition did not hold.
     NotRun(&'static str),
+    /// Refused to a run that is not root (EPERM, EACCES): not a failure
+    /// of the run, said once as what needs root (README, "Running as
+    /// another user").
+    NeedsRoot(Failure),
 }
 
 impl Outcome {

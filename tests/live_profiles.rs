@@ -1092,3 +1092,50 @@ fn a_converged_tree_checks_clean_as_the_user_in_both_policies() {
         setup.shutdown_cleanly();
     }
 }
+
+/// A container started as the user (`--user`): an apply on a converged
+/// tree does nothing and exits 0; one that has something the user may do
+/// (a template changed: the user's own slots in compat) does it, and
+/// exits 0.
+#[test]
+fn an_apply_as_the_user_does_what_the_user_may_and_exits_0() {
+    let mut setup = Setup::new();
+    setup.apply(&[]);
+    setup.wait_settled();
+    let run = reconcile_as_user(setup.root(), &[]);
+    run.assert_exit(0);
+    assert!(!run.stdout.contains("missing"), "{run}");
+    setup.write_config("v2", false);
+    let run = reconcile_as_user(setup.root(), &[]);
+    run.assert_exit(0);
+    run.assert_line("Applied 5 changes (profiles 5); 3 skipped.");
+    setup.shutdown_cleanly();
+}
+
+/// The same in strict, where the slots are root's: what needs root is
+/// said once per place, nothing is an error, the run exits 0, and a
+/// second check as the user still plans (but does not fake) the replace.
+#[test]
+fn an_apply_as_the_user_in_strict_says_what_needs_root_and_exits_0() {
+    let mut setup = Setup::new();
+    setup.write_config_with("policy: strict\n", "v1", false);
+    setup.apply(&[]);
+    setup.wait_settled();
+    reconcile_as_user(setup.root(), &[]).assert_exit(0);
+    setup.write_config_with("policy: strict\n", "v2", false);
+    let run = reconcile_as_user(setup.root(), &[]);
+    run.assert_exit(0);
+    assert!(!run.stderr.contains("error"), "{run}");
+    let slot = setup.slot("alpha").display().to_string();
+    let container = slot
+        .rsplit_once("/run/")
+        .map(|(_, r)| format!("/run/{r}"))
+        .unwrap();
+    let said: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&format!("{container}: needs root")))
+        .collect();
+    assert_eq!(said.len(), 1, "once:\n{run}");
+    setup.shutdown_cleanly();
+}

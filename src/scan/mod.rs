@@ -294,7 +294,7 @@ impl<'s, S: Source> Scanner<'s, S> {
     /// servicedirs or the scandir (root has every permission there) is a
     /// place not observed, said once, not an error.
     fn error(&mut self, op: &'static str, path: PathBuf, e: &std::io::Error) {
-        if e.raw_os_error() == Some(libc::EACCES) && !self.in_volume {
+        if e.kind() == std::io::ErrorKind::PermissionDenied && !self.in_volume {
             if !self.unobserved.contains(&path) {
                 self.unobserved.push(path);
             }
