@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir, Refusal};
 use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
-use crate::report::{Carried, Cause, Failure, Skipped};
+use crate::report::{Cause, Failure, Skipped};
 use crate::steps::{Outcome, SLOTS_FAILED, When};
 
 mod pool;
+pub mod retire;
 mod stage;
 
 /// The base directories apply acts beneath, opened at apply time.
@@ -358,7 +359,20 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
             if !now.same_file(m) {
                 return Err((c.op.verb(), Refusal::NotAsObserved.into()));
             }
-            if matches!(c.op, Op::Remove) {
+            if let Some(dot) = retire_name(c) {
+                // A pruned slot: out of s6-svscan's sight now, removed once
+                // its supervisor has let go (see `retire`).
+                if dir
+                    .stat_opt(OsStr::new(&dot))
+                    .map_err(|e| ("stat", e))?
+                    .is_some()
+                {
+                    dir.remove_tree(OsStr::new(&dot))
+                        .map_err(|e| ("remove", e))?;
+                }
+                dir.rename(name, OsStr::new(&dot))
+                    .map_err(|e| ("remove", e))
+            } else if matches!(c.op, Op::Remove) {
                 dir.remove_tree(name).map_err(|e| ("remove", e))
             } else {
                 dir.unlink(name).map_err(|e| ("unlink", e))
@@ -439,17 +453,26 @@ fn swap(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) 
         let _ = scandir.remove_tree(staging);
         return Err((verb, e));
     }
-    if replace.is_some() {
-        // The staging name now holds the old slot. The slot is published;
-        // only the old tree is left over (under a dot name, removed by the
-        // next run): its own op says so.
-        if let Err(e) = scandir.remove_tree(staging) {
-            let cause = Cause::OldTreeLeft {
-                staging: b.staging.clone(),
-                cause: Box::new((&e).into()),
-            };
-            return Ok(Some(("remove old slot", Carried(cause).into())));
-        }
-    }
+    // A replace: the staging name now holds the old slot, removed once its
+    // supervisor has let go (see `retire`, after the rescan).
     Ok(None)
+}
+
+/// The dot name a change retires a slot tree under, if it does: the old
+/// tree of a replace (swapped to the staging name), or a pruned slot (a
+/// top-level slot directory the profiles phase removes).
+pub fn retire_name(c: &Change) -> Option<String> {
+    match &c.op {
+        Op::Replace(b) => Some(b.staging.clone()),
+        Op::Remove
+            if c.phase == crate::model::Phase::Profiles
+                && c.target.anchor == Anchor::Scandir
+                && c.target.expect.kind == fs::Kind::Dir =>
+        {
+            let name = c.target.rel.to_str()?;
+            let top = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+            top.then(|| crate::names::staging_name(name))
+        }
+        _ => None,
+    }
 }

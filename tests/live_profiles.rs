@@ -154,6 +154,25 @@ impl Setup {
 
     /// [`Self::write_config`] with `head` (top-level keys) first.
     fn write_config_with(&self, head: &str, version: &str, prune: bool) {
+        self.write_config_full(head, version, prune, "");
+    }
+
+    /// [`Self::write_config_with`] and a `finish` template that appends
+    /// `<version>` to `<logs>/<profile>.finished` (see [`Self::finished`]).
+    fn write_config_finishing(&self, version: &str, prune: bool) {
+        let finish = format!(
+            "    finish: |\n      #!/bin/sh\n      echo {version} >> {logs}/{{profile}}.finished\n",
+            logs = self.logs.display(),
+        );
+        self.write_config_full("", version, prune, &finish);
+    }
+
+    /// What the `finish` of [`Self::write_config_finishing`] wrote for `name`.
+    fn finished(&self, name: &str) -> String {
+        fs::read_to_string(self.logs.join(format!("{name}.finished"))).unwrap_or_default()
+    }
+
+    fn write_config_full(&self, head: &str, version: &str, prune: bool, more: &str) {
         let dir = self.root().join("etc/s6-reconcile");
         if !dir.exists() {
             mkdir(&dir, 0o755);
@@ -162,7 +181,7 @@ impl Setup {
             "{head}profiles:\n  prune: {prune}\n  templates:\n    run: |\n      #!/bin/sh\n      \
              echo \"gateway {{profile}} {version} user={{user}} home={{home}}\"\n      \
              exec sleep 3600\n    log_run: |\n      #!/bin/sh\n      \
-             exec {s6_log} T {logs}/{{profile}}\n",
+             exec {s6_log} T {logs}/{{profile}}\n{more}",
             s6_log = s6_tool("s6-log").display(),
             logs = self.logs.display(),
         );
@@ -1138,4 +1157,67 @@ fn an_apply_as_the_user_in_strict_says_what_needs_root_and_exits_0() {
         .collect();
     assert_eq!(said.len(), 1, "once:\n{run}");
     setup.shutdown_cleanly();
+}
+
+/// Dot names left in the scandir (staging or retired trees).
+fn dot_names(scandir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(scandir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n != ".s6-svscan")
+        .collect();
+    names.sort();
+    names
+}
+
+/// s6-supervise's complaints when its directory went away under it.
+fn assert_no_supervisor_lost_its_directory(s: &Setup) {
+    let out = s.live.scanner_output();
+    for bad in [
+        "unable to write status file",
+        "unable to read supervise/death_tally",
+    ] {
+        assert!(!out.contains(bad), "s6-supervise said {bad:?}:\n{out}");
+    }
+}
+
+/// A replace retires the old tree the way s6 expects: after the rescan
+/// the old supervisor stops its service, runs its `finish` and lets go
+/// of `supervise/lock`; only then is the old tree removed, within the
+/// apply (nothing left under a dot name), and no supervisor ever writes
+/// into a removed directory.
+#[test]
+fn a_replace_waits_for_the_old_supervisor_and_its_finish_runs() {
+    let mut s = Setup::new();
+    s.write_config_finishing("v1", false);
+    s.apply(&[]);
+    s.wait_settled();
+    s.write_config_finishing("v2", false);
+    let run = s.apply(&[]);
+    run.assert_line_with(&["replace", "gateway-alpha"]);
+    // Waited for: the old supervisor ran the old finish before the apply
+    // returned (a started slot's service was up, so its finish runs).
+    assert_eq!(s.finished("alpha"), "v1\n", "{run}");
+    assert_eq!(dot_names(&s.live.scandir()), Vec::<String>::new(), "{run}");
+    s.wait_settled();
+    assert_no_supervisor_lost_its_directory(&s);
+    s.shutdown_cleanly();
+}
+
+/// A prune retires the slot the same way: renamed to a dot name, `an`,
+/// the supervisor lets go (its `finish` runs), then removed.
+#[test]
+fn a_prune_waits_for_the_supervisor_and_its_finish_runs() {
+    let mut s = Setup::new();
+    s.write_config_finishing("v1", true);
+    s.apply(&[]);
+    s.wait_settled();
+    fs::remove_dir_all(s.profile_dir("alpha")).unwrap();
+    let run = s.apply(&[]);
+    run.assert_line_with(&["remove", "gateway-alpha"]);
+    assert_eq!(s.finished("alpha"), "v1\n", "{run}");
+    assert!(fs::symlink_metadata(s.slot("alpha")).is_err(), "{run}");
+    assert_eq!(dot_names(&s.live.scandir()), Vec::<String>::new(), "{run}");
+    assert_no_supervisor_lost_its_directory(&s);
+    s.shutdown_cleanly();
 }
