@@ -120,8 +120,8 @@ pub enum Outcome {
     /// Not run: its condition did not hold.
     NotRun(&'static str),
     /// Refused to a run that is not root (EPERM, EACCES): not a failure
-    /// of the run, said once as what needs root (README, "Running as
-    /// another user").
+    /// of the run, said once as what needs root (README, "What it
+    /// observes, and how").
     NeedsRoot(Failure),
 }
 
