@@ -370,7 +370,7 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
                     dir.remove_tree(OsStr::new(&dot))
                         .map_err(|e| ("remove", e))?;
                 }
-                dir.rename(name, OsStr::new(&dot))
+                dir.rename_noreplace(name, OsStr::new(&dot))
                     .map_err(|e| ("remove", e))
             } else if matches!(c.op, Op::Remove) {
                 dir.remove_tree(name).map_err(|e| ("remove", e))
