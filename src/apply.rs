@@ -276,9 +276,10 @@ fn run_all(
 type StepError = (&'static str, io::Error);
 
 /// Whether `e` is a permission only root has, refused to a run that is
-/// not root: what a container started as the user cannot do.
+/// not root (a container started as the user; not root's own run acting
+/// with the user's effective ids, whose failures stay failures).
 fn needs_root(e: &io::Error) -> bool {
-    fs::euid() != 0 && Cause::from(e).permission_denied()
+    fs::euid() != 0 && fs::acting_as().is_none() && Cause::from(e).permission_denied()
 }
 
 /// A step's result: `Ok(Some(_))` when it was done but something after the
