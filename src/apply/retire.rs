@@ -34,6 +34,12 @@ pub struct Retired {
 
 /// Whether a supervisor still holds the tree `name` of `scandir`.
 fn supervised(scandir: &Dir, name: &str) -> io::Result<bool> {
+    // What a replace swapped out may be no directory at all (a symlink
+    // planted at the slot's name): nothing supervises it.
+    match scandir.stat_opt(OsStr::new(name))? {
+        Some(m) if m.kind == crate::fs::Kind::Dir => {}
+        _ => return Ok(false),
+    }
     let top = match scandir.open_dir(OsStr::new(name)) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
@@ -72,6 +78,7 @@ pub fn retire(scandir: &Dir, names: Vec<String>, deadline: Instant) -> Retired {
                 Ok(true) => still.push(name),
                 Ok(false) => match scandir.remove_tree(OsStr::new(&name)) {
                     Ok(()) => out.removed.push(name),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => out.removed.push(name),
                     Err(e) => out.left.push((name, crate::fs::os_error(&e))),
                 },
                 Err(e) => out.left.push((name, crate::fs::os_error(&e))),
