@@ -253,3 +253,61 @@ fn boot_broken_config_stops_the_boot() {
         assert!(boot.log.contains(line), "no {line:?} in the log\n{boot}");
     }
 }
+
+/// s6-overlay v3 gives the container's command a clean environment: the
+/// container's variables reach it only through `with-contenv`, so the
+/// command's `reconcile --check` looks at the default volume and finds
+/// drift where `with-contenv reconcile --check` finds none.
+#[test]
+fn boot_cmd_sees_the_container_env_only_with_contenv() {
+    let img = Image::new(Form::S6Rc);
+    img.user_dir("srv/hermes");
+    img.user_file("srv/hermes/SOUL.md", "# default\n");
+    let script = r#"
+check plain_env sh -c 'test -n "${HERMES_HOME:-}"'
+check contenv_env with-contenv sh -c 'test "$HERMES_HOME" = /srv/hermes'
+check plain_check reconcile --check
+check contenv_check with-contenv reconcile --check
+"#;
+    let boot = img.boot(&[("HERMES_HOME", "/srv/hermes")], script, false);
+    assert_eq!(boot.code, 0, "{boot}");
+    boot.assert_code("plain_env", 1)
+        .assert_code("contenv_env", 0)
+        .assert_code("plain_check", 3)
+        .assert_code("contenv_check", 0);
+    assert!(
+        img.root()
+            .join("srv/hermes/logs/container-boot.log")
+            .is_file(),
+        "the boot's reconcile (with-contenv) used HERMES_HOME\n{boot}"
+    );
+}
+
+/// The layout of s6-overlay before 3.2.3.1 (the `user` entry in
+/// `s6-rc.d/user/contents.d/`) on 3.2.3.2: a deprecation warning, a write
+/// into `/etc` at every boot, and the services listed in `user-bundles.d`
+/// (here `cron`) are never started. (On a read-only root that write fails
+/// and the boot hangs; not run here, it would take the whole deadline.)
+#[test]
+fn boot_old_bundle_layout_writes_etc_and_drops_user_bundles() {
+    let img = image(Form::OldLayout);
+    let script = r#"
+wait_for alice_up s6-svwait -u -t 100 /run/service/gateway-alice
+check cron_never_up sh -c '[ "$(s6-svstat -o up /run/service/cron)" = false ]'
+"#;
+    let boot = img.boot(&[], script, false);
+    assert_eq!(boot.code, 0, "{boot}");
+    boot.assert_code("alice_up", 0)
+        .assert_code("cron_never_up", 0);
+    assert!(
+        boot.log
+            .contains("defining user bundles in /etc/s6-overlay/s6-rc.d is deprecated"),
+        "{boot}"
+    );
+    assert!(
+        img.root()
+            .join("etc/s6-overlay/s6-rc.d/user/type")
+            .is_file(),
+        "s6-overlay wrote s6-rc.d/user/type into /etc\n{boot}"
+    );
+}

@@ -415,13 +415,15 @@ impl Image {
             .stderr(log);
         let status = cmd.status().expect("run timeout/unshare");
         let log = fs::read_to_string(&log_path).unwrap_or_default();
+        // timeout exits 124 after its TERM, or dies of the KILL it sends
+        // 5 s later (the hung /init ignores the TERM unshare forwards).
         let code = status.code().unwrap_or(-1);
-        if code == 124 || code == 137 {
+        if code == 124 || code == 137 || status.code().is_none() {
             let tail: Vec<&str> = log.lines().rev().take(25).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             panic!(
-                "the boot hung: /init still running after {BOOT_DEADLINE_SECS} s; \
-                 the container log ends with:\n{}",
+                "the boot hung: /init still running after {BOOT_DEADLINE_SECS} s \
+                 ({status}); the container log ends with:\n{}",
                 tail.join("\n")
             );
         }
