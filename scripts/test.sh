@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite: unit tests, fixture goldens, live s6 tests and
-# packaging checks. Installs what the tests need on a Debian machine (the
+# packaging checks, and the s6-overlay boot tests. Installs what the tests need on a Debian machine (the
 # `s6` package and a few tools) when it is missing. Run as root: the live
 # tests start a real s6-svscan and act as uid 10000 with s6-applyuidgid.
 set -euo pipefail
@@ -12,7 +12,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=()
-for tool in s6-svscan:s6 s6-applyuidgid:s6 execlineb:execline file:file strace:strace; do
+# xz, unshare and mount: tests/boot.rs unpacks s6-overlay and boots its /init.
+for tool in s6-svscan:s6 s6-applyuidgid:s6 execlineb:execline file:file strace:strace \
+  xz:xz-utils unshare:util-linux mount:mount; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ "${#need[@]}" -gt 0 ]; then
