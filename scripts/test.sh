@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run the whole test suite: unit tests, fixture goldens, live s6 tests and
-# packaging checks, and the s6-overlay boot tests. Installs what the tests need on a Debian machine (the
-# `s6` package and a few tools) when it is missing. Run as root: the live
+# Run the whole test suite: unit tests, fixture goldens, live s6 tests,
+# packaging checks and the s6-overlay boot tests. Installs what the tests
+# need on a Debian machine (the `s6` package and a few tools) when it is
+# missing. Run as root: the live
 # tests start a real s6-svscan and act as uid 10000 with s6-applyuidgid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
