@@ -309,6 +309,9 @@ impl Image {
         }
         match form {
             Form::S6Rc => {
+                // Dockerfile.example also installs the documented configuration.
+                let config = fs::read_to_string(pkg.join("config.yaml")).unwrap();
+                self.config(&config);
                 cp_r(pkg.join("s6-rc.d"), "etc/s6-overlay/s6-rc.d");
                 cp_r(pkg.join("user-bundles.d"), "etc/s6-overlay/user-bundles.d");
             }
