@@ -2,8 +2,8 @@
 # Run the whole test suite: unit tests, fixture goldens, live s6 tests,
 # packaging checks and the s6-overlay boot tests. Installs what the tests
 # need on a Debian machine (the `s6` package and a few tools) when it is
-# missing. Run as root: the live
-# tests start a real s6-svscan and act as uid 10000 with s6-applyuidgid.
+# missing. Run as root: the live tests start a real s6-svscan and act as
+# uid 10000 with s6-applyuidgid; the boot tests mount and chroot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,8 @@ cargo clippy --all-targets -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # --include-ignored: nothing may be left out; every test runs.
-cargo test --all-targets -- --include-ignored 2>&1 | tee "$log"
+# --no-fail-fast: a failing test file does not hide the files after it.
+cargo test --all-targets --no-fail-fast -- --include-ignored 2>&1 | tee "$log"
 if grep -E "test result: .* [1-9][0-9]* ignored" "$log" >/dev/null; then
   echo "scripts/test.sh: some tests were ignored" >&2
   exit 1
