@@ -90,9 +90,7 @@ fn unpacked() -> &'static Path {
     static BASE: OnceLock<PathBuf> = OnceLock::new();
     BASE.get_or_init(|| {
         let dist = dist();
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("s6-overlay-unpacked");
-        let _ = fs::remove_dir_all(&base);
-        fs::create_dir_all(&base).expect("mkdir unpack dir");
+        let base = process_dir("s6-overlay-unpacked");
         for t in TARBALLS {
             sh_ok(
                 Command::new("tar")
@@ -111,9 +109,7 @@ fn unpacked() -> &'static Path {
 fn deb_tree() -> &'static Path {
     static TREE: OnceLock<PathBuf> = OnceLock::new();
     TREE.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boot-deb");
-        let _ = fs::remove_dir_all(&out);
-        fs::create_dir_all(&out).expect("mkdir deb dir");
+        let out = process_dir("boot-deb");
         let built = Command::new(repo().join("packaging/build-deb.sh"))
             .arg(&out)
             .current_dir(repo())
@@ -126,6 +122,25 @@ fn deb_tree() -> &'static Path {
         sh_ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
         tree
     })
+}
+
+/// A new directory `<name>-<pid>` in cargo's temp dir for this test
+/// process, after removing those of processes that are gone (two runs at
+/// once each keep their own).
+fn process_dir(name: &str) -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = format!("{name}-");
+    for entry in fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let file = entry.file_name();
+        let pid = file.to_str().and_then(|f| f.strip_prefix(&prefix));
+        if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = tmp.join(format!("{prefix}{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    dir
 }
 
 fn sh_ok(cmd: &mut Command) {
