@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use s6_reconcile::cli::{Args, Format};
 use s6_reconcile::model::Mode;
+use s6_reconcile::render::escaped;
 use s6_reconcile::report::Failure;
 use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
 
@@ -67,7 +68,7 @@ fn init_logging(args: &Args) {
                 buf,
                 "reconcile: {}: {}",
                 record.level().as_str().to_lowercase(),
-                record.args()
+                escaped(&record.args().to_string())
             )
         })
         .init();
@@ -135,9 +136,10 @@ fn reconcile(settings: &s6_reconcile::cli::Settings, mode: Mode, format: Format)
     }
 }
 
-/// A line on stderr; a closed stderr is not worth a panic.
+/// A line on stderr, escaped (it may carry the user's bytes); a closed
+/// stderr is not worth a panic.
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = writeln!(std::io::stderr(), "{}", escaped(line));
 }
 
 fn mode_of(args: &Args) -> Mode {

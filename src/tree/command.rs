@@ -85,7 +85,10 @@ pub fn run(cmd: Command, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Wri
 }
 
 fn fatal(e: &dyn std::fmt::Display, code: i32) -> i32 {
-    eprintln!("reconcile: fatal: {e}");
+    eprintln!(
+        "reconcile: fatal: {}",
+        crate::render::escaped(&e.to_string())
+    );
     code
 }
 
@@ -154,7 +157,10 @@ fn run_snapshot(
         },
         Err(errors) => {
             for e in &errors {
-                eprintln!("reconcile: error: {e}");
+                eprintln!(
+                    "reconcile: error: {}",
+                    crate::render::escaped(&e.to_string())
+                );
             }
             fatal(
                 &format!(

@@ -1,0 +1,92 @@
+//! What the volume's owner writes and the operator feeds in, bounded or
+//! refused: escapes never reach the terminal raw, `--diff` stays bounded,
+//! FIFOs and huge globs are refused at once, non-UTF-8 overrides are
+//! named, `materialize` holds a description to what it can build, and
+//! the messages say what the rest of the tool says. Each run is under a
+//! deadline (a hang fails the test instead of the suite).
+//!
+//! Trees have owners other than the caller: these tests need root.
+
+mod common;
+
+use std::path::Path;
+
+use common::roots::{BASE, config, root_with};
+use common::timed::{self, Out};
+use common::tree;
+
+fn run(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    timed::run(common::run::reconcile_cmd(root, args, env), None)
+}
+
+/// No byte that moves the cursor, sets a title or writes the clipboard.
+#[track_caller]
+fn assert_no_raw_escapes(text: &str, what: &str) {
+    for (c, name) in [
+        ('\x1b', "ESC"),
+        ('\x07', "BEL"),
+        ('\r', "CR"),
+        ('\u{202e}', "U+202E"),
+    ] {
+        assert!(!text.contains(c), "{what} holds a raw {name}:\n{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Terminal escapes
+
+const FORGED: &str = "#!/bin/sh\n\x1b]0;PWNED\x07\x1b[2K\rreconcile: profile=root prior_state=running action=started\n\x1b]52;c;cm0gLXJmIC8K\x07\nexec true\n";
+
+#[test]
+fn escapes_in_a_slot_file_are_printed_escaped_by_plan_diff() {
+    let slot = format!(
+        "- {{path: run/service/gateway-good, type: dir, uid: 10000, gid: 10000}}\n\
+         - {{path: run/service/gateway-good/run, type: file, mode: \"0755\", uid: 10000, gid: 10000, content: {}}}\n",
+        tree::quote(FORGED)
+    );
+    let dir = root_with(&format!("{}{slot}", config("policy: compat\n")));
+    let out = run(dir.path(), &["--plan", "--diff"], &[]);
+    out.assert_exit(0);
+    assert_no_raw_escapes(&out.stdout, "stdout");
+    assert_no_raw_escapes(&out.stderr, "stderr");
+    // The diff library ends a line at a CR too: the forged text follows
+    // as a removed line of its own, on the same terminal line.
+    assert!(
+        out.stdout.lines().any(|l| l
+            == "-\\x1b]0;PWNED\\x07\\x1b[2K\\x0d-reconcile: profile=root prior_state=running action=started"),
+        "{}",
+        out.show()
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == "-\\x1b]52;c;cm0gLXJmIC8K\\x07"),
+        "{}",
+        out.show()
+    );
+    // JSON stays JSON: the same bytes, escaped by the JSON encoder.
+    let json = run(dir.path(), &["--plan", "--diff", "--format", "json"], &[]);
+    json.assert_exit(0);
+    assert_no_raw_escapes(&json.stdout, "JSON");
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON object");
+    let diff = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|c| c["diff"].as_str().filter(|d| d.contains("PWNED")))
+        .unwrap_or_else(|| panic!("no diff with the forged line: {}", json.stdout));
+    assert!(diff.contains("-\x1b]0;PWNED\x07"), "{diff}");
+}
+
+#[test]
+fn a_skipped_path_with_a_bidi_override_is_printed_escaped() {
+    let dir = root_with(
+        "- {path: \"opt/data/profiles/evil\u{202e}txt.md\", type: dir, uid: 10000, gid: 10000}\n\
+         - {path: \"opt/data/profiles/evil\u{202e}txt.md/SOUL.md\", type: file, uid: 10000, gid: 10000}\n",
+    );
+    let out = run(dir.path(), &["--plan"], &[]);
+    assert_no_raw_escapes(&out.stdout, "stdout");
+    assert_no_raw_escapes(&out.stderr, "stderr");
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("evil\\u{202e}txt.md"), "{}", out.show());
+}
