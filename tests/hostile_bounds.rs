@@ -90,3 +90,32 @@ fn a_skipped_path_with_a_bidi_override_is_printed_escaped() {
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(all.contains("evil\\u{202e}txt.md"), "{}", out.show());
 }
+
+// ---------------------------------------------------------------------------
+// --diff is bounded
+
+#[test]
+fn diff_of_a_huge_all_different_slot_file_says_it_differs_and_how_large() {
+    let content: String = (0..150_000).map(|i| format!("{i}\n")).collect();
+    let size = content.len();
+    let slot = format!(
+        "- {{path: run/service/gateway-good, type: dir, uid: 10000, gid: 10000}}\n\
+         - {{path: run/service/gateway-good/run, type: file, mode: \"0755\", uid: 10000, gid: 10000, content: {}}}\n",
+        tree::quote(&content)
+    );
+    let dir = root_with(&format!("{}{slot}", config("policy: compat\n")));
+    for args in [&["--plan", "--diff"][..], &["--diff"][..]] {
+        let out = run(dir.path(), args, &[]);
+        out.assert_exit(0);
+        let want = format!(
+            "@@ not compared line by line: the current file is {size} bytes (150000 lines), \
+             the planned file "
+        );
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(&want)
+                && l.ends_with("--diff compares files of at most 65536 bytes and 4096 lines @@")),
+            "{args:?}: {}",
+            out.show()
+        );
+    }
+}
