@@ -119,3 +119,32 @@ fn diff_of_a_huge_all_different_slot_file_says_it_differs_and_how_large() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// A FIFO given as a description is refused at once
+
+#[test]
+fn a_fifo_as_a_description_is_refused_at_once_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("tree.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    let f = fifo.to_str().unwrap();
+    let target = dir.path().join("out");
+    let t = target.to_str().unwrap();
+    for args in [
+        &["--plan", "--tree", f][..],
+        &["--print-config", "--tree", f][..],
+        &["materialize", f, t][..],
+    ] {
+        // The deadline turns a blocking open into a failure, not a hang.
+        let out = timed::run(common::run::bare_cmd(args), None);
+        out.assert_exit(100);
+        assert_eq!(
+            out.stderr,
+            format!("reconcile: fatal: unable to read {f}: is a FIFO, not a regular file\n"),
+            "{args:?}: {}",
+            out.show()
+        );
+    }
+    assert!(!target.exists(), "materialize built something");
+}
