@@ -11,7 +11,7 @@ mod common;
 
 use std::path::Path;
 
-use common::roots::{BASE, config, root_with};
+use common::roots::{config, root_with};
 use common::timed::{self, Out};
 use common::tree;
 
@@ -147,4 +147,32 @@ fn a_fifo_as_a_description_is_refused_at_once_naming_it() {
         );
     }
     assert!(!target.exists(), "materialize built something");
+}
+
+// ---------------------------------------------------------------------------
+// A huge glob is a configuration error, never a panic
+
+#[test]
+fn a_huge_skip_glob_is_refused_at_its_line_and_column() {
+    let file = "/etc/s6-reconcile/config.yaml";
+    let huge = "a*".repeat(50_000);
+    let yaml = format!("static:\n  skip: [\"s6rc-*\", \"{huge}\"]\n");
+    let dir = root_with(&config(&yaml));
+    let out = run(dir.path(), &["--plan"], &[]);
+    out.assert_exit(100).assert_stderr(&format!(
+        "reconcile: fatal: {file}:2:20: static.skip[1]: bad glob: is 100000 bytes long; \
+         a glob is at most 1024\n"
+    ));
+    // Under the cap, a glob that does not parse is refused at its value.
+    let yaml = "static:\n  skip: [\"a[b\"]\n";
+    let dir = root_with(&config(yaml));
+    let out = run(dir.path(), &["--plan"], &[]);
+    out.assert_exit(100);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "reconcile: fatal: {file}:2:10: static.skip[0]: bad glob \"a[b\": "
+        )),
+        "{}",
+        out.show()
+    );
 }
