@@ -21,8 +21,15 @@ use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
 fn main() {
     let raw: Vec<OsString> = std::env::args_os().collect();
     let mut args = parse(&raw);
-    init_logging(&args);
     let (mode, format) = (mode_of(&args), args.format);
+    if let Err(e) = s6_reconcile::cli::check_env(|k| std::env::var_os(k)) {
+        say(&format!("reconcile: fatal: {e}"));
+        if format == Format::Json {
+            usage_json(mode, "read the environment", e.to_string());
+        }
+        std::process::exit(EXIT_USAGE);
+    }
+    init_logging(&args);
     if let Some(cmd) = args.command.take() {
         std::process::exit(tree_command(cmd));
     }

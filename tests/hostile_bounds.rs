@@ -176,3 +176,42 @@ fn a_huge_skip_glob_is_refused_at_its_line_and_column() {
         out.show()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Non-UTF-8 environment overrides are refused naming the variable
+
+#[test]
+fn a_non_utf8_environment_override_is_refused_naming_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let value = std::ffi::OsStr::from_bytes(b"/srv/vol\xe9");
+    let dir = root_with("");
+    let before = tree::dump(dir.path());
+    for var in [
+        "HERMES_HOME",
+        "S6_PROFILE_GATEWAY_SCANDIR",
+        "GATEWAY_MULTIPLEX_PROFILES",
+        "S6_VERBOSITY",
+        "RECONCILE_THREADS",
+    ] {
+        for args in [&[][..], &["--plan"][..]] {
+            let mut cmd = common::run::reconcile_cmd(dir.path(), args, &[]);
+            cmd.env(var, value);
+            let out = timed::run(cmd, None);
+            out.assert_exit(100).assert_stderr(&format!(
+                "reconcile: fatal: environment variable {var} is not valid UTF-8 \
+                 (/srv/vol\\xe9); it must be text, or unset\n"
+            ));
+        }
+        let root = dir.path().to_str().unwrap();
+        let mut cmd = common::run::bare_cmd(&["snapshot", "--root", root]);
+        cmd.env(var, value);
+        let out = timed::run(cmd, None);
+        out.assert_exit(100);
+        assert_eq!(out.stdout, "", "{}", out.show());
+    }
+    assert_eq!(
+        tree::dump(dir.path()),
+        before,
+        "a refused run changed the tree"
+    );
+}
