@@ -215,3 +215,75 @@ fn a_non_utf8_environment_override_is_refused_naming_it() {
         "a refused run changed the tree"
     );
 }
+
+// ---------------------------------------------------------------------------
+// materialize builds what it describes, or refuses at the line
+
+/// `materialize` of the description holding `entries` into a new
+/// directory: what it says, and the directory.
+fn materialize(entries: &str) -> (Out, tempfile::TempDir) {
+    let dir = tree::temp_root("materialize-");
+    let file = dir.path().join("tree.yaml");
+    std::fs::write(
+        &file,
+        format!("format: s6-reconcile-tree\nversion: 1\nentries:\n{entries}"),
+    )
+    .expect("write the description");
+    let out = timed::run(
+        common::run::bare_cmd(&[
+            "materialize".as_ref(),
+            file.as_os_str(),
+            dir.path().join("out").as_os_str(),
+        ]),
+        None,
+    );
+    (out, dir)
+}
+
+#[test]
+fn materialize_refuses_the_no_change_id_and_a_wrong_link_count_at_the_line() {
+    for (entries, message) in [
+        (
+            "- {path: a, type: file, uid: 4294967295}\n",
+            ":4:3: entries[0]: a: uid: 4294967295 is chown's \"no change\", not an id (0..4294967294)",
+        ),
+        (
+            "- {path: d, type: dir}\n- {path: d/l, type: symlink, target: x, gid: 4294967295}\n",
+            ":5:3: entries[1]: d/l: gid: 4294967295 is chown's \"no change\", not an id (0..4294967294)",
+        ),
+        (
+            "- {path: a, type: file, links: 5}\n- {path: b, type: hardlink, target: a}\n",
+            ":4:1: entries: a: links: 5, but the description gives it 2 names (the file and its hardlink entries)",
+        ),
+    ] {
+        let (out, dir) = materialize(entries);
+        out.assert_exit(100);
+        let file = dir.path().join("tree.yaml");
+        let want = format!("reconcile: fatal: {}{message}", file.display());
+        assert!(out.stderr.starts_with(&want), "{entries}: {}", out.show());
+        assert!(
+            !dir.path().join("out").exists(),
+            "{entries}: built something"
+        );
+    }
+}
+
+#[test]
+fn materialize_builds_a_5000_level_description() {
+    let mut entries = String::new();
+    let mut path = String::from("d");
+    for _ in 0..5000 {
+        entries.push_str(&format!(
+            "- {{path: {path}, type: dir, uid: 10000, mode: \"0750\"}}\n"
+        ));
+        path.push_str("/d");
+    }
+    entries.push_str(&format!("- {{path: {path}, type: file, content: deep}}\n"));
+    let (out, dir) = materialize(&entries);
+    out.assert_exit(0);
+    // Owners and modes are set on the way back up, through the held
+    // directories: the top one is as described.
+    use std::os::unix::fs::MetadataExt;
+    let top = std::fs::symlink_metadata(dir.path().join("out/d")).expect("lstat d");
+    assert_eq!((top.uid(), top.mode() & 0o7777), (10000, 0o750));
+}
