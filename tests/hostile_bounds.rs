@@ -287,3 +287,72 @@ fn materialize_builds_a_5000_level_description() {
     let top = std::fs::symlink_metadata(dir.path().join("out/d")).expect("lstat d");
     assert_eq!((top.uid(), top.mode() & 0o7777), (10000, 0o750));
 }
+
+// ---------------------------------------------------------------------------
+// Messages in the words the rest of the tool uses
+
+#[test]
+fn a_socket_state_file_is_said_to_be_not_a_regular_file() {
+    let dir = root_with(
+        "- {path: opt/data/profiles/sock, type: dir, uid: 10000, gid: 10000}\n\
+         - {path: opt/data/profiles/sock/SOUL.md, type: file, uid: 10000, gid: 10000}\n\
+         - {path: opt/data/profiles/sock/gateway_state.json, type: socket, uid: 10000, gid: 10000}\n",
+    );
+    let out = run(dir.path(), &["--plan"], &[]);
+    out.assert_exit(0);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("is a socket, not a regular file"),
+        "{}",
+        out.show()
+    );
+    assert!(!all.contains("No such device or address"), "{}", out.show());
+}
+
+#[test]
+fn a_symlinked_lock_is_said_to_be_a_symlink_not_followed() {
+    let dir = root_with("- {path: run/s6-reconcile.lock, type: symlink, target: /etc/shadow}\n");
+    let out = run(dir.path(), &[], &[]);
+    out.assert_exit(111);
+    assert_eq!(
+        out.stderr,
+        "reconcile: fatal: refusing the apply lock /run/s6-reconcile.lock: is a symlink; not followed\n",
+        "{}",
+        out.show()
+    );
+}
+
+/// The boot log's failures name the file and say why in the tool's words
+/// (whether they count as warnings or errors is the exit-code table's).
+#[test]
+fn boot_log_failures_say_why_in_the_tools_words() {
+    let logs = "- {path: opt/data/logs, type: dir, uid: 10000, gid: 10000}\n";
+    let log = "/opt/data/logs/container-boot.log";
+    for (extra, why) in [
+        (
+            format!(
+                "{logs}- {{path: opt/data/logs/container-boot.log, type: symlink, target: /etc/shadow, uid: 10000, gid: 10000}}\n"
+            ),
+            "is a symlink; not followed",
+        ),
+        (
+            format!(
+                "{}{logs}\
+                 - {{path: opt/data/logs/container-boot.log, type: file, uid: 10000, gid: 10000, content: full}}\n\
+                 - {{path: opt/data/logs/container-boot.log.1, type: dir, uid: 10000, gid: 10000}}\n\
+                 - {{path: opt/data/logs/container-boot.log.1/x, type: file, uid: 10000, gid: 10000}}\n",
+                config("boot_log:\n  rotate_bytes: 1\n")
+            ),
+            "rotation to container-boot.log.1 failed: Is a directory",
+        ),
+    ] {
+        let dir = root_with(&extra);
+        let out = run(dir.path(), &[], &[]);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(
+            all.contains(&format!("unable to append to {log}: {why}")),
+            "{}",
+            out.show()
+        );
+    }
+}
