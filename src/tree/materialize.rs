@@ -28,6 +28,15 @@ pub enum MaterializeError {
     },
     #[error("{path}: {reason}")]
     Unbuildable { path: String, reason: &'static str },
+    #[error(
+        "{path}: links: {links}, but the description gives it {names} (the file and its \
+         hardlink entries); materialize builds only the names described"
+    )]
+    Links {
+        path: String,
+        links: u64,
+        names: String,
+    },
 }
 
 impl MaterializeError {
@@ -92,8 +101,33 @@ pub fn materialize(d: &Description, dir: &Path) -> Result<(), MaterializeError> 
     Ok(())
 }
 
-/// What cannot be built is refused before anything is created.
+/// What cannot be built is refused before anything is created: besides
+/// what `materialize` never makes, a `links: N` file whose hardlink entries
+/// do not make up N names (a snapshot describes other names outside its
+/// root by the count alone; built, the count would differ).
 fn check_buildable(d: &Description) -> Result<(), MaterializeError> {
+    let mut names: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for e in &d.entries {
+        if let Node::Hardlink { target } = &e.node {
+            *names.entry(target.as_str()).or_insert(1) += 1;
+        }
+    }
+    for e in &d.entries {
+        if let Node::File { links: Some(n), .. } = e.node {
+            let have = names.get(e.path.as_str()).copied().unwrap_or(1);
+            if have != n {
+                return Err(MaterializeError::Links {
+                    path: format!("/{}", e.path),
+                    links: n,
+                    names: if have == 1 {
+                        "1 name".into()
+                    } else {
+                        format!("{have} names")
+                    },
+                });
+            }
+        }
+    }
     for e in &d.entries {
         let reason = match &e.node {
             Node::File {

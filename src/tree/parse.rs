@@ -191,10 +191,7 @@ impl<'de> Visitor<'de> for EntriesSeed<'_> {
             .next_element_seed(EntrySeed { state: self.state })?
             .is_some()
         {}
-        self.state
-            .borrow()
-            .links_all_given()
-            .map_err(de::Error::custom)
+        Ok(())
     }
 }
 
@@ -375,32 +372,6 @@ impl State {
                 ));
             }
         })
-    }
-
-    /// Every `links: N` file has exactly N names in the description (itself
-    /// and its `hardlink` entries): a count the built tree would not have
-    /// is refused, the first in path order named.
-    fn links_all_given(&self) -> Result<(), String> {
-        let mut short: Vec<(&String, u64, u64)> = self
-            .entries
-            .iter()
-            .filter_map(|e| match e.node {
-                Node::File { links: Some(n), .. } => {
-                    let names = self.names.get(&e.path).copied().unwrap_or(1);
-                    (names != n).then_some((&e.path, n, names))
-                }
-                _ => None,
-            })
-            .collect();
-        short.sort();
-        match short.first() {
-            None => Ok(()),
-            Some((path, n, names)) => Err(format!(
-                "{path}: links: {n}, but the description gives it {names} name{} \
-                 (the file and its hardlink entries)",
-                if *names == 1 { "" } else { "s" }
-            )),
-        }
     }
 
     /// Count one more name for the file at `target`; it must be an earlier
