@@ -203,7 +203,7 @@ fn verb_color(verb: &str) -> &'static str {
 /// ESC, BEL and CR too), the bidirectional overrides and isolates, and
 /// the other invisible format characters (zero-width, line and paragraph
 /// separators, the byte order mark, tags). Tab is printed as it is.
-fn hidden(c: char) -> bool {
+pub fn hidden(c: char) -> bool {
     matches!(c,
         '\0'..='\x08' | '\x0a'..='\x1f' | '\x7f'..='\u{9f}'
         | '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}'
