@@ -382,7 +382,14 @@ impl<S: Source> Scanner<'_, S> {
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                 StateObs::Unreadable("is a symlink; not followed".into())
             }
-            Err(e) => StateObs::Unreadable(fs::os_error(&e)),
+            // A socket (or a device) fails the open itself: say what it is,
+            // as for the other kinds, not the open's errno.
+            Err(e) => match self.src.stat(d, state_name) {
+                Ok(m) if m.kind != Kind::File => {
+                    StateObs::Unreadable(format!("is a {}, not a regular file", m.kind.describe()))
+                }
+                _ => StateObs::Unreadable(fs::os_error(&e)),
+            },
         }
     }
 

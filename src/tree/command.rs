@@ -1,7 +1,7 @@
 //! The `snapshot` and `materialize` subcommands, and reading a description
 //! file for `--tree`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::parse::ParseError;
@@ -29,21 +29,13 @@ pub fn read_description(path: &Path) -> Result<Description, ReadError> {
         path: path.to_path_buf(),
         error,
     };
-    let f = std::fs::File::open(path).map_err(|e| fail(crate::fs::os_error(&e)))?;
-    let md = f.metadata().map_err(|e| fail(crate::fs::os_error(&e)))?;
-    if !md.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    if md.len() > DESCRIPTION_LIMIT {
-        return Err(fail(format!(
-            "{} bytes; a description is at most {DESCRIPTION_LIMIT}",
-            md.len()
-        )));
-    }
-    let mut bytes = Vec::new();
-    f.take(DESCRIPTION_LIMIT)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(crate::fs::os_error(&e)))?;
+    // Non-blocking open and fstat before a byte is read: a FIFO or a
+    // device in its place is refused at once, never waited on.
+    use crate::fs::input::{Follow, InputError, read_regular};
+    let bytes = read_regular(path, DESCRIPTION_LIMIT, Follow::Yes).map_err(|e| match e {
+        InputError::TooLarge { limit } => fail(format!("a description is at most {limit} bytes")),
+        e => fail(e.to_string()),
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -85,7 +77,10 @@ pub fn run(cmd: Command, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Wri
 }
 
 fn fatal(e: &dyn std::fmt::Display, code: i32) -> i32 {
-    eprintln!("reconcile: fatal: {e}");
+    eprintln!(
+        "reconcile: fatal: {}",
+        crate::render::escaped(&e.to_string())
+    );
     code
 }
 
@@ -154,7 +149,10 @@ fn run_snapshot(
         },
         Err(errors) => {
             for e in &errors {
-                eprintln!("reconcile: error: {e}");
+                eprintln!(
+                    "reconcile: error: {}",
+                    crate::render::escaped(&e.to_string())
+                );
             }
             fatal(
                 &format!(

@@ -286,6 +286,13 @@ impl State {
     }
 
     fn node(&mut self, r: &RawEntry) -> Result<Node, String> {
+        for (key, id) in [("uid", r.uid), ("gid", r.gid)] {
+            if id == Some(u32::MAX) {
+                return Err(format!(
+                    "{key}: 4294967295 is chown's \"no change\", not an id (0..4294967294)"
+                ));
+            }
+        }
         let only = |allowed: &[&str]| r.only(allowed);
         let perms = |default_mode: u32| r.perms(default_mode);
         const PERMS: [&str; 3] = ["mode", "uid", "gid"];
