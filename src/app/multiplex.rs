@@ -97,8 +97,11 @@ fn load(
     None
 }
 
+/// As the application's Python reads it (`crate::state::json`), a leading
+/// BOM skipped.
 fn parse_json(bytes: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))
+    crate::state::json::parse(crate::state::strip_bom(bytes))
+        .map_err(|e| format!("not valid JSON: {e}"))
 }
 
 /// The document as a mapping. Like the application, an empty document or a
@@ -233,6 +236,21 @@ mod tests {
             on(None, Some("gateway:\n  multiplex_profiles: true\n")),
             (true, format!("{y} (gateway.multiplex_profiles)"))
         );
+    }
+
+    #[test]
+    fn gateway_json_is_read_as_pythons_json_reads_it() {
+        for doc in [
+            r#"{"multiplex_profiles": NaN}"#,
+            r#"{"multiplex_profiles": -Infinity}"#,
+            r#"{"multiplex_profiles": 1e400}"#,
+            r#"{"multiplex_profiles": false, "multiplex_profiles": true}"#,
+            "\u{feff}{\"gateway\": {\"multiplex_profiles\": [[]]}}",
+        ] {
+            assert!(on(Some(doc), None).0, "{doc}");
+        }
+        assert!(!on(Some(r#"{"multiplex_profiles": 0e400}"#), None).0);
+        assert!(!on(Some(r#"{"gateway": {"multiplex_profiles": []}}"#), None).0);
     }
 
     #[test]
