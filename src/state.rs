@@ -146,17 +146,21 @@ impl std::fmt::Display for Action {
 /// `Always` and `Never` decide alone. Under `Auto` the slot starts iff the
 /// state is listed in `autostart` and the profile is the default one or
 /// `multiplex` is off (with multiplex on, one gateway serves all named
-/// profiles, so their own slots stay down). Never returns `Skipped`.
+/// profiles, so their own slots stay down). With `folded` (multiplexing,
+/// and a named profile's state asked to autostart) the default slot starts
+/// under `Auto` whatever its own state. Never returns `Skipped`.
 pub fn decide(
     state: Option<&str>,
     autostart: &[String],
     is_default: bool,
     multiplex: bool,
     start: StartPolicy,
+    folded: bool,
 ) -> Action {
     let starts = match start {
         StartPolicy::Always => true,
         StartPolicy::Never => false,
+        StartPolicy::Auto if is_default && multiplex && folded => true,
         StartPolicy::Auto => {
             state.is_some_and(|s| autostart.iter().any(|a| a == s)) && (is_default || !multiplex)
         }
@@ -399,15 +403,33 @@ mod tests {
         ];
         for (st, is_default, multiplex, want) in cases {
             assert_eq!(
-                decide(st, &a, is_default, multiplex, Auto),
+                decide(st, &a, is_default, multiplex, Auto, false),
                 want,
                 "state={st:?} default={is_default} multiplex={multiplex}"
             );
         }
         // autostart comes from the configuration.
         let both = vec!["running".to_string(), "paused".to_string()];
-        assert_eq!(decide(Some("paused"), &both, false, false, Auto), Started);
-        assert_eq!(decide(Some("running"), &[], true, false, Auto), Registered);
+        assert_eq!(
+            decide(Some("paused"), &both, false, false, Auto, false),
+            Started
+        );
+        assert_eq!(
+            decide(Some("running"), &[], true, false, Auto, false),
+            Registered
+        );
+    }
+
+    #[test]
+    fn a_folded_intent_starts_the_default_slot_only() {
+        use Action::*;
+        use StartPolicy::*;
+        let a = auto();
+        for st in [None, Some("stopped"), Some("running")] {
+            assert_eq!(decide(st, &a, true, true, Auto, true), Started);
+            assert_eq!(decide(st, &a, true, true, Never, true), Registered);
+            assert_eq!(decide(st, &a, false, true, Auto, true), Registered);
+        }
     }
 
     #[test]
@@ -417,11 +439,11 @@ mod tests {
             for is_default in [true, false] {
                 for multiplex in [true, false] {
                     assert_eq!(
-                        decide(st, &a, is_default, multiplex, StartPolicy::Always),
+                        decide(st, &a, is_default, multiplex, StartPolicy::Always, false),
                         Action::Started
                     );
                     assert_eq!(
-                        decide(st, &a, is_default, multiplex, StartPolicy::Never),
+                        decide(st, &a, is_default, multiplex, StartPolicy::Never, false),
                         Action::Registered
                     );
                 }
