@@ -220,13 +220,13 @@ impl Planner<'_> {
     /// into. The warnings about a state file come from [`Self::prior_state`].
     fn folded(&mut self, o: &ProfilesObs) -> Vec<String> {
         let cfg = &self.d.config.profiles;
-        if !o
+        let Some(default) = o
             .profiles
             .iter()
-            .any(|p| p.source == ProfileSource::Default && p.problem.is_none())
-        {
+            .find(|p| p.source == ProfileSource::Default && p.problem.is_none())
+        else {
             return Vec::new();
-        }
+        };
         let names: Vec<String> = o
             .profiles
             .iter()
@@ -241,12 +241,20 @@ impl Planner<'_> {
             })
             .map(|p| p.name.clone())
             .collect();
-        if !names.is_empty() {
+        let root = names::slot_name(&cfg.slot_prefix, names::DEFAULT_PROFILE);
+        let asked = names.join(", ");
+        if names.is_empty() {
+            return names;
+        }
+        if default.start == Some(StartPolicy::Never) {
+            self.plan.warnings.push(format!(
+                "profile gateway(s) {asked} asked to autostart, but the ROOT slot ({root}) is \
+                 declared never: no gateway serves them"
+            ));
+        } else {
             self.plan.lines.push(format!(
-                "reconcile: profile gateway(s) {} asked to autostart; one gateway per container \
-                 serves every profile, so the ROOT slot ({}) was started instead and multiplexes them.",
-                names.join(", "),
-                names::slot_name(&cfg.slot_prefix, names::DEFAULT_PROFILE),
+                "reconcile: profile gateway(s) {asked} asked to autostart; one gateway per container \
+                 serves every profile, so the ROOT slot ({root}) was started instead and multiplexes them."
             ));
         }
         names
