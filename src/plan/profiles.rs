@@ -96,7 +96,9 @@ impl Planner<'_> {
         if !scandir_phase_too {
             self.plan.skipped.extend(slots.bad_names.iter().cloned());
             for n in &slots.staging {
-                self.removal(Phase::Profiles, n);
+                if self.is_leftover(n) {
+                    self.removal(Phase::Profiles, n);
+                }
             }
         }
     }
