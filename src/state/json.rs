@@ -197,8 +197,10 @@ impl Parser<'_> {
     /// An object's key and its colon, into the top frame.
     fn key(&mut self, stack: &mut [Frame]) -> Result<(), JsonError> {
         self.ws();
-        if self.peek() != Some(b'"') {
-            return Err(self.err("key must be a string"));
+        match self.peek() {
+            Some(b'"') => {}
+            None => return Err(self.err("EOF while parsing a value")),
+            Some(_) => return Err(self.err("key must be a string")),
         }
         let k = self.string()?;
         self.expect(b':', "expected `:`")?;
