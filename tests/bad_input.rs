@@ -955,3 +955,43 @@ fn a_permission_error_on_one_service_leaves_the_others_reconciled() {
     );
     assert_other_phases_done(root, &run);
 }
+
+/// `config.yaml` documents PyYAML reads in no time because it shares
+/// aliases: a billion laughs with 100,000 aliases, and 30,000 merge keys
+/// stacked one on the other. Both multiplex (the layer counts), and the run
+/// stays within 256 MiB of address space (a reader that expanded them would
+/// fail fast there instead of eating the machine's memory).
+#[test]
+fn yaml_bombs_in_the_volume_config_are_read_without_expanding_them() {
+    let mut laughs = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        laughs += &format!(
+            "l{i}: &l{i} [{}]\n",
+            vec![format!("*l{}", i - 1); 10].join(", ")
+        );
+    }
+    laughs += &format!("big: [{}]\n", vec!["*l9"; 100_000].join(", "));
+    laughs += "multiplex_profiles: *l9\n";
+    let mut merges = String::from("m0: &m0 {multiplex_profiles: yes}\n");
+    for i in 1..30_000 {
+        merges += &format!("m{i}: &m{i} {{<<: *m{}}}\n", i - 1);
+    }
+    merges += "gateway: {<<: *m29999}\n";
+    for yaml in [laughs, merges] {
+        assert!(yaml.len() < 1 << 20, "{} bytes", yaml.len());
+        let dir = root_with("");
+        let root = dir.path();
+        let path = root.join("opt/data/config.yaml");
+        fs::write(&path, &yaml).unwrap();
+        std::os::unix::fs::chown(&path, Some(10000), Some(10000)).unwrap();
+        let run = common::run::reconcile_limited(root, "ulimit -v 262144", &[]);
+        run.assert_exit(0);
+        run.assert_line("reconcile: profile=good prior_state=running action=registered");
+        run.assert_line("reconcile: profile=default prior_state=None action=started");
+        assert!(
+            !run.stdout.contains("config.yaml"),
+            "a warning about config.yaml:\n{}",
+            run.stdout
+        );
+    }
+}
