@@ -374,7 +374,7 @@ impl<S: Source> Scanner<'_, S> {
     /// reference image"); anything else is "no state" with a warning.
     fn state_link(&mut self, d: &S::Dir, at: &Path, name: &OsStr) -> StateObs {
         match self.src.read_link_in_root(d, at, name, STATE_LIMIT) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 StateObs::Unreadable("is a symlink to nothing (dangling)".into())
             }
             read => state_obs(read, true),
