@@ -72,6 +72,21 @@ pub fn push_log_line(
     }
 }
 
+/// ` folded=a,b` after a default slot's line when named profiles' intent
+/// was folded into it (nothing otherwise).
+pub fn push_folded(buf: &mut String, folded: &[String]) {
+    if folded.is_empty() {
+        return;
+    }
+    buf.push_str(" folded=");
+    for (i, name) in folded.iter().enumerate() {
+        if i > 0 {
+            buf.push(',');
+        }
+        buf.push_str(&word(name));
+    }
+}
+
 /// The local time as `%Y-%m-%dT%H:%M:%S%z` (e.g. `2026-11-26T04:06:17+0000`);
 /// take it once per run so every line of a run carries the same value.
 pub fn timestamp_now() -> String {

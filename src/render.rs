@@ -49,14 +49,20 @@ use crate::report::{EffectReport, SlotReport};
 use crate::slot_diff::{self, Why};
 use crate::steps::When;
 
+/// A slot's entry; `folded` only on the default slot that named
+/// profiles' intent was folded into (README, "Multiplexed profiles").
 pub fn slot_json(s: &SlotReport) -> Value {
-    json!({
+    let mut v = json!({
         "profile": s.profile,
         "slot": s.slot,
         "prior_state": s.prior_state,
         "action": s.action.as_str(),
         "reason": s.reason,
-    })
+    });
+    if !s.folded.is_empty() {
+        v["folded"] = json!(s.folded);
+    }
+    v
 }
 
 /// One change as JSON objects: one per printed part (a permissions change

@@ -288,6 +288,7 @@ mod tests {
             action: Action::Started,
             reason: None,
             prior_exit: PriorExit::Unknown,
+            folded: Vec::new(),
         };
         let mut slots = vec![slot("a"), slot("b"), slot("c")];
         let changes = vec![

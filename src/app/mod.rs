@@ -10,6 +10,7 @@
 pub mod command;
 pub mod multiplex;
 pub mod read;
+pub mod yaml;
 
 use crate::scan::StateObs;
 

@@ -55,7 +55,8 @@ pub struct ScandirObs {
     pub svscan_files: Vec<Node>,
     /// Non-dot entries by name.
     pub entries: BTreeMap<String, SlotObs>,
-    /// Leftover staging entries `.<prefix>*.tmp*` (any type).
+    /// Dot entries with the slot prefix `.<prefix>*` (any type): the
+    /// plan removes those [`crate::names::is_leftover`] says are ours.
     pub staging: Vec<Node>,
     pub bad_names: Vec<Skipped>,
     /// The scandir could not be listed by the running user: a slot not
@@ -218,7 +219,7 @@ impl<S: Source> Scanner<'_, S> {
                 if scandir_phase {
                     self.svscan(&b.dir, &base, &name, &mut obs);
                 }
-            } else if crate::names::is_staging(&name, staging_of) {
+            } else if crate::names::is_dot_slot_name(&name, staging_of) {
                 obs.staging.extend(self.stat(&b.dir, &base, &name));
             } else if !name.starts_with('.') {
                 let slot = slot_prefix.is_some_and(|p| name.starts_with(p));
