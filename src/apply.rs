@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use crate::fs::{self, Dir, Refusal};
 use crate::plan::steps::{Outcome, SLOTS_FAILED, When};
 use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
-use crate::s6::findings::{Carried, Cause, Failure, Skipped};
+use crate::s6::findings::{Cause, Failure, Skipped};
 pub mod bootlog;
 pub mod effects;
 pub mod lock;
 pub mod observed;
+pub mod retire;
 
 mod stage;
 
@@ -51,6 +52,15 @@ impl Applied {
                 Outcome::NotRun(reason) => out.skipped.push(Skipped {
                     path: c.path,
                     reason: reason.into(),
+                }),
+                Outcome::NeedsRoot(e) => out.skipped.push(Skipped {
+                    path: c.path,
+                    reason: format!(
+                        "needs root: unable to {} as uid {}: {}; left as it is",
+                        e.op,
+                        fs::euid(),
+                        e.error
+                    ),
                 }),
             }
         }
@@ -147,7 +157,10 @@ fn run_all(changes: &[Change], anchors: &mut dyn Anchors, me: Owner) -> Vec<Outc
             Ok(Some(late)) => Outcome::DoneWith(failure(c, late)),
             Err(e) => {
                 failed |= c.when == When::Always;
-                Outcome::Failed(failure(c, e))
+                match needs_root(&e.1) {
+                    true => Outcome::NeedsRoot(failure(c, e)),
+                    false => Outcome::Failed(failure(c, e)),
+                }
             }
         });
     }
@@ -155,6 +168,13 @@ fn run_all(changes: &[Change], anchors: &mut dyn Anchors, me: Owner) -> Vec<Outc
 }
 
 type StepError = (&'static str, io::Error);
+
+/// Whether `e` is a permission only root has, refused to a run that is
+/// not root (a container started as the user; not root's own run acting
+/// with the user's effective ids, whose failures stay failures).
+fn needs_root(e: &io::Error) -> bool {
+    fs::euid() != 0 && fs::acting_as().is_none() && Cause::from(e).permission_denied()
+}
 
 /// A step's result: `Ok(Some(_))` when it was done but something after the
 /// point of no return failed (a replaced slot's old tree not removed).
@@ -234,7 +254,20 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
             if !now.same_file(m) {
                 return Err((c.op.verb(), Refusal::NotAsObserved.into()));
             }
-            if matches!(c.op, Op::Remove) {
+            if let Some(dot) = retire_name(c) {
+                // A pruned slot: out of s6-svscan's sight now, removed once
+                // its supervisor has let go (see `retire`).
+                if dir
+                    .stat_opt(OsStr::new(&dot))
+                    .map_err(|e| ("stat", e))?
+                    .is_some()
+                {
+                    dir.remove_tree(OsStr::new(&dot))
+                        .map_err(|e| ("remove", e))?;
+                }
+                dir.rename_noreplace(name, OsStr::new(&dot))
+                    .map_err(|e| ("remove", e))
+            } else if matches!(c.op, Op::Remove) {
                 dir.remove_tree(name).map_err(|e| ("remove", e))
             } else {
                 dir.unlink(name).map_err(|e| ("unlink", e))
@@ -285,17 +318,26 @@ fn swap(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) 
         let _ = scandir.remove_tree(staging);
         return Err((verb, e));
     }
-    if replace.is_some() {
-        // The staging name now holds the old slot. The slot is published;
-        // only the old tree is left over (under a dot name, removed by the
-        // next run): its own op says so.
-        if let Err(e) = scandir.remove_tree(staging) {
-            let cause = Cause::OldTreeLeft {
-                staging: b.staging.clone(),
-                cause: Box::new((&e).into()),
-            };
-            return Ok(Some(("remove old slot", Carried(cause).into())));
-        }
-    }
+    // A replace: the staging name now holds the old slot, removed once its
+    // supervisor has let go (see `retire`, after the rescan).
     Ok(None)
+}
+
+/// The dot name a change retires a slot tree under, if it does: the old
+/// tree of a replace (swapped to the staging name), or a pruned slot (a
+/// top-level slot directory the profiles phase removes).
+pub fn retire_name(c: &Change) -> Option<String> {
+    match &c.op {
+        Op::Replace(b) => Some(b.staging.clone()),
+        Op::Remove
+            if c.phase == crate::desired::model::Phase::Profiles
+                && c.target.anchor == Anchor::Scandir
+                && c.target.expect.kind == fs::Kind::Dir =>
+        {
+            let name = c.target.rel.to_str()?;
+            let top = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
+            top.then(|| crate::s6::names::staging_name(name))
+        }
+        _ => None,
+    }
 }

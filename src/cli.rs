@@ -240,6 +240,38 @@ pub enum UsageError {
         "--tree needs --plan or --check: a description cannot be applied (build it with `reconcile materialize`, then apply with --root)"
     )]
     TreeApply,
+    #[error("environment variable {var} is not valid UTF-8 ({value}); it must be text, or unset")]
+    EnvNotUtf8 { var: &'static str, value: String },
+}
+
+/// Every environment variable `reconcile` reads (`RUST_LOG` for logging;
+/// `container.no_supervise_env` at its default name).
+pub const ENV_VARS: [&str; 7] = [
+    "HERMES_HOME",
+    "S6_PROFILE_GATEWAY_SCANDIR",
+    "GATEWAY_MULTIPLEX_PROFILES",
+    "HERMES_GATEWAY_NO_SUPERVISE",
+    "S6_VERBOSITY",
+    "NO_COLOR",
+    "RUST_LOG",
+];
+
+/// Refuse a variable of [`ENV_VARS`] whose value is not UTF-8: read as
+/// unset, it would silently run on the defaults (another volume, another
+/// scandir) instead of the one the operator named. `get` is the lookup
+/// (`std::env::var_os` for the process).
+pub fn check_env(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<(), UsageError> {
+    for var in ENV_VARS {
+        if let Some(v) = get(var)
+            && v.to_str().is_none()
+        {
+            return Err(UsageError::EnvNotUtf8 {
+                var,
+                value: crate::report::render::path_text(std::path::Path::new(&v)),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Args {

@@ -14,14 +14,22 @@ use std::path::PathBuf;
 use clap::Parser;
 use s6_reconcile::cli::{Args, Format};
 use s6_reconcile::desired::model::Mode;
+use s6_reconcile::report::render::escaped;
 use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
 use s6_reconcile::s6::findings::Failure;
 
 fn main() {
     let raw: Vec<OsString> = std::env::args_os().collect();
     let mut args = parse(&raw);
-    init_logging(&args);
     let (mode, format) = (mode_of(&args), args.format);
+    if let Err(e) = s6_reconcile::cli::check_env(|k| std::env::var_os(k)) {
+        say(&format!("reconcile: fatal: {e}"));
+        if format == Format::Json {
+            usage_json(mode, "read the environment", e.to_string());
+        }
+        std::process::exit(EXIT_USAGE);
+    }
+    init_logging(&args);
     if let Some(cmd) = args.command.take() {
         std::process::exit(tree_command(cmd));
     }
@@ -67,7 +75,7 @@ fn init_logging(args: &Args) {
                 buf,
                 "reconcile: {}: {}",
                 record.level().as_str().to_lowercase(),
-                record.args()
+                escaped(&record.args().to_string())
             )
         })
         .init();
@@ -130,9 +138,10 @@ fn reconcile(settings: &s6_reconcile::cli::Settings, mode: Mode, format: Format)
     }
 }
 
-/// A line on stderr; a closed stderr is not worth a panic.
+/// A line on stderr, escaped (it may carry the user's bytes); a closed
+/// stderr is not worth a panic.
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = writeln!(std::io::stderr(), "{}", escaped(line));
 }
 
 fn mode_of(args: &Args) -> Mode {

@@ -36,6 +36,7 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
         d,
         plan: Plan::default(),
         volume: Vec::new(),
+        registered: registered_slots(d, obs),
     };
     for e in &obs.errors {
         p.plan.errors.push(Failure {
@@ -43,6 +44,9 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
             path: e.path.clone(),
             error: e.error.clone(),
         });
+    }
+    for place in &obs.unobserved {
+        p.skip(place, format!("not observable as uid {}", obs.uid));
     }
     if d.policy() == Policy::Compat && obs.has(Phase::Scandir) {
         p.plan.warnings.push(format!(
@@ -81,9 +85,36 @@ struct Planner<'a> {
     /// slots ([`When::AfterSlots`]): kept apart so that the plan is made in
     /// the order it is sorted to.
     volume: Vec<Change>,
+    /// The slots this run registers: their leftovers are removed.
+    registered: std::collections::BTreeSet<String>,
+}
+
+/// The slot names of the profiles this run registers (none when the
+/// profiles were not observed, or in a dashboard container). An apply
+/// plans its root phases from the same observation, before the profiles
+/// phase: so leftovers are removed as root, even a root-owned one.
+fn registered_slots(d: &Desired, obs: &Observed) -> std::collections::BTreeSet<String> {
+    let Some(o) = obs.profiles.as_ref() else {
+        return Default::default();
+    };
+    if crate::plan::application::decide(&d.config, o).dashboard {
+        return Default::default();
+    }
+    o.profiles
+        .iter()
+        .filter(|p| p.problem.is_none())
+        .map(|p| crate::s6::names::slot_name(&d.config.profiles.slot_prefix, &p.name))
+        .collect()
 }
 
 impl Planner<'_> {
+    /// Whether a dot entry of the scandir is a leftover of ours to remove.
+    fn is_leftover(&self, n: &crate::observe::Node) -> bool {
+        crate::s6::names::is_leftover(n.name(), &self.d.config.profiles.slot_prefix, |s| {
+            self.registered.contains(s)
+        })
+    }
+
     fn base<T>(&mut self, o: &BaseObs<T>, f: impl FnOnce(&mut Self, &T)) {
         match o {
             BaseObs::Missing { path } => self.skip(path, "not present; skipping".into()),
@@ -283,7 +314,9 @@ impl Planner<'_> {
         for n in &s.staging {
             // A leftover staging dir of an interrupted run: removed as root,
             // a symlink at its name is removed itself, never followed.
-            self.removal(Phase::Scandir, n);
+            if self.is_leftover(n) {
+                self.removal(Phase::Scandir, n);
+            }
         }
     }
 }

@@ -319,31 +319,48 @@ fn a_profile_directory_that_is_a_symlink_is_not_followed() {
 // State files (README "What each phase does"): never fatal, a warning naming the file, `registered`
 
 #[test]
-fn a_state_file_symlink_is_not_read_even_to_a_root_only_file() {
-    // Both targets say running: a followed link would start the slot.
-    // `secret` is root-only (0600), `public` is world-readable, so even a
-    // tool that follows links as the user would start `public`.
+fn a_state_file_symlink_is_followed_as_the_user_and_inside_the_root() {
+    // Every target says running. `secret` is root-only (0600): the user
+    // cannot read it, so neither does reconcile. `public` is the user's to
+    // read: followed, started. `host` names, by its absolute path, a
+    // world-readable file outside the root: resolved inside the root it
+    // names nothing (a link followed on the host would start the slot).
+    let host = outside_dir(0);
+    let host_file = host.path().join("running.json");
+    fs::write(&host_file, "{\"desired_state\": \"running\"}\n").unwrap();
+    fs::set_permissions(&host_file, fs::Permissions::from_mode(0o644)).unwrap();
     let root = root_with(&format!(
         r##"
 - {{path: etc/running.json, type: file, mode: "0600", content: "{{\"desired_state\": \"running\"}}\n"}}
 - {{path: etc/public.json, type: file, mode: "0644", content: "{{\"desired_state\": \"running\"}}\n"}}
 {}- {{path: opt/data/profiles/secret/gateway_state.json, type: symlink, uid: 10000, gid: 10000, target: "../../../../etc/running.json"}}
-{}- {{path: opt/data/profiles/public/gateway_state.json, type: symlink, uid: 10000, gid: 10000, target: "../../../../etc/public.json"}}
+{}- {{path: opt/data/profiles/public/gateway_state.json, type: symlink, uid: 10000, gid: 10000, target: "../../../../../../../../etc/public.json"}}
+{}- {{path: opt/data/profiles/host/gateway_state.json, type: symlink, uid: 10000, gid: 10000, target: "{}"}}
 "##,
         profile("secret", None),
-        profile("public", None)
+        profile("public", None),
+        profile("host", None),
+        host_file.display()
     ));
     let root = root.path();
     let secret = fs::symlink_metadata(root.join("etc/running.json")).unwrap();
     let run = reconcile(root, &[]);
     run.assert_exit(0);
-    for name in ["secret", "public"] {
+    assert_eq!(
+        run.profile_line("public"),
+        "reconcile: profile=public prior_state=running action=started"
+    );
+    assert_slot(root, "public", true);
+    for (name, why) in [
+        ("secret", "Permission denied"),
+        ("host", "is a symlink to nothing (dangling)"),
+    ] {
         assert_eq!(
             run.profile_line(name),
             format!("reconcile: profile={name} prior_state=None action=registered")
         );
         run.assert_line(&format!(
-            "warning: /opt/data/profiles/{name}/gateway_state.json: is a symlink; not followed; \
+            "warning: /opt/data/profiles/{name}/gateway_state.json: {why}; \
              treating the profile as having no state"
         ));
         assert_slot(root, name, false);
@@ -402,7 +419,7 @@ fn corrupt_state_json_is_no_state_with_a_warning_naming_line_and_column() {
     );
     run.assert_line(
         "warning: /opt/data/profiles/odd/gateway_state.json: not valid JSON: EOF while parsing \
-         a value at line 2 column 0; treating the profile as having no state",
+         a value at line 2 column 1; treating the profile as having no state",
     );
     assert_slot(root.path(), "odd", false);
 }
@@ -753,9 +770,14 @@ fn an_unrecognized_multiplex_value_is_a_warning_and_the_volume_decides() {
          yes, on, or 0, false, no, off; blank means unset); ignored, multiplexing follows the \
          configuration",
     );
-    run.assert_line("reconcile: profile=default prior_state=None action=registered");
+    // good's intent is folded into the default slot (one gateway per container).
+    run.assert_line(
+        "reconcile: profile gateway(s) good asked to autostart; one gateway per container serves \
+         every profile, so the ROOT slot (gateway-default) was started instead and multiplexes them.",
+    );
+    run.assert_line("reconcile: profile=default prior_state=None action=started");
     run.assert_line("reconcile: profile=good prior_state=running action=registered");
-    assert_slot(root, "default", false);
+    assert_slot(root, "default", true);
     assert_slot(root, "good", false);
     assert!(
         boot_log(root).contains("profile=good prior_state=running action=registered"),
@@ -932,4 +954,44 @@ fn a_permission_error_on_one_service_leaves_the_others_reconciled() {
         "runtime files are left alone"
     );
     assert_other_phases_done(root, &run);
+}
+
+/// `config.yaml` documents PyYAML reads in no time because it shares
+/// aliases: a billion laughs with 100,000 aliases, and 30,000 merge keys
+/// stacked one on the other. Both multiplex (the layer counts), and the run
+/// stays within 256 MiB of address space (a reader that expanded them would
+/// fail fast there instead of eating the machine's memory).
+#[test]
+fn yaml_bombs_in_the_volume_config_are_read_without_expanding_them() {
+    let mut laughs = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..10 {
+        laughs += &format!(
+            "l{i}: &l{i} [{}]\n",
+            vec![format!("*l{}", i - 1); 10].join(", ")
+        );
+    }
+    laughs += &format!("big: [{}]\n", vec!["*l9"; 100_000].join(", "));
+    laughs += "multiplex_profiles: *l9\n";
+    let mut merges = String::from("m0: &m0 {multiplex_profiles: yes}\n");
+    for i in 1..30_000 {
+        merges += &format!("m{i}: &m{i} {{<<: *m{}}}\n", i - 1);
+    }
+    merges += "gateway: {<<: *m29999}\n";
+    for yaml in [laughs, merges] {
+        assert!(yaml.len() < 1 << 20, "{} bytes", yaml.len());
+        let dir = root_with("");
+        let root = dir.path();
+        let path = root.join("opt/data/config.yaml");
+        fs::write(&path, &yaml).unwrap();
+        std::os::unix::fs::chown(&path, Some(10000), Some(10000)).unwrap();
+        let run = common::run::reconcile_limited(root, "ulimit -v 262144", &[]);
+        run.assert_exit(0);
+        run.assert_line("reconcile: profile=good prior_state=running action=registered");
+        run.assert_line("reconcile: profile=default prior_state=None action=started");
+        assert!(
+            !run.stdout.contains("config.yaml"),
+            "a warning about config.yaml:\n{}",
+            run.stdout
+        );
+    }
 }

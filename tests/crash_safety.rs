@@ -65,6 +65,11 @@ const BOOT_LOG: &str = "opt/data/logs/container-boot.log";
 const OLD_PROFILES: usize = 32;
 /// Profiles added since (`p32`..).
 const NEW_PROFILES: usize = 4;
+/// The old profile deleted since: its slot is pruned (renamed to its dot
+/// name, then removed once its supervisor has let go).
+const PRUNED: usize = 30;
+/// Profiles of this boot: the default one, the old ones left, the new ones.
+const PROFILES_NOW: usize = 1 + OLD_PROFILES - 1 + NEW_PROFILES;
 /// Above this many mutating calls, kill points are sampled evenly.
 const MAX_KILL_POINTS: usize = 3000;
 /// The sweep must exercise at least this many kill points.
@@ -223,6 +228,13 @@ fn previous_boot() -> Vec<Entry> {
             0,
             "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n",
         ),
+        dir("etc/s6-reconcile", 0o755, 0),
+        file(
+            "etc/s6-reconcile/config.yaml",
+            0o644,
+            0,
+            "profiles:\n  prune: true\n",
+        ),
         dir("opt", 0o755, 0),
         dir("opt/data", 0o755, USER),
         file("opt/data/SOUL.md", 0o644, USER, "# default\n"),
@@ -347,6 +359,7 @@ fn since_then(root: &Path) {
         }
     }
     write(&root.join("opt/data/gateway.pid"), "4141\n", USER, 0o644);
+    fs::remove_dir_all(profile(PRUNED)).unwrap();
     let mut added = Vec::new();
     for i in OLD_PROFILES..OLD_PROFILES + NEW_PROFILES {
         add_profile(&mut added, i);
@@ -594,7 +607,9 @@ fn check_visible(root: &Path, r: &Reference) -> Vec<String> {
         }
     }
     for name in r.before.keys().chain(r.static_links.keys()) {
-        if !seen.contains(name) {
+        // A pruned slot may be gone (under its dot name, or removed).
+        let pruned = r.before.contains_key(name) && !r.after.contains_key(name);
+        if !seen.contains(name) && !pruned {
             problems.push(format!("{name}: was visible before, missing now"));
         }
     }
@@ -673,11 +688,7 @@ fn reference() -> Reference {
             .strip_prefix(&input_log)
             .expect("the clean run appends to the boot log"),
     );
-    assert_eq!(
-        run_log.len(),
-        1 + OLD_PROFILES + NEW_PROFILES,
-        "one boot log line per profile"
-    );
+    assert_eq!(run_log.len(), PROFILES_NOW, "one boot log line per profile");
     let views = |entries: &[Entry]| {
         slot_names(entries)
             .into_iter()
@@ -707,7 +718,7 @@ fn reference() -> Reference {
         run_log,
         input,
     };
-    assert_eq!(r.after.len(), 1 + OLD_PROFILES + NEW_PROFILES);
+    assert_eq!(r.after.len(), PROFILES_NOW);
     // The clean result is a fixed point, and complete.
     assert!(
         check_visible(&clean.root(), &r).is_empty(),
@@ -748,6 +759,7 @@ fn assert_scenario_covers_every_path(r: &Reference) {
         ("profiles", "publish", "/run/service/gateway-p33"),
         ("profiles", "replace", "/run/service/gateway-p01"),
         ("profiles", "replace", "/run/service/gateway-p08"),
+        ("profiles", "remove", "/run/service/gateway-p30"),
         ("profiles", "create", "/run/service/gateway-p12/down"),
         ("profiles", "unlink", "/run/service/gateway-p02/down"),
         ("profiles", "unlink", "/opt/data/profiles/p00/gateway.pid"),
@@ -1069,7 +1081,7 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
         ks.len() + strace_ks.len() + RANDOM_KILLS,
         ks.len(),
         calls.len(),
-        1 + OLD_PROFILES + NEW_PROFILES,
+        PROFILES_NOW,
         by_name
             .iter()
             .map(|(n, c)| format!("{n} {c}"))

@@ -102,6 +102,9 @@ fn a_legacy_gateway_run_container_starts_the_default_gateway_and_multiplexes() {
     assert_eq!(
         lines,
         [
+            "reconcile: profile gateway(s) alice asked to autostart; one gateway per container \
+             serves every profile, so the ROOT slot (gateway-default) was started instead and \
+             multiplexes them.",
             "reconcile: profile=default prior_state=running action=started",
             "reconcile: profile=alice prior_state=running action=registered",
         ],

@@ -149,15 +149,39 @@ impl Setup {
     /// `run` script prints `gateway <profile> <version> user=... home=...`)
     /// and `profiles.prune`.
     fn write_config(&self, version: &str, prune: bool) {
+        self.write_config_with("", version, prune);
+    }
+
+    /// [`Self::write_config`] with `head` (top-level keys) first.
+    fn write_config_with(&self, head: &str, version: &str, prune: bool) {
+        self.write_config_full(head, version, prune, "");
+    }
+
+    /// [`Self::write_config_with`] and a `finish` template that appends
+    /// `<version>` to `<logs>/<profile>.finished` (see [`Self::finished`]).
+    fn write_config_finishing(&self, version: &str, prune: bool) {
+        let finish = format!(
+            "    finish: |\n      #!/bin/sh\n      echo {version} >> {logs}/{{profile}}.finished\n",
+            logs = self.logs.display(),
+        );
+        self.write_config_full("", version, prune, &finish);
+    }
+
+    /// What the `finish` of [`Self::write_config_finishing`] wrote for `name`.
+    fn finished(&self, name: &str) -> String {
+        fs::read_to_string(self.logs.join(format!("{name}.finished"))).unwrap_or_default()
+    }
+
+    fn write_config_full(&self, head: &str, version: &str, prune: bool, more: &str) {
         let dir = self.root().join("etc/s6-reconcile");
         if !dir.exists() {
             mkdir(&dir, 0o755);
         }
         let config = format!(
-            "profiles:\n  prune: {prune}\n  templates:\n    run: |\n      #!/bin/sh\n      \
+            "{head}profiles:\n  prune: {prune}\n  templates:\n    run: |\n      #!/bin/sh\n      \
              echo \"gateway {{profile}} {version} user={{user}} home={{home}}\"\n      \
              exec sleep 3600\n    log_run: |\n      #!/bin/sh\n      \
-             exec {s6_log} T {logs}/{{profile}}\n",
+             exec {s6_log} T {logs}/{{profile}}\n{more}",
             s6_log = s6_tool("s6-log").display(),
             logs = self.logs.display(),
         );
@@ -941,13 +965,13 @@ fn a_boot_log_planted_as_a_symlink_is_not_followed() {
     chown_tree(&logs, USER_UID, USER_GID);
 
     let run = reconcile(s.root(), &[] as &[&str]);
-    // One failing item: reported with its path and the OS error, exit 1,
-    // and every other item still done.
+    // One failing item: reported with its path and why, in the words the
+    // rest of the tool uses, exit 1, and every other item still done.
     assert_eq!(run.code, Some(1), "{run}");
     assert!(
         run.stdout.contains(
             "error: unable to append to /opt/data/logs/container-boot.log: \
-             Too many symbolic links encountered"
+             is a symlink; not followed"
         ),
         "{run}"
     );
@@ -1015,5 +1039,185 @@ fn prune_removes_the_slot_of_a_gone_profile_and_stops_its_supervisor() {
     let plan = plan_json(s.root());
     assert_eq!(plan["changes"], serde_json::json!([]), "{plan:#}");
 
+    s.shutdown_cleanly();
+}
+
+/// `reconcile` run by uid 10000 on the live root.
+fn reconcile_as_user(root: &Path, args: &[&str]) -> Run {
+    let mut argv = vec![
+        env!("CARGO_BIN_EXE_reconcile").to_owned(),
+        "--root".to_owned(),
+        root.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    as_user(&argv)
+}
+
+/// A converged container, checked by the user in both policies: exit 0,
+/// no change, no error, and each place the user may not read said once
+/// as not observable (never as missing); s6-overlay's own services
+/// (skip globs, root-only `supervise/`) are not read at all.
+#[test]
+fn a_converged_tree_checks_clean_as_the_user_in_both_policies() {
+    for head in ["", "policy: strict\n"] {
+        let mut setup = Setup::new();
+        setup.write_config_with(head, "v1", false);
+        setup.apply(&[]);
+        setup.wait_settled();
+        reconcile(setup.root(), &["--check"]).assert_exit(0);
+        let internal = setup.live.servicedir("s6rc-fdholder").join("supervise");
+        assert_eq!(owner_mode(&internal).0, 0, "{}", internal.display());
+        assert_eq!(
+            owner_mode(&internal).2 & 0o077,
+            0,
+            "root-only: {}",
+            internal.display()
+        );
+
+        let check = reconcile_as_user(setup.root(), &["--check"]);
+        check.assert_exit(0);
+        assert!(!check.stdout.contains("missing"), "{head:?}\n{check}");
+        assert!(!check.stderr.contains("error"), "{head:?}\n{check}");
+        assert!(
+            !check.stdout.contains("s6rc-fdholder/supervise"),
+            "{head:?}\n{check}"
+        );
+        let notices: Vec<&str> = check
+            .stdout
+            .lines()
+            .filter(|l| l.contains("not observable as uid 10000"))
+            .collect();
+        let mut unique = notices.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(notices.len(), unique.len(), "once per place:\n{check}");
+        if head.is_empty() {
+            // compat: the user owns every slot, nothing is hidden there.
+            assert!(notices.iter().all(|l| !l.contains("gateway-")), "{check}");
+        } else {
+            // strict: the slots' supervise/ is 0710, searchable, not listable.
+            assert!(!notices.is_empty(), "{check}");
+        }
+        let json = reconcile_as_user(setup.root(), &["--check", "--format", "json"]);
+        json.assert_exit(0);
+        let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(v["changes"].as_array().map(Vec::len), Some(0), "{json}");
+        let skipped = v["skipped"].to_string();
+        assert_eq!(
+            skipped.matches("not observable as uid 10000").count(),
+            notices.len(),
+            "{json}"
+        );
+        setup.shutdown_cleanly();
+    }
+}
+
+/// A container started as the user (`--user`): an apply on a converged
+/// tree does nothing and exits 0; one that has something the user may do
+/// (a template changed: the user's own slots in compat) does it, and
+/// exits 0.
+#[test]
+fn an_apply_as_the_user_does_what_the_user_may_and_exits_0() {
+    let mut setup = Setup::new();
+    setup.apply(&[]);
+    setup.wait_settled();
+    let run = reconcile_as_user(setup.root(), &[]);
+    run.assert_exit(0);
+    assert!(!run.stdout.contains("missing"), "{run}");
+    setup.write_config("v2", false);
+    let run = reconcile_as_user(setup.root(), &[]);
+    run.assert_exit(0);
+    run.assert_line("Applied 5 changes (profiles 5); 3 skipped.");
+    setup.shutdown_cleanly();
+}
+
+/// The same in strict, where the slots are root's: what needs root is
+/// said once per place, nothing is an error, the run exits 0, and a
+/// second check as the user still plans (but does not fake) the replace.
+#[test]
+fn an_apply_as_the_user_in_strict_says_what_needs_root_and_exits_0() {
+    let mut setup = Setup::new();
+    setup.write_config_with("policy: strict\n", "v1", false);
+    setup.apply(&[]);
+    setup.wait_settled();
+    reconcile_as_user(setup.root(), &[]).assert_exit(0);
+    setup.write_config_with("policy: strict\n", "v2", false);
+    let run = reconcile_as_user(setup.root(), &[]);
+    run.assert_exit(0);
+    assert!(!run.stderr.contains("error"), "{run}");
+    let slot = setup.slot("alpha").display().to_string();
+    let container = slot
+        .rsplit_once("/run/")
+        .map(|(_, r)| format!("/run/{r}"))
+        .unwrap();
+    let said: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&format!("{container}: needs root")))
+        .collect();
+    assert_eq!(said.len(), 1, "once:\n{run}");
+    setup.shutdown_cleanly();
+}
+
+/// Dot names left in the scandir (staging or retired trees).
+fn dot_names(scandir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(scandir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n != ".s6-svscan")
+        .collect();
+    names.sort();
+    names
+}
+
+/// s6-supervise's complaints when its directory went away under it.
+fn assert_no_supervisor_lost_its_directory(s: &Setup) {
+    let out = s.live.scanner_output();
+    for bad in [
+        "unable to write status file",
+        "unable to read supervise/death_tally",
+    ] {
+        assert!(!out.contains(bad), "s6-supervise said {bad:?}:\n{out}");
+    }
+}
+
+/// A replace retires the old tree the way s6 expects: after the rescan
+/// the old supervisor stops its service, runs its `finish` and lets go
+/// of `supervise/lock`; only then is the old tree removed, within the
+/// apply (nothing left under a dot name), and no supervisor ever writes
+/// into a removed directory.
+#[test]
+fn a_replace_waits_for_the_old_supervisor_and_its_finish_runs() {
+    let mut s = Setup::new();
+    s.write_config_finishing("v1", false);
+    s.apply(&[]);
+    s.wait_settled();
+    s.write_config_finishing("v2", false);
+    let run = s.apply(&[]);
+    run.assert_line_with(&["replace", "gateway-alpha"]);
+    // Waited for: the old supervisor ran the old finish before the apply
+    // returned (a started slot's service was up, so its finish runs).
+    assert_eq!(s.finished("alpha"), "v1\n", "{run}");
+    assert_eq!(dot_names(&s.live.scandir()), Vec::<String>::new(), "{run}");
+    s.wait_settled();
+    assert_no_supervisor_lost_its_directory(&s);
+    s.shutdown_cleanly();
+}
+
+/// A prune retires the slot the same way: renamed to a dot name, `an`,
+/// the supervisor lets go (its `finish` runs), then removed.
+#[test]
+fn a_prune_waits_for_the_supervisor_and_its_finish_runs() {
+    let mut s = Setup::new();
+    s.write_config_finishing("v1", true);
+    s.apply(&[]);
+    s.wait_settled();
+    fs::remove_dir_all(s.profile_dir("alpha")).unwrap();
+    let run = s.apply(&[]);
+    run.assert_line_with(&["remove", "gateway-alpha"]);
+    assert_eq!(s.finished("alpha"), "v1\n", "{run}");
+    assert!(fs::symlink_metadata(s.slot("alpha")).is_err(), "{run}");
+    assert_eq!(dot_names(&s.live.scandir()), Vec::<String>::new(), "{run}");
+    assert_no_supervisor_lost_its_directory(&s);
     s.shutdown_cleanly();
 }

@@ -320,3 +320,49 @@ fn a_root_below_a_directory_the_user_cannot_search_is_reconciled_whole() {
     assert_eq!(log.lines().count(), 2, "{log}");
     reconcile(&root, &["--check"]).assert_exit(0);
 }
+
+/// A slot whose supervisor will not let go of `supervise/lock` (here the
+/// test holds its `fcntl` lock, as s6-supervise does): a replace swaps the
+/// new slot in, waits out the run's deadline, leaves the old tree under
+/// its dot name and says so; the next run, the lock free, removes it.
+#[test]
+fn an_old_tree_still_locked_is_left_under_its_dot_name_for_the_next_run() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+    use nix::sys::stat::Mode;
+    let tmp = applied_root();
+    let root = tmp.path();
+    let slot = root.join("run/service/gateway-good");
+    let lock_path = slot.join("supervise/lock");
+    fs::write(&lock_path, "").unwrap();
+    let fd = open(&lock_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
+    let lock = nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as _,
+        l_whence: nix::libc::SEEK_SET as _,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    fcntl(&fd, FcntlArg::F_SETLK(&lock)).unwrap();
+    // The operator's mistake that makes the slot differ.
+    fs::set_permissions(slot.join("run"), fs::Permissions::from_mode(0o775)).unwrap();
+
+    let r = reconcile(root, &[]);
+    r.assert_exit(0);
+    r.assert_line(
+        "warning: /run/service/.gateway-good.tmp: old slot tree left under this name \
+         (its supervisor did not let go within 10 s); the next run removes it",
+    );
+    let left = root.join("run/service/.gateway-good.tmp");
+    assert!(left.join("supervise/lock").is_file(), "{r}");
+    assert_eq!(
+        fs::metadata(slot.join("run")).unwrap().permissions().mode() & 0o777,
+        0o755,
+        "the new slot is in place: {r}"
+    );
+
+    drop(fd);
+    let r = reconcile(root, &[]);
+    r.assert_exit(0);
+    assert!(fs::symlink_metadata(&left).is_err(), "not removed:\n{r}");
+    reconcile(root, &["--check"]).assert_exit(0);
+}

@@ -9,6 +9,8 @@
 use std::borrow::Cow;
 
 use crate::desired::state::{Action, PriorExit};
+use crate::fs::Kind;
+use crate::s6::findings::{Carried, Cause};
 
 /// `reconcile: profile=<name> prior_state=<state|None> action=<action>`
 pub fn stdout_line(profile: &str, prior_state: Option<&str>, action: Action) -> String {
@@ -67,6 +69,21 @@ pub fn push_log_line(
     buf.reserve(parts.iter().map(|p| p.len()).sum::<usize>() + 1);
     for part in parts {
         buf.push_str(part);
+    }
+}
+
+/// ` folded=a,b` after a default slot's line when named profiles' intent
+/// was folded into it (nothing otherwise).
+pub fn push_folded(buf: &mut String, folded: &[String]) {
+    if folded.is_empty() {
+        return;
+    }
+    buf.push_str(" folded=");
+    for (i, name) in folded.iter().enumerate() {
+        if i > 0 {
+            buf.push(',');
+        }
+        buf.push_str(&word(name));
     }
 }
 
@@ -132,15 +149,37 @@ pub fn append(
             other => other?,
         };
     }
-    if let Some(m) = dir.stat_opt(name)?
-        && m.kind == crate::fs::Kind::File
-        && needs_rotation(m.size, rotate_bytes)
-    {
-        let mut old = OsString::from(name);
-        old.push(".1");
-        dir.rename(name, &old)?;
+    let said = |text: String| std::io::Error::from(Carried(Cause::Text(text)));
+    match dir.stat_opt(name)? {
+        Some(m) if m.kind == Kind::Symlink => {
+            return Err(said("is a symlink; not followed".into()));
+        }
+        Some(m) if m.kind != Kind::File => {
+            return Err(said(format!(
+                "is a {}, not a regular file",
+                m.kind.describe()
+            )));
+        }
+        Some(m) if needs_rotation(m.size, rotate_bytes) => {
+            let mut old = OsString::from(name);
+            old.push(".1");
+            dir.rename(name, &old).map_err(|e| {
+                said(format!(
+                    "rotation to {} failed: {}",
+                    old.to_string_lossy(),
+                    Cause::from(&e)
+                ))
+            })?;
+        }
+        _ => {}
     }
-    dir.append_file(name, lines.as_bytes(), 0o644).map(drop)
+    // Swapped for a symlink since the stat: still not followed.
+    dir.append_file(name, lines.as_bytes(), 0o644)
+        .map(drop)
+        .map_err(|e| match dir.stat_opt(name) {
+            Ok(Some(m)) if m.kind == Kind::Symlink => said("is a symlink; not followed".into()),
+            _ => e,
+        })
 }
 
 #[cfg(test)]
@@ -295,7 +334,7 @@ mod tests {
 
             // rotate_bytes 1: even a tiny symlink is never "rotated" away.
             let e = append(&home, Path::new(LOG), "evil\n", 1).unwrap_err();
-            assert!(crate::fs::Os::Loop.is(&e), "{e}");
+            assert_eq!(e.to_string(), "is a symlink; not followed");
             assert_eq!(read(&target), "keep me\n");
             assert_eq!(std::fs::read_link(&log).unwrap(), target);
             assert!(!tmp.path().join("logs/container-boot.log.1").exists());
@@ -333,9 +372,24 @@ mod tests {
                 .status()
                 .unwrap();
             assert!(status.success());
-            // No reader: O_NONBLOCK makes the open fail (ENXIO) instead of hanging.
+            // Refused from its kind, never opened (no hang, no ENXIO).
             let e = append(&home, Path::new(LOG), "x\n", 1000).unwrap_err();
-            assert!(crate::fs::Os::NoDevice.is(&e), "{e}");
+            assert_eq!(e.to_string(), "is a FIFO, not a regular file");
+        }
+
+        #[test]
+        fn a_failed_rotation_says_so_and_why() {
+            let (tmp, home) = home();
+            std::fs::create_dir(tmp.path().join("logs")).unwrap();
+            std::fs::write(tmp.path().join(LOG), "full\n").unwrap();
+            std::fs::create_dir(tmp.path().join("logs/container-boot.log.1")).unwrap();
+            std::fs::write(tmp.path().join("logs/container-boot.log.1/x"), "").unwrap();
+            let e = append(&home, Path::new(LOG), "x\n", 1).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "rotation to container-boot.log.1 failed: Is a directory"
+            );
+            assert_eq!(read(&tmp.path().join(LOG)), "full\n");
         }
     }
 

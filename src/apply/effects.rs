@@ -92,6 +92,7 @@ fn boot_log_lines(slots: &[SlotReport]) -> String {
             s.action,
             s.prior_exit,
         );
+        bootlog::push_folded(&mut lines, &s.folded);
         lines.push('\n');
     }
     lines

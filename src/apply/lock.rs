@@ -38,7 +38,7 @@ const POLL: Duration = Duration::from_millis(10);
 /// Why the lock could not be taken (fatal: exit 111).
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("unable to take the apply lock {path}: {err}")]
+    #[error("unable to take the apply lock {path}: {}", fs::os_error(.err))]
     Io {
         path: PathBuf,
         #[source]
@@ -105,7 +105,18 @@ pub fn acquire(
             );
             return Ok(None);
         }
-        Err(e) => return Err(io(e)),
+        // What is at the name, said in the words of the rest of the tool
+        // (never followed, never opened as something else).
+        Err(e) => match dir.stat(OsStr::new(LOCK_NAME)) {
+            Ok(m) if m.kind != Kind::File => {
+                let why = match m.kind {
+                    Kind::Symlink => "is a symlink; not followed".to_string(),
+                    k => format!("is a {}, not a regular file", k.describe()),
+                };
+                return Err(LockError::Untrusted { path, why });
+            }
+            _ => return Err(io(e)),
+        },
     };
     if let Some(why) = untrusted(file.meta(), fs::euid()) {
         return Err(LockError::Untrusted { path, why });

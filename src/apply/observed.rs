@@ -115,6 +115,7 @@ mod tests {
             entries: Default::default(),
             staging: vec![node(".gateway-x.tmp", Kind::Dir)],
             bad_names: Vec::new(),
+            unlisted: false,
         };
         s.entries.insert(
             "gateway-a".into(),
@@ -125,6 +126,7 @@ mod tests {
                     node("gateway-a/log/run", Kind::File),
                     node("gateway-a/run", Kind::File),
                 ],
+                unobserved: Vec::new(),
             },
         );
         let mut o = Observed {

@@ -445,56 +445,6 @@ fn strip_yaml_path(msg: &str) -> String {
     }
 }
 
-/// The application's own YAML configuration (`$HERMES_HOME/config.yaml`)
-/// as a JSON value, for the few keys reconcile reads from it. Mapping keys
-/// that are not strings are dropped (no key reconcile reads is one); tags
-/// are ignored. `Err` is the reason for a warning.
-pub fn app_yaml_value(bytes: &[u8]) -> Result<serde_json::Value, String> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::Value::Null);
-    }
-    // The user writes this file: a parser takes minutes on deep nesting.
-    let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
-    if let Some((line, column)) = words::too_deep(text) {
-        return Err(format!(
-            "nested deeper than {} levels at line {line} column {column}",
-            words::NESTING_MAX
-        ));
-    }
-    let v: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
-    Ok(yaml_to_json(v))
-}
-
-fn yaml_to_json(v: serde_yaml::Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    use serde_yaml::Value as Y;
-    match v {
-        Y::Null => J::Null,
-        Y::Bool(b) => J::Bool(b),
-        Y::Number(n) => n
-            .as_i64()
-            .map(J::from)
-            .or_else(|| n.as_u64().map(J::from))
-            .or_else(|| {
-                n.as_f64()
-                    .map(|f| serde_json::Number::from_f64(f).map_or(J::Bool(true), J::Number))
-            })
-            .unwrap_or(J::Null),
-        Y::String(s) => J::String(s),
-        Y::Sequence(items) => J::Array(items.into_iter().map(yaml_to_json).collect()),
-        Y::Mapping(m) => J::Object(
-            m.into_iter()
-                .filter_map(|(k, v)| match k {
-                    Y::String(k) => Some((k, yaml_to_json(v))),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        Y::Tagged(t) => yaml_to_json(t.value),
-    }
-}
-
 /// serde_yaml appends " at line L column C"; we print the location ourselves.
 fn strip_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
@@ -666,15 +616,5 @@ mod tests {
         );
         let e = parse("container:\n  no_supervise_env: \"A-B\"\n").unwrap_err();
         assert!(e.to_string().contains("container.no_supervise_env"), "{e}");
-    }
-
-    #[test]
-    fn app_yaml() {
-        let v = app_yaml_value(b"gateway:\n  multiplex_profiles: on\n1: x\n").unwrap();
-        assert_eq!(v["gateway"]["multiplex_profiles"], "on");
-        assert_eq!(app_yaml_value(b"\n").unwrap(), serde_json::Value::Null);
-        let e = app_yaml_value(b"a: [b\n").unwrap_err();
-        assert!(e.starts_with("not valid YAML: "), "{e}");
-        assert!(app_yaml_value(b"\xff: 1\n").is_err());
     }
 }

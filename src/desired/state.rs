@@ -9,13 +9,13 @@
 
 use crate::desired::config::StartPolicy;
 
-mod fields;
+pub mod json;
 
-use fields::{Doc, Field};
+use serde_json::Value;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-fn strip_bom(bytes: &[u8]) -> &[u8] {
+pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(BOM).unwrap_or(bytes)
 }
 
@@ -36,24 +36,34 @@ pub fn parse_state(bytes: &[u8], transient_running: &[String]) -> Result<Option<
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("empty file, not a JSON object".into());
     }
-    let doc = fields::parse(bytes, ["desired_state", "gateway_state"])
-        .map_err(|e| format!("not valid JSON: {e}"))?;
-    let [desired, gateway] = match doc {
-        Doc::Object(found) => found,
-        Doc::Other(v) => return Err(format!("not a JSON object (found {})", v.kind())),
+    let doc = json::parse(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Value::Object(map) = doc else {
+        return Err(format!("not a JSON object (found {})", kind(&doc)));
     };
-    match desired {
-        Some(Field::Str(s)) => return Ok(Some(s)),
-        None | Some(Field::Null) => {}
-        Some(v) => return Err(format!("desired_state is {}, not a string", v.kind())),
+    match map.get("desired_state") {
+        Some(Value::String(s)) => return Ok(Some(s.clone())),
+        None | Some(Value::Null) => {}
+        Some(v) => return Err(format!("desired_state is {}, not a string", kind(v))),
     }
-    if let Some(Field::Str(s)) = gateway {
-        if transient_running.contains(&s) {
+    if let Some(Value::String(s)) = map.get("gateway_state") {
+        if transient_running.contains(s) {
             return Ok(Some("running".into()));
         }
-        return Ok(Some(s));
+        return Ok(Some(s.clone()));
     }
     Ok(None)
+}
+
+/// A JSON value's kind, as the warnings name it.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// How the previous container left the profile's gateway.
@@ -91,12 +101,12 @@ pub fn parse_lifecycle(bytes: Option<&[u8]>) -> PriorExit {
     let Some(bytes) = bytes else {
         return PriorExit::Unknown;
     };
-    let Ok(Doc::Object([phase])) = fields::parse(strip_bom(bytes), ["phase"]) else {
+    let Ok(Value::Object(map)) = json::parse(strip_bom(bytes)) else {
         return PriorExit::Unknown;
     };
-    match phase {
-        Some(Field::Str(s)) if s == "exited" => PriorExit::Clean,
-        Some(Field::Str(s)) if s == "running" => PriorExit::Unclean,
+    match map.get("phase").and_then(Value::as_str) {
+        Some("exited") => PriorExit::Clean,
+        Some("running") => PriorExit::Unclean,
         _ => PriorExit::Unknown,
     }
 }
@@ -136,17 +146,21 @@ impl std::fmt::Display for Action {
 /// `Always` and `Never` decide alone. Under `Auto` the slot starts iff the
 /// state is listed in `autostart` and the profile is the default one or
 /// `multiplex` is off (with multiplex on, one gateway serves all named
-/// profiles, so their own slots stay down). Never returns `Skipped`.
+/// profiles, so their own slots stay down). With `folded` (multiplexing,
+/// and a named profile's state asked to autostart) the default slot starts
+/// under `Auto` whatever its own state. Never returns `Skipped`.
 pub fn decide(
     state: Option<&str>,
     autostart: &[String],
     is_default: bool,
     multiplex: bool,
     start: StartPolicy,
+    folded: bool,
 ) -> Action {
     let starts = match start {
         StartPolicy::Always => true,
         StartPolicy::Never => false,
+        StartPolicy::Auto if is_default && multiplex && folded => true,
         StartPolicy::Auto => {
             state.is_some_and(|s| autostart.iter().any(|a| a == s)) && (is_default || !multiplex)
         }
@@ -170,175 +184,52 @@ mod tests {
         parse_state(text, &transient())
     }
 
-    /// The reading before `fields`: the whole document as a `Value`.
-    fn state_by_value(bytes: &[u8]) -> Result<Option<String>, String> {
-        use serde_json::Value;
-        let kind = |v: &Value| match v {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Object(_) => "an object",
-        };
-        let bytes = strip_bom(bytes);
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err("empty file, not a JSON object".into());
-        }
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
-        let Value::Object(map) = value else {
-            return Err(format!("not a JSON object (found {})", kind(&value)));
-        };
-        match map.get("desired_state") {
-            Some(Value::String(s)) => return Ok(Some(s.clone())),
-            None | Some(Value::Null) => {}
-            Some(v) => return Err(format!("desired_state is {}, not a string", kind(v))),
-        }
-        if let Some(Value::String(s)) = map.get("gateway_state") {
-            if transient().contains(s) {
-                return Ok(Some("running".into()));
-            }
-            return Ok(Some(s.clone()));
-        }
-        Ok(None)
-    }
-
     #[test]
-    fn fields_read_as_the_whole_document_did() {
-        let deep = |n: usize, inner: &str| format!("{}{inner}{}", "[".repeat(n), "]".repeat(n));
-        let mut docs: Vec<Vec<u8>> = [
-            r#"{"desired_state": "a", "desired_state": "b"}"#,
-            r#"{"desired_state": "a", "desired_state": null, "gateway_state": "draining"}"#,
-            r#"{"desired_st\u0061te": "escaped key", "x": {"desired_state": 1}}"#,
-            r#"{"gateway_state": "a\nb\u00e9", "pid": 1e400}"#,
-            r#"{"gateway_state": "x", "n": -0.5e-3, "m": 18446744073709551616}"#,
-            r#"{"gateway_state": "x"} trailing"#,
-            r#"{"gateway_state": "x",}"#,
-            r#"{"desired_state": [1, {"a": []}], "gateway_state": "x"}"#,
-            r#"{"desired_state": {"a": 1}}"#,
-            r#"{"desired_state": true}"#,
-            r#"{"desired_state": 3}"#,
-            r#"{"a": "\ud800"}"#,
-            r#"[1, 2"#,
-            r#"[1, 2]"#,
-            r#""top""#,
-            "null",
-            "true",
-            "12",
-            "1e999",
-            "{\"a\": tru}",
-            "{\"a\" 1}",
-            "{1: 2}",
-            "{}",
-            " { } ",
-            "\u{feff}{}",
-        ]
-        .iter()
-        .map(|d| d.as_bytes().to_vec())
-        .collect();
-        docs.push(format!("{{\"x\": {}}}", deep(126, "1")).into_bytes());
-        docs.push(format!("{{\"x\": {}}}", deep(127, "1")).into_bytes());
-        docs.push(format!("{{\"x\": {}}}", deep(200, "")).into_bytes());
-        docs.push(deep(129, "").into_bytes());
-        docs.push(b"{\"x\": \"\xff\", \"gateway_state\": \"y\"}".to_vec());
-        docs.push(b"{\"\xff\": 1}".to_vec());
-        docs.push(b"\xEF\xBB\xBF{\"desired_state\": \"bom\"}".to_vec());
-        // The nesting limit holds below a field that is not asked for too.
-        let too_deep = state(format!("{{\"x\": {}}}", deep(200, "")).as_bytes());
-        assert!(too_deep.unwrap_err().contains("recursion limit exceeded"));
-        let bad_utf8 = state(b"{\"x\": \"\xff\", \"gateway_state\": \"y\"}");
-        assert!(
-            bad_utf8
-                .unwrap_err()
-                .starts_with("not valid JSON: invalid unicode")
+    fn state_is_read_as_pythons_json_reads_it() {
+        assert_eq!(
+            state(br#"{"desired_state": "running", "x": NaN}"#),
+            Ok(Some("running".into()))
         );
-        for d in &docs {
-            assert_eq!(
-                state(d),
-                state_by_value(d),
-                "{}",
-                String::from_utf8_lossy(d)
-            );
-        }
-    }
-
-    #[test]
-    fn fields_read_as_the_whole_document_did_for_generated_documents() {
-        let tokens: &[&[u8]] = &[
-            b"{",
-            b"}",
-            b"[",
-            b"]",
-            b":",
-            b",",
-            b" ",
-            b"\t",
-            b"\n",
-            b"\"desired_state\"",
-            b"\"gateway_state\"",
-            b"\"phase\"",
-            b"\"running\"",
-            b"\"draining\"",
-            b"\"x\"",
-            b"\"\"",
-            b"null",
-            b"true",
-            b"false",
-            b"nul",
-            b"0",
-            b"01",
-            b"-",
-            b"-0",
-            b"12",
-            b"1.5",
-            b"1e3",
-            b"123456789012345678",
-            b"1234567890123456789",
-            b"\"a\\nb\"",
-            b"\"\\u0041\"",
-            b"\"\xc3\xa9\"",
-            b"\"\xff\"",
-            b"\"a\x01\"",
-            b"\"",
-            b"x",
-        ];
-        // A fixed generator: the same documents every run.
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
-        let members: &[&[u8]] = &tokens[9..15];
-        for _ in 0..20_000 {
-            let mut d = Vec::new();
-            if next(4) == 0 {
-                // Anything at all.
-                for _ in 0..next(12) {
-                    d.extend_from_slice(tokens[next(tokens.len())]);
-                }
-            } else {
-                // Mostly an object of members, with a token gone wrong now and then.
-                d.push(b'{');
-                for i in 0..next(5) {
-                    if i > 0 {
-                        d.push(b',');
-                    }
-                    d.extend_from_slice(members[next(members.len())]);
-                    d.extend_from_slice(if next(8) == 0 { b" : " } else { b":" });
-                    d.extend_from_slice(tokens[next(tokens.len())]);
-                }
-                d.extend_from_slice([&b"}"[..], b"} ", b",}", b"", b"}x"][next(5)]);
-            }
-            assert_eq!(
-                state(&d),
-                state_by_value(&d),
-                "{}",
-                String::from_utf8_lossy(&d)
-            );
-        }
+        assert_eq!(
+            state(br#"{"desired_state": "stopped", "pid": 1e400, "desired_state": "running"}"#),
+            Ok(Some("running".into()))
+        );
+        let deep = format!(
+            "{{\"x\": {}{}, \"desired_state\": \"running\"}}",
+            "[".repeat(1000),
+            "]".repeat(1000)
+        );
+        assert_eq!(state(deep.as_bytes()), Ok(Some("running".into())));
+        assert_eq!(
+            state(b"\xEF\xBB\xBF{\"desired_state\": \"bom\"}"),
+            Ok(Some("bom".into()))
+        );
+        assert_eq!(
+            state(br#"{"desired_state": Infinity}"#),
+            Err("desired_state is a number, not a string".into())
+        );
+        assert_eq!(
+            state(br#"{"gateway_state": "x",}"#),
+            Err("not valid JSON: key must be a string at line 1 column 23".into())
+        );
+        assert_eq!(
+            state(b"[1]"),
+            Err("not a JSON object (found an array)".into())
+        );
+        assert_eq!(state(b" \n"), Err("empty file, not a JSON object".into()));
+        let huge = format!(
+            "{{\"desired_state\": \"running\", \"n\": {}}}",
+            "7".repeat(4301)
+        );
+        assert!(
+            state(huge.as_bytes())
+                .unwrap_err()
+                .contains("more than 4300 digits")
+        );
+        assert_eq!(
+            parse_lifecycle(Some(br#"{"phase": "exited", "t": -Infinity}"#)),
+            PriorExit::Clean
+        );
     }
 
     #[test]
@@ -512,15 +403,33 @@ mod tests {
         ];
         for (st, is_default, multiplex, want) in cases {
             assert_eq!(
-                decide(st, &a, is_default, multiplex, Auto),
+                decide(st, &a, is_default, multiplex, Auto, false),
                 want,
                 "state={st:?} default={is_default} multiplex={multiplex}"
             );
         }
         // autostart comes from the configuration.
         let both = vec!["running".to_string(), "paused".to_string()];
-        assert_eq!(decide(Some("paused"), &both, false, false, Auto), Started);
-        assert_eq!(decide(Some("running"), &[], true, false, Auto), Registered);
+        assert_eq!(
+            decide(Some("paused"), &both, false, false, Auto, false),
+            Started
+        );
+        assert_eq!(
+            decide(Some("running"), &[], true, false, Auto, false),
+            Registered
+        );
+    }
+
+    #[test]
+    fn a_folded_intent_starts_the_default_slot_only() {
+        use Action::*;
+        use StartPolicy::*;
+        let a = auto();
+        for st in [None, Some("stopped"), Some("running")] {
+            assert_eq!(decide(st, &a, true, true, Auto, true), Started);
+            assert_eq!(decide(st, &a, true, true, Never, true), Registered);
+            assert_eq!(decide(st, &a, false, true, Auto, true), Registered);
+        }
     }
 
     #[test]
@@ -530,11 +439,11 @@ mod tests {
             for is_default in [true, false] {
                 for multiplex in [true, false] {
                     assert_eq!(
-                        decide(st, &a, is_default, multiplex, StartPolicy::Always),
+                        decide(st, &a, is_default, multiplex, StartPolicy::Always, false),
                         Action::Started
                     );
                     assert_eq!(
-                        decide(st, &a, is_default, multiplex, StartPolicy::Never),
+                        decide(st, &a, is_default, multiplex, StartPolicy::Never, false),
                         Action::Registered
                     );
                 }

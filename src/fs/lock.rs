@@ -64,3 +64,39 @@ impl LockFile {
         }
     }
 }
+
+impl Dir {
+    /// Whether another process holds an `fcntl` record lock on `name` (as
+    /// s6-supervise holds `supervise/lock`, and as `s6-svok` tests it):
+    /// `F_GETLK` on the file opened read-only, never through a symlink,
+    /// never blocking on a FIFO. A missing file is not locked.
+    pub fn fcntl_locked(&self, name: &OsStr) -> io::Result<bool> {
+        super::dir::name_ok(name)?;
+        let fd = match nix::fcntl::openat(
+            self.as_fd(),
+            name,
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(super::errno_io(e)),
+        };
+        // The whole file, for writing: any lock another process holds
+        // on it conflicts and is reported back.
+        let mut query = nix::libc::flock {
+            l_type: nix::libc::F_WRLCK as _,
+            l_whence: nix::libc::SEEK_SET as _,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETLK(&mut query))
+            .map_err(super::errno_io)?;
+        Ok(i32::from(query.l_type) != nix::libc::F_UNLCK)
+    }
+}

@@ -143,6 +143,31 @@ impl Dir {
         }
     }
 
+    /// The symlink `name` of this directory (at `at`, its path below the
+    /// root this `Dir` is), followed to a regular file of at most `limit`
+    /// bytes with one link; its metadata, and the contents when it is one.
+    /// The target is resolved by one `openat2` with `RESOLVE_IN_ROOT` from
+    /// `self` as the root, so an absolute target or a `..` stays inside it;
+    /// opened without blocking, checked by `fstat` before a byte is read.
+    /// Only for the user's state files, with the user's effective ids.
+    pub fn read_link_target_in_root(
+        &self,
+        dir: &Dir,
+        at: &std::path::Path,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        use nix::fcntl::{OpenHow, ResolveFlag};
+        name_ok(name)?;
+        let target = std::path::PathBuf::from(dir.read_link(name)?);
+        let path = at.join(target);
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let fd = nix::fcntl::openat2(self.fd.as_fd(), path.as_path(), how).map_err(errno_io)?;
+        read_opened(fd, limit, 1)
+    }
+
     /// Read a symlink's target (without following it).
     pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
         name_ok(name)?;

@@ -167,6 +167,12 @@ pub struct Observed {
     pub scandir: Option<BaseObs<ScandirObs>>,
     pub profiles: Option<ProfilesObs>,
     pub errors: Vec<ScanError>,
+    /// Places the running user may not read (permission denied): what is
+    /// below them was not observed, so nothing there is missing, extra or
+    /// to change (README, "What it observes, and how").
+    pub unobserved: Vec<PathBuf>,
+    /// The effective uid the observation ran as, for the notices.
+    pub uid: u32,
 }
 
 impl Observed {
@@ -186,6 +192,9 @@ pub struct Request<'a> {
     pub container: &'a crate::desired::config::ContainerConfig,
     /// The unprivileged user's ids: the volume is observed with them.
     pub user: (u32, u32),
+    /// Names of static services (and scandir entries) left root-only:
+    /// not read at all, only their own entry is looked at.
+    pub skip: &'a [crate::desired::config::NameGlob],
     /// What the slots' files are expected to hold (the plan's own
     /// rendering of them), when the profiles phase is observed.
     pub expected: Option<Expect<'a>>,
@@ -194,8 +203,10 @@ pub struct Request<'a> {
 /// Observe what `req` asks for, once.
 pub fn observe<'a, S: Source>(src: &'a S, req: &Request<'a>) -> Observed {
     let mut sc = Scanner::new(src);
+    sc.skip = req.skip;
     let mut observed = Observed {
         phases: req.phases.to_vec(),
+        uid: fs::euid(),
         ..Observed::default()
     };
     let has = |p| req.phases.contains(&p);
@@ -216,6 +227,7 @@ pub fn observe<'a, S: Source>(src: &'a S, req: &Request<'a>) -> Observed {
         observed.profiles = Some(o);
     }
     observed.errors = sc.errors;
+    observed.unobserved = sc.unobserved;
     observed
 }
 
@@ -225,6 +237,13 @@ pub struct Scanner<'s, S: Source> {
     pub errors: Vec<ScanError>,
     /// What slots' files are expected to hold (see [`Request::expected`]).
     pub expected: Option<Expect<'s>>,
+    /// Skip globs of the static phase (see [`Request::skip`]).
+    pub skip: &'s [crate::desired::config::NameGlob],
+    /// Places not readable by the running user (see [`Observed::unobserved`]).
+    pub unobserved: Vec<PathBuf>,
+    /// Observing the user's volume with the user's ids: what the user
+    /// cannot read there is a failure, as before.
+    in_volume: bool,
     /// Bytes of relative paths the walks have observed so far, against
     /// [`walk::TOTAL_PATH_BYTES`].
     path_bytes: usize,
@@ -238,6 +257,9 @@ impl<'s, S: Source> Scanner<'s, S> {
             src,
             errors: Vec::new(),
             expected: None,
+            skip: &[],
+            unobserved: Vec::new(),
+            in_volume: false,
             path_bytes: 0,
             scratch: PathBuf::new(),
         }
@@ -260,7 +282,21 @@ impl<'s, S: Source> Scanner<'s, S> {
         }
     }
 
+    /// Whether `name` matches a skip glob: left root-only, not read.
+    fn skipped(&self, name: &str) -> bool {
+        self.skip.iter().any(|g| g.is_match(name))
+    }
+
+    /// Record a failure; a permission the running user lacks in the
+    /// servicedirs or the scandir (root has every permission there) is a
+    /// place not observed, said once, not an error.
     fn error(&mut self, op: &'static str, path: PathBuf, e: &std::io::Error) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied && !self.in_volume {
+            if !self.unobserved.contains(&path) {
+                self.unobserved.push(path);
+            }
+            return;
+        }
         self.errors.push(ScanError {
             op,
             path,

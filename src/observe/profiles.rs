@@ -99,7 +99,10 @@ impl<S: Source> Scanner<'_, S> {
     /// Observe the volume with the user's credentials (see the module docs).
     pub fn profiles_as_user(&mut self, cfg: &ProfilesConfig, user: (u32, u32)) -> ProfilesObs {
         let src = self.src;
-        match src.as_user(user, || self.profiles(cfg, user)) {
+        self.in_volume = true;
+        let observed = src.as_user(user, || self.profiles(cfg, user));
+        self.in_volume = false;
+        match observed {
             Ok(o) => o,
             Err(e) => ProfilesObs {
                 app: crate::observe::application::AppObs::default(),
@@ -345,10 +348,10 @@ impl<S: Source> Scanner<'_, S> {
         p.state = if absent(state_name) {
             StateObs::Missing
         } else {
-            self.state_file(d, state_name)
+            self.state_file(d, &at.path, state_name)
         };
         if !absent(OsStr::new("state")) {
-            (p.lifecycle, p.lifecycle_problem) = self.lifecycle_file(d);
+            (p.lifecycle, p.lifecycle_problem) = self.lifecycle_file(d, &at.path);
         }
         for f in &cfg.stale_runtime_files {
             if !absent(OsStr::new(&f.0)) {
@@ -357,43 +360,62 @@ impl<S: Source> Scanner<'_, S> {
         }
     }
 
-    fn state_file(&mut self, d: &S::Dir, state_name: &OsStr) -> StateObs {
-        match self
+    fn state_file(&mut self, d: &S::Dir, at: &Path, state_name: &OsStr) -> StateObs {
+        let read = match self
             .src
             .read_single_link_file(d, None, state_name, STATE_LIMIT)
         {
-            // Another name for some other file (the user can link a file
-            // they cannot write, even a root-only one): its content is not
-            // the profile's state, and is never shown.
-            Ok((m, _)) if m.kind == Kind::File && m.nlink > 1 => StateObs::Unreadable(format!(
-                "has {} links (a hard link to another file); not read",
-                m.nlink
-            )),
-            Ok((_, Some(bytes))) => StateObs::Bytes(bytes),
-            Ok((m, None)) if m.kind == Kind::File => {
-                StateObs::Unreadable(format!("larger than {STATE_LIMIT} bytes; not read"))
-            }
-            Ok((m, None)) => {
-                StateObs::Unreadable(format!("is a {}, not a regular file", m.kind.describe()))
-            }
-            Err(e) if fs::Os::NotFound.is(&e) => StateObs::Missing,
             Err(e) if fs::Os::Loop.is(&e) => {
-                StateObs::Unreadable("is a symlink; not followed".into())
+                return self.state_link(d, at, state_name);
             }
-            Err(e) => StateObs::Unreadable(fs::os_error(&e)),
+            // A socket (or a device) fails the open itself: say what it is,
+            // as for the other kinds, not the open's errno.
+            Err(e) if !fs::Os::NotFound.is(&e) => match self.src.stat(d, state_name) {
+                Ok(m) if m.kind != Kind::File => {
+                    return StateObs::Unreadable(format!(
+                        "is a {}, not a regular file",
+                        m.kind.describe()
+                    ));
+                }
+                _ => Err(e),
+            },
+            read => read,
+        };
+        state_obs(read, false)
+    }
+
+    /// A state file that is a symlink: followed as the user, inside the
+    /// root, to a regular file only (README, "Differences from the
+    /// reference image"); anything else is "no state" with a warning.
+    fn state_link(&mut self, d: &S::Dir, at: &Path, name: &OsStr) -> StateObs {
+        match self.src.read_link_in_root(d, at, name, STATE_LIMIT) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                StateObs::Unreadable("is a symlink to nothing (dangling)".into())
+            }
+            read => state_obs(read, true),
         }
     }
 
     /// `state/gateway.lifecycle.json`: its bytes, or why it was there but
     /// not read (a hard link: another name for some other file). Missing
-    /// or not a regular file: neither (the prior exit is `unknown`).
-    fn lifecycle_file(&mut self, d: &S::Dir) -> (Option<Vec<u8>>, Option<String>) {
-        let read = self.src.read_single_link_file(
-            d,
-            Some(OsStr::new("state")),
-            OsStr::new(LIFECYCLE_FILE),
-            STATE_LIMIT,
-        );
+    /// or not a regular file: neither (the prior exit is `unknown`). A
+    /// symlink is followed as a state file's is.
+    fn lifecycle_file(&mut self, d: &S::Dir, at: &Path) -> (Option<Vec<u8>>, Option<String>) {
+        let state = OsStr::new("state");
+        let name = OsStr::new(LIFECYCLE_FILE);
+        let read = match self
+            .src
+            .read_single_link_file(d, Some(state), name, STATE_LIMIT)
+        {
+            Err(e) if fs::Os::Loop.is(&e) => match self.src.open_dir(d, state) {
+                Ok((sd, _)) => {
+                    self.src
+                        .read_link_in_root(&sd, &at.join("state"), name, STATE_LIMIT)
+                }
+                Err(e) => Err(e),
+            },
+            read => read,
+        };
         match read {
             Ok((m, _)) if m.kind == Kind::File && m.nlink > 1 => (
                 None,
@@ -402,9 +424,56 @@ impl<S: Source> Scanner<'_, S> {
                     m.nlink
                 )),
             ),
-            Ok((_, bytes)) => (bytes, None),
+            Ok((m, bytes)) if m.kind == Kind::File => (bytes, None),
+            Ok((m, _)) => (
+                None,
+                Some(format!("is a {}, not a regular file", m.kind.describe())),
+            ),
             Err(_) => (None, None),
         }
+    }
+}
+
+/// What a state file read gave; `link`: through a followed symlink.
+fn state_obs(read: std::io::Result<(crate::fs::Meta, Option<Vec<u8>>)>, link: bool) -> StateObs {
+    let what = if link {
+        "is a symlink to a file"
+    } else {
+        "is a file"
+    };
+    match read {
+        // Another name for some other file (the user can link a file
+        // they cannot write, even a root-only one): its content is not
+        // the profile's state, and is never shown.
+        Ok((m, _)) if m.kind == Kind::File && m.nlink > 1 && !link => {
+            StateObs::Unreadable(format!(
+                "has {} links (a hard link to another file); not read",
+                m.nlink
+            ))
+        }
+        Ok((m, _)) if m.kind == Kind::File && m.nlink > 1 => StateObs::Unreadable(format!(
+            "{what} with {} links (a hard link to another file); not read",
+            m.nlink
+        )),
+        Ok((_, Some(bytes))) => StateObs::Bytes(bytes),
+        Ok((m, None)) if m.kind == Kind::File && !link => {
+            StateObs::Unreadable(format!("larger than {STATE_LIMIT} bytes; not read"))
+        }
+        Ok((m, None)) if m.kind == Kind::File => {
+            StateObs::Unreadable(format!("{what} larger than {STATE_LIMIT} bytes; not read"))
+        }
+        Ok((m, None)) if !link => {
+            StateObs::Unreadable(format!("is a {}, not a regular file", m.kind.describe()))
+        }
+        Ok((m, None)) => StateObs::Unreadable(format!(
+            "is a symlink to a {}, not a regular file",
+            m.kind.describe()
+        )),
+        Err(e) if fs::Os::NotFound.is(&e) => StateObs::Missing,
+        Err(e) if fs::Os::Loop.is(&e) => {
+            StateObs::Unreadable("is a symlink that does not end at a file; not followed".into())
+        }
+        Err(e) => StateObs::Unreadable(fs::os_error(&e)),
     }
 }
 

@@ -42,6 +42,9 @@ pub struct SlotObs {
     /// Everything below `node`, parents first, sorted; regular files of
     /// slot-prefixed entries with their contents.
     pub nodes: Vec<Node>,
+    /// Places below `node` (relative to it) the running user may not
+    /// read: nothing below them is missing or extra.
+    pub unobserved: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug)]
@@ -52,9 +55,13 @@ pub struct ScandirObs {
     pub svscan_files: Vec<Node>,
     /// Non-dot entries by name.
     pub entries: BTreeMap<String, SlotObs>,
-    /// Leftover staging entries `.<prefix>*.tmp*` (any type).
+    /// Dot entries with the slot prefix `.<prefix>*` (any type): the
+    /// plan removes those [`crate::s6::names::is_leftover`] says are ours.
     pub staging: Vec<Node>,
     pub bad_names: Vec<Skipped>,
+    /// The scandir could not be listed by the running user: a slot not
+    /// seen may be there all the same.
+    pub unlisted: bool,
 }
 
 impl ScandirObs {
@@ -99,6 +106,20 @@ impl<S: Source> Scanner<'_, S> {
         let mut others = Vec::new();
         let mut bad_names = Vec::new();
         for (name, kind) in self.list_names(&b.dir, &base, &mut bad_names) {
+            // Left root-only: its own entry is all the plan looks at.
+            if self.skipped(&name) {
+                if let Some(node) = self.stat(&b.dir, &base, &name) {
+                    match node.meta.kind {
+                        Kind::Dir => services.push(ServiceObs {
+                            name,
+                            node,
+                            nodes: Vec::new(),
+                        }),
+                        _ => others.push(node),
+                    }
+                }
+                continue;
+            }
             let found = match kind {
                 Some(Kind::Dir) | None => self.open_child(&b.dir, &base, &name),
                 Some(_) => self.stat(&b.dir, &base, &name).map(|n| (n, None)),
@@ -185,16 +206,20 @@ impl<S: Source> Scanner<'_, S> {
             entries: BTreeMap::new(),
             staging: Vec::new(),
             bad_names: Vec::new(),
+            unlisted: false,
         };
         let base = obs.base.clone();
-        for (name, kind) in self.list_names(&b.dir, &base, &mut obs.bad_names) {
+        let seen = self.unobserved.len();
+        let listed = self.list_names(&b.dir, &base, &mut obs.bad_names);
+        obs.unlisted = self.unobserved[seen..].contains(&base.path);
+        for (name, kind) in listed {
             if name == layout::SVSCAN_DIR {
                 // Only the scandir phase looks at s6-svscan's own directory
                 // (root's, maybe not searchable by whoever runs the rest).
                 if scandir_phase {
                     self.svscan(&b.dir, &base, &name, &mut obs);
                 }
-            } else if crate::s6::names::is_staging(&name, staging_of) {
+            } else if crate::s6::names::is_dot_slot_name(&name, staging_of) {
                 obs.staging.extend(self.stat(&b.dir, &base, &name));
             } else if !name.starts_with('.') {
                 let slot = slot_prefix.is_some_and(|p| name.starts_with(p));
@@ -235,11 +260,14 @@ impl<S: Source> Scanner<'_, S> {
         bad: &mut Vec<Skipped>,
     ) -> Option<SlotObs> {
         let (node, sub) = match kind {
+            // Left root-only (s6-linux-init's own services): not read.
+            _ if !slot && self.skipped(name) => (self.stat(d, base, name)?, None),
             Some(Kind::Dir) | None => self.open_child(d, base, name)?,
             Some(_) if slot => (self.stat(d, base, name)?, None),
             Some(_) => return None,
         };
         let mut nodes = Vec::new();
+        let seen = self.unobserved.len();
         match sub {
             Some(sd) if node.meta.dev == base.meta.dev => {
                 // A slot as reconcile builds it has 14 entries or fewer:
@@ -257,6 +285,14 @@ impl<S: Source> Scanner<'_, S> {
             _ if node.meta.kind != Kind::Dir && !slot => return None,
             _ => {}
         }
-        Some(SlotObs { node, nodes })
+        let unobserved = self.unobserved[seen..]
+            .iter()
+            .filter_map(|p| p.strip_prefix(&node.path).ok().map(Path::to_path_buf))
+            .collect();
+        Some(SlotObs {
+            node,
+            nodes,
+            unobserved,
+        })
     }
 }

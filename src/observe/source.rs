@@ -105,6 +105,22 @@ pub trait Source {
         Ok(if m.nlink > 1 { (m, None) } else { (m, bytes) })
     }
 
+    /// The symlink `name` of `dir` (whose container path is `at`), followed
+    /// to what it names, resolved inside the root (an absolute target or a
+    /// `..` never leaves it): as [`Source::read_single_link_file`] of the
+    /// target. Only inside [`Source::as_user`], for the user's state files.
+    fn read_link_in_root(
+        &self,
+        dir: &Self::Dir,
+        at: &Path,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        let _ = at;
+        let (m, bytes) = self.read_file_following(dir, name, limit)?;
+        Ok(if m.nlink > 1 { (m, None) } else { (m, bytes) })
+    }
+
     /// Run `f` with the unprivileged user's credentials (uid, gid) when that
     /// matters to this source (the disk, when running as root): the volume
     /// is observed with exactly the access the user has.
@@ -198,6 +214,16 @@ impl Source for Disk<'_> {
         limit: u64,
     ) -> io::Result<(Meta, Option<Vec<u8>>)> {
         dir.read_single_link_file(sub, name, limit)
+    }
+
+    fn read_link_in_root(
+        &self,
+        dir: &Dir,
+        at: &Path,
+        name: &OsStr,
+        limit: u64,
+    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+        self.root.read_link_target_in_root(dir, at, name, limit)
     }
 
     fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> io::Result<R> {

@@ -277,6 +277,9 @@ pub struct SlotReport {
     pub action: Action,
     pub reason: Option<String>,
     pub prior_exit: PriorExit,
+    /// The default slot under multiplexing: the named profiles whose state
+    /// asked to autostart, folded into it (README, "Multiplexed profiles").
+    pub folded: Vec<String>,
 }
 
 #[cfg(test)]

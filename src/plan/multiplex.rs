@@ -48,11 +48,7 @@ pub fn decide(
 ) -> Multiplex {
     let mut warnings = Vec::new();
     let json = load(gateway_json, parse_json, &mut warnings);
-    let yaml = load(
-        config_yaml,
-        crate::desired::config::app_yaml_value,
-        &mut warnings,
-    );
+    let yaml = load(config_yaml, parse_yaml, &mut warnings);
     if let EnvSwitch::Unrecognized(v) = env {
         warnings.push(format!(
             "{MULTIPLEX_ENV}={v:?} is not recognized (accepted: {}, or {}; blank means unset); \
@@ -101,8 +97,20 @@ fn load(
     None
 }
 
+/// As the application's Python reads it (`crate::desired::state::json`), a leading
+/// BOM skipped.
 fn parse_json(bytes: &[u8]) -> Result<Value, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))
+    crate::desired::state::json::parse(crate::desired::state::strip_bom(bytes))
+        .map_err(|e| format!("not valid JSON: {e}"))
+}
+
+/// As PyYAML reads it, for the keys that decide (`super::yaml`).
+fn parse_yaml(bytes: &[u8]) -> Result<Value, String> {
+    let want = crate::desired::application::yaml::Wanted {
+        key: KEY,
+        under: "gateway",
+    };
+    crate::desired::application::yaml::app_config(bytes, &want)
 }
 
 /// The document as a mapping. Like the application, an empty document or a
@@ -237,6 +245,59 @@ mod tests {
             on(None, Some("gateway:\n  multiplex_profiles: true\n")),
             (true, format!("{y} (gateway.multiplex_profiles)"))
         );
+    }
+
+    #[test]
+    fn gateway_json_is_read_as_pythons_json_reads_it() {
+        for doc in [
+            r#"{"multiplex_profiles": NaN}"#,
+            r#"{"multiplex_profiles": -Infinity}"#,
+            r#"{"multiplex_profiles": 1e400}"#,
+            r#"{"multiplex_profiles": false, "multiplex_profiles": true}"#,
+            "\u{feff}{\"gateway\": {\"multiplex_profiles\": [[]]}}",
+        ] {
+            assert!(on(Some(doc), None).0, "{doc}");
+        }
+        assert!(!on(Some(r#"{"multiplex_profiles": 0e400}"#), None).0);
+        assert!(!on(Some(r#"{"gateway": {"multiplex_profiles": []}}"#), None).0);
+    }
+
+    #[test]
+    fn config_yaml_is_read_as_pyyaml_reads_it() {
+        let y = "/opt/data/config.yaml";
+        for (doc, want) in [
+            (
+                "multiplex_profiles: false\nmultiplex_profiles: true\n",
+                true,
+            ),
+            ("multiplex_profiles: 1e3\n", false),
+            ("multiplex_profiles: 0o7\n", false),
+            ("multiplex_profiles: 017\n", true),
+            ("multiplex_profiles: 1:0\n", true),
+            ("multiplex_profiles: 1_0\n", true),
+            ("multiplex_profiles: off\n", false),
+        ] {
+            assert_eq!(
+                on(None, Some(doc)),
+                (want, format!("{y} (multiplex_profiles)")),
+                "{doc}"
+            );
+        }
+        let merged = "base: &base {multiplex_profiles: true}\ngateway: {<<: *base}\n";
+        assert_eq!(
+            on(None, Some(merged)),
+            (true, format!("{y} (gateway.multiplex_profiles)"))
+        );
+        // What PyYAML refuses is a warning, and the layer is skipped.
+        let m = run(
+            Some(r#"{"multiplex_profiles": true}"#),
+            Some("multiplex_profiles: !custom x\n"),
+            None,
+            EnvSwitch::Unset,
+        );
+        assert!(m.on);
+        assert_eq!(m.warnings.len(), 1, "{:?}", m.warnings);
+        assert!(m.warnings[0].contains("no constructor"), "{:?}", m.warnings);
     }
 
     #[test]

@@ -67,7 +67,14 @@ fn converged_slot(d: &Desired, profile: &str) -> (String, SlotObs) {
             }
         })
         .collect();
-    (name, SlotObs { node: top, nodes })
+    (
+        name,
+        SlotObs {
+            node: top,
+            nodes,
+            unobserved: Vec::new(),
+        },
+    )
 }
 
 fn scandir_with(entries: Vec<(String, SlotObs)>) -> ScandirObs {
@@ -78,6 +85,7 @@ fn scandir_with(entries: Vec<(String, SlotObs)>) -> ScandirObs {
         entries: entries.into_iter().collect(),
         staging: Vec::new(),
         bad_names: Vec::new(),
+        unlisted: false,
     }
 }
 
@@ -210,6 +218,7 @@ fn the_scandir_phase_hands_a_root_slot_to_the_user_but_not_runtime_files() {
             node("svc/supervise/control", Kind::Fifo, root, 0o600),
             node("svc/supervise/status", Kind::File, root, 0o644),
         ],
+        unobserved: Vec::new(),
     };
     let obs = Observed {
         phases: vec![Phase::Scandir],

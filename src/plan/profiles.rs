@@ -68,8 +68,18 @@ impl Planner<'_> {
         let mut wanted = std::collections::BTreeSet::new();
         self.plan.slots.reserve(o.profiles.len());
         self.plan.changes.reserve(o.profiles.len());
+        let folded = if app.multiplex {
+            self.folded(o)
+        } else {
+            Vec::new()
+        };
         for p in &o.profiles {
-            let report = self.profile(p, slots, &recipe, &app);
+            let folded = if p.source == ProfileSource::Default {
+                folded.as_slice()
+            } else {
+                &[]
+            };
+            let report = self.profile(p, slots, &recipe, &app, folded);
             if let Some(s) = report.slot.as_ref().filter(|_| cfg.prune) {
                 wanted.insert(s.clone());
             }
@@ -86,7 +96,9 @@ impl Planner<'_> {
         if !scandir_phase_too {
             self.plan.skipped.extend(slots.bad_names.iter().cloned());
             for n in &slots.staging {
-                self.removal(Phase::Profiles, n);
+                if self.is_leftover(n) {
+                    self.removal(Phase::Profiles, n);
+                }
             }
         }
     }
@@ -130,6 +142,7 @@ impl Planner<'_> {
         slots: Option<&ScandirObs>,
         recipe: &std::sync::Arc<SlotRecipe>,
         app: &crate::plan::application::Decision,
+        folded: &[String],
     ) -> SlotReport {
         let (uid, gid) = (recipe.uid, recipe.gid);
         let d = self.d;
@@ -160,6 +173,7 @@ impl Planner<'_> {
             is_default,
             app.multiplex,
             p.start.unwrap_or(StartPolicy::Auto),
+            !folded.is_empty(),
         );
         self.stale_files(p);
         let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
@@ -199,7 +213,55 @@ impl Planner<'_> {
             action,
             reason,
             prior_exit: state::parse_lifecycle(p.lifecycle.as_deref()),
+            folded: folded.to_vec(),
         }
+    }
+
+    /// Under multiplexing, the named profiles whose own state asks to
+    /// autostart (start policy `auto`): their intent is folded into the
+    /// default slot, with the notice the application prints (README,
+    /// "Multiplexed profiles"). None without a default profile to fold
+    /// into. The warnings about a state file come from [`Self::prior_state`].
+    fn folded(&mut self, o: &ProfilesObs) -> Vec<String> {
+        let cfg = &self.d.config.profiles;
+        let Some(default) = o
+            .profiles
+            .iter()
+            .find(|p| p.source == ProfileSource::Default && p.problem.is_none())
+        else {
+            return Vec::new();
+        };
+        let names: Vec<String> = o
+            .profiles
+            .iter()
+            .filter(|p| p.source != ProfileSource::Default && p.problem.is_none())
+            .filter(|p| p.start.unwrap_or(StartPolicy::Auto) == StartPolicy::Auto)
+            .filter(|p| match &p.state {
+                StateObs::Bytes(b) => state::parse_state(b, &cfg.transient_running)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| cfg.autostart.contains(&s)),
+                _ => false,
+            })
+            .map(|p| p.name.clone())
+            .collect();
+        let root = names::slot_name(&cfg.slot_prefix, names::DEFAULT_PROFILE);
+        let asked = names.join(", ");
+        if names.is_empty() {
+            return names;
+        }
+        if default.start == Some(StartPolicy::Never) {
+            self.plan.warnings.push(format!(
+                "profile gateway(s) {asked} asked to autostart, but the ROOT slot ({root}) is \
+                 declared never: no gateway serves them"
+            ));
+        } else {
+            self.plan.lines.push(format!(
+                "reconcile: profile gateway(s) {asked} asked to autostart; one gateway per container \
+                 serves every profile, so the ROOT slot ({root}) was started instead and multiplexes them."
+            ));
+        }
+        names
     }
 
     /// A candidate found unusable while observing: skipped, with why.
@@ -217,6 +279,7 @@ impl Planner<'_> {
             action: Action::Skipped,
             reason: Some(problem.to_string()),
             prior_exit: PriorExit::Unknown,
+            folded: Vec::new(),
         }
     }
 
@@ -266,6 +329,9 @@ impl Planner<'_> {
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
         let (op, expect, why) = match slots.entries.get(name) {
+            // A scandir the running user may not list: the slot may be
+            // there (the notice says what was not observed).
+            None if slots.unlisted => return Ok(()),
             None => {
                 let why = slot_diff::new_slot();
                 (Op::Publish(Box::new(build)), slots.base.meta, why)

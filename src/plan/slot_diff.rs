@@ -176,6 +176,9 @@ pub fn compare<'a>(
         }
         match seen.take(e.path()) {
             Some(n) => entry(e, *want_owner, n, &mut found, &mut files),
+            // Below a place the running user may not read: not seen is
+            // not missing (the notice says what was not observed).
+            None if obs.unobserved.iter().any(|u| e.path().starts_with(u)) => {}
             None => {
                 found.push(Difference::Missing(e.path().to_path_buf()));
                 files.extend(file_change(e, Current::Absent));
@@ -474,6 +477,18 @@ pub fn diffs(slot: &Path, entries: &[(SlotEntry, Owner)], files: Option<&[FileCh
     out
 }
 
+/// The most bytes of one side `--diff` compares line by line: a slot
+/// file the user wrote may be as large as the scanner reads (1 MiB), and a
+/// line diff costs up to the product of the two sides' line counts.
+pub const DIFF_MAX_BYTES: usize = 64 * 1024;
+
+/// The most lines of one side `--diff` compares line by line.
+pub const DIFF_MAX_LINES: usize = 4096;
+
+/// How long one file's line diff may take before the diff library settles
+/// for a coarser (still correct) diff.
+const DIFF_DEADLINE: std::time::Duration = std::time::Duration::from_millis(500);
+
 fn unified(slot: &Path, rel: &Path, current: &Current, planned: &str) -> String {
     let path = slot.join(rel);
     let (old, note) = match current {
@@ -483,11 +498,40 @@ fn unified(slot: &Path, rel: &Path, current: &Current, planned: &str) -> String 
     };
     let old_label = format!("current {}{note}", path.display());
     let new_label = format!("planned {}", path.display());
-    similar::TextDiff::from_lines(old, planned)
+    let too_large = |t: &str| t.len() > DIFF_MAX_BYTES || t.lines().nth(DIFF_MAX_LINES).is_some();
+    if too_large(old) || too_large(planned) {
+        return format!(
+            "--- {old_label}\n+++ {new_label}\n\
+             @@ not compared line by line: the current file is {} ({}), the planned file {} ({}); \
+             --diff compares files of at most {DIFF_MAX_BYTES} bytes and {DIFF_MAX_LINES} lines @@\n",
+            bytes(old.len()),
+            lines(old),
+            bytes(planned.len()),
+            lines(planned),
+        );
+    }
+    similar::TextDiff::configure()
+        .deadline(std::time::Instant::now() + DIFF_DEADLINE)
+        .diff_lines(old, planned)
         .unified_diff()
         .context_radius(3)
         .header(&old_label, &new_label)
         .to_string()
+}
+
+fn bytes(n: usize) -> String {
+    if n == 1 {
+        "1 byte".into()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+fn lines(t: &str) -> String {
+    match t.lines().count() {
+        1 => "1 line".into(),
+        n => format!("{n} lines"),
+    }
 }
 
 #[cfg(test)]
@@ -571,6 +615,7 @@ mod tests {
         SlotObs {
             node: node("", Kind::Dir, layout::MODE_SLOT_DIR, None),
             nodes,
+            unobserved: Vec::new(),
         }
     }
 

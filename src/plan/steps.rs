@@ -120,6 +120,10 @@ pub enum Outcome {
     Failed(Failure),
     /// Not run: its condition did not hold.
     NotRun(&'static str),
+    /// Refused to a run that is not root (EPERM, EACCES): not a failure
+    /// of the run, said once as what needs root (README, "What it
+    /// observes, and how").
+    NeedsRoot(Failure),
 }
 
 impl Outcome {
@@ -315,6 +319,7 @@ mod tests {
             action: Action::Started,
             reason: None,
             prior_exit: PriorExit::Unknown,
+            folded: Vec::new(),
         };
         let mut slots = vec![slot("a"), slot("b"), slot("c")];
         let changes = vec![

@@ -50,14 +50,20 @@ use crate::plan::steps::When;
 use crate::plan::{Change, Op};
 pub use crate::report::Report;
 
+/// A slot's entry; `folded` only on the default slot that named
+/// profiles' intent was folded into (README, "Multiplexed profiles").
 pub fn slot_json(s: &SlotReport) -> Value {
-    json!({
+    let mut v = json!({
         "profile": s.profile,
         "slot": s.slot,
         "prior_state": s.prior_state,
         "action": s.action.as_str(),
         "reason": s.reason,
-    })
+    });
+    if !s.folded.is_empty() {
+        v["folded"] = json!(s.folded);
+    }
+    v
 }
 
 /// One change as JSON objects: one per printed part (a permissions change
@@ -180,8 +186,9 @@ impl Style {
             buf.push_str(code);
             buf.push('m');
         }
-        buf.push_str(text);
-        for _ in text.chars().count()..width {
+        let start = buf.len();
+        push_escaped(buf, text);
+        for _ in buf[start..].chars().count()..width {
             buf.push(' ');
         }
         if self.color {
@@ -199,15 +206,64 @@ fn verb_color(verb: &str) -> &'static str {
     }
 }
 
-/// Push a path as `Path::display` shows it (the common case, UTF-8,
-/// copied as it is).
-fn push_path(buf: &mut String, p: &Path) {
-    match p.to_str() {
-        Some(s) => buf.push_str(s),
-        None => {
-            let _ = write!(buf, "{}", p.display());
+/// Whether `c` is printed escaped: control characters (C0, DEL, C1, so
+/// ESC, BEL and CR too), the bidirectional overrides and isolates, and
+/// the other invisible format characters (zero-width, line and paragraph
+/// separators, the byte order mark, tags). Tab is printed as it is.
+pub fn hidden(c: char) -> bool {
+    matches!(c,
+        '\0'..='\x08' | '\x0a'..='\x1f' | '\x7f'..='\u{9f}'
+        | '\u{ad}' | '\u{600}'..='\u{605}' | '\u{61c}' | '\u{6dd}' | '\u{70f}'
+        | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{e0001}' | '\u{e0020}'..='\u{e007f}')
+}
+
+/// Push `text` for a terminal: every [`hidden`] character as an escape
+/// (`\x1b`, `\u{202e}`), so nothing the user wrote — a name, a path, a
+/// state value, a diff line — can move the cursor, set the title, write
+/// the clipboard or reorder what the operator reads. The one place user
+/// text is escaped for the human report and stderr (JSON is escaped by
+/// serde).
+pub fn push_escaped(buf: &mut String, text: &str) {
+    let mut rest = text;
+    while let Some(i) = rest.find(hidden) {
+        buf.push_str(&rest[..i]);
+        let c = rest[i..].chars().next().unwrap_or_default();
+        if u32::from(c) < 0x100 {
+            let _ = write!(buf, "\\x{:02x}", u32::from(c));
+        } else {
+            let _ = write!(buf, "\\u{{{:x}}}", u32::from(c));
+        }
+        rest = &rest[i + c.len_utf8()..];
+    }
+    buf.push_str(rest);
+}
+
+/// `text` as [`push_escaped`] prints it.
+pub fn escaped(text: &str) -> String {
+    let mut buf = String::with_capacity(text.len());
+    push_escaped(&mut buf, text);
+    buf
+}
+
+/// Push a path escaped ([`push_escaped`]); a byte that is not UTF-8 as
+/// `\xNN`.
+pub fn push_path(buf: &mut String, p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    for chunk in p.as_os_str().as_bytes().utf8_chunks() {
+        push_escaped(buf, chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(buf, "\\x{b:02x}");
         }
     }
+}
+
+/// A path as [`push_path`] prints it.
+pub fn path_text(p: &Path) -> String {
+    let mut buf = String::new();
+    push_path(&mut buf, p);
+    buf
 }
 
 /// The human report, built in memory and written with one call (a line
@@ -225,7 +281,7 @@ pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn io::Write) -> i
     }
     if verbosity >= Verbosity::Warnings {
         for l in &r.lines {
-            buf.push_str(l);
+            push_escaped(&mut buf, l);
             buf.push('\n');
         }
     }
@@ -235,7 +291,7 @@ pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn io::Write) -> i
             buf.push_str("  ");
             push_path(&mut buf, &s.path);
             buf.push_str(": ");
-            buf.push_str(&s.reason);
+            push_escaped(&mut buf, &s.reason);
             buf.push('\n');
         }
     }
@@ -243,13 +299,17 @@ pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn io::Write) -> i
         for w in &r.warnings {
             style.push_painted(&mut buf, WARNING, "warning:", 0);
             buf.push(' ');
-            buf.push_str(w);
+            push_escaped(&mut buf, w);
             buf.push('\n');
         }
     }
     for e in &r.errors {
         style.push_painted(&mut buf, ERROR, "error:", 0);
-        let _ = writeln!(buf, " unable to {} {}: {}", e.op, e.path.display(), e.error);
+        let _ = write!(buf, " unable to {} ", e.op);
+        push_path(&mut buf, &e.path);
+        buf.push_str(": ");
+        push_escaped(&mut buf, &e.error.to_string());
+        buf.push('\n');
     }
     if verbosity == Verbosity::Normal {
         style.push_painted(&mut buf, BOLD, &summary(mode, r), 0);
@@ -276,7 +336,9 @@ fn effects(mode: Mode, r: &Report, style: Style, buf: &mut String) {
         };
         buf.push_str("  ");
         style.push_painted(buf, GREEN, e.op, 7);
-        let _ = writeln!(buf, " {}  ({detail})", e.path.display());
+        buf.push(' ');
+        push_path(buf, &e.path);
+        let _ = writeln!(buf, "  ({detail})");
     }
 }
 
@@ -297,7 +359,7 @@ fn changes(mode: Mode, r: &Report, style: Style, buf: &mut String) {
             buf.push(' ');
             push_path(buf, &c.path);
             buf.push_str("  (");
-            buf.push_str(&why.reason);
+            push_escaped(buf, &why.reason);
             buf.push_str(")\n");
             if style.diff {
                 diff_lines(&file_diffs(c, why), style, buf);
@@ -334,7 +396,8 @@ fn changes(mode: Mode, r: &Report, style: Style, buf: &mut String) {
 /// A unified diff, coloured: headers bold, hunks cyan, removals red,
 /// additions green.
 fn diff_lines(text: &str, style: Style, buf: &mut String) {
-    for line in text.lines() {
+    // Split at newlines only: a carriage return is the file's, shown escaped.
+    for line in text.split_terminator('\n') {
         let code = if line.starts_with("--- ") || line.starts_with("+++ ") {
             BOLD
         } else if line.starts_with("@@") {
@@ -344,7 +407,7 @@ fn diff_lines(text: &str, style: Style, buf: &mut String) {
         } else if line.starts_with('+') {
             GREEN
         } else {
-            buf.push_str(line);
+            push_escaped(buf, line);
             buf.push('\n');
             continue;
         };
@@ -386,4 +449,25 @@ fn summary(mode: Mode, r: &Report) -> String {
         Mode::Plan | Mode::Check => "Plan:",
     };
     format!("{verb} {n} {noun} ({}){tail}.", per_phase.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_characters_and_bytes_that_are_not_utf8_are_escaped() {
+        assert_eq!(escaped("plain text\twith a tab"), "plain text\twith a tab");
+        assert_eq!(
+            escaped("\x1b]0;T\x07\r\n\x7f\u{9b}"),
+            "\\x1b]0;T\\x07\\x0d\\x0a\\x7f\\x9b"
+        );
+        assert_eq!(
+            escaped("a\u{202e}b\u{2066}c\u{200b}d\u{feff}é"),
+            "a\\u{202e}b\\u{2066}c\\u{200b}d\\u{feff}é"
+        );
+        use std::os::unix::ffi::OsStrExt;
+        let p = Path::new(std::ffi::OsStr::from_bytes(b"/vol\xe9/\x1b[2J"));
+        assert_eq!(path_text(p), "/vol\\xe9/\\x1b[2J");
+    }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{Fatal, observe, warn_unwritable_volume};
 use crate::apply::effects;
 use crate::apply::lock;
-use crate::apply::{self, Anchors, Applied};
+use crate::apply::{self, Anchors, Applied, retire};
 use crate::cli::Settings;
 use crate::desired::config::Policy;
 use crate::desired::model::{Desired, Phase};
@@ -90,7 +90,41 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
     report.effects.extend(done.done);
     report.warnings.extend(done.warnings);
     report.errors.extend(done.errors);
+    retire_old_trees(desired, &applied, &mut anchors, report);
     report.add_applied(plan, applied);
+}
+
+/// After the rescan: remove the trees this apply retired (replaced slots'
+/// old trees, pruned slots) once their supervisors have let go, within
+/// one deadline for them all; say which are left for the next run.
+fn retire_old_trees(
+    desired: &Desired,
+    applied: &Applied,
+    anchors: &mut dyn Anchors,
+    report: &mut Report,
+) {
+    let names: Vec<String> = applied.done.iter().filter_map(apply::retire_name).collect();
+    if names.is_empty() {
+        return;
+    }
+    let scandir = match anchors.anchor(Anchor::Scandir) {
+        Ok(d) => d,
+        Err(e) => {
+            report.errors.push(Failure {
+                op: "open".into(),
+                path: desired.scandir().to_path_buf(),
+                error: (&e).into(),
+            });
+            return;
+        }
+    };
+    let deadline = std::time::Instant::now() + retire::DEADLINE;
+    for (name, why) in retire::retire(scandir, names, deadline).left {
+        report.warnings.push(format!(
+            "{}: old slot tree left under this name ({why}); the next run removes it",
+            desired.scandir().join(name).display()
+        ));
+    }
 }
 
 /// An apply of the settings' phases: the lock held throughout, the tree

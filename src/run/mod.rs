@@ -307,6 +307,7 @@ fn observe_from<S: observe::Source>(src: &S, settings: &Settings, desired: &Desi
         profiles: &desired.config.profiles,
         container: &desired.config.container,
         user,
+        skip: &desired.config.static_.skip,
         expected: Some(&expected),
     };
     observe::observe(src, &req)

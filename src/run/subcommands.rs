@@ -41,7 +41,10 @@ fn materialize_exit_code(e: &MaterializeError) -> i32 {
 }
 
 fn fatal(e: &dyn std::fmt::Display, code: i32) -> i32 {
-    eprintln!("reconcile: fatal: {e}");
+    eprintln!(
+        "reconcile: fatal: {}",
+        crate::report::render::escaped(&e.to_string())
+    );
     code
 }
 
@@ -114,7 +117,10 @@ fn run_snapshot(
         },
         Err(errors) => {
             for e in &errors {
-                eprintln!("reconcile: error: {e}");
+                eprintln!(
+                    "reconcile: error: {}",
+                    crate::report::render::escaped(&e.to_string())
+                );
             }
             fatal(
                 &format!(

@@ -67,6 +67,22 @@ impl From<Carried> for io::Error {
     }
 }
 
+impl Cause {
+    /// Whether the OS refused a permission (EPERM, EACCES), wherever the
+    /// step that met it was.
+    pub fn permission_denied(&self) -> bool {
+        match self {
+            Cause::Os(code) => {
+                io::Error::from_raw_os_error(*code).kind() == io::ErrorKind::PermissionDenied
+            }
+            Cause::InStaging { cause, .. } | Cause::AsUser { cause, .. } => {
+                cause.permission_denied()
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<&io::Error> for Cause {
     fn from(e: &io::Error) -> Cause {
         if let Some(Carried(c)) = e.get_ref().and_then(|i| i.downcast_ref::<Carried>()) {

@@ -17,6 +17,9 @@ use crate::fs::Kind;
 
 /// s6-supervise's state directory.
 pub const SUPERVISE: &str = "supervise";
+/// The file in `supervise/` s6-supervise holds an `fcntl` lock on while
+/// it runs (what `s6-svok` tests).
+pub const LOCK: &str = "lock";
 /// The FIFO in `supervise/` that s6-svc writes commands to.
 pub const CONTROL: &str = "control";
 /// The fifodir that s6-supervise notifies (`event/`, `supervise/event/`).

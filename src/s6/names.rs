@@ -74,13 +74,26 @@ pub fn staging_name(slot: &str) -> String {
     s
 }
 
-/// Whether a scandir entry is a staging dir of ours, or a leftover of one:
-/// `.<prefix>*.tmp*` (earlier tooling left `.<slot>.tmp.stale-<n>` too).
-pub fn is_staging(entry: &str, slot_prefix: &str) -> bool {
+/// Whether a scandir entry is a dot name with the slot prefix
+/// (`.<prefix>*`): what the scan observes for [`is_leftover`] to decide on.
+pub fn is_dot_slot_name(entry: &str, slot_prefix: &str) -> bool {
     entry
         .strip_prefix('.')
-        .and_then(|rest| rest.strip_prefix(slot_prefix))
-        .is_some_and(|rest| rest.contains(".tmp"))
+        .is_some_and(|rest| rest.starts_with(slot_prefix))
+}
+
+/// Whether a dot entry of the scandir is a leftover this run removes: a
+/// name `reconcile` itself creates for a slot this run registers
+/// (`registered(slot)`), today the staging name `.<slot>.tmp` (which also
+/// holds a replaced slot until it is removed). The one decision on leftover
+/// names (README, "Markers and leftovers"): any other dot name, such as
+/// `.<slot>.tmp.stale-<n>` or the staging name of a profile that does not
+/// exist, is left alone.
+pub fn is_leftover(entry: &str, slot_prefix: &str, registered: impl Fn(&str) -> bool) -> bool {
+    entry
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .is_some_and(|slot| slot.starts_with(slot_prefix) && registered(slot))
 }
 
 /// True for names that a named profile directory may not use (`default`).
@@ -338,13 +351,21 @@ mod tests {
     }
 
     #[test]
-    fn staging_names_with_suffixes() {
-        assert!(is_staging(".gateway-work.tmp", "gateway-"));
-        assert!(is_staging(".gateway-work.tmp.stale-1764500000", "gateway-"));
-        assert!(is_staging(".gateway-.tmp", "gateway-"));
-        assert!(!is_staging("gateway-work.tmp", "gateway-"));
-        assert!(!is_staging(".gateway-work", "gateway-"));
-        assert!(!is_staging(".other-work.tmp", "gateway-"));
-        assert!(!is_staging(".s6-svscan", "gateway-"));
+    fn leftovers_are_the_staging_names_of_registered_slots_only() {
+        let reg = |s: &str| s == "gateway-work" || s == "gateway-default";
+        let left = |e: &str| is_leftover(e, "gateway-", reg);
+        assert!(left(".gateway-work.tmp"));
+        assert!(left(&staging_name("gateway-default")));
+        assert!(!left(".gateway-work.tmp.stale-1764500000"));
+        assert!(!left(".gateway-x.tmpfoo"));
+        assert!(!left(".gateway-ghost.tmp"));
+        assert!(!left(".gateway-.tmp"));
+        assert!(!left("gateway-work.tmp"));
+        assert!(!left(".gateway-work"));
+        assert!(!left(".other-work.tmp"));
+        assert!(!left(".s6-svscan"));
+        assert!(is_dot_slot_name(".gateway-x.tmpfoo", "gateway-"));
+        assert!(!is_dot_slot_name(".s6-svscan", "gateway-"));
+        assert!(!is_dot_slot_name("gateway-x", "gateway-"));
     }
 }

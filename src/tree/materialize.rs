@@ -28,6 +28,15 @@ pub enum MaterializeError {
     },
     #[error("{path}: {reason}")]
     Unbuildable { path: String, reason: &'static str },
+    #[error(
+        "{path}: links: {links}, but the description gives it {names} (the file and its \
+         hardlink entries); materialize builds only the names described"
+    )]
+    Links {
+        path: String,
+        links: u64,
+        names: String,
+    },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> MaterializeError + 'a {
@@ -52,9 +61,11 @@ pub fn materialize(d: &Description, dir: &Path) -> Result<(), MaterializeError> 
             dir: dir.to_path_buf(),
         });
     }
+    let mut dirs = Held::new(&root);
     for e in &d.entries {
-        create(&root, dir, &e.path, &e.node)?;
+        create(&mut dirs, dir, &e.path, &e.node)?;
     }
+    let mut dirs = Held::new(&root);
     for e in d.entries.iter().rev() {
         let perms = match &e.node {
             Node::Dir { perms, .. }
@@ -74,13 +85,38 @@ pub fn materialize(d: &Description, dir: &Path) -> Result<(), MaterializeError> 
             Node::Hardlink { .. } | Node::CharDevice { .. } | Node::BlockDevice { .. } => continue,
         };
         let symlink = matches!(e.node, Node::Symlink { .. });
-        finish(&root, dir, &e.path, perms, symlink)?;
+        finish(&mut dirs, dir, &e.path, perms, symlink)?;
     }
     Ok(())
 }
 
-/// What cannot be built is refused before anything is created.
+/// What cannot be built is refused before anything is created: besides
+/// what `materialize` never makes, a `links: N` file whose hardlink entries
+/// do not make up N names (a snapshot describes other names outside its
+/// root by the count alone; built, the count would differ).
 fn check_buildable(d: &Description) -> Result<(), MaterializeError> {
+    let mut names: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for e in &d.entries {
+        if let Node::Hardlink { target } = &e.node {
+            *names.entry(target.as_str()).or_insert(1) += 1;
+        }
+    }
+    for e in &d.entries {
+        if let Node::File { links: Some(n), .. } = e.node {
+            let have = names.get(e.path.as_str()).copied().unwrap_or(1);
+            if have != n {
+                return Err(MaterializeError::Links {
+                    path: format!("/{}", e.path),
+                    links: n,
+                    names: if have == 1 {
+                        "1 name".into()
+                    } else {
+                        format!("{have} names")
+                    },
+                });
+            }
+        }
+    }
     for e in &d.entries {
         let reason = match &e.node {
             Node::File {
@@ -101,6 +137,62 @@ fn check_buildable(d: &Description) -> Result<(), MaterializeError> {
     Ok(())
 }
 
+/// The most directories [`Held`] keeps open (far below the usual limit of
+/// 1024 descriptors).
+const HELD_MAX: usize = 256;
+
+/// The directories of the path last worked in, held open from the root
+/// down: the entries come in path order (and in reverse for the second
+/// pass), so an entry's parent is the last one's or one level below, and
+/// a description of thousands of levels opens each directory about once
+/// instead of reopening every parent from the root.
+struct Held<'r> {
+    root: &'r Dir,
+    /// `(relative path, directory)`, each the parent of the next.
+    stack: Vec<(String, Dir)>,
+}
+
+impl<'r> Held<'r> {
+    fn new(root: &'r Dir) -> Self {
+        Held {
+            root,
+            stack: Vec::new(),
+        }
+    }
+
+    /// The parent directory of `rel` opened beneath the root, and the name.
+    fn parent<'a>(&mut self, rel: &'a str) -> std::io::Result<(&Dir, &'a OsStr)> {
+        let Some((p, name)) = rel.rsplit_once('/') else {
+            return Ok((self.root, OsStr::new(rel)));
+        };
+        let within =
+            |top: &str| p == top || p.strip_prefix(top).is_some_and(|r| r.starts_with('/'));
+        while self.stack.last().is_some_and(|(top, _)| !within(top)) {
+            self.stack.pop();
+        }
+        let (mut at, mut rest) = match self.stack.last() {
+            Some((top, _)) => (top.len() + 1, &p[(top.len() + 1).min(p.len())..]),
+            None => (0, p),
+        };
+        while !rest.is_empty() {
+            let (c, more) = rest.split_once('/').unwrap_or((rest, ""));
+            let next = match self.stack.last() {
+                Some((_, d)) => d.open_beneath(Path::new(c))?,
+                None => self.root.open_beneath(Path::new(c))?,
+            };
+            at += c.len();
+            if self.stack.len() == HELD_MAX {
+                self.stack.remove(0);
+            }
+            self.stack.push((p[..at].to_string(), next));
+            at += 1;
+            rest = more;
+        }
+        let dir = self.stack.last().map_or(self.root, |(_, d)| d);
+        Ok((dir, OsStr::new(name)))
+    }
+}
+
 /// The parent directory of `rel` opened beneath the root, and the name.
 fn parent<'a>(root: &Dir, rel: &'a str) -> std::io::Result<(Dir, &'a OsStr)> {
     let (dir, name) = match rel.rsplit_once('/') {
@@ -110,9 +202,15 @@ fn parent<'a>(root: &Dir, rel: &'a str) -> std::io::Result<(Dir, &'a OsStr)> {
     Ok((dir, OsStr::new(name)))
 }
 
-fn create(root: &Dir, base: &Path, rel: &str, node: &Node) -> Result<(), MaterializeError> {
+fn create(
+    dirs: &mut Held<'_>,
+    base: &Path,
+    rel: &str,
+    node: &Node,
+) -> Result<(), MaterializeError> {
     let shown = base.join(rel);
-    let (dir, name) = parent(root, rel).map_err(io("open the parent of", &shown))?;
+    let root = dirs.root;
+    let (dir, name) = dirs.parent(rel).map_err(io("open the parent of", &shown))?;
     let r = match node {
         Node::Dir { .. } => dir.mkdir(name, 0o700).map(drop),
         Node::File {
@@ -134,14 +232,14 @@ fn create(root: &Dir, base: &Path, rel: &str, node: &Node) -> Result<(), Materia
 }
 
 fn finish(
-    root: &Dir,
+    dirs: &mut Held<'_>,
     base: &Path,
     rel: &str,
     p: Perms,
     symlink: bool,
 ) -> Result<(), MaterializeError> {
     let shown = base.join(rel);
-    let (dir, name) = parent(root, rel).map_err(io("open the parent of", &shown))?;
+    let (dir, name) = dirs.parent(rel).map_err(io("open the parent of", &shown))?;
     let meta = dir.stat(name).map_err(io("stat", &shown))?;
     dir.set_owner(name, &meta, p.uid, p.gid)
         .map_err(io("chown", &shown))?;

@@ -7,7 +7,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -287,6 +286,13 @@ impl State {
     }
 
     fn node(&mut self, r: &RawEntry) -> Result<Node, String> {
+        for (key, id) in [("uid", r.uid), ("gid", r.gid)] {
+            if id == Some(u32::MAX) {
+                return Err(format!(
+                    "{key}: 4294967295 is chown's \"no change\", not an id (0..4294967294)"
+                ));
+            }
+        }
         let only = |allowed: &[&str]| r.only(allowed);
         let perms = |default_mode: u32| r.perms(default_mode);
         const PERMS: [&str; 3] = ["mode", "uid", "gid"];
@@ -520,21 +526,13 @@ pub fn read_description(path: &Path) -> Result<Description, ReadError> {
         path: path.to_path_buf(),
         error,
     };
-    let f = std::fs::File::open(path).map_err(|e| fail(crate::fs::os_error(&e)))?;
-    let md = f.metadata().map_err(|e| fail(crate::fs::os_error(&e)))?;
-    if !md.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    if md.len() > DESCRIPTION_LIMIT {
-        return Err(fail(format!(
-            "{} bytes; a description is at most {DESCRIPTION_LIMIT}",
-            md.len()
-        )));
-    }
-    let mut bytes = Vec::new();
-    f.take(DESCRIPTION_LIMIT)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(crate::fs::os_error(&e)))?;
+    // Non-blocking open and fstat before a byte is read: a FIFO or a
+    // device in its place is refused at once, never waited on.
+    use crate::fs::input::{Follow, InputError, read_regular};
+    let bytes = read_regular(path, DESCRIPTION_LIMIT, Follow::Yes).map_err(|e| match e {
+        InputError::TooLarge { limit } => fail(format!("a description is at most {limit} bytes")),
+        e => fail(e.to_string()),
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;

@@ -85,8 +85,9 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
     };
     let profile_files = |d: &mut Describer, dir: &str| {
         follow(d, &join(dir, &p.marker.0));
-        d.entry(&join(dir, &p.state_file.0));
-        d.entry(&join(dir, "state/gateway.lifecycle.json"));
+        // Both are followed when they are symlinks (as the user, inside the root).
+        follow(d, &join(dir, &p.state_file.0));
+        follow(d, &join(dir, "state/gateway.lifecycle.json"));
         for f in &p.stale_runtime_files {
             d.entry(&join(dir, &f.0));
         }

@@ -251,6 +251,12 @@ impl LiveS6 {
     }
 
     /// The temp dir holding the root (and the scanner's log).
+    /// What s6-svscan and the supervisors it started wrote so far (their
+    /// stdout and stderr).
+    pub fn scanner_output(&self) -> String {
+        fs::read_to_string(&self.scanner_log).unwrap_or_default()
+    }
+
     pub fn tmp(&self) -> &Path {
         self.tmp.path()
     }

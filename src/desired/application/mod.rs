@@ -6,6 +6,7 @@
 //! decides from them (`plan::application`, `plan::multiplex`).
 
 pub mod command;
+pub mod yaml;
 
 /// The application's configuration files in the profiles home, in the order
 /// they are layered (a later one wins).

@@ -236,8 +236,20 @@ fn scalar(s: &str) -> String {
     if plain { s.to_string() } else { quoted(s) }
 }
 
+/// A double-quoted scalar (JSON's escapes are YAML's); the characters the
+/// human report escapes ([`crate::report::render::hidden`]: DEL, C1, bidi and
+/// invisible format characters) too, which JSON leaves as they are.
 fn quoted(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
+    let json = serde_json::to_string(s).expect("a string serializes");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match u32::from(c) {
+            _ if !crate::report::render::hidden(c) => out.push(c),
+            n if n <= 0xffff => out.push_str(&format!("\\u{n:04x}")),
+            n => out.push_str(&format!("\\U{n:08x}")),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -260,6 +272,7 @@ mod tests {
             ("a: b", "\"a: b\""),
             ("", "\"\""),
             (".hidden", "\".hidden\""),
+            ("a\u{202e}b\u{7f}", "\"a\\u202eb\\u007f\""),
         ] {
             assert_eq!(scalar(s), want, "{s:?}");
         }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::fs::{SYSTEM_DIRS, is_system_dir};
-use globset::{Glob, GlobMatcher};
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use serde::de::{self, Visitor};
 
@@ -160,15 +160,34 @@ pub fn de_group<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Princip
 #[derive(Clone, Debug)]
 pub struct NameGlob {
     pub text: String,
-    matcher: GlobMatcher,
+    matcher: GlobSet,
+}
+
+/// The longest glob accepted: a service name is at most 255 bytes, and the
+/// matcher a glob compiles to grows with its length.
+pub const GLOB_MAX: usize = 1024;
+
+/// Why a glob is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GlobError {
+    #[error("is {0} bytes long; a glob is at most {GLOB_MAX}")]
+    TooLong(usize),
+    #[error("{0}")]
+    Syntax(#[from] globset::Error),
 }
 
 impl NameGlob {
-    pub fn new(text: &str) -> Result<Self, globset::Error> {
-        let glob = Glob::new(text)?;
+    /// Parse and compile `text`. Compiled as a one-glob set: its build
+    /// returns the regex engine's refusal (a size limit) as an error, where
+    /// a single glob's matcher would panic on it.
+    pub fn new(text: &str) -> Result<Self, GlobError> {
+        if text.len() > GLOB_MAX {
+            return Err(GlobError::TooLong(text.len()));
+        }
+        let matcher = GlobSetBuilder::new().add(Glob::new(text)?).build()?;
         Ok(NameGlob {
             text: text.to_string(),
-            matcher: glob.compile_matcher(),
+            matcher,
         })
     }
 
@@ -180,7 +199,10 @@ impl NameGlob {
 impl<'de> Deserialize<'de> for NameGlob {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, "a glob", |s| {
-            NameGlob::new(s).map_err(|e| format!("bad glob {s:?}: {e}"))
+            NameGlob::new(s).map_err(|e| match e {
+                GlobError::TooLong(_) => format!("bad glob: {e}"),
+                GlobError::Syntax(_) => format!("bad glob {s:?}: {e}"),
+            })
         })
     }
 }
