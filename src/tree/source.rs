@@ -19,7 +19,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{Content, Description, Node};
-use crate::fs::{BaseError, DirEntry, Kind, Meta, Os, writable_by};
+use crate::fs::{BaseError, DirEntry, Kind, Meta, Os, Refusal, writable_by};
 use crate::observe::{OpenBase, Source};
 
 /// One entry in memory.
@@ -357,10 +357,10 @@ impl Source for TreeSource {
         match m.kind {
             Kind::Dir => Ok((TreeDir(i), m)),
             // What fs::Dir::open_dir says for a symlink.
-            Kind::Symlink => Err(io::Error::other(format!(
-                "{} is a symlink; refusing to follow it",
-                Path::new(name).display()
-            ))),
+            Kind::Symlink => Err(Refusal::Symlink {
+                name: Path::new(name).display().to_string(),
+            }
+            .into()),
             _ => Err(errno(Os::NotADir)),
         }
     }
