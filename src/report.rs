@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+pub mod config;
+mod json;
 pub mod render;
 
 use crate::plan::SlotReport;

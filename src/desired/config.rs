@@ -9,7 +9,6 @@
 mod bases;
 pub mod env;
 pub mod file;
-pub mod print;
 mod source;
 mod values;
 mod words;

@@ -534,6 +534,15 @@ fn lines(t: &str) -> String {
     }
 }
 
+/// The unified diffs of the files a slot change creates or rewrites.
+pub fn change_diffs(c: &crate::plan::Change, why: &Why) -> String {
+    match &c.op {
+        crate::plan::Op::Publish(b) => diffs(&c.path, &b.entries(), None),
+        crate::plan::Op::Replace(b) => diffs(&c.path, &b.entries(), Some(&why.files)),
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,107 +39,16 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 
-use serde_json::{Value, json};
-
 use crate::desired::application::command::MIGRATED_FROM;
 use crate::desired::model::{Mode, Phase};
-use crate::plan::SlotReport;
-use crate::plan::slot_diff::{self, Why};
-use crate::plan::steps::EffectReport;
-use crate::plan::steps::When;
-use crate::plan::{Change, Op};
+use crate::plan::Op;
+use crate::plan::slot_diff;
 pub use crate::report::Report;
 
-/// A slot's entry; `folded` only on the default slot that named
-/// profiles' intent was folded into (README, "Multiplexed profiles").
-pub fn slot_json(s: &SlotReport) -> Value {
-    let mut v = json!({
-        "profile": s.profile,
-        "slot": s.slot,
-        "prior_state": s.prior_state,
-        "action": s.action.as_str(),
-        "reason": s.reason,
-    });
-    if !s.folded.is_empty() {
-        v["folded"] = json!(s.folded);
-    }
-    v
-}
-
-/// One change as JSON objects: one per printed part (a permissions change
-/// of owner and mode is a `chown` and a `chmod` object, as the calls go).
-/// A slot change carries its `reason`, and with `diff` its file diffs.
-pub fn change_json(c: &Change, diff: bool) -> impl Iterator<Item = Value> + '_ {
-    c.op.parts().map(move |(verb, from_to)| {
-        let mut m = serde_json::Map::new();
-        m.insert("phase".into(), json!(c.phase.as_str()));
-        m.insert("op".into(), json!(verb));
-        m.insert("path".into(), json!(c.path.display().to_string()));
-        if let Some((from, to)) = from_to {
-            m.insert("from".into(), json!(from.to_string()));
-            m.insert("to".into(), json!(to.to_string()));
-        }
-        if let Op::SeedState { .. } = c.op {
-            m.insert("state".into(), json!("running"));
-            m.insert("migrated_from".into(), json!(MIGRATED_FROM));
-        }
-        if c.when != When::Always {
-            m.insert("when".into(), json!(c.when.as_str()));
-        }
-        if let Some(why) = &c.why {
-            m.insert("reason".into(), json!(why.reason));
-            if diff {
-                m.insert("diff".into(), json!(file_diffs(c, why)));
-            }
-        }
-        Value::Object(m)
-    })
-}
-
-/// A run effect as JSON: `rescan` with the bytes it writes (`write`), or
-/// `append` with the number of boot log lines.
-pub fn effect_json(e: &EffectReport) -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("op".into(), json!(e.op));
-    m.insert("path".into(), json!(e.path.display().to_string()));
-    if let Some(w) = e.write {
-        m.insert("write".into(), json!(w));
-    }
-    if let Some(n) = e.lines {
-        m.insert("lines".into(), json!(n));
-    }
-    Value::Object(m)
-}
-
-/// The unified diffs of the files a slot change creates or rewrites.
-fn file_diffs(c: &Change, why: &Why) -> String {
-    match &c.op {
-        Op::Publish(b) => slot_diff::diffs(&c.path, &b.entries(), None),
-        Op::Replace(b) => slot_diff::diffs(&c.path, &b.entries(), Some(&why.files)),
-        _ => String::new(),
-    }
-}
-
+/// The JSON report (see the module documentation for its envelope).
 pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Result<()> {
-    let v = json!({
-        "format": "s6-reconcile",
-        "version": 1,
-        "mode": mode.as_str(),
-        "changes": r.changes.iter().flat_map(|c| change_json(c, style.diff)).collect::<Vec<_>>(),
-        "effects": r.effects.iter().map(effect_json).collect::<Vec<_>>(),
-        "slots": r.slots.iter().map(slot_json).collect::<Vec<_>>(),
-        "skipped": r.skipped.iter().map(|s| json!({
-            "path": s.path.display().to_string(),
-            "reason": s.reason,
-        })).collect::<Vec<_>>(),
-        "warnings": r.warnings,
-        "errors": r.errors.iter().map(|e| json!({
-            "op": e.op,
-            "path": e.path.display().to_string(),
-            "error": e.error.to_string(),
-        })).collect::<Vec<_>>(),
-    });
-    serde_json::to_writer_pretty(&mut *out, &v)?;
+    let envelope = super::json::Envelope::new(mode, r, style.diff);
+    serde_json::to_writer_pretty(&mut *out, &envelope)?;
     writeln!(out)
 }
 
@@ -362,7 +271,7 @@ fn changes(mode: Mode, r: &Report, style: Style, buf: &mut String) {
             push_escaped(buf, &why.reason);
             buf.push_str(")\n");
             if style.diff {
-                diff_lines(&file_diffs(c, why), style, buf);
+                diff_lines(&slot_diff::change_diffs(c, why), style, buf);
             }
             continue;
         }

@@ -9,7 +9,6 @@ use crate::apply::bootlog;
 use crate::apply::lock::LockError;
 use crate::cli::{Format, Settings};
 use crate::desired::accounts::{self, AccountError};
-use crate::desired::config::print;
 use crate::desired::config::{Config, ConfigError};
 use crate::desired::model::Desired;
 use crate::desired::model::{Mode, Phase};
@@ -18,6 +17,7 @@ use crate::observe::{self, Disk, Observed, Request};
 use crate::plan;
 use crate::plan::steps::EffectReport;
 use crate::report::Report;
+use crate::report::config as print_config;
 use crate::report::render;
 use crate::s6::findings::Failure;
 
@@ -179,7 +179,7 @@ pub fn run(
         config.policy
     );
     if settings.print_config {
-        let text = print::render(&config, &account, env);
+        let text = print_config::render(&config, &account, env);
         return Ok(Ran {
             code: EXIT_OK,
             output: out.write_all(text.as_bytes()),
