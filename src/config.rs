@@ -6,6 +6,7 @@
 //! (cont-init runs with-contenv) are applied after parsing, by
 //! [`Config::apply_env`].
 
+pub mod aliases;
 mod bases;
 mod source;
 mod values;
@@ -319,6 +320,10 @@ impl Config {
                 ),
             ));
         }
+        if let Err(e @ aliases::AliasWork::TooMuch { at, .. }) = aliases::check(text) {
+            let (line, column) = at.unwrap_or((1, 1));
+            return Err(parse_error(line, column, "(file)", e.to_string()));
+        }
         let de = serde_yaml::Deserializer::from_str(text);
         let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
@@ -459,6 +464,9 @@ pub fn app_yaml_value(bytes: &[u8]) -> Result<serde_json::Value, String> {
             "nested deeper than {} levels at line {line} column {column}",
             words::NESTING_MAX
         ));
+    }
+    if let Err(e @ aliases::AliasWork::TooMuch { .. }) = aliases::check(text) {
+        return Err(e.to_string());
     }
     let v: serde_yaml::Value =
         serde_yaml::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;

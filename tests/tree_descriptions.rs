@@ -119,6 +119,51 @@ fn bad_descriptions_exit_100_naming_file_line_and_column() {
     );
 }
 
+#[test]
+fn a_description_whose_aliases_replay_gigabytes_is_refused_at_once() {
+    let keys: Vec<String> = (0..1000).map(|i| format!("k{i}: {i}")).collect();
+    let bombs = [
+        format!(
+            "a: &a {{{}}}\nx: [{}]\n",
+            keys.join(", "),
+            vec!["*a"; 100_000].join(", ")
+        ),
+        format!(
+            "m: &s \"{}\"\nx: [{}]\n",
+            "A".repeat(600_000),
+            vec!["*s"; 100_000].join(", ")
+        ),
+    ];
+    let tmp = tree::temp_root("tree-bomb-");
+    for (i, bomb) in bombs.iter().enumerate() {
+        let file = tmp.path().join(format!("bomb{i}.yaml"));
+        let text = format!("format: s6-reconcile-tree\nversion: 1\n{bomb}entries: []\n");
+        fs::write(&file, &text).unwrap();
+        // Under 1 GiB of address space: a regression fails as an
+        // allocation failure instead of taking the machine's memory.
+        let mut cmd = std::process::Command::new("prlimit");
+        cmd.arg("--as=1073741824")
+            .arg(env!("CARGO_BIN_EXE_reconcile"))
+            .args(["--plan", "--tree"])
+            .arg(&file)
+            .env_clear();
+        let out = run(cmd);
+        assert_eq!(out.code, Some(100), "{}", out.show());
+        let want = format!(
+            ": its aliases replay more than {} nodes and scalar bytes (4 per byte of the \
+             file, at least 65536); each alias replays in full the node it names\n",
+            4 * text.len()
+        );
+        assert!(
+            out.stderr
+                .starts_with(&format!("reconcile: fatal: {}:3:", file.display()))
+                && out.stderr.ends_with(&want),
+            "{}",
+            out.show()
+        );
+    }
+}
+
 const EVERY_TYPE: &str = r#"
 - {path: etc, type: dir}
 - {path: etc/shadow, type: file, mode: "0600", links: 2, content: "root:*:19000::::::\n"}
