@@ -318,6 +318,63 @@ fn snapshot_is_deterministic_and_the_same_for_any_user_who_can_read_the_tree() {
     );
 }
 
+/// The user's links into root-only files and across the volume, planted in
+/// [`READABLE`]: bob's marker names alice's by its container path.
+const LINKS: &str = r##"
+- {path: etc/secretdir, type: dir, mode: "0700"}
+- {path: etc/secretdir/key, type: file, mode: "0600", content: "TOPSECRET-KEY"}
+- {path: etc/shadow-like, type: file, mode: "0640", gid: 42, content: "root:SHADOW-HASH:19000"}
+- {path: opt/data/gateway.json, type: symlink, uid: 10000, gid: 10000, target: /etc/shadow-like}
+- {path: opt/data/profiles, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/alice, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/alice/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# alice"}
+- {path: opt/data/profiles/bob, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/bob/SOUL.md, type: symlink, uid: 10000, gid: 10000, target: /opt/data/profiles/alice/SOUL.md}
+- {path: opt/data/profiles/carol, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/carol/SOUL.md, type: symlink, uid: 10000, gid: 10000, target: ../../../../etc/secretdir/key}
+"##;
+
+#[test]
+fn snapshot_follows_the_users_links_as_the_user_inside_the_root_and_plans_like_the_disk() {
+    need_root();
+    let tmp = tree::temp_root("tree-links-");
+    let root = tmp.path().join("root");
+    tree::materialise_yaml(&root, &format!("{READABLE}{LINKS}")).expect("materialise");
+    let snap = reconcile(&[&"snapshot", &"--root", &root]);
+    assert_eq!(snap.code, Some(0), "{}", snap.show());
+    for secret in ["TOPSECRET", "SHADOW-HASH"] {
+        assert!(!snap.stdout.contains(secret), "{secret}:\n{}", snap.stdout);
+    }
+    // Where the user cannot look, nothing; what the user cannot read, by
+    // owner and mode only.
+    assert!(
+        snap.stdout.contains(
+            "- {path: \"etc/shadow-like\", type: file, mode: \"0640\", uid: 0, gid: 42, content: \"\"}\n"
+        ),
+        "{}",
+        snap.stdout
+    );
+    assert!(
+        !snap.stdout.contains("path: \"etc/secretdir/key\""),
+        "{}",
+        snap.stdout
+    );
+    let desc = save(tmp.path(), "links.yaml", &snap.stdout);
+    for format in ["human", "json"] {
+        let disk = reconcile(&[&"--plan", &"--root", &root, &"--format", &format]);
+        assert_eq!(disk.code, Some(0), "{}", disk.show());
+        // bob's marker resolves inside the root, to alice's.
+        assert!(disk.stdout.contains("gateway-bob"), "{}", disk.stdout);
+        assert!(!disk.stdout.contains("gateway-carol"), "{}", disk.stdout);
+        let tree = reconcile(&[&"--plan", &"--tree", &desc, &"--format", &format]);
+        assert_eq!(tree.code, Some(0), "{}", tree.show());
+        assert_eq!(
+            tree.stdout, disk.stdout,
+            "--plan --tree vs --plan --root ({format})"
+        );
+    }
+}
+
 /// Give the live root a volume: the default profile (stopped) and alice
 /// (running), owned by the user, as a persistent volume is.
 fn add_volume(root: &Path) {

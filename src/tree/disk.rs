@@ -36,6 +36,8 @@ pub struct Describer {
     root: PathBuf,
     found: BTreeMap<Vec<String>, Found>,
     pub errors: Vec<DescribeError>,
+    /// Set while describing with the user's effective ids ([`Describer::entry_as`]).
+    acting: bool,
 }
 
 impl Describer {
@@ -44,6 +46,7 @@ impl Describer {
             root: root.to_path_buf(),
             found: BTreeMap::new(),
             errors: Vec::new(),
+            acting: false,
         }
     }
 
@@ -83,6 +86,10 @@ impl Describer {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                     return None;
                 }
+                // Acting as the user: where the user cannot look.
+                Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return None;
+                }
                 Err(e) => {
                     self.error("stat", &prefix, e);
                     return None;
@@ -98,6 +105,26 @@ impl Describer {
             }
         }
         last.filter(|_| prefix.len() == rel.len())
+    }
+
+    /// Run `f` with the effective ids `user` (when running as root), as the
+    /// observation reads the volume: what the user cannot reach is not
+    /// described, and a file the user cannot read is described by owner and
+    /// mode with no content, so that a link the user planted never copies a
+    /// root-only file into a description.
+    pub fn as_user(&mut self, user: (u32, u32), f: impl FnOnce(&mut Self)) {
+        if crate::fs::euid() != 0 {
+            return f(self);
+        }
+        self.acting = true;
+        let r = crate::fs::with_effective_ids(user.0, user.1, || {
+            f(self);
+            Ok(())
+        });
+        self.acting = false;
+        if let Err(e) = r {
+            self.error("act as the user for", "", e);
+        }
     }
 
     /// Describe `rel`, the directories above it and, when it is a
@@ -213,6 +240,9 @@ impl Describer {
         let mut f = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Some(Content::Bytes(Vec::new()));
+            }
             Err(e) => {
                 self.error("read", rel, e);
                 return None;
