@@ -79,6 +79,13 @@ impl Dir {
         }
     }
 
+    /// Open a child for reading (never through a symlink, never blocking)
+    /// and say what the opened file is, for a reader that streams it.
+    pub fn open_child(&self, name: &OsStr) -> io::Result<(Meta, std::fs::File)> {
+        let fd = self.open_read(name)?;
+        Ok((fd_meta(&fd)?, std::fs::File::from(fd)))
+    }
+
     /// `stat` of a child, following a symlink at its name: same rule as
     /// [`Dir::read_file_meta_following`].
     pub fn stat_following(&self, root: &Dir, name: &OsStr) -> io::Result<Meta> {

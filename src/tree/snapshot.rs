@@ -26,13 +26,15 @@ pub struct ConfigFile {
     pub perms: Perms,
 }
 
-/// Describe what reconcile observes under `root` for `phases` with `cfg`.
+/// Describe what reconcile observes under `root` for `phases` with `cfg`;
+/// with it, what to say about each tree described only up to the walk's
+/// bound.
 pub fn snapshot(
     root: &Path,
     cfg: &Config,
     given_config: Option<ConfigFile>,
     phases: &[Phase],
-) -> Result<Description, Vec<DescribeError>> {
+) -> Result<(Description, Vec<String>), Vec<DescribeError>> {
     let mut d = Describer::new(root);
     for f in ["etc/passwd", "etc/group"] {
         d.entry(f);
@@ -79,7 +81,8 @@ pub fn snapshot(
         container_command(&mut d, cfg);
     }
     if d.errors.is_empty() {
-        Ok(d.finish())
+        let cut = std::mem::take(&mut d.cut);
+        Ok((d.finish(), cut))
     } else {
         Err(d.errors)
     }
@@ -207,8 +210,30 @@ fn container_command(d: &mut Describer, cfg: &Config) {
         },
         mount: false,
     };
+    // Of its status, only the line the choice reads (who it runs as).
+    let status = root
+        .open_beneath(Path::new(&format!("proc/{pid}")))
+        .and_then(|p| p.read_file_meta(std::ffi::OsStr::new("status"), 1 << 16));
+    let uid_line = match &status {
+        Ok((_, Some(s))) => crate::app::read::status_uid_line(s).map(<[u8]>::to_vec),
+        _ => None,
+    };
     d.insert("proc", dir(0o555));
     d.insert(&format!("proc/{pid}"), dir(0o555));
+    if let Some(line) = uid_line {
+        d.insert(
+            &format!("proc/{pid}/status"),
+            Node::File {
+                perms: Perms {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o444,
+                },
+                content: super::disk::content_of(&line),
+                links: None,
+            },
+        );
+    }
     d.insert(
         &format!("proc/{pid}/cmdline"),
         Node::File {
