@@ -139,13 +139,21 @@ mod tests {
     }
 
     #[test]
-    fn wrapper_is_found_anywhere_in_an_argument() {
+    fn wrapper_is_found_by_its_exact_name_only() {
         assert!(holds_wrapper(
             &argv("/init /opt/hermes/docker/main-wrapper.sh gateway run"),
             "main-wrapper.sh"
         ));
-        assert!(holds_wrapper(
+        assert!(!holds_wrapper(
             &argv("sh -c main-wrapper.sh.bak"),
+            "main-wrapper.sh"
+        ));
+        assert!(!holds_wrapper(
+            &["sh".into(), "-c".into(), "main-wrapper.sh dashboard".into()],
+            "main-wrapper.sh"
+        ));
+        assert!(!holds_wrapper(
+            &argv("/x/not-main-wrapper.sh dashboard"),
             "main-wrapper.sh"
         ));
         assert!(!holds_wrapper(

@@ -26,7 +26,7 @@ use std::io;
 
 use nix::errno::Errno;
 
-pub use base::{Base, BaseError, resolve_base, writable_by};
+pub use base::{Base, BaseError, controlled_by, may_write, resolve_base};
 pub use creds::{
     act_as, acting_as, clear_umask, egid, euid, private_fd_table, uid, with_effective_ids,
 };
