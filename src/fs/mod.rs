@@ -26,8 +26,10 @@ use std::io;
 
 use nix::errno::Errno;
 
-pub use base::{Base, BaseError, resolve_base, writable_by};
-pub use creds::{act_as, acting_as, clear_umask, egid, euid, private_fd_table, with_effective_ids};
+pub use base::{Base, BaseError, controlled_by, may_write, resolve_base};
+pub use creds::{
+    act_as, acting_as, clear_umask, egid, euid, private_fd_table, uid, with_effective_ids,
+};
 pub use dir::{Dir, DirEntry};
 pub use error::{Refusal, refusal};
 pub use meta::{Kind, Meta};

@@ -31,6 +31,7 @@ mod walk;
 pub use profiles::{LIFECYCLE_FILE, ProfileObs, ProfileSource, ProfilesObs, StateObs};
 pub use servicedirs::{ScandirObs, ServiceObs, SlotObs, StaticObs};
 pub use source::{Disk, MAX_OPEN_DIRS, OpenBase, Source};
+pub use walk::{RESERVE_PATH_BYTES, TOTAL_PATH_BYTES, TREE_PATH_BYTES};
 
 /// Largest slot file compared by content.
 pub const SLOT_FILE_LIMIT: u64 = 1 << 20;
