@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::roots::{BASE, CRON, SVSCAN_LOCK};
-use common::run::{Run, reconcile, reconcile_env};
+use common::run::{Run, reconcile, reconcile_env, reconcile_limited};
 use common::tree::{self, owner_mode};
 
 /// A second static service besides [`CRON`], linked into the scandir.
@@ -706,6 +706,79 @@ fn invalid_yaml_is_refused_with_file_line_and_column() {
             && err.contains("found a tab character that violates indentation"),
         "{err}"
     );
+}
+
+/// The two alias bombs: a 1,000-key mapping replayed by 100,000 aliases
+/// (300 KB standing for 100 million nodes), and a 600 KB string replayed
+/// by 100,000 aliases (60 GB).
+fn alias_bombs() -> [String; 2] {
+    let keys: Vec<String> = (0..1000).map(|i| format!("k{i}: {i}")).collect();
+    let mapping = format!(
+        "a: &a {{{}}}\nx: [{}]\n",
+        keys.join(", "),
+        vec!["*a"; 100_000].join(", ")
+    );
+    let string = format!(
+        "m: &s \"{}\"\nx: [{}]\n",
+        "A".repeat(600_000),
+        vec!["*s"; 100_000].join(", ")
+    );
+    [mapping, string]
+}
+
+/// Under 1 GiB of address space, so that a regression fails as an
+/// allocation failure instead of taking the machine's memory.
+const ONE_GIB: &str = "ulimit -v 1048576";
+
+#[test]
+fn a_configuration_whose_aliases_replay_gigabytes_is_refused_at_once() {
+    for bomb in alias_bombs() {
+        let dir = root_with(&config("user: hermes\n"));
+        let root = dir.path();
+        fs::write(root.join("etc/s6-reconcile/config.yaml"), &bomb).unwrap();
+        let run = reconcile_limited(root, ONE_GIB, &["--plan"]);
+        run.assert_exit(100);
+        let budget = 4 * bomb.len();
+        // Located in the anchored node (line 1) that was being replayed.
+        let (at, message) = run
+            .stderr
+            .split_once(": (file): ")
+            .unwrap_or_else(|| panic!("{}", run.show()));
+        assert!(
+            at.starts_with("reconcile: fatal: /etc/s6-reconcile/config.yaml:1:"),
+            "{}",
+            run.show()
+        );
+        assert_eq!(
+            message,
+            format!(
+                "its aliases replay more than {budget} nodes and scalar bytes (4 per byte of \
+                 the file, at least 65536); each alias replays in full the node it names\n"
+            )
+        );
+    }
+}
+
+#[test]
+fn an_application_config_yaml_alias_bomb_costs_nothing_and_the_boot_goes_on() {
+    for bomb in alias_bombs() {
+        let dir = root_with(&profile("alice", None));
+        let root = dir.path();
+        let yaml = root.join("opt/data/config.yaml");
+        fs::write(&yaml, &bomb).unwrap();
+        std::os::unix::fs::chown(&yaml, Some(10000), Some(10000)).unwrap();
+        let run = reconcile_limited(root, ONE_GIB, &[]);
+        run.assert_ok();
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l
+                    .starts_with("warning: /opt/data/config.yaml: its aliases replay more than")),
+            "{}",
+            run.show()
+        );
+        assert_slot(root, "alice", false);
+    }
 }
 
 #[test]

@@ -271,3 +271,79 @@ fn the_user_cannot_stop_a_running_apply() {
         0o755
     );
 }
+
+// ---------------------------------------------------------------------------
+// A process of the user's never poses as the container's command
+
+/// Kills the impostor's process group (bash and its sleep) and reaps it
+/// when the test ends, whatever happens.
+struct Impostor(std::process::Child);
+
+impl Drop for Impostor {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// Unmounts the root's procfs when the test ends.
+struct ProcMount(std::path::PathBuf);
+
+impl Drop for ProcMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_uid_10000_process_naming_the_wrapper_is_not_the_container_command() {
+    use std::os::unix::process::CommandExt;
+    let dir = root_with(
+        "- {path: opt/data/profiles/alice, type: dir, uid: 10000, gid: 10000}\n\
+         - {path: opt/data/profiles/alice/SOUL.md, type: file, uid: 10000, gid: 10000}\n",
+    );
+    let root = dir.path();
+    let proc_dir = root.join("proc");
+    std::fs::create_dir(&proc_dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "proc", "proc"])
+        .arg(&proc_dir)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t proc");
+    let _mount = ProcMount(proc_dir.clone());
+    // The exact name as an argument, and the name inside one argument:
+    // `; :` keeps bash from exec'ing sleep, so its argv stays.
+    let mut impostors = Vec::new();
+    for args in [
+        &["-c", "sleep 600; :", "/x/main-wrapper.sh", "dashboard"][..],
+        &["-c", "sleep 600; :", "main-wrapper.sh dashboard"],
+    ] {
+        let child = std::process::Command::new("bash")
+            .args(args)
+            .uid(10000)
+            .gid(10000)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let cmdline = proc_dir.join(child.id().to_string()).join("cmdline");
+        impostors.push(Impostor(child));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read(&cmdline).is_ok_and(|c| c.ends_with(b"dashboard\0")) {
+            assert!(Instant::now() < deadline, "the impostor never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let out = run(root, &["--plan"]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(
+        !out.stdout.contains("dashboard"),
+        "an impostor made this a dashboard container:\n{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("gateway-alice"), "{}", out.stdout);
+}

@@ -236,6 +236,52 @@ fn planted_trees_of_any_depth_cost_bounded_memory_and_never_fail_the_boot() {
 }
 
 #[test]
+fn snapshot_describes_a_20000_level_slot_up_to_the_bound_and_says_it_is_cut() {
+    let tmp = applied_root();
+    let root = tmp.path();
+    let slot = root.join("run/service/gateway-good");
+    deep_chain_of(&slot, "a", 20_000, Some((10000, 10000)));
+    let _planted = Chain(&slot, "a");
+    // Under 1 GiB of address space, as the boot's own test of this tree.
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg("--as=1073741824")
+        .arg(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["snapshot", "--root"])
+        .arg(root)
+        .env_clear();
+    let snap = common::run::run(cmd);
+    snap.assert_exit(0);
+    assert_eq!(
+        snap.stderr,
+        "reconcile: warning: /run/service/gateway-good: too deep or too large to describe in \
+         full (over 12 MiB of path names below it, or 24 MiB in all); described up to that \
+         bound\n"
+    );
+    // The chain is described down to thousands of levels, and the slot's
+    // own files next to it.
+    let deep = format!("run/service/gateway-good/{}", vec!["a"; 3000].join("/"));
+    assert!(
+        snap.stdout
+            .contains(&format!("{{path: \"{deep}\", type: dir"))
+    );
+    assert!(
+        snap.stdout
+            .contains("{path: \"run/service/gateway-good/run\", type: file")
+    );
+    let desc = tmp.path().join("snapshot.yaml");
+    fs::write(&desc, &snap.stdout).unwrap();
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg("--as=1073741824")
+        .arg(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["--plan", "--tree"])
+        .arg(&desc)
+        .env_clear();
+    let plan = common::run::run(cmd);
+    plan.assert_exit(0);
+    plan.assert_line("  replace /run/service/gateway-good  (extra a)");
+}
+
+#[test]
 fn a_slot_file_hard_linked_to_a_root_only_file_is_never_read() {
     let tmp = applied_root();
     let root = tmp.path();

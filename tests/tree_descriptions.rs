@@ -119,6 +119,51 @@ fn bad_descriptions_exit_100_naming_file_line_and_column() {
     );
 }
 
+#[test]
+fn a_description_whose_aliases_replay_gigabytes_is_refused_at_once() {
+    let keys: Vec<String> = (0..1000).map(|i| format!("k{i}: {i}")).collect();
+    let bombs = [
+        format!(
+            "a: &a {{{}}}\nx: [{}]\n",
+            keys.join(", "),
+            vec!["*a"; 100_000].join(", ")
+        ),
+        format!(
+            "m: &s \"{}\"\nx: [{}]\n",
+            "A".repeat(600_000),
+            vec!["*s"; 100_000].join(", ")
+        ),
+    ];
+    let tmp = tree::temp_root("tree-bomb-");
+    for (i, bomb) in bombs.iter().enumerate() {
+        let file = tmp.path().join(format!("bomb{i}.yaml"));
+        let text = format!("format: s6-reconcile-tree\nversion: 1\n{bomb}entries: []\n");
+        fs::write(&file, &text).unwrap();
+        // Under 1 GiB of address space: a regression fails as an
+        // allocation failure instead of taking the machine's memory.
+        let mut cmd = std::process::Command::new("prlimit");
+        cmd.arg("--as=1073741824")
+            .arg(env!("CARGO_BIN_EXE_reconcile"))
+            .args(["--plan", "--tree"])
+            .arg(&file)
+            .env_clear();
+        let out = run(cmd);
+        assert_eq!(out.code, Some(100), "{}", out.show());
+        let want = format!(
+            ": its aliases replay more than {} nodes and scalar bytes (4 per byte of the \
+             file, at least 65536); each alias replays in full the node it names\n",
+            4 * text.len()
+        );
+        assert!(
+            out.stderr
+                .starts_with(&format!("reconcile: fatal: {}:3:", file.display()))
+                && out.stderr.ends_with(&want),
+            "{}",
+            out.show()
+        );
+    }
+}
+
 const EVERY_TYPE: &str = r#"
 - {path: etc, type: dir}
 - {path: etc/shadow, type: file, mode: "0600", links: 2, content: "root:*:19000::::::\n"}
@@ -271,6 +316,63 @@ fn snapshot_is_deterministic_and_the_same_for_any_user_who_can_read_the_tree() {
             .contains("/run/s6-rc/servicedirs/web/supervise: Permission denied"),
         "{denied}"
     );
+}
+
+/// The user's links into root-only files and across the volume, planted in
+/// [`READABLE`]: bob's marker names alice's by its container path.
+const LINKS: &str = r##"
+- {path: etc/secretdir, type: dir, mode: "0700"}
+- {path: etc/secretdir/key, type: file, mode: "0600", content: "TOPSECRET-KEY"}
+- {path: etc/shadow-like, type: file, mode: "0640", gid: 42, content: "root:SHADOW-HASH:19000"}
+- {path: opt/data/gateway.json, type: symlink, uid: 10000, gid: 10000, target: /etc/shadow-like}
+- {path: opt/data/profiles, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/alice, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/alice/SOUL.md, type: file, uid: 10000, gid: 10000, content: "# alice"}
+- {path: opt/data/profiles/bob, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/bob/SOUL.md, type: symlink, uid: 10000, gid: 10000, target: /opt/data/profiles/alice/SOUL.md}
+- {path: opt/data/profiles/carol, type: dir, uid: 10000, gid: 10000}
+- {path: opt/data/profiles/carol/SOUL.md, type: symlink, uid: 10000, gid: 10000, target: ../../../../etc/secretdir/key}
+"##;
+
+#[test]
+fn snapshot_follows_the_users_links_as_the_user_inside_the_root_and_plans_like_the_disk() {
+    need_root();
+    let tmp = tree::temp_root("tree-links-");
+    let root = tmp.path().join("root");
+    tree::materialise_yaml(&root, &format!("{READABLE}{LINKS}")).expect("materialise");
+    let snap = reconcile(&[&"snapshot", &"--root", &root]);
+    assert_eq!(snap.code, Some(0), "{}", snap.show());
+    for secret in ["TOPSECRET", "SHADOW-HASH"] {
+        assert!(!snap.stdout.contains(secret), "{secret}:\n{}", snap.stdout);
+    }
+    // Where the user cannot look, nothing; what the user cannot read, by
+    // owner and mode only.
+    assert!(
+        snap.stdout.contains(
+            "- {path: \"etc/shadow-like\", type: file, mode: \"0640\", uid: 0, gid: 42, content: \"\"}\n"
+        ),
+        "{}",
+        snap.stdout
+    );
+    assert!(
+        !snap.stdout.contains("path: \"etc/secretdir/key\""),
+        "{}",
+        snap.stdout
+    );
+    let desc = save(tmp.path(), "links.yaml", &snap.stdout);
+    for format in ["human", "json"] {
+        let disk = reconcile(&[&"--plan", &"--root", &root, &"--format", &format]);
+        assert_eq!(disk.code, Some(0), "{}", disk.show());
+        // bob's marker resolves inside the root, to alice's.
+        assert!(disk.stdout.contains("gateway-bob"), "{}", disk.stdout);
+        assert!(!disk.stdout.contains("gateway-carol"), "{}", disk.stdout);
+        let tree = reconcile(&[&"--plan", &"--tree", &desc, &"--format", &format]);
+        assert_eq!(tree.code, Some(0), "{}", tree.show());
+        assert_eq!(
+            tree.stdout, disk.stdout,
+            "--plan --tree vs --plan --root ({format})"
+        );
+    }
 }
 
 /// Give the live root a volume: the default profile (stopped) and alice

@@ -87,7 +87,7 @@ pub fn acquire(
     let as_root = fs::euid() == 0;
     if as_root {
         let m = dir.meta().map_err(io)?;
-        if fs::writable_by(&m, user) {
+        if fs::controlled_by(&m, user) {
             return Err(LockError::UntrustedDir {
                 path,
                 dir: shown_dir,

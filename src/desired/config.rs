@@ -6,6 +6,7 @@
 //! (cont-init runs with-contenv) are applied after parsing, by
 //! [`Config::apply_env`].
 
+pub mod aliases;
 mod bases;
 pub mod env;
 pub mod file;
@@ -318,6 +319,10 @@ impl Config {
                     words::NESTING_MAX
                 ),
             ));
+        }
+        if let Err(e @ aliases::AliasWork::TooMuch { at, .. }) = aliases::check(text) {
+            let (line, column) = at.unwrap_or((1, 1));
+            return Err(parse_error(line, column, "(file)", e.to_string()));
         }
         let de = serde_yaml::Deserializer::from_str(text);
         let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {

@@ -91,7 +91,7 @@ pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Ba
             Kind::Symlink if last => return Err(BaseError::Symlink),
             Kind::Symlink => {
                 let holder = cur.meta()?;
-                if writable_by(&holder, untrusted) || meta.uid != holder.uid {
+                if controlled_by(&holder, untrusted) || meta.uid != holder.uid {
                     let mut at = cur_path.clone();
                     at.push(&name);
                     return Err(BaseError::UntrustedSymlink {
@@ -139,9 +139,14 @@ fn push_components(stack: &mut Vec<OsString>, p: &Path) {
     stack.extend(comps.into_iter().rev());
 }
 
-/// Whether a directory with `meta` can be written by (uid, gid).
-pub fn writable_by(meta: &Meta, (uid, gid): (u32, u32)) -> bool {
-    (meta.uid == uid && uid != 0 && meta.mode & 0o200 != 0)
+/// Whether (uid, gid) controls a directory with `meta`: can write in it
+/// now or can make itself able to. The owner always can (an owner may
+/// `chmod` its directory back whatever its bits say); else a writable
+/// group that is the user's, or write for others. What decides trust (a
+/// symlink among a base's parents, the lock's directory). Supplementary
+/// groups from `<root>/etc/group` are not consulted yet: only the primary.
+pub fn controlled_by(meta: &Meta, (uid, gid): (u32, u32)) -> bool {
+    (meta.uid == uid && uid != 0)
         || (meta.gid == gid && gid != 0 && meta.mode & 0o020 != 0)
         || meta.mode & 0o002 != 0
 }
@@ -175,10 +180,78 @@ pub fn is_system_dir(path: &Path) -> bool {
     }
 }
 
+/// Whether (uid, gid) may create or append entries in a directory with
+/// `meta` as the kernel decides it: the owner's bits for its owner, else
+/// the group's for its group, else the others' (write and search both);
+/// root always may. Only predicts an error (the boot-log warning).
+pub fn may_write(meta: &Meta, (uid, gid): (u32, u32)) -> bool {
+    if uid == 0 {
+        return true;
+    }
+    let bits = if meta.uid == uid {
+        meta.mode >> 6
+    } else if meta.gid == gid {
+        meta.mode >> 3
+    } else {
+        meta.mode
+    };
+    bits & 0o3 == 0o3
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn dir_meta(uid: u32, gid: u32, mode: u32) -> Meta {
+        Meta {
+            kind: crate::fs::Kind::Dir,
+            dev: 1,
+            ino: 1,
+            uid,
+            gid,
+            mode,
+            nlink: 2,
+            size: 0,
+        }
+    }
+
+    const USER: (u32, u32) = (10000, 10000);
+
+    #[test]
+    fn the_owner_controls_its_directory_whatever_its_bits() {
+        assert!(controlled_by(&dir_meta(10000, 0, 0o555), USER));
+        assert!(controlled_by(&dir_meta(10000, 0, 0o000), USER));
+        assert!(!controlled_by(&dir_meta(0, 0, 0o755), USER));
+        // Root "owning" a root directory is not the user.
+        assert!(!controlled_by(&dir_meta(0, 0, 0o755), (0, 0)));
+    }
+
+    #[test]
+    fn a_writable_group_of_the_users_or_write_for_others_is_control() {
+        assert!(controlled_by(&dir_meta(0, 10000, 0o775), USER));
+        assert!(!controlled_by(&dir_meta(0, 10000, 0o755), USER));
+        assert!(!controlled_by(&dir_meta(0, 20, 0o775), USER));
+        assert!(controlled_by(&dir_meta(0, 0, 0o757), USER));
+        assert!(controlled_by(&dir_meta(0, 0, 0o1777), USER));
+    }
+
+    #[test]
+    fn may_write_follows_the_kernels_owner_group_other_order() {
+        // The owner's bits alone count for the owner, even when the group
+        // or others could write.
+        assert!(!may_write(&dir_meta(10000, 10000, 0o577), USER));
+        assert!(may_write(&dir_meta(10000, 0, 0o700), USER));
+        // Then the group's, for its group.
+        assert!(!may_write(&dir_meta(0, 10000, 0o757), USER));
+        assert!(may_write(&dir_meta(0, 10000, 0o770), USER));
+        // Then the others'.
+        assert!(may_write(&dir_meta(0, 0, 0o703), USER));
+        assert!(!may_write(&dir_meta(0, 0, 0o775), USER));
+        // Write without search is no use in a directory.
+        assert!(!may_write(&dir_meta(10000, 0, 0o600), USER));
+        assert!(may_write(&dir_meta(0, 0, 0o700), (0, 0)));
+    }
 
     fn tmp() -> (tempfile::TempDir, Dir) {
         let t = tempfile::tempdir().unwrap();

@@ -86,6 +86,11 @@ pub(super) fn umask_cleared() -> bool {
 }
 
 /// The effective uid of this process.
+/// The real uid: who this process runs as, whatever it acts as.
+pub fn uid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }

@@ -26,8 +26,10 @@ use std::io;
 
 use nix::errno::Errno;
 
-pub use base::{Base, BaseError, SYSTEM_DIRS, is_system_dir, resolve_base, writable_by};
-pub use creds::{act_as, acting_as, as_user, clear_umask, egid, euid, with_effective_ids};
+pub use base::{
+    Base, BaseError, SYSTEM_DIRS, controlled_by, is_system_dir, may_write, resolve_base,
+};
+pub use creds::{act_as, acting_as, as_user, clear_umask, egid, euid, uid, with_effective_ids};
 pub use dir::{Dir, DirEntry};
 pub use error::{Os, Refusal, refusal};
 pub use meta::{Kind, Meta};

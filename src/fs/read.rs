@@ -9,8 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
-use nix::sys::stat::Mode;
+use nix::fcntl::OFlag;
 
 use super::dir::{Dir, DirEntry, expect_kind, fd_meta, name_ok};
 use super::errno_io;
@@ -58,44 +57,87 @@ impl Dir {
     }
 
     /// What it is and, for a regular file of at most `limit` bytes, its
-    /// contents (`None` otherwise), following a symlink at `name`: only for
-    /// files of the user's volume read with the user's effective ids (see
+    /// contents (`None` otherwise), following a symlink at `name` the way
+    /// the container sees it ([`Dir::resolve_in_root`]): only for files of
+    /// the user's volume read with the user's effective ids (see
     /// `scan::Source::read_file_following`), never as root. Never blocks (a
     /// FIFO opens at once) and never becomes a controlling terminal.
     pub fn read_file_meta_following(
         &self,
+        root: &Dir,
         name: &OsStr,
         limit: u64,
     ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        name_ok(name)?;
-        let fd = nix::fcntl::openat(
-            self.fd.as_fd(),
-            name,
-            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno_io)?;
-        let meta = fd_meta(&fd)?;
-        if meta.kind != Kind::File {
-            return Ok((meta, None));
+        match self.resolve_in_root(root, name)? {
+            (dir, Some(name)) => dir.read_file_meta(&name, limit),
+            (dir, None) => Ok((dir.meta()?, None)),
         }
-        let mut buf = Vec::new();
-        std::fs::File::from(fd)
-            .take(limit + 1)
-            .read_to_end(&mut buf)?;
-        if buf.len() as u64 > limit {
-            return Ok((meta, None));
-        }
-        Ok((meta, Some(buf)))
+    }
+
+    /// Open a child for reading (never through a symlink, never blocking)
+    /// and say what the opened file is, for a reader that streams it.
+    pub fn open_child(&self, name: &OsStr) -> io::Result<(Meta, std::fs::File)> {
+        let fd = self.open_read(name)?;
+        Ok((fd_meta(&fd)?, std::fs::File::from(fd)))
     }
 
     /// `stat` of a child, following a symlink at its name: same rule as
     /// [`Dir::read_file_meta_following`].
-    pub fn stat_following(&self, name: &OsStr) -> io::Result<Meta> {
+    pub fn stat_following(&self, root: &Dir, name: &OsStr) -> io::Result<Meta> {
+        match self.resolve_in_root(root, name)? {
+            (dir, Some(name)) => dir.stat(&name),
+            (dir, None) => dir.meta(),
+        }
+    }
+
+    /// Where the child `name` leads, its symlinks resolved as the container
+    /// would resolve them with `root` as its `/`: an absolute target starts
+    /// from `root`, `..` never climbs above it, at most 40 links (`ELOOP`),
+    /// every step an `openat` or `fstatat` that does not follow (what
+    /// `openat2`'s `RESOLVE_IN_ROOT` does, without needing the path from
+    /// `root`). Returns the directory holding the final entry and its name,
+    /// or the final directory itself (`None`) when the path ends in `..`.
+    pub fn resolve_in_root(&self, root: &Dir, name: &OsStr) -> io::Result<(Dir, Option<OsString>)> {
         name_ok(name)?;
-        nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty())
-            .map(|s| Meta::from_stat(&s))
-            .map_err(errno_io)
+        let top = root.meta()?;
+        let mut cur = self.try_clone()?;
+        let mut todo = vec![name.to_os_string()];
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                let m = cur.meta()?;
+                if (m.dev, m.ino) != (top.dev, top.ino) {
+                    cur = cur.open_parent()?.0;
+                }
+                continue;
+            }
+            if c == "." || c.is_empty() {
+                continue;
+            }
+            if cur.stat(&c)?.kind == Kind::Symlink {
+                links += 1;
+                if links > 40 {
+                    return Err(errno_io(Errno::ELOOP));
+                }
+                let target = cur.read_link(&c)?;
+                if target.as_bytes().starts_with(b"/") {
+                    cur = root.try_clone()?;
+                }
+                todo.extend(
+                    target
+                        .as_bytes()
+                        .split(|&b| b == b'/')
+                        .rev()
+                        .map(|part| OsStr::from_bytes(part).to_os_string()),
+                );
+                continue;
+            }
+            if todo.is_empty() {
+                return Ok((cur, Some(c)));
+            }
+            cur = cur.open_dir(&c)?;
+        }
+        Ok((cur, None))
     }
 
     /// Open a child without following it and without blocking, and return
@@ -245,6 +287,39 @@ fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Links resolve with the held root as `/`: an absolute target, `..`
+    /// past the root, a link on the way, a loop.
+    #[test]
+    fn resolve_in_root_never_leaves_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let p = |n: &str| t.path().join(n);
+        for d in ["root", "root/etc", "root/vol", "root/vol/a", "root/vol/b"] {
+            std::fs::create_dir(p(d)).unwrap();
+        }
+        std::fs::write(p("root/etc/key"), b"inside").unwrap();
+        std::fs::write(p("root/vol/a/SOUL.md"), b"alice").unwrap();
+        let link = |target: &str, at: &str| std::os::unix::fs::symlink(target, p(at)).unwrap();
+        link("/etc/key", "root/vol/b/abs");
+        link("../../../../../../etc/key", "root/vol/b/up");
+        link("/vol/a", "root/vol/a-link");
+        link("/vol/a-link/SOUL.md", "root/vol/b/SOUL.md");
+        link("loop", "root/vol/b/loop");
+        let root = Dir::open_path(&p("root")).unwrap();
+        let b = Dir::open_path(&p("root/vol/b")).unwrap();
+        let read = |name: &str| b.read_file_meta_following(&root, OsStr::new(name), 100);
+        assert_eq!(read("abs").unwrap().1.unwrap(), b"inside");
+        assert_eq!(read("up").unwrap().1.unwrap(), b"inside");
+        assert_eq!(read("SOUL.md").unwrap().1.unwrap(), b"alice");
+        assert_eq!(
+            read("loop").unwrap_err().raw_os_error(),
+            Some(Errno::ELOOP as i32)
+        );
+        assert_eq!(
+            b.stat_following(&root, OsStr::new("abs")).unwrap().kind,
+            Kind::File
+        );
+    }
 
     /// Around the listing buffer's edge (names of 200 bytes, 73 records a
     /// fill) and past it, every entry is listed.

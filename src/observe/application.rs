@@ -111,7 +111,10 @@ pub fn container_process<S: Source>(src: &S, wrapper: &str) -> Option<(u32, Vec<
         }
     };
     let argv_of = |pid: u32| -> Option<(u32, Vec<String>, Vec<u8>)> {
-        let (dir, _) = src.open_dir(&proc_dir, OsStr::new(&pid.to_string())).ok()?;
+        let (dir, meta) = src.open_dir(&proc_dir, OsStr::new(&pid.to_string())).ok()?;
+        if !trusted_process(src, &dir, meta.uid) {
+            return None;
+        }
         // procfs says 0 bytes for every cmdline: read up to the limit.
         let (_, bytes) = src
             .read_file(&dir, OsStr::new("cmdline"), CMDLINE_LIMIT)
@@ -133,6 +136,40 @@ pub fn container_process<S: Source>(src: &S, wrapper: &str) -> Option<(u32, Vec<
     pids.sort_unstable();
     pids.truncate(MAX_PIDS);
     pids.into_iter().find_map(argv_of)
+}
+
+/// Whether the process whose `/proc/<pid>` is `dir` (owned by `owner`) may
+/// be the container's command: it runs as root or as the uid reconcile
+/// itself runs as (a container started with `--user`), never as anyone
+/// else, who could pose as the command. `status`, where it can be read,
+/// has the last word: a process that made itself non-dumpable has a
+/// root-owned `/proc/<pid>` whatever its uid.
+fn trusted_process<S: Source>(src: &S, dir: &S::Dir, owner: u32) -> bool {
+    let ours = |uid: u32| uid == 0 || uid == fs::uid();
+    if !ours(owner) {
+        return false;
+    }
+    match src.read_file(dir, OsStr::new("status"), CMDLINE_LIMIT) {
+        Ok((_, Some(status))) => status_uids(&status).is_some_and(|(r, e)| ours(r) && ours(e)),
+        _ => true,
+    }
+}
+
+/// The real and effective uids of a `/proc/<pid>/status` (its `Uid:` line).
+pub fn status_uids(status: &[u8]) -> Option<(u32, u32)> {
+    let line = status
+        .split(|&b| b == b'\n')
+        .find_map(|l| l.strip_prefix(b"Uid:"))?;
+    let text = std::str::from_utf8(line).ok()?;
+    let mut ids = text.split_whitespace().map(str::parse::<u32>);
+    Some((ids.next()?.ok()?, ids.next()?.ok()?))
+}
+
+/// The `Uid:` line of a `/proc/<pid>/status`, all a description keeps of it.
+pub fn status_uid_line(status: &[u8]) -> Option<&[u8]> {
+    status
+        .split_inclusive(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"Uid:"))
 }
 
 #[cfg(test)]
@@ -177,6 +214,67 @@ mod tests {
             container_argv(&src, "main-wrapper.sh").unwrap(),
             ["/init", "main-wrapper.sh", "gateway", "run"]
         );
+    }
+
+    /// Only root's processes (or this process's own uid's) count, and only
+    /// an argument that is the wrapper by its exact name.
+    #[test]
+    fn an_impostor_process_never_counts_as_the_container_command() {
+        let t = tempfile::tempdir().unwrap();
+        let root = Dir::open_path(t.path()).unwrap();
+        let src = Disk {
+            root: &root,
+            untrusted: me(),
+        };
+        let plant = |pid: &str, cmd: &[u8], owner: Option<u32>, status: Option<&str>| {
+            let dir = t.path().join("proc").join(pid);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("cmdline"), cmd).unwrap();
+            if let Some(s) = status {
+                std::fs::write(dir.join("status"), s).unwrap();
+            }
+            if let Some(uid) = owner {
+                std::os::unix::fs::chown(&dir, Some(uid), None).unwrap();
+            }
+        };
+        plant("1", b"s6-svscan\0/run/service\0", None, None);
+        // The user's own process, by its /proc owner or (non-dumpable, so
+        // /proc/<pid> is root's) by its status.
+        plant(
+            "5",
+            b"bash\0-c\0x\0/x/main-wrapper.sh\0gateway\0run\0",
+            Some(10000),
+            None,
+        );
+        plant(
+            "6",
+            b"main-wrapper.sh\0dashboard\0",
+            None,
+            Some("Name:\tbash\nUid:\t10000\t10000\t10000\t10000\n"),
+        );
+        // Root's, but only holding the name inside an argument.
+        plant("7", b"sh\0-c\0main-wrapper.sh dashboard\0", None, None);
+        plant("8", b"/x/not-main-wrapper.sh\0dashboard\0", None, None);
+        if fs::uid() == 0 {
+            assert_eq!(container_argv(&src, "main-wrapper.sh"), None);
+        }
+        plant(
+            "9",
+            b"/init\0/x/main-wrapper.sh\0gateway\0run\0",
+            None,
+            Some("Uid:\t0\t0\t0\t0\n"),
+        );
+        if fs::uid() == 0 {
+            assert_eq!(
+                container_argv(&src, "main-wrapper.sh").unwrap(),
+                ["/init", "/x/main-wrapper.sh", "gateway", "run"]
+            );
+        }
+        assert_eq!(
+            status_uids(b"Name:\tx\nUid:\t0\t10000\t0\t0\n"),
+            Some((0, 10000))
+        );
+        assert_eq!(status_uids(b"Name:\tx\n"), None);
     }
 
     #[test]
@@ -250,7 +348,7 @@ mod tests {
             std::fs::write(r.join("proc").join(pid).join("cmdline"), cmd).unwrap();
         }
         let cfg = crate::desired::config::Config::default();
-        let d = crate::tree::snapshot::snapshot(
+        let (d, _) = crate::tree::snapshot::snapshot(
             r,
             &cfg,
             None,

@@ -31,6 +31,7 @@ mod walk;
 pub use profiles::{LIFECYCLE_FILE, ProfileObs, ProfileSource, ProfilesObs, StateObs};
 pub use servicedirs::{ScandirObs, ServiceObs, SlotObs, StaticObs};
 pub use source::{Disk, MAX_OPEN_DIRS, OpenBase, Source};
+pub use walk::{RESERVE_PATH_BYTES, TOTAL_PATH_BYTES, TREE_PATH_BYTES};
 
 /// What was read of a regular file (only a slot's files are read).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -235,7 +235,7 @@ impl Source for Disk<'_> {
     }
 
     fn stat_following(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
-        dir.stat_following(name)
+        dir.stat_following(self.root, name)
     }
 
     fn read_file_following(
@@ -244,7 +244,7 @@ impl Source for Disk<'_> {
         name: &OsStr,
         limit: u64,
     ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        dir.read_file_meta_following(name, limit)
+        dir.read_file_meta_following(self.root, name, limit)
     }
 }
 

@@ -267,7 +267,7 @@ fn warn_unwritable_volume(
     } else {
         (fs::euid(), fs::egid())
     };
-    if writer.0 == 0 || fs::writable_by(&home.meta, writer) {
+    if writer.0 == 0 || fs::may_write(&home.meta, writer) {
         return;
     }
     report.warnings.push(format!(

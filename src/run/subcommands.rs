@@ -105,16 +105,21 @@ fn run_snapshot(
     match snapshot::snapshot(&root, &cfg, given, &phases) {
         // A description that did not reach its reader (a closed pipe, a
         // full disk) is a failed snapshot: CI must not compare half a tree.
-        Ok(d) => match out.write_all(dump(&d).as_bytes()) {
-            Ok(()) => EXIT_OK,
-            Err(e) => fatal(
-                &format!(
-                    "unable to write the description to stdout: {}",
-                    crate::fs::os_error(&e)
+        Ok((d, cut)) => {
+            for c in &cut {
+                eprintln!("reconcile: warning: {c}");
+            }
+            match out.write_all(dump(&d).as_bytes()) {
+                Ok(()) => EXIT_OK,
+                Err(e) => fatal(
+                    &format!(
+                        "unable to write the description to stdout: {}",
+                        crate::fs::os_error(&e)
+                    ),
+                    EXIT_FATAL,
                 ),
-                EXIT_FATAL,
-            ),
-        },
+            }
+        }
         Err(errors) => {
             for e in &errors {
                 eprintln!(

@@ -1,6 +1,7 @@
 //! Describing a directory on disk: [`Describer`] collects entries (one at a
-//! time, or whole subtrees walked with walkdir: never following a symlink,
-//! never entering another file system) and turns them into a canonical
+//! time, or whole subtrees walked from held fds with the observation's bounds
+//! (`disk/walker.rs`): never following a symlink, never entering another file
+//! system) and turns them into a canonical
 //! [`Description`]. Hard links get their identity symbolically: the first
 //! name in path order is a `file` with `links`, later names are `hardlink`s
 //! to it. Nothing here writes.
@@ -10,9 +11,11 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use walkdir::WalkDir;
+mod walker;
 
 use super::{Content, Description, Entry, INLINE_LIMIT, Node, Perms, is_runtime_path, sha256_hex};
+use crate::fs::Dir;
+use walker::Walker;
 
 /// Something that could not be described.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -25,17 +28,23 @@ pub struct DescribeError {
 }
 
 /// One collected entry with the identity needed to spot hard links.
-struct Found {
-    node: Node,
+pub(super) struct Found {
+    pub(super) node: Node,
     /// (dev, ino, nlink) of a regular file.
-    inode: Option<(u64, u64, u64)>,
+    pub(super) inode: Option<(u64, u64, u64)>,
 }
 
 /// Collects entries below `root` (which is the container's `/`).
 pub struct Describer {
     root: PathBuf,
-    found: BTreeMap<Vec<String>, Found>,
+    /// Keyed by the path with `/` as NUL, which sorts as components do
+    /// and costs no more than the path.
+    found: BTreeMap<String, Found>,
     pub errors: Vec<DescribeError>,
+    /// Trees described only up to the walk's bound: what to say about each.
+    pub cut: Vec<String>,
+    /// Set while describing with the user's effective ids ([`Describer::entry_as`]).
+    acting: bool,
 }
 
 impl Describer {
@@ -44,6 +53,8 @@ impl Describer {
             root: root.to_path_buf(),
             found: BTreeMap::new(),
             errors: Vec::new(),
+            cut: Vec::new(),
+            acting: false,
         }
     }
 
@@ -60,7 +71,7 @@ impl Describer {
         }
     }
 
-    fn error(&mut self, op: &'static str, rel: &str, error: impl ToString) {
+    pub(super) fn error(&mut self, op: &'static str, rel: &str, error: impl ToString) {
         self.errors.push(DescribeError {
             op,
             path: format!("/{rel}"),
@@ -83,6 +94,10 @@ impl Describer {
                 Err(e) if crate::fs::Os::NotFound.is(&e) || crate::fs::Os::NotADir.is(&e) => {
                     return None;
                 }
+                // Acting as the user: where the user cannot look.
+                Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return None;
+                }
                 Err(e) => {
                     self.error("stat", &prefix, e);
                     return None;
@@ -100,64 +115,45 @@ impl Describer {
         last.filter(|_| prefix.len() == rel.len())
     }
 
+    /// Run `f` with the effective ids `user` (when running as root), as the
+    /// observation reads the volume: what the user cannot reach is not
+    /// described, and a file the user cannot read is described by owner and
+    /// mode with no content, so that a link the user planted never copies a
+    /// root-only file into a description.
+    pub fn as_user(&mut self, user: (u32, u32), f: impl FnOnce(&mut Self)) {
+        if crate::fs::euid() != 0 {
+            return f(self);
+        }
+        self.acting = true;
+        let r = crate::fs::with_effective_ids(user.0, user.1, || {
+            f(self);
+            Ok(())
+        });
+        self.acting = false;
+        if let Err(e) = r {
+            self.error("act as the user for", "", e);
+        }
+    }
+
     /// Describe `rel`, the directories above it and, when it is a
-    /// directory, everything below it on the same file system.
+    /// directory, everything below it on the same file system, walked as
+    /// the observation walks (see [`Walker`]).
     pub fn subtree(&mut self, rel: &str) {
         let Some(md) = self.entry(rel) else { return };
         if !md.is_dir() {
             return;
         }
-        let start = self.real(rel);
-        let dev = md.dev();
-        let walker = WalkDir::new(&start)
-            .min_depth(1)
-            .follow_links(false)
-            .follow_root_links(false)
-            .same_file_system(true)
-            .sort_by_file_name();
-        for item in walker {
-            let (sub, md) = match item.and_then(|e| Ok((e.path().to_path_buf(), e.metadata()?))) {
-                Ok(x) => x,
-                // Gone since it was listed (s6-supervise renames its
-                // `status.new` over `status` all the time): not in the tree.
-                Err(e)
-                    if e.io_error()
-                        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-                {
-                    continue;
-                }
-                Err(e) => {
-                    let at = e
-                        .path()
-                        .and_then(|p| p.strip_prefix(&self.root).ok())
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| rel.to_string());
-                    let msg = e
-                        .io_error()
-                        .map(|e| e.to_string())
-                        .unwrap_or_else(|| e.to_string());
-                    self.error("read directory", &at, msg);
-                    continue;
-                }
-            };
-            let Ok(below) = sub.strip_prefix(&self.root) else {
-                continue;
-            };
-            let Some(path) = below.to_str() else {
-                self.error(
-                    "describe",
-                    &below.to_string_lossy(),
-                    "name is not valid UTF-8; not described",
-                );
-                continue;
-            };
-            // walkdir lists a mount point but does not enter it.
-            let mount = md.is_dir() && md.dev() != dev;
-            self.add(path, &md, mount);
+        let top = Dir::open_path(&self.root).and_then(|r| r.open_beneath(Path::new(rel)));
+        let top = match top.and_then(|d| Ok((d.meta()?, d))) {
+            Ok(x) => x,
+            Err(e) => return self.error("read directory", rel, crate::fs::os_error(&e)),
+        };
+        if let Some(w) = Walker::new(self, rel, top) {
+            w.run();
         }
     }
 
-    fn add(&mut self, rel: &str, md: &std::fs::Metadata, mount: bool) {
+    pub(super) fn add(&mut self, rel: &str, md: &std::fs::Metadata, mount: bool) {
         let perms = Perms {
             uid: md.uid(),
             gid: md.gid(),
@@ -202,14 +198,22 @@ impl Describer {
         self.found.insert(key(rel), Found { node, inode });
     }
 
+    /// Add an entry found by a walk.
+    pub(super) fn add_found(&mut self, rel: &str, found: Found) {
+        self.found.insert(key(rel), found);
+    }
+
     /// A regular file's content: never through a symlink, never blocking
     /// (a FIFO swapped in opens at once and is refused), the same file
     /// that was listed.
     fn content(&mut self, rel: &str, md: &std::fs::Metadata) -> Option<Content> {
         let opened = crate::fs::input::open_nofollow(&self.real(rel));
-        let mut f = match opened {
+        let f = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Some(Content::Bytes(Vec::new()));
+            }
             Err(e) => {
                 self.error("read", rel, e);
                 return None;
@@ -226,6 +230,12 @@ impl Describer {
                 return None;
             }
         }
+        self.read_content(rel, f)
+    }
+
+    /// The content of an opened regular file: its bytes, or above
+    /// [`INLINE_LIMIT`] its size and digest.
+    pub(super) fn read_content(&mut self, rel: &str, mut f: std::fs::File) -> Option<Content> {
         let mut small = Vec::new();
         if let Err(e) = (&mut f).take(INLINE_LIMIT + 1).read_to_end(&mut small) {
             self.error("read", rel, e);
@@ -293,7 +303,7 @@ impl Describer {
             .found
             .into_iter()
             .map(|(k, f)| {
-                let path = k.join("/");
+                let path = k.replace('\0', "/");
                 let node = match (f.node, f.inode) {
                     (Node::File { perms, content, .. }, Some((dev, ino, nlink))) => {
                         match first.get(&(dev, ino)) {
@@ -319,8 +329,8 @@ impl Describer {
     }
 }
 
-fn key(rel: &str) -> Vec<String> {
-    rel.split('/').map(str::to_string).collect()
+fn key(rel: &str) -> String {
+    rel.replace('/', "\0")
 }
 
 /// Describe everything below `root` (the root itself excluded).

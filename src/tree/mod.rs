@@ -15,7 +15,8 @@
 //! [`parse`] reads a description (errors name file, line and column),
 //! [`dump`] writes one canonically (sorted, every field explicit, no
 //! timestamps, no inode numbers), [`disk`] describes a directory on disk
-//! (walkdir, never following a symlink, never crossing a mount), and
+//! (from held fds with the observation's bounds, never following a symlink,
+//! never crossing a mount), and
 //! [`materialize`] builds a description on disk.
 
 pub mod disk;

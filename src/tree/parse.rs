@@ -13,6 +13,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use crate::desired::config::aliases::{self, AliasWork};
+
 use super::{Content, Description, Entry, FORMAT, Node, Perms, VERSION, is_runtime_path};
 
 /// A description that cannot be read (exit 100).
@@ -28,6 +30,15 @@ pub struct ParseError {
 /// Parse the description `text`, read from `file` (named in errors).
 pub fn parse(text: &str, file: &Path) -> Result<Description, ParseError> {
     let err = |e: serde_yaml::Error| located(file, text, e);
+    if let Err(e @ AliasWork::TooMuch { at, .. }) = aliases::check(text) {
+        let (line, column) = at.unwrap_or((1, 1));
+        return Err(ParseError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: e.to_string(),
+        });
+    }
     let header: Header = serde_yaml::from_str(text).map_err(err)?;
     check_header(&header, text, file)?;
     let state = RefCell::new(State::default());

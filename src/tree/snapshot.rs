@@ -26,13 +26,15 @@ pub struct ConfigFile {
     pub perms: Perms,
 }
 
-/// Describe what reconcile observes under `root` for `phases` with `cfg`.
+/// Describe what reconcile observes under `root` for `phases` with `cfg`;
+/// with it, what to say about each tree described only up to the walk's
+/// bound.
 pub fn snapshot(
     root: &Path,
     cfg: &Config,
     given_config: Option<ConfigFile>,
     phases: &[Phase],
-) -> Result<Description, Vec<DescribeError>> {
+) -> Result<(Description, Vec<String>), Vec<DescribeError>> {
     let mut d = Describer::new(root);
     for f in ["etc/passwd", "etc/group"] {
         d.entry(f);
@@ -61,26 +63,46 @@ pub fn snapshot(
         d.subtree(&rel);
     }
     if phases.contains(&Phase::Profiles) {
-        if let Some(home) = resolve(&mut d, &cfg.profiles.home.0) {
-            volume(&mut d, &home, cfg);
+        // The volume is observed with the user's ids, its links followed as
+        // the user: described the same way, or (the user unknown) described
+        // without following a link.
+        let user = crate::desired::accounts::resolve(root, &cfg.user, cfg.group.as_ref())
+            .ok()
+            .map(|a| (a.uid, a.gid));
+        let describe = |d: &mut Describer| {
+            if let Some(home) = resolve(d, &cfg.profiles.home.0) {
+                volume(d, &home, cfg, user.is_some());
+            }
+        };
+        match user {
+            Some(ids) => d.as_user(ids, describe),
+            None => describe(&mut d),
         }
         container_command(&mut d, cfg);
     }
     if d.errors.is_empty() {
-        Ok(d.finish())
+        let cut = std::mem::take(&mut d.cut);
+        Ok((d.finish(), cut))
     } else {
         Err(d.errors)
     }
 }
 
 /// What reconcile reads in the profiles home.
-fn volume(d: &mut Describer, home: &str, cfg: &Config) {
+fn volume(d: &mut Describer, home: &str, cfg: &Config, follow_links: bool) {
     let p = &cfg.profiles;
     let join = |a: &str, b: &str| {
         if a.is_empty() {
             b.to_string()
         } else {
             format!("{a}/{b}")
+        }
+    };
+    let follow = |d: &mut Describer, rel: &str| {
+        if follow_links {
+            follow(d, rel);
+        } else {
+            d.entry(rel);
         }
     };
     let profile_files = |d: &mut Describer, dir: &str| {
@@ -129,39 +151,44 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config) {
     }
 }
 
-/// Describe `rel` and, when it is a symlink, what it leads to (reconcile
+/// Describe `rel` and, when it is a symlink, what it leads to, resolved
+/// as the container resolves it: an absolute target from the root, `..`
+/// never above it, links on the way followed, at most 40 (the observation
 /// follows the marker and the application's files, with the user's ids).
 fn follow(d: &mut Describer, rel: &str) {
-    let mut cur = rel.to_string();
+    let Some(md) = d.entry(rel) else { return };
+    if !md.file_type().is_symlink() {
+        return;
+    }
+    let mut cur: Vec<String> = rel.split('/').map(str::to_string).collect();
+    let mut todo: Vec<String> = Vec::new();
     for _ in 0..40 {
-        let Some(md) = d.entry(&cur) else { return };
-        if !md.file_type().is_symlink() {
-            return;
-        }
-        let Ok(target) = std::fs::read_link(d.root().join(&cur)) else {
+        // `cur` names a symlink: go on from its target.
+        let Ok(target) = std::fs::read_link(d.root().join(cur.join("/"))) else {
             return;
         };
-        let mut parts: Vec<String> = if target.is_absolute() {
-            Vec::new()
-        } else {
-            cur.split('/').map(str::to_string).collect()
-        };
-        if !target.is_absolute() {
-            parts.pop();
+        cur.pop();
+        if target.is_absolute() {
+            cur.clear();
         }
-        let mut todo = Vec::new();
         push(&mut todo, &target);
-        while let Some(c) = todo.pop() {
+        loop {
+            let Some(c) = todo.pop() else { return };
             if c == ".." {
-                parts.pop();
-            } else {
-                parts.push(c);
+                cur.pop();
+                continue;
+            }
+            cur.push(c);
+            let Some(md) = d.entry(&cur.join("/")) else {
+                return;
+            };
+            if md.file_type().is_symlink() {
+                break;
+            }
+            if todo.is_empty() || !md.is_dir() {
+                return;
             }
         }
-        if parts.is_empty() {
-            return;
-        }
-        cur = parts.join("/");
     }
 }
 
@@ -188,8 +215,30 @@ fn container_command(d: &mut Describer, cfg: &Config) {
         },
         mount: false,
     };
+    // Of its status, only the line the choice reads (who it runs as).
+    let status = root
+        .open_beneath(Path::new(&format!("proc/{pid}")))
+        .and_then(|p| p.read_file_meta(std::ffi::OsStr::new("status"), 1 << 16));
+    let uid_line = match &status {
+        Ok((_, Some(s))) => crate::observe::application::status_uid_line(s).map(<[u8]>::to_vec),
+        _ => None,
+    };
     d.insert("proc", dir(0o555));
     d.insert(&format!("proc/{pid}"), dir(0o555));
+    if let Some(line) = uid_line {
+        d.insert(
+            &format!("proc/{pid}/status"),
+            Node::File {
+                perms: Perms {
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o444,
+                },
+                content: super::disk::content_of(&line),
+                links: None,
+            },
+        );
+    }
     d.insert(
         &format!("proc/{pid}/cmdline"),
         Node::File {

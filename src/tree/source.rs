@@ -19,7 +19,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{Content, Description, Node};
-use crate::fs::{BaseError, DirEntry, Kind, Meta, Os, Refusal, writable_by};
+use crate::fs::{BaseError, DirEntry, Kind, Meta, Os, Refusal, controlled_by};
 use crate::observe::{OpenBase, Source};
 
 /// One entry in memory.
@@ -176,7 +176,7 @@ impl TreeSource {
                 Kind::Symlink if last => return Err(BaseError::Symlink),
                 Kind::Symlink => {
                     let holder = self.items[cur].meta;
-                    if writable_by(&holder, self.untrusted) || m.uid != holder.uid {
+                    if controlled_by(&holder, self.untrusted) || m.uid != holder.uid {
                         let mut at = cur_path.clone();
                         at.push(&name);
                         return Err(BaseError::UntrustedSymlink {

@@ -22,10 +22,15 @@ pub fn split_cmdline(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Whether this argv is the container's command: an argument contains the
-/// wrapper's name.
+/// Whether this argv is the container's command: an argument is the
+/// wrapper, by its exact name (its file name, or the whole argument when
+/// the configured wrapper is a path); never a mere substring.
 pub fn holds_wrapper(argv: &[String], wrapper: &str) -> bool {
-    argv.iter().any(|a| a.contains(wrapper))
+    argv.iter().any(|a| is_wrapper(a, wrapper))
+}
+
+fn is_wrapper(arg: &str, wrapper: &str) -> bool {
+    arg == wrapper || file_name(arg) == wrapper
 }
 
 fn file_name(arg: &str) -> &str {
@@ -39,7 +44,7 @@ fn file_name(arg: &str) -> &str {
 /// is the program's.
 pub fn program_args<'a>(argv: &'a [String], c: &ContainerConfig) -> &'a [String] {
     let mut args = argv;
-    match args.iter().position(|a| a.ends_with(c.wrapper.as_str())) {
+    match args.iter().position(|a| is_wrapper(a, &c.wrapper)) {
         Some(i) => args = &args[i + 1..],
         None => {
             if args.first().is_some_and(|a| file_name(a) == "init") {
@@ -134,13 +139,21 @@ mod tests {
     }
 
     #[test]
-    fn wrapper_is_found_anywhere_in_an_argument() {
+    fn wrapper_is_found_by_its_exact_name_only() {
         assert!(holds_wrapper(
             &argv("/init /opt/hermes/docker/main-wrapper.sh gateway run"),
             "main-wrapper.sh"
         ));
-        assert!(holds_wrapper(
+        assert!(!holds_wrapper(
             &argv("sh -c main-wrapper.sh.bak"),
+            "main-wrapper.sh"
+        ));
+        assert!(!holds_wrapper(
+            &["sh".into(), "-c".into(), "main-wrapper.sh dashboard".into()],
+            "main-wrapper.sh"
+        ));
+        assert!(!holds_wrapper(
+            &argv("/x/not-main-wrapper.sh dashboard"),
             "main-wrapper.sh"
         ));
         assert!(!holds_wrapper(
