@@ -14,11 +14,11 @@ use crate::fs::{self, Dir, Refusal};
 use crate::plan::steps::{Outcome, SLOTS_FAILED, When};
 use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
 use crate::s6::findings::{Cause, Failure, Skipped};
-pub mod bootlog;
-pub mod effects;
-pub mod lock;
-pub mod observed;
-pub mod retire;
+pub(crate) mod bootlog;
+pub(crate) mod effects;
+pub(crate) mod lock;
+pub(crate) mod observed;
+pub(crate) mod retire;
 
 mod stage;
 

@@ -9,12 +9,12 @@
 
 #![forbid(unsafe_code)]
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod cli;
 pub mod desired;
 pub mod fs;
 pub mod observe;
-pub mod plan;
+pub(crate) mod plan;
 pub mod report;
 pub mod run;
 pub mod s6;

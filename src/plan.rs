@@ -15,18 +15,16 @@ use crate::fs::Kind;
 use crate::s6::findings::{Failure, Skipped};
 use crate::s6::layout::{MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
 
-pub mod application;
+pub(crate) mod application;
 mod change;
-pub mod multiplex;
+pub(crate) mod multiplex;
 mod order;
 mod profiles;
-pub mod slot_diff;
-pub mod steps;
+pub(crate) mod slot_diff;
+pub(crate) mod steps;
 
 use crate::observe::{BaseObs, Node, Observed, ScandirObs, StaticObs};
-pub use change::{
-    Anchor, Change, Op, Owner, Plan, Shown, SlotBuild, SlotRecipe, SlotReport, Target, slot_entries,
-};
+pub use change::{Anchor, Change, Op, Owner, Plan, SlotBuild, SlotRecipe, SlotReport, Target};
 pub use order::sort_changes;
 use steps::When;
 

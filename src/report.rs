@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-pub mod config;
+pub(crate) mod config;
 mod json;
 pub mod render;
 

@@ -31,21 +31,8 @@ pub fn stdout_line(profile: &str, prior_state: Option<&str>, action: Action) -> 
 }
 
 /// `<ts> profile=<name> prior_state=<state|None> action=<action> prior_exit=<...>`
-/// (no trailing newline; room is left for one).
-pub fn log_line(
-    ts: &str,
-    profile: &str,
-    prior_state: Option<&str>,
-    action: Action,
-    prior_exit: PriorExit,
-) -> String {
-    let mut s = String::new();
-    push_log_line(&mut s, ts, profile, prior_state, action, prior_exit);
-    s
-}
-
-/// [`log_line`] pushed onto `buf` (the boot log's lines are made into one
-/// buffer, appended with one write).
+/// (no trailing newline) pushed onto `buf` (the boot log's lines are made
+/// into one buffer, appended with one write).
 pub fn push_log_line(
     buf: &mut String,
     ts: &str,
@@ -196,6 +183,18 @@ mod tests {
             stdout_line("work", None, Action::Registered),
             "reconcile: profile=work prior_state=None action=registered"
         );
+    }
+
+    fn log_line(
+        ts: &str,
+        profile: &str,
+        prior_state: Option<&str>,
+        action: Action,
+        prior_exit: PriorExit,
+    ) -> String {
+        let mut s = String::new();
+        push_log_line(&mut s, ts, profile, prior_state, action, prior_exit);
+        s
     }
 
     #[test]

@@ -6,10 +6,10 @@
 //! (cont-init runs with-contenv) are applied after parsing, by
 //! [`Config::apply_env`].
 
-pub mod aliases;
+pub(crate) mod aliases;
 mod bases;
-pub mod env;
-pub mod file;
+pub(crate) mod env;
+pub(crate) mod file;
 mod source;
 mod values;
 mod words;

@@ -2,8 +2,8 @@
 //! settings and profile state, the slot contents rendered from templates,
 //! and the model built from them.
 
-pub mod accounts;
-pub mod application;
+pub(crate) mod accounts;
+pub(crate) mod application;
 pub mod config;
 pub mod model;
 pub mod slot;

@@ -21,10 +21,10 @@ use crate::desired::model::Phase;
 use crate::fs::{self, BaseError, Meta};
 use crate::s6::findings::Skipped;
 
-pub mod application;
+pub(crate) mod application;
 mod profiles;
 mod servicedirs;
-pub mod source;
+pub(crate) mod source;
 
 mod walk;
 

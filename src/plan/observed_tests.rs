@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use super::change::slot_entries;
 use super::*;
 use crate::desired::accounts::Account;
 use crate::desired::config::Config;

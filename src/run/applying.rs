@@ -146,13 +146,16 @@ pub(super) fn apply_all(
     // Held to the end of the apply (through the privilege drop and
     // the boot log), so no other apply observes a half-applied tree.
     let acct = &desired.account;
-    let _lock = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+    let lock = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
         log::warn!(
             "another apply holds {}; waiting up to {} s for it to finish",
             path.display(),
             settings.lock_wait.as_secs()
         )
     })?;
+    if let Some(held) = &lock {
+        log::debug!("holding the apply lock {}", held.path.display());
+    }
     fs::clear_umask();
     // Observed once; each part of the apply plans from it, and what
     // apply did is written back into it (never observed again).

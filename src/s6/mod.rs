@@ -3,4 +3,4 @@
 
 pub mod findings;
 pub mod layout;
-pub mod names;
+pub(crate) mod names;

@@ -21,10 +21,10 @@
 
 pub mod disk;
 pub mod dump;
-pub mod inputs;
+pub(crate) mod inputs;
 pub mod materialize;
-pub mod parse;
-pub mod snapshot;
+pub(crate) mod parse;
+pub(crate) mod snapshot;
 pub mod source;
 
 pub use dump::dump;

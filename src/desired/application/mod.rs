@@ -5,8 +5,8 @@
 //! The observation reads these files (`observe::application`); the plan
 //! decides from them (`plan::application`, `plan::multiplex`).
 
-pub mod command;
-pub mod yaml;
+pub(crate) mod command;
+pub(crate) mod yaml;
 
 /// The application's configuration files in the profiles home, in the order
 /// they are layered (a later one wins).
