@@ -9,8 +9,7 @@
 //!
 //! - `plan`: `reconcile --plan` on the fresh tree (what a boot would do);
 //! - `apply`: `reconcile` on a fresh copy of the tree each run (the copy is
-//!   made outside the timed region); `apply-1t` the same with its slots
-//!   built on one thread (`RECONCILE_THREADS=1`);
+//!   made outside the timed region);
 //! - `plan-done`: `reconcile --plan` on a tree an apply has converged (what
 //!   `--check` costs on a running container; it must print no change);
 //! - `all-fail`: `reconcile --phase profiles` where uid 10000 cannot write
@@ -367,13 +366,6 @@ fn command(root: &Path, args: &[&str]) -> Command {
     c
 }
 
-/// `reconcile` (an apply) building its slots on one thread.
-fn one_thread(root: &Path) -> Command {
-    let mut c = command(root, &[]);
-    c.env("RECONCILE_THREADS", "1");
-    c
-}
-
 /// The floor program (benches/floor/mod.rs) on `root`: `apply` or `check`.
 fn floor_command(mode: &str, root: &Path) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
@@ -574,13 +566,10 @@ fn bench_n(work: &Work, tpl: &Path, n: usize, runs: usize, strace: bool) -> Vec<
     let sys = strace.then(|| strace_once(tpl, &["--plan"], &work.dir));
     rows.push(row("plan", n, plan_runs, sys));
 
-    // apply, each on a fresh copy made outside the timed region; the same
-    // on one thread; and the floor's apply, interleaved with them (same
-    // loop, same tmpfs).
+    // apply, each on a fresh copy made outside the timed region, and the
+    // floor's apply, interleaved with it (same loop, same tmpfs).
     let floor_copy = work.dir.join(format!("floor-{n}"));
-    let one_copy = work.dir.join(format!("one-{n}"));
     let mut apply_runs = Vec::new();
-    let mut one_runs = Vec::new();
     let mut floor_runs = Vec::new();
     for i in 0..runs {
         cp_a(tpl, &copy);
@@ -596,14 +585,6 @@ fn bench_n(work: &Work, tpl: &Path, n: usize, runs: usize, strace: bool) -> Vec<
         if i + 1 < runs {
             rm_rf(&copy);
         }
-        cp_a(tpl, &one_copy);
-        let r = run_child(one_thread(&one_copy), i == 0);
-        expect_ok("apply on one thread", &r);
-        if i == 0 {
-            expect_converged("the apply on one thread", &one_copy);
-        }
-        one_runs.push(r);
-        rm_rf(&one_copy);
         cp_a(tpl, &floor_copy);
         let f = run_child(floor_command("apply", &floor_copy), false);
         if f.code != 0 {
@@ -624,8 +605,6 @@ fn bench_n(work: &Work, tpl: &Path, n: usize, runs: usize, strace: bool) -> Vec<
     };
     let sys = strace.then(|| fresh_strace(&|r| command(r, &[])));
     rows.push(row("apply", n, apply_runs, sys));
-    let sys = strace.then(|| fresh_strace(&one_thread));
-    rows.push(row("apply-1t", n, one_runs, sys));
     let sys = strace.then(|| fresh_strace(&|r| floor_command("apply", r)));
     rows.push(row("floor-apply", n, floor_runs, sys));
 
@@ -744,9 +723,9 @@ fn print_table(rows: &[Row], strace: bool) {
     );
     for r in rows
         .iter()
-        .filter(|r| matches!(r.case, "apply" | "apply-1t" | "plan-done"))
+        .filter(|r| matches!(r.case, "apply" | "plan-done"))
     {
-        let floor_case = if r.case.starts_with("apply") {
+        let floor_case = if r.case == "apply" {
             "floor-apply"
         } else {
             "floor-chk"

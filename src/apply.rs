@@ -6,18 +6,20 @@
 //! returns a typed [`Outcome`] per change, every failure with its
 //! operation, path and OS error.
 
-use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir, Refusal};
+use crate::plan::steps::{Outcome, SLOTS_FAILED, When};
 use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
-use crate::report::{Cause, Failure, Skipped};
-use crate::steps::{Outcome, SLOTS_FAILED, When};
-
-mod pool;
+use crate::s6::findings::{Cause, Failure, Skipped};
+pub mod bootlog;
+pub mod effects;
+pub mod lock;
+pub mod observed;
 pub mod retire;
+
 mod stage;
 
 /// The base directories apply acts beneath, opened at apply time.
@@ -121,111 +123,14 @@ impl ParentCache {
 /// Execute `changes` (a plan's, or the part of it one set of credentials
 /// runs) in order, each under its condition: a [`When::AfterSlots`] change
 /// runs only if no earlier change failed. One outcome per change.
-///
-/// With `threads` > 1, the staging dirs of the slots to publish are built
-/// ahead on that many threads, this one included ([`pool`]); everything
-/// else, the publishing included, runs here in plan order, so outcomes and order are
-/// the same. Not when a change switches effective ids for a while (a
-/// seeded state file): every thread would switch.
-pub fn apply(changes: &[Change], anchors: &mut dyn Anchors, threads: usize) -> Vec<Outcome> {
+pub fn apply(changes: &[Change], anchors: &mut dyn Anchors) -> Vec<Outcome> {
     // The effective ids entries are created with (they do not change
     // while changes run, but for a moment inside a seeded state file).
     let me = (fs::euid(), fs::egid());
-    let jobs = jobs_ahead(changes, threads);
-    let scandir = match jobs.len() {
-        0 | 1 => None,
-        _ => anchors
-            .anchor(Anchor::Scandir)
-            .and_then(|d| d.try_clone())
-            .ok(),
-    };
-    let Some(scandir) = scandir else {
-        return run_all(changes, anchors, me, None);
-    };
-    let builds = jobs.iter().filter_map(|&i| prebuilt(&changes[i])).collect();
-    let pool = pool::Pool::new(builds, &scandir, me);
-    std::thread::scope(|s| {
-        // This thread builds too, while it waits for a build to publish.
-        let spawned = (1..threads.min(jobs.len()))
-            .filter(|_| {
-                std::thread::Builder::new()
-                    .name("slot builder".into())
-                    .spawn_scoped(s, || pool.work())
-                    .is_ok()
-            })
-            .count();
-        if spawned == 0 {
-            // No thread to be had: build each slot in turn instead.
-            return run_all(changes, anchors, me, None);
-        }
-        // However run_all ends, the workers return.
-        struct Stop<'p, 'a>(&'p pool::Pool<'a>);
-        impl Drop for Stop<'_, '_> {
-            fn drop(&mut self) {
-                self.0.stop();
-            }
-        }
-        let _stop = Stop(&pool);
-        run_all(
-            changes,
-            anchors,
-            me,
-            Some(Prebuilt {
-                jobs: &jobs,
-                pool: &pool,
-                scandir: &scandir,
-            }),
-        )
-    })
+    run_all(changes, anchors, me)
 }
 
-/// The changes whose slots are built ahead (indices, ascending): none on
-/// one thread or when a change switches effective ids for a while.
-fn jobs_ahead(changes: &[Change], threads: usize) -> Vec<usize> {
-    if threads < 2 || changes.iter().any(|c| matches!(c.op, Op::SeedState { .. })) {
-        return Vec::new();
-    }
-    // A change on a staging name itself (a leftover's removal) must run
-    // before that slot's build, in plan order: that slot is not built
-    // ahead.
-    let on_scandir: HashSet<&OsStr> = changes
-        .iter()
-        .filter(|c| c.target.anchor == Anchor::Scandir && prebuilt(c).is_none())
-        .filter_map(|c| c.target.rel.iter().next())
-        .collect();
-    (0..changes.len())
-        .filter(|&i| {
-            prebuilt(&changes[i]).is_some_and(|b| !on_scandir.contains(OsStr::new(&b.staging)))
-        })
-        .collect()
-}
-
-/// The slot a change publishes, if its staging dir can be built ahead: a
-/// publish or replace that always runs, of a slot directly in the scandir.
-fn prebuilt(c: &Change) -> Option<&SlotBuild> {
-    let b = match &c.op {
-        Op::Publish(b) | Op::Replace(b) => b,
-        _ => return None,
-    };
-    let single = crate::names::parent_and_name(&c.target.rel)
-        .is_some_and(|(parent, _)| parent.as_os_str().is_empty());
-    (c.when == When::Always && c.target.anchor == Anchor::Scandir && single).then_some(&**b)
-}
-
-/// The builds made ahead: `jobs` (indices of changes, ascending) are
-/// built by `pool` in `scandir`.
-struct Prebuilt<'p, 'a> {
-    jobs: &'p [usize],
-    pool: &'p pool::Pool<'a>,
-    scandir: &'p Dir,
-}
-
-fn run_all(
-    changes: &[Change],
-    anchors: &mut dyn Anchors,
-    me: Owner,
-    pre: Option<Prebuilt<'_, '_>>,
-) -> Vec<Outcome> {
+fn run_all(changes: &[Change], anchors: &mut dyn Anchors, me: Owner) -> Vec<Outcome> {
     let mut cache = ParentCache {
         key: None,
         dir: None,
@@ -240,24 +145,13 @@ fn run_all(
             error: (&e).into(),
         }
     };
-    let mut next_job = 0;
     let mut outcomes = Vec::with_capacity(changes.len());
-    for (i, c) in changes.iter().enumerate() {
-        let staged = match &pre {
-            Some(p) if p.jobs.get(next_job) == Some(&i) => {
-                next_job += 1;
-                Some(p.pool.take(next_job - 1))
-            }
-            _ => None,
-        };
+    for c in changes {
         if c.when == When::AfterSlots && failed {
             outcomes.push(Outcome::NotRun(SLOTS_FAILED));
             continue;
         }
-        let result = match (staged, &pre) {
-            (Some(staged), Some(p)) => publish_staged(c, anchors, &mut cache, staged, p.scandir),
-            _ => run_one(c, anchors, &mut cache, me),
-        };
+        let result = run_one(c, anchors, &mut cache, me);
         outcomes.push(match result {
             Ok(None) => Outcome::Done,
             Ok(Some(late)) => Outcome::DoneWith(failure(c, late)),
@@ -293,7 +187,7 @@ fn run_one(
     me: Owner,
 ) -> StepResult {
     let t = &c.target;
-    let (parent, name) = match crate::names::parent_and_name(&t.rel) {
+    let (parent, name) = match t.rel.parent().zip(t.rel.file_name()) {
         Some((p, n)) => (p, n),
         // The anchor itself (the scandir): act on its held fd.
         _ => {
@@ -351,8 +245,8 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
             let unix = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let content = crate::app::command::migrated_state(unix);
-            crate::app::read::as_user(owner, || dir.create_file(name, content.as_bytes(), 0o644))
+            let content = crate::desired::application::command::migrated_state(unix);
+            crate::fs::as_user(owner, || dir.create_file(name, content.as_bytes(), 0o644))
                 .map_err(|e| ("create", e))
         }
         Op::Remove | Op::Unlink => {
@@ -403,36 +297,6 @@ fn publish(
     swap(scandir, slot, b, replace)
 }
 
-/// Publish a slot whose staging dir was built ahead ([`pool`]): as
-/// [`publish`] does after its build. `scandir`: where it was built, to
-/// remove it if the slot is not published.
-fn publish_staged(
-    c: &Change,
-    anchors: &mut dyn Anchors,
-    cache: &mut ParentCache,
-    staged: pool::Staged,
-    scandir: &Dir,
-) -> StepResult {
-    let (b, replace) = match &c.op {
-        Op::Publish(b) => (b, None),
-        Op::Replace(b) => (b, Some(&c.target.expect)),
-        _ => unreachable!("only publishes are built ahead"),
-    };
-    let verb = c.op.verb();
-    staged.map_err(|e| stage::inside(verb, b, e))?;
-    let checked = match cache.get(anchors, c.target.anchor, Path::new("")) {
-        Err(e) => Err(("open", e)),
-        Ok(_) if replace.is_some() => Ok(()),
-        Ok(_) => cache.check_same(&c.target.expect).map_err(|e| (verb, e)),
-    };
-    if let Err(e) = checked {
-        let _ = scandir.remove_tree(OsStr::new(&b.staging));
-        return Err(e);
-    }
-    let name = c.target.rel.as_os_str();
-    swap(cache.dir.as_ref().expect("after get"), name, b, replace)
-}
-
 /// Make a staged slot visible (see [`publish`]); the staging dir is
 /// removed if that fails.
 fn swap(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) -> StepResult {
@@ -467,13 +331,13 @@ pub fn retire_name(c: &Change) -> Option<String> {
     match &c.op {
         Op::Replace(b) => Some(b.staging.clone()),
         Op::Remove
-            if c.phase == crate::model::Phase::Profiles
+            if c.phase == crate::desired::model::Phase::Profiles
                 && c.target.anchor == Anchor::Scandir
                 && c.target.expect.kind == fs::Kind::Dir =>
         {
             let name = c.target.rel.to_str()?;
             let top = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
-            top.then(|| crate::names::retired_name(name))
+            top.then(|| crate::s6::names::retired_name(name))
         }
         _ => None,
     }

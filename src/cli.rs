@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
-pub use crate::model::{Mode, Phase};
-use crate::render::{Style, Verbosity};
+pub use crate::desired::model::{Mode, Phase};
+use crate::report::render::{Style, Verbosity};
 
 /// Output format of the plan and the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -63,9 +63,6 @@ Environment (read because cont-init runs with-contenv):
                                more debug logging. --plan and --check always print the
                                whole plan; --format json is never shortened.
   NO_COLOR                     set and not empty: no colour unless --color always
-  RECONCILE_THREADS            threads that build new slots during an apply, 1 to 64
-                               (default two on two or more CPUs; publishing stays in
-                               plan order)
   RUST_LOG                     log filter (env_logger syntax)
 
 Examples:
@@ -151,11 +148,11 @@ pub struct Args {
 
     /// How long an apply waits for another apply to finish (they take
     /// turns on /run/s6-reconcile.lock) before giving up with exit 111.
-    #[arg(long, value_name = "SECONDS", default_value_t = crate::lock::DEFAULT_WAIT.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::apply::lock::DEFAULT_WAIT.as_secs())]
     pub lock_wait: u64,
 }
 
-/// The tree-description subcommands (SPEC section 13).
+/// The tree-description subcommands (README "Tree descriptions").
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print a description of the tree reconcile observes under the root
@@ -249,14 +246,13 @@ pub enum UsageError {
 
 /// Every environment variable `reconcile` reads (`RUST_LOG` for logging;
 /// `container.no_supervise_env` at its default name).
-pub const ENV_VARS: [&str; 8] = [
+pub const ENV_VARS: [&str; 7] = [
     "HERMES_HOME",
     "S6_PROFILE_GATEWAY_SCANDIR",
     "GATEWAY_MULTIPLEX_PROFILES",
     "HERMES_GATEWAY_NO_SUPERVISE",
     "S6_VERBOSITY",
     "NO_COLOR",
-    "RECONCILE_THREADS",
     "RUST_LOG",
 ];
 
@@ -271,7 +267,7 @@ pub fn check_env(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<(),
         {
             return Err(UsageError::EnvNotUtf8 {
                 var,
-                value: crate::render::path_text(std::path::Path::new(&v)),
+                value: crate::report::render::path_text(std::path::Path::new(&v)),
             });
         }
     }

@@ -1,32 +1,21 @@
 //! s6-reconcile: a boot-time oneshot for s6-overlay containers.
 //!
-//! The shape is observe → plan → render or apply: [`config`] and [`accounts`]
-//! give the desired state, [`scan`] observes the tree, [`plan::plan`] is a pure
-//! function of both, [`render`] prints it and [`apply`] executes it through
-//! the fd-based primitives in [`fs`].
+//! The shape is observe → plan → render or apply, and the modules follow it,
+//! each using only the ones listed before it: [`fs`] (fd-based primitives),
+//! [`s6`] (s6's vocabulary), [`desired`] (what should be), [`observe`] (what
+//! is), [`plan`] (a pure function of both), [`apply`] (executes a plan through
+//! `fs`), [`report`] (what a run reports, rendered as text or JSON), [`tree`]
+//! (tree descriptions), then the command line: [`cli`] and [`run`].
 
 #![forbid(unsafe_code)]
 
-pub mod accounts;
-pub mod app;
 pub mod apply;
-pub mod bootlog;
 pub mod cli;
-pub mod config;
-pub mod effects;
+pub mod desired;
 pub mod fs;
-pub mod layout;
-pub mod lock;
-pub mod model;
-pub mod names;
+pub mod observe;
 pub mod plan;
-pub mod print_config;
-pub mod render;
 pub mod report;
 pub mod run;
-pub mod scan;
-pub mod slot;
-pub mod slot_diff;
-pub mod state;
-pub mod steps;
+pub mod s6;
 pub mod tree;

@@ -13,10 +13,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use s6_reconcile::cli::{Args, Format};
-use s6_reconcile::model::Mode;
-use s6_reconcile::render::escaped;
-use s6_reconcile::report::Failure;
+use s6_reconcile::desired::model::Mode;
+use s6_reconcile::report::render::escaped;
 use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
+use s6_reconcile::s6::findings::Failure;
 
 fn main() {
     let raw: Vec<OsString> = std::env::args_os().collect();
@@ -84,7 +84,7 @@ fn init_logging(args: &Args) {
 /// A tree-description command (`snapshot`, `materialize`...): its exit code.
 fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let code = s6_reconcile::tree::command::run(cmd, &|k| std::env::var(k).ok(), &mut out);
+    let code = s6_reconcile::run::subcommands::run(cmd, &|k| std::env::var(k).ok(), &mut out);
     // A closed pipe is a failure too (`snapshot | head` must not pass
     // for a whole description); an earlier failure already said so.
     match out.flush() {
@@ -105,27 +105,22 @@ fn reconcile(settings: &s6_reconcile::cli::Settings, mode: Mode, format: Format)
     // alone makes one write(2) per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match run::run(settings, &|k| std::env::var(k).ok(), &mut out) {
-        Ok(ran) => {
-            // The process exits next: what the run built is left to the
-            // kernel rather than freed entry by entry (see `run::Spent`).
-            std::mem::forget(ran.spent);
-            match ran.output.and_then(|()| out.flush()) {
-                Ok(()) => ran.code,
-                Err(e) => {
-                    let code = ran.code_if_unwritten;
-                    let level = if code == EXIT_FATAL {
-                        "fatal"
-                    } else {
-                        "warning"
-                    };
-                    say(&format!(
-                        "reconcile: {level}: unable to write the report to stdout: {} (exit {code})",
-                        s6_reconcile::fs::os_error(&e)
-                    ));
-                    code
-                }
+        Ok(ran) => match ran.output.and_then(|()| out.flush()) {
+            Ok(()) => ran.code,
+            Err(e) => {
+                let code = ran.code_if_unwritten;
+                let level = if code == EXIT_FATAL {
+                    "fatal"
+                } else {
+                    "warning"
+                };
+                say(&format!(
+                    "reconcile: {level}: unable to write the report to stdout: {} (exit {code})",
+                    s6_reconcile::fs::os_error(&e)
+                ));
+                code
             }
-        }
+        },
         Err(e) => {
             say(&format!("reconcile: fatal: {e}"));
             if format == Format::Json {

@@ -8,23 +8,27 @@
 
 use std::path::Path;
 
-use crate::config::Policy;
+use crate::desired::config::Policy;
+use crate::desired::model::Phase;
+use crate::desired::model::{Desired, Perms};
 use crate::fs::Kind;
-use crate::layout::{MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
-use crate::model::Phase;
-use crate::model::{Desired, Perms};
-pub use crate::report::{Failure, Skipped, SlotReport};
+use crate::s6::findings::{Failure, Skipped};
+use crate::s6::layout::{MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
 
+pub mod application;
 mod change;
+pub mod multiplex;
 mod order;
 mod profiles;
+pub mod slot_diff;
+pub mod steps;
 
-use crate::scan::{BaseObs, Node, Observed, ScandirObs, StaticObs};
-use crate::steps::{self, When};
+use crate::observe::{BaseObs, Node, Observed, ScandirObs, StaticObs};
 pub use change::{
-    Anchor, Change, Op, Owner, Plan, Shown, SlotBuild, SlotRecipe, Target, slot_entries,
+    Anchor, Change, Op, Owner, Plan, Shown, SlotBuild, SlotRecipe, SlotReport, Target, slot_entries,
 };
 pub use order::sort_changes;
+use steps::When;
 
 /// Compute the plan. Pure: no I/O.
 pub fn plan(d: &Desired, obs: &Observed) -> Plan {
@@ -93,20 +97,20 @@ fn registered_slots(d: &Desired, obs: &Observed) -> std::collections::BTreeSet<S
     let Some(o) = obs.profiles.as_ref() else {
         return Default::default();
     };
-    if crate::app::decide(&d.config, o).dashboard {
+    if crate::plan::application::decide(&d.config, o).dashboard {
         return Default::default();
     }
     o.profiles
         .iter()
         .filter(|p| p.problem.is_none())
-        .map(|p| crate::names::slot_name(&d.config.profiles.slot_prefix, &p.name))
+        .map(|p| crate::s6::names::slot_name(&d.config.profiles.slot_prefix, &p.name))
         .collect()
 }
 
 impl Planner<'_> {
     /// Whether a dot entry of the scandir is a leftover of ours to remove.
-    fn is_leftover(&self, n: &crate::scan::Node) -> bool {
-        crate::names::is_leftover(n.name(), &self.d.config.profiles.slot_prefix, |s| {
+    fn is_leftover(&self, n: &crate::observe::Node) -> bool {
+        crate::s6::names::is_leftover(n.name(), &self.d.config.profiles.slot_prefix, |s| {
             self.registered.contains(s)
         })
     }
@@ -325,14 +329,13 @@ mod tests {
     use std::ffi::OsStr;
 
     use super::*;
-    use crate::names;
 
     #[test]
     fn a_name_joins_as_path_join_does() {
         for dir in ["/run/service", "/", "", "rel", "/a/"] {
             for name in ["gateway-x", ".gateway-x.tmp", "", "/abs", "a/b"] {
                 let (a, b) = (
-                    names::join(Path::new(dir), OsStr::new(name)),
+                    Path::new(dir).join(OsStr::new(name)),
                     Path::new(dir).join(name),
                 );
                 assert_eq!(a.as_os_str(), b.as_os_str(), "{dir} {name}");

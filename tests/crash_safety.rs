@@ -1,4 +1,4 @@
-//! Crash safety of apply (issue 3, SPEC 6.5): `reconcile` is killed with
+//! Crash safety of apply (README "Safety"): `reconcile` is killed with
 //! SIGKILL at many points of an apply over a tree with many profiles, and
 //! after each kill
 //!
@@ -442,16 +442,6 @@ fn reconcile(root: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// [`reconcile`] building its slots on one thread: kill points counted
-/// per call need one traced task and the same order of calls every run.
-/// (Slots built on several threads make the same calls per slot, each in
-/// its own staging dir; the random kills below run them so.)
-fn reconcile_one_thread(root: &Path) -> Command {
-    let mut cmd = reconcile(root, &[]);
-    cmd.env("RECONCILE_THREADS", "1");
-    cmd
-}
-
 fn describe(out: &Output) -> String {
     format!(
         "{}\n--- stdout\n{}--- stderr\n{}",
@@ -504,7 +494,7 @@ fn masked(lines: &str) -> Vec<String> {
 }
 
 fn is_runtime(rel: &str) -> bool {
-    s6_reconcile::layout::is_supervise_runtime_file(std::path::Path::new(rel))
+    s6_reconcile::s6::layout::is_supervise_runtime_file(std::path::Path::new(rel))
 }
 
 /// A slot's definition: its entries (relative to the slot) with kinds,
@@ -871,7 +861,7 @@ fn dump_masked(root: &Path) -> String {
 /// (1-based), which must be `call`.
 fn tracer_kill(scratch: &Scratch, k: usize, call: &Syscall) -> Result<(), String> {
     let log = scratch.side("killed");
-    let mut cmd = reconcile_one_thread(&scratch.root());
+    let mut cmd = reconcile(&scratch.root(), &[]);
     kp::output_to(&mut cmd, &log).map_err(|e| format!("output files: {e}"))?;
     match kp::run_traced(cmd, Some(k), false) {
         Ok((_, End::Killed(stop))) if stop.key() == call.key() => Ok(()),
@@ -908,7 +898,7 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
 
     // The mutating calls of a clean apply, in order, as strace sees them...
     let rec = Scratch::new(&r.input);
-    let mut cmd = reconcile_one_thread(&rec.root());
+    let mut cmd = reconcile(&rec.root(), &[]);
     cmd.stdin(Stdio::null());
     let (status, calls) = kp::record(&cmd, &rec.side("trace"), &rec.root())
         .unwrap_or_else(|e| panic!("recording the clean apply with strace: {e}"));
@@ -943,7 +933,7 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
     drop(rec);
     // ...and as the tracer stops at them: one to one.
     let rec = Scratch::new(&r.input);
-    let mut cmd = reconcile_one_thread(&rec.root());
+    let mut cmd = reconcile(&rec.root(), &[]);
     kp::output_to(&mut cmd, &rec.side("traced")).unwrap();
     let (stops, end) = kp::run_traced(cmd, None, true).expect("tracer");
     assert!(
@@ -1009,7 +999,7 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
         let call = &calls[k - 1];
         let a = Scratch::new(&r.input);
         let killed = match kp::strace_kill_at(
-            &reconcile_one_thread(&a.root()),
+            &reconcile(&a.root(), &[]),
             call,
             &a.side("trace"),
             &a.root(),
@@ -1046,8 +1036,7 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
     })
     .collect();
 
-    // Kills after pseudo-random delays, no ptrace at all, the slots built
-    // on two threads.
+    // Kills after pseudo-random delays, no ptrace at all.
     let timing = Scratch::new(&r.input);
     let t0 = Instant::now();
     apply_ok(&timing.root(), "timed run").unwrap();
@@ -1064,7 +1053,6 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
     let random_failures: Vec<(String, Vec<String>)> = in_parallel(RANDOM_KILLS, |i| {
         let s = Scratch::new(&r.input);
         let mut child = match reconcile(&s.root(), &[])
-            .env("RECONCILE_THREADS", "2")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

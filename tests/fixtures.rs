@@ -1,4 +1,4 @@
-//! Fixture scenarios (SPEC section 10): every directory under `fixtures/` is a
+//! Fixture scenarios (README "Tests"): every directory under `fixtures/` is a
 //! scenario. Its `tree.yaml` (a tree description, docs/tree-format.md) is materialised
 //! in a fresh temp root, `reconcile --root <tmp>` runs against it with the extra
 //! arguments of its optional `args` file (one per line), and the output is
@@ -153,7 +153,7 @@ const MUST_KEEP: &[(&str, &str, u32, u32, u32)] = &[
 
 /// Entries that the first apply must leave in place, not replace (same
 /// inode): slots identical to the wanted ones, or differing only by `down`
-/// (SPEC 6.5; a live s6-supervise keys on dev/ino). (scenario, path)
+/// (README "Why a slot changes"; a live s6-supervise keys on dev/ino). (scenario, path)
 const KEEP_INODE: &[(&str, &str)] = &[
     ("already-reconciled", "run/service/gateway-default"),
     (
@@ -578,7 +578,7 @@ fn run_scenario(s: &mut Scenario) {
     }
     s.golden("plan.json", &plan_json.stdout, &plan_json.stderr);
 
-    // The same plan from the description alone (SPEC 13): byte for byte.
+    // The same plan from the description alone (docs/tree-format.md): byte for byte.
     let input = s.dir.join("tree.yaml");
     for (mode, want) in [
         (&["--plan"][..], &plan),
@@ -931,14 +931,15 @@ mod harness {
     /// the scenarios' runs, so a developer's shell cannot change a golden.
     #[test]
     fn every_variable_the_tool_reads_is_scrubbed() {
-        let src = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config.rs"))
-            .expect("read src/config.rs");
+        let src =
+            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/desired/config.rs"))
+                .expect("read src/desired/config.rs");
         let read: Vec<&str> = src
             .split("env(\"")
             .skip(1)
             .filter_map(|rest| rest.split('"').next())
             .collect();
-        assert!(read.len() >= 3, "found {read:?} in src/config.rs");
+        assert!(read.len() >= 3, "found {read:?} in src/desired/config.rs");
         for var in read {
             assert!(SCRUBBED_ENV.contains(&var), "{var} is not in SCRUBBED_ENV");
         }

@@ -191,7 +191,6 @@ fn a_non_utf8_environment_override_is_refused_naming_it() {
         "S6_PROFILE_GATEWAY_SCANDIR",
         "GATEWAY_MULTIPLEX_PROFILES",
         "S6_VERBOSITY",
-        "RECONCILE_THREADS",
     ] {
         for args in [&[][..], &["--plan"][..]] {
             let mut cmd = common::run::reconcile_cmd(dir.path(), args, &[]);

@@ -1,4 +1,4 @@
-//! Live s6 end-to-end of the profiles phase (SPEC section 6, issue 3): a temp
+//! Live s6 end-to-end of the profiles phase (README "What each phase does"): a temp
 //! root with a persistent volume at `/opt/data` (the default profile and
 //! named profiles in different states) next to the static services, a real
 //! `s6-svscan` on its scandir, `reconcile` run as root with all phases, then
@@ -35,11 +35,11 @@ struct Profile {
     state: Option<&'static str>,
     /// `state/gateway.lifecycle.json`, if any.
     lifecycle: Option<&'static str>,
-    /// SPEC 6.2: what the state file says (`None`: no state).
+    /// What the state file says (`None`: no state).
     prior_state: Option<&'static str>,
-    /// SPEC 6.2: published without `down`.
+    /// Published without `down`.
     started: bool,
-    /// SPEC 6.6, from the lifecycle file.
+    /// From the lifecycle file.
     prior_exit: &'static str,
 }
 
@@ -360,7 +360,7 @@ fn apply_publishes_every_profile_supervised_and_the_user_controls_them() {
     let mut s = Setup::new();
     s.apply(&[]);
 
-    // The published slots, as SPEC 6.4 lists them; nothing for a directory
+    // The published slots, as README "What each phase does" lists them; nothing for a directory
     // without the marker.
     assert!(
         !s.slot("notes").exists(),

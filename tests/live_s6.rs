@@ -1,4 +1,4 @@
-//! Live s6 end-to-end (SPEC section 10): a real `s6-svscan` supervises a temp
+//! Live s6 end-to-end (README "Tests"): a real `s6-svscan` supervises a temp
 //! root laid out as s6-rc-init leaves it; `reconcile` runs on it as root, then
 //! uid 10000 uses the real s6 clients. Needs root and the `s6` package: these
 //! tests fail, never skip, without them.
@@ -76,7 +76,7 @@ fn harness_kills_the_tree_when_the_scanner_hangs_and_the_test_panics() {
     assert!(!tmp.exists(), "temp dir {} not removed", tmp.display());
 }
 
-/// Issue 2 covers the static and scandir phases only.
+/// The static and scandir phases only (the profiles phase: live_profiles.rs).
 const PHASES: [&str; 4] = ["--phase", "static", "--phase", "scandir"];
 
 /// `reconcile` (apply) on the live tree; must exit 0.

@@ -1,4 +1,4 @@
-//! Packaging (SPEC section 11): the static binary, the init definitions, the
+//! Packaging (README "Packaging and installation"): the static binary, the init definitions, the
 //! example configuration and the Debian package, tested as an operator would
 //! meet them: the binary alone in an empty chroot, the package installed
 //! with dpkg, the cont-init script run against a tree.
@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use common::run::owner_mode;
 use nix::sys::stat::Mode;
-use s6_reconcile::config::{Config, Policy, Principal};
+use s6_reconcile::desired::config::{Config, Policy, Principal};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

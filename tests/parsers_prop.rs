@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use s6_reconcile::config::Config;
-use s6_reconcile::state::{parse_lifecycle, parse_state};
+use s6_reconcile::desired::config::Config;
+use s6_reconcile::desired::state::{parse_lifecycle, parse_state};
 
 const CONFIG: &str = r##"user: hermes
 group: ~

@@ -1,4 +1,4 @@
-//! Tree descriptions (SPEC section 13, docs/tree-format.md) through the real
+//! Tree descriptions (docs/tree-format.md) through the real
 //! binary: `snapshot`, `materialize`, `--plan`/`--check --tree`.
 //!
 //! - Bad descriptions: exit 100 naming file, line and column, nothing built.

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use common::tree;
 use s6_reconcile::fs::{Dir, Meta};
-use s6_reconcile::scan::{Disk, Source};
+use s6_reconcile::observe::{Disk, Source};
 use s6_reconcile::tree::source::TreeSource;
 
 const TREE: &str = r##"

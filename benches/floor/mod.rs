@@ -8,7 +8,7 @@
 //!   opened to the user; then, as uid 10000 (like `reconcile`), for every
 //!   profile: its state and lifecycle files read, stale runtime files
 //!   unlinked, the slot built in its staging dir with the same contents
-//!   (`s6_reconcile::slot::render`) and renamed into place; a rescan asked
+//!   (`s6_reconcile::desired::slot::render`) and renamed into place; a rescan asked
 //!   for; the boot log appended. The benchmark checks that `reconcile
 //!   --plan` finds nothing to change on the floor's result.
 //! - `check`: the converged compare. Every profile's state read, and every
@@ -25,8 +25,8 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use s6_reconcile::config::Templates;
-use s6_reconcile::slot;
+use s6_reconcile::desired::config::Templates;
+use s6_reconcile::desired::slot;
 
 const UID: u32 = super::UID;
 const GID: u32 = super::GID;

@@ -14,7 +14,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::fs::Dir;
-use crate::layout;
+use crate::s6::layout;
 
 /// How long one run waits, in all, for the supervisors of the trees it
 /// retires: longer than s6-supervise's default 5 s finish timeout.

@@ -7,11 +7,11 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
+use crate::desired::slot::SlotEntry;
 use crate::fs::{self, Dir};
-use crate::layout::MODE_SLOT_DIR;
 use crate::plan::{Owner, SlotBuild};
-use crate::report::{Carried, Cause};
-use crate::slot::SlotEntry;
+use crate::s6::findings::{Carried, Cause};
+use crate::s6::layout::MODE_SLOT_DIR;
 
 use super::StepError;
 
@@ -22,7 +22,7 @@ pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
     let top = match scandir.make_dir_open(staging, MODE_SLOT_DIR) {
         // A leftover of an interrupted run (no running apply owns one:
         // applies are serialized by the lock).
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+        Err(e) if fs::Os::Exists.is(&e) => {
             scandir
                 .remove_tree(staging)
                 .map_err(|e| ("remove leftover", e))?;

@@ -65,7 +65,7 @@ pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Ba
         }
         let meta = match cur.stat(&name) {
             Ok(m) => m,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(BaseError::Missing),
+            Err(e) if super::Os::NotFound.is(&e) => return Err(BaseError::Missing),
             Err(e) => return Err(e.into()),
         };
         let last = todo.is_empty();
@@ -77,9 +77,7 @@ pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Ba
                 if last {
                     // A root-owned symlink among the parents may lead a base
                     // (`/srv/data -> /`) onto what it may never be.
-                    if !crate::config::is_system_dir(path)
-                        && crate::config::is_system_dir(&cur_path)
-                    {
+                    if !is_system_dir(path) && is_system_dir(&cur_path) {
                         return Err(BaseError::System(cur_path));
                     }
                     let meta = cur.meta()?;
@@ -151,6 +149,35 @@ pub fn controlled_by(meta: &Meta, (uid, gid): (u32, u32)) -> bool {
     (meta.uid == uid && uid != 0)
         || (meta.gid == gid && gid != 0 && meta.mode & 0o020 != 0)
         || meta.mode & 0o002 != 0
+}
+
+/// The directories a base must not be (README "Mistakes and hostile input"): handing one of them to
+/// the user hands them the system. `/lib*` covers lib32, lib64, libx32.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "etc", "usr", "bin", "sbin", "lib*", "boot", "dev", "proc", "sys", "run", "var", "opt", "home",
+    "root", "tmp",
+];
+
+/// Whether `path` (absolute, no `..`) is `/` or one of [`SYSTEM_DIRS`].
+pub fn is_system_dir(path: &Path) -> bool {
+    let normal: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    match normal.as_slice() {
+        [] => true,
+        [one] => {
+            let one = one.to_string_lossy();
+            SYSTEM_DIRS.iter().any(|d| match d.strip_suffix('*') {
+                Some(stem) => one.starts_with(stem),
+                None => one == *d,
+            })
+        }
+        _ => false,
+    }
 }
 
 /// Whether (uid, gid) may create or append entries in a directory with

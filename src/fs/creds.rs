@@ -100,10 +100,13 @@ pub fn egid() -> u32 {
     nix::unistd::getegid().as_raw()
 }
 
-/// Give the calling thread a file descriptor table of its own (a copy:
-/// the same fds, open on the same files). A thread that opens and closes
-/// many fds then no longer shares the table's lock and the files'
-/// reference counts with the process's other threads.
-pub fn private_fd_table() -> io::Result<()> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FILES).map_err(errno_io)
+/// Run `f` with the user's effective ids when this process is root (the
+/// real and saved ids stay root), else as we are: for what apply writes
+/// into the user's volume outside the profiles phase's own privilege drop.
+pub fn as_user<R>(user: (u32, u32), f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+    if euid() == 0 && user.0 != 0 {
+        with_effective_ids(user.0, user.1, f)
+    } else {
+        f()
+    }
 }

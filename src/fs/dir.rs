@@ -180,7 +180,7 @@ impl Dir {
     pub fn stat_opt(&self, name: &OsStr) -> io::Result<Option<Meta>> {
         match self.stat(name) {
             Ok(m) => Ok(Some(m)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(Errno::ENOENT as i32) => Ok(None),
             Err(e) => Err(e),
         }
     }

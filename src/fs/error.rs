@@ -5,6 +5,8 @@
 
 use std::io;
 
+use nix::errno::Errno;
+
 use super::meta::{Kind, Meta};
 
 /// Why a primitive refused to act.
@@ -53,6 +55,51 @@ impl From<Refusal> for io::Error {
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, r)
+    }
+}
+
+/// The OS errors the stages tell apart or make (a tree description answers
+/// as the disk would), by name: the errno values stay inside `fs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Os {
+    /// `ENOENT`
+    NotFound,
+    /// `ENOTDIR`
+    NotADir,
+    /// `ELOOP`: a symlink met with `O_NOFOLLOW`.
+    Loop,
+    /// `EACCES`
+    Access,
+    /// `ENXIO`: a FIFO without a reader, a socket opened.
+    NoDevice,
+    /// `EINVAL`
+    Invalid,
+    /// `EEXIST`
+    Exists,
+}
+
+impl Os {
+    fn errno(self) -> Errno {
+        match self {
+            Os::NotFound => Errno::ENOENT,
+            Os::NotADir => Errno::ENOTDIR,
+            Os::Loop => Errno::ELOOP,
+            Os::Access => Errno::EACCES,
+            Os::NoDevice => Errno::ENXIO,
+            Os::Invalid => Errno::EINVAL,
+            Os::Exists => Errno::EEXIST,
+        }
+    }
+
+    /// Whether `e` is this OS error.
+    pub fn is(self, e: &io::Error) -> bool {
+        e.raw_os_error() == Some(self.errno() as i32)
+    }
+}
+
+impl From<Os> for io::Error {
+    fn from(o: Os) -> io::Error {
+        io::Error::from_raw_os_error(o.errno() as i32)
     }
 }
 

@@ -79,6 +79,20 @@ pub fn read_regular(path: &Path, limit: u64, follow: Follow) -> Result<Vec<u8>, 
     Ok(buf)
 }
 
+/// Open `path` for reading without following a symlink at its end, never
+/// blocking (a FIFO opens at once) and never becoming a controlling
+/// terminal.
+pub fn open_nofollow(path: &Path) -> io::Result<std::fs::File> {
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    nix::fcntl::open(path, flags, Mode::empty())
+        .map(std::fs::File::from)
+        .map_err(|e| io::Error::from_raw_os_error(e as i32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

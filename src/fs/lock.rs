@@ -1,5 +1,5 @@
 //! An exclusive `flock` on a file opened beneath a held directory fd: the
-//! primitive under the apply lock ([`crate::lock`] decides where it lives
+//! primitive under the apply lock ([`crate::apply::lock`] decides where it lives
 //! and who may hold it).
 
 use std::ffi::OsStr;

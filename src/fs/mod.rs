@@ -26,12 +26,12 @@ use std::io;
 
 use nix::errno::Errno;
 
-pub use base::{Base, BaseError, controlled_by, may_write, resolve_base};
-pub use creds::{
-    act_as, acting_as, clear_umask, egid, euid, private_fd_table, uid, with_effective_ids,
+pub use base::{
+    Base, BaseError, SYSTEM_DIRS, controlled_by, is_system_dir, may_write, resolve_base,
 };
+pub use creds::{act_as, acting_as, as_user, clear_umask, egid, euid, uid, with_effective_ids};
 pub use dir::{Dir, DirEntry};
-pub use error::{Refusal, refusal};
+pub use error::{Os, Refusal, refusal};
 pub use meta::{Kind, Meta};
 pub use stage::{SETGID, born_dir_mode};
 

@@ -37,7 +37,7 @@ impl Dir {
         let fd = self.open_entry(name, expect)?;
         match chmod_via_proc(&fd, mode) {
             Ok(()) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            Err(e) if super::Os::NotFound.is(&e) || super::Os::NotADir.is(&e) => {
                 // No /proc (an empty chroot): reopen for real, without
                 // following, check identity again, and fchmod that fd.
                 let real = self.open_read(name)?;
@@ -75,7 +75,7 @@ impl Dir {
         }
         let fd = self.open_entry(name, expect).map_err(|e| (first, e))?;
         let chmod = |m: u32| match chmod_via_proc(&fd, m) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            Err(e) if super::Os::NotFound.is(&e) || super::Os::NotADir.is(&e) => {
                 // No /proc (an empty chroot): reopen for real, without
                 // following, check identity again, and fchmod that fd.
                 let real = self.open_read(name)?;
@@ -157,11 +157,9 @@ fn fchown_empty(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
 }
 
 /// fchmod does not work on an `O_PATH` fd; the /proc magic link reaches the
-/// very inode the fd holds, not whatever the name points to now. The
-/// thread's own fd table (`thread-self`): a slot builder thread has one of
-/// its own, where `/proc/self/fd` would name the main thread's fds.
+/// very inode the fd holds, not whatever the name points to now.
 fn chmod_via_proc(fd: impl AsFd, mode: u32) -> io::Result<()> {
-    let proc_path = format!("/proc/thread-self/fd/{}", fd.as_fd().as_raw_fd());
+    let proc_path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
     nix::sys::stat::fchmodat(
         nix::fcntl::AT_FDCWD,
         proc_path.as_str(),
@@ -219,7 +217,7 @@ mod tests {
     #[test]
     fn perms_failures_name_the_call() {
         let e = perms_step(0o644, Some((1, 2)), Some(0o600), &|_| Ok(()), &|_| {
-            Err(io::Error::from_raw_os_error(libc::EPERM))
+            Err(errno_io(Errno::EPERM))
         })
         .unwrap_err();
         assert_eq!(e.0, "chown");

@@ -6,10 +6,10 @@ use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 
 use super::dir::{Dir, DirEntry, expect_kind, fd_meta, name_ok};
 use super::errno_io;
@@ -23,25 +23,20 @@ impl Dir {
             return Err(errno_io(Errno::EACCES));
         }
         if self.listed.swap(true, Ordering::Relaxed) {
-            rustix::fs::seek(&self.fd, rustix::fs::SeekFrom::Start(0))?;
+            nix::unistd::lseek(self.fd.as_fd(), 0, nix::unistd::Whence::SeekSet)
+                .map_err(errno_io)?;
         }
         // Names are at most 255 bytes: one entry always fits. On the stack:
         // a listing per directory observed, no allocation for it.
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); LIST_BUF];
+        // getdents64 on the held fd: nix has no call for it (its
+        // `dir::Dir` is `fdopendir`, an fstat and an fcntl more per
+        // directory, and it takes the fd), so this one call is rustix's.
         let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
-        let one_fill = fills_to_end(self);
-        let mut filled = 0;
         let mut out = Vec::new();
         while let Some(e) = raw.next() {
             let e = e?;
-            let n = e.file_name().to_bytes();
-            filled += record_len(n.len());
-            push_entry(&mut out, n, e.file_type());
-            // Room was left for the longest entry: the file system
-            // stopped at the end, not at a full buffer.
-            if one_fill && raw.is_buffer_empty() && filled + record_len(255) <= LIST_BUF {
-                break;
-            }
+            push_entry(&mut out, e.file_name().to_bytes(), e.file_type());
         }
         out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -173,18 +168,17 @@ impl Dir {
         let mut path = sub.to_os_string();
         path.push("/");
         path.push(name);
-        use rustix::fs::{OFlags, ResolveFlags};
-        let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH;
-        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        match rustix::fs::openat2(
-            &self.fd,
-            path.as_os_str(),
-            flags,
-            rustix::fs::Mode::empty(),
-            how,
-        ) {
+        use nix::fcntl::{OpenHow, ResolveFlag};
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .resolve(
+                ResolveFlag::RESOLVE_NO_SYMLINKS
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                    | ResolveFlag::RESOLVE_BENEATH,
+            );
+        match nix::fcntl::openat2(self.fd.as_fd(), path.as_os_str(), how) {
             Ok(fd) => read_opened(fd, limit, 1),
-            Err(e) if e == rustix::io::Errno::NOENT => Err(e.into()),
+            Err(Errno::ENOENT) => Err(errno_io(Errno::ENOENT)),
             // Not available (old kernel, a seccomp filter) or refused for
             // a symlink: the step-by-step opens give the same answer.
             Err(_) => read_opened(self.open_dir(sub)?.open_read(name)?, limit, 1),
@@ -268,97 +262,12 @@ fn read_opened(
 /// Size of the buffer a listing reads into.
 const LIST_BUF: usize = 16 * 1024;
 
-/// Size of one `getdents64` record for a name of `len` bytes.
-fn record_len(len: usize) -> usize {
-    (19 + len + 1).next_multiple_of(8)
-}
-
 fn push_entry(out: &mut Vec<DirEntry>, n: &[u8], t: rustix::fs::FileType) {
     if n != b"." && n != b".." {
         out.push(DirEntry {
             name: OsStr::from_bytes(n).to_os_string(),
             kind: kind_of_dtype(t),
         });
-    }
-}
-
-/// The in-memory file systems whose behaviour the reader relies on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MemFs {
-    Tmpfs,
-    Ramfs,
-}
-
-/// Whether `dir` is on a file system whose `getdents64` fills the buffer
-/// until it is full or the directory ends (tmpfs, ramfs: the in-memory
-/// directory iterators), so a short first fill is the whole listing.
-fn fills_to_end(dir: &Dir) -> bool {
-    mem_fs(dir).is_some()
-}
-
-/// Which in-memory file system `dir` is on, if any. Asked once per
-/// device (`fstatfs`), only for a directory whose device is known
-/// (`None` otherwise, as for any other file system).
-fn mem_fs(dir: &Dir) -> Option<MemFs> {
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    const RAMFS_MAGIC: i64 = 0x8584_58f6;
-    static KNOWN: Mutex<Vec<(u64, Option<MemFs>)>> = Mutex::new(Vec::new());
-    let dev = dir.dev.load(Ordering::Relaxed);
-    if dev == u64::MAX {
-        return None;
-    }
-    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, f)) = known.iter().find(|(d, _)| *d == dev) {
-        return *f;
-    }
-    let f = match rustix::fs::fstatfs(&dir.fd).map(|s| s.f_type) {
-        Ok(TMPFS_MAGIC) => Some(MemFs::Tmpfs),
-        Ok(RAMFS_MAGIC) => Some(MemFs::Ramfs),
-        _ => None,
-    };
-    known.push((dev, f));
-    f
-}
-
-/// What tmpfs adds to a directory's size per entry (`BOGO_DIRENT_SIZE`),
-/// `.` and `..` included: on every create, link, symlink and rename into
-/// it, and it takes as much off on every unlink, rmdir and rename out.
-const TMPFS_DIRENT_SIZE: u64 = 20;
-
-/// Size tmpfs gives a directory without entries (`.` and `..`).
-const TMPFS_EMPTY_DIR_SIZE: u64 = 2 * TMPFS_DIRENT_SIZE;
-
-impl Dir {
-    /// Whether `child`, the `lstat` of an entry of this directory, shows by
-    /// its size alone that the entry is empty: on tmpfs (and only there,
-    /// where sizes are exact; ramfs counts nothing, other file systems
-    /// count blocks), a directory of 40 bytes (no entry) or a regular
-    /// file of 0 bytes. Saves opening, listing and closing a directory
-    /// that is normally empty (an `event/` fifodir). `false` when this
-    /// directory's device is not known yet or the child is on another one.
-    pub fn empty_by_size(&self, child: &Meta) -> bool {
-        match child.kind {
-            Kind::Dir => self.entries_by_size(child) == Some(0),
-            Kind::File => self.sizes_exact(child) && child.size == 0,
-            _ => false,
-        }
-    }
-
-    /// How many entries the directory `child` (the `stat` of an entry of
-    /// this directory) holds, from its size alone: on tmpfs only (see
-    /// [`Dir::empty_by_size`]); `None` elsewhere or for a size tmpfs does
-    /// not give.
-    pub fn entries_by_size(&self, child: &Meta) -> Option<u64> {
-        if child.kind != Kind::Dir || !self.sizes_exact(child) {
-            return None;
-        }
-        let over = child.size.checked_sub(TMPFS_EMPTY_DIR_SIZE)?;
-        (over % TMPFS_DIRENT_SIZE == 0).then_some(over / TMPFS_DIRENT_SIZE)
-    }
-
-    /// Whether `child`, an entry of this directory, is on tmpfs.
-    fn sizes_exact(&self, child: &Meta) -> bool {
-        child.dev == self.dev.load(Ordering::Relaxed) && mem_fs(self) == Some(MemFs::Tmpfs)
     }
 }
 
@@ -378,7 +287,6 @@ fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::sys::stat::Mode;
 
     /// Links resolve with the held root as `/`: an absolute target, `..`
     /// past the root, a link on the way, a loop.
@@ -413,93 +321,8 @@ mod tests {
         );
     }
 
-    /// A temporary directory on tmpfs (`/dev/shm`, as on every Linux
-    /// system this runs on).
-    fn tmpfs_dir() -> tempfile::TempDir {
-        let t = tempfile::tempdir_in("/dev/shm").expect("/dev/shm (tmpfs) for this test");
-        let d = Dir::open_path(t.path()).unwrap();
-        d.meta().unwrap();
-        assert_eq!(mem_fs(&d), Some(MemFs::Tmpfs), "/dev/shm is not tmpfs");
-        t
-    }
-
-    /// The size rule says empty exactly when a listing finds nothing: an
-    /// empty directory, one with one entry of each kind, one whose entries
-    /// were all removed (unlinked, rmdir'ed, renamed out), an empty file
-    /// and a one-byte one.
-    #[test]
-    fn empty_by_size_on_tmpfs_agrees_with_the_listing() {
-        let t = tmpfs_dir();
-        let top = Dir::open_path(t.path()).unwrap();
-        top.meta().unwrap();
-        let p = |n: &str| t.path().join(n);
-        let check = |name: &str| {
-            let m = top.stat(OsStr::new(name)).unwrap();
-            let d = top.open_dir(OsStr::new(name)).unwrap();
-            let listed = d.entries().unwrap().len() as u64;
-            assert_eq!(
-                top.empty_by_size(&m),
-                listed == 0,
-                "{name}: size {}",
-                m.size
-            );
-            assert_eq!(top.entries_by_size(&m), Some(listed), "{name}");
-            listed == 0
-        };
-        std::fs::create_dir(p("empty")).unwrap();
-        assert!(check("empty"));
-        for name in ["file", "dir", "link", "fifo"] {
-            std::fs::create_dir(p(name)).unwrap();
-            let inside = p(name).join("x");
-            match name {
-                "file" => std::fs::write(&inside, b"").unwrap(),
-                "dir" => std::fs::create_dir(&inside).unwrap(),
-                "link" => std::os::unix::fs::symlink("y", &inside).unwrap(),
-                _ => nix::unistd::mkfifo(&inside, Mode::from_bits_truncate(0o600)).unwrap(),
-            }
-            assert!(!check(name), "{name}");
-        }
-        std::fs::create_dir(p("emptied")).unwrap();
-        std::fs::write(p("emptied/a"), b"x").unwrap();
-        std::fs::create_dir(p("emptied/b")).unwrap();
-        std::fs::write(p("emptied/c"), b"x").unwrap();
-        std::fs::hard_link(p("emptied/c"), p("emptied/c2")).unwrap();
-        assert!(!check("emptied"));
-        std::fs::rename(p("emptied/c2"), p("emptied/c3")).unwrap();
-        assert!(!check("emptied"));
-        std::fs::remove_file(p("emptied/a")).unwrap();
-        std::fs::remove_dir(p("emptied/b")).unwrap();
-        std::fs::remove_file(p("emptied/c3")).unwrap();
-        std::fs::rename(p("emptied/c"), p("moved")).unwrap();
-        assert!(check("emptied"));
-        std::fs::write(p("zero"), b"").unwrap();
-        std::fs::write(p("one"), b"1").unwrap();
-        assert!(top.empty_by_size(&top.stat(OsStr::new("zero")).unwrap()));
-        assert!(!top.empty_by_size(&top.stat(OsStr::new("one")).unwrap()));
-        assert!(!top.empty_by_size(&top.stat(OsStr::new("moved")).unwrap()));
-    }
-
-    /// Elsewhere sizes say nothing about entries: never empty by size.
-    #[test]
-    fn empty_by_size_only_on_tmpfs() {
-        let t = tempfile::tempdir().unwrap();
-        let top = Dir::open_path(t.path()).unwrap();
-        top.meta().unwrap();
-        if mem_fs(&top).is_some() {
-            return; // the temporary directory is on tmpfs: nothing to show here
-        }
-        std::fs::create_dir(t.path().join("empty")).unwrap();
-        std::fs::write(t.path().join("zero"), b"").unwrap();
-        for n in ["empty", "zero"] {
-            assert!(!top.empty_by_size(&top.stat(OsStr::new(n)).unwrap()), "{n}");
-        }
-        let empty = top.stat(OsStr::new("empty")).unwrap();
-        assert_eq!(top.entries_by_size(&empty), None);
-    }
-
-    /// On tmpfs a listing that fits one buffer stops after one
-    /// `getdents64`; around the buffer's edge (names of 200 bytes, 73
-    /// records a fill) and past it, every entry is still listed.
+    /// Around the listing buffer's edge (names of 200 bytes, 73 records a
+    /// fill) and past it, every entry is listed.
     #[test]
     fn one_fill_listings_are_whole() {
         let at = std::path::Path::new("/dev/shm");

@@ -3,15 +3,16 @@
 
 use std::path::PathBuf;
 
-use crate::config::Policy;
+use crate::desired::config::Policy;
+use crate::desired::model::Perms;
+use crate::desired::model::Phase;
+use crate::desired::slot::{self, SlotEntry};
+use crate::desired::state::{Action, PriorExit};
 use crate::fs::Meta;
-use crate::layout::{self, MODE_SUPERVISE_STATIC};
-use crate::model::Perms;
-use crate::model::Phase;
-use crate::report::{Failure, Skipped, SlotReport};
-use crate::slot::{self, SlotEntry};
-use crate::slot_diff::Why;
-use crate::steps::{Effect, When};
+use crate::plan::slot_diff::Why;
+use crate::plan::steps::{Effect, When};
+use crate::s6::findings::{Failure, Skipped};
+use crate::s6::layout::{self, MODE_SUPERVISE_STATIC};
 
 /// Which configured base directory a change is relative to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -264,6 +265,21 @@ pub struct Plan {
     /// Stdout lines of the profiles phase besides one per slot (a
     /// dashboard container's notice).
     pub lines: Vec<String>,
+}
+
+/// What happens to one profile's slot (README "What each phase does").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotReport {
+    pub profile: String,
+    /// `None` when the name is not valid (no slot name is built from it).
+    pub slot: Option<String>,
+    pub prior_state: Option<String>,
+    pub action: Action,
+    pub reason: Option<String>,
+    pub prior_exit: PriorExit,
+    /// The default slot under multiplexing: the named profiles whose state
+    /// asked to autostart, folded into it (README, "Multiplexed profiles").
+    pub folded: Vec<String>,
 }
 
 #[cfg(test)]

@@ -3,16 +3,16 @@
 use std::path::Path;
 
 use super::*;
-use crate::accounts::Account;
-use crate::config::Config;
+use crate::desired::accounts::Account;
+use crate::desired::config::Config;
+use crate::desired::slot::{self, SlotEntry};
+use crate::desired::state::Action;
 use crate::fs::{Kind, Meta};
-use crate::scan::{
+use crate::observe::{
     BaseObs, Content, Node, Observed, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, SlotObs,
     StateObs,
 };
-use crate::slot::{self, SlotEntry};
-use crate::state::Action;
-use crate::{layout, names};
+use crate::{s6::layout, s6::names};
 
 const USER: Owner = (10000, 10000);
 
@@ -99,7 +99,7 @@ fn profiles_obs(s: ScandirObs) -> Observed {
         phases: vec![Phase::Profiles],
         scandir: Some(BaseObs::Present(s)),
         profiles: Some(ProfilesObs {
-            app: crate::app::AppObs::default(),
+            app: crate::observe::application::AppObs::default(),
             home: BaseObs::Present(node("", Kind::Dir, USER, 0o755)),
             profiles: vec![p],
             not_profiles: Vec::new(),

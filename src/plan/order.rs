@@ -1,76 +1,15 @@
 //! The order of a plan's changes, which is the order apply runs them.
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-
 use super::Change;
 
 /// The plan's order, which is the order apply runs it: by phase, then
-/// condition (the volume after the slots), then path, then operation.
-/// Paths are in [`Path`]'s order (component by component). A stable sort:
-/// the same as sorting by the whole key at once, done cheaply for the
-/// usual plan, whose changes are made in path order within each phase
-/// and condition.
+/// condition (the volume after the slots), then path (in [`std::path::Path`]'s order,
+/// component by component: a directory before what it holds), then
+/// operation. A stable sort.
 pub fn sort_changes(changes: &mut [Change]) {
-    let key = |c: &Change| (c.phase, c.when);
-    if !changes.iter().all(|c| is_normal(&c.path)) {
-        changes.sort_by(|a, b| (key(a), &a.path, a.op.rank()).cmp(&(key(b), &b.path, b.op.rank())));
-        return;
-    }
-    if !changes.is_sorted_by_key(key) {
-        changes.sort_by_key(key);
-    }
-    let in_group =
-        |a: &Change, b: &Change| cmp_normal(&a.path, &b.path).then(a.op.rank().cmp(&b.op.rank()));
-    for group in changes.chunk_by_mut(|a, b| key(a) == key(b)) {
-        if !group.is_sorted_by(|a, b| in_group(a, b).is_le()) {
-            group.sort_by(in_group);
-        }
-    }
-}
-
-/// Whether `p` is absolute and written the way its components read back:
-/// no empty, `.` or `..` component, no trailing `/`. Such paths compare as
-/// [`Path`] does by [`cmp_normal`], without splitting them into components.
-fn is_normal(p: &Path) -> bool {
-    let b = p.as_os_str().as_bytes();
-    let Some((b'/', rest)) = b.split_first() else {
-        return false;
-    };
-    if rest.is_empty() {
-        return true;
-    }
-    // One pass: each component (between slashes, and the last one) is
-    // neither empty nor `.` nor `..`.
-    let odd = |len: usize, dots: usize| len == 0 || (len == dots && len <= 2);
-    let (mut len, mut dots) = (0, 0);
-    for &c in rest {
-        if c == b'/' {
-            if odd(len, dots) {
-                return false;
-            }
-            (len, dots) = (0, 0);
-        } else {
-            len += 1;
-            dots += usize::from(c == b'.');
-        }
-    }
-    !odd(len, dots)
-}
-
-/// [`Path`]'s order of two [`is_normal`] paths: bytewise, with `/` below
-/// every other byte (a component that is a prefix of another sorts first,
-/// and so does a path that ends where another goes on).
-fn cmp_normal(a: &Path, b: &Path) -> std::cmp::Ordering {
-    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
-    let at = a.iter().zip(b).position(|(x, y)| x != y);
-    match at {
-        None => a.len().cmp(&b.len()),
-        Some(i) => {
-            let rank = |c: u8| if c == b'/' { 0 } else { u16::from(c) + 1 };
-            rank(a[i]).cmp(&rank(b[i]))
-        }
-    }
+    changes.sort_by(|a, b| {
+        (a.phase, a.when, &a.path, a.op.rank()).cmp(&(b.phase, b.when, &b.path, b.op.rank()))
+    });
 }
 
 #[cfg(test)]
@@ -78,50 +17,10 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+    use crate::desired::model::Phase;
     use crate::fs::Kind;
-    use crate::model::Phase;
+    use crate::plan::steps::When;
     use crate::plan::{Anchor, Op, Target};
-    use crate::steps::When;
-
-    #[test]
-    fn paths_sort_as_path_orders_them() {
-        let names = [
-            "/",
-            "/a",
-            "/a/b",
-            "/a-b",
-            "/a.b",
-            "/a/b/c",
-            "/ab",
-            "/a b",
-            "/run/service",
-            "/run/service/gateway-a",
-            "/run/service/gateway-a/down",
-            "/run/service/gateway-a-b",
-            "/run/service/gateway-a.tmp",
-            "/run/service/.gateway-a.tmp",
-            "/run/s6-rc",
-            "/run/service/gateway-",
-            "/opt/data/profiles/x/gateway.pid",
-            "/opt/data",
-            "/a/...",
-            "/.a",
-            "/a/.b",
-            "/a/..b",
-        ];
-        for a in names {
-            for b in names {
-                let (pa, pb) = (Path::new(a), Path::new(b));
-                assert!(is_normal(pa) && is_normal(pb));
-                assert_eq!(cmp_normal(pa, pb), pa.cmp(pb), "{a} vs {b}");
-            }
-        }
-        for odd in [
-            "/a/", "/a//b", "/a/./b", "./a", "/a/.", "/a/..", "/../a", "a/b", "",
-        ] {
-            assert!(!is_normal(Path::new(odd)), "{odd}");
-        }
-    }
 
     #[test]
     fn sorting_changes_is_one_stable_sort_by_phase_condition_path_and_op() {

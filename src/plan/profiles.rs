@@ -2,19 +2,19 @@
 //! (published, replaced, `down` in place, kept), stale runtime files, the
 //! state file a legacy container is given, and the reports.
 
-use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use crate::config::Policy;
+use crate::desired::config::Policy;
+use crate::desired::model::Phase;
+use crate::desired::state::{self, Action, PriorExit};
 use crate::fs::Kind;
-use crate::layout::{self};
-use crate::model::Phase;
-use crate::report::{Failure, SlotReport};
-use crate::scan::{BaseObs, Node, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, StateObs};
-use crate::slot_diff::{self, SlotDiff};
-use crate::state::{self, Action, PriorExit};
-use crate::steps::When;
-use crate::{config::StartPolicy, names};
+use crate::observe::{BaseObs, Node, ProfileObs, ProfileSource, ProfilesObs, ScandirObs, StateObs};
+use crate::plan::SlotReport;
+use crate::plan::slot_diff::{self, SlotDiff};
+use crate::plan::steps::When;
+use crate::s6::findings::Failure;
+use crate::s6::layout::{self};
+use crate::{desired::config::StartPolicy, s6::names};
 
 use super::*;
 
@@ -28,13 +28,13 @@ impl Planner<'_> {
         let d = self.d;
         let cfg = &d.config.profiles;
         let (uid, gid) = (d.account.uid, d.account.gid);
-        let app = crate::app::decide(&d.config, o);
+        let app = crate::plan::application::decide(&d.config, o);
         // A dashboard container does nothing in this phase, not even warn
         // about the gateways' configuration.
         if app.dashboard {
             self.plan
                 .lines
-                .push(crate::app::command::DASHBOARD_LINE.into());
+                .push(crate::desired::application::command::DASHBOARD_LINE.into());
             return;
         }
         self.plan.warnings.extend(app.warnings.iter().cloned());
@@ -141,7 +141,7 @@ impl Planner<'_> {
         p: &ProfileObs,
         slots: Option<&ScandirObs>,
         recipe: &std::sync::Arc<SlotRecipe>,
-        app: &crate::app::Decision,
+        app: &crate::plan::application::Decision,
         folded: &[String],
     ) -> SlotReport {
         let (uid, gid) = (recipe.uid, recipe.gid);
@@ -155,7 +155,9 @@ impl Planner<'_> {
             let at = p.dir.as_ref().map_or_else(PathBuf::new, |n| n.path.clone());
             self.plan.warnings.push(format!(
                 "{}: {why}; its prior exit is unknown",
-                at.join("state").join(crate::scan::LIFECYCLE_FILE).display()
+                at.join("state")
+                    .join(crate::observe::LIFECYCLE_FILE)
+                    .display()
             ));
         }
         let is_default = p.source == ProfileSource::Default;
@@ -179,7 +181,7 @@ impl Planner<'_> {
             Policy::Compat => (uid, gid),
             Policy::Strict => (0, 0),
         };
-        // Without a usable scandir nothing is published (SPEC 6.6: `skipped`
+        // Without a usable scandir nothing is published (README "What each phase does": `skipped`
         // is "not published"); the scandir's own error says why.
         let (action, reason) = match slots {
             Some(slots) => {
@@ -322,7 +324,7 @@ impl Planner<'_> {
         name: &str,
         build: SlotBuild,
     ) -> Result<(), String> {
-        let path = names::join(&slots.base.path, OsStr::new(name));
+        let path = slots.base.path.join(name);
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.

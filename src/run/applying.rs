@@ -1,20 +1,21 @@
 //! Applying: the lock, one observation, the root phases, then the profiles
-//! phase as the user, its slots built on [`THREADS_ENV`] threads.
+//! phase as the user.
 
 use std::path::PathBuf;
 
 use super::{Fatal, observe, warn_unwritable_volume};
+use crate::apply::effects;
+use crate::apply::lock;
 use crate::apply::{self, Anchors, Applied, retire};
 use crate::cli::Settings;
-use crate::config::{ConfigError, Policy};
-use crate::effects;
+use crate::desired::config::Policy;
+use crate::desired::model::{Desired, Phase};
 use crate::fs::{self, Dir};
-use crate::lock;
-use crate::model::{Desired, Phase};
+use crate::observe::Observed;
+use crate::plan::steps::{self, Outcome};
 use crate::plan::{self, Anchor};
-use crate::report::{Failure, Report, say_who_acted};
-use crate::scan::Observed;
-use crate::steps::{self, Outcome};
+use crate::report::Report;
+use crate::s6::findings::{Failure, say_who_acted};
 
 /// The configured bases, opened lazily beneath the root at apply time.
 struct OpenBases<'a> {
@@ -56,13 +57,7 @@ fn bases<'a>(root: &'a Dir, desired: &'a Desired) -> OpenBases<'a> {
 /// compat policy (so nothing planted in the user's volume or scandir can
 /// make root touch a root-owned file), then plan and apply: the changes
 /// under their conditions, then the run effects (rescan, boot log).
-fn apply_profiles(
-    desired: &Desired,
-    root: &Dir,
-    observed: &Observed,
-    threads: usize,
-    report: &mut Report,
-) {
+fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &mut Report) {
     let acct = &desired.account;
     if fs::euid() == 0 && desired.policy() == Policy::Compat {
         if let Err(e) = fs::act_as(acct.uid, acct.gid) {
@@ -81,8 +76,7 @@ fn apply_profiles(
     }
     let mut plan = plan::plan(desired, observed);
     let mut anchors = bases(root, desired);
-    // Started after the privilege drop: the slot builders act as the user too.
-    let mut outcomes = apply::apply(&plan.changes, &mut anchors, threads);
+    let mut outcomes = apply::apply(&plan.changes, &mut anchors);
     if let Some(uid) = fs::acting_as() {
         for o in &mut outcomes {
             if let Outcome::Failed(e) | Outcome::DoneWith(e) = o {
@@ -133,46 +127,14 @@ fn retire_old_trees(
     }
 }
 
-/// The environment variable that sets how many threads build slots (a
-/// benchmark knob; see benches/README.md).
-pub const THREADS_ENV: &str = "RECONCILE_THREADS";
-
-/// The most slot builder threads [`THREADS_ENV`] may ask for.
-pub const MAX_THREADS: usize = 64;
-
-/// How many threads build the staging dirs of an apply's slots, if
-/// [`THREADS_ENV`] says (1 to [`MAX_THREADS`]; empty = unset). Checked in
-/// every mode, so that `--check` catches a bad value too.
-pub(super) fn build_threads(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<usize>, Fatal> {
-    let Some(v) = env(THREADS_ENV).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    match v.parse::<usize>() {
-        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(Some(n)),
-        _ => Err(Fatal::Config(ConfigError::Env {
-            var: THREADS_ENV,
-            value: v,
-            message: format!("must be a number of threads from 1 to {MAX_THREADS}"),
-        })),
-    }
-}
-
-/// The default number of slot builder threads: two when the process may
-/// use two CPUs or more, else one (more than two is not measured: every
-/// build also takes the scandir's lock, to make its staging dir).
-fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
-}
-
 /// An apply of the settings' phases: the lock held throughout, the tree
 /// observed once, the root phases applied, then the profiles phase.
 pub(super) fn apply_all(
     settings: &Settings,
     desired: &Desired,
     root: &Dir,
-    threads: Option<usize>,
     report: &mut Report,
-) -> Result<Observed, Fatal> {
+) -> Result<(), Fatal> {
     let root_phases: Vec<Phase> = settings
         .phases
         .iter()
@@ -199,15 +161,14 @@ pub(super) fn apply_all(
     if !root_phases.is_empty() {
         observed.phases = root_phases;
         let mut plan = plan::plan(desired, &observed);
-        let outcomes = apply::apply(&plan.changes, &mut bases(root, desired), 1);
+        let outcomes = apply::apply(&plan.changes, &mut bases(root, desired));
         let applied = Applied::collect(std::mem::take(&mut plan.changes), outcomes);
         observed.applied(&applied.done);
         report.add_applied(plan, applied);
     }
     if with_profiles {
         observed.phases = vec![Phase::Profiles];
-        let threads = threads.unwrap_or_else(default_threads);
-        apply_profiles(desired, root, &observed, threads, report);
+        apply_profiles(desired, root, &observed, report);
     }
-    Ok(observed)
+    Ok(())
 }

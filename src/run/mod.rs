@@ -5,25 +5,26 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::accounts::{self, AccountError};
-use crate::bootlog;
+use crate::apply::bootlog;
+use crate::apply::lock::LockError;
 use crate::cli::{Format, Settings};
-use crate::config::{Config, ConfigError};
+use crate::desired::accounts::{self, AccountError};
+use crate::desired::config::{Config, ConfigError};
+use crate::desired::model::Desired;
+use crate::desired::model::{Mode, Phase};
 use crate::fs::{self, Dir};
-use crate::lock::LockError;
-use crate::model::Desired;
-use crate::model::{Mode, Phase};
+use crate::observe::{self, Disk, Observed, Request};
 use crate::plan;
-use crate::print_config;
-use crate::render;
-use crate::report::{EffectReport, Failure, Report};
-use crate::scan::{self, Disk, Observed, Request};
+use crate::plan::steps::EffectReport;
+use crate::report::Report;
+use crate::report::config as print_config;
+use crate::report::render;
+use crate::s6::findings::Failure;
 
 mod applying;
-mod config_file;
+pub mod subcommands;
 
-pub use applying::{MAX_THREADS, THREADS_ENV};
-pub use config_file::{CONFIG_LIMIT, DEFAULT_CONFIG, config_from, load_config};
+use crate::desired::config::file::load_config;
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
@@ -38,7 +39,7 @@ pub enum Fatal {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error("{0}")]
-    Tree(#[from] crate::tree::command::ReadError),
+    Tree(#[from] crate::tree::ReadError),
     /// `at` names the configuration value that led to the account files
     /// (`/etc/s6-reconcile/config.yaml:1:7: user`).
     #[error("{at}: {err}")]
@@ -82,10 +83,10 @@ impl Fatal {
                 }),
             ),
             Fatal::Root { path, .. } => ("open root", path.clone()),
-            Fatal::Tree(crate::tree::command::ReadError::Read { path, .. }) => {
+            Fatal::Tree(crate::tree::ReadError::Read { path, .. }) => {
                 ("read tree description", path.clone())
             }
-            Fatal::Tree(crate::tree::command::ReadError::Parse(e)) => {
+            Fatal::Tree(crate::tree::ReadError::Parse(e)) => {
                 ("read tree description", e.file.clone())
             }
             Fatal::Lock(
@@ -110,26 +111,6 @@ pub struct Ran {
     pub code: i32,
     pub output: std::io::Result<()>,
     pub code_if_unwritten: i32,
-    /// What the run built, kept past its report.
-    pub spent: Spent,
-}
-
-/// What a run built, kept after its report is written: the report and the
-/// observation. Dropped with the [`Ran`]; a caller that exits right after
-/// (the binary) may leave it to the end of the process instead
-/// (`std::mem::forget`): freeing it entry by entry, several allocations
-/// per slot, costs about a tenth of a boot's user-space work, and the
-/// kernel takes the memory back at once.
-#[derive(Default)]
-pub struct Spent {
-    _report: Option<Report>,
-    _observed: Option<Observed>,
-}
-
-impl std::fmt::Debug for Spent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Spent")
-    }
 }
 
 /// The exit code when the report could not be written (a closed pipe, a
@@ -158,19 +139,19 @@ pub fn fatal_json(mode: Mode, failure: Failure, out: &mut dyn Write) -> std::io:
 type Inputs = (
     Option<crate::tree::Description>,
     Config,
-    crate::accounts::Account,
+    crate::desired::accounts::Account,
 );
 
 /// Read the inputs: with `--tree` the description is the whole input
 /// (configuration, accounts and tree); nothing else is read.
 fn inputs(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, Fatal> {
     let tree = match &settings.tree {
-        Some(file) => Some(crate::tree::command::read_description(file)?),
+        Some(file) => Some(crate::tree::read_description(file)?),
         None => None,
     };
     let config = match &tree {
         Some(d) => crate::tree::inputs::config(d, settings.config.as_deref(), env)?,
-        None => load_config(settings, env)?,
+        None => load_config(&settings.root, settings.config.as_deref(), env)?,
     };
     let account = match &tree {
         Some(d) => crate::tree::inputs::account(d, &config),
@@ -203,10 +184,8 @@ pub fn run(
             code: EXIT_OK,
             output: out.write_all(text.as_bytes()),
             code_if_unwritten: EXIT_FATAL,
-            spent: Spent::default(),
         });
     }
-    let threads = applying::build_threads(env)?;
     let desired = Desired::new(config, account);
     let mut report = Report::default();
     if let Some(d) = &tree {
@@ -217,23 +196,22 @@ pub fn run(
         // Planned as root would plan it on the materialized tree.
         warn_unwritable_volume(&desired, &observed, true, &mut report);
         plan_only(&desired, &observed, &mut report);
-        return finish(settings, report, observed, out);
+        return finish(settings, report, out);
     }
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
         path: settings.root.clone(),
         err,
     })?;
 
-    let observed = match settings.mode {
+    match settings.mode {
         Mode::Plan | Mode::Check => {
             let observed = observe(settings, &desired, &root);
             warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             plan_only(&desired, &observed, &mut report);
-            observed
         }
-        Mode::Apply => applying::apply_all(settings, &desired, &root, threads, &mut report)?,
-    };
-    finish(settings, report, observed, out)
+        Mode::Apply => applying::apply_all(settings, &desired, &root, &mut report)?,
+    }
+    finish(settings, report, out)
 }
 
 /// The plan of `--plan`/`--check` into the report: nothing is done.
@@ -248,12 +226,7 @@ fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
 }
 
 /// Render the report and decide the exit code.
-fn finish(
-    settings: &Settings,
-    mut report: Report,
-    observed: Observed,
-    out: &mut dyn Write,
-) -> Result<Ran, Fatal> {
+fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Result<Ran, Fatal> {
     if settings.phases.contains(&Phase::Profiles) {
         let per_slot = report
             .slots
@@ -271,10 +244,6 @@ fn finish(
         code,
         output,
         code_if_unwritten: exit_code_after_output(settings.mode, code),
-        spent: Spent {
-            _report: Some(report),
-            _observed: Some(observed),
-        },
     })
 }
 
@@ -324,13 +293,13 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
 }
 
 /// Observe through `src`: the disk, or a tree description (`--tree`).
-fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
+fn observe_from<S: observe::Source>(src: &S, settings: &Settings, desired: &Desired) -> Observed {
     let acct = &desired.account;
     let user = (acct.uid, acct.gid);
     // The slots' files are compared with what the plan wants as they are
     // read, and only those that differ are kept.
-    let scripts = crate::slot_diff::scripts(desired);
-    let expected = |slot: &str| crate::slot_diff::expected_files(desired, &scripts, slot);
+    let scripts = crate::plan::slot_diff::scripts(desired);
+    let expected = |slot: &str| crate::plan::slot_diff::expected_files(desired, &scripts, slot);
     let req = Request {
         phases: &settings.phases,
         servicedirs: desired.servicedirs(),
@@ -341,7 +310,7 @@ fn observe_from<S: scan::Source>(src: &S, settings: &Settings, desired: &Desired
         skip: &desired.config.static_.skip,
         expected: Some(&expected),
     };
-    scan::observe(src, &req)
+    observe::observe(src, &req)
 }
 
 fn exit_code(mode: Mode, r: &Report) -> i32 {

@@ -1,6 +1,6 @@
 //! Describing a directory on disk: [`Describer`] collects entries (one at a
 //! time, or whole subtrees walked from held fds with the observation's bounds
-//! (`walker.rs`): never following a symlink, never entering another file
+//! (`disk/walker.rs`): never following a symlink, never entering another file
 //! system) and turns them into a canonical
 //! [`Description`]. Hard links get their identity symbolically: the first
 //! name in path order is a `file` with `links`, later names are `hardlink`s
@@ -8,12 +8,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::walker::Walker;
+mod walker;
+
 use super::{Content, Description, Entry, INLINE_LIMIT, Node, Perms, is_runtime_path, sha256_hex};
 use crate::fs::Dir;
+use walker::Walker;
 
 /// Something that could not be described.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -89,7 +91,7 @@ impl Describer {
             prefix.push_str(part);
             let md = match std::fs::symlink_metadata(self.real(&prefix)) {
                 Ok(md) => md,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                Err(e) if crate::fs::Os::NotFound.is(&e) || crate::fs::Os::NotADir.is(&e) => {
                     return None;
                 }
                 // Acting as the user: where the user cannot look.
@@ -205,10 +207,7 @@ impl Describer {
     /// (a FIFO swapped in opens at once and is refused), the same file
     /// that was listed.
     fn content(&mut self, rel: &str, md: &std::fs::Metadata) -> Option<Content> {
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(self.real(rel));
+        let opened = crate::fs::input::open_nofollow(&self.real(rel));
         let f = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,

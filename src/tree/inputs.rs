@@ -6,8 +6,8 @@ use std::io;
 use std::path::Path;
 
 use super::{Content, Description, Node};
-use crate::accounts::{self, Account, AccountError};
-use crate::config::{Config, ConfigError};
+use crate::desired::accounts::{self, Account, AccountError};
+use crate::desired::config::{Config, ConfigError};
 
 /// The bytes of the regular file described at the container path `path`:
 /// `NotFound` when it is not described, an error saying what it is
@@ -17,11 +17,11 @@ pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
     let rel = rel.trim_start_matches('/');
     let mut entry = d
         .get(rel)
-        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        .ok_or_else(|| io::Error::from(crate::fs::Os::NotFound))?;
     if let Node::Hardlink { target } = &entry.node {
         entry = d
             .get(target)
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+            .ok_or_else(|| io::Error::from(crate::fs::Os::NotFound))?;
     }
     match &entry.node {
         Node::File {
@@ -40,26 +40,26 @@ pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// The configuration at `config` (a container path; default
-/// [`crate::run::DEFAULT_CONFIG`]) in the description, then the
+/// [`crate::desired::config::file::DEFAULT_CONFIG`]) in the description, then the
 /// environment overrides, as `--root` would load it.
 pub fn config(
     d: &Description,
     config: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let path = config.unwrap_or(Path::new(crate::run::DEFAULT_CONFIG));
+    let path = config.unwrap_or(Path::new(crate::desired::config::file::DEFAULT_CONFIG));
     let read = match file_bytes(d, path) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) if crate::fs::Os::NotFound.is(&e) => Ok(None),
         Err(e) => Err(e.to_string()),
     };
-    crate::run::config_from(read, path, config.is_some(), env)
+    crate::desired::config::file::config_from(read, path, config.is_some(), env)
 }
 
 /// The configured user and group, from the description's passwd and
 /// group (read only when a name needs them, as from disk).
 pub fn account(d: &Description, cfg: &Config) -> Result<Account, AccountError> {
-    use crate::config::Principal;
+    use crate::desired::config::Principal;
     let read = |file: &'static str| {
         file_bytes(d, Path::new(file)).map_err(|e| AccountError::Read {
             file,

@@ -39,17 +39,6 @@ pub enum MaterializeError {
     },
 }
 
-impl MaterializeError {
-    /// 100 for what the description or the target directory is, 111 for
-    /// system errors.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            MaterializeError::Io { .. } => crate::run::EXIT_FATAL,
-            _ => crate::run::EXIT_USAGE,
-        }
-    }
-}
-
 fn io<'a>(op: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> MaterializeError + 'a {
     move |e| MaterializeError::Io {
         op,

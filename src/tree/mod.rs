@@ -1,4 +1,4 @@
-//! Tree descriptions (SPEC section 13): the tree reconcile observes, written
+//! Tree descriptions (docs/tree-format.md): the tree reconcile observes, written
 //! down as data and read back.
 //!
 //! A description is a versioned YAML document (`format: s6-reconcile-tree`,
@@ -19,7 +19,6 @@
 //! never crossing a mount), and
 //! [`materialize`] builds a description on disk.
 
-pub mod command;
 pub mod disk;
 pub mod dump;
 pub mod inputs;
@@ -27,10 +26,9 @@ pub mod materialize;
 pub mod parse;
 pub mod snapshot;
 pub mod source;
-mod walker;
 
 pub use dump::dump;
-pub use parse::{ParseError, parse};
+pub use parse::{ParseError, ReadError, parse, read_description};
 
 /// The `format:` of a description.
 pub const FORMAT: &str = "s6-reconcile-tree";
@@ -159,7 +157,8 @@ pub fn is_runtime_path(path: &str) -> bool {
     let mut parts = path.rsplit('/');
     match (parts.next(), parts.next()) {
         (Some(name), Some(dir)) => {
-            dir == crate::layout::SUPERVISE && crate::layout::is_runtime_name(name.as_bytes())
+            dir == crate::s6::layout::SUPERVISE
+                && crate::s6::layout::is_runtime_name(name.as_bytes())
         }
         _ => false,
     }

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use crate::config::aliases::{self, AliasWork};
+use crate::desired::config::aliases::{self, AliasWork};
 
 use super::{Content, Description, Entry, FORMAT, Node, Perms, VERSION, is_runtime_path};
 
@@ -517,4 +517,48 @@ fn content(r: &RawEntry) -> Result<Content, String> {
         }
         _ => Err("give one of `content`, `base64`, or `size` with `sha256`".into()),
     }
+}
+
+/// Largest description read: far above a snapshot of ten thousand slots.
+pub const DESCRIPTION_LIMIT: u64 = 256 << 20;
+
+/// Why a description file could not be read (exit 100).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("unable to read {path}: {error}")]
+    Read { path: PathBuf, error: String },
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+}
+
+/// Read and parse the description in `path`: a regular file of sane size.
+pub fn read_description(path: &Path) -> Result<Description, ReadError> {
+    let fail = |error: String| ReadError::Read {
+        path: path.to_path_buf(),
+        error,
+    };
+    // Non-blocking open and fstat before a byte is read: a FIFO or a
+    // device in its place is refused at once, never waited on.
+    use crate::fs::input::{Follow, InputError, read_regular};
+    let bytes = read_regular(path, DESCRIPTION_LIMIT, Follow::Yes).map_err(|e| match e {
+        InputError::TooLarge { limit } => fail(format!("a description is at most {limit} bytes")),
+        e => fail(e.to_string()),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.len()
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        ParseError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: "not valid UTF-8".into(),
+        }
+    })?;
+    Ok(parse(&text, path)?)
 }

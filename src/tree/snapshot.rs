@@ -13,8 +13,8 @@ use std::path::{Component, Path};
 
 use super::disk::{DescribeError, Describer};
 use super::{Description, Node, Perms};
-use crate::config::Config;
-use crate::model::Phase;
+use crate::desired::config::Config;
+use crate::desired::model::Phase;
 
 /// The configuration file's container path in a description.
 pub const CONFIG_PATH: &str = "etc/s6-reconcile/config.yaml";
@@ -66,7 +66,7 @@ pub fn snapshot(
         // The volume is observed with the user's ids, its links followed as
         // the user: described the same way, or (the user unknown) described
         // without following a link.
-        let user = crate::accounts::resolve(root, &cfg.user, cfg.group.as_ref())
+        let user = crate::desired::accounts::resolve(root, &cfg.user, cfg.group.as_ref())
             .ok()
             .map(|a| (a.uid, a.gid));
         let describe = |d: &mut Describer| {
@@ -117,7 +117,10 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config, follow_links: bool) {
     profile_files(d, home);
     // The application's own files, which decide multiplexing; read as the
     // user, a symlink followed.
-    for f in [crate::app::GATEWAY_JSON, crate::app::CONFIG_YAML] {
+    for f in [
+        crate::desired::application::GATEWAY_JSON,
+        crate::desired::application::CONFIG_YAML,
+    ] {
         follow(d, &join(home, f));
     }
     let proot = join(home, &p.root.0.to_string_lossy());
@@ -140,7 +143,7 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config, follow_links: bool) {
     }
     for decl in &p.declared {
         let dir = join(&proot, &decl.name);
-        if crate::names::validate_profile_name(&decl.name, &p.slot_prefix).is_ok()
+        if crate::s6::names::validate_profile_name(&decl.name, &p.slot_prefix).is_ok()
             && d.entry(&dir).is_some_and(|m| m.is_dir())
         {
             profile_files(d, &dir);
@@ -195,11 +198,12 @@ fn container_command(d: &mut Describer, cfg: &Config) {
     let Ok(root) = crate::fs::Dir::open_path(d.root()) else {
         return;
     };
-    let disk = crate::scan::Disk {
+    let disk = crate::observe::Disk {
         root: &root,
         untrusted: (0, 0),
     };
-    let Some((pid, _, bytes)) = crate::app::read::container_process(&disk, &cfg.container.wrapper)
+    let Some((pid, _, bytes)) =
+        crate::observe::application::container_process(&disk, &cfg.container.wrapper)
     else {
         return;
     };
@@ -216,7 +220,7 @@ fn container_command(d: &mut Describer, cfg: &Config) {
         .open_beneath(Path::new(&format!("proc/{pid}")))
         .and_then(|p| p.read_file_meta(std::ffi::OsStr::new("status"), 1 << 16));
     let uid_line = match &status {
-        Ok((_, Some(s))) => crate::app::read::status_uid_line(s).map(<[u8]>::to_vec),
+        Ok((_, Some(s))) => crate::observe::application::status_uid_line(s).map(<[u8]>::to_vec),
         _ => None,
     };
     d.insert("proc", dir(0o555));

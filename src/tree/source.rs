@@ -19,8 +19,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{Content, Description, Node};
-use crate::fs::{BaseError, DirEntry, Kind, Meta, controlled_by};
-use crate::scan::{OpenBase, Source};
+use crate::fs::{BaseError, DirEntry, Kind, Meta, Os, Refusal, controlled_by};
+use crate::observe::{OpenBase, Source};
 
 /// One entry in memory.
 struct Item {
@@ -44,8 +44,8 @@ pub struct TreeSource {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeDir(usize);
 
-fn errno(code: i32) -> io::Error {
-    io::Error::from_raw_os_error(code)
+fn errno(o: Os) -> io::Error {
+    o.into()
 }
 
 const ROOT: usize = 0;
@@ -115,7 +115,7 @@ impl TreeSource {
             .children
             .get(b)
             .copied()
-            .ok_or_else(|| errno(libc::ENOENT))
+            .ok_or_else(|| errno(Os::NotFound))
     }
 
     /// Permission check for the acting user: `want` is r=4, w=2, x=1.
@@ -136,7 +136,7 @@ impl TreeSource {
         if bits & want == want {
             Ok(())
         } else {
-            Err(errno(libc::EACCES))
+            Err(errno(Os::Access))
         }
     }
 
@@ -156,7 +156,7 @@ impl TreeSource {
             }
             let i = match self.child(cur, &name) {
                 Ok(i) => i,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(BaseError::Missing),
+                Err(e) if Os::NotFound.is(&e) => return Err(BaseError::Missing),
                 Err(e) => return Err(e.into()),
             };
             let m = self.items[i].meta;
@@ -227,7 +227,7 @@ impl TreeSource {
                 Kind::Symlink => {
                     hops += 1;
                     if hops > 40 {
-                        return Err(errno(libc::ELOOP));
+                        return Err(errno(Os::Loop));
                     }
                     let target = self.items[i].link.clone().unwrap_or_default();
                     if Path::new(&target).is_absolute() {
@@ -240,7 +240,7 @@ impl TreeSource {
                 }
                 Kind::Dir => cur = i,
                 _ if todo.is_empty() => return Ok(i),
-                _ => return Err(errno(libc::ENOTDIR)),
+                _ => return Err(errno(Os::NotADir)),
             }
         }
         Ok(cur)
@@ -357,11 +357,11 @@ impl Source for TreeSource {
         match m.kind {
             Kind::Dir => Ok((TreeDir(i), m)),
             // What fs::Dir::open_dir says for a symlink.
-            Kind::Symlink => Err(io::Error::other(format!(
-                "{} is a symlink; refusing to follow it",
-                Path::new(name).display()
-            ))),
-            _ => Err(errno(libc::ENOTDIR)),
+            Kind::Symlink => Err(Refusal::Symlink {
+                name: Path::new(name).display().to_string(),
+            }
+            .into()),
+            _ => Err(errno(Os::NotADir)),
         }
     }
 
@@ -380,8 +380,8 @@ impl Source for TreeSource {
         let item = &self.items[i];
         let m = item.meta;
         match m.kind {
-            Kind::Symlink => return Err(errno(libc::ELOOP)),
-            Kind::Socket => return Err(errno(libc::ENXIO)),
+            Kind::Symlink => return Err(errno(Os::Loop)),
+            Kind::Socket => return Err(errno(Os::NoDevice)),
             _ => {}
         }
         self.allowed(i, 0o4)?;
@@ -398,10 +398,7 @@ impl Source for TreeSource {
 
     fn read_link(&self, dir: &TreeDir, name: &OsStr) -> io::Result<OsString> {
         let i = self.child(dir.0, name)?;
-        self.items[i]
-            .link
-            .clone()
-            .ok_or_else(|| errno(libc::EINVAL))
+        self.items[i].link.clone().ok_or_else(|| errno(Os::Invalid))
     }
 
     fn stat_following(&self, dir: &TreeDir, name: &OsStr) -> io::Result<Meta> {
@@ -422,7 +419,7 @@ impl Source for TreeSource {
             .iter()
             .find(|&(_, &c)| c == i)
             .map(|(n, _)| OsStr::from_bytes(n).to_os_string())
-            .ok_or_else(|| errno(libc::ENOENT))?;
+            .ok_or_else(|| errno(Os::NotFound))?;
         self.read_file(&TreeDir(p), &last, limit)
     }
 

@@ -11,14 +11,12 @@ use std::process::{Command, Output, Stdio};
 
 /// The container environment the tool reads; a developer's shell must not
 /// change what a test sees.
-pub const SCRUBBED_ENV: [&str; 6] = [
+pub const SCRUBBED_ENV: [&str; 5] = [
     "HERMES_HOME",
     "S6_PROFILE_GATEWAY_SCANDIR",
     "GATEWAY_MULTIPLEX_PROFILES",
     "HERMES_GATEWAY_NO_SUPERVISE",
     "RUST_LOG",
-    // How many threads build slots (a benchmark knob).
-    "RECONCILE_THREADS",
 ];
 
 /// A finished command, with its output as text.

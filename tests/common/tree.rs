@@ -27,7 +27,7 @@ pub fn parse(yaml: &str) -> Result<Description, String> {
 
 /// Read a description file as `reconcile --tree` and `materialize` do.
 pub fn read(path: &Path) -> Result<Description, String> {
-    lib::command::read_description(path).map_err(|e| e.to_string())
+    lib::read_description(path).map_err(|e| e.to_string())
 }
 
 /// Build `entries` under `root` (an existing, empty directory), as

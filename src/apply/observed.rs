@@ -1,0 +1,177 @@
+//! Keeping an observation true after apply: what apply did is written
+//! into the observation, so a later phase plans from it without observing
+//! the tree again.
+
+use crate::observe::{BaseObs, Node, Observed, ScandirObs};
+use crate::plan::{Anchor, Change, Op};
+
+impl Observed {
+    /// Record the changes apply made (`done`). Only the scandir is planned
+    /// again within a run (by the profiles phase), so only it is updated.
+    pub fn applied(&mut self, done: &[Change]) {
+        let Some(BaseObs::Present(s)) = &mut self.scandir else {
+            return;
+        };
+        for c in done.iter().filter(|c| c.target.anchor == Anchor::Scandir) {
+            s.applied(c);
+        }
+    }
+}
+
+/// Bring a node's attributes to what `op` made of them.
+fn set(node: &mut Node, op: &Op) {
+    if let Op::Perms { to, .. } = op {
+        node.meta.uid = to.uid.unwrap_or(node.meta.uid);
+        node.meta.gid = to.gid.unwrap_or(node.meta.gid);
+        node.meta.mode = to.mode.unwrap_or(node.meta.mode);
+    }
+}
+
+impl ScandirObs {
+    fn applied(&mut self, c: &Change) {
+        let rel = c.target.rel.as_path();
+        let removed = matches!(c.op, Op::Remove | Op::Unlink);
+        if rel.as_os_str().is_empty() {
+            return set(&mut self.base, &c.op);
+        }
+        if removed {
+            self.staging.retain(|n| n.rel != rel);
+        }
+        let first = rel.iter().next().and_then(|f| f.to_str()).unwrap_or("");
+        if first == crate::s6::layout::SVSCAN_DIR {
+            let nodes = self.svscan.iter_mut().chain(self.svscan_files.iter_mut());
+            nodes.filter(|n| n.rel == rel).for_each(|n| set(n, &c.op));
+            return;
+        }
+        let Some(e) = self.entries.get_mut(first) else {
+            return;
+        };
+        if e.node.rel == rel {
+            if removed {
+                self.entries.remove(first);
+            } else {
+                set(&mut e.node, &c.op);
+            }
+            return;
+        }
+        if removed {
+            e.nodes.retain(|n| !n.rel.starts_with(rel));
+        } else if let Ok(i) = e.nodes.binary_search_by(|n| n.rel.as_path().cmp(rel)) {
+            set(&mut e.nodes[i], &c.op);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::model::Perms;
+    use crate::desired::model::Phase;
+    use crate::fs::{Kind, Meta};
+    use crate::observe::{Content, SlotObs};
+    use crate::plan::Target;
+    use std::path::{Path, PathBuf};
+
+    fn node(rel: &str, kind: Kind) -> Node {
+        Node {
+            path: Path::new("/run/service").join(rel),
+            rel: rel.into(),
+            meta: Meta {
+                kind,
+                dev: 1,
+                ino: 2,
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
+                nlink: 1,
+                size: 0,
+            },
+            content: Content::NotRead,
+        }
+    }
+
+    fn change(rel: &str, op: Op) -> Change {
+        let n = node(rel, Kind::Dir);
+        Change {
+            phase: Phase::Scandir,
+            path: n.path.clone(),
+            op,
+            when: crate::plan::steps::When::Always,
+            target: Target {
+                anchor: Anchor::Scandir,
+                rel: PathBuf::from(rel),
+                expect: n.meta,
+            },
+            why: None,
+        }
+    }
+
+    #[test]
+    fn chown_chmod_and_removal_are_recorded() {
+        let mut s = ScandirObs {
+            base: node("", Kind::Dir),
+            svscan: None,
+            svscan_files: Vec::new(),
+            entries: Default::default(),
+            staging: vec![node(".gateway-x.tmp", Kind::Dir)],
+            bad_names: Vec::new(),
+            unlisted: false,
+        };
+        s.entries.insert(
+            "gateway-a".into(),
+            SlotObs {
+                node: node("gateway-a", Kind::Dir),
+                nodes: vec![
+                    node("gateway-a/log", Kind::Dir),
+                    node("gateway-a/log/run", Kind::File),
+                    node("gateway-a/run", Kind::File),
+                ],
+                unobserved: Vec::new(),
+            },
+        );
+        let mut o = Observed {
+            scandir: Some(BaseObs::Present(s)),
+            ..Observed::default()
+        };
+        o.applied(&[
+            change(
+                "gateway-a/run",
+                Op::Perms {
+                    from: Perms {
+                        uid: Some(0),
+                        gid: Some(0),
+                        mode: None,
+                    },
+                    to: Perms {
+                        uid: Some(7),
+                        gid: Some(8),
+                        mode: None,
+                    },
+                },
+            ),
+            change(
+                "gateway-a",
+                Op::Perms {
+                    from: Perms {
+                        mode: Some(0o755),
+                        ..Perms::default()
+                    },
+                    to: Perms {
+                        mode: Some(0o700),
+                        ..Perms::default()
+                    },
+                },
+            ),
+            change("gateway-a/log", Op::Remove),
+            change(".gateway-x.tmp", Op::Remove),
+        ]);
+        let Some(BaseObs::Present(s)) = &o.scandir else {
+            panic!()
+        };
+        let a = &s.entries["gateway-a"];
+        assert_eq!(a.node.meta.mode, 0o700);
+        assert_eq!(a.nodes.len(), 1);
+        assert_eq!((a.nodes[0].meta.uid, a.nodes[0].meta.gid), (7, 8));
+        assert!(s.staging.is_empty());
+    }
+}

@@ -1,0 +1,249 @@
+//! User and group names, resolved from `<root>/etc/passwd` and
+//! `<root>/etc/group` (no NSS), so the static binary behaves the same in
+//! every image and on a copy of a root.
+
+use std::path::Path;
+
+use crate::desired::config::{MAX_ID, Principal};
+use crate::fs::input::{self, Follow};
+
+/// The unprivileged user the trees are opened to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub uid: u32,
+    pub gid: u32,
+    /// The name as configured, or the number as text; used in slot scripts.
+    pub user_name: String,
+}
+
+/// Why the configured user or group could not be resolved (exit 100).
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("unable to read {file}: {reason}")]
+    Read { file: &'static str, reason: String },
+    #[error("unknown user {name:?}: not found in {file}")]
+    UnknownUser { name: String, file: &'static str },
+    #[error("unknown group {name:?}: not found in {file}")]
+    UnknownGroup { name: String, file: &'static str },
+    #[error("{file}:{line}: malformed entry for {name:?}")]
+    Malformed {
+        file: &'static str,
+        line: usize,
+        name: String,
+    },
+    #[error(
+        "{file}:{line}: the id of {name:?} is {MAX_ID_PLUS_ONE}, which chown(2) reads as \
+         \"no change\"; expected 0..{MAX_ID}"
+    )]
+    NoChangeId {
+        file: &'static str,
+        line: usize,
+        name: String,
+    },
+}
+
+impl AccountError {
+    /// The configuration key whose value led here: `user` or `group`.
+    pub fn key(&self) -> &'static str {
+        let file = match self {
+            AccountError::Read { file, .. }
+            | AccountError::UnknownUser { file, .. }
+            | AccountError::UnknownGroup { file, .. }
+            | AccountError::Malformed { file, .. }
+            | AccountError::NoChangeId { file, .. } => *file,
+        };
+        if file == PASSWD { "user" } else { "group" }
+    }
+}
+
+const MAX_ID_PLUS_ONE: u64 = MAX_ID as u64 + 1;
+
+pub const PASSWD: &str = "/etc/passwd";
+pub const GROUP: &str = "/etc/group";
+
+/// The largest passwd or group file read.
+pub const DB_LIMIT: u64 = 16 << 20;
+
+/// Read `<root>/etc/passwd` or `<root>/etc/group`: a regular file itself
+/// (a symlink is not followed: an absolute target would leave `--root`),
+/// at most [`DB_LIMIT`] bytes.
+fn read(root: &Path, file: &'static str) -> Result<Vec<u8>, AccountError> {
+    let p = root.join(file.trim_start_matches('/'));
+    input::read_regular(&p, DB_LIMIT, Follow::No).map_err(|e| AccountError::Read {
+        file,
+        reason: e.to_string(),
+    })
+}
+
+/// Find `name` in a colon-separated database; returns `fields` numbers
+/// from the third field on.
+fn lookup(
+    text: &str,
+    name: &str,
+    file: &'static str,
+    fields: usize,
+) -> Result<Option<Vec<u32>>, AccountError> {
+    for (i, line) in text.lines().enumerate() {
+        let parts: Vec<&str> = line.split(':').collect();
+        if parts.first() != Some(&name) {
+            continue;
+        }
+        let nums: Option<Vec<u32>> = parts
+            .get(2..2 + fields)
+            .map(|f| {
+                f.iter()
+                    .map(|s| s.parse().ok())
+                    .collect::<Option<Vec<u32>>>()
+            })
+            .unwrap_or(None);
+        return match nums {
+            Some(n) if n.iter().any(|id| *id > MAX_ID) => Err(AccountError::NoChangeId {
+                file,
+                line: i + 1,
+                name: name.into(),
+            }),
+            Some(n) => Ok(Some(n)),
+            None => Err(AccountError::Malformed {
+                file,
+                line: i + 1,
+                name: name.into(),
+            }),
+        };
+    }
+    Ok(None)
+}
+
+/// Resolve the configured user and group under `root`, reading passwd and
+/// group only when a name needs them. A missing group means the user's
+/// primary group (the same number for a numeric user).
+pub fn resolve(
+    root: &Path,
+    user: &Principal,
+    group: Option<&Principal>,
+) -> Result<Account, AccountError> {
+    let passwd = match user {
+        Principal::Name(_) => read(root, PASSWD)?,
+        Principal::Id(_) => Vec::new(),
+    };
+    let groups = match group {
+        Some(Principal::Name(_)) => read(root, GROUP)?,
+        _ => Vec::new(),
+    };
+    resolve_from(&passwd, &groups, user, group)
+}
+
+/// Resolve from the texts of passwd and group (a pure function: the tree
+/// descriptions hand their own texts here).
+pub fn resolve_from(
+    passwd: &[u8],
+    group_db: &[u8],
+    user: &Principal,
+    group: Option<&Principal>,
+) -> Result<Account, AccountError> {
+    let (uid, primary_gid, user_name) = match user {
+        Principal::Id(n) => (*n, *n, n.to_string()),
+        Principal::Name(name) => {
+            let text = String::from_utf8_lossy(passwd);
+            match lookup(&text, name, PASSWD, 2)? {
+                Some(v) => (v[0], v[1], name.clone()),
+                None => {
+                    return Err(AccountError::UnknownUser {
+                        name: name.clone(),
+                        file: PASSWD,
+                    });
+                }
+            }
+        }
+    };
+    let gid = match group {
+        None => primary_gid,
+        Some(Principal::Id(n)) => *n,
+        Some(Principal::Name(name)) => {
+            let text = String::from_utf8_lossy(group_db);
+            match lookup(&text, name, GROUP, 1)? {
+                Some(v) => v[0],
+                None => {
+                    return Err(AccountError::UnknownGroup {
+                        name: name.clone(),
+                        file: GROUP,
+                    });
+                }
+            }
+        }
+    };
+    Ok(Account {
+        uid,
+        gid,
+        user_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10001::/opt/data:/bin/sh\nbroken:x:zz\n",
+        )
+        .unwrap();
+        std::fs::write(t.path().join("etc/group"), "root:x:0:\nops:x:2000:hermes\n").unwrap();
+        t
+    }
+
+    #[test]
+    fn names_and_primary_group() {
+        let t = root();
+        let a = resolve(t.path(), &Principal::Name("hermes".into()), None).unwrap();
+        assert_eq!((a.uid, a.gid), (10000, 10001));
+        let a = resolve(
+            t.path(),
+            &Principal::Name("hermes".into()),
+            Some(&Principal::Name("ops".into())),
+        )
+        .unwrap();
+        assert_eq!((a.uid, a.gid), (10000, 2000));
+        let a = resolve(t.path(), &Principal::Id(42), None).unwrap();
+        assert_eq!((a.uid, a.gid), (42, 42));
+    }
+
+    #[test]
+    fn unknown_names_name_the_file() {
+        let t = root();
+        let e = resolve(t.path(), &Principal::Name("nobody2".into()), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown user \"nobody2\": not found in /etc/passwd"
+        );
+        let e = resolve(
+            t.path(),
+            &Principal::Id(1),
+            Some(&Principal::Name("wheel".into())),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown group \"wheel\": not found in /etc/group"
+        );
+        std::fs::write(t.path().join("etc/group"), "root:x:0:\nbig:x:4294967295:\n").unwrap();
+        let e = resolve(
+            t.path(),
+            &Principal::Id(1),
+            Some(&Principal::Name("big".into())),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/group:2: the id of \"big\" is 4294967295, which chown(2) reads as \
+             \"no change\"; expected 0..4294967294"
+        );
+        let e = resolve(t.path(), &Principal::Name("broken".into()), None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/passwd:3: malformed entry for \"broken\""
+        );
+    }
+}

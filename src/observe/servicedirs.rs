@@ -1,0 +1,298 @@
+//! Observing servicedirs: the static servicedirs (their `supervise/`
+//! trees, `event/`, and the same for a `log/` servicedir) and the scandir
+//! (`.s6-svscan/`, every real slot directory walked whole, leftover
+//! staging dirs).
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::Path;
+
+use super::walk::Walk;
+use super::{BaseObs, Node, Scanner, Source};
+use crate::fs::Kind;
+use crate::s6::findings::Skipped;
+use crate::s6::layout;
+
+/// A static servicedir: the nodes that matter to it (`supervise/` and
+/// below, `event/`, and the same for a `log/` servicedir), with paths
+/// relative to the servicedirs base, sorted.
+#[derive(Debug)]
+pub struct ServiceObs {
+    pub name: String,
+    pub node: Node,
+    pub nodes: Vec<Node>,
+}
+
+#[derive(Debug)]
+pub struct StaticObs {
+    pub base: Node,
+    pub services: Vec<ServiceObs>,
+    /// Entries of servicedirs that are not real directories.
+    pub others: Vec<Node>,
+    /// Entries whose names cannot be used (not UTF-8, control characters).
+    pub bad_names: Vec<Skipped>,
+}
+
+/// An entry of the scandir: a real directory (walked whole when on the
+/// scandir's file system), or, when the profiles phase is observed, any
+/// entry whose name has the slot prefix.
+#[derive(Clone, Debug)]
+pub struct SlotObs {
+    pub node: Node,
+    /// Everything below `node`, parents first, sorted; regular files of
+    /// slot-prefixed entries with their contents.
+    pub nodes: Vec<Node>,
+    /// Places below `node` (relative to it) the running user may not
+    /// read: nothing below them is missing or extra.
+    pub unobserved: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct ScandirObs {
+    pub base: Node,
+    pub svscan: Option<Node>,
+    /// `.s6-svscan/control` and `.s6-svscan/lock` when present.
+    pub svscan_files: Vec<Node>,
+    /// Non-dot entries by name.
+    pub entries: BTreeMap<String, SlotObs>,
+    /// Dot entries with the slot prefix `.<prefix>*` (any type): the
+    /// plan removes those [`crate::s6::names::is_leftover`] says are ours.
+    pub staging: Vec<Node>,
+    pub bad_names: Vec<Skipped>,
+    /// The scandir could not be listed by the running user: a slot not
+    /// seen may be there all the same.
+    pub unlisted: bool,
+}
+
+impl ScandirObs {
+    /// The real slot directories on the scandir's own file system.
+    pub fn real_dirs(&self) -> impl Iterator<Item = &SlotObs> {
+        let dev = self.base.meta.dev;
+        self.entries
+            .values()
+            .filter(move |s| s.node.meta.kind == Kind::Dir && s.node.meta.dev == dev)
+    }
+}
+
+impl<S: Source> Scanner<'_, S> {
+    /// Open the child directory `name` of `dir`: the directory and its
+    /// node, or just the node of what is there when it is not a directory.
+    pub(super) fn open_child(
+        &mut self,
+        dir: &S::Dir,
+        at: &Node,
+        name: &str,
+    ) -> Option<(Node, Option<S::Dir>)> {
+        match self.src.open_dir(dir, OsStr::new(name)) {
+            Ok((d, m)) => Some((at.child(OsStr::new(name), m), Some(d))),
+            Err(e) if crate::fs::Os::NotFound.is(&e) => None,
+            Err(e) if super::walk::is_gone_or_swapped(&e) => {
+                self.stat(dir, at, name).map(|n| (n, None))
+            }
+            Err(e) => {
+                self.error("open", at.path.join(name), &e);
+                None
+            }
+        }
+    }
+
+    /// Observe the static servicedirs.
+    pub fn static_dirs(&mut self, servicedirs: &Path) -> BaseObs<StaticObs> {
+        let (b, base) = match self.base(servicedirs) {
+            Ok(x) => x,
+            Err(o) => return o.retype(),
+        };
+        let mut services = Vec::new();
+        let mut others = Vec::new();
+        let mut bad_names = Vec::new();
+        for (name, kind) in self.list_names(&b.dir, &base, &mut bad_names) {
+            // Left root-only: its own entry is all the plan looks at.
+            if self.skipped(&name) {
+                if let Some(node) = self.stat(&b.dir, &base, &name) {
+                    match node.meta.kind {
+                        Kind::Dir => services.push(ServiceObs {
+                            name,
+                            node,
+                            nodes: Vec::new(),
+                        }),
+                        _ => others.push(node),
+                    }
+                }
+                continue;
+            }
+            let found = match kind {
+                Some(Kind::Dir) | None => self.open_child(&b.dir, &base, &name),
+                Some(_) => self.stat(&b.dir, &base, &name).map(|n| (n, None)),
+            };
+            match found {
+                Some((node, Some(d))) if node.meta.kind == Kind::Dir => {
+                    let nodes = self.service(&d, &node, &mut bad_names);
+                    services.push(ServiceObs { name, node, nodes });
+                }
+                Some((node, _)) => others.push(node),
+                None => {}
+            }
+        }
+        BaseObs::Present(StaticObs {
+            base,
+            services,
+            others,
+            bad_names,
+        })
+    }
+
+    /// The nodes of one static servicedir, and of its `log/` servicedir.
+    fn service(&mut self, d: &S::Dir, node: &Node, bad: &mut Vec<Skipped>) -> Vec<Node> {
+        let mut nodes = Vec::new();
+        self.servicedir_nodes(d, node, node, &mut nodes, bad);
+        if let Some((log, Some(ld))) = self.open_child(d, node, layout::LOG)
+            && log.meta.dev == node.meta.dev
+            // A log/ directory is a servicedir when it has a run script.
+            && self.stat(&ld, &log, layout::RUN).is_some()
+        {
+            self.servicedir_nodes(&ld, &log, node, &mut nodes, bad);
+            nodes.push(log);
+        }
+        nodes.sort_by(|a, b| a.rel.cmp(&b.rel));
+        nodes
+    }
+
+    /// `supervise/` (walked) and `event/` of the servicedir `dir` (opened
+    /// as `d`); `servicedir` is the one the roles are relative to.
+    fn servicedir_nodes(
+        &mut self,
+        d: &S::Dir,
+        dir: &Node,
+        servicedir: &Node,
+        out: &mut Vec<Node>,
+        bad: &mut Vec<Skipped>,
+    ) {
+        match self.open_child(d, dir, layout::SUPERVISE) {
+            Some((s, Some(sd))) if s.meta.dev == dir.meta.dev => {
+                out.push(s.clone());
+                let how = Walk {
+                    servicedir: &servicedir.rel,
+                    read: false,
+                    expected: None,
+                };
+                self.walk(sd, &s, &how, out, bad);
+            }
+            Some((s, _)) => out.push(s),
+            None => {}
+        }
+        out.extend(self.stat(d, dir, layout::EVENT));
+    }
+
+    /// Observe the scandir once for both phases; `staging_of` is the slot
+    /// prefix whose staging dirs are leftovers; `slot_prefix`, when the
+    /// profiles phase is observed, says which entries are slots (read for
+    /// the compare); `scandir_phase`: observe `.s6-svscan/` and every real
+    /// directory, not only the slots.
+    pub fn scandir(
+        &mut self,
+        scandir: &Path,
+        staging_of: &str,
+        slot_prefix: Option<&str>,
+        scandir_phase: bool,
+    ) -> BaseObs<ScandirObs> {
+        let (b, base) = match self.base(scandir) {
+            Ok(x) => x,
+            Err(o) => return o.retype(),
+        };
+        let mut obs = ScandirObs {
+            base,
+            svscan: None,
+            svscan_files: Vec::new(),
+            entries: BTreeMap::new(),
+            staging: Vec::new(),
+            bad_names: Vec::new(),
+            unlisted: false,
+        };
+        let base = obs.base.clone();
+        let seen = self.unobserved.len();
+        let listed = self.list_names(&b.dir, &base, &mut obs.bad_names);
+        obs.unlisted = self.unobserved[seen..].contains(&base.path);
+        for (name, kind) in listed {
+            if name == layout::SVSCAN_DIR {
+                // Only the scandir phase looks at s6-svscan's own directory
+                // (root's, maybe not searchable by whoever runs the rest).
+                if scandir_phase {
+                    self.svscan(&b.dir, &base, &name, &mut obs);
+                }
+            } else if crate::s6::names::is_dot_slot_name(&name, staging_of) {
+                obs.staging.extend(self.stat(&b.dir, &base, &name));
+            } else if !name.starts_with('.') {
+                let slot = slot_prefix.is_some_and(|p| name.starts_with(p));
+                if !slot && !scandir_phase {
+                    continue;
+                }
+                let bad = &mut obs.bad_names;
+                if let Some(e) = self.scandir_entry(&b.dir, &base, &name, kind, slot, bad) {
+                    obs.entries.insert(name, e);
+                }
+            }
+        }
+        BaseObs::Present(obs)
+    }
+
+    fn svscan(&mut self, d: &S::Dir, base: &Node, name: &str, obs: &mut ScandirObs) {
+        let Some((n, sd)) = self.open_child(d, base, name) else {
+            return;
+        };
+        if let Some(sd) = sd {
+            for f in layout::SVSCAN_FILES {
+                obs.svscan_files.extend(self.stat(&sd, &n, f));
+            }
+        }
+        obs.svscan = Some(n);
+    }
+
+    /// One non-dot entry of the scandir: a real directory is walked whole
+    /// (its files read when it is a slot); any other entry is kept only
+    /// when it has the slot prefix.
+    fn scandir_entry(
+        &mut self,
+        d: &S::Dir,
+        base: &Node,
+        name: &str,
+        kind: Option<Kind>,
+        slot: bool,
+        bad: &mut Vec<Skipped>,
+    ) -> Option<SlotObs> {
+        let (node, sub) = match kind {
+            // Left root-only (s6-linux-init's own services): not read.
+            _ if !slot && self.skipped(name) => (self.stat(d, base, name)?, None),
+            Some(Kind::Dir) | None => self.open_child(d, base, name)?,
+            Some(_) if slot => (self.stat(d, base, name)?, None),
+            Some(_) => return None,
+        };
+        let mut nodes = Vec::new();
+        let seen = self.unobserved.len();
+        match sub {
+            Some(sd) if node.meta.dev == base.meta.dev => {
+                // A slot as reconcile builds it has 14 entries or fewer:
+                // one allocation, sized to fit after.
+                nodes.reserve(16);
+                let expected = self.expected.filter(|_| slot).and_then(|f| f(name));
+                let how = Walk {
+                    servicedir: &node.rel,
+                    read: slot,
+                    expected: expected.as_ref(),
+                };
+                self.walk(sd, &node, &how, &mut nodes, bad);
+                nodes.shrink_to_fit();
+            }
+            _ if node.meta.kind != Kind::Dir && !slot => return None,
+            _ => {}
+        }
+        let unobserved = self.unobserved[seen..]
+            .iter()
+            .filter_map(|p| p.strip_prefix(&node.path).ok().map(Path::to_path_buf))
+            .collect();
+        Some(SlotObs {
+            node,
+            nodes,
+            unobserved,
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! The JSON report (`--format json`): the envelope the renderer's module
+//! documentation describes, as `Serialize` types borrowed from the report.
+
+use serde::Serialize;
+
+use crate::desired::application::command::MIGRATED_FROM;
+use crate::desired::model::Mode;
+use crate::plan::steps::{EffectReport, When};
+use crate::plan::{Change, Op, SlotReport};
+use crate::report::Report;
+use crate::s6::findings::{Failure, Skipped};
+
+/// The whole report: one object on stdout.
+#[derive(Serialize)]
+pub(crate) struct Envelope<'a> {
+    format: &'static str,
+    version: u32,
+    mode: &'static str,
+    changes: Vec<ChangeJson<'a>>,
+    effects: Vec<EffectJson>,
+    slots: Vec<SlotJson<'a>>,
+    skipped: Vec<SkippedJson<'a>>,
+    warnings: &'a [String],
+    errors: Vec<ErrorJson<'a>>,
+}
+
+impl<'a> Envelope<'a> {
+    /// The report of a run in `mode`; with `diff`, a slot change carries
+    /// the unified diffs of its files.
+    pub(crate) fn new(mode: Mode, r: &'a Report, diff: bool) -> Envelope<'a> {
+        Envelope {
+            format: "s6-reconcile",
+            version: 1,
+            mode: mode.as_str(),
+            changes: r
+                .changes
+                .iter()
+                .flat_map(|c| ChangeJson::parts(c, diff))
+                .collect(),
+            effects: r.effects.iter().map(EffectJson::from).collect(),
+            slots: r.slots.iter().map(SlotJson::from).collect(),
+            skipped: r.skipped.iter().map(SkippedJson::from).collect(),
+            warnings: &r.warnings,
+            errors: r.errors.iter().map(ErrorJson::from).collect(),
+        }
+    }
+}
+
+/// One printed part of a change (a permissions change of owner and mode is
+/// a `chown` and a `chmod` object, as the calls go).
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    phase: &'static str,
+    op: &'static str,
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    /// A seeded state file: what it says and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    migrated_from: Option<&'static str>,
+    /// Only when the change runs after the slots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    when: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diff: Option<String>,
+}
+
+impl<'a> ChangeJson<'a> {
+    fn parts(c: &'a Change, diff: bool) -> impl Iterator<Item = ChangeJson<'a>> + 'a {
+        c.op.parts().map(move |(op, from_to)| {
+            let seeded = matches!(c.op, Op::SeedState { .. });
+            ChangeJson {
+                phase: c.phase.as_str(),
+                op,
+                path: c.path.display().to_string(),
+                from: from_to.as_ref().map(|(from, _)| from.to_string()),
+                to: from_to.as_ref().map(|(_, to)| to.to_string()),
+                state: seeded.then_some("running"),
+                migrated_from: seeded.then_some(MIGRATED_FROM),
+                when: (c.when != When::Always).then(|| c.when.as_str()),
+                reason: c.why.as_ref().map(|why| why.reason.as_ref()),
+                diff: c
+                    .why
+                    .as_ref()
+                    .filter(|_| diff)
+                    .map(|why| crate::plan::slot_diff::change_diffs(c, why)),
+            }
+        })
+    }
+}
+
+/// A run effect: `rescan` with the bytes it writes, or `append` with the
+/// number of boot log lines.
+#[derive(Serialize)]
+struct EffectJson {
+    op: &'static str,
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    write: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lines: Option<usize>,
+}
+
+impl From<&EffectReport> for EffectJson {
+    fn from(e: &EffectReport) -> Self {
+        EffectJson {
+            op: e.op,
+            path: e.path.display().to_string(),
+            write: e.write,
+            lines: e.lines,
+        }
+    }
+}
+
+/// A slot's entry; `folded` only on the default slot that named profiles'
+/// intent was folded into (README, "Multiplexed profiles").
+#[derive(Serialize)]
+struct SlotJson<'a> {
+    profile: &'a str,
+    slot: Option<&'a str>,
+    prior_state: Option<&'a str>,
+    action: &'static str,
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    folded: &'a [String],
+}
+
+impl<'a> From<&'a SlotReport> for SlotJson<'a> {
+    fn from(s: &'a SlotReport) -> Self {
+        SlotJson {
+            profile: &s.profile,
+            slot: s.slot.as_deref(),
+            prior_state: s.prior_state.as_deref(),
+            action: s.action.as_str(),
+            reason: s.reason.as_deref(),
+            folded: &s.folded,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SkippedJson<'a> {
+    path: String,
+    reason: &'a str,
+}
+
+impl<'a> From<&'a Skipped> for SkippedJson<'a> {
+    fn from(s: &'a Skipped) -> Self {
+        SkippedJson {
+            path: s.path.display().to_string(),
+            reason: &s.reason,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    op: &'a str,
+    path: String,
+    error: String,
+}
+
+impl<'a> From<&'a Failure> for ErrorJson<'a> {
+    fn from(e: &'a Failure) -> Self {
+        ErrorJson {
+            op: &e.op,
+            path: e.path.display().to_string(),
+            error: e.error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Findings every stage reports: an item skipped on purpose, a failure and
+//! its typed cause. The observation, the plan and apply make them; the
+//! report renders them.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::fs::{self, Refusal};
+
+/// An item deliberately left alone, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// A failure: observation errors in the plan, execution errors in apply.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Failure {
+    pub op: String,
+    pub path: PathBuf,
+    pub error: Cause,
+}
+
+/// Why an operation failed, kept typed until a renderer prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// An OS error (its errno), printed as s6 tools print it.
+    Os(i32),
+    /// A refusal of the fd primitives: a symlink, an entry changed since it
+    /// was observed, a hard link, another kind of file...
+    Refused(Refusal),
+    /// A step inside a slot's staging dir failed; the failure is reported on
+    /// the slot (`mkdir in staging dir .gateway-x.tmp: ...`).
+    InStaging {
+        step: &'static str,
+        staging: String,
+        cause: Box<Cause>,
+    },
+    /// A slot was replaced but its old tree, now under the staging name,
+    /// could not be removed (the next run removes it).
+    OldTreeLeft { staging: String, cause: Box<Cause> },
+    /// Met while acting with the user's effective ids: a volume or scandir
+    /// that root could write may not be the user's.
+    AsUser { uid: u32, cause: Box<Cause> },
+    /// Anything else, already worded.
+    Text(String),
+}
+
+/// A [`Cause`] carried inside an `io::Error` from a step that already knows
+/// more than the OS error (apply's staging steps), unwrapped again by
+/// `Cause::from(&io::Error)`.
+#[derive(Debug)]
+pub struct Carried(pub Cause);
+
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Carried {}
+
+impl From<Carried> for io::Error {
+    fn from(c: Carried) -> io::Error {
+        io::Error::other(c)
+    }
+}
+
+impl Cause {
+    /// Whether the OS refused a permission (EPERM, EACCES), wherever the
+    /// step that met it was.
+    pub fn permission_denied(&self) -> bool {
+        match self {
+            Cause::Os(code) => {
+                io::Error::from_raw_os_error(*code).kind() == io::ErrorKind::PermissionDenied
+            }
+            Cause::InStaging { cause, .. } | Cause::AsUser { cause, .. } => {
+                cause.permission_denied()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<&io::Error> for Cause {
+    fn from(e: &io::Error) -> Cause {
+        if let Some(Carried(c)) = e.get_ref().and_then(|i| i.downcast_ref::<Carried>()) {
+            return c.clone();
+        }
+        match (e.raw_os_error(), fs::refusal(e)) {
+            (Some(code), _) => Cause::Os(code),
+            (None, Some(r)) => Cause::Refused(r.clone()),
+            (None, None) => Cause::Text(e.to_string()),
+        }
+    }
+}
+
+impl From<io::Error> for Cause {
+    fn from(e: io::Error) -> Cause {
+        Cause::from(&e)
+    }
+}
+
+impl From<String> for Cause {
+    fn from(s: String) -> Cause {
+        Cause::Text(s)
+    }
+}
+
+impl From<&str> for Cause {
+    fn from(s: &str) -> Cause {
+        Cause::Text(s.to_string())
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cause::Os(code) => f.write_str(&fs::os_error(&io::Error::from_raw_os_error(*code))),
+            Cause::Refused(r) => write!(f, "{r}"),
+            Cause::InStaging {
+                step,
+                staging,
+                cause,
+            } => write!(f, "{step} in staging dir {staging}: {cause}"),
+            Cause::OldTreeLeft { staging, cause } => write!(f, "{staging}: {cause}"),
+            Cause::AsUser { uid, cause } => write!(f, "{cause} (as uid {uid})"),
+            Cause::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// An error met while acting for the user says so: a volume or scandir
+/// that root could write may not be the user's (`Permission denied (as uid
+/// 10000)`).
+pub fn say_who_acted(e: &mut Failure, uid: u32) {
+    if uid != 0 {
+        let cause = std::mem::replace(&mut e.error, Cause::Os(0));
+        e.error = Cause::AsUser {
+            uid,
+            cause: Box::new(cause),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(error: Cause) -> Failure {
+        Failure {
+            op: "publish".into(),
+            path: "/run/service/gateway-x".into(),
+            error,
+        }
+    }
+
+    #[test]
+    fn a_staging_step_keeps_its_os_error_typed_through_io_error() {
+        let os = io::Error::from_raw_os_error(nix::libc::EROFS);
+        let carried: io::Error = Carried(Cause::InStaging {
+            step: "mkdir",
+            staging: ".gateway-x.tmp".into(),
+            cause: Box::new((&os).into()),
+        })
+        .into();
+        let mut f = failure(Cause::from(&carried));
+        let Cause::InStaging { step, cause, .. } = &f.error else {
+            panic!("not typed: {:?}", f.error);
+        };
+        assert_eq!((*step, &**cause), ("mkdir", &Cause::Os(nix::libc::EROFS)));
+        say_who_acted(&mut f, 10000);
+        assert_eq!(
+            f.error.to_string(),
+            "mkdir in staging dir .gateway-x.tmp: Read-only file system (as uid 10000)"
+        );
+    }
+
+    #[test]
+    fn root_is_not_named_and_refusals_stay_refusals() {
+        let mut f = failure(Cause::OldTreeLeft {
+            staging: ".gateway-x.tmp".into(),
+            cause: Box::new(Cause::Refused(Refusal::NotAsObserved)),
+        });
+        say_who_acted(&mut f, 0);
+        assert_eq!(
+            f.error.to_string(),
+            ".gateway-x.tmp: changed since it was observed; left alone"
+        );
+        let e: io::Error = Refusal::NotAsObserved.into();
+        assert_eq!(Cause::from(&e), Cause::Refused(Refusal::NotAsObserved));
+    }
+}
