@@ -325,7 +325,8 @@ fn swap(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) 
 
 /// The dot name a change retires a slot tree under, if it does: the old
 /// tree of a replace (swapped to the staging name), or a pruned slot (a
-/// top-level slot directory the profiles phase removes).
+/// top-level slot directory the profiles phase removes, renamed to its
+/// retire name).
 pub fn retire_name(c: &Change) -> Option<String> {
     match &c.op {
         Op::Replace(b) => Some(b.staging.clone()),
@@ -336,7 +337,7 @@ pub fn retire_name(c: &Change) -> Option<String> {
         {
             let name = c.target.rel.to_str()?;
             let top = !name.is_empty() && !name.contains('/') && !name.starts_with('.');
-            top.then(|| crate::s6::names::staging_name(name))
+            top.then(|| crate::s6::names::retired_name(name))
         }
         _ => None,
     }

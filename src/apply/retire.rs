@@ -1,6 +1,6 @@
 //! Retiring old slot trees the way s6 expects: a replaced slot's old tree
-//! (swapped to its staging name) and a pruned slot (renamed to that dot
-//! name) are removed only once their supervisors have let go, after the
+//! (swapped to its staging name) and a pruned slot (renamed to its
+//! retire name, `.<slot>.retired`) are removed only once their supervisors have let go, after the
 //! rescan `an` asked s6-svscan to stop them. The positive signal is the
 //! `fcntl` lock s6-supervise holds on `supervise/lock` (and its logger's
 //! on `log/supervise/lock`) becoming free, as `s6-svok` tests it. One

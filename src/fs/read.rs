@@ -199,7 +199,7 @@ impl Dir {
         name: &OsStr,
         limit: u64,
     ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        use nix::fcntl::{OpenHow, ResolveFlag};
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
         name_ok(name)?;
         let target = std::path::PathBuf::from(dir.read_link(name)?);
         let path = at.join(target);

@@ -82,18 +82,31 @@ pub fn is_dot_slot_name(entry: &str, slot_prefix: &str) -> bool {
         .is_some_and(|rest| rest.starts_with(slot_prefix))
 }
 
+/// The name a pruned slot is retired under: `.<slot>.retired`, out of
+/// s6-svscan's sight until its supervisor has let go and it is removed.
+pub fn retired_name(slot: &str) -> String {
+    format!(".{slot}.retired")
+}
+
 /// Whether a dot entry of the scandir is a leftover this run removes: a
-/// name `reconcile` itself creates for a slot this run registers
-/// (`registered(slot)`), today the staging name `.<slot>.tmp` (which also
-/// holds a replaced slot until it is removed). The one decision on leftover
-/// names (README, "Markers and leftovers"): any other dot name, such as
+/// name `reconcile` itself creates. That is the staging name `.<slot>.tmp`
+/// of a slot this run registers (`registered(slot)`; it also holds a
+/// replaced slot until it is removed), and the retire name
+/// `.<slot>.retired` of any slot (a pruned slot whose supervisor had not
+/// let go when its run ended). The one decision on leftover names
+/// (README, "Markers and leftovers"): any other dot name, such as
 /// `.<slot>.tmp.stale-<n>` or the staging name of a profile that does not
 /// exist, is left alone.
 pub fn is_leftover(entry: &str, slot_prefix: &str, registered: impl Fn(&str) -> bool) -> bool {
-    entry
-        .strip_prefix('.')
-        .and_then(|rest| rest.strip_suffix(".tmp"))
-        .is_some_and(|slot| slot.starts_with(slot_prefix) && registered(slot))
+    let Some(rest) = entry.strip_prefix('.') else {
+        return false;
+    };
+    let ours = |slot: &str| slot.len() > slot_prefix.len() && slot.starts_with(slot_prefix);
+    match (rest.strip_suffix(".tmp"), rest.strip_suffix(".retired")) {
+        (Some(slot), _) => ours(slot) && registered(slot),
+        (_, Some(slot)) => ours(slot),
+        _ => false,
+    }
 }
 
 /// True for names that a named profile directory may not use (`default`).
@@ -364,6 +377,11 @@ mod tests {
         assert!(!left(".gateway-work"));
         assert!(!left(".other-work.tmp"));
         assert!(!left(".s6-svscan"));
+        assert!(left(".gateway-ghost.retired"));
+        assert!(left(&retired_name("gateway-work")));
+        assert!(!left(".gateway-.retired"));
+        assert!(!left(".gateway-x.retiredfoo"));
+        assert!(!left(".other-x.retired"));
         assert!(is_dot_slot_name(".gateway-x.tmpfoo", "gateway-"));
         assert!(!is_dot_slot_name(".s6-svscan", "gateway-"));
         assert!(!is_dot_slot_name("gateway-x", "gateway-"));
