@@ -3,7 +3,7 @@
 //! The shape is observe → plan → render or apply, and the modules follow it,
 //! each using only the ones listed before it: [`fs`] (fd-based primitives),
 //! [`s6`] (s6's vocabulary), [`desired`] (what should be), [`observe`] (what
-//! is), [`plan`] (a pure function of both), [`apply`] (executes a plan through
+//! is), `plan` (a pure function of both), `apply` (executes a plan through
 //! `fs`), [`report`] (what a run reports, rendered as text or JSON), [`tree`]
 //! (tree descriptions), then the command line: [`cli`] and [`run`].
 

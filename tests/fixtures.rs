@@ -456,7 +456,7 @@ fn mask_migrated_state(entries: &mut [tree::Entry]) {
     }
 }
 
-/// Where an apply leaves its lock file (src/lock.rs): `/run`, or `/`
+/// Where an apply leaves its lock file (src/apply/lock.rs): `/run`, or `/`
 /// without one. Checked on its own by [`check_apply_lock`], not recorded
 /// in the goldens: every apply leaves the same file.
 const APPLY_LOCKS: [&str; 2] = ["run/s6-reconcile.lock", "s6-reconcile.lock"];

@@ -171,7 +171,7 @@ pub struct ProfilesConfig {
     pub transient_running: Vec<String>,
     pub stale_runtime_files: Vec<FileName>,
     /// `None` (the default): the application's own configuration decides
-    /// (see [`crate::plan::multiplex`]); set, it overrides those files.
+    /// (see `plan::multiplex`); set, it overrides those files.
     pub multiplex: Option<bool>,
     pub prune: bool,
     pub templates: Templates,
@@ -200,7 +200,7 @@ impl Default for ProfilesConfig {
     }
 }
 
-/// How the container's command is recognized (see [`crate::desired::application::command`]).
+/// How the container's command is recognized (see `desired::application::command`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainerConfig {

@@ -60,7 +60,7 @@ impl Dir {
     /// contents (`None` otherwise), following a symlink at `name` the way
     /// the container sees it ([`Dir::resolve_in_root`]): only for files of
     /// the user's volume read with the user's effective ids (see
-    /// `scan::Source::read_file_following`), never as root. Never blocks (a
+    /// `observe::Source::read_file_following`), never as root. Never blocks (a
     /// FIFO opens at once) and never becomes a controlling terminal.
     pub fn read_file_meta_following(
         &self,

@@ -56,7 +56,7 @@ pub struct ScandirObs {
     /// Non-dot entries by name.
     pub entries: BTreeMap<String, SlotObs>,
     /// Dot entries with the slot prefix `.<prefix>*` (any type): the
-    /// plan removes those [`crate::s6::names::is_leftover`] says are ours.
+    /// plan removes those `s6::names::is_leftover` says are ours.
     pub staging: Vec<Node>,
     pub bad_names: Vec<Skipped>,
     /// The scandir could not be listed by the running user: a slot not

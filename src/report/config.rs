@@ -4,7 +4,7 @@
 //! user and group as comments.
 //!
 //! Written by hand rather than through the YAML crate (which stays behind
-//! `config.rs`): strings that could be read as anything else are written as
+//! `desired::config`): strings that could be read as anything else are written as
 //! JSON strings, which are valid YAML double-quoted scalars.
 
 use std::fmt::Write as _;

@@ -1,5 +1,5 @@
 //! Walking a tree for a description the way the observation walks one
-//! (`scan::walk`): from held directory fds, never by path (walkdir opens
+//! (`observe::walk`): from held directory fds, never by path (walkdir opens
 //! each directory by its full path, so it fails at `PATH_MAX` and would
 //! follow a directory swapped for a symlink midway), depth-first with an
 //! explicit stack, at most [`MAX_OPEN_DIRS`] directory fds held (a deeper
