@@ -23,7 +23,7 @@
 #   /usr/share/s6-reconcile/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile
 #                                 the same entry for s6-overlay 3.0.0.0 to 3.2.3.0
 # Nothing goes to /etc: copy one init definition into place (see
-# packaging/README-section.md); the package starts nothing by itself.
+# docs/packaging.md, "Debian package"); the package starts nothing by itself.
 set -eu
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

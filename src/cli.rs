@@ -152,7 +152,7 @@ pub struct Args {
     pub lock_wait: u64,
 }
 
-/// The tree-description subcommands (README "Tree descriptions").
+/// The tree-description subcommands (docs/tree-format.md).
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print a description of the tree reconcile observes under the root

@@ -1,4 +1,4 @@
-//! One apply at a time (README "One apply at a time", src/apply/lock.rs): concurrent applies take
+//! One apply at a time (docs/security.md, "One apply at a time", src/apply/lock.rs): concurrent applies take
 //! turns on `/run/s6-reconcile.lock`, a waiting run says so and gives up
 //! with exit 111, `--plan` is never blocked, the unprivileged user can
 //! neither take nor hold the lock, and a run that is not root still works.
@@ -79,7 +79,7 @@ fn slot_names() -> Vec<String> {
         .collect()
 }
 
-/// Every entry of a complete slot (README "What each phase does"), but `down`.
+/// Every entry of a complete slot (docs/phases.md), but `down`.
 const COMPLETE: &[(&str, char)] = &[
     ("type", 'f'),
     ("run", 'f'),

@@ -1,4 +1,4 @@
-//! Bad input (README "Mistakes and hostile input"): each test builds a root with
+//! Bad input (docs/security.md, "Mistakes and hostile input"): each test builds a root with
 //! one thing wrong, runs the real binary against it and checks what an
 //! operator notices: the message, the exit code, and that nothing else was
 //! lost (the other profiles' slots, owners and modes, files left untouched).
@@ -144,7 +144,7 @@ fn scandir_names(root: &Path) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------
-// Profile names (README "What each phase does")
+// Profile names (docs/phases.md)
 
 #[test]
 fn invalid_profile_directory_names_are_skipped_with_the_rule() {
@@ -316,7 +316,7 @@ fn a_profile_directory_that_is_a_symlink_is_not_followed() {
 }
 
 // ---------------------------------------------------------------------------
-// State files (README "What each phase does"): never fatal, a warning naming the file, `registered`
+// State files (docs/phases.md): never fatal, a warning naming the file, `registered`
 
 #[test]
 fn a_state_file_symlink_is_followed_as_the_user_and_inside_the_root() {
@@ -464,7 +464,7 @@ fn a_state_file_with_a_utf8_bom_is_read() {
 }
 
 // ---------------------------------------------------------------------------
-// Staging dirs (README "What each phase does", "Safety")
+// Staging dirs (docs/phases.md; docs/security.md, "Safety")
 
 const ROOT_STAGING: &str = r##"
 - {path: run/service/.gateway-good.tmp, type: dir, mode: "0700"}
@@ -581,7 +581,7 @@ fn a_staging_symlink_to_a_users_directory_outside_is_removed_itself_by_the_profi
 }
 
 // ---------------------------------------------------------------------------
-// A read-only scandir (README "Safety", "Mistakes and hostile input")
+// A read-only scandir (docs/security.md, "Safety", "Mistakes and hostile input")
 
 /// A mount that is taken down when dropped, also when the test fails.
 struct Mount(PathBuf);

@@ -1,4 +1,4 @@
-//! Crash safety of apply (README "Safety"): `reconcile` is killed with
+//! Crash safety of apply (docs/security.md, "Safety"): `reconcile` is killed with
 //! SIGKILL at many points of an apply over a tree with many profiles, and
 //! after each kill
 //!

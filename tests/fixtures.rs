@@ -1,4 +1,4 @@
-//! Fixture scenarios (README "Tests"): every directory under `fixtures/` is a
+//! Fixture scenarios (docs/testing.md): every directory under `fixtures/` is a
 //! scenario. Its `tree.yaml` (a tree description, docs/tree-format.md) is materialised
 //! in a fresh temp root, `reconcile --root <tmp>` runs against it with the extra
 //! arguments of its optional `args` file (one per line), and the output is
@@ -153,7 +153,7 @@ const MUST_KEEP: &[(&str, &str, u32, u32, u32)] = &[
 
 /// Entries that the first apply must leave in place, not replace (same
 /// inode): slots identical to the wanted ones, or differing only by `down`
-/// (README "Why a slot changes"; a live s6-supervise keys on dev/ino). (scenario, path)
+/// (docs/plan-format.md, "Why a slot changes"; a live s6-supervise keys on dev/ino). (scenario, path)
 const KEEP_INODE: &[(&str, &str)] = &[
     ("already-reconciled", "run/service/gateway-default"),
     (

@@ -1,4 +1,4 @@
-//! Hostile input and operator mistakes (README "Mistakes and hostile input"): each case runs
+//! Hostile input and operator mistakes (docs/security.md, "Mistakes and hostile input"): each case runs
 //! the real binary under a deadline (no hang) on a temp root with one thing
 //! wrong, and checks what an operator notices: the exact message, the exit
 //! code, and what must not change (the whole tree, including the owners

@@ -1,4 +1,4 @@
-//! Who acts (README "Mistakes and hostile input"): the profiles phase acts
+//! Who acts (docs/security.md, "Mistakes and hostile input"): the profiles phase acts
 //! with the user's effective ids only, so that user can neither stop nor
 //! trace the oneshot; the volume is read with the user's ids and a
 //! hard-linked state file is never read; an error met while acting for the

@@ -1,5 +1,5 @@
 //! Live s6 end-to-end of what the profiles phase learns from the
-//! application (README "The application's own settings"): the container's command line in `<root>/proc`
+//! application (docs/reference-image.md, "The application's own settings"): the container's command line in `<root>/proc`
 //! and the application's own configuration in the volume. A real
 //! `s6-svscan` supervises what `reconcile` publishes, and uid 10000 drives
 //! it with the real s6 clients.

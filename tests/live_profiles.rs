@@ -1,4 +1,4 @@
-//! Live s6 end-to-end of the profiles phase (README "What each phase does"): a temp
+//! Live s6 end-to-end of the profiles phase (docs/phases.md): a temp
 //! root with a persistent volume at `/opt/data` (the default profile and
 //! named profiles in different states) next to the static services, a real
 //! `s6-svscan` on its scandir, `reconcile` run as root with all phases, then
@@ -360,7 +360,7 @@ fn apply_publishes_every_profile_supervised_and_the_user_controls_them() {
     let mut s = Setup::new();
     s.apply(&[]);
 
-    // The published slots, as README "What each phase does" lists them; nothing for a directory
+    // The published slots, as docs/phases.md lists them; nothing for a directory
     // without the marker.
     assert!(
         !s.slot("notes").exists(),

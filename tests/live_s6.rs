@@ -1,4 +1,4 @@
-//! Live s6 end-to-end (README "Tests"): a real `s6-svscan` supervises a temp
+//! Live s6 end-to-end (docs/testing.md): a real `s6-svscan` supervises a temp
 //! root laid out as s6-rc-init leaves it; `reconcile` runs on it as root, then
 //! uid 10000 uses the real s6 clients. Needs root and the `s6` package: these
 //! tests fail, never skip, without them.

@@ -1,4 +1,4 @@
-//! Observation through held fds (README "What it observes, and how"): names that are bytes, trees
+//! Observation through held fds (docs/security.md, "What it observes, and how"): names that are bytes, trees
 //! deeper than a path can be, removal of a planted deep tree under a small
 //! stack and few descriptors, a slot file that cannot be read. Each test
 //! runs the real binary on a root built for it and checks what an operator

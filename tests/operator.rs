@@ -860,7 +860,7 @@ fn a_down_only_change_says_so() {
 // ---------------------------------------------------------------------------
 // the newcomer's example
 
-/// The README's example, as written for a root shell: materialize the
+/// docs/tree-format.md's example, as written for a root shell: materialize the
 /// bundled description, apply it (exit 0, no error: the volume is the
 /// user's), and a snapshot of the result has nothing left to do.
 #[test]

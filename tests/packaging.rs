@@ -1,4 +1,4 @@
-//! Packaging (README "Packaging and installation"): the static binary, the init definitions, the
+//! Packaging (docs/packaging.md, README "Installing at boot"): the static binary, the init definitions, the
 //! example configuration and the Debian package, tested as an operator would
 //! meet them: the binary alone in an empty chroot, the package installed
 //! with dpkg, the cont-init script run against a tree.
@@ -252,7 +252,7 @@ fn static_binary_runs_alone_in_an_empty_chroot() {
 // (b) the Debian package
 
 /// The files the package must install, as documented in
-/// packaging/README-section.md and packaging/build-deb.sh: both s6-rc user
+/// docs/packaging.md ("Debian package") and packaging/build-deb.sh: both s6-rc user
 /// bundle layouts (s6-overlay 3.2.3.1 and later read `user-bundles.d/`,
 /// older 3.x `s6-rc.d/user/`).
 const DEB_FILES: [(&str, u32); 10] = [
@@ -492,12 +492,12 @@ fn debian_package_installs_the_documented_paths() {
         fs::read(repo().join("packaging/config.yaml")).unwrap()
     );
 
-    // And the README section documents every installed path.
-    let readme = fs::read_to_string(repo().join("packaging/README-section.md")).unwrap();
+    // And docs/packaging.md documents every installed path.
+    let doc = fs::read_to_string(repo().join("docs/packaging.md")).unwrap();
     for (path, _) in DEB_FILES {
         assert!(
-            readme.contains(path),
-            "README-section.md does not mention {path}"
+            doc.contains(path),
+            "docs/packaging.md does not mention {path}"
         );
     }
 }
@@ -1092,17 +1092,19 @@ fn example_config_shows_every_key_and_env_override() {
 
 /// Every Markdown file's ```sh blocks, as (file, line).
 fn shell_lines() -> Vec<(String, String)> {
+    let mut files: Vec<String> = ["README.md", "fixtures/README.md", "benches/README.md"]
+        .map(String::from)
+        .to_vec();
+    let mut docs: Vec<String> = fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .map(|e| format!("docs/{}", e.unwrap().file_name().to_string_lossy()))
+        .filter(|f| f.ends_with(".md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
     let mut lines = Vec::new();
-    for file in [
-        "README.md",
-        "packaging/README-section.md",
-        "fixtures/README.md",
-        "benches/README.md",
-        "docs/tree-format.md",
-    ] {
-        let Ok(text) = fs::read_to_string(repo().join(file)) else {
-            continue;
-        };
+    for file in files {
+        let text = fs::read_to_string(repo().join(&file)).unwrap();
         let mut in_sh = false;
         for line in text.lines() {
             if line.starts_with("```") {
@@ -1110,7 +1112,7 @@ fn shell_lines() -> Vec<(String, String)> {
                 continue;
             }
             if in_sh {
-                lines.push((file.to_string(), line.to_string()));
+                lines.push((file.clone(), line.to_string()));
             }
         }
     }
@@ -1131,10 +1133,10 @@ fn readme_commands_run_in_a_root_shell_as_written() {
         );
     }
     let readme = fs::read_to_string(repo().join("README.md")).unwrap();
-    let section = fs::read_to_string(repo().join("packaging/README-section.md")).unwrap();
     assert!(
-        readme.contains(&section),
-        "README.md holds packaging/README-section.md verbatim"
+        readme.contains("\n```sh\nscripts/test.sh\n```\n")
+            && readme.contains("`.ci/run` runs exactly this."),
+        "README.md gives the test command as `scripts/test.sh`, the command .ci/run runs"
     );
 
     // The toolchain: rust-version in Cargo.toml, named in the README with

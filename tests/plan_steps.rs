@@ -1,4 +1,4 @@
-//! The plan is everything an apply does (README "The plan is everything the run does"): the volume's changes
+//! The plan is everything an apply does (docs/plan-format.md, "The plan is everything the run does"): the volume's changes
 //! wait for the slots and say so, the rescan and the boot log append are
 //! shown by `--plan` and are not drift, and what a failed slot leaves in
 //! place is reported.

@@ -1,4 +1,4 @@
-//! The per-profile report lines (README "What each phase does"): one on stdout, one appended to
+//! The per-profile report lines (docs/phases.md): one on stdout, one appended to
 //! the boot log in the user's volume, which is rotated to `.1` when it has
 //! grown to `boot_log.rotate_bytes`.
 //!

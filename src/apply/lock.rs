@@ -1,4 +1,4 @@
-//! One apply at a time (README "One apply at a time"): the apply lock.
+//! One apply at a time (docs/security.md, "One apply at a time"): the apply lock.
 //!
 //! Two applies at once (both boot definitions installed, an operator
 //! re-running during boot) would each remove the other's staging dirs as

@@ -7,7 +7,7 @@
 //! deadline serves every tree retired in a run; a tree whose supervisor
 //! has not let go by then is left under its dot name, said, and removed
 //! by the next run. No supervisor ever writes into a removed directory
-//! (README, "What each phase does").
+//! (docs/phases.md).
 
 use std::ffi::OsStr;
 use std::io;

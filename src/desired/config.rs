@@ -22,7 +22,7 @@ use serde::Deserialize;
 pub use source::Source;
 pub use values::{AbsPath, FileName, MAX_ID, NameGlob, Principal, RelPath, TEMPLATE_MAX};
 
-/// Access policy (README "Policies").
+/// Access policy (docs/security.md, "Policies").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {

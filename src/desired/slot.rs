@@ -1,4 +1,4 @@
-//! What a profile slot contains (README "What each phase does"): its scripts and its supervise
+//! What a profile slot contains (docs/phases.md): its scripts and its supervise
 //! skeleton, as data.
 //!
 //! [`render`] produces the three scripts, [`entries`] lists every entry of a

@@ -1,4 +1,4 @@
-//! A profile's recorded state (README "What each phase does", "The application's own settings") and the start decision.
+//! A profile's recorded state (docs/phases.md; docs/reference-image.md, "The application's own settings") and the start decision.
 //!
 //! Pure functions over bytes the caller read: the state file
 //! (`gateway_state.json`) says whether the profile's gateway was meant to be
@@ -140,7 +140,7 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// Whether a valid profile's slot starts (README "What each phase does").
+/// Whether a valid profile's slot starts (docs/phases.md).
 ///
 /// `start` is the declared entry's policy (`Auto` for discovered profiles):
 /// `Always` and `Never` decide alone. Under `Auto` the slot starts iff the

@@ -151,7 +151,7 @@ pub fn controlled_by(meta: &Meta, (uid, gid): (u32, u32)) -> bool {
         || meta.mode & 0o002 != 0
 }
 
-/// The directories a base must not be (README "Mistakes and hostile input"): handing one of them to
+/// The directories a base must not be (docs/security.md, "Mistakes and hostile input"): handing one of them to
 /// the user hands them the system. `/lib*` covers lib32, lib64, libx32.
 pub const SYSTEM_DIRS: &[&str] = &[
     "etc", "usr", "bin", "sbin", "lib*", "boot", "dev", "proc", "sys", "run", "var", "opt", "home",

@@ -170,7 +170,7 @@ pub struct Observed {
     pub errors: Vec<ScanError>,
     /// Places the running user may not read (permission denied): what is
     /// below them was not observed, so nothing there is missing, extra or
-    /// to change (README, "What it observes, and how").
+    /// to change (docs/security.md, "What it observes, and how").
     pub unobserved: Vec<PathBuf>,
     /// The effective uid the observation ran as, for the notices.
     pub uid: u32,

@@ -385,7 +385,7 @@ impl<S: Source> Scanner<'_, S> {
     }
 
     /// A state file that is a symlink: followed as the user, inside the
-    /// root, to a regular file only (README, "Differences from the
+    /// root, to a regular file only (docs/reference-image.md, "Differences from the
     /// reference image"); anything else is "no state" with a warning.
     fn state_link(&mut self, d: &S::Dir, at: &Path, name: &OsStr) -> StateObs {
         match self.src.read_link_in_root(d, at, name, STATE_LIMIT) {

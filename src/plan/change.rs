@@ -267,7 +267,7 @@ pub struct Plan {
     pub lines: Vec<String>,
 }
 
-/// What happens to one profile's slot (README "What each phase does").
+/// What happens to one profile's slot (docs/phases.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SlotReport {
     pub profile: String,
@@ -278,7 +278,7 @@ pub struct SlotReport {
     pub reason: Option<String>,
     pub prior_exit: PriorExit,
     /// The default slot under multiplexing: the named profiles whose state
-    /// asked to autostart, folded into it (README, "Multiplexed profiles").
+    /// asked to autostart, folded into it (docs/reference-image.md, "One gateway per container").
     pub folded: Vec<String>,
 }
 

@@ -181,7 +181,7 @@ impl Planner<'_> {
             Policy::Compat => (uid, gid),
             Policy::Strict => (0, 0),
         };
-        // Without a usable scandir nothing is published (README "What each phase does": `skipped`
+        // Without a usable scandir nothing is published (docs/phases.md: `skipped`
         // is "not published"); the scandir's own error says why.
         let (action, reason) = match slots {
             Some(slots) => {
@@ -219,8 +219,8 @@ impl Planner<'_> {
 
     /// Under multiplexing, the named profiles whose own state asks to
     /// autostart (start policy `auto`): their intent is folded into the
-    /// default slot, with the notice the application prints (README,
-    /// "Multiplexed profiles"). None without a default profile to fold
+    /// default slot, with the notice the application prints (docs/reference-image.md,
+    /// "One gateway per container"). None without a default profile to fold
     /// into. The warnings about a state file come from [`Self::prior_state`].
     fn folded(&mut self, o: &ProfilesObs) -> Vec<String> {
         let cfg = &self.d.config.profiles;

@@ -1,5 +1,5 @@
 //! Why a slot changes: the comparison of an existing slot with the wanted
-//! one (README "Why a slot changes": identical, `down` only, or anything else), with the
+//! one (docs/plan-format.md, "Why a slot changes": identical, `down` only, or anything else), with the
 //! reason the plan prints for each `publish`, `replace` and `down` change
 //! and the file contents `--diff` shows.
 //!

@@ -121,7 +121,7 @@ pub enum Outcome {
     /// Not run: its condition did not hold.
     NotRun(&'static str),
     /// Refused to a run that is not root (EPERM, EACCES): not a failure
-    /// of the run, said once as what needs root (README, "What it
+    /// of the run, said once as what needs root (docs/security.md, "What it
     /// observes, and how").
     NeedsRoot(Failure),
 }
@@ -187,7 +187,7 @@ pub fn rescan_for<'a>(changes: impl Iterator<Item = &'a Change>) -> Option<Resca
 }
 
 /// A slot whose publish or replace failed was not published: report it as
-/// `skipped` (README "What each phase does"), on stdout and in the boot log, with the failure
+/// `skipped` (docs/phases.md), on stdout and in the boot log, with the failure
 /// as the reason. A replace that swapped the slot in but could not remove
 /// the old tree published it ([`Outcome::DoneWith`]).
 pub fn settle_slots(slots: &mut [SlotReport], changes: &[Change], outcomes: &[Outcome]) {

@@ -119,7 +119,7 @@ impl From<&EffectReport> for EffectJson {
 }
 
 /// A slot's entry; `folded` only on the default slot that named profiles'
-/// intent was folded into (README, "Multiplexed profiles").
+/// intent was folded into (docs/reference-image.md, "One gateway per container").
 #[derive(Serialize)]
 struct SlotJson<'a> {
     profile: &'a str,

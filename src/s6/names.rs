@@ -1,4 +1,4 @@
-//! Profile names and the slot names built from them (README "What each phase does").
+//! Profile names and the slot names built from them (docs/phases.md).
 //!
 //! A profile name comes from a directory name in the user's volume or from
 //! the configuration, so it is untrusted: nothing may build a path from it
@@ -94,7 +94,7 @@ pub fn retired_name(slot: &str) -> String {
 /// replaced slot until it is removed), and the retire name
 /// `.<slot>.retired` of any slot (a pruned slot whose supervisor had not
 /// let go when its run ended). The one decision on leftover names
-/// (README, "Markers and leftovers"): any other dot name, such as
+/// (docs/reference-image.md, "Markers and leftovers"): any other dot name, such as
 /// `.<slot>.tmp.stale-<n>` or the staging name of a profile that does not
 /// exist, is left alone.
 pub fn is_leftover(entry: &str, slot_prefix: &str, registered: impl Fn(&str) -> bool) -> bool {

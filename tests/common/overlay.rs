@@ -164,7 +164,7 @@ pub enum Form {
     /// The binary in `/usr/local/bin`, `cont-init.d/99-s6-reconcile`.
     ContInit,
     /// The `.deb` (binary in `/usr/bin`), its s6-rc oneshot copied from
-    /// `/usr/share/s6-reconcile` into `/etc/s6-overlay` as the README says.
+    /// `/usr/share/s6-reconcile` into `/etc/s6-overlay` as docs/packaging.md says.
     Deb,
     /// The s6-rc oneshot with its `user` entry in the layout of s6-overlay
     /// before 3.2.3.1 (`/etc/s6-overlay/s6-rc.d/user/contents.d/`).

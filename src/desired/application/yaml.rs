@@ -1,5 +1,5 @@
 //! The application's `config.yaml` as PyYAML's `safe_load` reads it, for
-//! the keys that decide multiplexing (README, "The application's own
+//! the keys that decide multiplexing (docs/reference-image.md, "The application's own
 //! settings"): YAML 1.1 scalars, the last of duplicate keys, merge keys
 //! (`<<: *base`) and aliases that share the anchored node.
 //!

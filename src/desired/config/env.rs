@@ -2,7 +2,7 @@
 //! cont-init runs with-contenv): whether named profiles are multiplexed
 //! (`GATEWAY_MULTIPLEX_PROFILES`) and the legacy-migration opt-out.
 
-/// The environment variable that overrides multiplexing (README "The application's own settings").
+/// The environment variable that overrides multiplexing (docs/reference-image.md, "The application's own settings").
 pub const MULTIPLEX_ENV: &str = "GATEWAY_MULTIPLEX_PROFILES";
 
 /// The accepted spellings of a boolean in the application's environment

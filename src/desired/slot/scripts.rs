@@ -1,4 +1,4 @@
-//! A slot's three scripts (README "Configuration"): the defaults and the operator's
+//! A slot's three scripts (docs/configuration.md, "The keys"): the defaults and the operator's
 //! templates, prepared once per run ([`Scripts`]) and rendered per slot.
 
 use std::borrow::Cow;
@@ -104,7 +104,7 @@ const DEFAULT_ONLY: [(&str, Piece); 2] = [
 ];
 
 impl Template {
-    /// Split `t` in one left-to-right pass (as README "Configuration" says of templates:
+    /// Split `t` in one left-to-right pass (as docs/configuration.md, "The keys", says of templates:
     /// a value put in is never expanded again). `is_default`: `t` is one of
     /// the defaults, which may also hold `{profile_q}` and `{hermes}`.
     fn compile(t: &str, user: &str, home: &str, is_default: bool) -> Template {

@@ -1,6 +1,6 @@
 //! JSON as the application's Python reads it (`json.loads`), for the
 //! files it writes into the volume: state, lifecycle and `gateway.json`
-//! (README, "Differences from the reference image").
+//! (docs/reference-image.md, "Differences from the reference image").
 //!
 //! Beyond strict JSON that means: `NaN`, `Infinity` and `-Infinity` are
 //! numbers, a number too large for a float (`1e400`) is infinity, a key
