@@ -75,6 +75,7 @@ Examples:
   reconcile --plan --tree tree.yaml        preview on a tree description (no root needed)
   reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
   reconcile materialize tree.yaml ./tree   build a described tree (as root)
+  reconcile audit --root ./image           who can observe, control, define each service
   reconcile --plan --diff                  why each slot changes, file by file
   reconcile --print-config                 the configuration in effect, as YAML";
 
@@ -174,6 +175,10 @@ pub enum Command {
         #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
         phases: Vec<Phase>,
     },
+    /// Say, per service, whether a user can observe, control and define
+    /// it, and every path to root (docs/audit.md). Read-only. Exit 0: no
+    /// path to root beyond what the policy accepts; 3: one or more.
+    Audit(crate::audit::Args),
     /// Build the tree described in FILE under DIR (as root: owners, modes,
     /// FIFOs, sockets, symlinks, hard links). DIR must be empty or missing.
     Materialize {

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod app;
 pub mod apply;
+pub mod audit;
 pub mod bootlog;
 pub mod cli;
 pub mod config;

@@ -71,6 +71,7 @@ pub fn run(cmd: Command, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Wri
             config,
             phases,
         } => run_snapshot(root, config, phases, env, out),
+        Command::Audit(args) => crate::audit::run(args, env, out),
         Command::Materialize { file, dir } => {
             let d = match read_description(&file) {
                 Ok(d) => d,

@@ -1,0 +1,369 @@
+//! The live trees: the static servicedirs (`/run/s6-rc/servicedirs`) and
+//! the scandir (`/run/service`), observed through a [`Source`] (the disk
+//! through held directory fds, or a tree description), never through a
+//! symlink. For each servicedir: can the user observe it (`s6-svstat`
+//! searches `supervise/` and reads `supervise/lock` and `status`;
+//! `s6-svwait` makes a FIFO in `event/`), control it (`s6-svc` writes
+//! `supervise/control`), and which of its entries they can change.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use super::access::{Want, Who};
+use super::{Audit, Can, Kind};
+use crate::fs::{BaseError, Kind as FsKind, Meta};
+use crate::scan::Source;
+
+/// Levels below a servicedir looked at (`log/`, `data/`, `env/`...).
+pub const MAX_DEPTH: usize = 8;
+
+/// The configured live bases.
+pub struct Bases<'a> {
+    pub servicedirs: &'a Path,
+    pub scandir: &'a Path,
+}
+
+fn shown(p: &Path) -> String {
+    crate::names::escape(p.as_os_str().as_encoded_bytes())
+}
+
+/// Whether the user may `want` on `m` (at `path`); else why not.
+fn check(who: &Who, m: Option<&Meta>, want: Want, path: &Path) -> Result<(), String> {
+    let Some(m) = m else {
+        return Err(format!("{} is missing", shown(path)));
+    };
+    if who.may(m, want).is_some() {
+        return Ok(());
+    }
+    let verb = match want {
+        Want::Read => "read",
+        Want::Write => "write",
+        Want::Search => "search",
+        Want::Modify => "create entries in",
+    };
+    Err(format!(
+        "cannot {verb} {} ({}:{} {:04o})",
+        shown(path),
+        m.uid,
+        m.gid,
+        m.mode
+    ))
+}
+
+fn can(r: Result<(), String>) -> Can {
+    match r {
+        Ok(()) => Can::Yes,
+        Err(why) => Can::No(why),
+    }
+}
+
+/// An opened base: its directory, `lstat` and whether the user reaches it.
+struct Top<'a, D> {
+    dir: &'a D,
+    meta: &'a Meta,
+    reach: &'a Result<(), String>,
+}
+
+/// Audit both live trees into `a`.
+pub fn audit<S: Source>(src: &S, who: &Who, bases: &Bases, a: &mut Audit) {
+    let sd_name = shown(bases.servicedirs);
+    let sc_name = shown(bases.scandir);
+    let mut servicedirs = Vec::new();
+    if let Some((dir, _, reach)) = base(src, who, bases.servicedirs, (Kind::Tree, &sd_name), a) {
+        for (name, m) in entries(src, &dir, bases.servicedirs, a) {
+            let path = crate::names::join(bases.servicedirs, &name);
+            let line = shown(Path::new(&name));
+            match (m.kind, src.open_dir(&dir, &name)) {
+                (FsKind::Dir, Ok((d, m))) => {
+                    service(src, who, &d, &m, &path, (Kind::S6Rc, &line), &reach, a);
+                    a.depends((Kind::S6Rc, &line), (Kind::Tree, &sd_name));
+                    a.depends((Kind::S6Rc, &line), (Kind::Scandir, &sc_name));
+                    servicedirs.push(path);
+                }
+                (FsKind::Dir, Err(e)) => a.note(unobservable(&path, &e)),
+                (kind, _) => a.note(format!(
+                    "{}: a {}, not a servicedir; not audited",
+                    shown(&path),
+                    kind.describe()
+                )),
+            }
+        }
+    }
+    if let Some((dir, meta, reach)) = base(src, who, bases.scandir, (Kind::Scandir, &sc_name), a) {
+        let top = Top {
+            dir: &dir,
+            meta: &meta,
+            reach: &reach,
+        };
+        scandir(src, who, &top, bases, &servicedirs, a);
+    }
+}
+
+fn unobservable(path: &Path, e: &std::io::Error) -> String {
+    format!(
+        "not observable: {}: {}",
+        shown(path),
+        crate::fs::os_error(e)
+    )
+}
+
+/// The entries of `dir` (at `path`) with their `lstat`; what cannot be
+/// listed or stat'ed is said as not observable.
+fn entries<S: Source>(
+    src: &S,
+    dir: &S::Dir,
+    path: &Path,
+    a: &mut Audit,
+) -> Vec<(std::ffi::OsString, Meta)> {
+    let list = match src.list(dir) {
+        Ok(l) => l,
+        Err(e) => {
+            a.note(unobservable(path, &e));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for e in list {
+        match src.stat(dir, &e.name) {
+            Ok(m) => out.push((e.name, m)),
+            Err(err) => a.note(unobservable(&crate::names::join(path, &e.name), &err)),
+        }
+    }
+    out
+}
+
+/// Open a configured base; note what stops it. Returns the directory and
+/// whether the user can reach it (search on every directory above). The
+/// base itself, and each directory above it in which the user can replace
+/// the next one, are paths to root on `line` and on their own lines.
+fn base<S: Source>(
+    src: &S,
+    who: &Who,
+    path: &Path,
+    line: (Kind, &str),
+    a: &mut Audit,
+) -> Option<(S::Dir, Meta, Result<(), String>)> {
+    let b = match src.open_base(path) {
+        Ok(b) => b,
+        Err(BaseError::Missing) => {
+            a.note(format!("{}: not present", shown(path)));
+            return None;
+        }
+        Err(e) => {
+            a.note(format!("not observable: {}: {e}", shown(path)));
+            return None;
+        }
+    };
+    a.line(line.0, line.1);
+    if let Some(why) = who.can_change(&b.meta) {
+        a.finding(line.0, line.1, path, why);
+    }
+    let mut reach = check(who, Some(&b.meta), Want::Search, path);
+    let (mut child, mut child_path) = (b.meta, b.resolved.clone());
+    let mut up = src.open_parent(&b.dir);
+    while let Some(parent) = child_path.parent().map(Path::to_path_buf) {
+        let (d, m) = match up {
+            Ok(x) => x,
+            Err(e) => {
+                a.note(unobservable(&parent, &e));
+                break;
+            }
+        };
+        if let Some(why) = who.can_replace_in(&m, child.uid) {
+            let name = shown(&parent);
+            a.finding(Kind::Tree, &name, &parent, why);
+            a.depends(line, (Kind::Tree, &name));
+        }
+        let r = check(who, Some(&m), Want::Search, &parent);
+        if r.is_err() {
+            reach = r;
+        }
+        up = src.open_parent(&d);
+        (child, child_path) = (m, parent);
+    }
+    Some((b.dir, b.meta, reach))
+}
+
+/// The scandir: who can list it and ask s6-svscan to rescan; each real
+/// directory in it is a slot; symlinks to the servicedirs are the static
+/// services, any other symlink is not followed.
+fn scandir<S: Source>(
+    src: &S,
+    who: &Who,
+    top: &Top<'_, S::Dir>,
+    bases: &Bases,
+    servicedirs: &[PathBuf],
+    a: &mut Audit,
+) {
+    let (dir, reach) = (top.dir, top.reach);
+    let name = shown(bases.scandir);
+    let path = bases.scandir;
+    let observe = reach
+        .clone()
+        .and_then(|()| check(who, Some(top.meta), Want::Read, path));
+    let svscan = path.join(".s6-svscan");
+    let control = match src.open_dir(dir, OsStr::new(".s6-svscan")) {
+        Ok((d, m)) => {
+            let ctl = src.stat(&d, OsStr::new("control")).ok();
+            can(reach
+                .clone()
+                .and_then(|()| check(who, Some(&m), Want::Search, &svscan))
+                .and_then(|()| check(who, ctl.as_ref(), Want::Write, &svscan.join("control"))))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            Can::Unknown("no s6-svscan: .s6-svscan/ is missing".into())
+        }
+        Err(e) => Can::Unknown(unobservable(&svscan, &e)),
+    };
+    let l = a.line(Kind::Scandir, &name);
+    l.observe = can(observe);
+    l.control = control;
+    for (entry, m) in entries(src, dir, path, a) {
+        if entry.as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let at = crate::names::join(path, &entry);
+        let line = shown(Path::new(&entry));
+        match m.kind {
+            FsKind::Symlink => {
+                let target = src.read_link(dir, &entry).unwrap_or_default();
+                if !servicedirs.iter().any(|s| s.as_os_str() == target) {
+                    a.note(format!(
+                        "{}: a symlink to {}, not followed; not audited",
+                        shown(&at),
+                        shown(Path::new(&target))
+                    ));
+                }
+            }
+            FsKind::Dir => match src.open_dir(dir, &entry) {
+                Ok((d, m)) => {
+                    service(src, who, &d, &m, &at, (Kind::Slot, &line), reach, a);
+                    a.depends((Kind::Slot, &line), (Kind::Scandir, &name));
+                }
+                Err(e) => a.note(unobservable(&at, &e)),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// One servicedir `dir` (at `path`, with `meta`): observe, control, and
+/// every entry the user can change (supervise/ and event/ are theirs to
+/// use, not definitions).
+#[allow(clippy::too_many_arguments)]
+fn service<S: Source>(
+    src: &S,
+    who: &Who,
+    dir: &S::Dir,
+    meta: &Meta,
+    path: &Path,
+    line: (Kind, &str),
+    reach: &Result<(), String>,
+    a: &mut Audit,
+) {
+    let reach = reach
+        .clone()
+        .and_then(|()| check(who, Some(meta), Want::Search, path));
+    if let Some(why) = who.can_change(meta) {
+        a.finding(line.0, line.1, path, why);
+    }
+    let (observe, control) = supervision(src, who, dir, path, reach);
+    let l = a.line(line.0, line.1);
+    (l.observe, l.control) = (observe, control);
+    definitions(src, who, dir, path, 0, true, line, a);
+}
+
+/// Observe and control of the servicedir `dir` at `path`.
+fn supervision<S: Source>(
+    src: &S,
+    who: &Who,
+    dir: &S::Dir,
+    path: &Path,
+    reach: Result<(), String>,
+) -> (Can, Can) {
+    let sup_path = path.join("supervise");
+    let (sup, sup_meta) = match src.open_dir(dir, OsStr::new("supervise")) {
+        Ok(x) => x,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let why = "not supervised: supervise/ is missing".to_string();
+            return (Can::Unknown(why.clone()), Can::Unknown(why));
+        }
+        Err(e) => {
+            let why = unobservable(&sup_path, &e);
+            return (Can::Unknown(why.clone()), Can::Unknown(why));
+        }
+    };
+    let stat = |name: &str| src.stat(&sup, OsStr::new(name)).ok();
+    let reach = reach.and_then(|()| check(who, Some(&sup_meta), Want::Search, &sup_path));
+    let control = match stat("control") {
+        None => Can::Unknown("not supervised: supervise/control is missing".into()),
+        Some(m) => can(reach
+            .clone()
+            .and_then(|()| check(who, Some(&m), Want::Write, &sup_path.join("control")))),
+    };
+    let event = src.stat(dir, OsStr::new("event")).ok();
+    let mut observe = reach.and_then(|()| {
+        check(
+            who,
+            stat("lock").as_ref(),
+            Want::Read,
+            &sup_path.join("lock"),
+        )
+    });
+    if let Some(m) = stat("status") {
+        observe = observe.and_then(|()| check(who, Some(&m), Want::Read, &sup_path.join("status")));
+    }
+    let observe =
+        observe.and_then(|()| check(who, event.as_ref(), Want::Modify, &path.join("event")));
+    (can(observe), control)
+}
+
+/// The entries below the servicedir `dir` (at `path`, `depth` levels
+/// down) the user can change: a directory they can change is a finding
+/// and is not entered; a symlink is noted, never followed.
+#[allow(clippy::too_many_arguments)]
+fn definitions<S: Source>(
+    src: &S,
+    who: &Who,
+    dir: &S::Dir,
+    path: &Path,
+    depth: usize,
+    servicedir: bool,
+    line: (Kind, &str),
+    a: &mut Audit,
+) {
+    for (name, m) in entries(src, dir, path, a) {
+        if servicedir && (name == "supervise" || name == "event") {
+            continue;
+        }
+        let at = crate::names::join(path, &name);
+        if m.kind == FsKind::Symlink {
+            a.note(format!(
+                "{}: a symlink, not followed; what it points to is not audited",
+                shown(&at)
+            ));
+            continue;
+        }
+        if let Some(why) = who.can_change(&m) {
+            a.finding(line.0, line.1, &at, why);
+            continue;
+        }
+        if m.kind != FsKind::Dir {
+            continue;
+        }
+        if depth + 1 >= MAX_DEPTH {
+            a.note(format!(
+                "{}: deeper than {MAX_DEPTH} levels; not audited",
+                shown(&at)
+            ));
+            continue;
+        }
+        match src.open_dir(dir, &name) {
+            Ok((d, _)) => {
+                let log = servicedir && name == "log";
+                definitions(src, who, &d, &at, depth + 1, log, line, a);
+            }
+            Err(e) => a.note(unobservable(&at, &e)),
+        }
+    }
+}
