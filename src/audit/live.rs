@@ -293,29 +293,32 @@ fn supervision<S: Source>(
             return (Can::Unknown(why.clone()), Can::Unknown(why));
         }
     };
-    let stat = |name: &str| src.stat(&sup, OsStr::new(name)).ok();
-    let reach = reach.and_then(|()| check(who, Some(&sup_meta), Want::Search, &sup_path));
-    let control = match stat("control") {
-        None => Can::Unknown("not supervised: supervise/control is missing".into()),
-        Some(m) => can(reach
-            .clone()
-            .and_then(|()| check(who, Some(&m), Want::Write, &sup_path.join("control")))),
+    // What the audit itself cannot stat is not observable, never missing.
+    let stat = |name: &str| match src.stat(&sup, OsStr::new(name)) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(Can::Unknown(unobservable(&sup_path.join(name), &e))),
     };
-    let event = src.stat(dir, OsStr::new("event")).ok();
-    let mut observe = reach.and_then(|()| {
-        check(
-            who,
-            stat("lock").as_ref(),
-            Want::Read,
-            &sup_path.join("lock"),
-        )
-    });
-    if let Some(m) = stat("status") {
-        observe = observe.and_then(|()| check(who, Some(&m), Want::Read, &sup_path.join("status")));
-    }
-    let observe =
-        observe.and_then(|()| check(who, event.as_ref(), Want::Modify, &path.join("event")));
-    (can(observe), control)
+    let reach = reach.and_then(|()| check(who, Some(&sup_meta), Want::Search, &sup_path));
+    let control = match (&reach, stat("control")) {
+        (Err(why), _) => Can::No(why.clone()),
+        (Ok(()), Err(unknown)) => unknown,
+        (Ok(()), Ok(None)) => Can::Unknown("not supervised: supervise/control is missing".into()),
+        (Ok(()), Ok(Some(m))) => can(check(who, Some(&m), Want::Write, &sup_path.join("control"))),
+    };
+    let observe = match (reach, stat("lock"), stat("status")) {
+        (Err(why), _, _) => Can::No(why),
+        (Ok(()), Err(unknown), _) | (Ok(()), _, Err(unknown)) => unknown,
+        (Ok(()), Ok(lock), Ok(status)) => {
+            let event = src.stat(dir, OsStr::new("event")).ok();
+            let mut r = check(who, lock.as_ref(), Want::Read, &sup_path.join("lock"));
+            if let Some(m) = status {
+                r = r.and_then(|()| check(who, Some(&m), Want::Read, &sup_path.join("status")));
+            }
+            can(r.and_then(|()| check(who, event.as_ref(), Want::Modify, &path.join("event"))))
+        }
+    };
+    (observe, control)
 }
 
 /// The entries below the servicedir `dir` (at `path`, `depth` levels

@@ -207,9 +207,19 @@ fn line(l: &Line, width: usize, out: &mut dyn Write) -> std::io::Result<()> {
         mark(&l.observe),
         mark(&l.control)
     )?;
-    for (what, c) in [("observe", &l.observe), ("control", &l.control)] {
-        if let Can::No(r) | Can::Unknown(r) = c {
-            writeln!(out, "    {what}: {r}")?;
+    let reason = |c: &'_ Can| match c {
+        Can::No(r) | Can::Unknown(r) => Some(r.clone()),
+        _ => None,
+    };
+    match (reason(&l.observe), reason(&l.control)) {
+        (Some(o), Some(c)) if o == c => writeln!(out, "    {o}")?,
+        (o, c) => {
+            if let Some(o) = o {
+                writeln!(out, "    observe: {o}")?;
+            }
+            if let Some(c) = c {
+                writeln!(out, "    control: {c}")?;
+            }
         }
     }
     for f in &l.paths {
