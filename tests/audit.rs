@@ -88,6 +88,20 @@ fn audit(extra: &str) -> Run {
         json(OsStr::new("--tree"), &desc),
     );
     assert_eq!(j1.stdout, j2.stdout, "JSON differs:\n{j1}\n{j2}");
+    // And from `reconcile snapshot` of the same root: it describes what
+    // the audit judges.
+    let snap = run({
+        let mut c = scrubbed_cmd(&[OsStr::new("snapshot"), OsStr::new("--root")]);
+        c.arg(root.path());
+        c
+    });
+    snap.assert_ok();
+    std::fs::write(&desc, &snap.stdout).unwrap();
+    let j3 = json(OsStr::new("--tree"), &desc);
+    assert_eq!(
+        j1.stdout, j3.stdout,
+        "JSON from the snapshot differs:\n{j1}\n{j3}"
+    );
     assert_eq!(j1.code, on_disk.code, "{j1}");
     let v: serde_json::Value = serde_json::from_str(&j1.stdout).expect("one JSON object");
     assert_eq!(v["format"], "s6-reconcile-audit");

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use super::access::Who;
 use super::{Audit, Kind};
 use crate::fs::{Kind as FsKind, Meta};
+use crate::layout;
 use crate::tree::{Description, Node};
 
 /// Levels below a tree's top looked at.
@@ -28,23 +29,23 @@ struct Tree {
 
 const TREES: &[Tree] = &[
     Tree {
-        rel: "etc/s6-overlay/s6-rc.d",
+        rel: layout::S6RC_SOURCE,
         entries: Some(Kind::S6Rc),
     },
     Tree {
-        rel: "etc/s6-overlay/user-bundles.d",
+        rel: layout::USER_BUNDLES,
         entries: None,
     },
     Tree {
-        rel: "etc/services.d",
+        rel: layout::LEGACY_SERVICES,
         entries: Some(Kind::Legacy),
     },
     Tree {
-        rel: "etc/cont-init.d",
+        rel: layout::CONT_INIT,
         entries: None,
     },
     Tree {
-        rel: "etc/cont-finish.d",
+        rel: layout::CONT_FINISH,
         entries: None,
     },
 ];
@@ -55,7 +56,7 @@ impl Tree {
     }
 
     fn top_line(&self) -> (Kind, String) {
-        let kind = if self.rel.starts_with("etc/cont-") {
+        let kind = if self.rel == layout::CONT_INIT || self.rel == layout::CONT_FINISH {
             Kind::Scripts
         } else {
             Kind::Tree
@@ -290,5 +291,14 @@ fn described(node: &Node) -> Meta {
         mode,
         nlink: 1,
         size: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_definition_tree_is_judged() {
+        let rels: Vec<&str> = super::TREES.iter().map(|t| t.rel).collect();
+        assert_eq!(rels, crate::layout::DEFINITION_TREES);
     }
 }

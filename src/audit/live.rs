@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use super::access::{Want, Who};
 use super::{Audit, Can, Kind};
 use crate::fs::{BaseError, Kind as FsKind, Meta};
+use crate::layout;
 use crate::scan::Source;
 
 /// Levels below a servicedir looked at (`log/`, `data/`, `env/`...).
@@ -201,14 +202,21 @@ fn scandir<S: Source>(
     let observe = reach
         .clone()
         .and_then(|()| check(who, Some(top.meta), Want::Read, path));
-    let svscan = path.join(".s6-svscan");
-    let control = match src.open_dir(dir, OsStr::new(".s6-svscan")) {
+    let svscan = path.join(layout::SVSCAN_DIR);
+    let control = match src.open_dir(dir, OsStr::new(layout::SVSCAN_DIR)) {
         Ok((d, m)) => {
-            let ctl = src.stat(&d, OsStr::new("control")).ok();
+            let ctl = src.stat(&d, OsStr::new(layout::CONTROL)).ok();
             can(reach
                 .clone()
                 .and_then(|()| check(who, Some(&m), Want::Search, &svscan))
-                .and_then(|()| check(who, ctl.as_ref(), Want::Write, &svscan.join("control"))))
+                .and_then(|()| {
+                    check(
+                        who,
+                        ctl.as_ref(),
+                        Want::Write,
+                        &svscan.join(layout::CONTROL),
+                    )
+                }))
         }
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             Can::Unknown("no s6-svscan: .s6-svscan/ is missing".into())
@@ -281,8 +289,8 @@ fn supervision<S: Source>(
     path: &Path,
     reach: Result<(), String>,
 ) -> (Can, Can) {
-    let sup_path = path.join("supervise");
-    let (sup, sup_meta) = match src.open_dir(dir, OsStr::new("supervise")) {
+    let sup_path = path.join(layout::SUPERVISE);
+    let (sup, sup_meta) = match src.open_dir(dir, OsStr::new(layout::SUPERVISE)) {
         Ok(x) => x,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             let why = "not supervised: supervise/ is missing".to_string();
@@ -300,22 +308,30 @@ fn supervision<S: Source>(
         Err(e) => Err(Can::Unknown(unobservable(&sup_path.join(name), &e))),
     };
     let reach = reach.and_then(|()| check(who, Some(&sup_meta), Want::Search, &sup_path));
-    let control = match (&reach, stat("control")) {
+    let control = match (&reach, stat(layout::CONTROL)) {
         (Err(why), _) => Can::No(why.clone()),
         (Ok(()), Err(unknown)) => unknown,
         (Ok(()), Ok(None)) => Can::Unknown("not supervised: supervise/control is missing".into()),
-        (Ok(()), Ok(Some(m))) => can(check(who, Some(&m), Want::Write, &sup_path.join("control"))),
+        (Ok(()), Ok(Some(m))) => can(check(
+            who,
+            Some(&m),
+            Want::Write,
+            &sup_path.join(layout::CONTROL),
+        )),
     };
-    let observe = match (reach, stat("lock"), stat("status")) {
+    let observe = match (reach, stat(layout::LOCK), stat(layout::STATUS)) {
         (Err(why), _, _) => Can::No(why),
         (Ok(()), Err(unknown), _) | (Ok(()), _, Err(unknown)) => unknown,
         (Ok(()), Ok(lock), Ok(status)) => {
-            let event = src.stat(dir, OsStr::new("event")).ok();
-            let mut r = check(who, lock.as_ref(), Want::Read, &sup_path.join("lock"));
+            let event = src.stat(dir, OsStr::new(layout::EVENT)).ok();
+            let mut r = check(who, lock.as_ref(), Want::Read, &sup_path.join(layout::LOCK));
             if let Some(m) = status {
-                r = r.and_then(|()| check(who, Some(&m), Want::Read, &sup_path.join("status")));
+                r = r.and_then(|()| {
+                    check(who, Some(&m), Want::Read, &sup_path.join(layout::STATUS))
+                });
             }
-            can(r.and_then(|()| check(who, event.as_ref(), Want::Modify, &path.join("event"))))
+            can(r
+                .and_then(|()| check(who, event.as_ref(), Want::Modify, &path.join(layout::EVENT))))
         }
     };
     (observe, control)
@@ -336,7 +352,7 @@ fn definitions<S: Source>(
     a: &mut Audit,
 ) {
     for (name, m) in entries(src, dir, path, a) {
-        if servicedir && (name == "supervise" || name == "event") {
+        if servicedir && (name == layout::SUPERVISE || name == layout::EVENT) {
             continue;
         }
         let at = crate::names::join(path, &name);
@@ -363,7 +379,7 @@ fn definitions<S: Source>(
         }
         match src.open_dir(dir, &name) {
             Ok((d, _)) => {
-                let log = servicedir && name == "log";
+                let log = servicedir && name == layout::LOG;
                 definitions(src, who, &d, &at, depth + 1, log, line, a);
             }
             Err(e) => a.note(unobservable(&at, &e)),

@@ -36,6 +36,10 @@ pub struct Describer {
     root: PathBuf,
     found: BTreeMap<Vec<String>, Found>,
     pub errors: Vec<DescribeError>,
+    /// Describe a regular file that others cannot read by its digest only,
+    /// whatever its size (the image's definition trees: a description
+    /// never holds a root-only file).
+    pub private_by_digest: bool,
 }
 
 impl Describer {
@@ -44,6 +48,7 @@ impl Describer {
             root: root.to_path_buf(),
             found: BTreeMap::new(),
             errors: Vec::new(),
+            private_by_digest: false,
         }
     }
 
@@ -234,7 +239,8 @@ impl Describer {
             self.error("read", rel, e);
             return None;
         }
-        if small.len() as u64 <= INLINE_LIMIT {
+        let private = self.private_by_digest && md.mode() & 0o004 == 0;
+        if small.len() as u64 <= INLINE_LIMIT && !private {
             return Some(Content::Bytes(small));
         }
         use sha2::Digest;
