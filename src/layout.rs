@@ -53,6 +53,10 @@ pub const DEFINITION_TREES: [&str; 5] = [
     CONT_FINISH,
 ];
 
+/// Where s6-overlay copies the legacy services at boot (each linked into
+/// the scandir), as a container path.
+pub const LEGACY_LIVE: &str = "/run/s6/legacy-services";
+
 /// s6-svscan's own directory in the scandir.
 pub const SVSCAN_DIR: &str = ".s6-svscan";
 /// Entries of `.s6-svscan/` opened to the user (the control FIFO that

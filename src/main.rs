@@ -50,7 +50,11 @@ fn parse(raw: &[OsString]) -> Args {
                 let error = e.to_string();
                 let first = error.lines().next().unwrap_or_default();
                 let error = first.strip_prefix("error: ").unwrap_or(first).to_string();
-                usage_json(raw_mode(raw), "parse the command line", error);
+                if raw.get(1).is_some_and(|a| a == "audit") {
+                    audit_usage_json(error);
+                } else {
+                    usage_json(raw_mode(raw), "parse the command line", error);
+                }
             }
             std::process::exit(if usage { EXIT_USAGE } else { 0 });
         }
@@ -175,4 +179,15 @@ fn usage_json(mode: Mode, op: &str, error: String) {
     };
     let mut out = std::io::stdout().lock();
     let _ = run::fatal_json(mode, failure, &mut out).and_then(|()| out.flush());
+}
+
+/// The audit's JSON object for a usage error (exit 100).
+fn audit_usage_json(error: String) {
+    let error = s6_reconcile::audit::render::ErrorJson {
+        op: "parse the command line".into(),
+        path: String::new(),
+        error,
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = s6_reconcile::audit::render::fatal_json(error, &mut out).and_then(|()| out.flush());
 }

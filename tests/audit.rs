@@ -197,10 +197,22 @@ fn a_services_d_script_the_user_owns_is_a_path_to_root() {
         "{STRICT}\
          - {{path: etc/services.d, type: dir}}\n\
          - {{path: etc/services.d/legacy, type: dir}}\n\
-         - {{path: etc/services.d/legacy/run, type: file, uid: 10000, gid: 10000, mode: \"0755\", content: \"#!/bin/sh\\n\"}}\n"
+         - {{path: etc/services.d/legacy/run, type: file, uid: 10000, gid: 10000, mode: \"0755\", content: \"#!/bin/sh\\n\"}}\n\
+         - {{path: run/s6, type: dir}}\n\
+         - {{path: run/s6/legacy-services, type: dir}}\n\
+         - {{path: run/s6/legacy-services/legacy, type: dir}}\n\
+         - {{path: run/s6/legacy-services/legacy/run, type: file, mode: \"0755\", content: \"#!/bin/sh\\n\"}}\n\
+         - {{path: run/s6/legacy-services/legacy/event, type: dir, mode: \"3730\", gid: 10000}}\n\
+         - {{path: run/s6/legacy-services/legacy/supervise, type: dir, mode: \"0710\", gid: 10000}}\n\
+         - {{path: run/s6/legacy-services/legacy/supervise/control, type: fifo, mode: \"0620\", gid: 10000}}\n\
+         - {{path: run/s6/legacy-services/legacy/supervise/lock, type: file}}\n\
+         - {{path: run/service/legacy, type: symlink, target: /run/s6/legacy-services/legacy}}\n"
     ));
+    // s6-overlay's live copy is observed (the scandir's link to it is
+    // known, not followed): the user's group may observe and control it.
     r.assert_exit(3)
-        .assert_line_with(&["legacy ", "define ✓"])
+        .assert_line_with(&["legacy ", "observe ✓ control ✓ define ✓"])
+        .assert_no_line_with("not followed")
         .assert_line(
             "    path to root: /etc/services.d/legacy/run: owned by the user (10000:10000 0755)",
         );
@@ -432,6 +444,32 @@ fn another_user_by_name_or_uid() {
             .stderr
             .contains("--user: unknown user \"nobody2\": not found in /etc/passwd"),
         "{unknown}"
+    );
+    // With --format json, a refused command line is still one audit object.
+    let bad = audit_cmd(&["--format", "json", "--bogus"]);
+    bad.assert_exit(100);
+    let v: serde_json::Value = serde_json::from_str(&bad.stdout).expect("one JSON object");
+    assert_eq!(v["format"], "s6-reconcile-audit", "{bad}");
+    assert!(
+        v["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--bogus"),
+        "{bad}"
+    );
+    let json = audit_cmd(&[
+        OsStr::new("--root"),
+        root.path().as_os_str(),
+        OsStr::new("--user"),
+        OsStr::new("nobody2"),
+        OsStr::new("--format"),
+        OsStr::new("json"),
+    ]);
+    json.assert_exit(100);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON object");
+    assert_eq!(
+        v["errors"][0]["error"],
+        "--user: unknown user \"nobody2\": not found in /etc/passwd"
     );
     // Nothing of the configured user's.
     audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()]).assert_exit(0);

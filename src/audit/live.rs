@@ -65,30 +65,18 @@ struct Top<'a, D> {
     reach: &'a Result<(), String>,
 }
 
-/// Audit both live trees into `a`.
+/// Audit the live trees into `a`: the static servicedirs, s6-overlay's
+/// copies of the legacy services, and the scandir.
 pub fn audit<S: Source>(src: &S, who: &Who, bases: &Bases, a: &mut Audit) {
-    let sd_name = shown(bases.servicedirs);
     let sc_name = shown(bases.scandir);
     let mut servicedirs = Vec::new();
-    if let Some((dir, _, reach)) = base(src, who, bases.servicedirs, (Kind::Tree, &sd_name), a) {
-        for (name, m) in entries(src, &dir, bases.servicedirs, a) {
-            let path = crate::names::join(bases.servicedirs, &name);
-            let line = shown(Path::new(&name));
-            match (m.kind, src.open_dir(&dir, &name)) {
-                (FsKind::Dir, Ok((d, m))) => {
-                    service(src, who, &d, &m, &path, (Kind::S6Rc, &line), &reach, a);
-                    a.depends((Kind::S6Rc, &line), (Kind::Tree, &sd_name));
-                    a.depends((Kind::S6Rc, &line), (Kind::Scandir, &sc_name));
-                    servicedirs.push(path);
-                }
-                (FsKind::Dir, Err(e)) => a.note(unobservable(&path, &e)),
-                (kind, _) => a.note(format!(
-                    "{}: a {}, not a servicedir; not audited",
-                    shown(&path),
-                    kind.describe()
-                )),
-            }
+    let legacy = Path::new(layout::LEGACY_LIVE);
+    for (path, kind) in [(bases.servicedirs, Kind::S6Rc), (legacy, Kind::Legacy)] {
+        // Most images have no legacy services: their absence is not news.
+        if kind == Kind::Legacy && matches!(src.open_base(path), Err(BaseError::Missing)) {
+            continue;
         }
+        servicedirs.extend(servicedir_base(src, who, path, kind, &sc_name, a));
     }
     if let Some((dir, meta, reach)) = base(src, who, bases.scandir, (Kind::Scandir, &sc_name), a) {
         let top = Top {
@@ -98,6 +86,42 @@ pub fn audit<S: Source>(src: &S, who: &Who, bases: &Bases, a: &mut Audit) {
         };
         scandir(src, who, &top, bases, &servicedirs, a);
     }
+}
+
+/// Each servicedir in the base directory `path`, as a line of `kind`;
+/// returns their paths (what the scandir's symlinks may point to).
+fn servicedir_base<S: Source>(
+    src: &S,
+    who: &Who,
+    path: &Path,
+    kind: Kind,
+    sc_name: &str,
+    a: &mut Audit,
+) -> Vec<PathBuf> {
+    let base_name = shown(path);
+    let Some((dir, _, reach)) = base(src, who, path, (Kind::Tree, &base_name), a) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for (name, m) in entries(src, &dir, path, a) {
+        let at = crate::names::join(path, &name);
+        let line = shown(Path::new(&name));
+        match (m.kind, src.open_dir(&dir, &name)) {
+            (FsKind::Dir, Ok((d, m))) => {
+                service(src, who, &d, &m, &at, (kind, &line), &reach, a);
+                a.depends((kind, &line), (Kind::Tree, &base_name));
+                a.depends((kind, &line), (Kind::Scandir, sc_name));
+                found.push(at);
+            }
+            (FsKind::Dir, Err(e)) => a.note(unobservable(&at, &e)),
+            (k, _) => a.note(format!(
+                "{}: a {}, not a servicedir; not audited",
+                shown(&at),
+                k.describe()
+            )),
+        }
+    }
+    found
 }
 
 fn unobservable(path: &Path, e: &std::io::Error) -> String {

@@ -8,7 +8,8 @@
 //! never the rest of the volume; the image's definition trees
 //! (`etc/s6-overlay/s6-rc.d`, `etc/services.d`, `etc/cont-init.d`...,
 //! which `reconcile audit` judges; a file others cannot read there by its
-//! digest only); `etc/passwd`, `etc/group` and the
+//! digest only) and s6-overlay's live copies of the legacy services
+//! (`run/s6/legacy-services`); `etc/passwd`, `etc/group` and the
 //! configuration, which is described at its default container path
 //! whatever file it was read from, so that `--tree` finds it there.
 
@@ -46,6 +47,7 @@ pub fn snapshot(
         d.subtree(rel);
     }
     d.private_by_digest = false;
+    d.subtree(crate::layout::LEGACY_LIVE.trim_start_matches('/'));
     match given_config {
         Some(c) => d.insert(
             CONFIG_PATH,
