@@ -256,10 +256,12 @@ fn compat_accepts_the_scandir_and_slots_and_says_so_once() {
         .assert_line(
             "    path to root: /run/service: owned by the user (10000:10000 0755) [accepted by the policy]",
         )
-        .assert_line_with(&["policy compat:", "no path to root, and 3 accepted by policy compat"]);
+        .assert_line_with(&["policy compat:", "no path to root, and 2 accepted by policy compat"])
+        // The user's slot is theirs whole: not listed file by file.
+        .assert_no_line_with("gateway-default/run");
     let notes = r
         .stdout
-        .matches("policy compat accepts 3 paths to root")
+        .matches("policy compat accepts 2 paths to root")
         .count();
     assert_eq!(notes, 1, "{r}");
     // The same tree in strict: nothing accepted, exit 3.
@@ -268,7 +270,26 @@ fn compat_accepts_the_scandir_and_slots_and_says_so_once() {
     let r = audit_cmd(&[OsStr::new("--root"), strict.path().as_os_str()]);
     r.assert_exit(3)
         .assert_no_line_with("accepted")
-        .assert_line_with(&["policy strict:", "3 paths to root"]);
+        .assert_line_with(&["policy strict:", "2 paths to root"]);
+}
+
+#[test]
+fn scandir_links_to_the_resolved_live_dir_are_the_static_services() {
+    // As s6-rc-init leaves it: /run/s6-rc is a link to its live directory.
+    // The scandir's link names the resolved path.
+    let img = IMAGE
+        .replace("run/s6-rc/servicedirs", "run/s6-rc:init:x/servicedirs")
+        .replace(
+            "- {path: run/s6-rc, type: dir}\n",
+            "- {path: run/s6-rc:init:x, type: dir}\n- {path: run/s6-rc, type: symlink, target: s6-rc:init:x}\n",
+        );
+    assert!(img.contains("target: /run/s6-rc:init:x/servicedirs/cron"));
+    let root = tree::temp_root("audit-");
+    tree::materialise_yaml(root.path(), &format!("{img}{STRICT}")).unwrap();
+    let r = audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()]);
+    r.assert_exit(0)
+        .assert_line_with(&["cron ", "observe ✗ control ✗ define ✗"])
+        .assert_no_line_with("not followed");
 }
 
 #[test]

@@ -58,11 +58,13 @@ fn can(r: Result<(), String>) -> Can {
     }
 }
 
-/// An opened base: its directory, `lstat` and whether the user reaches it.
-struct Top<'a, D> {
-    dir: &'a D,
-    meta: &'a Meta,
-    reach: &'a Result<(), String>,
+/// An opened base: its directory, `lstat`, whether the user reaches it
+/// (else the first directory they cannot search), and where it really is.
+struct Top<D> {
+    dir: D,
+    meta: Meta,
+    reach: Result<(), String>,
+    resolved: PathBuf,
 }
 
 /// Audit the live trees into `a`: the static servicedirs, s6-overlay's
@@ -78,12 +80,7 @@ pub fn audit<S: Source>(src: &S, who: &Who, bases: &Bases, a: &mut Audit) {
         }
         servicedirs.extend(servicedir_base(src, who, path, kind, &sc_name, a));
     }
-    if let Some((dir, meta, reach)) = base(src, who, bases.scandir, (Kind::Scandir, &sc_name), a) {
-        let top = Top {
-            dir: &dir,
-            meta: &meta,
-            reach: &reach,
-        };
+    if let Some(top) = base(src, who, bases.scandir, (Kind::Scandir, &sc_name), a) {
         scandir(src, who, &top, bases, &servicedirs, a);
     }
 }
@@ -99,7 +96,13 @@ fn servicedir_base<S: Source>(
     a: &mut Audit,
 ) -> Vec<PathBuf> {
     let base_name = shown(path);
-    let Some((dir, _, reach)) = base(src, who, path, (Kind::Tree, &base_name), a) else {
+    let Some(Top {
+        dir,
+        reach,
+        resolved,
+        ..
+    }) = base(src, who, path, (Kind::Tree, &base_name), a)
+    else {
         return Vec::new();
     };
     let mut found = Vec::new();
@@ -111,6 +114,8 @@ fn servicedir_base<S: Source>(
                 service(src, who, &d, &m, &at, (kind, &line), &reach, a);
                 a.depends((kind, &line), (Kind::Tree, &base_name));
                 a.depends((kind, &line), (Kind::Scandir, sc_name));
+                // s6-rc's links may name it through the resolved path.
+                found.push(crate::names::join(&resolved, &name));
                 found.push(at);
             }
             (FsKind::Dir, Err(e)) => a.note(unobservable(&at, &e)),
@@ -167,7 +172,7 @@ fn base<S: Source>(
     path: &Path,
     line: (Kind, &str),
     a: &mut Audit,
-) -> Option<(S::Dir, Meta, Result<(), String>)> {
+) -> Option<Top<S::Dir>> {
     let b = match src.open_base(path) {
         Ok(b) => b,
         Err(BaseError::Missing) => {
@@ -206,7 +211,12 @@ fn base<S: Source>(
         up = src.open_parent(&d);
         (child, child_path) = (m, parent);
     }
-    Some((b.dir, b.meta, reach))
+    Some(Top {
+        dir: b.dir,
+        meta: b.meta,
+        reach,
+        resolved: b.resolved,
+    })
 }
 
 /// The scandir: who can list it and ask s6-svscan to rescan; each real
@@ -215,17 +225,17 @@ fn base<S: Source>(
 fn scandir<S: Source>(
     src: &S,
     who: &Who,
-    top: &Top<'_, S::Dir>,
+    top: &Top<S::Dir>,
     bases: &Bases,
     servicedirs: &[PathBuf],
     a: &mut Audit,
 ) {
-    let (dir, reach) = (top.dir, top.reach);
+    let (dir, reach) = (&top.dir, &top.reach);
     let name = shown(bases.scandir);
     let path = bases.scandir;
     let observe = reach
         .clone()
-        .and_then(|()| check(who, Some(top.meta), Want::Read, path));
+        .and_then(|()| check(who, Some(&top.meta), Want::Read, path));
     let svscan = path.join(layout::SVSCAN_DIR);
     let control = match src.open_dir(dir, OsStr::new(layout::SVSCAN_DIR)) {
         Ok((d, m)) => {
@@ -296,13 +306,15 @@ fn service<S: Source>(
     let reach = reach
         .clone()
         .and_then(|()| check(who, Some(meta), Want::Search, path));
-    if let Some(why) = who.can_change(meta) {
-        a.finding(line.0, line.1, path, why);
-    }
     let (observe, control) = supervision(src, who, dir, path, reach);
     let l = a.line(line.0, line.1);
     (l.observe, l.control) = (observe, control);
-    definitions(src, who, dir, path, 0, true, line, a);
+    // A servicedir the user can change is theirs whole: one finding, and
+    // what is below it is not listed as more.
+    match who.can_change(meta) {
+        Some(why) => a.finding(line.0, line.1, path, why),
+        None => definitions(src, who, dir, path, 0, true, line, a),
+    }
 }
 
 /// Observe and control of the servicedir `dir` at `path`.
