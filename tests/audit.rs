@@ -584,3 +584,31 @@ fn live_marks_match_what_s6_lets_the_user_do() {
     assert_eq!(scandir.contains("control ✓"), rescan, "{scandir}\n{after}");
     assert_eq!(USER_UID, 10000);
 }
+
+/// After a strict apply the user observes and controls the services but
+/// defines none: no path to root, exit 0, nothing accepted.
+#[test]
+fn a_strict_apply_leaves_no_path_to_root() {
+    let live = LiveS6::start();
+    let cfg = live.root().join("etc/s6-reconcile");
+    s6::mkdir(&cfg, 0o755);
+    s6::write_file(&cfg.join("config.yaml"), "policy: strict\n", 0o644);
+    s6::reconcile(live.root(), &[]).assert_ok();
+    let r = audit_cmd(&[OsStr::new("--root"), live.root().as_os_str()]);
+    r.assert_exit(0)
+        .assert_line_with(&["app-worker ", "observe ✓ control ✓ define ✗"])
+        .assert_line_with(&["nginx ", "observe ✓ control ✓ define ✗"])
+        .assert_line_with(&["s6rc-fdholder ", "observe ✗ control ✗ define ✗"])
+        .assert_line_with(&["/run/service ", "define ✗"])
+        .assert_line_with(&["policy strict:", "no path to root"])
+        .assert_no_line_with("accepted");
+    let dir = live.servicedir("app-worker");
+    s6::s6_as_user("s6-svc", &[&"-u", &dir]).assert_ok();
+    let scandir = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("/run/service "))
+        .unwrap();
+    let rescan = s6::s6_as_user("s6-svscanctl", &[&"-a", &live.scandir()]).success();
+    assert_eq!(scandir.contains("control ✓"), rescan, "{scandir}\n{r}");
+}

@@ -358,6 +358,8 @@ fn supervision<S: Source>(
     let observe = match (reach, stat(layout::LOCK), stat(layout::STATUS)) {
         (Err(why), _, _) => Can::No(why),
         (Ok(()), Err(unknown), _) | (Ok(()), _, Err(unknown)) => unknown,
+        // s6-supervise makes its lock when it starts: none, none running.
+        (Ok(()), Ok(None), _) => Can::Unknown("not supervised: supervise/lock is missing".into()),
         (Ok(()), Ok(lock), Ok(status)) => {
             let event = src.stat(dir, OsStr::new(layout::EVENT)).ok();
             let mut r = check(who, lock.as_ref(), Want::Read, &sup_path.join(layout::LOCK));
