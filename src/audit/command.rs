@@ -115,7 +115,7 @@ fn audit(
     }
     let config = match &tree {
         Some(d) => crate::tree::inputs::config(d, args.config.as_deref(), env)?,
-        None => load_config(args, env)?,
+        None => crate::run::load_config_from(&args.root, args.config.as_deref(), env)?,
     };
     let db = |file: &'static str| match &tree {
         Some(d) => {
@@ -167,21 +167,6 @@ fn finish(a: &mut Audit, policy: Policy) {
         }
     }
     a.settle();
-}
-
-fn load_config(args: &Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-    let settings = crate::cli::Settings {
-        mode: crate::model::Mode::Plan,
-        root: args.root.clone(),
-        config: args.config.clone(),
-        format: Format::Human,
-        phases: crate::model::Phase::ALL.to_vec(),
-        tree: None,
-        lock_wait: std::time::Duration::ZERO,
-        style: Default::default(),
-        print_config: false,
-    };
-    crate::run::load_config(&settings, env)
 }
 
 /// The audited user and every group they are in.

@@ -17,10 +17,20 @@ pub fn load_config(
     settings: &Settings,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let (real, shown): (PathBuf, PathBuf) = match &settings.config {
-        Some(p) => (p.clone(), p.clone()),
+    load_config_from(&settings.root, settings.config.as_deref(), env)
+}
+
+/// [`load_config`] of `config` (`--config`), else the default path under
+/// `root`.
+pub fn load_config_from(
+    root: &Path,
+    config: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let (real, shown): (PathBuf, PathBuf) = match config {
+        Some(p) => (p.to_path_buf(), p.to_path_buf()),
         None => (
-            settings.root.join(DEFAULT_CONFIG.trim_start_matches('/')),
+            root.join(DEFAULT_CONFIG.trim_start_matches('/')),
             PathBuf::from(DEFAULT_CONFIG),
         ),
     };
@@ -29,7 +39,7 @@ pub fn load_config(
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.to_string()),
     };
-    config_from(read, &shown, settings.config.is_some(), env)
+    config_from(read, &shown, config.is_some(), env)
 }
 
 /// The configuration from what reading its file gave (`Ok(None)`: no such

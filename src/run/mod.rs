@@ -23,7 +23,7 @@ mod applying;
 mod config_file;
 
 pub use applying::{MAX_THREADS, THREADS_ENV};
-pub use config_file::{CONFIG_LIMIT, DEFAULT_CONFIG, config_from, load_config};
+pub use config_file::{CONFIG_LIMIT, DEFAULT_CONFIG, config_from, load_config, load_config_from};
 
 /// Exit codes (the s6 convention).
 pub const EXIT_OK: i32 = 0;
