@@ -28,10 +28,15 @@ fn shown(p: &Path) -> String {
     crate::names::escape(p.as_os_str().as_encoded_bytes())
 }
 
+/// Why the user cannot do something: the first thing that stops them, as
+/// the line's reason says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Denied(String);
+
 /// Whether the user may `want` on `m` (at `path`); else why not.
-fn check(who: &Who, m: Option<&Meta>, want: Want, path: &Path) -> Result<(), String> {
+fn check(who: &Who, m: Option<&Meta>, want: Want, path: &Path) -> Result<(), Denied> {
     let Some(m) = m else {
-        return Err(format!("{} is missing", shown(path)));
+        return Err(Denied(format!("{} is missing", shown(path))));
     };
     if who.may(m, want).is_some() {
         return Ok(());
@@ -42,19 +47,19 @@ fn check(who: &Who, m: Option<&Meta>, want: Want, path: &Path) -> Result<(), Str
         Want::Search => "search",
         Want::Modify => "create entries in",
     };
-    Err(format!(
+    Err(Denied(format!(
         "cannot {verb} {} ({}:{} {:04o})",
         shown(path),
         m.uid,
         m.gid,
         m.mode
-    ))
+    )))
 }
 
-fn can(r: Result<(), String>) -> Can {
+fn can(r: Result<(), Denied>) -> Can {
     match r {
         Ok(()) => Can::Yes,
-        Err(why) => Can::No(why),
+        Err(Denied(why)) => Can::No(why),
     }
 }
 
@@ -63,7 +68,7 @@ fn can(r: Result<(), String>) -> Can {
 struct Top<D> {
     dir: D,
     meta: Meta,
-    reach: Result<(), String>,
+    reach: Result<(), Denied>,
     resolved: PathBuf,
 }
 
@@ -300,7 +305,7 @@ fn service<S: Source>(
     meta: &Meta,
     path: &Path,
     line: (Kind, &str),
-    reach: &Result<(), String>,
+    reach: &Result<(), Denied>,
     a: &mut Audit,
 ) {
     let reach = reach
@@ -323,7 +328,7 @@ fn supervision<S: Source>(
     who: &Who,
     dir: &S::Dir,
     path: &Path,
-    reach: Result<(), String>,
+    reach: Result<(), Denied>,
 ) -> (Can, Can) {
     let sup_path = path.join(layout::SUPERVISE);
     let (sup, sup_meta) = match src.open_dir(dir, OsStr::new(layout::SUPERVISE)) {
@@ -345,7 +350,7 @@ fn supervision<S: Source>(
     };
     let reach = reach.and_then(|()| check(who, Some(&sup_meta), Want::Search, &sup_path));
     let control = match (&reach, stat(layout::CONTROL)) {
-        (Err(why), _) => Can::No(why.clone()),
+        (Err(Denied(why)), _) => Can::No(why.clone()),
         (Ok(()), Err(unknown)) => unknown,
         (Ok(()), Ok(None)) => Can::Unknown("not supervised: supervise/control is missing".into()),
         (Ok(()), Ok(Some(m))) => can(check(
@@ -356,7 +361,7 @@ fn supervision<S: Source>(
         )),
     };
     let observe = match (reach, stat(layout::LOCK), stat(layout::STATUS)) {
-        (Err(why), _, _) => Can::No(why),
+        (Err(Denied(why)), _, _) => Can::No(why),
         (Ok(()), Err(unknown), _) | (Ok(()), _, Err(unknown)) => unknown,
         // s6-supervise makes its lock when it starts: none, none running.
         (Ok(()), Ok(None), _) => Can::Unknown("not supervised: supervise/lock is missing".into()),
