@@ -231,6 +231,24 @@ fn a_run_writable_by_the_users_group_is_a_path_to_root() {
 }
 
 #[test]
+fn a_writable_directory_above_the_live_trees_defines_every_service_below() {
+    let img = IMAGE.replace(
+        "- {path: run, type: dir}\n",
+        "- {path: run, type: dir, mode: \"0777\"}\n",
+    );
+    assert_ne!(img, IMAGE);
+    let root = tree::temp_root("audit-");
+    tree::materialise_yaml(root.path(), &format!("{img}{STRICT}")).unwrap();
+    let r = audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()]);
+    r.assert_exit(3)
+        .assert_line_with(&["/run ", "define ✓"])
+        .assert_line("    path to root: /run: everyone may write it (0:0 0777)")
+        .assert_line_with(&["cron ", "define ✓"])
+        .assert_line("    path to root via /run/s6-rc/servicedirs (its line)")
+        .assert_line_with(&["policy strict:", "1 path to root"]);
+}
+
+#[test]
 fn a_services_d_script_the_user_owns_is_a_path_to_root() {
     let r = audit(&format!(
         "{STRICT}\

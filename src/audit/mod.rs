@@ -148,15 +148,24 @@ impl Audit {
         }
     }
 
-    /// Resolve the dependencies into each line's `via`.
+    /// Resolve the dependencies into each line's `via`: a parent line
+    /// defined by its own paths or through its own parents, to the end of
+    /// the chain (`/run` writable defines the servicedirs, which define
+    /// each service).
     fn settle(&mut self) {
-        for (l, p) in std::mem::take(&mut self.links) {
-            let defined = self.lines.get(&p).is_some_and(|p| !p.paths.is_empty());
-            if let Some(line) = self.lines.get_mut(&l)
-                && defined
-                && !line.via.contains(&p.1)
-            {
-                line.via.push(p.1.clone());
+        let links = std::mem::take(&mut self.links);
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (l, p) in &links {
+                let defined = self.lines.get(p).is_some_and(Line::define);
+                if let Some(line) = self.lines.get_mut(l)
+                    && defined
+                    && !line.via.contains(&p.1)
+                {
+                    line.via.push(p.1.clone());
+                    changed = true;
+                }
             }
         }
     }
@@ -181,5 +190,30 @@ impl Audit {
         paths.sort();
         paths.dedup();
         paths.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_defined_parent_defines_its_lines_to_the_end_of_the_chain() {
+        let mut a = Audit::default();
+        a.line(Kind::S6Rc, "cron");
+        a.line(Kind::Tree, "/run/s6-rc/servicedirs");
+        a.line(Kind::Tree, "/run").paths.push(Finding {
+            path: "/run".into(),
+            why: "everyone may write it (0:0 0777)".into(),
+            accepted: false,
+        });
+        // Listed child first: one pass would miss the chain.
+        a.depends((Kind::S6Rc, "cron"), (Kind::Tree, "/run/s6-rc/servicedirs"));
+        a.depends((Kind::Tree, "/run/s6-rc/servicedirs"), (Kind::Tree, "/run"));
+        a.settle();
+        let cron = &a.lines[&(Kind::S6Rc, "cron".to_string())];
+        assert!(cron.define());
+        assert_eq!(cron.via, vec!["/run/s6-rc/servicedirs"]);
+        assert_eq!(a.unaccepted(), 1);
     }
 }
