@@ -10,7 +10,7 @@ use std::fmt;
 use crate::fs::{Kind, Meta};
 
 /// The audited user: uid and every gid they hold (sorted).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Who {
     pub uid: u32,
     /// The primary group.

@@ -59,7 +59,7 @@ pub enum Can {
 }
 
 /// A path to root: an entry the user can change that root runs from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     /// Container path, escaped for printing.
     pub path: String,

@@ -76,28 +76,6 @@ pub struct ErrorJson {
     pub error: String,
 }
 
-impl serde::Serialize for Who {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Who", 3)?;
-        st.serialize_field("uid", &self.uid)?;
-        st.serialize_field("gid", &self.gid)?;
-        st.serialize_field("gids", &self.gids)?;
-        st.end()
-    }
-}
-
-impl Serialize for Finding {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Finding", 3)?;
-        st.serialize_field("path", &self.path)?;
-        st.serialize_field("why", &self.why)?;
-        st.serialize_field("accepted", &self.accepted)?;
-        st.end()
-    }
-}
-
 fn can_json(c: &Can) -> CanJson<'_> {
     match c {
         Can::Yes => CanJson {
