@@ -23,7 +23,10 @@ fn main() {
     init_logging(&args);
     let (mode, format) = (mode_of(&args), args.format);
     if let Some(cmd) = args.command.take() {
-        std::process::exit(tree_command(cmd));
+        std::process::exit(match cmd {
+            s6_reconcile::cli::Command::Audit(a) => audit_command(a),
+            cmd => tree_command(cmd),
+        });
     }
     let settings = match args.validate() {
         Ok(s) => s,
@@ -93,6 +96,13 @@ fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
         }
         _ => code,
     }
+}
+
+/// `reconcile audit` (docs/audit.md): its exit code; it says itself when
+/// its report could not be written.
+fn audit_command(args: s6_reconcile::audit::Args) -> i32 {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    s6_reconcile::audit::run(args, &|k| std::env::var(k).ok(), &mut out)
 }
 
 /// Plan, check or apply: the run's exit code, whatever happens to stdout.
