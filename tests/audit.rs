@@ -369,6 +369,47 @@ fn links_in_definition_trees_are_never_followed() {
         .assert_no_line_with("/opt/data");
 }
 
+/// A mount below a definition tree (a volume over a `cont-init.d`
+/// directory) is judged as a directory but not entered, and said; the
+/// entries after it are still judged.
+#[test]
+fn mounts_in_definition_trees_are_not_crossed() {
+    let root = image(&format!(
+        "{STRICT}\
+         - {{path: etc/cont-init.d, type: dir}}\n\
+         - {{path: etc/cont-init.d/vol, type: dir}}\n\
+         - {{path: etc/cont-init.d/open, type: dir}}\n\
+         - {{path: etc/cont-init.d/zz-user, type: file, uid: 10000, mode: \"0755\", content: \"#!/bin/sh\\n\"}}\n"
+    ));
+    // In a mount namespace of its own: the mounts go with it.
+    let script = "set -e\n\
+        mount -t tmpfs -o mode=0755 tmpfs \"$1/etc/cont-init.d/vol\"\n\
+        mount -t tmpfs -o mode=0777 tmpfs \"$1/etc/cont-init.d/open\"\n\
+        printf '#!/bin/sh\\n' > \"$1/etc/cont-init.d/vol/10-user\"\n\
+        chown 10000:10000 \"$1/etc/cont-init.d/vol/10-user\"\n\
+        exec \"$2\" audit --root \"$1\"\n";
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "sh", "-c", script, "sh"])
+        .arg(root.path())
+        .arg(env!("CARGO_BIN_EXE_reconcile"))
+        .env("TZ", "UTC")
+        .current_dir("/");
+    for var in common::run::SCRUBBED_ENV {
+        c.env_remove(var);
+    }
+    let r = run(c);
+    r.assert_exit(3)
+        .assert_line(
+            "note: /etc/cont-init.d/vol: a mount, not crossed; what it holds is not audited",
+        )
+        .assert_line(
+            "note: /etc/cont-init.d/open: a mount, not crossed; what it holds is not audited",
+        )
+        .assert_line("    path to root: /etc/cont-init.d/open: everyone may write it (0:0 0777)")
+        .assert_line("    path to root: /etc/cont-init.d/zz-user: owned by the user (10000:0 0755)")
+        .assert_no_line_with("10-user");
+}
+
 #[test]
 fn a_fifo_is_judged_and_never_opened() {
     let r = audit(&format!(

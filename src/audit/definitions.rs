@@ -69,6 +69,9 @@ impl Tree {
 struct Judge<'a> {
     who: &'a Who,
     a: &'a mut Audit,
+    /// The device of the tree's top: a directory below it on another one
+    /// is a mount, judged but not entered.
+    top_dev: Option<u64>,
 }
 
 impl Judge<'_> {
@@ -93,9 +96,28 @@ impl Judge<'_> {
             ));
             return false;
         }
+        if depth == 0 {
+            self.top_dev = Some(m.dev);
+        }
+        // A directory on another device is a mount: judged, never entered.
+        // The walk (`same_file_system`) has not opened it, so it must be
+        // kept (`true`): walkdir's `filter_entry` answers `false` for a
+        // directory by leaving the directory it last opened, which would be
+        // the mount's parent, and the entries after the mount would go
+        // unjudged.
+        let mount = depth > 0 && m.kind == FsKind::Dir && self.top_dev.is_some_and(|d| d != m.dev);
+        if mount {
+            self.a.note(format!(
+                "{}: a mount, not crossed; what it holds is not audited",
+                shown(path)
+            ));
+        }
         if let Some(why) = self.who.can_change(m) {
             self.a.finding(line.0, &line.1, path, why);
-            return false;
+            return mount;
+        }
+        if mount {
+            return true;
         }
         if m.kind == FsKind::Dir && depth == MAX_DEPTH {
             self.a.note(format!(
@@ -170,7 +192,11 @@ pub fn from_disk(root: &Path, who: &Who, a: &mut Audit) {
             .map(|m| meta_of(&m))
     };
     for t in TREES {
-        let mut judge = Judge { who, a };
+        let mut judge = Judge {
+            who,
+            a,
+            top_dev: None,
+        };
         if !judge.above(t, &stat) {
             continue;
         }
@@ -230,7 +256,11 @@ pub fn from_description(d: &Description, who: &Who, a: &mut Audit) {
         d.get(rel).map(|e| resolve(d, &e.node))
     };
     for t in TREES {
-        let mut judge = Judge { who, a };
+        let mut judge = Judge {
+            who,
+            a,
+            top_dev: None,
+        };
         if !judge.above(t, &stat) {
             continue;
         }
