@@ -594,6 +594,48 @@ fn another_user_by_name_or_uid() {
     audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()]).assert_exit(0);
 }
 
+/// `--user NAME` and `--user UID` of a user in `/etc/passwd` are the same
+/// user, with every group `/etc/group` gives it.
+#[test]
+fn a_user_by_name_is_its_uid_with_its_groups() {
+    let root = image(&format!(
+        "{STRICT}\
+         - {{path: etc/services.d, type: dir}}\n\
+         - {{path: etc/services.d/web, type: dir}}\n\
+         - {{path: etc/services.d/web/run, type: file, gid: 5000, mode: \"0775\", content: \"#!/bin/sh\\n\"}}\n"
+    ));
+    let passwd = root.path().join("etc/passwd");
+    let mut text = std::fs::read_to_string(&passwd).unwrap();
+    text.push_str("alice:x:4242:4242::/:/bin/sh\n");
+    std::fs::write(&passwd, text).unwrap();
+    let as_user = |user: &str| {
+        audit_cmd(&[
+            OsStr::new("--root"),
+            root.path().as_os_str(),
+            OsStr::new("--user"),
+            OsStr::new(user),
+        ])
+    };
+    let by_name = as_user("alice");
+    by_name
+        .assert_exit(3)
+        .assert_line_with(&["web ", "define ✓"])
+        .assert_line(
+            "    path to root: /etc/services.d/web/run: group 5000, which the user is in, may write it (0:5000 0775)",
+        )
+        .assert_line_with(&["audit: uid 4242 (groups 2000,4242,5000), policy strict"]);
+    let by_uid = as_user("4242");
+    assert_eq!(
+        (by_name.code, &by_name.stdout),
+        (by_uid.code, &by_uid.stdout),
+        "--user alice and --user 4242 differ:\n{by_name}\n{by_uid}"
+    );
+    // hermes is not in staff (5000): nothing of its own.
+    audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()])
+        .assert_exit(0)
+        .assert_line_with(&["web ", "define ✗"]);
+}
+
 /// "control ✓" is `s6-svc` working as uid 10000, "✗" is it failing;
 /// "observe ✓" is `s6-svstat` working. Before and after an apply.
 #[test]
