@@ -330,6 +330,47 @@ fn compat_accepts_the_scandir_and_slots_and_says_so_once() {
         .assert_line_with(&["policy strict:", "2 paths to root"]);
 }
 
+/// Compat hands the scandir and its slots to the configured user: what
+/// everyone may write there, or what another user may, is beyond it.
+#[test]
+fn compat_accepts_only_what_it_hands_to_the_configured_user() {
+    let img = compat_image();
+    let root = tree::temp_root("audit-");
+    let open_slot = "- {path: run/service/gateway-open, type: dir, mode: \"0777\"}\n";
+    tree::materialise_yaml(root.path(), &format!("{img}{COMPAT_SCANDIR}{open_slot}")).unwrap();
+    let as_user = |user: Option<&str>| {
+        let mut args = vec![OsStr::new("--root"), root.path().as_os_str()];
+        if let Some(u) = user {
+            args.extend([OsStr::new("--user"), OsStr::new(u)]);
+        }
+        audit_cmd(&args)
+    };
+    let r = as_user(None);
+    r.assert_exit(3)
+        .assert_line("    path to root: /run/service/gateway-open: everyone may write it (0:0 0777)")
+        .assert_line(
+            "    path to root: /run/service: owned by the user (10000:10000 0755) [accepted by the policy]",
+        )
+        .assert_line_with(&["policy compat:", "1 path to root, and 2 accepted by policy compat"]);
+    // The configured user named by uid is still the configured user.
+    let by_uid = as_user(Some("10000"));
+    assert_eq!(
+        (r.code, &r.stdout),
+        (by_uid.code, &by_uid.stdout),
+        "{r}\n{by_uid}"
+    );
+    // Another user given the scandir is not what compat accepts.
+    let passwd = root.path().join("etc/passwd");
+    let mut text = std::fs::read_to_string(&passwd).unwrap();
+    text.push_str("alice:x:4242:4242::/:/bin/sh\n");
+    std::fs::write(&passwd, text).unwrap();
+    std::os::unix::fs::chown(root.path().join("run/service"), Some(4242), None).unwrap();
+    as_user(Some("alice"))
+        .assert_exit(3)
+        .assert_no_line_with("accepted")
+        .assert_line("    path to root: /run/service: owned by the user (4242:10000 0755)");
+}
+
 #[test]
 fn scandir_links_to_the_resolved_live_dir_are_the_static_services() {
     // As s6-rc-init leaves it: /run/s6-rc is a link to its live directory.

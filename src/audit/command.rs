@@ -104,7 +104,7 @@ fn audit(
         None => accounts::read_db(&args.root, file),
     };
     let mut a = Audit::default();
-    let who = who(args, &config, &db, &mut a)?;
+    let (who, configured) = who(args, &config, &db, &mut a)?;
     let bases = live::Bases {
         servicedirs: &config.static_.servicedirs.0,
         scandir: &config.scandir.path.0,
@@ -128,17 +128,20 @@ fn audit(
             definitions::from_disk(&args.root, &who, &mut a);
         }
     }
-    finish(&mut a, config.policy);
+    finish(&mut a, config.policy, configured);
     Ok((a, who, config.policy))
 }
 
 /// Sort the findings, resolve the lines' dependencies, and mark what the
-/// policy accepts: in compat, the scandir and its slots.
-fn finish(a: &mut Audit, policy: Policy) {
+/// policy accepts: in compat, the scandir and its slots, as the configured
+/// user's own (as their owner or through their group; not what everyone
+/// may write, nor what another user may).
+fn finish(a: &mut Audit, policy: Policy, configured: bool) {
+    let accepts = policy == Policy::Compat && configured;
     for l in a.lines.values_mut() {
         l.paths.sort_by(|x, y| x.path.cmp(&y.path));
-        if policy == Policy::Compat && matches!(l.kind, Kind::Scandir | Kind::Slot) {
-            for f in &mut l.paths {
+        if accepts && matches!(l.kind, Kind::Scandir | Kind::Slot) {
+            for f in l.paths.iter_mut().filter(|f| f.own) {
                 f.accepted = true;
             }
         }
@@ -146,46 +149,43 @@ fn finish(a: &mut Audit, policy: Policy) {
     a.settle();
 }
 
-/// The audited user and every group they are in.
+/// The audited user and every group they are in; whether they are the
+/// configured user.
 fn who(
     args: &Args,
     config: &Config,
     db: &dyn Fn(&'static str) -> Result<Vec<u8>, AccountError>,
     a: &mut Audit,
-) -> Result<Who, AuditError> {
-    let (principal, at) = match &args.user {
-        Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            let id = s.parse().map_err(|_| AuditError::Account {
-                at: "--user".into(),
-                err: AccountError::UnknownUser {
-                    name: s.clone(),
-                    file: accounts::PASSWD,
-                },
-            })?;
-            (Principal::Id(id), "--user".to_string())
+) -> Result<(Who, bool), AuditError> {
+    let principal_of = |s: &String| {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(Principal::Name(s.clone()));
         }
-        Some(s) => (Principal::Name(s.clone()), "--user".to_string()),
+        s.parse()
+            .map(Principal::Id)
+            .map_err(|_| AccountError::UnknownUser {
+                name: s.clone(),
+                file: accounts::PASSWD,
+            })
+    };
+    let (principal, at) = match &args.user {
+        Some(s) => (
+            principal_of(s).map_err(|err| AuditError::Account {
+                at: "--user".into(),
+                err,
+            })?,
+            "--user".to_string(),
+        ),
         None => (config.user.clone(), config.source.describe("user")),
     };
-    let fail = |err| AuditError::Account {
+    let (uid, primary, name) = account(&principal, db).map_err(|err| AuditError::Account {
         at: at.clone(),
         err,
-    };
-    let (uid, primary, name) = match principal {
-        Principal::Name(n) => {
-            let passwd = db(accounts::PASSWD).map_err(fail)?;
-            let acct = accounts::resolve_from(&passwd, b"", &Principal::Name(n.clone()), None)
-                .map_err(fail)?;
-            (acct.uid, acct.gid, Some(n))
-        }
-        Principal::Id(uid) => {
-            let passwd = db(accounts::PASSWD).unwrap_or_default();
-            match accounts::user_by_uid(&passwd, uid) {
-                Some((n, gid)) => (uid, gid, Some(n)),
-                None => (uid, uid, None),
-            }
-        }
-    };
+    })?;
+    // The configured user, whom the policy concerns (`--user` may name them
+    // too).
+    let configured =
+        args.user.is_none() || account(&config.user, db).is_ok_and(|(u, _, _)| u == uid);
     let group_db = db(accounts::GROUP).unwrap_or_else(|e| {
         a.warnings
             .push(format!("{e}; only the primary group {primary} is counted"));
@@ -193,9 +193,34 @@ fn who(
     });
     let groups = accounts::user_groups(&group_db, name.as_deref(), primary);
     a.warnings.extend(groups.warnings);
-    Ok(Who {
-        uid,
-        gid: primary,
-        gids: groups.gids,
+    Ok((
+        Who {
+            uid,
+            gid: primary,
+            gids: groups.gids,
+        },
+        configured,
+    ))
+}
+
+/// A principal's uid, primary gid and name (a uid not in `/etc/passwd`:
+/// its own number as its group, and no name).
+fn account(
+    principal: &Principal,
+    db: &dyn Fn(&'static str) -> Result<Vec<u8>, AccountError>,
+) -> Result<(u32, u32, Option<String>), AccountError> {
+    Ok(match principal {
+        Principal::Name(n) => {
+            let passwd = db(accounts::PASSWD)?;
+            let acct = accounts::resolve_from(&passwd, b"", &Principal::Name(n.clone()), None)?;
+            (acct.uid, acct.gid, Some(n.clone()))
+        }
+        Principal::Id(uid) => {
+            let passwd = db(accounts::PASSWD).unwrap_or_default();
+            match accounts::user_by_uid(&passwd, *uid) {
+                Some((n, gid)) => (*uid, gid, Some(n)),
+                None => (*uid, *uid, None),
+            }
+        }
     })
 }

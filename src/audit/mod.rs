@@ -64,8 +64,13 @@ pub struct Finding {
     /// Container path, escaped for printing.
     pub path: String,
     pub why: String,
-    /// Accepted by the configured policy (compat: the scandir and slots).
+    /// Accepted by the configured policy (compat: the scandir and slots
+    /// handed to the configured user).
     pub accepted: bool,
+    /// The user may change it as its owner or through its group, not as
+    /// everyone may (what compat hands over is the user's, not everyone's).
+    #[serde(skip)]
+    pub own: bool,
 }
 
 /// One line of the audit.
@@ -126,6 +131,7 @@ impl Audit {
             path,
             why: why.to_string(),
             accepted: false,
+            own: matches!(why.class, access::Class::Owner | access::Class::Group),
         };
         let line = self.line(kind, name);
         if !line.paths.contains(&f) {
@@ -203,6 +209,7 @@ mod tests {
         a.line(Kind::S6Rc, "cron");
         a.line(Kind::Tree, "/run/s6-rc/servicedirs");
         a.line(Kind::Tree, "/run").paths.push(Finding {
+            own: true,
             path: "/run".into(),
             why: "everyone may write it (0:0 0777)".into(),
             accepted: false,
