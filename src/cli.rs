@@ -72,6 +72,7 @@ Examples:
   reconcile --plan --tree tree.yaml        preview on a tree description (no root needed)
   reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
   reconcile materialize tree.yaml ./tree   build a described tree (as root)
+  reconcile audit --root ./image           who can observe, control, define each service
   reconcile --plan --diff                  why each slot changes, file by file
   reconcile --print-config                 the configuration in effect, as YAML";
 
@@ -171,6 +172,10 @@ pub enum Command {
         #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
         phases: Vec<Phase>,
     },
+    /// Say, per service, whether a user can observe, control and define
+    /// it, and every path to root (docs/audit.md). Read-only. Exit 0: no
+    /// path to root beyond what the policy accepts; 3: one or more.
+    Audit(AuditArgs),
     /// Build the tree described in FILE under DIR (as root: owners, modes,
     /// FIFOs, sockets, symlinks, hard links). DIR must be empty or missing.
     Materialize {
@@ -417,4 +422,27 @@ mod tests {
         let e = a.validate().unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x"), "{e}");
     }
+}
+
+/// `reconcile audit`'s arguments (docs/audit.md; the command is `audit::run`).
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Treat DIR as the container's / (a copy of an image's file system).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Audit a tree description (see `reconcile snapshot`) instead of the
+    /// disk; --config then names a container path in it.
+    #[arg(long, value_name = "FILE", conflicts_with = "root")]
+    pub tree: Option<PathBuf>,
+    /// Configuration file [default: <root>/etc/s6-reconcile/config.yaml
+    /// if present, else built-in defaults].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Audit this user (a name in <root>/etc/passwd, or a uid) instead of
+    /// the configured one.
+    #[arg(long, value_name = "NAME|UID")]
+    pub user: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human", value_name = "FORMAT")]
+    pub format: Format,
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod apply;
+pub mod audit;
 pub mod cli;
 pub mod desired;
 pub mod fs;

@@ -31,7 +31,10 @@ fn main() {
     }
     init_logging(&args);
     if let Some(cmd) = args.command.take() {
-        std::process::exit(tree_command(cmd));
+        std::process::exit(match cmd {
+            s6_reconcile::cli::Command::Audit(a) => audit_command(a),
+            cmd => tree_command(cmd),
+        });
     }
     let settings = match args.validate() {
         Ok(s) => s,
@@ -58,7 +61,11 @@ fn parse(raw: &[OsString]) -> Args {
                 let error = e.to_string();
                 let first = error.lines().next().unwrap_or_default();
                 let error = first.strip_prefix("error: ").unwrap_or(first).to_string();
-                usage_json(raw_mode(raw), "parse the command line", error);
+                if raw.get(1).is_some_and(|a| a == "audit") {
+                    audit_usage_json(error);
+                } else {
+                    usage_json(raw_mode(raw), "parse the command line", error);
+                }
             }
             std::process::exit(if usage { EXIT_USAGE } else { 0 });
         }
@@ -97,6 +104,13 @@ fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
         }
         _ => code,
     }
+}
+
+/// `reconcile audit` (docs/audit.md): its exit code; it says itself when
+/// its report could not be written.
+fn audit_command(args: s6_reconcile::cli::AuditArgs) -> i32 {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    s6_reconcile::audit::run(args, &|k| std::env::var(k).ok(), &mut out)
 }
 
 /// Plan, check or apply: the run's exit code, whatever happens to stdout.
@@ -179,4 +193,15 @@ fn usage_json(mode: Mode, op: &str, error: String) {
     };
     let mut out = std::io::stdout().lock();
     let _ = run::fatal_json(mode, failure, &mut out).and_then(|()| out.flush());
+}
+
+/// The audit's JSON object for a usage error (exit 100).
+fn audit_usage_json(error: String) {
+    let error = s6_reconcile::audit::render::ErrorJson {
+        op: "parse the command line".into(),
+        path: String::new(),
+        error,
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = s6_reconcile::audit::render::fatal_json(error, &mut out).and_then(|()| out.flush());
 }

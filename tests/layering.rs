@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 /// The top-level modules in pipeline order. `crate` is `lib.rs`, which only
 /// declares them.
 const STAGES: &[&str] = &[
-    "fs", "s6", "desired", "observe", "plan", "apply", "report", "tree", "cli", "run", "crate",
+    "fs", "s6", "desired", "observe", "plan", "apply", "report", "tree", "cli", "run", "audit",
+    "crate",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -282,7 +283,8 @@ fn each_stage_uses_only_the_stages_before_it() {
         "imports against the stage order:\n{}",
         wrong.join("\n")
     );
-    assert!(edges.len() <= 11, "{} top-level modules", edges.len());
+    // The stages, `crate` and one command module (`audit`).
+    assert!(edges.len() <= 12, "{} top-level modules", edges.len());
 }
 
 #[test]

@@ -178,6 +178,96 @@ pub fn resolve_from(
     })
 }
 
+/// The most groups one user is counted in: Linux's `NGROUPS_MAX`, past
+/// which `initgroups(3)` would not give them either.
+pub const MAX_GROUPS: usize = 65536;
+
+/// The most malformed group lines said one by one; the rest are counted.
+const MAX_LINE_WARNINGS: usize = 10;
+
+/// Every group a user is in: the primary group, then each group whose
+/// member list names them, from the group file's text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Groups {
+    /// Sorted, deduplicated, at most [`MAX_GROUPS`].
+    pub gids: Vec<u32>,
+    /// Lines skipped (malformed) and groups not counted, one message each.
+    pub warnings: Vec<String>,
+}
+
+/// The groups of `user` (its name, when known) whose primary group is
+/// `primary`, as `initgroups(3)` would give them from `group_db` (the
+/// text of `/etc/group`). A malformed line is skipped with a warning
+/// naming it; it never hides the lines after it.
+pub fn user_groups(group_db: &[u8], user: Option<&str>, primary: u32) -> Groups {
+    let text = String::from_utf8_lossy(group_db);
+    let mut gids = std::collections::BTreeSet::from([primary]);
+    let (mut warnings, mut bad) = (Vec::new(), 0usize);
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((gid, members)) = group_line(line) else {
+            bad += 1;
+            if bad <= MAX_LINE_WARNINGS {
+                warnings.push(format!(
+                    "{GROUP}:{}: malformed line skipped (expected name:password:gid:members)",
+                    i + 1
+                ));
+            }
+            continue;
+        };
+        if user.is_some_and(|u| members.split(',').any(|m| m == u)) {
+            if gids.len() == MAX_GROUPS && !gids.contains(&gid) {
+                warnings.push(format!(
+                    "{GROUP}:{}: {} is in more than {MAX_GROUPS} groups; the others are not counted",
+                    i + 1,
+                    user.unwrap_or_default()
+                ));
+                break;
+            }
+            gids.insert(gid);
+        }
+    }
+    if bad > MAX_LINE_WARNINGS {
+        warnings.push(format!(
+            "{GROUP}: {} more malformed lines skipped",
+            bad - MAX_LINE_WARNINGS
+        ));
+    }
+    Groups {
+        gids: gids.into_iter().collect(),
+        warnings,
+    }
+}
+
+/// The gid and member list of one group line; `None` when malformed.
+fn group_line(line: &str) -> Option<(u32, &str)> {
+    let parts: Vec<&str> = line.split(':').collect();
+    match parts.as_slice() {
+        [name, _, gid, members] if !name.is_empty() => {
+            let gid: u32 = gid.parse().ok()?;
+            (gid <= MAX_ID).then_some((gid, *members))
+        }
+        _ => None,
+    }
+}
+
+/// The name and primary gid of the passwd entry with `uid` (the first).
+pub fn user_by_uid(passwd: &[u8], uid: u32) -> Option<(String, u32)> {
+    let text = String::from_utf8_lossy(passwd);
+    text.lines().find_map(|line| {
+        let parts: Vec<&str> = line.split(':').collect();
+        let (name, id, gid) = (parts.first()?, parts.get(2)?, parts.get(3)?);
+        (id.parse::<u32>().ok()? == uid).then(|| Some((name.to_string(), gid.parse().ok()?)))?
+    })
+}
+
+/// Read `<root>/etc/passwd` or `<root>/etc/group` as [`resolve`] does.
+pub fn read_db(root: &Path, file: &'static str) -> Result<Vec<u8>, AccountError> {
+    read(root, file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +335,48 @@ mod tests {
             e.to_string(),
             "/etc/passwd:3: malformed entry for \"broken\""
         );
+    }
+
+    #[test]
+    fn user_groups_counts_members_and_skips_malformed_lines() {
+        let db = b"root:x:0:\nops:x:2000:alice,hermes\nbroken line\nweb:x:zz:hermes\n\
+                   # comment\nlogs:x:3000:hermes\nother:x:4000:alice\n";
+        let g = user_groups(db, Some("hermes"), 10000);
+        assert_eq!(g.gids, vec![2000, 3000, 10000]);
+        assert_eq!(
+            g.warnings,
+            vec![
+                "/etc/group:3: malformed line skipped (expected name:password:gid:members)",
+                "/etc/group:4: malformed line skipped (expected name:password:gid:members)",
+            ]
+        );
+        assert_eq!(user_groups(db, None, 7).gids, vec![7]);
+    }
+
+    #[test]
+    fn user_groups_is_bounded() {
+        let mut db = String::new();
+        for i in 0..(MAX_GROUPS as u32 + 5) {
+            db.push_str(&format!("g{i}:x:{}:hermes\n", i + 1));
+        }
+        for _ in 0..15 {
+            db.push_str("::\n");
+        }
+        let g = user_groups(db.as_bytes(), Some("hermes"), 0);
+        assert_eq!(g.gids.len(), MAX_GROUPS);
+        assert!(
+            g.warnings[0]
+                .ends_with("hermes is in more than 65536 groups; the others are not counted"),
+            "{:?}",
+            g.warnings
+        );
+    }
+
+    #[test]
+    fn user_by_uid_finds_the_first_entry() {
+        let passwd = b"root:x:0:0::/:/bin/sh\nhermes:x:10000:10001::/:/bin/sh\nbad:x:1\n";
+        assert_eq!(user_by_uid(passwd, 10000), Some(("hermes".into(), 10001)));
+        assert_eq!(user_by_uid(passwd, 1), None);
+        assert_eq!(user_by_uid(passwd, 42), None);
     }
 }

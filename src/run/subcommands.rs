@@ -18,6 +18,8 @@ pub fn run(cmd: Command, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Wri
             config,
             phases,
         } => run_snapshot(root, config, phases, env, out),
+        // Not a tree-description command: `main.rs` runs it.
+        Command::Audit(_) => fatal(&"audit is run by the binary, not here", EXIT_USAGE),
         Command::Materialize { file, dir } => {
             let d = match read_description(&file) {
                 Ok(d) => d,

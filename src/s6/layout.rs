@@ -34,6 +34,30 @@ pub const FINISH: &str = "finish";
 pub const TYPE: &str = "type";
 /// Present: s6-supervise does not start the service on its own.
 pub const DOWN: &str = "down";
+/// s6-supervise's status file in `supervise/` (s6-svstat reads it).
+pub const STATUS: &str = "status";
+
+/// s6-overlay's definition trees in an image, relative to `/`: what root
+/// reads at boot to know what to run. s6-rc's source definitions, the
+/// bundles of s6-overlay 3.2.3 and later, the legacy services, and the
+/// cont-init and cont-finish scripts.
+pub const S6RC_SOURCE: &str = "etc/s6-overlay/s6-rc.d";
+pub const USER_BUNDLES: &str = "etc/s6-overlay/user-bundles.d";
+pub const LEGACY_SERVICES: &str = "etc/services.d";
+pub const CONT_INIT: &str = "etc/cont-init.d";
+pub const CONT_FINISH: &str = "etc/cont-finish.d";
+pub const DEFINITION_TREES: [&str; 5] = [
+    S6RC_SOURCE,
+    USER_BUNDLES,
+    LEGACY_SERVICES,
+    CONT_INIT,
+    CONT_FINISH,
+];
+
+/// Where s6-overlay copies the legacy services at boot (each linked into
+/// the scandir), as a container path.
+pub const LEGACY_LIVE: &str = "/run/s6/legacy-services";
+
 /// s6-svscan's own directory in the scandir.
 pub const SVSCAN_DIR: &str = ".s6-svscan";
 /// Entries of `.s6-svscan/` opened to the user (the control FIFO that

@@ -45,6 +45,10 @@ pub struct Describer {
     pub cut: Vec<String>,
     /// Set while describing with the user's effective ids ([`Describer::entry_as`]).
     acting: bool,
+    /// Describe a regular file that others cannot read by its digest only,
+    /// whatever its size (the image's definition trees: a description
+    /// never holds a root-only file).
+    pub private_by_digest: bool,
 }
 
 impl Describer {
@@ -55,6 +59,7 @@ impl Describer {
             errors: Vec::new(),
             cut: Vec::new(),
             acting: false,
+            private_by_digest: false,
         }
     }
 
@@ -241,7 +246,9 @@ impl Describer {
             self.error("read", rel, e);
             return None;
         }
-        if small.len() as u64 <= INLINE_LIMIT {
+        // Private unless its mode says others may read it.
+        let private = self.private_by_digest && !f.metadata().is_ok_and(|m| m.mode() & 0o004 != 0);
+        if small.len() as u64 <= INLINE_LIMIT && !private {
             return Some(Content::Bytes(small));
         }
         use sha2::Digest;

@@ -5,7 +5,11 @@
 //! trees of the servicedirs and of the scandir; in the profiles home only
 //! what reconcile reads there (the home, `<root>/` and its entries, each
 //! profile's marker, state file, lifecycle file and stale runtime files),
-//! never the rest of the volume; `etc/passwd`, `etc/group` and the
+//! never the rest of the volume; the image's definition trees
+//! (`etc/s6-overlay/s6-rc.d`, `etc/services.d`, `etc/cont-init.d`...,
+//! which `reconcile audit` judges; a file others cannot read there by its
+//! digest only) and s6-overlay's live copies of the legacy services
+//! (`run/s6/legacy-services`); `etc/passwd`, `etc/group` and the
 //! configuration, which is described at its default container path
 //! whatever file it was read from, so that `--tree` finds it there.
 
@@ -39,6 +43,13 @@ pub fn snapshot(
     for f in ["etc/passwd", "etc/group"] {
         d.entry(f);
     }
+    // What `reconcile audit` judges (docs/audit.md): owners and modes.
+    d.private_by_digest = true;
+    for rel in crate::s6::layout::DEFINITION_TREES {
+        d.subtree(rel);
+    }
+    d.private_by_digest = false;
+    d.subtree(crate::s6::layout::LEGACY_LIVE.trim_start_matches('/'));
     match given_config {
         Some(c) => d.insert(
             CONFIG_PATH,

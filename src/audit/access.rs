@@ -1,0 +1,201 @@
+//! The kernel's permission decision for one user, with every group they
+//! are in: owner bits when they own the entry, else group bits when they
+//! are in its group, else the other bits (the classes do not add up). An
+//! owner can always `chmod`, so whatever they own counts as theirs to
+//! read and write. Root is allowed everything. ACLs are not read (see
+//! docs/audit.md).
+
+use std::fmt;
+
+use crate::fs::{Kind, Meta};
+
+/// The audited user: uid and every gid they hold (sorted).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Who {
+    pub uid: u32,
+    /// The primary group.
+    pub gid: u32,
+    /// Every group, the primary one included; sorted.
+    pub gids: Vec<u32>,
+}
+
+/// What the user wants to do to an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    Read,
+    Write,
+    /// Search a directory (pass through it).
+    Search,
+    /// Change a directory's entries: create, rename, remove (write and
+    /// search).
+    Modify,
+}
+
+impl Want {
+    fn bits(self) -> u32 {
+        match self {
+            Want::Read => 0o4,
+            Want::Write => 0o2,
+            Want::Search => 0o1,
+            Want::Modify => 0o3,
+        }
+    }
+}
+
+/// Why the user may do it: which class of the mode decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Root,
+    Owner,
+    Group,
+    Other,
+}
+
+/// The decision, with the entry's owner and mode for the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Why {
+    pub class: Class,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub kind: Kind,
+}
+
+impl Who {
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gids.binary_search(&gid).is_ok()
+    }
+
+    /// Whether the user may do `want` to the entry `m`, and why; `None`
+    /// when the kernel refuses.
+    pub fn may(&self, m: &Meta, want: Want) -> Option<Why> {
+        let why = |class| Why {
+            class,
+            uid: m.uid,
+            gid: m.gid,
+            mode: m.mode,
+            kind: m.kind,
+        };
+        let bits = want.bits();
+        if self.uid == 0 {
+            return Some(why(Class::Root));
+        }
+        if m.uid == self.uid {
+            // The owner can chmod: theirs whatever the bits say.
+            return Some(why(Class::Owner));
+        }
+        let (class, shift) = if self.in_group(m.gid) {
+            (Class::Group, 3)
+        } else {
+            (Class::Other, 0)
+        };
+        ((m.mode >> shift) & bits == bits).then(|| why(class))
+    }
+
+    /// Whether the user can change what the entry `m` holds: a regular
+    /// file's bytes, a directory's entries; a symlink's target never
+    /// (only its directory can replace it).
+    pub fn can_change(&self, m: &Meta) -> Option<Why> {
+        match m.kind {
+            Kind::Symlink => None,
+            Kind::Dir => self.may(m, Want::Modify),
+            _ => self.may(m, Want::Write),
+        }
+    }
+
+    /// Whether the user can replace the existing entries of the directory
+    /// `m` (rename or remove them): as [`Who::can_change`], except that a
+    /// sticky directory lets only the owners of the entry or directory do it.
+    pub fn can_replace_in(&self, m: &Meta, child_uid: u32) -> Option<Why> {
+        let why = self.can_change(m)?;
+        let sticky = m.mode & 0o1000 != 0;
+        (!sticky || why.class == Class::Owner || why.class == Class::Root || child_uid == self.uid)
+            .then_some(why)
+    }
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (u, g, m) = (self.uid, self.gid, self.mode);
+        match self.class {
+            Class::Root => write!(f, "the user is root"),
+            Class::Owner => write!(f, "owned by the user ({u}:{g} {m:04o})"),
+            Class::Group => write!(
+                f,
+                "group {g}, which the user is in, may write it ({u}:{g} {m:04o})"
+            ),
+            Class::Other => write!(f, "everyone may write it ({u}:{g} {m:04o})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(kind: Kind, uid: u32, gid: u32, mode: u32) -> Meta {
+        Meta {
+            kind,
+            dev: 1,
+            ino: 1,
+            uid,
+            gid,
+            mode,
+            nlink: 1,
+            size: 0,
+        }
+    }
+
+    fn who() -> Who {
+        Who {
+            uid: 10000,
+            gid: 10000,
+            gids: vec![2000, 10000],
+        }
+    }
+
+    #[test]
+    fn owner_then_group_then_other() {
+        let w = who();
+        // Owner: counted as writable whatever the bits (chmod).
+        let m = meta(Kind::File, 10000, 0, 0o444);
+        assert_eq!(w.may(&m, Want::Write).unwrap().class, Class::Owner);
+        // Group bits decide for a group member, even when other allows more.
+        let m = meta(Kind::File, 0, 2000, 0o646);
+        assert_eq!(w.may(&m, Want::Write), None);
+        let m = meta(Kind::File, 0, 2000, 0o664);
+        assert_eq!(w.may(&m, Want::Write).unwrap().class, Class::Group);
+        // Not in the group: other bits.
+        let m = meta(Kind::File, 0, 3000, 0o664);
+        assert_eq!(w.may(&m, Want::Write), None);
+        let m = meta(Kind::File, 0, 3000, 0o666);
+        assert_eq!(w.may(&m, Want::Write).unwrap().class, Class::Other);
+    }
+
+    #[test]
+    fn directories_need_write_and_search() {
+        let w = who();
+        assert_eq!(w.can_change(&meta(Kind::Dir, 0, 2000, 0o760)), None);
+        assert!(w.can_change(&meta(Kind::Dir, 0, 2000, 0o770)).is_some());
+        assert_eq!(w.can_change(&meta(Kind::Symlink, 10000, 0, 0o777)), None);
+    }
+
+    #[test]
+    fn sticky_directories_protect_other_owners_entries() {
+        let w = who();
+        let tmp = meta(Kind::Dir, 0, 0, 0o1777);
+        assert_eq!(w.can_replace_in(&tmp, 0), None);
+        assert!(w.can_replace_in(&tmp, 10000).is_some());
+        assert!(w.can_change(&tmp).is_some());
+    }
+
+    #[test]
+    fn messages_name_owner_group_and_mode() {
+        let w = who();
+        let m = meta(Kind::File, 0, 2000, 0o775);
+        assert_eq!(
+            w.may(&m, Want::Write).unwrap().to_string(),
+            "group 2000, which the user is in, may write it (0:2000 0775)"
+        );
+    }
+}

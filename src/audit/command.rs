@@ -1,0 +1,226 @@
+//! The `audit` subcommand: its arguments, its inputs (configuration,
+//! accounts, the disk or a tree description) and its exit code.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::access::Who;
+use super::render::{self, ErrorJson};
+use super::{Audit, Kind, definitions, live};
+use crate::cli::{AuditArgs as Args, Format};
+use crate::desired::accounts::{self, AccountError};
+use crate::desired::config::{Config, ConfigError, Policy, Principal};
+use crate::run::{EXIT_DRIFT, EXIT_FATAL, EXIT_OK, EXIT_USAGE};
+
+/// What stops an audit before it could look (exit 100 or 111).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Tree(#[from] crate::tree::ReadError),
+    #[error("{at}: {err}")]
+    Account { at: String, err: AccountError },
+    #[error("--root {path}: {reason}")]
+    Root { path: PathBuf, reason: String },
+}
+
+impl AuditError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            AuditError::Root { .. } => EXIT_FATAL,
+            _ => EXIT_USAGE,
+        }
+    }
+}
+
+/// Run the audit; returns the exit code: 0 no path to root beyond what the
+/// policy accepts, 3 one or more, 100 bad usage or configuration, 111 the
+/// root could not be opened or the report not written.
+pub fn run(args: Args, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Write) -> i32 {
+    let format = args.format;
+    let (audit, who, policy) = match audit(&args, env) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("reconcile: fatal: {e}");
+            if format == Format::Json {
+                let error = ErrorJson {
+                    op: "audit".into(),
+                    path: String::new(),
+                    error: e.to_string(),
+                };
+                let _ = render::fatal_json(error, out);
+            }
+            return e.exit_code();
+        }
+    };
+    let written = match format {
+        Format::Human => render::human(&audit, &who, policy.as_str(), out),
+        Format::Json => render::json(&audit, &who, policy.as_str(), out),
+    };
+    let code = if audit.unaccepted() > 0 {
+        EXIT_DRIFT
+    } else {
+        EXIT_OK
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!(
+                "reconcile: fatal: unable to write the audit to stdout: {}",
+                crate::fs::os_error(&e)
+            );
+            if code == EXIT_OK { EXIT_FATAL } else { code }
+        }
+    }
+}
+
+/// The audit of the disk under `--root`, or of the `--tree` description.
+fn audit(
+    args: &Args,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Audit, Who, Policy), AuditError> {
+    let tree = match &args.tree {
+        Some(f) => Some(crate::tree::read_description(f)?),
+        None => None,
+    };
+    if tree.is_none() && !args.root.is_dir() {
+        return Err(AuditError::Root {
+            path: args.root.clone(),
+            reason: "not a directory".into(),
+        });
+    }
+    let config = match &tree {
+        Some(d) => crate::tree::inputs::config(d, args.config.as_deref(), env)?,
+        None => crate::desired::config::file::load_config(&args.root, args.config.as_deref(), env)?,
+    };
+    let db = |file: &'static str| match &tree {
+        Some(d) => {
+            crate::tree::inputs::file_bytes(d, Path::new(file)).map_err(|e| AccountError::Read {
+                file,
+                reason: crate::fs::os_error(&e),
+            })
+        }
+        None => accounts::read_db(&args.root, file),
+    };
+    let mut a = Audit::default();
+    let (who, configured) = who(args, &config, &db, &mut a)?;
+    let bases = live::Bases {
+        servicedirs: &config.static_.servicedirs.0,
+        scandir: &config.scandir.path.0,
+    };
+    match &tree {
+        Some(d) => {
+            let src = crate::tree::source::TreeSource::new(d, (who.uid, who.gid));
+            live::audit(&src, &who, &bases, &mut a);
+            definitions::from_description(d, &who, &mut a);
+        }
+        None => {
+            let root = crate::fs::Dir::open_path(&args.root).map_err(|e| AuditError::Root {
+                path: args.root.clone(),
+                reason: crate::fs::os_error(&e),
+            })?;
+            let src = crate::observe::Disk {
+                root: &root,
+                untrusted: (who.uid, who.gid),
+            };
+            live::audit(&src, &who, &bases, &mut a);
+            definitions::from_disk(&args.root, &who, &mut a);
+        }
+    }
+    finish(&mut a, config.policy, configured);
+    Ok((a, who, config.policy))
+}
+
+/// Sort the findings, resolve the lines' dependencies, and mark what the
+/// policy accepts: in compat, the scandir and its slots, as the configured
+/// user's own (as their owner or through their group; not what everyone
+/// may write, nor what another user may).
+fn finish(a: &mut Audit, policy: Policy, configured: bool) {
+    let accepts = policy == Policy::Compat && configured;
+    for l in a.lines.values_mut() {
+        l.paths.sort_by(|x, y| x.path.cmp(&y.path));
+        if accepts && matches!(l.kind, Kind::Scandir | Kind::Slot) {
+            for f in l.paths.iter_mut().filter(|f| f.own) {
+                f.accepted = true;
+            }
+        }
+    }
+    a.settle();
+}
+
+/// The audited user and every group they are in; whether they are the
+/// configured user.
+fn who(
+    args: &Args,
+    config: &Config,
+    db: &dyn Fn(&'static str) -> Result<Vec<u8>, AccountError>,
+    a: &mut Audit,
+) -> Result<(Who, bool), AuditError> {
+    let principal_of = |s: &String| {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(Principal::Name(s.clone()));
+        }
+        s.parse()
+            .map(Principal::Id)
+            .map_err(|_| AccountError::UnknownUser {
+                name: s.clone(),
+                file: accounts::PASSWD,
+            })
+    };
+    let (principal, at) = match &args.user {
+        Some(s) => (
+            principal_of(s).map_err(|err| AuditError::Account {
+                at: "--user".into(),
+                err,
+            })?,
+            "--user".to_string(),
+        ),
+        None => (config.user.clone(), config.source.describe("user")),
+    };
+    let (uid, primary, name) = account(&principal, db).map_err(|err| AuditError::Account {
+        at: at.clone(),
+        err,
+    })?;
+    // The configured user, whom the policy concerns (`--user` may name them
+    // too).
+    let configured =
+        args.user.is_none() || account(&config.user, db).is_ok_and(|(u, _, _)| u == uid);
+    let group_db = db(accounts::GROUP).unwrap_or_else(|e| {
+        a.warnings
+            .push(format!("{e}; only the primary group {primary} is counted"));
+        Vec::new()
+    });
+    let groups = accounts::user_groups(&group_db, name.as_deref(), primary);
+    a.warnings.extend(groups.warnings);
+    Ok((
+        Who {
+            uid,
+            gid: primary,
+            gids: groups.gids,
+        },
+        configured,
+    ))
+}
+
+/// A principal's uid, primary gid and name (a uid not in `/etc/passwd`:
+/// its own number as its group, and no name).
+fn account(
+    principal: &Principal,
+    db: &dyn Fn(&'static str) -> Result<Vec<u8>, AccountError>,
+) -> Result<(u32, u32, Option<String>), AccountError> {
+    Ok(match principal {
+        Principal::Name(n) => {
+            let passwd = db(accounts::PASSWD)?;
+            let acct = accounts::resolve_from(&passwd, b"", &Principal::Name(n.clone()), None)?;
+            (acct.uid, acct.gid, Some(n.clone()))
+        }
+        Principal::Id(uid) => {
+            let passwd = db(accounts::PASSWD).unwrap_or_default();
+            match accounts::user_by_uid(&passwd, *uid) {
+                Some((n, gid)) => (*uid, gid, Some(n)),
+                None => (*uid, *uid, None),
+            }
+        }
+    })
+}
