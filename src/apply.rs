@@ -18,6 +18,7 @@ pub mod bootlog;
 pub mod effects;
 pub mod lock;
 pub mod observed;
+pub mod record;
 pub mod retire;
 
 mod stage;

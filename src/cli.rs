@@ -73,7 +73,12 @@ Examples:
   reconcile snapshot --root ./tree         describe what reconcile observes (YAML)
   reconcile materialize tree.yaml ./tree   build a described tree (as root)
   reconcile --plan --diff                  why each slot changes, file by file
-  reconcile --print-config                 the configuration in effect, as YAML";
+  reconcile --print-config                 the configuration in effect, as YAML
+  reconcile --runtime                      one runtime pass (the runtime service's run)
+
+Files (an apply as root): /run/s6-reconcile/boot.json, the last boot apply's JSON
+report; /run/s6-reconcile/last.json, the last --runtime pass's, with its
+\"sequence\" (docs/runtime.md).";
 
 /// Raw command-line arguments.
 #[derive(Debug, Parser)]
@@ -146,6 +151,15 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["plan", "check"])]
     pub print_config: bool,
 
+    /// A runtime pass of the profiles phase, as the runtime service runs it
+    /// after a profile was created or deleted (docs/runtime.md): publishes
+    /// new and changed slots, retires the slots of deleted profiles whatever
+    /// `prune` says, leaves unchanged slots, their `down` files, the
+    /// profiles' runtime files and the boot log alone. Records its report,
+    /// with a sequence number, in /run/s6-reconcile/last.json.
+    #[arg(long, conflicts_with = "phases")]
+    pub runtime: bool,
+
     /// How long an apply waits for another apply to finish (they take
     /// turns on /run/s6-reconcile.lock) before giving up with exit 111.
     #[arg(long, value_name = "SECONDS", default_value_t = crate::apply::lock::DEFAULT_WAIT.as_secs())]
@@ -201,6 +215,8 @@ pub struct Settings {
     pub style: Style,
     /// Only print the effective configuration.
     pub print_config: bool,
+    /// A runtime pass (`--runtime`): the profiles phase only.
+    pub runtime: bool,
 }
 
 /// What the process's surroundings say about the output: the environment
@@ -310,7 +326,9 @@ impl Args {
                 });
             }
         }
-        let mut phases = if self.phases.is_empty() {
+        let mut phases = if self.runtime {
+            vec![Phase::Profiles]
+        } else if self.phases.is_empty() {
             Phase::ALL.to_vec()
         } else {
             self.phases
@@ -331,6 +349,7 @@ impl Args {
                 diff: self.diff,
             },
             print_config: self.print_config,
+            runtime: self.runtime,
         })
     }
 

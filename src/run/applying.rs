@@ -134,7 +134,7 @@ pub(super) fn apply_all(
     desired: &Desired,
     root: &Dir,
     report: &mut Report,
-) -> Result<(), Fatal> {
+) -> Result<Option<lock::ApplyLock>, Fatal> {
     let root_phases: Vec<Phase> = settings
         .phases
         .iter()
@@ -143,10 +143,11 @@ pub(super) fn apply_all(
         .collect();
     let with_profiles = settings.phases.contains(&Phase::Profiles);
 
-    // Held to the end of the apply (through the privilege drop and
-    // the boot log), so no other apply observes a half-applied tree.
+    // Held to the end of the apply (through the privilege drop, the boot
+    // log and the recorded report: the caller keeps it), so no other apply
+    // observes a half-applied tree.
     let acct = &desired.account;
-    let _lock = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+    let held = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
         log::warn!(
             "another apply holds {}; waiting up to {} s for it to finish",
             path.display(),
@@ -170,5 +171,5 @@ pub(super) fn apply_all(
         observed.phases = vec![Phase::Profiles];
         apply_profiles(desired, root, &observed, report);
     }
-    Ok(())
+    Ok(held)
 }

@@ -76,6 +76,7 @@ fn run_snapshot(
         lock_wait: std::time::Duration::ZERO,
         style: Default::default(),
         print_config: false,
+        runtime: false,
     };
     let cfg = match crate::desired::config::file::load_config(
         &settings.root,
