@@ -164,8 +164,41 @@ fn inputs(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<I
     Ok((tree, config, account))
 }
 
-/// Run once; returns the exit code.
+/// Run once; returns the exit code. An apply stopped before anything
+/// could be done still records its report (the error in `errors`), so the
+/// caller of a runtime pass finds why in `last.json`.
 pub fn run(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> Result<Ran, Fatal> {
+    let ran = run_once(settings, env, out);
+    // Not after a lock timeout: the apply holding the lock records its own
+    // report, and the sequence is only ever counted under the lock.
+    if let Err(e) = &ran
+        && !matches!(e, Fatal::Lock(_))
+        && settings.mode == Mode::Apply
+        && settings.tree.is_none()
+        && let Ok(root) = Dir::open_path(&settings.root)
+    {
+        let mut report = Report {
+            errors: vec![e.failure()],
+            ..Report::default()
+        };
+        // The account may be what failed: only root's own checks of
+        // /run and the record directory apply.
+        record(settings, &root, NOBODY, Some(e.exit_code()), &mut report);
+        for f in &report.errors[1..] {
+            log::warn!("{}: {}", f.path.display(), f.error);
+        }
+    }
+    ran
+}
+
+/// Ids no file belongs to, for [`record`] when the account is unknown.
+const NOBODY: (u32, u32) = (u32::MAX - 1, u32::MAX - 1);
+
+fn run_once(
     settings: &Settings,
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
@@ -216,7 +249,7 @@ pub fn run(
             let _held = applying::apply_all(settings, &desired, &root, &mut report)?;
             add_profile_lines(settings, &mut report);
             let acct = &desired.account;
-            record(settings, &root, (acct.uid, acct.gid), &mut report);
+            record(settings, &root, (acct.uid, acct.gid), None, &mut report);
             return finish(settings, report, out);
         }
     }
@@ -229,7 +262,14 @@ pub fn run(
 /// `boot.json`. Only root records (the directory is root's); a failure to
 /// record is an error of the run, so the caller who waits for the file
 /// learns it from the exit code.
-fn record(settings: &Settings, root: &Dir, user: (u32, u32), report: &mut Report) {
+/// `code`: the exit code when the run stopped before its report.
+fn record(
+    settings: &Settings,
+    root: &Dir,
+    user: (u32, u32),
+    code: Option<i32>,
+    report: &mut Report,
+) {
     use crate::apply::record::{self, Records};
     if fs::uid() != 0 {
         log::info!("not root: the report is not recorded in /run/s6-reconcile");
@@ -251,7 +291,7 @@ fn record(settings: &Settings, root: &Dir, user: (u32, u32), report: &mut Report
             } else {
                 (record::BOOT, None)
             };
-            let code = exit_code(settings.mode, report);
+            let code = code.unwrap_or_else(|| exit_code(settings.mode, report));
             let mut json = Vec::new();
             render::json_recorded(settings.mode, report, sequence, code, &mut json);
             records.write(name, &json)
