@@ -276,9 +276,18 @@ const DEB_FILES: [(&str, u32); 18] = [
         0o644,
     ),
     // The runtime longrun (docs/runtime.md).
-    ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/type", 0o644),
-    ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/run", 0o755),
-    ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/finish", 0o755),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/type",
+        0o644,
+    ),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/run",
+        0o755,
+    ),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/finish",
+        0o755,
+    ),
     (
         "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/notification-fd",
         0o644,
@@ -517,7 +526,12 @@ fn debian_package_installs_the_documented_paths() {
                     .join(file)
             )
             .unwrap(),
-            fs::read(repo().join("packaging/s6-rc.d/s6-reconcile-runtime").join(file)).unwrap(),
+            fs::read(
+                repo()
+                    .join("packaging/s6-rc.d/s6-reconcile-runtime")
+                    .join(file)
+            )
+            .unwrap(),
             "s6-rc.d/s6-reconcile-runtime/{file}"
         );
     }
@@ -757,7 +771,10 @@ fn s6_rc_runtime_longrun_definition_is_well_formed() {
     // Longer than a pass may take: the lock wait and the retire deadline.
     assert!(up > 40_000, "timeout-up {up} ms");
     let run_text = read("run");
-    assert!(run_text.starts_with("#!/command/with-contenv sh\n"), "{run_text}");
+    assert!(
+        run_text.starts_with("#!/command/with-contenv sh\n"),
+        "{run_text}"
+    );
     assert!(run_text.contains("reconcile --runtime"), "{run_text}");
     assert!(run_text.contains(&format!("echo >&{fd}")), "{run_text}");
     assert!(run_text.contains("exec s6-pause"), "{run_text}");
@@ -779,7 +796,13 @@ fn s6_rc_runtime_longrun_definition_is_well_formed() {
         .into_iter()
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().strip_prefix(&def).unwrap().to_string_lossy().into_owned())
+        .map(|e| {
+            e.path()
+                .strip_prefix(&def)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     let mut files = files;
     files.sort();

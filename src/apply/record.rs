@@ -106,7 +106,10 @@ impl Records {
     /// the two never gives its number to the next one.
     pub fn next_sequence(&self) -> Result<u64, RecordError> {
         let last = match self.dir.read_file(OsStr::new(SEQUENCE), 64) {
-            Ok(b) => String::from_utf8_lossy(&b).trim().parse::<u64>().unwrap_or(0),
+            Ok(b) => String::from_utf8_lossy(&b)
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(err) => {
                 return Err(RecordError::Io {
@@ -163,6 +166,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dir.join(SEQUENCE)).unwrap(), "2\n");
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o755);
-        assert_eq!(std::fs::metadata(dir.join(LAST)).unwrap().mode() & 0o7777, 0o644);
+        assert_eq!(
+            std::fs::metadata(dir.join(LAST)).unwrap().mode() & 0o7777,
+            0o644
+        );
     }
 }

@@ -329,7 +329,6 @@ fn add_profile_lines(settings: &Settings, report: &mut Report) {
 
 /// Render the report and decide the exit code.
 fn finish(settings: &Settings, report: Report, out: &mut dyn Write) -> Result<Ran, Fatal> {
-
     let output = match settings.format {
         Format::Human => render::human(settings.mode, &report, settings.style, out),
         Format::Json => render::json(settings.mode, &report, settings.style, out),
