@@ -426,6 +426,16 @@ mod tests {
     }
 
     #[test]
+    fn runtime_is_the_profiles_phase_alone() {
+        let s = Args::parse_from(["reconcile", "--runtime", "--plan"])
+            .validate()
+            .unwrap();
+        assert!(s.runtime);
+        assert_eq!(s.phases, vec![Phase::Profiles]);
+        assert!(Args::try_parse_from(["reconcile", "--runtime", "--phase", "static"]).is_err());
+    }
+
+    #[test]
     fn plan_and_check_conflict() {
         assert!(Args::try_parse_from(["reconcile", "--plan", "--check"]).is_err());
     }

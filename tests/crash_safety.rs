@@ -741,7 +741,11 @@ fn reference(sweep: &Sweep) -> Reference {
             .expect("the clean run appends to the boot log"),
     );
     let lines = if runtime { 0 } else { PROFILES_NOW };
-    assert_eq!(run_log.len(), lines, "one boot log line per profile at boot");
+    assert_eq!(
+        run_log.len(),
+        lines,
+        "one boot log line per profile at boot"
+    );
     let views = |entries: &[Entry]| {
         slot_names(entries)
             .into_iter()
@@ -831,7 +835,12 @@ fn assert_runtime_scenario_covers_every_path(r: &Reference) {
         .as_array()
         .expect("changes")
         .iter()
-        .map(|c| (c["op"].as_str().unwrap().into(), c["path"].as_str().unwrap().into()))
+        .map(|c| {
+            (
+                c["op"].as_str().unwrap().into(),
+                c["path"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     for want in [
         ("publish", "/run/service/gateway-p40"),
@@ -1042,7 +1051,11 @@ fn sweep(sweep: &Sweep) {
     );
     // The boot apply makes every kind of watched call (a runtime pass, a
     // subset of its profiles phase, does not).
-    let every_kind = if sweep.args.is_empty() { kp::WATCHED } else { &[] };
+    let every_kind = if sweep.args.is_empty() {
+        kp::WATCHED
+    } else {
+        &[]
+    };
     for (name, _, _) in every_kind {
         assert!(
             calls.iter().any(|c| c.name == *name),
