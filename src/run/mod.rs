@@ -164,9 +164,10 @@ fn inputs(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<I
     Ok((tree, config, account))
 }
 
-/// Run once; returns the exit code. An apply stopped before anything
-/// could be done still records its report (the error in `errors`), so the
-/// caller of a runtime pass finds why in `last.json`.
+/// Run once; returns the exit code. A runtime pass stopped before anything
+/// could be done still records its report (the error in `errors`), so its
+/// caller finds why in `last.json`. (A refused boot apply changes nothing,
+/// not even `boot.json`: its error is on stderr and fails the boot.)
 pub fn run(
     settings: &Settings,
     env: &dyn Fn(&str) -> Option<String>,
@@ -177,6 +178,7 @@ pub fn run(
     // report, and the sequence is only ever counted under the lock.
     if let Err(e) = &ran
         && !matches!(e, Fatal::Lock(_))
+        && settings.runtime
         && settings.mode == Mode::Apply
         && settings.tree.is_none()
         && let Ok(root) = Dir::open_path(&settings.root)
