@@ -18,10 +18,12 @@
 #   /usr/share/doc/s6-reconcile/copyright
 #   /usr/share/s6-reconcile/cont-init.d/99-s6-reconcile   cont-init script
 #   /usr/share/s6-reconcile/s6-rc.d/s6-reconcile/...      s6-rc oneshot
-#   /usr/share/s6-reconcile/user-bundles.d/user/contents.d/s6-reconcile
-#                                 user bundle entry, s6-overlay 3.2.3.1 and later
-#   /usr/share/s6-reconcile/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile
-#                                 the same entry for s6-overlay 3.0.0.0 to 3.2.3.0
+#   /usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/...
+#                                 s6-rc longrun: runtime passes (docs/runtime.md)
+#   /usr/share/s6-reconcile/user-bundles.d/user/contents.d/s6-reconcile{,-runtime}
+#                                 user bundle entries, s6-overlay 3.2.3.1 and later
+#   /usr/share/s6-reconcile/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile{,-runtime}
+#                                 the same entries for s6-overlay 3.0.0.0 to 3.2.3.0
 # Nothing goes to /etc: copy one init definition into place (see
 # docs/packaging.md, "Debian package"); the package starts nothing by itself.
 set -eu
@@ -97,6 +99,7 @@ install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/share/man/man8" \
 	"$root/usr/share/doc/s6-reconcile/examples" \
 	"$share/cont-init.d" \
 	"$share/s6-rc.d/s6-reconcile/dependencies.d" \
+	"$share/s6-rc.d/s6-reconcile-runtime/dependencies.d" \
 	"$share/user-bundles.d/user/contents.d" \
 	"$share/before-3.2.3.1/s6-rc.d/user/contents.d"
 
@@ -132,12 +135,20 @@ install -m 0644 packaging/s6-rc.d/s6-reconcile/type packaging/s6-rc.d/s6-reconci
 	"$share/s6-rc.d/s6-reconcile/"
 install -m 0644 packaging/s6-rc.d/s6-reconcile/dependencies.d/base \
 	"$share/s6-rc.d/s6-reconcile/dependencies.d/base"
-# One empty file, the user bundle entry, in the two places s6-overlay
-# versions read it from.
-install -m 0644 packaging/user-bundles.d/user/contents.d/s6-reconcile \
-	"$share/user-bundles.d/user/contents.d/s6-reconcile"
-install -m 0644 packaging/user-bundles.d/user/contents.d/s6-reconcile \
-	"$share/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile"
+rt=packaging/s6-rc.d/s6-reconcile-runtime
+install -m 0644 "$rt/type" "$rt/notification-fd" "$rt/timeout-up" \
+	"$share/s6-rc.d/s6-reconcile-runtime/"
+install -m 0755 "$rt/run" "$rt/finish" "$share/s6-rc.d/s6-reconcile-runtime/"
+install -m 0644 "$rt/dependencies.d/s6-reconcile" \
+	"$share/s6-rc.d/s6-reconcile-runtime/dependencies.d/s6-reconcile"
+# Empty files, the user bundle entries, in the two places s6-overlay
+# versions read them from.
+for entry in s6-reconcile s6-reconcile-runtime; do
+	install -m 0644 "packaging/user-bundles.d/user/contents.d/$entry" \
+		"$share/user-bundles.d/user/contents.d/$entry"
+	install -m 0644 "packaging/user-bundles.d/user/contents.d/$entry" \
+		"$share/before-3.2.3.1/s6-rc.d/user/contents.d/$entry"
+done
 
 # Installed-Size as dpkg-gencontrol counts it (KiB per file, rounded up,
 # plus one per directory): from sizes, not from du, whose block counts

@@ -18,6 +18,7 @@ pub(crate) mod bootlog;
 pub(crate) mod effects;
 pub(crate) mod lock;
 pub(crate) mod observed;
+pub(crate) mod record;
 pub(crate) mod retire;
 
 mod stage;

@@ -74,7 +74,12 @@ Examples:
   reconcile materialize tree.yaml ./tree   build a described tree (as root)
   reconcile audit --root ./image           who can observe, control, define each service
   reconcile --plan --diff                  why each slot changes, file by file
-  reconcile --print-config                 the configuration in effect, as YAML";
+  reconcile --print-config                 the configuration in effect, as YAML
+  reconcile --runtime                      one runtime pass (the runtime service's run)
+
+Files (an apply as root): /run/s6-reconcile/boot.json, the last boot apply's JSON
+report; /run/s6-reconcile/last.json, the last --runtime pass's, with its
+\"sequence\" (docs/runtime.md).";
 
 /// Raw command-line arguments.
 #[derive(Debug, Parser)]
@@ -147,6 +152,15 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["plan", "check"])]
     pub print_config: bool,
 
+    /// A runtime pass of the profiles phase, as the runtime service runs it
+    /// after a profile was created or deleted (docs/runtime.md): publishes
+    /// new and changed slots, retires the slots of deleted profiles whatever
+    /// `prune` says, leaves unchanged slots, their `down` files, the
+    /// profiles' runtime files and the boot log alone. Records its report,
+    /// with a sequence number, in /run/s6-reconcile/last.json.
+    #[arg(long, conflicts_with = "phases")]
+    pub runtime: bool,
+
     /// How long an apply waits for another apply to finish (they take
     /// turns on /run/s6-reconcile.lock) before giving up with exit 111.
     #[arg(long, value_name = "SECONDS", default_value_t = crate::apply::lock::DEFAULT_WAIT.as_secs())]
@@ -206,6 +220,8 @@ pub struct Settings {
     pub style: Style,
     /// Only print the effective configuration.
     pub print_config: bool,
+    /// A runtime pass (`--runtime`): the profiles phase only.
+    pub runtime: bool,
 }
 
 /// What the process's surroundings say about the output: the environment
@@ -315,7 +331,9 @@ impl Args {
                 });
             }
         }
-        let mut phases = if self.phases.is_empty() {
+        let mut phases = if self.runtime {
+            vec![Phase::Profiles]
+        } else if self.phases.is_empty() {
             Phase::ALL.to_vec()
         } else {
             self.phases
@@ -336,6 +354,7 @@ impl Args {
                 diff: self.diff,
             },
             print_config: self.print_config,
+            runtime: self.runtime,
         })
     }
 
@@ -409,6 +428,16 @@ mod tests {
         let s = a.validate().unwrap();
         assert_eq!(s.phases, vec![Phase::Static, Phase::Profiles]);
         assert_eq!(s.mode, Mode::Plan);
+    }
+
+    #[test]
+    fn runtime_is_the_profiles_phase_alone() {
+        let s = Args::parse_from(["reconcile", "--runtime", "--plan"])
+            .validate()
+            .unwrap();
+        assert!(s.runtime);
+        assert_eq!(s.phases, vec![Phase::Profiles]);
+        assert!(Args::try_parse_from(["reconcile", "--runtime", "--phase", "static"]).is_err());
     }
 
     #[test]

@@ -362,3 +362,64 @@ check root_check reconcile --check
         boot.assert_code(refused, 111);
     }
 }
+
+/// The packaged runtime longrun (docs/runtime.md), in strict policy: the
+/// user cannot define a slot, but asks the runtime service for one after
+/// creating a profile, and for its removal after deleting one. Each pass's
+/// report is in /run/s6-reconcile/last.json with its sequence; the boot's
+/// is in boot.json.
+#[test]
+fn boot_runtime_service_publishes_and_retires_on_the_users_request() {
+    let img = image(Form::S6Rc);
+    img.config("policy: strict\n");
+    let script = r#"
+S=/run/service
+R=/run/s6-reconcile
+wait_for alice_up s6-svwait -u -t 100 $S/gateway-alice
+wait_for runtime_ready s6-svwait -U -t 100 $S/s6-reconcile-runtime
+check boot_json grep -q '"mode": "apply"' $R/boot.json
+check first_pass grep -q '"sequence": 1,' $R/last.json
+check user_defines user mkdir $S/gateway-carol
+check user_creates_profile user sh -c "mkdir /opt/data/profiles/carol && echo '# carol' > /opt/data/profiles/carol/SOUL.md && echo '{\"desired_state\": \"running\"}' > /opt/data/profiles/carol/gateway_state.json"
+check user_pass user s6-svc -ru -wR -T 30000 $S/s6-reconcile-runtime
+check second_pass grep -q '"sequence": 2,' $R/last.json
+wait_for carol_up s6-svwait -u -t 100 $S/gateway-carol
+check user_controls_carol user s6-svc -d $S/gateway-carol
+check user_deletes_profile user rm -rf /opt/data/profiles/bob
+check user_pass_again user s6-svc -ru -wR -T 30000 $S/s6-reconcile-runtime
+check third_pass grep -q '"sequence": 3,' $R/last.json
+check bob_retired test ! -e $S/gateway-bob
+check no_leftover test ! -e $S/.gateway-bob.retired
+check records_root_only sh -c "[ \"\$(stat -c %u:%a $R $R/last.json)\" = \"$(printf '0:755\n0:644')\" ]"
+check user_cannot_write_records user sh -c "echo x > $R/last.json"
+"#;
+    let boot = img.boot(&[], script, false);
+    assert_eq!(boot.code, 0, "{boot}");
+    for ok in [
+        "alice_up",
+        "runtime_ready",
+        "boot_json",
+        "first_pass",
+        "user_creates_profile",
+        "user_pass",
+        "second_pass",
+        "carol_up",
+        "user_controls_carol",
+        "user_deletes_profile",
+        "user_pass_again",
+        "third_pass",
+        "bob_retired",
+        "no_leftover",
+        "records_root_only",
+    ] {
+        boot.assert_code(ok, 0);
+    }
+    for refused in ["user_defines", "user_cannot_write_records"] {
+        boot.assert_failed(refused);
+    }
+    assert!(
+        boot.log
+            .contains("service s6-reconcile-runtime successfully started"),
+        "{boot}"
+    );
+}

@@ -35,6 +35,10 @@
 //! dirs, no boot log yet, and static servicedirs as s6-rc-init leaves them.
 //! Runs go on tmpfs (`/dev/shm`) when there is one, like `/run`.
 //!
+//! A second sweep does the same for a runtime pass (`--runtime`) after the
+//! boot: a profile deleted (its slot retired with `prune` off), one
+//! created, a slot edited, the gateways' pid files live.
+//!
 //! Debugging: `LIST_KILL_POINTS=1` lists the recorded calls by number,
 //! `KILL_POINT=k` runs that one kill point only (the test then fails its
 //! minimum on purpose).
@@ -61,6 +65,8 @@ const USER: u32 = 10000;
 const SCANDIR: &str = "run/service";
 const PREFIX: &str = "gateway-";
 const BOOT_LOG: &str = "opt/data/logs/container-boot.log";
+/// Where an apply records its report (docs/runtime.md).
+const RECORDS: &str = "run/s6-reconcile/";
 /// Named profiles that existed at the previous boot (`p00`..).
 const OLD_PROFILES: usize = 32;
 /// Profiles added since (`p32`..).
@@ -78,6 +84,39 @@ const MIN_KILL_POINTS: usize = 500;
 const RANDOM_KILLS: usize = 60;
 /// Kill points also killed by strace, to cross-check the tracer.
 const STRACE_KILLS: usize = 12;
+
+/// One sweep: the runs it kills and how many kill points it exercises.
+struct Sweep {
+    name: &'static str,
+    /// The arguments of every apply of the sweep (besides `--root`).
+    args: &'static [&'static str],
+    max_kill_points: usize,
+    min_kill_points: usize,
+    strace_kills: usize,
+    random_kills: usize,
+}
+
+/// The boot apply over the restarted container.
+const BOOT: Sweep = Sweep {
+    name: "boot apply",
+    args: &[],
+    max_kill_points: MAX_KILL_POINTS,
+    min_kill_points: MIN_KILL_POINTS,
+    strace_kills: STRACE_KILLS,
+    random_kills: RANDOM_KILLS,
+};
+
+/// A runtime pass (`--runtime`, docs/runtime.md) after the boot, once a
+/// profile was deleted, another created and a slot edited: about 90
+/// mutating calls, every one a kill point.
+const RUNTIME: Sweep = Sweep {
+    name: "runtime pass",
+    args: &["--runtime"],
+    max_kill_points: 400,
+    min_kill_points: 80,
+    strace_kills: 4,
+    random_kills: 20,
+};
 
 /// What every visible slot must hold, with its kind.
 const SLOT_REQUIRED: &[(&str, &str)] = &[
@@ -451,8 +490,8 @@ fn describe(out: &Output) -> String {
     )
 }
 
-fn apply_ok(root: &Path, what: &str) -> Result<(), String> {
-    let out = reconcile(root, &[])
+fn apply_ok(root: &Path, args: &[&str], what: &str) -> Result<(), String> {
+    let out = reconcile(root, args)
         .output()
         .map_err(|e| format!("{what}: cannot run reconcile: {e}"))?;
     if out.status.code() == Some(0) {
@@ -473,6 +512,12 @@ fn dump(root: &Path) -> String {
             && let Node::File { content, .. } = &mut e.node
         {
             *content = Content::Bytes("(lines compared apart)".into());
+        }
+        // The recorded report and sequence are the last run's own.
+        if e.path.starts_with(RECORDS)
+            && let Node::File { content, .. } = &mut e.node
+        {
+            *content = Content::Bytes("(the run's report)".into());
         }
     }
     tree::render(&entries)
@@ -530,6 +575,8 @@ fn kind_name(k: &Node) -> &'static str {
 
 /// What the runs are checked against.
 struct Reference {
+    /// The sweep's apply arguments.
+    args: &'static [&'static str],
     input: Vec<Entry>,
     /// The slots and static links visible in the input.
     before: BTreeMap<String, View>,
@@ -656,7 +703,7 @@ fn check_converged(root: &Path, r: &Reference) -> Vec<String> {
 fn after_kill(scratch: &Scratch, r: &Reference) -> Vec<String> {
     let root = scratch.root();
     let mut problems = check_visible(&root, r);
-    match apply_ok(&root, "recovery run") {
+    match apply_ok(&root, r.args, "recovery run") {
         Ok(()) => problems.extend(check_converged(&root, r)),
         Err(e) => problems.push(e),
     }
@@ -665,15 +712,20 @@ fn after_kill(scratch: &Scratch, r: &Reference) -> Vec<String> {
 
 // ---------------------------------------------------------------- the test
 
-fn reference() -> Reference {
+fn reference(sweep: &Sweep) -> Reference {
     let prep = Scratch::new(&previous_boot());
-    apply_ok(&prep.root(), "previous boot").unwrap();
+    apply_ok(&prep.root(), &[], "previous boot").unwrap();
     since_then(&prep.root());
+    let runtime = !sweep.args.is_empty();
+    if runtime {
+        apply_ok(&prep.root(), &[], "this boot").unwrap();
+        since_boot(&prep.root());
+    }
     let input = tree::scan(&prep.root()).unwrap();
     drop(prep);
 
     let clean = Scratch::new(&input);
-    apply_ok(&clean.root(), "clean run").unwrap();
+    apply_ok(&clean.root(), sweep.args, "clean run").unwrap();
     let output = tree::scan(&clean.root()).unwrap();
     let input_log = input
         .iter()
@@ -688,7 +740,12 @@ fn reference() -> Reference {
             .strip_prefix(&input_log)
             .expect("the clean run appends to the boot log"),
     );
-    assert_eq!(run_log.len(), PROFILES_NOW, "one boot log line per profile");
+    let lines = if runtime { 0 } else { PROFILES_NOW };
+    assert_eq!(
+        run_log.len(),
+        lines,
+        "one boot log line per profile at boot"
+    );
     let views = |entries: &[Entry]| {
         slot_names(entries)
             .into_iter()
@@ -710,6 +767,7 @@ fn reference() -> Reference {
         .filter(|(n, _)| !n.contains('/'))
         .collect();
     let r = Reference {
+        args: sweep.args,
         before: views(&input),
         after: views(&output),
         static_links,
@@ -718,6 +776,7 @@ fn reference() -> Reference {
         run_log,
         input,
     };
+    // At runtime: one profile deleted, one created since the boot.
     assert_eq!(r.after.len(), PROFILES_NOW);
     // The clean result is a fixed point, and complete.
     assert!(
@@ -725,13 +784,75 @@ fn reference() -> Reference {
         "{:?}",
         check_visible(&clean.root(), &r)
     );
-    apply_ok(&clean.root(), "second clean run").unwrap();
+    apply_ok(&clean.root(), sweep.args, "second clean run").unwrap();
     assert_eq!(
         dump(&clean.root()),
         r.dump,
         "a second apply changed the tree"
     );
     r
+}
+
+/// Turn the tree after this boot's apply into a runtime pass's input: the
+/// application deleted profile p05 and created p40, p01's slot differs, its gateways run
+/// (their pid files are live), and `prune` is off (a runtime pass retires
+/// the deleted profile's slot all the same).
+fn since_boot(root: &Path) {
+    fs::remove_dir_all(root.join("opt/data/profiles/p05")).unwrap();
+    let mut added = Vec::new();
+    add_profile(&mut added, 40);
+    for e in &added {
+        let p = root.join(&e.path);
+        match (&e.node, tree::text(e)) {
+            (Node::Dir { perms, .. }, _) => mkdir(&p, perms.uid, perms.mode),
+            (Node::File { perms, .. }, Some(t)) => write(&p, t, perms.uid, perms.mode),
+            (other, _) => unreachable!("{other:?}"),
+        }
+    }
+    write(&root.join("opt/data/gateway.pid"), "77\n", USER, 0o644);
+    // A slot whose definition differs: replaced (exchanged, then retired).
+    let run = root.join(SCANDIR).join(format!("{PREFIX}p01/run"));
+    let old = fs::read_to_string(&run).unwrap() + "# edited\n";
+    write(&run, &old, USER, 0o755);
+    write(
+        &root.join("etc/s6-reconcile/config.yaml"),
+        "profiles:\n  prune: false\n",
+        0,
+        0o644,
+    );
+}
+
+/// The runtime input must make the pass publish and retire, and leave the
+/// live pid file.
+fn assert_runtime_scenario_covers_every_path(r: &Reference) {
+    let s = Scratch::new(&r.input);
+    let out = reconcile(&s.root(), &["--runtime", "--plan", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ops: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            (
+                c["op"].as_str().unwrap().into(),
+                c["path"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for want in [
+        ("publish", "/run/service/gateway-p40"),
+        ("remove", "/run/service/gateway-p05"),
+        ("replace", "/run/service/gateway-p01"),
+    ] {
+        assert!(
+            ops.iter().any(|(o, p)| o == want.0 && p == want.1),
+            "the runtime scenario no longer makes a pass do {want:?}: {ops:?}"
+        );
+    }
+    assert_eq!(ops.len(), 3, "a runtime pass changes nothing else: {ops:?}");
 }
 
 /// The input must make apply take every path the sweep is meant to cover.
@@ -859,9 +980,9 @@ fn dump_masked(root: &Path) -> String {
 
 /// Kill a run on `scratch` with the tracer on entry to mutating call `k`
 /// (1-based), which must be `call`.
-fn tracer_kill(scratch: &Scratch, k: usize, call: &Syscall) -> Result<(), String> {
+fn tracer_kill(scratch: &Scratch, args: &[&str], k: usize, call: &Syscall) -> Result<(), String> {
     let log = scratch.side("killed");
-    let mut cmd = reconcile(&scratch.root(), &[]);
+    let mut cmd = reconcile(&scratch.root(), args);
     kp::output_to(&mut cmd, &log).map_err(|e| format!("output files: {e}"))?;
     match kp::run_traced(cmd, Some(k), false) {
         Ok((_, End::Killed(stop))) if stop.key() == call.key() => Ok(()),
@@ -880,6 +1001,17 @@ fn tracer_kill(scratch: &Scratch, k: usize, call: &Syscall) -> Result<(), String
 
 #[test]
 fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
+    sweep(&BOOT);
+}
+
+/// A runtime pass ended midway (SIGTERM from the next request, or a kill)
+/// leaves nothing half-done, and the next pass converges.
+#[test]
+fn killed_runtime_pass_never_shows_a_half_built_slot_and_the_next_pass_converges() {
+    sweep(&RUNTIME);
+}
+
+fn sweep(sweep: &Sweep) {
     assert!(
         tree::is_root(),
         "crash-safety test: must run as root (owners, privilege drop, ptrace); run scripts/test.sh as root"
@@ -893,12 +1025,16 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
     // SAFETY: umask cannot fail.
     unsafe { libc::umask(0o022) };
     let started = Instant::now();
-    let r = reference();
-    assert_scenario_covers_every_path(&r);
+    let r = reference(sweep);
+    if sweep.args.is_empty() {
+        assert_scenario_covers_every_path(&r);
+    } else {
+        assert_runtime_scenario_covers_every_path(&r);
+    }
 
     // The mutating calls of a clean apply, in order, as strace sees them...
     let rec = Scratch::new(&r.input);
-    let mut cmd = reconcile(&rec.root(), &[]);
+    let mut cmd = reconcile(&rec.root(), sweep.args);
     cmd.stdin(Stdio::null());
     let (status, calls) = kp::record(&cmd, &rec.side("trace"), &rec.root())
         .unwrap_or_else(|e| panic!("recording the clean apply with strace: {e}"));
@@ -913,7 +1049,14 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
         r.dump,
         "the apply under strace differs from a clean one"
     );
-    for (name, _, _) in kp::WATCHED {
+    // The boot apply makes every kind of watched call (a runtime pass, a
+    // subset of its profiles phase, does not).
+    let every_kind = if sweep.args.is_empty() {
+        kp::WATCHED
+    } else {
+        &[]
+    };
+    for (name, _, _) in every_kind {
         assert!(
             calls.iter().any(|c| c.name == *name),
             "the recorded apply makes no {name} call"
@@ -933,7 +1076,7 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
     drop(rec);
     // ...and as the tracer stops at them: one to one.
     let rec = Scratch::new(&r.input);
-    let mut cmd = reconcile(&rec.root(), &[]);
+    let mut cmd = reconcile(&rec.root(), sweep.args);
     kp::output_to(&mut cmd, &rec.side("traced")).unwrap();
     let (stops, end) = kp::run_traced(cmd, None, true).expect("tracer");
     assert!(
@@ -965,13 +1108,13 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
     // (a) and (b) after a SIGKILL on entry to the k-th mutating call.
     let ks = match std::env::var("KILL_POINT") {
         Ok(k) => vec![k.parse().expect("KILL_POINT=<k>")],
-        Err(_) => sample(calls.len(), MAX_KILL_POINTS),
+        Err(_) => sample(calls.len(), sweep.max_kill_points),
     };
     let swept = Instant::now();
     let failures: Vec<(String, Vec<String>)> = in_parallel(ks.len(), |i| {
         let k = ks[i];
         let s = Scratch::new(&r.input);
-        if let Err(e) = tracer_kill(&s, k, &calls[k - 1]) {
+        if let Err(e) = tracer_kill(&s, sweep.args, k, &calls[k - 1]) {
             return vec![e];
         }
         after_kill(&s, &r)
@@ -993,13 +1136,13 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
 
     // Cross-check: strace's own kill at some of the same points leaves the
     // very same tree as the tracer's.
-    let strace_ks = sample(calls.len(), STRACE_KILLS);
+    let strace_ks = sample(calls.len(), sweep.strace_kills);
     let strace_failures: Vec<(String, Vec<String>)> = in_parallel(strace_ks.len(), |i| {
         let k = strace_ks[i];
         let call = &calls[k - 1];
         let a = Scratch::new(&r.input);
         let killed = match kp::strace_kill_at(
-            &reconcile(&a.root(), &[]),
+            &reconcile(&a.root(), sweep.args),
             call,
             &a.side("trace"),
             &a.root(),
@@ -1021,7 +1164,7 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
             )];
         }
         let b = Scratch::new(&r.input);
-        if let Err(e) = tracer_kill(&b, k, call) {
+        if let Err(e) = tracer_kill(&b, sweep.args, k, call) {
             return vec![e];
         }
         if dump_masked(&a.root()) != dump_masked(&b.root()) {
@@ -1039,20 +1182,20 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
     // Kills after pseudo-random delays, no ptrace at all.
     let timing = Scratch::new(&r.input);
     let t0 = Instant::now();
-    apply_ok(&timing.root(), "timed run").unwrap();
+    apply_ok(&timing.root(), sweep.args, "timed run").unwrap();
     let clean_time = t0.elapsed();
     drop(timing);
     let delays: Vec<Duration> = {
         let mut rng = Rng(0x5eed_c0de_1234_5678);
         let span = clean_time.as_micros() as u64 * 3 / 2 + 1;
-        (0..RANDOM_KILLS)
+        (0..sweep.random_kills)
             .map(|_| Duration::from_micros(rng.next() % span))
             .collect()
     };
     let mid_run = AtomicUsize::new(0);
-    let random_failures: Vec<(String, Vec<String>)> = in_parallel(RANDOM_KILLS, |i| {
+    let random_failures: Vec<(String, Vec<String>)> = in_parallel(sweep.random_kills, |i| {
         let s = Scratch::new(&r.input);
-        let mut child = match reconcile(&s.root(), &[])
+        let mut child = match reconcile(&s.root(), sweep.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -1075,10 +1218,11 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
     .collect();
 
     eprintln!(
-        "crash safety: {} kill points exercised, {} of the {} mutating system calls of a clean apply of {} profiles \
+        "crash safety, {}: {} kill points exercised, {} of the {} mutating system calls of a clean apply of {} profiles \
          (by call: {}) in {:.1}s; {} of them also killed by strace; {} kills after random delays, {} of which landed \
          mid-run (clean run {:.0}ms); total {:.1}s",
-        ks.len() + strace_ks.len() + RANDOM_KILLS,
+        sweep.name,
+        ks.len() + strace_ks.len() + sweep.random_kills,
         ks.len(),
         calls.len(),
         PROFILES_NOW,
@@ -1089,7 +1233,7 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
             .join(", "),
         sweep_time.as_secs_f64(),
         strace_ks.len(),
-        RANDOM_KILLS,
+        sweep.random_kills,
         mid_run.load(Ordering::Relaxed),
         clean_time.as_secs_f64() * 1000.0,
         started.elapsed().as_secs_f64()
@@ -1106,8 +1250,9 @@ fn killed_apply_never_shows_a_half_built_slot_and_the_next_run_converges() {
         report("random kills", &random_failures)
     );
     assert!(
-        ks.len() >= MIN_KILL_POINTS,
-        "only {} kill points exercised (at least {MIN_KILL_POINTS} wanted)",
-        ks.len()
+        ks.len() >= sweep.min_kill_points,
+        "only {} kill points exercised (at least {} wanted)",
+        ks.len(),
+        sweep.min_kill_points
     );
 }

@@ -255,7 +255,7 @@ fn static_binary_runs_alone_in_an_empty_chroot() {
 /// docs/packaging.md ("Debian package") and packaging/build-deb.sh: both s6-rc user
 /// bundle layouts (s6-overlay 3.2.3.1 and later read `user-bundles.d/`,
 /// older 3.x `s6-rc.d/user/`).
-const DEB_FILES: [(&str, u32); 10] = [
+const DEB_FILES: [(&str, u32); 18] = [
     ("/usr/bin/reconcile", 0o755),
     ("/usr/share/man/man8/reconcile.8.gz", 0o644),
     ("/usr/share/doc/s6-reconcile/examples/config.yaml", 0o644),
@@ -273,6 +273,39 @@ const DEB_FILES: [(&str, u32); 10] = [
     ),
     (
         "/usr/share/s6-reconcile/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile",
+        0o644,
+    ),
+    // The runtime longrun (docs/runtime.md).
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/type",
+        0o644,
+    ),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/run",
+        0o755,
+    ),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/finish",
+        0o755,
+    ),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/notification-fd",
+        0o644,
+    ),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/timeout-up",
+        0o644,
+    ),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime/dependencies.d/s6-reconcile",
+        0o644,
+    ),
+    (
+        "/usr/share/s6-reconcile/user-bundles.d/user/contents.d/s6-reconcile-runtime",
+        0o644,
+    ),
+    (
+        "/usr/share/s6-reconcile/before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile-runtime",
         0o644,
     ),
 ];
@@ -456,6 +489,8 @@ fn debian_package_installs_the_documented_paths() {
     for installed in [
         "user-bundles.d/user/contents.d/s6-reconcile",
         "before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile",
+        "user-bundles.d/user/contents.d/s6-reconcile-runtime",
+        "before-3.2.3.1/s6-rc.d/user/contents.d/s6-reconcile-runtime",
     ] {
         let m = fs::metadata(
             scratch
@@ -480,6 +515,24 @@ fn debian_package_installs_the_documented_paths() {
             .unwrap(),
             fs::read(repo().join("packaging/s6-rc.d/s6-reconcile").join(file)).unwrap(),
             "s6-rc.d/s6-reconcile/{file}"
+        );
+    }
+    for file in RUNTIME_FILES {
+        assert_eq!(
+            fs::read(
+                scratch
+                    .path()
+                    .join("usr/share/s6-reconcile/s6-rc.d/s6-reconcile-runtime")
+                    .join(file)
+            )
+            .unwrap(),
+            fs::read(
+                repo()
+                    .join("packaging/s6-rc.d/s6-reconcile-runtime")
+                    .join(file)
+            )
+            .unwrap(),
+            "s6-rc.d/s6-reconcile-runtime/{file}"
         );
     }
     assert_eq!(
@@ -697,6 +750,67 @@ fn cont_init_script_is_an_executable_with_contenv_script_sorting_late() {
     assert!(out.status.success(), "sh -n: {}", describe(&out));
 }
 
+/// The runtime longrun's definition files (docs/runtime.md).
+const RUNTIME_FILES: [&str; 6] = [
+    "type",
+    "run",
+    "finish",
+    "notification-fd",
+    "timeout-up",
+    "dependencies.d/s6-reconcile",
+];
+
+#[test]
+fn s6_rc_runtime_longrun_definition_is_well_formed() {
+    let def = repo().join("packaging/s6-rc.d/s6-reconcile-runtime");
+    let read = |f: &str| fs::read_to_string(def.join(f)).unwrap();
+    assert_eq!(read("type"), "longrun\n");
+    let fd: u32 = read("notification-fd").trim().parse().unwrap();
+    assert!(fd > 2, "notification-fd {fd}: not stdin, stdout or stderr");
+    let up: u64 = read("timeout-up").trim().parse().unwrap();
+    // Longer than a pass may take: the lock wait and the retire deadline.
+    assert!(up > 40_000, "timeout-up {up} ms");
+    let run_text = read("run");
+    assert!(
+        run_text.starts_with("#!/command/with-contenv sh\n"),
+        "{run_text}"
+    );
+    assert!(run_text.contains("reconcile --runtime"), "{run_text}");
+    assert!(run_text.contains(&format!("echo >&{fd}")), "{run_text}");
+    assert!(run_text.contains("exec s6-pause"), "{run_text}");
+    for script in ["run", "finish"] {
+        let m = fs::metadata(def.join(script)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o755, "{script}");
+        let out = run(Command::new("sh").arg("-n").arg(def.join(script)));
+        assert!(out.status.success(), "sh -n {script}: {}", describe(&out));
+    }
+    for empty in [
+        def.join("dependencies.d/s6-reconcile"),
+        repo().join("packaging/user-bundles.d/user/contents.d/s6-reconcile-runtime"),
+    ] {
+        let m = fs::metadata(&empty).unwrap_or_else(|e| panic!("{}: {e}", empty.display()));
+        assert!(m.is_file() && m.len() == 0, "{}", empty.display());
+    }
+    let files: Vec<_> = walkdir::WalkDir::new(&def)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(&def)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let mut files = files;
+    files.sort();
+    let mut want: Vec<String> = RUNTIME_FILES.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(files, want);
+}
+
 #[test]
 fn s6_rc_oneshot_definition_is_well_formed() {
     let def = repo().join("packaging/s6-rc.d/s6-reconcile");
@@ -714,10 +828,12 @@ fn s6_rc_oneshot_definition_is_well_formed() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
+    let mut entries = entries;
+    entries.sort();
     assert_eq!(
         entries,
-        ["s6-reconcile"],
-        "packaging/s6-rc.d holds the oneshot only"
+        ["s6-reconcile", "s6-reconcile-runtime"],
+        "packaging/s6-rc.d holds the oneshot and the runtime longrun only"
     );
     for empty in [
         def.join("dependencies.d/base"),

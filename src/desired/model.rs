@@ -30,11 +30,20 @@ impl Perms {
 pub struct Desired {
     pub config: Config,
     pub account: Account,
+    /// A runtime pass (`reconcile --runtime`, docs/runtime.md): the
+    /// profiles phase only, with no stale-file removal, no boot log, no
+    /// legacy migration, existing slots' `down` left as they are, and
+    /// every slot whose profile is gone retired whatever `prune` says.
+    pub runtime: bool,
 }
 
 impl Desired {
     pub fn new(config: Config, account: Account) -> Desired {
-        Desired { config, account }
+        Desired {
+            config,
+            account,
+            runtime: false,
+        }
     }
 
     pub fn policy(&self) -> Policy {

@@ -15,6 +15,8 @@ use super::errno_io;
 /// sender's ids with the target's real and saved uid) nor trace this
 /// process; it is made not dumpable, so its `/proc` entries stay root's.
 pub fn act_as(uid: u32, gid: u32) -> io::Result<()> {
+    let groups = nix::unistd::getgroups().map_err(errno_io)?;
+    let _ = ROOT_GROUPS.set(groups);
     let g = Gid::from_raw(gid);
     let u = Uid::from_raw(uid);
     nix::sys::prctl::set_dumpable(false).map_err(errno_io)?;
@@ -24,6 +26,24 @@ pub fn act_as(uid: u32, gid: u32) -> io::Result<()> {
     // The kernel resets the dumpable flag on a change of ids (to
     // fs.suid_dumpable, which may be 1 or 2): set it again.
     nix::sys::prctl::set_dumpable(false).map_err(errno_io)?;
+    Ok(())
+}
+
+/// Root's supplementary groups before [`act_as`], for [`stop_acting`].
+static ROOT_GROUPS: std::sync::OnceLock<Vec<Gid>> = std::sync::OnceLock::new();
+
+/// Return to the real ids after [`act_as`] (a no-op when not acting): for
+/// what a run does after its profiles phase with root's rights and none of
+/// the user's input (recording its report in root's `/run`).
+pub fn stop_acting() -> io::Result<()> {
+    if acting_as().is_none() {
+        return Ok(());
+    }
+    nix::unistd::seteuid(nix::unistd::getuid()).map_err(errno_io)?;
+    nix::unistd::setegid(nix::unistd::getgid()).map_err(errno_io)?;
+    if let Some(groups) = ROOT_GROUPS.get() {
+        nix::unistd::setgroups(groups).map_err(errno_io)?;
+    }
     Ok(())
 }
 

@@ -29,7 +29,9 @@ use nix::errno::Errno;
 pub use base::{
     Base, BaseError, SYSTEM_DIRS, controlled_by, is_system_dir, may_write, resolve_base,
 };
-pub use creds::{act_as, acting_as, as_user, clear_umask, egid, euid, uid, with_effective_ids};
+pub use creds::{
+    act_as, acting_as, as_user, clear_umask, egid, euid, stop_acting, uid, with_effective_ids,
+};
 pub use dir::{Dir, DirEntry};
 pub use error::{Os, Refusal, refusal};
 pub use meta::{Kind, Meta};

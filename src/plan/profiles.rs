@@ -64,7 +64,9 @@ impl Planner<'_> {
             uid,
             gid,
         });
-        // The slots kept, for pruning the others (only then).
+        // The slots kept, for pruning the others (only then). A runtime
+        // pass is asked for after a profile was deleted: it always prunes.
+        let prune = cfg.prune || d.runtime;
         let mut wanted = std::collections::BTreeSet::new();
         self.plan.slots.reserve(o.profiles.len());
         self.plan.changes.reserve(o.profiles.len());
@@ -80,13 +82,13 @@ impl Planner<'_> {
                 &[]
             };
             let report = self.profile(p, slots, &recipe, &app, folded);
-            if let Some(s) = report.slot.as_ref().filter(|_| cfg.prune) {
+            if let Some(s) = report.slot.as_ref().filter(|_| prune) {
                 wanted.insert(s.clone());
             }
             self.plan.slots.push(report);
         }
         let Some(slots) = slots else { return };
-        if cfg.prune {
+        if prune {
             for (name, s) in &slots.entries {
                 if name.starts_with(&cfg.slot_prefix) && !wanted.contains(name) {
                     self.removal(Phase::Profiles, &s.node);
@@ -161,7 +163,8 @@ impl Planner<'_> {
             ));
         }
         let is_default = p.source == ProfileSource::Default;
-        let prior_state = if is_default && app.migrate_default {
+        // A runtime pass never migrates: the legacy state is the boot's.
+        let prior_state = if is_default && app.migrate_default && !d.runtime {
             self.seed_state(p, (uid, gid));
             Some("running".to_string())
         } else {
@@ -175,7 +178,10 @@ impl Planner<'_> {
             p.start.unwrap_or(StartPolicy::Auto),
             !folded.is_empty(),
         );
-        self.stale_files(p);
+        // At runtime the gateways run: their pid files are not stale.
+        if !d.runtime {
+            self.stale_files(p);
+        }
         let slot_name = names::slot_name(&cfg.slot_prefix, &p.name);
         let owner = match d.policy() {
             Policy::Compat => (uid, gid),
@@ -338,6 +344,9 @@ impl Planner<'_> {
             }
             Some(obs) => match slot_diff::compare(build.owner, &build.entries(), obs) {
                 SlotDiff::Same => return Ok(()),
+                // At runtime the user starts and stops the slots: a `down`
+                // differing from the boot's decision is theirs to keep.
+                SlotDiff::Down { .. } if self.d.runtime => return Ok(()),
                 SlotDiff::Different(why) => (Op::Replace(Box::new(build)), obs.node.meta, why),
                 SlotDiff::Down { want: true } => (
                     Op::Create {

@@ -151,7 +151,8 @@ pub fn plan_steps(d: &Desired, plan: &mut Plan, home_present: bool) {
         plan.effects.push(Effect::Rescan { control, planned });
     }
     // Nothing to log when no profile was considered (a dashboard container).
-    if home_present && !plan.slots.is_empty() {
+    // A runtime pass writes no boot log (docs/runtime.md).
+    if home_present && !plan.slots.is_empty() && !d.runtime {
         let cfg = &d.config.boot_log;
         plan.effects.push(Effect::BootLog {
             path: d.config.profiles.home.0.join(&cfg.path.0),

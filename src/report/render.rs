@@ -52,6 +52,22 @@ pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Re
     writeln!(out)
 }
 
+/// The JSON report as recorded in `/run/s6-reconcile/` (docs/runtime.md):
+/// the same object as `--format json` prints, plus `"exit"` (the run's
+/// exit code) and, for a runtime pass, `"sequence"`, as last keys.
+pub fn json_recorded(mode: Mode, r: &Report, sequence: Option<u64>, exit: i32, out: &mut Vec<u8>) {
+    let envelope = super::json::Envelope::new(mode, r, false);
+    let mut value = serde_json::to_value(&envelope).expect("the report serializes");
+    if let Some(map) = value.as_object_mut() {
+        if let Some(n) = sequence {
+            map.insert("sequence".into(), n.into());
+        }
+        map.insert("exit".into(), exit.into());
+    }
+    serde_json::to_writer_pretty(&mut *out, &value).expect("writing to memory");
+    out.push(b'\n');
+}
+
 /// How much of the human report an apply prints on stdout (`S6_VERBOSITY`
 /// when no `-v`/`-q` is given). `--plan` and `--check` always print the
 /// whole plan: it is what they were asked for.

@@ -134,7 +134,7 @@ pub(super) fn apply_all(
     desired: &Desired,
     root: &Dir,
     report: &mut Report,
-) -> Result<(), Fatal> {
+) -> Result<Option<lock::ApplyLock>, Fatal> {
     let root_phases: Vec<Phase> = settings
         .phases
         .iter()
@@ -143,18 +143,19 @@ pub(super) fn apply_all(
         .collect();
     let with_profiles = settings.phases.contains(&Phase::Profiles);
 
-    // Held to the end of the apply (through the privilege drop and
-    // the boot log), so no other apply observes a half-applied tree.
+    // Held to the end of the apply (through the privilege drop, the boot
+    // log and the recorded report: the caller keeps it), so no other apply
+    // observes a half-applied tree.
     let acct = &desired.account;
-    let lock = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+    let held = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
         log::warn!(
             "another apply holds {}; waiting up to {} s for it to finish",
             path.display(),
             settings.lock_wait.as_secs()
         )
     })?;
-    if let Some(held) = &lock {
-        log::debug!("holding the apply lock {}", held.path.display());
+    if let Some(lock) = &held {
+        log::debug!("holding the apply lock {}", lock.path.display());
     }
     fs::clear_umask();
     // Observed once; each part of the apply plans from it, and what
@@ -173,5 +174,5 @@ pub(super) fn apply_all(
         observed.phases = vec![Phase::Profiles];
         apply_profiles(desired, root, &observed, report);
     }
-    Ok(())
+    Ok(held)
 }

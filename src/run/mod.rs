@@ -164,8 +164,43 @@ fn inputs(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<I
     Ok((tree, config, account))
 }
 
-/// Run once; returns the exit code.
+/// Run once; returns the exit code. A runtime pass stopped before anything
+/// could be done still records its report (the error in `errors`), so its
+/// caller finds why in `last.json`. (A refused boot apply changes nothing,
+/// not even `boot.json`: its error is on stderr and fails the boot.)
 pub fn run(
+    settings: &Settings,
+    env: &dyn Fn(&str) -> Option<String>,
+    out: &mut dyn Write,
+) -> Result<Ran, Fatal> {
+    let ran = run_once(settings, env, out);
+    // Not after a lock timeout: the apply holding the lock records its own
+    // report, and the sequence is only ever counted under the lock.
+    if let Err(e) = &ran
+        && !matches!(e, Fatal::Lock(_))
+        && settings.runtime
+        && settings.mode == Mode::Apply
+        && settings.tree.is_none()
+        && let Ok(root) = Dir::open_path(&settings.root)
+    {
+        let mut report = Report {
+            errors: vec![e.failure()],
+            ..Report::default()
+        };
+        // The account may be what failed: only root's own checks of
+        // /run and the record directory apply.
+        record(settings, &root, NOBODY, Some(e.exit_code()), &mut report);
+        for f in &report.errors[1..] {
+            log::warn!("{}: {}", f.path.display(), f.error);
+        }
+    }
+    ran
+}
+
+/// Ids no file belongs to, for [`record`] when the account is unknown.
+const NOBODY: (u32, u32) = (u32::MAX - 1, u32::MAX - 1);
+
+fn run_once(
     settings: &Settings,
     env: &dyn Fn(&str) -> Option<String>,
     out: &mut dyn Write,
@@ -186,7 +221,8 @@ pub fn run(
             code_if_unwritten: EXIT_FATAL,
         });
     }
-    let desired = Desired::new(config, account);
+    let mut desired = Desired::new(config, account);
+    desired.runtime = settings.runtime;
     let mut report = Report::default();
     if let Some(d) = &tree {
         // Validated: --tree goes with --plan or --check only.
@@ -196,6 +232,7 @@ pub fn run(
         // Planned as root would plan it on the materialized tree.
         warn_unwritable_volume(&desired, &observed, true, &mut report);
         plan_only(&desired, &observed, &mut report);
+        add_profile_lines(settings, &mut report);
         return finish(settings, report, out);
     }
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
@@ -209,9 +246,65 @@ pub fn run(
             warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             plan_only(&desired, &observed, &mut report);
         }
-        Mode::Apply => applying::apply_all(settings, &desired, &root, &mut report)?,
+        Mode::Apply => {
+            // The lock is held until the report is recorded.
+            let _held = applying::apply_all(settings, &desired, &root, &mut report)?;
+            add_profile_lines(settings, &mut report);
+            let acct = &desired.account;
+            record(settings, &root, (acct.uid, acct.gid), None, &mut report);
+            return finish(settings, report, out);
+        }
     }
+    add_profile_lines(settings, &mut report);
     finish(settings, report, out)
+}
+
+/// Record an apply's JSON report (docs/runtime.md "Files"): a runtime
+/// pass's in `last.json` with its sequence number, any other apply's in
+/// `boot.json`. Only root records (the directory is root's); a failure to
+/// record is an error of the run, so the caller who waits for the file
+/// learns it from the exit code.
+/// `code`: the exit code when the run stopped before its report.
+fn record(
+    settings: &Settings,
+    root: &Dir,
+    user: (u32, u32),
+    code: Option<i32>,
+    report: &mut Report,
+) {
+    use crate::apply::record::{self, Records};
+    if fs::uid() != 0 {
+        log::info!("not root: the report is not recorded in /run/s6-reconcile");
+        return;
+    }
+    let result = fs::stop_acting()
+        .map_err(|err| record::RecordError::Io {
+            path: std::path::Path::new("/run").join(record::DIR_NAME),
+            err,
+        })
+        .and_then(|()| Records::open(root, user))
+        .and_then(|records| {
+            let Some(records) = records else {
+                log::info!("no /run under the root: the report is not recorded");
+                return Ok(());
+            };
+            let (name, sequence) = if settings.runtime {
+                (record::LAST, Some(records.next_sequence()?))
+            } else {
+                (record::BOOT, None)
+            };
+            let code = code.unwrap_or_else(|| exit_code(settings.mode, report));
+            let mut json = Vec::new();
+            render::json_recorded(settings.mode, report, sequence, code, &mut json);
+            records.write(name, &json)
+        });
+    if let Err(e) = result {
+        report.errors.push(Failure {
+            op: "record".into(),
+            path: e.path().to_path_buf(),
+            error: e.to_string().into(),
+        });
+    }
 }
 
 /// The plan of `--plan`/`--check` into the report: nothing is done.
@@ -225,8 +318,8 @@ fn plan_only(desired: &Desired, observed: &Observed, report: &mut Report) {
     report.add_plan(plan, changes, Vec::new());
 }
 
-/// Render the report and decide the exit code.
-fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Result<Ran, Fatal> {
+/// The per-profile lines of a run of the profiles phase.
+fn add_profile_lines(settings: &Settings, report: &mut Report) {
     if settings.phases.contains(&Phase::Profiles) {
         let per_slot = report
             .slots
@@ -234,7 +327,10 @@ fn finish(settings: &Settings, mut report: Report, out: &mut dyn Write) -> Resul
             .map(|s| bootlog::stdout_line(&s.profile, s.prior_state.as_deref(), s.action));
         report.lines.extend(per_slot);
     }
+}
 
+/// Render the report and decide the exit code.
+fn finish(settings: &Settings, report: Report, out: &mut dyn Write) -> Result<Ran, Fatal> {
     let output = match settings.format {
         Format::Human => render::human(settings.mode, &report, settings.style, out),
         Format::Json => render::json(settings.mode, &report, settings.style, out),

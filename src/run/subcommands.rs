@@ -78,6 +78,7 @@ fn run_snapshot(
         lock_wait: std::time::Duration::ZERO,
         style: Default::default(),
         print_config: false,
+        runtime: false,
     };
     let cfg = match crate::desired::config::file::load_config(
         &settings.root,

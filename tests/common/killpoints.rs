@@ -82,6 +82,8 @@ pub const WATCHED: &[(&str, libc::c_long, &[usize])] = &[
     ("fchmodat", libc::SYS_fchmodat, &[1]),
     ("fchownat", libc::SYS_fchownat, &[1]),
     ("renameat2", libc::SYS_renameat2, &[1, 3]),
+    // Replacing a recorded report (docs/runtime.md "Files").
+    ("renameat", libc::SYS_renameat, &[1, 3]),
     ("unlinkat", libc::SYS_unlinkat, &[1]),
 ];
 

@@ -489,3 +489,28 @@ mount -t tmpfs -o mode=755 tmpfs "$R/run"
 mount --bind "$R/../results" "$R/results"
 exec chroot "$R" "$@"
 "#;
+
+/// s6-overlay's own `s6-portable-utils` commands (`s6-pause`, which the
+/// runtime longrun execs and Debian's `s6` lacks), unpacked from the
+/// release tarball under `into`: the directory holding them.
+pub fn portable_utils(into: &Path) -> PathBuf {
+    let arch = dist().join(TARBALLS[1]);
+    sh_ok(
+        Command::new("tar")
+            .arg("-xJf")
+            .arg(&arch)
+            .arg("-C")
+            .arg(into)
+            .args([
+                "--wildcards",
+                "./package/admin/s6-portable-utils-*/command/*",
+            ]),
+    );
+    let admin = into.join("package/admin");
+    let dir = fs::read_dir(&admin)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("s6-portable-utils-"))
+        .expect("s6-portable-utils in the tarball");
+    dir.join("command")
+}
