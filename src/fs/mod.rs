@@ -46,3 +46,20 @@ pub fn os_error(e: &io::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// Whether an OS error is a fault of the system rather than of what is on
+/// disk: a failing device, a read-only mount, the process's or the
+/// kernel's resources. No file's owner can cause one.
+pub fn system_fault(code: i32) -> bool {
+    matches!(
+        Errno::from_raw(code),
+        Errno::EIO
+            | Errno::EROFS
+            | Errno::ENOMEM
+            | Errno::EMFILE
+            | Errno::ENFILE
+            | Errno::ENOSYS
+            | Errno::EFAULT
+            | Errno::EBADF
+    )
+}

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{Fatal, observe, warn_unwritable_volume};
+use super::{Fatal, observe, volume_owners_doing, warn_unwritable_volume};
 use crate::apply::effects;
 use crate::apply::lock;
 use crate::apply::{self, Anchors, Applied, retire};
@@ -170,5 +170,6 @@ pub(super) fn apply_all(
         observed.phases = vec![Phase::Profiles];
         apply_profiles(desired, root, &observed, report);
     }
+    volume_owners_doing(desired, &observed, report);
     Ok(())
 }

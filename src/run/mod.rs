@@ -196,6 +196,7 @@ pub fn run(
         // Planned as root would plan it on the materialized tree.
         warn_unwritable_volume(&desired, &observed, true, &mut report);
         plan_only(&desired, &observed, &mut report);
+        volume_owners_doing(&desired, &observed, &mut report);
         return finish(settings, report, out);
     }
     let root = Dir::open_path(&settings.root).map_err(|err| Fatal::Root {
@@ -208,6 +209,7 @@ pub fn run(
             let observed = observe(settings, &desired, &root);
             warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             plan_only(&desired, &observed, &mut report);
+            volume_owners_doing(&desired, &observed, &mut report);
         }
         Mode::Apply => applying::apply_all(settings, &desired, &root, &mut report)?,
     }
@@ -280,6 +282,37 @@ fn warn_unwritable_volume(
         writer.0,
         writer.1
     ));
+}
+
+/// What the volume's owner alone could have caused in their own volume
+/// (a planted boot log, a mode they set, a stale runtime file they keep)
+/// is a warning naming the file and the reason, not a failed boot
+/// (README "Exit codes"): failures strictly below a home the user owns,
+/// whose cause an owner can produce. The home itself not opened, a home
+/// that is not the user's, a failing disk or a read-only mount still
+/// count, as does anything outside the volume.
+fn volume_owners_doing(desired: &Desired, observed: &Observed, report: &mut Report) {
+    let Some(home) = observed.profiles.as_ref().and_then(|p| p.home.present()) else {
+        return;
+    };
+    if home.meta.uid != desired.account.uid {
+        return;
+    }
+    let base = &desired.config.profiles.home.0;
+    let (theirs, count): (Vec<Failure>, Vec<Failure>) = std::mem::take(&mut report.errors)
+        .into_iter()
+        .partition(|e| e.path != *base && e.path.starts_with(base) && e.error.owner_can_cause());
+    report.errors = count;
+    for e in theirs {
+        report.warnings.push(format!(
+            "unable to {} {}: {}; in uid {}'s volume {}: left to its owner, the boot goes on",
+            e.op,
+            e.path.display(),
+            e.error,
+            desired.account.uid,
+            base.display()
+        ));
+    }
 }
 
 /// Observe the tree once, for every selected phase.
