@@ -18,7 +18,6 @@ use common::roots::root_with;
 use common::timed::{self, Out};
 
 const USER: u32 = 10000;
-const LOG: &str = "opt/data/logs/container-boot.log";
 
 fn run(root: &Path) -> Out {
     timed::run(common::run::reconcile_cmd::<&str>(root, &[], &[]), None)

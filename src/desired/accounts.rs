@@ -14,6 +14,20 @@ pub struct Account {
     pub gid: u32,
     /// The name as configured, or the number as text; used in slot scripts.
     pub user_name: String,
+    /// The other groups the user is in (`<root>/etc/group`'s member
+    /// lists, by the user's name): a directory of any of them is theirs.
+    pub groups: Vec<u32>,
+}
+
+impl Account {
+    /// The ids a directory is judged against (the user's control of it).
+    pub fn ids(&self) -> crate::fs::Ids {
+        crate::fs::Ids {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        }
+    }
 }
 
 /// Why the configured user or group could not be resolved (exit 100).
@@ -113,8 +127,41 @@ fn lookup(
     Ok(None)
 }
 
+/// The most supplementary groups counted (the kernel's `NGROUPS_MAX`).
+pub const MAX_GROUPS: usize = 65536;
+
+/// The groups whose member list (the fourth field of a group line) names
+/// `user`, in file order, without repeats, at most [`MAX_GROUPS`]. A line
+/// that is not `name:password:gid:members` with a gid in range is skipped:
+/// it makes no one a member.
+pub fn user_groups(group_db: &[u8], user: &str) -> Vec<u32> {
+    let text = String::from_utf8_lossy(group_db);
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines() {
+        let mut f = line.split(':');
+        let (Some(_), Some(_), Some(gid), Some(members), None) =
+            (f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Ok(gid) = gid.parse::<u32>() else {
+            continue;
+        };
+        if gid > MAX_ID || !members.split(',').any(|m| m == user) || !seen.insert(gid) {
+            continue;
+        }
+        out.push(gid);
+        if out.len() == MAX_GROUPS {
+            break;
+        }
+    }
+    out
+}
+
 /// Resolve the configured user and group under `root`, reading passwd and
-/// group only when a name needs them. A missing group means the user's
+/// group only when a name needs them (a user's name: their other groups;
+/// a missing group file: none). A missing group means the user's
 /// primary group (the same number for a numeric user).
 pub fn resolve(
     root: &Path,
@@ -125,8 +172,15 @@ pub fn resolve(
         Principal::Name(_) => read(root, PASSWD)?,
         Principal::Id(_) => Vec::new(),
     };
-    let groups = match group {
-        Some(Principal::Name(_)) => read(root, GROUP)?,
+    let groups = match (user, group) {
+        (_, Some(Principal::Name(_))) => read(root, GROUP)?,
+        (Principal::Name(_), _)
+            if std::fs::symlink_metadata(root.join(GROUP.trim_start_matches('/')))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+        {
+            Vec::new()
+        }
+        (Principal::Name(_), _) => read(root, GROUP)?,
         _ => Vec::new(),
     };
     resolve_from(&passwd, &groups, user, group)
@@ -171,10 +225,15 @@ pub fn resolve_from(
             }
         }
     };
+    let groups = match user {
+        Principal::Name(name) => user_groups(group_db, name),
+        Principal::Id(_) => Vec::new(),
+    };
     Ok(Account {
         uid,
         gid,
         user_name,
+        groups,
     })
 }
 
@@ -192,6 +251,45 @@ mod tests {
         .unwrap();
         std::fs::write(t.path().join("etc/group"), "root:x:0:\nops:x:2000:hermes\n").unwrap();
         t
+    }
+
+    #[test]
+    fn the_users_other_groups_come_from_the_member_lists() {
+        let t = root();
+        let a = resolve(t.path(), &Principal::Name("hermes".into()), None).unwrap();
+        assert_eq!(a.groups, vec![2000]);
+        assert_eq!(a.ids().groups, vec![2000]);
+        // A number names no member: no other group.
+        let a = resolve(t.path(), &Principal::Id(10000), None).unwrap();
+        assert!(a.groups.is_empty());
+        // No group file: no other group, not an error.
+        std::fs::remove_file(t.path().join("etc/group")).unwrap();
+        let a = resolve(t.path(), &Principal::Name("hermes".into()), None).unwrap();
+        assert!(a.groups.is_empty());
+    }
+
+    #[test]
+    fn user_groups_skips_malformed_lines_and_repeats() {
+        let db = b"ok:x:2000:a,hermes,b\n\
+                   short:x:2001\n\
+                   extra:x:2002:hermes:more\n\
+                   nonum:x:zz:hermes\n\
+                   nochange:x:4294967295:hermes\n\
+                   prefix:x:2003:hermes2,xhermes\n\
+                   again:x:2000:hermes\n\
+                   last:x:2004:hermes\n\
+                   \xff\xfe:x:2005:hermes";
+        assert_eq!(user_groups(db, "hermes"), vec![2000, 2004, 2005]);
+        assert!(user_groups(b"", "hermes").is_empty());
+    }
+
+    #[test]
+    fn user_groups_is_bounded() {
+        let mut db = String::new();
+        for g in 0..MAX_GROUPS + 10 {
+            db.push_str(&format!("g{g}:x:{g}:hermes\n"));
+        }
+        assert_eq!(user_groups(db.as_bytes(), "hermes").len(), MAX_GROUPS);
     }
 
     #[test]

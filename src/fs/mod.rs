@@ -27,9 +27,11 @@ use std::io;
 use nix::errno::Errno;
 
 pub use base::{
-    Base, BaseError, SYSTEM_DIRS, controlled_by, is_system_dir, may_write, resolve_base,
+    Base, BaseError, Ids, SYSTEM_DIRS, controlled_by, is_system_dir, may_write, resolve_base,
 };
-pub use creds::{act_as, acting_as, as_user, clear_umask, egid, euid, uid, with_effective_ids};
+pub use creds::{
+    act_as, acting_as, as_user, clear_umask, current_ids, egid, euid, uid, with_effective_ids,
+};
 pub use dir::{Dir, DirEntry};
 pub use error::{Os, Refusal, refusal};
 pub use meta::{Kind, Meta};

@@ -160,14 +160,14 @@ pub struct Disk<'a> {
     pub root: &'a Dir,
     /// The unprivileged user's ids: a symlink in a directory they can write
     /// is not followed while opening a base.
-    pub untrusted: (u32, u32),
+    pub untrusted: fs::Ids,
 }
 
 impl Source for Disk<'_> {
     type Dir = Dir;
 
     fn open_base(&self, path: &Path) -> Result<OpenBase<Dir>, BaseError> {
-        let b = fs::resolve_base(self.root, path, self.untrusted)?;
+        let b = fs::resolve_base(self.root, path, &self.untrusted)?;
         Ok(OpenBase {
             dir: b.dir,
             meta: b.meta,

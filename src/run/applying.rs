@@ -35,7 +35,7 @@ impl Anchors for OpenBases<'_> {
         };
         if slot.is_none() {
             let acct = &self.desired.account;
-            let base = fs::resolve_base(self.root, path, (acct.uid, acct.gid))
+            let base = fs::resolve_base(self.root, path, &acct.ids())
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             *slot = Some(base.dir);
         }
@@ -146,7 +146,7 @@ pub(super) fn apply_all(
     // Held to the end of the apply (through the privilege drop and
     // the boot log), so no other apply observes a half-applied tree.
     let acct = &desired.account;
-    let _lock = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+    let _lock = lock::acquire(root, &acct.ids(), settings.lock_wait, |path| {
         log::warn!(
             "another apply holds {}; waiting up to {} s for it to finish",
             path.display(),

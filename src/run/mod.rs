@@ -191,7 +191,7 @@ pub fn run(
     if let Some(d) = &tree {
         // Validated: --tree goes with --plan or --check only.
         let acct = &desired.account;
-        let src = crate::tree::source::TreeSource::new(d, (acct.uid, acct.gid));
+        let src = crate::tree::source::TreeSource::new(d, acct.ids());
         let observed = observe_from(&src, settings, &desired);
         // Planned as root would plan it on the materialized tree.
         warn_unwritable_volume(&desired, &observed, true, &mut report);
@@ -264,12 +264,14 @@ fn warn_unwritable_volume(
         return;
     };
     let acct = &desired.account;
+    // As root the log is written with the user's uid and primary gid
+    // only (the supplementary groups are dropped, README "Safety").
     let writer = if as_root {
-        (acct.uid, acct.gid)
+        fs::Ids::new(acct.uid, acct.gid)
     } else {
-        (fs::euid(), fs::egid())
+        fs::current_ids()
     };
-    if writer.0 == 0 || fs::may_write(&home.meta, writer) {
+    if writer.uid == 0 || fs::may_write(&home.meta, &writer) {
         return;
     }
     report.warnings.push(format!(
@@ -279,8 +281,8 @@ fn warn_unwritable_volume(
         home.meta.uid,
         home.meta.gid,
         home.meta.mode,
-        writer.0,
-        writer.1
+        writer.uid,
+        writer.gid
     ));
 }
 
@@ -320,7 +322,7 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
     let acct = &desired.account;
     let src = Disk {
         root,
-        untrusted: (acct.uid, acct.gid),
+        untrusted: acct.ids(),
     };
     observe_from(&src, settings, desired)
 }
