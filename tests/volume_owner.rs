@@ -1,5 +1,5 @@
 //! What only the volume's owner can break does not fail a boot (README
-//! "Exit codes", docs/security.md "What the volume's owner can break"):
+//! "What the volume's owner can break"):
 //! each case plants, as uid 10000 in its own volume, one thing that makes a
 //! write there fail (the boot log, its rotation, `logs`, the home's or
 //! `profiles`' mode, a stale runtime file it cannot remove). The apply
