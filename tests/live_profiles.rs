@@ -965,12 +965,13 @@ fn a_boot_log_planted_as_a_symlink_is_not_followed() {
     chown_tree(&logs, USER_UID, USER_GID);
 
     let run = reconcile(s.root(), &[] as &[&str]);
-    // One failing item: reported with its path and why, in the words the
-    // rest of the tool uses, exit 1, and every other item still done.
-    assert_eq!(run.code, Some(1), "{run}");
+    // The user's own plant in their own volume: a warning with its path
+    // and why, in the words the rest of the tool uses, exit 0 (docs/security.md,
+    // "What the volume's owner can break"), and every other item done.
+    assert_eq!(run.code, Some(0), "{run}");
     assert!(
         run.stdout.contains(
-            "error: unable to append to /opt/data/logs/container-boot.log: \
+            "warning: unable to append to /opt/data/logs/container-boot.log: \
              is a symlink; not followed"
         ),
         "{run}"

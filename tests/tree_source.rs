@@ -146,9 +146,9 @@ fn a_description_answers_as_the_disk_does() {
     let user = (10000, 10000);
     let disk = Disk {
         root: &root,
-        untrusted: user,
+        untrusted: user.into(),
     };
-    let desc = TreeSource::new(&d, user);
+    let desc = TreeSource::new(&d, user.into());
 
     let (rd, rt) = (
         disk.open_base(Path::new("/")).unwrap(),

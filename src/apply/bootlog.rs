@@ -129,14 +129,25 @@ pub fn append(
             "boot log path has no file name",
         ));
     };
+    let said = |text: String| std::io::Error::from(Carried(Cause::Text(text)));
     let mut dir = home.try_clone()?;
     for c in parent.iter() {
         dir = match dir.open_dir(c) {
             Err(e) if crate::fs::Os::NotFound.is(&e) => dir.mkdir(c, 0o755)?,
+            // `logs` planted as a file: say what it is.
+            Err(e) if crate::fs::Os::NotADir.is(&e) => match dir.stat_opt(c) {
+                Ok(Some(m)) => {
+                    return Err(said(format!(
+                        "{} is a {}, not a directory",
+                        c.to_string_lossy(),
+                        m.kind.describe()
+                    )));
+                }
+                _ => return Err(e),
+            },
             other => other?,
         };
     }
-    let said = |text: String| std::io::Error::from(Carried(Cause::Text(text)));
     match dir.stat_opt(name)? {
         Some(m) if m.kind == Kind::Symlink => {
             return Err(said("is a symlink; not followed".into()));

@@ -47,15 +47,27 @@ pub fn run(
                 // policy), write with the user's effective ids so the log
                 // stays theirs.
                 let writer = if fs::euid() == 0 { ids.0 } else { fs::euid() };
-                let r = anchors.anchor(Anchor::Home).and_then(|home| {
-                    let lines = boot_log_lines(slots);
-                    let append = || bootlog::append(home, rel, &lines, *rotate_bytes);
-                    if fs::euid() == 0 {
-                        fs::with_effective_ids(ids.0, ids.1, append)
-                    } else {
-                        append()
+                // The home not opened is not the log's failure: it is
+                // said at the home (README "Exit codes").
+                let home = match anchors.anchor(Anchor::Home) {
+                    Ok(home) => home,
+                    Err(err) => {
+                        let depth = rel.components().count();
+                        out.errors.push(Failure {
+                            op: "open".into(),
+                            path: path.ancestors().nth(depth).unwrap_or(path).to_path_buf(),
+                            error: (&err).into(),
+                        });
+                        continue;
                     }
-                });
+                };
+                let lines = boot_log_lines(slots);
+                let append = || bootlog::append(home, rel, &lines, *rotate_bytes);
+                let r = if fs::euid() == 0 {
+                    fs::with_effective_ids(ids.0, ids.1, append)
+                } else {
+                    append()
+                };
                 match r {
                     Ok(()) => out.done.push(EffectReport {
                         op: e.verb(),

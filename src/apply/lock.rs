@@ -74,7 +74,7 @@ pub struct ApplyLock {
 /// root and not permitted to lock; the run goes on without it.
 pub fn acquire(
     root: &Dir,
-    user: (u32, u32),
+    user: &fs::Ids,
     wait: Duration,
     on_wait: impl FnOnce(&Path),
 ) -> Result<Option<ApplyLock>, LockError> {
@@ -91,8 +91,12 @@ pub fn acquire(
             return Err(LockError::UntrustedDir {
                 path,
                 dir: shown_dir,
-                uid: user.0,
-                gid: user.1,
+                uid: user.uid,
+                gid: if user.in_group(m.gid) {
+                    m.gid
+                } else {
+                    user.gid
+                },
             });
         }
     }
@@ -143,7 +147,7 @@ pub fn acquire(
 
 /// `/run` under the root, or the root itself when there is none; with the
 /// container path it is shown as.
-fn lock_dir(root: &Dir, user: (u32, u32)) -> Result<(Dir, PathBuf), LockError> {
+fn lock_dir(root: &Dir, user: &fs::Ids) -> Result<(Dir, PathBuf), LockError> {
     let run = Path::new("/run");
     match fs::resolve_base(root, run, user) {
         Ok(base) => Ok((base.dir, base.resolved)),
@@ -222,7 +226,7 @@ mod tests {
         std::fs::set_permissions(t.path().join("run"), std::fs::Permissions::from_mode(0o755))
             .unwrap();
         let root = Dir::open_path(t.path()).unwrap();
-        let user = (10000, 10000);
+        let user = &fs::Ids::new(10000, 10000);
         let first = acquire(&root, user, Duration::ZERO, |_| panic!("no wait"))
             .unwrap()
             .expect("locked");

@@ -55,9 +55,9 @@ pub struct Records {
 impl Records {
     /// Open (creating it if missing) `/run/s6-reconcile` under `root`:
     /// root's, not writable by group or others. `user` is the
-    /// unprivileged (uid, gid), who must not control `/run`. `None`: the
+    /// unprivileged user (with their groups), who must not control `/run`. `None`: the
     /// root has no `/run` (a copy of a root, a fixture): nothing recorded.
-    pub fn open(root: &Dir, user: (u32, u32)) -> Result<Option<Records>, RecordError> {
+    pub fn open(root: &Dir, user: &fs::Ids) -> Result<Option<Records>, RecordError> {
         let run = match fs::resolve_base(root, Path::new("/run"), user) {
             Ok(run) => run,
             Err(fs::BaseError::Missing) => return Ok(None),
@@ -155,7 +155,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("run")).unwrap();
         let root = Dir::open_path(t.path()).unwrap();
-        let r = Records::open(&root, (10000, 10000)).unwrap().unwrap();
+        let r = Records::open(&root, &fs::Ids::new(10000, 10000))
+            .unwrap()
+            .unwrap();
         assert_eq!(r.next_sequence().unwrap(), 1);
         assert_eq!(r.next_sequence().unwrap(), 2);
         r.write(LAST, b"{}\n").unwrap();

@@ -109,9 +109,14 @@ fn audit(
         servicedirs: &config.static_.servicedirs.0,
         scandir: &config.scandir.path.0,
     };
+    let ids = crate::fs::Ids {
+        uid: who.uid,
+        gid: who.gid,
+        groups: who.gids.clone(),
+    };
     match &tree {
         Some(d) => {
-            let src = crate::tree::source::TreeSource::new(d, (who.uid, who.gid));
+            let src = crate::tree::source::TreeSource::new(d, ids);
             live::audit(&src, &who, &bases, &mut a);
             definitions::from_description(d, &who, &mut a);
         }
@@ -122,7 +127,7 @@ fn audit(
             })?;
             let src = crate::observe::Disk {
                 root: &root,
-                untrusted: (who.uid, who.gid),
+                untrusted: ids,
             };
             live::audit(&src, &who, &bases, &mut a);
             definitions::from_disk(&args.root, &who, &mut a);

@@ -14,6 +14,20 @@ pub struct Account {
     pub gid: u32,
     /// The name as configured, or the number as text; used in slot scripts.
     pub user_name: String,
+    /// The other groups the user is in (`<root>/etc/group`'s member
+    /// lists, by the user's name): a directory of any of them is theirs.
+    pub groups: Vec<u32>,
+}
+
+impl Account {
+    /// The ids a directory is judged against (the user's control of it).
+    pub fn ids(&self) -> crate::fs::Ids {
+        crate::fs::Ids {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        }
+    }
 }
 
 /// Why the configured user or group could not be resolved (exit 100).
@@ -114,7 +128,8 @@ fn lookup(
 }
 
 /// Resolve the configured user and group under `root`, reading passwd and
-/// group only when a name needs them. A missing group means the user's
+/// group only when a name needs them (a user's name: their other groups;
+/// a missing group file: none). A missing group means the user's
 /// primary group (the same number for a numeric user).
 pub fn resolve(
     root: &Path,
@@ -125,8 +140,15 @@ pub fn resolve(
         Principal::Name(_) => read(root, PASSWD)?,
         Principal::Id(_) => Vec::new(),
     };
-    let groups = match group {
-        Some(Principal::Name(_)) => read(root, GROUP)?,
+    let groups = match (user, group) {
+        (_, Some(Principal::Name(_))) => read(root, GROUP)?,
+        (Principal::Name(_), _)
+            if std::fs::symlink_metadata(root.join(GROUP.trim_start_matches('/')))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+        {
+            Vec::new()
+        }
+        (Principal::Name(_), _) => read(root, GROUP)?,
         _ => Vec::new(),
     };
     resolve_from(&passwd, &groups, user, group)
@@ -171,10 +193,21 @@ pub fn resolve_from(
             }
         }
     };
+    let groups = match user {
+        // Supplementary groups from the group file's member lists (the
+        // primary group is `gid`); malformed lines make no one a member.
+        Principal::Name(name) => user_groups(group_db, Some(name), gid)
+            .gids
+            .into_iter()
+            .filter(|&g| g != gid)
+            .collect(),
+        Principal::Id(_) => Vec::new(),
+    };
     Ok(Account {
         uid,
         gid,
         user_name,
+        groups,
     })
 }
 
@@ -282,6 +315,21 @@ mod tests {
         .unwrap();
         std::fs::write(t.path().join("etc/group"), "root:x:0:\nops:x:2000:hermes\n").unwrap();
         t
+    }
+
+    #[test]
+    fn the_users_other_groups_come_from_the_member_lists() {
+        let t = root();
+        let a = resolve(t.path(), &Principal::Name("hermes".into()), None).unwrap();
+        assert_eq!(a.groups, vec![2000]);
+        assert_eq!(a.ids().groups, vec![2000]);
+        // A number names no member: no other group.
+        let a = resolve(t.path(), &Principal::Id(10000), None).unwrap();
+        assert!(a.groups.is_empty());
+        // No group file: no other group, not an error.
+        std::fs::remove_file(t.path().join("etc/group")).unwrap();
+        let a = resolve(t.path(), &Principal::Name("hermes".into()), None).unwrap();
+        assert!(a.groups.is_empty());
     }
 
     #[test]

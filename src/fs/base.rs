@@ -43,10 +43,10 @@ pub enum BaseError {
 /// Open the configured base directory `path` (absolute container path)
 /// beneath `root`. Symlinks among its parents are resolved as if `root`
 /// were `/`, but only where the directory holding the symlink (and the
-/// symlink) cannot be changed by `untrusted` (uid, gid): s6-rc's live
+/// symlink) cannot be changed by `untrusted` ([`controlled_by`]): s6-rc's live
 /// directory `/run/s6-rc` is such a root-owned symlink. The last component
 /// must be a real directory.
-pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Base, BaseError> {
+pub fn resolve_base(root: &Dir, path: &Path, untrusted: &Ids) -> Result<Base, BaseError> {
     let mut todo: Vec<OsString> = Vec::new();
     push_components(&mut todo, path);
     let mut cur = root.try_clone()?;
@@ -96,8 +96,13 @@ pub fn resolve_base(root: &Dir, path: &Path, untrusted: (u32, u32)) -> Result<Ba
                     at.push(&name);
                     return Err(BaseError::UntrustedSymlink {
                         at,
-                        uid: untrusted.0,
-                        gid: untrusted.1,
+                        uid: untrusted.uid,
+                        // The group that gives the user the directory, if any.
+                        gid: if untrusted.in_group(holder.gid) {
+                            holder.gid
+                        } else {
+                            untrusted.gid
+                        },
                     });
                 }
                 hops += 1;
@@ -139,15 +144,48 @@ fn push_components(stack: &mut Vec<OsString>, p: &Path) {
     stack.extend(comps.into_iter().rev());
 }
 
-/// Whether (uid, gid) controls a directory with `meta`: can write in it
-/// now or can make itself able to. The owner always can (an owner may
-/// `chmod` its directory back whatever its bits say); else a writable
-/// group that is the user's, or write for others. What decides trust (a
-/// symlink among a base's parents, the lock's directory). Supplementary
-/// groups from `<root>/etc/group` are not consulted yet: only the primary.
-pub fn controlled_by(meta: &Meta, (uid, gid): (u32, u32)) -> bool {
-    (meta.uid == uid && uid != 0)
-        || (meta.gid == gid && gid != 0 && meta.mode & 0o020 != 0)
+/// The unprivileged user a base, a symlink or a lock is judged against:
+/// their uid, primary gid, and the other groups they are in (from
+/// `<root>/etc/group`: the caller reads them, this module does not).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Ids {
+    /// The user with no supplementary group.
+    pub fn new(uid: u32, gid: u32) -> Ids {
+        Ids {
+            uid,
+            gid,
+            groups: Vec::new(),
+        }
+    }
+
+    /// Whether `gid` is the user's primary group or one they are in.
+    pub fn in_group(&self, gid: u32) -> bool {
+        gid == self.gid || self.groups.contains(&gid)
+    }
+}
+
+impl From<(u32, u32)> for Ids {
+    fn from((uid, gid): (u32, u32)) -> Ids {
+        Ids::new(uid, gid)
+    }
+}
+
+/// Whether the user controls a directory with `meta`: can write in it now
+/// or can make itself able to. The owner always can (an owner may `chmod`
+/// its directory back whatever its bits say); else a group-writable
+/// directory whose group is any of the user's (primary or supplementary),
+/// or write for others. What decides trust (a symlink among a base's
+/// parents, the lock's directory). Root is never "the user" (gid 0 is
+/// not counted either: a root-group directory is the system's).
+pub fn controlled_by(meta: &Meta, user: &Ids) -> bool {
+    (meta.uid == user.uid && user.uid != 0)
+        || (meta.gid != 0 && meta.mode & 0o020 != 0 && user.in_group(meta.gid))
         || meta.mode & 0o002 != 0
 }
 
@@ -180,17 +218,18 @@ pub fn is_system_dir(path: &Path) -> bool {
     }
 }
 
-/// Whether (uid, gid) may create or append entries in a directory with
+/// Whether the user may create or append entries in a directory with
 /// `meta` as the kernel decides it: the owner's bits for its owner, else
-/// the group's for its group, else the others' (write and search both);
-/// root always may. Only predicts an error (the boot-log warning).
-pub fn may_write(meta: &Meta, (uid, gid): (u32, u32)) -> bool {
-    if uid == 0 {
+/// the group's for any of the user's groups, else the others' (write and
+/// search both); root always may. Only predicts an error (the boot-log
+/// warning).
+pub fn may_write(meta: &Meta, user: &Ids) -> bool {
+    if user.uid == 0 {
         return true;
     }
-    let bits = if meta.uid == uid {
+    let bits = if meta.uid == user.uid {
         meta.mode >> 6
-    } else if meta.gid == gid {
+    } else if user.in_group(meta.gid) {
         meta.mode >> 3
     } else {
         meta.mode
@@ -216,41 +255,81 @@ mod tests {
         }
     }
 
-    const USER: (u32, u32) = (10000, 10000);
+    /// uid 10000, primary group 10000, also in 2000 and 3000.
+    fn user() -> Ids {
+        Ids {
+            uid: 10000,
+            gid: 10000,
+            groups: vec![2000, 3000],
+        }
+    }
 
     #[test]
-    fn the_owner_controls_its_directory_whatever_its_bits() {
-        assert!(controlled_by(&dir_meta(10000, 0, 0o555), USER));
-        assert!(controlled_by(&dir_meta(10000, 0, 0o000), USER));
-        assert!(!controlled_by(&dir_meta(0, 0, 0o755), USER));
+    fn control_the_owner_whatever_its_bits() {
+        // An owner may chmod its directory back: write bit off still counts.
+        assert!(controlled_by(&dir_meta(10000, 0, 0o555), &user()));
+        assert!(controlled_by(&dir_meta(10000, 0, 0o000), &user()));
+        assert!(!controlled_by(&dir_meta(0, 0, 0o755), &user()));
         // Root "owning" a root directory is not the user.
-        assert!(!controlled_by(&dir_meta(0, 0, 0o755), (0, 0)));
+        assert!(!controlled_by(&dir_meta(0, 0, 0o755), &Ids::new(0, 0)));
     }
 
     #[test]
-    fn a_writable_group_of_the_users_or_write_for_others_is_control() {
-        assert!(controlled_by(&dir_meta(0, 10000, 0o775), USER));
-        assert!(!controlled_by(&dir_meta(0, 10000, 0o755), USER));
-        assert!(!controlled_by(&dir_meta(0, 20, 0o775), USER));
-        assert!(controlled_by(&dir_meta(0, 0, 0o757), USER));
-        assert!(controlled_by(&dir_meta(0, 0, 0o1777), USER));
+    fn control_a_writable_primary_group() {
+        assert!(controlled_by(&dir_meta(0, 10000, 0o775), &user()));
+        assert!(!controlled_by(&dir_meta(0, 10000, 0o755), &user()));
+        assert!(!controlled_by(&dir_meta(0, 20, 0o775), &user()));
     }
 
     #[test]
-    fn may_write_follows_the_kernels_owner_group_other_order() {
-        // The owner's bits alone count for the owner, even when the group
-        // or others could write.
-        assert!(!may_write(&dir_meta(10000, 10000, 0o577), USER));
-        assert!(may_write(&dir_meta(10000, 0, 0o700), USER));
-        // Then the group's, for its group.
-        assert!(!may_write(&dir_meta(0, 10000, 0o757), USER));
-        assert!(may_write(&dir_meta(0, 10000, 0o770), USER));
-        // Then the others'.
-        assert!(may_write(&dir_meta(0, 0, 0o703), USER));
-        assert!(!may_write(&dir_meta(0, 0, 0o775), USER));
+    fn control_a_writable_supplementary_group() {
+        assert!(controlled_by(&dir_meta(0, 2000, 0o775), &user()));
+        assert!(controlled_by(&dir_meta(0, 3000, 0o2770), &user()));
+        assert!(!controlled_by(&dir_meta(0, 2000, 0o755), &user()));
+        // Without the group list, the same directory is not the user's.
+        assert!(!controlled_by(
+            &dir_meta(0, 2000, 0o775),
+            &Ids::new(10000, 10000)
+        ));
+    }
+
+    #[test]
+    fn control_write_for_others() {
+        assert!(controlled_by(&dir_meta(0, 0, 0o757), &user()));
+        assert!(controlled_by(&dir_meta(0, 0, 0o1777), &user()));
+        assert!(!controlled_by(&dir_meta(0, 0, 0o755), &user()));
+    }
+
+    #[test]
+    fn may_write_the_owner_bits_alone_for_the_owner() {
+        // Even when the group or others could write.
+        assert!(!may_write(&dir_meta(10000, 10000, 0o577), &user()));
+        assert!(!may_write(&dir_meta(10000, 2000, 0o577), &user()));
+        assert!(may_write(&dir_meta(10000, 0, 0o700), &user()));
         // Write without search is no use in a directory.
-        assert!(!may_write(&dir_meta(10000, 0, 0o600), USER));
-        assert!(may_write(&dir_meta(0, 0, 0o700), (0, 0)));
+        assert!(!may_write(&dir_meta(10000, 0, 0o600), &user()));
+    }
+
+    #[test]
+    fn may_write_then_the_group_bits_for_any_of_the_users_groups() {
+        // Primary.
+        assert!(!may_write(&dir_meta(0, 10000, 0o757), &user()));
+        assert!(may_write(&dir_meta(0, 10000, 0o770), &user()));
+        // Supplementary: the group's bits decide, not the others'.
+        assert!(may_write(&dir_meta(0, 2000, 0o770), &user()));
+        assert!(!may_write(&dir_meta(0, 3000, 0o757), &user()));
+        // Not in the group: the others' bits.
+        assert!(may_write(
+            &dir_meta(0, 2000, 0o757),
+            &Ids::new(10000, 10000)
+        ));
+    }
+
+    #[test]
+    fn may_write_then_the_other_bits() {
+        assert!(may_write(&dir_meta(0, 0, 0o703), &user()));
+        assert!(!may_write(&dir_meta(0, 0, 0o775), &user()));
+        assert!(may_write(&dir_meta(0, 0, 0o700), &Ids::new(0, 0)));
     }
 
     fn tmp() -> (tempfile::TempDir, Dir) {
@@ -265,13 +344,13 @@ mod tests {
         std::fs::create_dir_all(t.path().join("etc")).unwrap();
         std::fs::create_dir_all(t.path().join("data")).unwrap();
         symlink("/", t.path().join("srv")).unwrap();
-        let untrusted = (u32::MAX - 1, u32::MAX - 1);
-        let e = resolve_base(&root, Path::new("/srv/etc"), untrusted).unwrap_err();
+        let untrusted = Ids::new(u32::MAX - 1, u32::MAX - 1);
+        let e = resolve_base(&root, Path::new("/srv/etc"), &untrusted).unwrap_err();
         assert_eq!(
             e.to_string(),
             "resolves to /etc, which is / or a system directory; refusing it"
         );
-        let b = resolve_base(&root, Path::new("/srv/data"), untrusted).unwrap();
+        let b = resolve_base(&root, Path::new("/srv/data"), &untrusted).unwrap();
         assert_eq!(b.resolved, Path::new("/data"));
     }
 
@@ -280,12 +359,17 @@ mod tests {
         let (t, d) = tmp();
         std::fs::create_dir_all(t.path().join("run/s6-rc:init:x/servicedirs")).unwrap();
         symlink("s6-rc:init:x", t.path().join("run/s6-rc")).unwrap();
-        let b = resolve_base(&d, Path::new("/run/s6-rc/servicedirs"), (10000, 10000)).unwrap();
+        let b = resolve_base(
+            &d,
+            Path::new("/run/s6-rc/servicedirs"),
+            &Ids::new(10000, 10000),
+        )
+        .unwrap();
         assert_eq!(b.resolved, Path::new("/run/s6-rc:init:x/servicedirs"));
         // The last component must not be a symlink.
         symlink("s6-rc:init:x/servicedirs", t.path().join("run/sd")).unwrap();
         assert!(matches!(
-            resolve_base(&d, Path::new("/run/sd"), (10000, 10000)),
+            resolve_base(&d, Path::new("/run/sd"), &Ids::new(10000, 10000)),
             Err(BaseError::Symlink)
         ));
         // A world-writable holder makes the symlink untrusted.
@@ -294,10 +378,15 @@ mod tests {
             std::fs::Permissions::from_mode(0o1777),
         )
         .unwrap();
-        let e = resolve_base(&d, Path::new("/run/s6-rc/servicedirs"), (10000, 10000)).unwrap_err();
+        let e = resolve_base(
+            &d,
+            Path::new("/run/s6-rc/servicedirs"),
+            &Ids::new(10000, 10000),
+        )
+        .unwrap_err();
         assert!(matches!(e, BaseError::UntrustedSymlink { .. }), "{e}");
         assert!(matches!(
-            resolve_base(&d, Path::new("/nope"), (10000, 10000)),
+            resolve_base(&d, Path::new("/nope"), &Ids::new(10000, 10000)),
             Err(BaseError::Missing)
         ));
     }

@@ -14,6 +14,17 @@ use super::errno_io;
 /// uid stay 0, so the user can neither signal (`kill(2)` compares the
 /// sender's ids with the target's real and saved uid) nor trace this
 /// process; it is made not dumpable, so its `/proc` entries stay root's.
+/// The running process's ids: effective uid and gid, and its
+/// supplementary groups (none if they cannot be read).
+pub fn current_ids() -> super::Ids {
+    let groups = nix::unistd::getgroups().unwrap_or_default();
+    super::Ids {
+        uid: euid(),
+        gid: egid(),
+        groups: groups.into_iter().map(|g| g.as_raw()).collect(),
+    }
+}
+
 pub fn act_as(uid: u32, gid: u32) -> io::Result<()> {
     let groups = nix::unistd::getgroups().map_err(errno_io)?;
     let _ = ROOT_GROUPS.set(groups);

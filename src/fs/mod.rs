@@ -27,10 +27,11 @@ use std::io;
 use nix::errno::Errno;
 
 pub use base::{
-    Base, BaseError, SYSTEM_DIRS, controlled_by, is_system_dir, may_write, resolve_base,
+    Base, BaseError, Ids, SYSTEM_DIRS, controlled_by, is_system_dir, may_write, resolve_base,
 };
 pub use creds::{
-    act_as, acting_as, as_user, clear_umask, egid, euid, stop_acting, uid, with_effective_ids,
+    act_as, acting_as, as_user, clear_umask, current_ids, egid, euid, stop_acting, uid,
+    with_effective_ids,
 };
 pub use dir::{Dir, DirEntry};
 pub use error::{Os, Refusal, refusal};
@@ -47,4 +48,21 @@ pub fn os_error(e: &io::Error) -> String {
         Some(code) => Errno::from_raw(code).desc().to_string(),
         None => e.to_string(),
     }
+}
+
+/// Whether an OS error is a fault of the system rather than of what is on
+/// disk: a failing device, a read-only mount, the process's or the
+/// kernel's resources. No file's owner can cause one.
+pub fn system_fault(code: i32) -> bool {
+    matches!(
+        Errno::from_raw(code),
+        Errno::EIO
+            | Errno::EROFS
+            | Errno::ENOMEM
+            | Errno::EMFILE
+            | Errno::ENFILE
+            | Errno::ENOSYS
+            | Errno::EFAULT
+            | Errno::EBADF
+    )
 }

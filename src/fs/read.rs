@@ -56,8 +56,9 @@ impl Dir {
         Ok(buf)
     }
 
-    /// What it is and, for a regular file of at most `limit` bytes, its
-    /// contents (`None` otherwise), following a symlink at `name` the way
+    /// What it is and, for a regular file of at most `limit` bytes and at
+    /// most `links` links (checked on the opened fd before a byte is read),
+    /// its contents (`None` otherwise), following a symlink at `name` the way
     /// the container sees it ([`Dir::resolve_in_root`]): only for files of
     /// the user's volume read with the user's effective ids (see
     /// `observe::Source::read_file_following`), never as root. Never blocks (a
@@ -67,9 +68,10 @@ impl Dir {
         root: &Dir,
         name: &OsStr,
         limit: u64,
+        links: u64,
     ) -> io::Result<(Meta, Option<Vec<u8>>)> {
         match self.resolve_in_root(root, name)? {
-            (dir, Some(name)) => dir.read_file_meta(&name, limit),
+            (dir, Some(name)) => read_opened(dir.open_read(&name)?, limit, links),
             (dir, None) => Ok((dir.meta()?, None)),
         }
     }
@@ -94,8 +96,9 @@ impl Dir {
     /// would resolve them with `root` as its `/`: an absolute target starts
     /// from `root`, `..` never climbs above it, at most 40 links (`ELOOP`),
     /// every step an `openat` or `fstatat` that does not follow (what
-    /// `openat2`'s `RESOLVE_IN_ROOT` does, without needing the path from
-    /// `root`). Returns the directory holding the final entry and its name,
+    /// `openat2`'s `RESOLVE_IN_ROOT` does, from the held directory rather
+    /// than a path string from `root`, and on kernels or seccomp filters
+    /// without `openat2`). Returns the directory holding the final entry and its name,
     /// or the final directory itself (`None`) when the path ends in `..`.
     pub fn resolve_in_root(&self, root: &Dir, name: &OsStr) -> io::Result<(Dir, Option<OsString>)> {
         name_ok(name)?;
@@ -183,31 +186,6 @@ impl Dir {
             // a symlink: the step-by-step opens give the same answer.
             Err(_) => read_opened(self.open_dir(sub)?.open_read(name)?, limit, 1),
         }
-    }
-
-    /// The symlink `name` of this directory (at `at`, its path below the
-    /// root this `Dir` is), followed to a regular file of at most `limit`
-    /// bytes with one link; its metadata, and the contents when it is one.
-    /// The target is resolved by one `openat2` with `RESOLVE_IN_ROOT` from
-    /// `self` as the root, so an absolute target or a `..` stays inside it;
-    /// opened without blocking, checked by `fstat` before a byte is read.
-    /// Only for the user's state files, with the user's effective ids.
-    pub fn read_link_target_in_root(
-        &self,
-        dir: &Dir,
-        at: &std::path::Path,
-        name: &OsStr,
-        limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
-        name_ok(name)?;
-        let target = std::path::PathBuf::from(dir.read_link(name)?);
-        let path = at.join(target);
-        let how = OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let fd = nix::fcntl::openat2(self.fd.as_fd(), path.as_path(), how).map_err(errno_io)?;
-        read_opened(fd, limit, 1)
     }
 
     /// Read a symlink's target (without following it).
@@ -307,7 +285,7 @@ mod tests {
         link("loop", "root/vol/b/loop");
         let root = Dir::open_path(&p("root")).unwrap();
         let b = Dir::open_path(&p("root/vol/b")).unwrap();
-        let read = |name: &str| b.read_file_meta_following(&root, OsStr::new(name), 100);
+        let read = |name: &str| b.read_file_meta_following(&root, OsStr::new(name), 100, u64::MAX);
         assert_eq!(read("abs").unwrap().1.unwrap(), b"inside");
         assert_eq!(read("up").unwrap().1.unwrap(), b"inside");
         assert_eq!(read("SOUL.md").unwrap().1.unwrap(), b"alice");

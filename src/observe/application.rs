@@ -189,7 +189,7 @@ mod tests {
         let root = Dir::open_path(t.path()).unwrap();
         let src = Disk {
             root: &root,
-            untrusted: me(),
+            untrusted: me().into(),
         };
         assert_eq!(container_argv(&src, "main-wrapper.sh"), None);
         for (pid, cmd) in [
@@ -224,7 +224,7 @@ mod tests {
         let root = Dir::open_path(t.path()).unwrap();
         let src = Disk {
             root: &root,
-            untrusted: me(),
+            untrusted: me().into(),
         };
         let plant = |pid: &str, cmd: &[u8], owner: Option<u32>, status: Option<&str>| {
             let dir = t.path().join("proc").join(pid);
@@ -287,7 +287,7 @@ mod tests {
         symlink("loop.md", t.path().join("loop.md")).unwrap();
         let src = Disk {
             root: &d,
-            untrusted: me(),
+            untrusted: me().into(),
         };
         let has = |n: &str| marker_exists(&src, &d, OsStr::new(n), me()).unwrap();
         assert!(has("real.md"));
@@ -303,7 +303,7 @@ mod tests {
         let d = Dir::open_path(t.path()).unwrap();
         let src = Disk {
             root: &d,
-            untrusted: me(),
+            untrusted: me().into(),
         };
         assert_eq!(app_file(&src, &d, "config.yaml", me()), StateObs::Missing);
         std::fs::write(t.path().join("config.yaml"), b"a: 1\n").unwrap();

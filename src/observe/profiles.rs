@@ -348,10 +348,10 @@ impl<S: Source> Scanner<'_, S> {
         p.state = if absent(state_name) {
             StateObs::Missing
         } else {
-            self.state_file(d, &at.path, state_name)
+            self.state_file(d, state_name)
         };
         if !absent(OsStr::new("state")) {
-            (p.lifecycle, p.lifecycle_problem) = self.lifecycle_file(d, &at.path);
+            (p.lifecycle, p.lifecycle_problem) = self.lifecycle_file(d);
         }
         for f in &cfg.stale_runtime_files {
             if !absent(OsStr::new(&f.0)) {
@@ -360,13 +360,13 @@ impl<S: Source> Scanner<'_, S> {
         }
     }
 
-    fn state_file(&mut self, d: &S::Dir, at: &Path, state_name: &OsStr) -> StateObs {
+    fn state_file(&mut self, d: &S::Dir, state_name: &OsStr) -> StateObs {
         let read = match self
             .src
             .read_single_link_file(d, None, state_name, STATE_LIMIT)
         {
             Err(e) if fs::Os::Loop.is(&e) => {
-                return self.state_link(d, at, state_name);
+                return self.state_link(d, state_name);
             }
             // A socket (or a device) fails the open itself: say what it is,
             // as for the other kinds, not the open's errno.
@@ -387,8 +387,8 @@ impl<S: Source> Scanner<'_, S> {
     /// A state file that is a symlink: followed as the user, inside the
     /// root, to a regular file only (docs/reference-image.md, "Differences from the
     /// reference image"); anything else is "no state" with a warning.
-    fn state_link(&mut self, d: &S::Dir, at: &Path, name: &OsStr) -> StateObs {
-        match self.src.read_link_in_root(d, at, name, STATE_LIMIT) {
+    fn state_link(&mut self, d: &S::Dir, name: &OsStr) -> StateObs {
+        match self.src.read_link_in_root(d, name, STATE_LIMIT) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 StateObs::Unreadable("is a symlink to nothing (dangling)".into())
             }
@@ -400,7 +400,7 @@ impl<S: Source> Scanner<'_, S> {
     /// not read (a hard link: another name for some other file). Missing
     /// or not a regular file: neither (the prior exit is `unknown`). A
     /// symlink is followed as a state file's is.
-    fn lifecycle_file(&mut self, d: &S::Dir, at: &Path) -> (Option<Vec<u8>>, Option<String>) {
+    fn lifecycle_file(&mut self, d: &S::Dir) -> (Option<Vec<u8>>, Option<String>) {
         let state = OsStr::new("state");
         let name = OsStr::new(LIFECYCLE_FILE);
         let read = match self
@@ -408,10 +408,7 @@ impl<S: Source> Scanner<'_, S> {
             .read_single_link_file(d, Some(state), name, STATE_LIMIT)
         {
             Err(e) if fs::Os::Loop.is(&e) => match self.src.open_dir(d, state) {
-                Ok((sd, _)) => {
-                    self.src
-                        .read_link_in_root(&sd, &at.join("state"), name, STATE_LIMIT)
-                }
+                Ok((sd, _)) => self.src.read_link_in_root(&sd, name, STATE_LIMIT),
                 Err(e) => Err(e),
             },
             read => read,

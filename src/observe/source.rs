@@ -105,18 +105,16 @@ pub trait Source {
         Ok(if m.nlink > 1 { (m, None) } else { (m, bytes) })
     }
 
-    /// The symlink `name` of `dir` (whose container path is `at`), followed
+    /// The symlink `name` of `dir`, followed
     /// to what it names, resolved inside the root (an absolute target or a
     /// `..` never leaves it): as [`Source::read_single_link_file`] of the
     /// target. Only inside [`Source::as_user`], for the user's state files.
     fn read_link_in_root(
         &self,
         dir: &Self::Dir,
-        at: &Path,
         name: &OsStr,
         limit: u64,
     ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        let _ = at;
         let (m, bytes) = self.read_file_following(dir, name, limit)?;
         Ok(if m.nlink > 1 { (m, None) } else { (m, bytes) })
     }
@@ -160,14 +158,14 @@ pub struct Disk<'a> {
     pub root: &'a Dir,
     /// The unprivileged user's ids: a symlink in a directory they can write
     /// is not followed while opening a base.
-    pub untrusted: (u32, u32),
+    pub untrusted: fs::Ids,
 }
 
 impl Source for Disk<'_> {
     type Dir = Dir;
 
     fn open_base(&self, path: &Path) -> Result<OpenBase<Dir>, BaseError> {
-        let b = fs::resolve_base(self.root, path, self.untrusted)?;
+        let b = fs::resolve_base(self.root, path, &self.untrusted)?;
         Ok(OpenBase {
             dir: b.dir,
             meta: b.meta,
@@ -219,11 +217,10 @@ impl Source for Disk<'_> {
     fn read_link_in_root(
         &self,
         dir: &Dir,
-        at: &Path,
         name: &OsStr,
         limit: u64,
     ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        self.root.read_link_target_in_root(dir, at, name, limit)
+        dir.read_file_meta_following(self.root, name, limit, 1)
     }
 
     fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> io::Result<R> {
@@ -244,7 +241,7 @@ impl Source for Disk<'_> {
         name: &OsStr,
         limit: u64,
     ) -> io::Result<(Meta, Option<Vec<u8>>)> {
-        dir.read_file_meta_following(self.root, name, limit)
+        dir.read_file_meta_following(self.root, name, limit, u64::MAX)
     }
 }
 

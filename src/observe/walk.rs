@@ -401,7 +401,7 @@ mod tests {
         std::fs::write(slot.join("down"), b"").unwrap();
         let disk = Disk {
             root: &root,
-            untrusted: (10000, 10000),
+            untrusted: (10000, 10000).into(),
         };
         let expected = |name: &str| {
             (name == "gateway-a").then(|| {
@@ -454,7 +454,7 @@ mod tests {
         let src = OnList {
             disk: Disk {
                 root: &root,
-                untrusted: (10000, 10000),
+                untrusted: (10000, 10000).into(),
             },
             hook: |dir: &Dir| {
                 let is_slot = dir.meta()?.ino == std::fs::metadata(&slot)?.ino();

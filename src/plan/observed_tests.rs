@@ -22,6 +22,7 @@ fn desired() -> Desired {
         uid: USER.0,
         gid: USER.1,
         user_name: "hermes".into(),
+        groups: Vec::new(),
     };
     Desired::new(Config::default(), account)
 }

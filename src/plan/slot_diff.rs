@@ -763,6 +763,7 @@ mod tests {
                 uid: USER.0,
                 gid: USER.1,
                 user_name: "hermes".into(),
+                groups: Vec::new(),
             };
             let d = Desired::new(config, account);
             let scripts = scripts(&d);

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{Fatal, observe, warn_unwritable_volume};
+use super::{Fatal, observe, volume_owners_doing, warn_unwritable_volume};
 use crate::apply::effects;
 use crate::apply::lock;
 use crate::apply::{self, Anchors, Applied, retire};
@@ -35,7 +35,7 @@ impl Anchors for OpenBases<'_> {
         };
         if slot.is_none() {
             let acct = &self.desired.account;
-            let base = fs::resolve_base(self.root, path, (acct.uid, acct.gid))
+            let base = fs::resolve_base(self.root, path, &acct.ids())
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             *slot = Some(base.dir);
         }
@@ -147,7 +147,7 @@ pub(super) fn apply_all(
     // log and the recorded report: the caller keeps it), so no other apply
     // observes a half-applied tree.
     let acct = &desired.account;
-    let held = lock::acquire(root, (acct.uid, acct.gid), settings.lock_wait, |path| {
+    let held = lock::acquire(root, &acct.ids(), settings.lock_wait, |path| {
         log::warn!(
             "another apply holds {}; waiting up to {} s for it to finish",
             path.display(),
@@ -174,5 +174,6 @@ pub(super) fn apply_all(
         observed.phases = vec![Phase::Profiles];
         apply_profiles(desired, root, &observed, report);
     }
+    volume_owners_doing(desired, &observed, report);
     Ok(held)
 }

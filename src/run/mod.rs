@@ -189,7 +189,7 @@ pub fn run(
         };
         // The account may be what failed: only root's own checks of
         // /run and the record directory apply.
-        record(settings, &root, NOBODY, Some(e.exit_code()), &mut report);
+        record(settings, &root, &NOBODY, Some(e.exit_code()), &mut report);
         for f in &report.errors[1..] {
             log::warn!("{}: {}", f.path.display(), f.error);
         }
@@ -198,7 +198,11 @@ pub fn run(
 }
 
 /// Ids no file belongs to, for [`record`] when the account is unknown.
-const NOBODY: (u32, u32) = (u32::MAX - 1, u32::MAX - 1);
+const NOBODY: fs::Ids = fs::Ids {
+    uid: u32::MAX - 1,
+    gid: u32::MAX - 1,
+    groups: Vec::new(),
+};
 
 fn run_once(
     settings: &Settings,
@@ -227,11 +231,12 @@ fn run_once(
     if let Some(d) = &tree {
         // Validated: --tree goes with --plan or --check only.
         let acct = &desired.account;
-        let src = crate::tree::source::TreeSource::new(d, (acct.uid, acct.gid));
+        let src = crate::tree::source::TreeSource::new(d, acct.ids());
         let observed = observe_from(&src, settings, &desired);
         // Planned as root would plan it on the materialized tree.
         warn_unwritable_volume(&desired, &observed, true, &mut report);
         plan_only(&desired, &observed, &mut report);
+        volume_owners_doing(&desired, &observed, &mut report);
         add_profile_lines(settings, &mut report);
         return finish(settings, report, out);
     }
@@ -245,13 +250,14 @@ fn run_once(
             let observed = observe(settings, &desired, &root);
             warn_unwritable_volume(&desired, &observed, fs::euid() == 0, &mut report);
             plan_only(&desired, &observed, &mut report);
+            volume_owners_doing(&desired, &observed, &mut report);
         }
         Mode::Apply => {
             // The lock is held until the report is recorded.
             let _held = applying::apply_all(settings, &desired, &root, &mut report)?;
             add_profile_lines(settings, &mut report);
             let acct = &desired.account;
-            record(settings, &root, (acct.uid, acct.gid), None, &mut report);
+            record(settings, &root, &acct.ids(), None, &mut report);
             return finish(settings, report, out);
         }
     }
@@ -265,13 +271,7 @@ fn run_once(
 /// record is an error of the run, so the caller who waits for the file
 /// learns it from the exit code.
 /// `code`: the exit code when the run stopped before its report.
-fn record(
-    settings: &Settings,
-    root: &Dir,
-    user: (u32, u32),
-    code: Option<i32>,
-    report: &mut Report,
-) {
+fn record(settings: &Settings, root: &Dir, user: &fs::Ids, code: Option<i32>, report: &mut Report) {
     use crate::apply::record::{self, Records};
     if fs::uid() != 0 {
         log::info!("not root: the report is not recorded in /run/s6-reconcile");
@@ -358,12 +358,14 @@ fn warn_unwritable_volume(
         return;
     };
     let acct = &desired.account;
+    // As root the log is written with the user's uid and primary gid
+    // only (the supplementary groups are dropped, README "Safety").
     let writer = if as_root {
-        (acct.uid, acct.gid)
+        fs::Ids::new(acct.uid, acct.gid)
     } else {
-        (fs::euid(), fs::egid())
+        fs::current_ids()
     };
-    if writer.0 == 0 || fs::may_write(&home.meta, writer) {
+    if writer.uid == 0 || fs::may_write(&home.meta, &writer) {
         return;
     }
     report.warnings.push(format!(
@@ -373,9 +375,40 @@ fn warn_unwritable_volume(
         home.meta.uid,
         home.meta.gid,
         home.meta.mode,
-        writer.0,
-        writer.1
+        writer.uid,
+        writer.gid
     ));
+}
+
+/// What the volume's owner alone could have caused in their own volume
+/// (a planted boot log, a mode they set, a stale runtime file they keep)
+/// is a warning naming the file and the reason, not a failed boot
+/// (README "Exit codes"): failures strictly below a home the user owns,
+/// whose cause an owner can produce. The home itself not opened, a home
+/// that is not the user's, a failing disk or a read-only mount still
+/// count, as does anything outside the volume.
+fn volume_owners_doing(desired: &Desired, observed: &Observed, report: &mut Report) {
+    let Some(home) = observed.profiles.as_ref().and_then(|p| p.home.present()) else {
+        return;
+    };
+    if home.meta.uid != desired.account.uid {
+        return;
+    }
+    let base = &desired.config.profiles.home.0;
+    let (theirs, count): (Vec<Failure>, Vec<Failure>) = std::mem::take(&mut report.errors)
+        .into_iter()
+        .partition(|e| e.path != *base && e.path.starts_with(base) && e.error.owner_can_cause());
+    report.errors = count;
+    for e in theirs {
+        report.warnings.push(format!(
+            "unable to {} {}: {}; in uid {}'s volume {}: left to its owner, the boot goes on",
+            e.op,
+            e.path.display(),
+            e.error,
+            desired.account.uid,
+            base.display()
+        ));
+    }
 }
 
 /// Observe the tree once, for every selected phase.
@@ -383,7 +416,7 @@ fn observe(settings: &Settings, desired: &Desired, root: &Dir) -> Observed {
     let acct = &desired.account;
     let src = Disk {
         root,
-        untrusted: (acct.uid, acct.gid),
+        untrusted: acct.ids(),
     };
     observe_from(&src, settings, desired)
 }

@@ -83,6 +83,23 @@ impl Cause {
     }
 }
 
+impl Cause {
+    /// Whether the owner of the directory it happened in could have caused
+    /// it alone, by what they put there or the modes they set: a refusal
+    /// of a planted file, a permission, a kind, a full volume. Not a
+    /// failing disk, a read-only mount or the process's resources (README
+    /// "Exit codes").
+    pub fn owner_can_cause(&self) -> bool {
+        match self {
+            Cause::Os(code) => !fs::system_fault(*code),
+            Cause::Refused(_) | Cause::Text(_) => true,
+            Cause::InStaging { cause, .. }
+            | Cause::OldTreeLeft { cause, .. }
+            | Cause::AsUser { cause, .. } => cause.owner_can_cause(),
+        }
+    }
+}
+
 impl From<&io::Error> for Cause {
     fn from(e: &io::Error) -> Cause {
         if let Some(Carried(c)) = e.get_ref().and_then(|i| i.downcast_ref::<Carried>()) {

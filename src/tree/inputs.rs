@@ -70,8 +70,13 @@ pub fn account(d: &Description, cfg: &Config) -> Result<Account, AccountError> {
         Principal::Name(_) => read(accounts::PASSWD)?,
         Principal::Id(_) => Vec::new(),
     };
-    let group = match &cfg.group {
-        Some(Principal::Name(_)) => read(accounts::GROUP)?,
+    let group = match (&cfg.user, &cfg.group) {
+        (_, Some(Principal::Name(_))) => read(accounts::GROUP)?,
+        // The user's other groups, when the description has a group file.
+        (Principal::Name(_), _) => match file_bytes(d, Path::new(accounts::GROUP)) {
+            Err(e) if crate::fs::Os::NotFound.is(&e) => Vec::new(),
+            _ => read(accounts::GROUP)?,
+        },
         _ => Vec::new(),
     };
     accounts::resolve_from(&passwd, &group, &cfg.user, cfg.group.as_ref())

@@ -211,7 +211,7 @@ fn container_command(d: &mut Describer, cfg: &Config) {
     };
     let disk = crate::observe::Disk {
         root: &root,
-        untrusted: (0, 0),
+        untrusted: crate::fs::Ids::new(0, 0),
     };
     let Some((pid, _, bytes)) =
         crate::observe::application::container_process(&disk, &cfg.container.wrapper)

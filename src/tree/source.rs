@@ -35,7 +35,7 @@ struct Item {
 /// A parsed description, ready to answer the scanner.
 pub struct TreeSource {
     items: Vec<Item>,
-    untrusted: (u32, u32),
+    untrusted: crate::fs::Ids,
     /// The user's (uid, gid) while inside `as_user`.
     acting: Cell<Option<(u32, u32)>>,
 }
@@ -52,7 +52,7 @@ const ROOT: usize = 0;
 
 impl TreeSource {
     /// Index `d` (parsed, hence well-formed); `untrusted` as for the disk.
-    pub fn new(d: &Description, untrusted: (u32, u32)) -> TreeSource {
+    pub fn new(d: &Description, untrusted: crate::fs::Ids) -> TreeSource {
         let root = Item {
             parent: ROOT,
             meta: meta(Kind::Dir, 1, 0, 0, 0o755, 0),
@@ -176,13 +176,17 @@ impl TreeSource {
                 Kind::Symlink if last => return Err(BaseError::Symlink),
                 Kind::Symlink => {
                     let holder = self.items[cur].meta;
-                    if controlled_by(&holder, self.untrusted) || m.uid != holder.uid {
+                    if controlled_by(&holder, &self.untrusted) || m.uid != holder.uid {
                         let mut at = cur_path.clone();
                         at.push(&name);
                         return Err(BaseError::UntrustedSymlink {
                             at,
-                            uid: self.untrusted.0,
-                            gid: self.untrusted.1,
+                            uid: self.untrusted.uid,
+                            gid: if self.untrusted.in_group(holder.gid) {
+                                holder.gid
+                            } else {
+                                self.untrusted.gid
+                            },
                         });
                     }
                     hops += 1;
