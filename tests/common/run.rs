@@ -11,12 +11,13 @@ use std::process::{Command, Output, Stdio};
 
 /// The container environment the tool reads; a developer's shell must not
 /// change what a test sees.
-pub const SCRUBBED_ENV: [&str; 5] = [
+pub const SCRUBBED_ENV: [&str; 6] = [
     "HERMES_HOME",
     "S6_PROFILE_GATEWAY_SCANDIR",
     "GATEWAY_MULTIPLEX_PROFILES",
     "HERMES_GATEWAY_NO_SUPERVISE",
     "RUST_LOG",
+    "S6_VERBOSITY",
 ];
 
 /// A finished command, with its output as text.
