@@ -157,7 +157,9 @@ fn s6_verbosity_1_apply_prints_the_profile_lines_and_warnings_only() {
     );
     assert!(
         lines.len() > 2
-            && lines[2..].iter().all(|l| l.starts_with("reconcile: warning: "))
+            && lines[2..]
+                .iter()
+                .all(|l| l.starts_with("reconcile: warning: "))
             && lines[2..]
                 .iter()
                 .any(|l| l.contains("/opt/data/profiles/alice/gateway_state.json")),
@@ -242,7 +244,8 @@ fn noisy_container() -> tempfile::TempDir {
     );
     tree::materialise_yaml(tmp.path(), &yaml).expect("materialise the tree");
     std::fs::write(
-        tmp.path().join("opt/data/profiles/alice/gateway_state.json"),
+        tmp.path()
+            .join("opt/data/profiles/alice/gateway_state.json"),
         "{not json",
     )
     .unwrap();
@@ -294,7 +297,8 @@ fn an_apply_prefixes_every_line_and_prints_one_summary_by_default() {
         let (_, out) = outputs.iter().find(|(w, _)| *w == what).unwrap();
         out.stdout.clone()
     };
-    let error = "reconcile: error: unable to open /run/service: is a symlink; refusing to follow it\n";
+    let error =
+        "reconcile: error: unable to open /run/service: is a symlink; refusing to follow it\n";
     let warnings: String = stdout("-q")
         .lines()
         .filter(|l| l.starts_with("reconcile: warning: "))
@@ -350,7 +354,8 @@ fn an_apply_logs_with_the_prefix_and_json_is_never_prefixed() {
     let tmp = noisy_container();
     let out = reconcile_bare(tmp.path(), &["-vv"], &[]);
     assert!(
-        out.stderr.contains("reconcile: info: user hermes = 10000:10000"),
+        out.stderr
+            .contains("reconcile: info: user hermes = 10000:10000"),
         "{}",
         out
     );
@@ -358,7 +363,11 @@ fn an_apply_logs_with_the_prefix_and_json_is_never_prefixed() {
 
     // JSON: one object, the same at every verbosity, nothing prefixed.
     let mut seen: Option<serde_json::Value> = None;
-    for env in [&[][..], &[("S6_VERBOSITY", "0")][..], &[("S6_VERBOSITY", "3")][..]] {
+    for env in [
+        &[][..],
+        &[("S6_VERBOSITY", "0")][..],
+        &[("S6_VERBOSITY", "3")][..],
+    ] {
         let tmp = noisy_container();
         let out = reconcile_bare(tmp.path(), &["--format", "json"], env);
         assert_eq!(out.code, Some(1), "{}", out);
@@ -393,7 +402,8 @@ fn a_plan_keeps_its_layout_without_the_prefix() {
     for args in [&["--plan"][..], &["--check"][..], &["--plan", "-q"][..]] {
         let out = reconcile_bare(tmp.path(), args, &[]);
         assert!(
-            out.stdout.starts_with("static:\n  chown   /run/s6-rc/servicedirs/svc/event"),
+            out.stdout
+                .starts_with("static:\n  chown   /run/s6-rc/servicedirs/svc/event"),
             "{args:?}: {}",
             out
         );
@@ -401,7 +411,9 @@ fn a_plan_keeps_its_layout_without_the_prefix() {
             out.stdout.contains("\nwarning: policy compat: ")
                 && out.stdout.contains("\nerror: unable to open /run/service")
                 && out.stdout.contains(NOISY_QUIET)
-                && out.stdout.ends_with("Plan: 5 changes (static 5); 1 skipped; 1 failed.\n"),
+                && out
+                    .stdout
+                    .ends_with("Plan: 5 changes (static 5); 1 skipped; 1 failed.\n"),
             "{args:?}: {}",
             out
         );

@@ -62,6 +62,23 @@ impl Run {
         self
     }
 
+    /// Whether this run was an apply (no `--plan`, `--check`): its human
+    /// lines all start with `reconcile: ` (docs/boot-output.md).
+    pub fn is_apply(&self) -> bool {
+        !self.cmd.split(' ').any(|w| w == "--plan" || w == "--check")
+    }
+
+    /// stdout has the report line `line`: as written for a plan, with
+    /// `reconcile: ` in front for an apply. For loops over both.
+    #[track_caller]
+    pub fn assert_report_line(&self, line: &str) -> &Self {
+        if self.is_apply() {
+            self.assert_line(&format!("reconcile: {line}"))
+        } else {
+            self.assert_line(line)
+        }
+    }
+
     /// stdout has a line containing every one of `parts`.
     #[track_caller]
     pub fn assert_line_with(&self, parts: &[&str]) -> &Self {
