@@ -263,7 +263,10 @@ const DEB_FILES: [(&str, u32); 11] = [
     ("/usr/share/s6-reconcile/cont-init.d/99-s6-reconcile", 0o755),
     ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/type", 0o644),
     ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/up", 0o644),
-    ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/timeout-up", 0o644),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/timeout-up",
+        0o644,
+    ),
     (
         "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/dependencies.d/base",
         0o644,
