@@ -272,9 +272,12 @@ fn assert_all_prefixed(out: &common::run::Run, what: &str) {
     }
 }
 
+/// Arguments, environment and a name for the messages.
+type Variant<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn an_apply_prefixes_every_line_and_prints_one_summary_by_default() {
-    let runs: [(&[&str], &[(&str, &str)], &str); 9] = [
+    let runs: [Variant; 9] = [
         (&[], &[], "default"),
         (&[], &[("S6_VERBOSITY", "2")], "S6_VERBOSITY=2"),
         (&[], &[("S6_VERBOSITY", "")], "S6_VERBOSITY empty"),
