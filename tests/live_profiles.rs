@@ -1121,7 +1121,8 @@ fn an_apply_as_the_user_does_what_the_user_may_and_exits_0() {
     let mut setup = Setup::new();
     setup.apply(&[]);
     setup.wait_settled();
-    let run = reconcile_as_user(setup.root(), &[]);
+    // The whole report (-v): nothing in it says missing.
+    let run = reconcile_as_user(setup.root(), &["-v"]);
     run.assert_exit(0);
     assert!(!run.stdout.contains("missing"), "{run}");
     setup.write_config("v2", false);

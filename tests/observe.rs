@@ -162,7 +162,7 @@ fn a_supervise_tree_deeper_than_path_max_is_observed_and_opened() {
     // "d/" 2100 times: about 4200 bytes below supervise/, past PATH_MAX.
     let depth = 2100;
     deep_chain(&supervise, "d", depth);
-    let r = reconcile(root, &["--phase", "static"]);
+    let r = reconcile(root, &["-v", "--phase", "static"]);
     r.assert_exit(0);
     assert!(!r.stdout.contains("too long"), "{r}");
     assert!(!r.stderr.contains("too long"), "{r}");
@@ -335,7 +335,7 @@ fn a_slot_file_that_cannot_be_read_is_reported_and_the_slot_kept() {
     fs::set_permissions(&run, fs::Permissions::from_mode(0o000)).unwrap();
     let bin = env!("CARGO_BIN_EXE_reconcile");
     let root_arg = root.to_str().unwrap();
-    let r = as_user(&[bin, "--root", root_arg, "--phase", "profiles"]);
+    let r = as_user(&[bin, "--root", root_arg, "-v", "--phase", "profiles"]);
     r.assert_exit(1);
     r.assert_line(
         "reconcile: error: unable to read /run/service/gateway-good/run: Permission denied",
