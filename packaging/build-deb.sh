@@ -132,6 +132,7 @@ chmod 0644 "$root/usr/share/doc/s6-reconcile/copyright"
 
 install -m 0755 packaging/cont-init.d/99-s6-reconcile "$share/cont-init.d/99-s6-reconcile"
 install -m 0644 packaging/s6-rc.d/s6-reconcile/type packaging/s6-rc.d/s6-reconcile/up \
+	packaging/s6-rc.d/s6-reconcile/timeout-up \
 	"$share/s6-rc.d/s6-reconcile/"
 install -m 0644 packaging/s6-rc.d/s6-reconcile/dependencies.d/base \
 	"$share/s6-rc.d/s6-reconcile/dependencies.d/base"

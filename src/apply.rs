@@ -16,10 +16,10 @@ use crate::plan::{Anchor, Change, Op, Owner, SlotBuild};
 use crate::s6::findings::{Cause, Failure, Skipped};
 pub(crate) mod bootlog;
 pub(crate) mod effects;
-pub(crate) mod lock;
+pub mod lock;
 pub(crate) mod observed;
 pub(crate) mod record;
-pub(crate) mod retire;
+pub mod retire;
 
 mod stage;
 

@@ -59,9 +59,12 @@ Environment (read because cont-init runs with-contenv):
   S6_VERBOSITY                 s6-overlay's verbosity, used when neither -v nor -q is
                                given: 0 errors only (a successful apply prints nothing
                                on stdout), 1 warnings (an apply prints only warnings,
-                               errors and the per-profile lines), 2 the default, 3 or
-                               more debug logging. --plan and --check always print the
-                               whole plan; --format json is never shortened.
+                               errors and the per-profile lines), 2 (the default) those
+                               and one summary line, 3 the whole report and info
+                               logging, 4 debug, 5 trace. An apply's human lines all
+                               start with `reconcile:`. --plan and --check always print
+                               the whole plan as it was; --format json is never
+                               shortened nor prefixed.
   NO_COLOR                     set and not empty: no colour unless --color always
   RUST_LOG                     log filter (env_logger syntax)
 
@@ -127,11 +130,14 @@ pub struct Args {
     #[arg(long = "phase", value_enum, value_name = "PHASE", action = ArgAction::Append)]
     pub phases: Vec<Phase>,
 
-    /// More logging on stderr (-vv for debug); S6_VERBOSITY is then ignored.
+    /// An apply prints its whole report (every change, skipped item and
+    /// effect), with info logging on stderr (-vv debug, -vvv trace);
+    /// S6_VERBOSITY is then ignored.
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Less logging on stderr: errors only; S6_VERBOSITY is then ignored.
+    /// An apply prints only the per-profile lines, warnings and errors
+    /// (as S6_VERBOSITY=1); S6_VERBOSITY is then ignored.
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -365,24 +371,27 @@ impl Args {
     }
 
     /// The log level and the report's verbosity: from -v/-q when given,
-    /// else from S6_VERBOSITY (s6-overlay's: 0 errors, 1 warnings, 2 the
-    /// default, more is debug).
+    /// else from S6_VERBOSITY (docs/boot-output.md has the table).
     fn levels(&self, s6_verbosity: Option<&str>) -> (log::LevelFilter, Verbosity) {
         use log::LevelFilter;
         if self.quiet {
-            return (LevelFilter::Error, Verbosity::Normal);
+            return (LevelFilter::Warn, Verbosity::Warnings);
         }
         match self.verbose {
             0 => {}
-            1 => return (LevelFilter::Info, Verbosity::Normal),
-            2 => return (LevelFilter::Debug, Verbosity::Normal),
-            _ => return (LevelFilter::Trace, Verbosity::Normal),
+            1 => return (LevelFilter::Info, Verbosity::Full),
+            2 => return (LevelFilter::Debug, Verbosity::Full),
+            _ => return (LevelFilter::Trace, Verbosity::Full),
         }
+        // s6-overlay's levels: 0 errors, 1 warnings, 2 (default) what it
+        // does, 3 more, 4 and 5 debugging and tracing.
         match self::s6_verbosity(s6_verbosity) {
             0 => (LevelFilter::Error, Verbosity::Errors),
             1 => (LevelFilter::Warn, Verbosity::Warnings),
-            2 => (LevelFilter::Warn, Verbosity::Normal),
-            _ => (LevelFilter::Debug, Verbosity::Normal),
+            2 => (LevelFilter::Warn, Verbosity::Summary),
+            3 => (LevelFilter::Info, Verbosity::Full),
+            4 => (LevelFilter::Debug, Verbosity::Full),
+            _ => (LevelFilter::Trace, Verbosity::Full),
         }
     }
 }

@@ -9,7 +9,7 @@
 
 #![forbid(unsafe_code)]
 
-pub(crate) mod apply;
+pub mod apply;
 pub mod audit;
 pub mod cli;
 pub mod desired;

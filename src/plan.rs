@@ -49,7 +49,9 @@ pub fn plan(d: &Desired, obs: &Observed) -> Plan {
     if d.policy() == Policy::Compat && obs.has(Phase::Scandir) {
         p.plan.warnings.push(format!(
             "policy compat: uid {} can write the scandir and the slot definitions that root's \
-             s6-supervise executes, so that user is effectively root (policy: strict avoids this)",
+             s6-supervise executes, so that user is effectively root; `policy: strict` avoids \
+             this, and loses nothing once the application asks the runtime service \
+             s6-reconcile-runtime for its slots instead of writing them itself (docs/runtime.md)",
             d.account.uid
         ));
     }

@@ -154,7 +154,7 @@ fn invalid_profile_directory_names_are_skipped_with_the_rule() {
     }
     let root = root_with(&extra);
     let root = root.path();
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
     let rule = "must match ^[a-z0-9][a-z0-9_-]*$";
     for (name, why) in [
@@ -173,7 +173,7 @@ fn invalid_profile_directory_names_are_skipped_with_the_rule() {
             format!("reconcile: profile={name} prior_state=None action=skipped")
         );
         run.assert_line(&format!(
-            "  /opt/data/profiles/{name}: invalid profile name \"{name}\": {rule} {why}"
+            "reconcile:   /opt/data/profiles/{name}: invalid profile name \"{name}\": {rule} {why}"
         ));
         assert!(!exists(root, &format!("run/service/gateway-{name}")));
         assert!(!exists(root, &format!("run/service/.gateway-{name}.tmp")));
@@ -198,7 +198,7 @@ fn invalid_declared_names_are_skipped_and_never_become_paths() {
     )));
     let root = root.path();
     let shadow = owner_mode(root, "etc/shadow");
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
     for name in ["Bad", "a.b", "-x"] {
         assert_eq!(
@@ -206,13 +206,13 @@ fn invalid_declared_names_are_skipped_and_never_become_paths() {
             format!("reconcile: profile={name} prior_state=None action=skipped")
         );
         run.assert_line_with(&[
-            &format!("  profile \"{name}\": invalid profile name \"{name}\""),
+            &format!("reconcile:   profile \"{name}\": invalid profile name \"{name}\""),
             "must match ^[a-z0-9][a-z0-9_-]*$",
         ]);
     }
     run.profile_line(&long);
     run.assert_line(&format!(
-        "  profile \"{long}\": profile name of 300 bytes makes slot name \"gateway-aaaaaaaaaaaaaaaa…\" \
+        "reconcile:   profile \"{long}\": profile name of 300 bytes makes slot name \"gateway-aaaaaaaaaaaaaaaa…\" \
          308 bytes: s6-svscan skips names longer than 251 bytes (at most 242 bytes with prefix \"gateway-\")"
     ));
     run.profile_line("\"../../../etc\"");
@@ -238,7 +238,7 @@ fn a_242_byte_name_is_accepted_and_243_bytes_are_refused_naming_the_limit() {
         profile(&long, Some("{\"desired_state\": \"running\"}"))
     ));
     let root = root.path();
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
     assert_eq!(
         run.profile_line(&ok),
@@ -252,7 +252,7 @@ fn a_242_byte_name_is_accepted_and_243_bytes_are_refused_naming_the_limit() {
         format!("reconcile: profile={long} prior_state=None action=skipped")
     );
     run.assert_line(&format!(
-        "  /opt/data/profiles/{long}: profile name of 243 bytes makes staging dir name \
+        "reconcile:   /opt/data/profiles/{long}: profile name of 243 bytes makes staging dir name \
          \".gateway-bbbbbbbbbbbbbbb…\" 256 bytes: file names are limited to 255 bytes \
          (at most 242 bytes with prefix \"gateway-\")"
     ));
@@ -269,10 +269,10 @@ fn a_profiles_default_directory_is_skipped_with_a_warning() {
     ));
     let root = root.path();
     let before = volume(root);
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
     run.assert_line(
-        "warning: /opt/data/profiles/default: profiles/default/ collides with the reserved \
+        "reconcile: warning: /opt/data/profiles/default: profiles/default/ collides with the reserved \
          default slot; skipped",
     );
     // The default slot is the home's, registered: profiles/default/ was not read.
@@ -300,14 +300,14 @@ fn a_profile_directory_that_is_a_symlink_is_not_followed() {
     );
     let root = root.path();
     let outside = tree::dump(&root.join("srv"));
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
     assert_eq!(
         run.profile_line("linked"),
         "reconcile: profile=linked prior_state=None action=skipped"
     );
     run.assert_line(
-        "  profile \"linked\": profile directory /opt/data/profiles/linked is a symlink; not followed",
+        "reconcile:   profile \"linked\": profile directory /opt/data/profiles/linked is a symlink; not followed",
     );
     assert!(!exists(root, "run/service/gateway-linked"));
     assert_eq!(tree::dump(&root.join("srv")), outside, "srv/ changed");
@@ -344,7 +344,7 @@ fn a_state_file_symlink_is_followed_as_the_user_and_inside_the_root() {
     ));
     let root = root.path();
     let secret = fs::symlink_metadata(root.join("etc/running.json")).unwrap();
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
     assert_eq!(
         run.profile_line("public"),
@@ -360,7 +360,7 @@ fn a_state_file_symlink_is_followed_as_the_user_and_inside_the_root() {
             format!("reconcile: profile={name} prior_state=None action=registered")
         );
         run.assert_line(&format!(
-            "warning: /opt/data/profiles/{name}/gateway_state.json: {why}; \
+            "reconcile: warning: /opt/data/profiles/{name}/gateway_state.json: {why}; \
              treating the profile as having no state"
         ));
         assert_slot(root, name, false);
@@ -386,7 +386,7 @@ fn state_case(content: Option<&str>, state_lines: &str) -> (tempfile::TempDir, R
     let dir = root_with(&extra);
     let root = dir.path();
     let before = volume(root);
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
     assert_others_done(root, &run);
     assert_eq!(volume(root), before, "the volume changed");
@@ -404,7 +404,7 @@ fn a_state_file_that_is_a_directory_is_no_state_with_a_warning() {
         "reconcile: profile=odd prior_state=None action=registered"
     );
     run.assert_line(
-        "warning: /opt/data/profiles/odd/gateway_state.json: is a directory, not a regular file; \
+        "reconcile: warning: /opt/data/profiles/odd/gateway_state.json: is a directory, not a regular file; \
          treating the profile as having no state",
     );
     assert_slot(root.path(), "odd", false);
@@ -418,7 +418,7 @@ fn corrupt_state_json_is_no_state_with_a_warning_naming_line_and_column() {
         "reconcile: profile=odd prior_state=None action=registered"
     );
     run.assert_line(
-        "warning: /opt/data/profiles/odd/gateway_state.json: not valid JSON: EOF while parsing \
+        "reconcile: warning: /opt/data/profiles/odd/gateway_state.json: not valid JSON: EOF while parsing \
          a value at line 2 column 1; treating the profile as having no state",
     );
     assert_slot(root.path(), "odd", false);
@@ -432,7 +432,7 @@ fn a_state_file_holding_an_array_is_no_state_with_a_warning() {
         "reconcile: profile=odd prior_state=None action=registered"
     );
     run.assert_line(
-        "warning: /opt/data/profiles/odd/gateway_state.json: not a JSON object (found an array); \
+        "reconcile: warning: /opt/data/profiles/odd/gateway_state.json: not a JSON object (found an array); \
          treating the profile as having no state",
     );
     assert_slot(root.path(), "odd", false);
@@ -476,10 +476,10 @@ const ROOT_STAGING: &str = r##"
 fn a_root_owned_0700_staging_dir_is_removed_as_root_and_the_slot_published() {
     let root = root_with(ROOT_STAGING);
     let root = root.path();
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
-    run.assert_line("  remove  /run/service/.gateway-good.tmp");
-    run.assert_line("  publish /run/service/gateway-good  (new slot)");
+    run.assert_line("reconcile:   remove  /run/service/.gateway-good.tmp");
+    run.assert_line("reconcile:   publish /run/service/gateway-good  (new slot)");
     assert!(!exists(root, "run/service/.gateway-good.tmp"));
     assert_others_done(root, &run);
     assert_eq!(
@@ -496,10 +496,10 @@ fn without_the_scandir_phase_a_root_staging_dir_fails_that_slot_only() {
     let root = root_with(ROOT_STAGING);
     let root = root.path();
     std::os::unix::fs::chown(root.join("run/service"), Some(10000), Some(10000)).unwrap();
-    let run = reconcile(root, &["--phase", "profiles"]);
+    let run = reconcile(root, &["-v", "--phase", "profiles"]);
     run.assert_exit(1);
     run.assert_line(
-        "error: unable to remove /run/service/.gateway-good.tmp: Permission denied (as uid 10000)",
+        "reconcile: error: unable to remove /run/service/.gateway-good.tmp: Permission denied (as uid 10000)",
     );
     assert_eq!(
         run.profile_line("good"),
@@ -543,9 +543,9 @@ fn a_staging_symlink_to_a_directory_outside_is_removed_itself_by_the_scandir_pha
     ));
     let root = root.path();
     let before = tree::dump(outside.path());
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(0);
-    run.assert_line("  unlink  /run/service/.gateway-good.tmp");
+    run.assert_line("reconcile:   unlink  /run/service/.gateway-good.tmp");
     assert!(!exists(root, "run/service/.gateway-good.tmp"));
     assert_eq!(
         tree::dump(outside.path()),
@@ -568,9 +568,9 @@ fn a_staging_symlink_to_a_users_directory_outside_is_removed_itself_by_the_profi
     let root = root.path();
     std::os::unix::fs::chown(root.join("run/service"), Some(10000), Some(10000)).unwrap();
     let before = tree::dump(outside.path());
-    let run = reconcile(root, &["--phase", "profiles"]);
+    let run = reconcile(root, &["-v", "--phase", "profiles"]);
     run.assert_exit(0);
-    run.assert_line("  unlink  /run/service/.gateway-good.tmp");
+    run.assert_line("reconcile:   unlink  /run/service/.gateway-good.tmp");
     assert!(!exists(root, "run/service/.gateway-good.tmp"));
     assert_eq!(
         tree::dump(outside.path()),
@@ -642,15 +642,15 @@ fn a_read_only_scandir_fails_every_slot_cleanly_and_loses_nothing() {
     let volume_before = volume(root);
     let scandir_before = tree::dump(&scandir);
 
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(1);
     for slot in ["gateway-default", "gateway-good", "gateway-other"] {
         run.assert_line(&format!(
-            "error: unable to publish /run/service/{slot}: \
+            "reconcile: error: unable to publish /run/service/{slot}: \
              mkdir in staging dir .{slot}.tmp: Read-only file system (as uid 10000)"
         ));
     }
-    run.assert_line("error: unable to chown /run/service: Read-only file system");
+    run.assert_line("reconcile: error: unable to chown /run/service: Read-only file system");
     // Not published: reported as such on stdout and in the boot log.
     for (name, state) in [("default", "None"), ("good", "running"), ("other", "None")] {
         assert_eq!(
@@ -831,10 +831,10 @@ fn an_unrecognized_multiplex_value_is_a_warning_and_the_volume_decides() {
         "- {path: opt/data/config.yaml, type: file, uid: 10000, gid: 10000, content: \"gateway:\\n  multiplex_profiles: true\\n\"}\n",
     );
     let root = dir.path();
-    let run = reconcile_env(root, &[], &[("GATEWAY_MULTIPLEX_PROFILES", "maybe")]);
+    let run = reconcile_env(root, &["-v"], &[("GATEWAY_MULTIPLEX_PROFILES", "maybe")]);
     run.assert_exit(0);
     run.assert_line(
-        "warning: GATEWAY_MULTIPLEX_PROFILES=\"maybe\" is not recognized (accepted: 1, true, \
+        "reconcile: warning: GATEWAY_MULTIPLEX_PROFILES=\"maybe\" is not recognized (accepted: 1, true, \
          yes, on, or 0, false, no, off; blank means unset); ignored, multiplexing follows the \
          configuration",
     );
@@ -916,10 +916,10 @@ fn servicedirs_that_is_a_symlink_fails_clearly_and_the_other_phases_run() {
 "##,
     );
     let root = root.path();
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(1);
     run.assert_line(
-        "error: unable to open /run/s6-rc/servicedirs: is a symlink; refusing to follow it",
+        "reconcile: error: unable to open /run/s6-rc/servicedirs: is a symlink; refusing to follow it",
     );
     assert_eq!(owner_mode(root, "run/real/nginx/supervise"), (0, 0, 0o700));
     assert_eq!(
@@ -938,10 +938,10 @@ fn servicedirs_that_is_a_file_fails_clearly_and_the_other_phases_run() {
 "##,
     );
     let root = root.path();
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     run.assert_exit(1);
     run.assert_line(
-        "error: unable to open /run/s6-rc/servicedirs: is a regular file, not a directory",
+        "reconcile: error: unable to open /run/s6-rc/servicedirs: is a regular file, not a directory",
     );
     assert_other_phases_done(root, &run);
 }
@@ -982,15 +982,15 @@ fn a_permission_error_on_one_service_leaves_the_others_reconciled() {
     let root = root_with(&format!("{CRON}{NGINX}"));
     let root = root.path();
     let frozen = Frozen::new(&root.join("run/s6-rc/servicedirs/cron/supervise"));
-    let run = reconcile(root, &[]);
+    let run = reconcile(root, &["-v"]);
     drop(frozen);
     run.assert_exit(1);
     // EPERM (immutable) or EROFS (the bind-mount fallback).
     assert!(
         run.stdout.contains(
-            "error: unable to chown /run/s6-rc/servicedirs/cron/supervise: Operation not permitted"
+            "reconcile: error: unable to chown /run/s6-rc/servicedirs/cron/supervise: Operation not permitted"
         ) || run.stdout.contains(
-            "error: unable to chown /run/s6-rc/servicedirs/cron/supervise: Read-only file system"
+            "reconcile: error: unable to chown /run/s6-rc/servicedirs/cron/supervise: Read-only file system"
         ),
         "{}",
         run.show()

@@ -95,6 +95,7 @@ fn assert_user_checks(boot: &Boot) {
             .contains("reconcile: profile=alice prior_state=running action=started"),
         "{boot}"
     );
+    boot.assert_reconcile_lines_prefixed();
 }
 
 #[test]

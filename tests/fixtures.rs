@@ -8,7 +8,7 @@
 //! |--------------|-------------------------------------------------------|
 //! | `plan.txt`   | stdout of `--plan`, then `exit: N`                    |
 //! | `plan.json`  | stdout of `--plan --format json` (must parse)         |
-//! | `apply.txt`  | stdout of apply, then `exit: N`                       |
+//! | `apply.txt`  | stdout of apply (`S6_VERBOSITY=3`), then `exit: N`    |
 //! | `after.yaml` | the tree after apply, described (boot log masked)     |
 //!
 //! An optional `env` file sets environment variables for every run of the
@@ -623,7 +623,13 @@ fn run_scenario(s: &mut Scenario) {
         }
     }
 
-    let apply = match step(&[]) {
+    // The whole report (every line prefixed `reconcile:`), unless the
+    // scenario's env file says otherwise: what apply did, change by change.
+    let mut apply_env = env.clone();
+    if !apply_env.iter().any(|(k, _)| k == "S6_VERBOSITY") {
+        apply_env.push(("S6_VERBOSITY".into(), "3".into()));
+    }
+    let apply = match run_reconcile(root, &extra, &apply_env, &[]) {
         Ok(o) => o,
         Err(e) => return s.fail(e),
     };

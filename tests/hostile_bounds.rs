@@ -104,11 +104,17 @@ fn diff_of_a_huge_all_different_slot_file_says_it_differs_and_how_large() {
         tree::quote(&content)
     );
     let dir = root_with(&format!("{}{slot}", config("policy: compat\n")));
-    for args in [&["--plan", "--diff"][..], &["--diff"][..]] {
+    for args in [&["--plan", "--diff"][..], &["-v", "--diff"][..]] {
         let out = run(dir.path(), args, &[]);
         out.assert_exit(0);
+        // An apply's lines start with `reconcile: `, a plan's do not.
+        let prefix = if args[0] == "--plan" {
+            ""
+        } else {
+            "reconcile: "
+        };
         let want = format!(
-            "@@ not compared line by line: the current file is {size} bytes (150000 lines), \
+            "{prefix}@@ not compared line by line: the current file is {size} bytes (150000 lines), \
              the planned file "
         );
         assert!(

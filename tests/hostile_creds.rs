@@ -58,7 +58,7 @@ fn a_hard_linked_state_file_is_never_read_in_strict_or_compat() {
                 out.show()
             );
             let warning = format!(
-                "warning: /opt/data/profiles/{name}/gateway_state.json: {why}; treating the \
+                "reconcile: warning: /opt/data/profiles/{name}/gateway_state.json: {why}; treating the \
                  profile as having no state"
             );
             assert!(
@@ -162,7 +162,7 @@ fn a_root_owned_volume_is_warned_about_in_the_plan_and_the_error_says_who_acted(
     apply.assert_exit(1);
     assert!(
         apply.stdout.lines().any(|l| l
-            == "error: unable to append to /opt/data/logs/container-boot.log: Permission \
+            == "reconcile: error: unable to append to /opt/data/logs/container-boot.log: Permission \
                 denied (as uid 10000)"),
         "{}",
         apply.show()

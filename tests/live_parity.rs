@@ -97,7 +97,7 @@ fn a_legacy_gateway_run_container_starts_the_default_gateway_and_multiplexes() {
     let lines: Vec<&str> = run
         .stdout
         .lines()
-        .filter(|l| l.starts_with("reconcile: "))
+        .filter(|l| l.starts_with("reconcile: profile"))
         .collect();
     assert_eq!(
         lines,

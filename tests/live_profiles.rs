@@ -889,7 +889,7 @@ fn planted_symlinks_are_removed_and_nothing_they_reach_changes() {
         lchown(link, Some(USER_UID), Some(USER_GID)).unwrap();
     }
 
-    let run = s.apply(&[]);
+    let run = s.apply(&["-v"]);
     s.wait_settled();
 
     for (link, _) in &links[..2] {
@@ -1122,13 +1122,14 @@ fn an_apply_as_the_user_does_what_the_user_may_and_exits_0() {
     let mut setup = Setup::new();
     setup.apply(&[]);
     setup.wait_settled();
-    let run = reconcile_as_user(setup.root(), &[]);
+    // The whole report (-v): nothing in it says missing.
+    let run = reconcile_as_user(setup.root(), &["-v"]);
     run.assert_exit(0);
     assert!(!run.stdout.contains("missing"), "{run}");
     setup.write_config("v2", false);
     let run = reconcile_as_user(setup.root(), &[]);
     run.assert_exit(0);
-    run.assert_line("Applied 5 changes (profiles 5); 3 skipped.");
+    run.assert_line("reconcile: Applied 5 changes (profiles 5); 3 skipped.");
     setup.shutdown_cleanly();
 }
 
@@ -1143,7 +1144,7 @@ fn an_apply_as_the_user_in_strict_says_what_needs_root_and_exits_0() {
     setup.wait_settled();
     reconcile_as_user(setup.root(), &[]).assert_exit(0);
     setup.write_config_with("policy: strict\n", "v2", false);
-    let run = reconcile_as_user(setup.root(), &[]);
+    let run = reconcile_as_user(setup.root(), &["-v"]);
     run.assert_exit(0);
     assert!(!run.stderr.contains("error"), "{run}");
     let slot = setup.slot("alpha").display().to_string();
@@ -1194,7 +1195,7 @@ fn a_replace_waits_for_the_old_supervisor_and_its_finish_runs() {
     s.apply(&[]);
     s.wait_settled();
     s.write_config_finishing("v2", false);
-    let run = s.apply(&[]);
+    let run = s.apply(&["-v"]);
     run.assert_line_with(&["replace", "gateway-alpha"]);
     // Waited for: the old supervisor ran the old finish before the apply
     // returned (a started slot's service was up, so its finish runs).
@@ -1214,7 +1215,7 @@ fn a_prune_waits_for_the_supervisor_and_its_finish_runs() {
     s.apply(&[]);
     s.wait_settled();
     fs::remove_dir_all(s.profile_dir("alpha")).unwrap();
-    let run = s.apply(&[]);
+    let run = s.apply(&["-v"]);
     run.assert_line_with(&["remove", "gateway-alpha"]);
     assert_eq!(s.finished("alpha"), "v1\n", "{run}");
     assert!(fs::symlink_metadata(s.slot("alpha")).is_err(), "{run}");

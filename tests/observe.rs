@@ -71,13 +71,17 @@ fn names_that_are_not_utf8_are_skipped_escaped_and_the_run_succeeds() {
     fs::create_dir(join(&scandir, b"svc-\xfe")).unwrap();
     fs::create_dir(join(&scandir, b"two\nlines")).unwrap();
 
-    for args in [&["--plan"][..], &[][..]] {
+    for args in [&["--plan"][..], &["-v"][..]] {
         let r = reconcile(root, args);
         r.assert_exit(0);
-        r.assert_line("  /opt/data/profiles/caf\\xe9: name is not valid UTF-8; left alone");
-        r.assert_line("  /opt/data/profiles/notes-\\xff.txt: name is not valid UTF-8; left alone");
-        r.assert_line("  /run/service/svc-\\xfe: name is not valid UTF-8; left alone");
-        r.assert_line("  /run/service/two\\x0alines: name holds a control character; left alone");
+        r.assert_report_line("  /opt/data/profiles/caf\\xe9: name is not valid UTF-8; left alone");
+        r.assert_report_line(
+            "  /opt/data/profiles/notes-\\xff.txt: name is not valid UTF-8; left alone",
+        );
+        r.assert_report_line("  /run/service/svc-\\xfe: name is not valid UTF-8; left alone");
+        r.assert_report_line(
+            "  /run/service/two\\x0alines: name holds a control character; left alone",
+        );
         r.assert_line("reconcile: profile=good prior_state=running action=started");
         // Said once, though both the scandir and the profiles phase saw it.
         assert_eq!(r.stdout.matches("svc-\\xfe").count(), 1, "{r}");
@@ -143,9 +147,9 @@ fn a_planted_6000_level_tree_is_removed_under_a_small_stack_and_few_fds() {
     let staging = root.join("run/service/.gateway-good.tmp");
     fs::create_dir(&staging).unwrap();
     deep_chain(&staging, "d", 6000);
-    let r = reconcile_limited(root, "ulimit -s 1024 && ulimit -n 1024", &[]);
+    let r = reconcile_limited(root, "ulimit -s 1024 && ulimit -n 1024", &["-v"]);
     r.assert_exit(0);
-    r.assert_line("  remove  /run/service/.gateway-good.tmp");
+    r.assert_line("reconcile:   remove  /run/service/.gateway-good.tmp");
     assert!(!staging.exists(), "the planted tree is gone");
     assert!(root.join("run/service/gateway-good/run").is_file());
 }
@@ -158,7 +162,7 @@ fn a_supervise_tree_deeper_than_path_max_is_observed_and_opened() {
     // "d/" 2100 times: about 4200 bytes below supervise/, past PATH_MAX.
     let depth = 2100;
     deep_chain(&supervise, "d", depth);
-    let r = reconcile(root, &["--phase", "static"]);
+    let r = reconcile(root, &["-v", "--phase", "static"]);
     r.assert_exit(0);
     assert!(!r.stdout.contains("too long"), "{r}");
     assert!(!r.stderr.contains("too long"), "{r}");
@@ -214,15 +218,15 @@ fn planted_trees_of_any_depth_cost_bounded_memory_and_never_fail_the_boot() {
     deep_chain(&supervise, "d", 20_000);
     let _planted_too = Chain(&supervise, "d");
     let limited = |args: &[&str]| reconcile_limited(root, "ulimit -v 1048576", args);
-    for args in [&["--plan"][..], &[]] {
+    for args in [&["--plan"][..], &["-v"]] {
         let r = limited(args);
         r.assert_exit(0);
-        r.assert_line(&too_large("/run/service/gateway-good"));
-        r.assert_line(&too_large("/run/s6-rc/servicedirs/cron/supervise"));
+        r.assert_report_line(&too_large("/run/service/gateway-good"));
+        r.assert_report_line(&too_large("/run/s6-rc/servicedirs/cron/supervise"));
         // What the slot holds of its own is still seen, so only the
         // planted entry is extra (the file `f` the chain left next to it
         // comes after the bound was crossed: not observed).
-        r.assert_line("  replace /run/service/gateway-good  (extra a)");
+        r.assert_report_line("  replace /run/service/gateway-good  (extra a)");
     }
     assert!(
         !slot.join("a").exists(),
@@ -294,11 +298,11 @@ fn a_slot_file_hard_linked_to_a_root_only_file_is_never_read() {
     let run = scandir.join("gateway-good/run");
     fs::remove_file(&run).unwrap();
     fs::hard_link(&secret, &run).unwrap();
-    for args in [&["--plan", "--diff"][..], &["--diff"]] {
+    for args in [&["--plan", "--diff"][..], &["-v", "--diff"]] {
         let r = reconcile(root, args);
         r.assert_exit(0);
         r.assert_line_with(&["replace", "/run/service/gateway-good", "run has 2 links"]);
-        r.assert_line(
+        r.assert_report_line(
             "--- current /run/service/gateway-good/run (not read: too large, unreadable or \
              hard-linked)",
         );
@@ -331,9 +335,11 @@ fn a_slot_file_that_cannot_be_read_is_reported_and_the_slot_kept() {
     fs::set_permissions(&run, fs::Permissions::from_mode(0o000)).unwrap();
     let bin = env!("CARGO_BIN_EXE_reconcile");
     let root_arg = root.to_str().unwrap();
-    let r = as_user(&[bin, "--root", root_arg, "--phase", "profiles"]);
+    let r = as_user(&[bin, "--root", root_arg, "-v", "--phase", "profiles"]);
     r.assert_exit(1);
-    r.assert_line("error: unable to read /run/service/gateway-good/run: Permission denied");
+    r.assert_line(
+        "reconcile: error: unable to read /run/service/gateway-good/run: Permission denied",
+    );
     r.assert_line("reconcile: profile=good prior_state=running action=skipped");
     assert!(!r.stdout.contains("replace"), "{r}");
     assert_eq!(
@@ -395,7 +401,7 @@ fn an_old_tree_still_locked_is_left_under_its_dot_name_for_the_next_run() {
     let r = reconcile(root, &[]);
     r.assert_exit(0);
     r.assert_line(
-        "warning: /run/service/.gateway-good.tmp: old slot tree left under this name \
+        "reconcile: warning: /run/service/.gateway-good.tmp: old slot tree left under this name \
          (its supervisor did not let go within 10 s); the next run removes it",
     );
     let left = root.join("run/service/.gateway-good.tmp");

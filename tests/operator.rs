@@ -105,10 +105,12 @@ reconcile: profile=default prior_state=running action=started
 reconcile: profile=alice prior_state=stopped action=registered
 ";
 
-/// The warning every compat run gives.
-const COMPAT_WARNING: &str = "warning: policy compat: uid 10000 can write the scandir and \
-    the slot definitions that root's s6-supervise executes, so that user is effectively root \
-    (policy: strict avoids this)\n";
+/// The warning every compat run gives, as an apply prints it.
+const COMPAT_WARNING: &str = "reconcile: warning: policy compat: uid 10000 can write the \
+    scandir and the slot definitions that root's s6-supervise executes, so that user is \
+    effectively root; `policy: strict` avoids this, and loses nothing once the application \
+    asks the runtime service s6-reconcile-runtime for its slots instead of writing them itself \
+    (docs/runtime.md)\n";
 
 // ---------------------------------------------------------------------------
 // S6_VERBOSITY
@@ -155,7 +157,9 @@ fn s6_verbosity_1_apply_prints_the_profile_lines_and_warnings_only() {
     );
     assert!(
         lines.len() > 2
-            && lines[2..].iter().all(|l| l.starts_with("warning: "))
+            && lines[2..]
+                .iter()
+                .all(|l| l.starts_with("reconcile: warning: "))
             && lines[2..]
                 .iter()
                 .any(|l| l.contains("/opt/data/profiles/alice/gateway_state.json")),
@@ -173,7 +177,7 @@ fn s6_verbosity_0_and_1_still_print_errors_and_exit_1() {
         std::fs::write(&servicedirs, "").unwrap();
         let out = reconcile_bare(tmp.path(), &[], &[("S6_VERBOSITY", level)]);
         assert_eq!(out.code, Some(1), "{}", out);
-        let error = "error: unable to open /run/s6-rc/servicedirs: \
+        let error = "reconcile: error: unable to open /run/s6-rc/servicedirs: \
                      is a regular file, not a directory\n";
         let want = if level == "0" {
             error.to_string()
@@ -212,15 +216,208 @@ fn s6_verbosity_leaves_plans_json_and_flags_alone() {
         let tmp = container();
         let out = reconcile_bare(tmp.path(), &[flag], &[("S6_VERBOSITY", "0")]);
         assert_eq!(out.code, Some(0), "{}", out);
-        let text = &out.stdout;
         assert!(
-            text.starts_with("static:\n")
-                && text.contains(PROFILE_LINES)
-                && text
-                    .lines()
-                    .last()
-                    .is_some_and(|l| l.starts_with("Applied ")),
-            "{flag}: the whole report: {}",
+            out.stdout.starts_with(PROFILE_LINES) || out.stdout.contains("reconcile: static:\n"),
+            "{flag} overrides S6_VERBOSITY=0: {}",
+            out
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// An apply in a container log (docs/boot-output.md)
+
+/// [`container`] with something of everything an apply reports: changes
+/// (the static service), a skipped item (`s6rc-fdholder`), warnings (the
+/// compat warning, a corrupt state file) and an error (the scandir is a
+/// link the user planted: refused, so the profiles are skipped too).
+fn noisy_container() -> tempfile::TempDir {
+    require_root();
+    let tmp = tree::temp_root("operator-noisy");
+    let yaml: String = TREE
+        .lines()
+        .filter(|l| !l.contains("\"run/service"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let yaml = format!(
+        "{yaml}- {{path: \"run/service\", type: symlink, uid: 10000, gid: 10000, target: \"../etc\"}}\n"
+    );
+    tree::materialise_yaml(tmp.path(), &yaml).expect("materialise the tree");
+    std::fs::write(
+        tmp.path()
+            .join("opt/data/profiles/alice/gateway_state.json"),
+        "{not json",
+    )
+    .unwrap();
+    tmp
+}
+
+/// What an apply of [`noisy_container`] prints at `S6_VERBOSITY=1` (and
+/// `-q`): the per-profile lines, the warnings, the error.
+const NOISY_QUIET: &str = "\
+reconcile: profile=default prior_state=running action=skipped
+reconcile: profile=alice prior_state=None action=skipped
+";
+
+/// Every line on stdout and stderr starts with `reconcile: `.
+#[track_caller]
+fn assert_all_prefixed(out: &common::run::Run, what: &str) {
+    for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        for line in text.lines() {
+            assert!(
+                line.starts_with("reconcile: "),
+                "{what}: a {stream} line without the prefix: {line:?}\n{out}"
+            );
+        }
+    }
+}
+
+/// Arguments, environment and a name for the messages.
+type Variant<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn an_apply_prefixes_every_line_and_prints_one_summary_by_default() {
+    let runs: [Variant; 9] = [
+        (&[], &[], "default"),
+        (&[], &[("S6_VERBOSITY", "2")], "S6_VERBOSITY=2"),
+        (&[], &[("S6_VERBOSITY", "")], "S6_VERBOSITY empty"),
+        (&["-v"], &[], "-v"),
+        (&[], &[("S6_VERBOSITY", "3")], "S6_VERBOSITY=3"),
+        (&[], &[("S6_VERBOSITY", "5")], "S6_VERBOSITY=5"),
+        (&["-q"], &[], "-q"),
+        (&[], &[("S6_VERBOSITY", "1")], "S6_VERBOSITY=1"),
+        (&[], &[("S6_VERBOSITY", "0")], "S6_VERBOSITY=0"),
+    ];
+    let mut outputs = Vec::new();
+    for (args, env, what) in runs {
+        let tmp = noisy_container();
+        let out = reconcile_bare(tmp.path(), args, env);
+        assert_eq!(out.code, Some(1), "{what}: the error makes it 1: {}", out);
+        assert_all_prefixed(&out, what);
+        outputs.push((what, out));
+    }
+    let stdout = |what: &str| {
+        let (_, out) = outputs.iter().find(|(w, _)| *w == what).unwrap();
+        out.stdout.clone()
+    };
+    let error =
+        "reconcile: error: unable to open /run/service: is a symlink; refusing to follow it\n";
+    let warnings: String = stdout("-q")
+        .lines()
+        .filter(|l| l.starts_with("reconcile: warning: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        warnings.starts_with(COMPAT_WARNING)
+            && warnings.contains("/opt/data/profiles/alice/gateway_state.json"),
+        "the compat warning, then the corrupt state file:\n{warnings}"
+    );
+    // -q and S6_VERBOSITY=1: the per-profile lines, warnings and errors,
+    // nothing else.
+    let quiet = format!("{NOISY_QUIET}{warnings}{error}");
+    assert_eq!(stdout("-q"), quiet);
+    assert_eq!(stdout("S6_VERBOSITY=1"), quiet);
+    // 0: the error alone.
+    assert_eq!(stdout("S6_VERBOSITY=0"), error);
+    // The default: those and one summary line, no change list.
+    let summary = "reconcile: Applied 5 changes (static 5); 1 skipped; 1 failed.\n";
+    let default = format!("{quiet}{summary}");
+    for what in ["default", "S6_VERBOSITY=2", "S6_VERBOSITY empty"] {
+        assert_eq!(stdout(what), default, "{what}");
+    }
+    // -v and 3 or more: the whole report, change by change.
+    let full = stdout("-v");
+    for what in ["S6_VERBOSITY=3", "S6_VERBOSITY=5"] {
+        assert_eq!(stdout(what), full, "{what}");
+    }
+    assert!(
+        full.starts_with(
+            "reconcile: static:\n\
+             reconcile:   chown   /run/s6-rc/servicedirs/svc/event  0:0 → 10000:10000\n"
+        ) && full.contains(
+            "reconcile: skipped:\n\
+             reconcile:   /run/s6-rc/servicedirs/s6rc-fdholder: matches skip glob \"s6rc-*\"; \
+             left root-only\n"
+        ) && full.contains(&quiet.replace(NOISY_QUIET, ""))
+            && full.contains(NOISY_QUIET)
+            && full.ends_with(summary),
+        "the whole report:\n{full}"
+    );
+    // The compat warning: once, whatever the verbosity.
+    for (what, out) in &outputs {
+        let n = out.stdout.matches("policy compat").count();
+        let want = usize::from(*what != "S6_VERBOSITY=0");
+        assert_eq!(n, want, "{what}: the compat warning {n} times\n{out}");
+    }
+}
+
+#[test]
+fn an_apply_logs_with_the_prefix_and_json_is_never_prefixed() {
+    // Info logging on stderr (-v) and a debug filter: every line prefixed.
+    let tmp = noisy_container();
+    let out = reconcile_bare(tmp.path(), &["-vv"], &[]);
+    assert!(
+        out.stderr
+            .contains("reconcile: info: user hermes = 10000:10000"),
+        "{}",
+        out
+    );
+    assert_all_prefixed(&out, "-vv");
+
+    // JSON: one object, the same at every verbosity, nothing prefixed.
+    let mut seen: Option<serde_json::Value> = None;
+    for env in [
+        &[][..],
+        &[("S6_VERBOSITY", "0")][..],
+        &[("S6_VERBOSITY", "3")][..],
+    ] {
+        let tmp = noisy_container();
+        let out = reconcile_bare(tmp.path(), &["--format", "json"], env);
+        assert_eq!(out.code, Some(1), "{}", out);
+        assert!(out.stdout.starts_with("{\n"), "{}", out);
+        assert!(
+            !out.stdout.contains("reconcile: "),
+            "nothing in the JSON report is prefixed: {}",
+            out
+        );
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+        assert_eq!(v["mode"], "apply");
+        assert!(!v["changes"].as_array().unwrap().is_empty(), "{}", out);
+        assert_eq!(v["warnings"].as_array().unwrap().len(), 2, "{}", out);
+        assert!(
+            v["warnings"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("policy compat: uid 10000"),
+            "{}",
+            out
+        );
+        match &seen {
+            Some(first) => assert_eq!(&v, first, "JSON at {env:?}"),
+            None => seen = Some(v),
+        }
+    }
+}
+
+#[test]
+fn a_plan_keeps_its_layout_without_the_prefix() {
+    let tmp = noisy_container();
+    for args in [&["--plan"][..], &["--check"][..], &["--plan", "-q"][..]] {
+        let out = reconcile_bare(tmp.path(), args, &[]);
+        assert!(
+            out.stdout
+                .starts_with("static:\n  chown   /run/s6-rc/servicedirs/svc/event"),
+            "{args:?}: {}",
+            out
+        );
+        assert!(
+            out.stdout.contains("\nwarning: policy compat: ")
+                && out.stdout.contains("\nerror: unable to open /run/service")
+                && out.stdout.contains(NOISY_QUIET)
+                && out
+                    .stdout
+                    .ends_with("Plan: 5 changes (static 5); 1 skipped; 1 failed.\n"),
+            "{args:?}: {}",
             out
         );
     }
@@ -880,7 +1077,7 @@ fn the_bundled_example_applies_cleanly() {
             && text
                 .lines()
                 .last()
-                .is_some_and(|l| l.starts_with("Applied ")),
+                .is_some_and(|l| l.starts_with("reconcile: Applied ")),
         "{}",
         out
     );

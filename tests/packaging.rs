@@ -255,7 +255,7 @@ fn static_binary_runs_alone_in_an_empty_chroot() {
 /// docs/packaging.md ("Debian package") and packaging/build-deb.sh: both s6-rc user
 /// bundle layouts (s6-overlay 3.2.3.1 and later read `user-bundles.d/`,
 /// older 3.x `s6-rc.d/user/`).
-const DEB_FILES: [(&str, u32); 18] = [
+const DEB_FILES: [(&str, u32); 19] = [
     ("/usr/bin/reconcile", 0o755),
     ("/usr/share/man/man8/reconcile.8.gz", 0o644),
     ("/usr/share/doc/s6-reconcile/examples/config.yaml", 0o644),
@@ -263,6 +263,10 @@ const DEB_FILES: [(&str, u32); 18] = [
     ("/usr/share/s6-reconcile/cont-init.d/99-s6-reconcile", 0o755),
     ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/type", 0o644),
     ("/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/up", 0o644),
+    (
+        "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/timeout-up",
+        0o644,
+    ),
     (
         "/usr/share/s6-reconcile/s6-rc.d/s6-reconcile/dependencies.d/base",
         0o644,
@@ -504,7 +508,7 @@ fn debian_package_installs_the_documented_paths() {
             "{installed}: the empty bundle entry"
         );
     }
-    for file in ["type", "up", "dependencies.d/base"] {
+    for file in ["type", "up", "timeout-up", "dependencies.d/base"] {
         assert_eq!(
             fs::read(
                 scratch
@@ -817,6 +821,20 @@ fn s6_rc_oneshot_definition_is_well_formed() {
     assert_eq!(fs::read_to_string(def.join("type")).unwrap(), "oneshot\n");
     let up = fs::read_to_string(def.join("up")).unwrap();
     assert_eq!(up.lines().count(), 1, "up is a single command line: {up:?}");
+    // s6-rc's timeout-up (ms) is longer than the longest boot run
+    // (docs/boot-output.md): the lock wait and the retire deadline, plus
+    // 20 s for the work itself, which waits for nothing.
+    let timeout_up: u128 = fs::read_to_string(def.join("timeout-up"))
+        .unwrap()
+        .trim_end_matches('\n')
+        .parse()
+        .expect("timeout-up: milliseconds");
+    let waits = s6_reconcile::apply::lock::DEFAULT_WAIT + s6_reconcile::apply::retire::DEADLINE;
+    assert!(
+        timeout_up >= waits.as_millis() + 20_000,
+        "timeout-up {timeout_up} ms does not exceed the boot bound ({} ms of waits + 20 s)",
+        waits.as_millis()
+    );
     // The user bundle entry where s6-overlay 3.2.3.1 and later read it. A
     // `s6-rc.d/user/` in the image makes 3.2.3.2 ignore user-bundles.d and
     // write into /etc at every boot, and 3.2.3.1 fail to compile.

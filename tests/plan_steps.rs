@@ -75,12 +75,14 @@ fn a_slot_that_cannot_be_published_leaves_the_volume_as_it_was() {
     // cannot publish, so the stale PID file must stay.
     let tmp = root();
     let root = tmp.path();
-    let r = reconcile(root, &["--phase", "profiles"]);
+    // The whole report (-v): the skipped items and the run effects.
+    let r = reconcile(root, &["-v", "--phase", "profiles"]);
     assert_eq!(r.code, Some(1), "{r}");
     assert!(exists(root, "opt/data/gateway.pid"), "{r}");
     assert!(
         r.stdout.contains(
-            "skipped:\n  /opt/data/gateway.pid: left in place: publishing the slots failed\n"
+            "reconcile: skipped:\n\
+             reconcile:   /opt/data/gateway.pid: left in place: publishing the slots failed\n"
         ),
         "{r}"
     );
@@ -92,8 +94,9 @@ fn a_slot_that_cannot_be_published_leaves_the_volume_as_it_was() {
     // Nothing went through: no rescan; the boot log still says what happened.
     assert!(!r.stdout.contains("rescan"), "{r}");
     assert!(
-        r.stdout
-            .contains("then:\n  append  /opt/data/logs/container-boot.log  (2 lines)\n"),
+        r.stdout.contains(
+            "reconcile: then:\nreconcile:   append  /opt/data/logs/container-boot.log  (2 lines)\n"
+        ),
         "{r}"
     );
     let log = std::fs::read_to_string(root.join("opt/data/logs/container-boot.log")).unwrap();

@@ -68,20 +68,28 @@ pub fn json_recorded(mode: Mode, r: &Report, sequence: Option<u64>, exit: i32, o
     out.push(b'\n');
 }
 
-/// How much of the human report an apply prints on stdout (`S6_VERBOSITY`
-/// when no `-v`/`-q` is given). `--plan` and `--check` always print the
-/// whole plan: it is what they were asked for.
+/// How much of the human report an apply prints on stdout: from `-v`/`-q`,
+/// else from `S6_VERBOSITY` as s6-overlay reads it (docs/boot-output.md).
+/// `--plan` and `--check` always print the whole plan: it is what they
+/// were asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
-    /// Errors only: a successful apply prints nothing.
+    /// Errors only: a successful apply prints nothing (`S6_VERBOSITY=0`).
     Errors,
-    /// Warnings, errors and the per-profile lines.
+    /// The per-profile lines, warnings and errors (`S6_VERBOSITY=1`, `-q`).
     Warnings,
-    /// Everything: changes, profile lines, skipped items, warnings, errors
-    /// and the summary.
+    /// Those and one summary line (`S6_VERBOSITY` 2, s6-overlay's default).
     #[default]
-    Normal,
+    Summary,
+    /// Everything: the changes, the run effects, the skipped items, the
+    /// per-profile lines, warnings, errors and the summary
+    /// (`S6_VERBOSITY` 3 or more, `-v`).
+    Full,
 }
+
+/// What starts every human line an apply writes, on stdout and stderr, so
+/// that its lines can be told apart from s6-rc's in a container log.
+pub const PREFIX: &str = "reconcile: ";
 
 /// How the human report looks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -193,24 +201,31 @@ pub fn path_text(p: &Path) -> String {
 
 /// The human report, built in memory and written with one call (a line
 /// or two per slot: formatting each straight to the writer cost more than
-/// the rest of the report).
+/// the rest of the report). An apply's lines all start with [`PREFIX`];
+/// a plan's keep their layout.
 pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
     let verbosity = match mode {
         Mode::Apply => style.verbosity,
-        Mode::Plan | Mode::Check => Verbosity::Normal,
+        Mode::Plan | Mode::Check => Verbosity::Full,
     };
     let mut buf = String::with_capacity(64 * (r.changes.len() + r.lines.len() + 8));
-    if verbosity == Verbosity::Normal {
+    if verbosity == Verbosity::Full {
         changes(mode, r, style, &mut buf);
         effects(mode, r, style, &mut buf);
     }
     if verbosity >= Verbosity::Warnings {
         for l in &r.lines {
+            // The per-profile lines carry the prefix already (a plan
+            // prints them as the boot does); an apply adds it below.
+            let l = match mode {
+                Mode::Apply => l.strip_prefix(PREFIX).unwrap_or(l),
+                Mode::Plan | Mode::Check => l,
+            };
             push_escaped(&mut buf, l);
             buf.push('\n');
         }
     }
-    if verbosity == Verbosity::Normal && !r.skipped.is_empty() {
+    if verbosity == Verbosity::Full && !r.skipped.is_empty() {
         buf.push_str("skipped:\n");
         for s in &r.skipped {
             buf.push_str("  ");
@@ -236,11 +251,28 @@ pub fn human(mode: Mode, r: &Report, style: Style, out: &mut dyn io::Write) -> i
         push_escaped(&mut buf, &e.error.to_string());
         buf.push('\n');
     }
-    if verbosity == Verbosity::Normal {
+    if verbosity >= Verbosity::Summary {
         style.push_painted(&mut buf, BOLD, &summary(mode, r), 0);
         buf.push('\n');
     }
+    if mode == Mode::Apply {
+        buf = prefixed(&buf);
+    }
     out.write_all(buf.as_bytes())
+}
+
+/// Every line of `text` with [`PREFIX`] in front (before any colour).
+/// Safe to split at newlines: what the user wrote is escaped, so a newline
+/// is always one the renderer put there.
+fn prefixed(text: &str) -> String {
+    let lines = text.split_terminator('\n');
+    let mut buf = String::with_capacity(text.len() + PREFIX.len() * lines.clone().count());
+    for line in lines {
+        buf.push_str(PREFIX);
+        buf.push_str(line);
+        buf.push('\n');
+    }
+    buf
 }
 
 /// The run effects after the changes (`then:`): a plan says what it will

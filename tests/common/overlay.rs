@@ -201,6 +201,39 @@ impl Boot {
         self
     }
 
+    /// The lines written before the container's command began (its
+    /// first line is `--- check ...`): s6-overlay's, s6-rc's and the boot
+    /// apply's.
+    pub fn boot_lines(&self) -> Vec<&str> {
+        self.log
+            .lines()
+            .take_while(|l| !l.starts_with("--- "))
+            .collect()
+    }
+
+    /// Every boot line is s6-overlay's own (named by its program, as
+    /// [`S6_OVERLAY_PREFIXES`]) or starts with `reconcile: `, and the
+    /// apply's one summary line is there (docs/boot-output.md).
+    #[track_caller]
+    pub fn assert_reconcile_lines_prefixed(&self) -> &Self {
+        let lines = self.boot_lines();
+        for line in &lines {
+            assert!(
+                line.starts_with("reconcile: ")
+                    || S6_OVERLAY_PREFIXES.iter().any(|p| line.starts_with(p)),
+                "a boot line neither s6-overlay's nor prefixed `reconcile: `: {line:?}\n{self}"
+            );
+        }
+        let summaries = lines
+            .iter()
+            .filter(|l| {
+                l.starts_with("reconcile: Applied ") || l.starts_with("reconcile: No changes")
+            })
+            .count();
+        assert_eq!(summaries, 1, "one summary line per boot\n{self}");
+        self
+    }
+
     /// Check `name` exited nonzero.
     #[track_caller]
     pub fn assert_failed(&self, name: &str) -> &Self {
@@ -218,6 +251,16 @@ impl std::fmt::Display for Boot {
         )
     }
 }
+
+/// How s6-overlay 3.2.3.2's own boot lines start: each names its program.
+pub const S6_OVERLAY_PREFIXES: [&str; 6] = [
+    "s6-rc: ",
+    "cont-init: ",
+    "cont-finish: ",
+    "services-up: ",
+    "/package/admin/s6-overlay",
+    "/run/s6/basedir/",
+];
 
 /// Shell functions for the container's command: `check NAME CMD...` runs
 /// CMD (output to the container log) and records `NAME=<exit code>`;

@@ -11,12 +11,13 @@ use std::process::{Command, Output, Stdio};
 
 /// The container environment the tool reads; a developer's shell must not
 /// change what a test sees.
-pub const SCRUBBED_ENV: [&str; 5] = [
+pub const SCRUBBED_ENV: [&str; 6] = [
     "HERMES_HOME",
     "S6_PROFILE_GATEWAY_SCANDIR",
     "GATEWAY_MULTIPLEX_PROFILES",
     "HERMES_GATEWAY_NO_SUPERVISE",
     "RUST_LOG",
+    "S6_VERBOSITY",
 ];
 
 /// A finished command, with its output as text.
@@ -59,6 +60,23 @@ impl Run {
             "no line {line:?} on stdout:\n{self}"
         );
         self
+    }
+
+    /// Whether this run was an apply (no `--plan`, `--check`): its human
+    /// lines all start with `reconcile: ` (docs/boot-output.md).
+    pub fn is_apply(&self) -> bool {
+        !self.cmd.split(' ').any(|w| w == "--plan" || w == "--check")
+    }
+
+    /// stdout has the report line `line`: as written for a plan, with
+    /// `reconcile: ` in front for an apply. For loops over both.
+    #[track_caller]
+    pub fn assert_report_line(&self, line: &str) -> &Self {
+        if self.is_apply() {
+            self.assert_line(&format!("reconcile: {line}"))
+        } else {
+            self.assert_line(line)
+        }
     }
 
     /// stdout has a line containing every one of `parts`.
