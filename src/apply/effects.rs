@@ -13,7 +13,7 @@ use crate::plan::SlotReport;
 use crate::plan::steps::EffectReport;
 use crate::plan::steps::{self, Effect};
 use crate::plan::{Anchor, Change};
-use crate::s6::findings::{Failure, say_who_acted};
+use crate::s6::findings::{Cause, Failure, say_who_acted};
 use crate::s6::layout;
 
 /// What the effects did.
@@ -47,15 +47,18 @@ pub fn run(
                 // policy), write with the user's effective ids so the log
                 // stays theirs.
                 let writer = if fs::euid() == 0 { ids.0 } else { fs::euid() };
-                let r = anchors.anchor(Anchor::Home).and_then(|home| {
-                    let lines = boot_log_lines(slots);
-                    let append = || bootlog::append(home, rel, &lines, *rotate_bytes);
-                    if fs::euid() == 0 {
-                        fs::with_effective_ids(ids.0, ids.1, append)
-                    } else {
-                        append()
-                    }
-                });
+                let r = anchors
+                    .anchor(Anchor::Home)
+                    .map_err(Cause::from)
+                    .and_then(|home| {
+                        let lines = boot_log_lines(slots);
+                        let append = || bootlog::append(home, rel, &lines, *rotate_bytes);
+                        if fs::euid() == 0 {
+                            fs::with_effective_ids(ids.0, ids.1, append)
+                        } else {
+                            append()
+                        }
+                    });
                 match r {
                     Ok(()) => out.done.push(EffectReport {
                         op: e.verb(),
@@ -67,7 +70,7 @@ pub fn run(
                         let mut failure = Failure {
                             op: "append to".into(),
                             path: path.clone(),
-                            error: (&err).into(),
+                            error: err,
                         };
                         say_who_acted(&mut failure, writer);
                         out.errors.push(failure);
