@@ -387,7 +387,7 @@ impl Config {
             ("profiles.templates.log_run", &t.log_run),
         ] {
             if let Some(template) = template {
-                values::check_rendered_size(template).map_err(|m| invalid(key, m))?;
+                values::check_rendered_size(template).map_err(|m| invalid(key, m.to_string()))?;
             }
         }
         if self.profiles.autostart.is_empty() {
