@@ -201,7 +201,7 @@ impl Default for ProfilesConfig {
 }
 
 /// How the container's command is recognized (see `desired::application::command`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainerConfig {
     /// The image's entry wrapper: the process whose argv holds it is the
