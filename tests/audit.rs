@@ -288,6 +288,50 @@ fn a_writable_cont_init_d_is_a_finding_and_not_entered() {
         .assert_no_line_with("10-setup");
 }
 
+/// A writable definition directory is refused without being listed: the
+/// user who planted 50,000 names in it costs the audit nothing. strace
+/// (`-y` names each call's directory) counts the `getdents64` calls made
+/// on it: none.
+#[test]
+fn a_writable_definition_directory_is_never_listed() {
+    let root = image(&format!(
+        "{STRICT}- {{path: etc/cont-init.d, type: dir, mode: \"0777\"}}\n"
+    ));
+    let planted = root.path().join("etc/cont-init.d");
+    for i in 0..50_000 {
+        std::fs::File::create(planted.join(format!("n{i:05}"))).unwrap();
+    }
+    let trace = root.path().with_extension("strace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-y", "-e", "trace=getdents64", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["audit", "--root"])
+        .arg(root.path())
+        .env("TZ", "UTC")
+        .current_dir("/");
+    let r = run(cmd);
+    r.assert_exit(3)
+        .assert_line("    path to root: /etc/cont-init.d: everyone may write it (0:0 0777)")
+        .assert_no_line_with("n00000");
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    assert!(
+        calls.lines().any(|l| l.contains("getdents64(")),
+        "strace saw no getdents64 at all:\n{calls}"
+    );
+    let listed: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.contains("getdents64(") && l.contains("/etc/cont-init.d>"))
+        .collect();
+    assert!(
+        listed.is_empty(),
+        "the writable directory was listed {} times:\n{}",
+        listed.len(),
+        listed.join("\n")
+    );
+}
+
 /// The scandir and a slot handed to the user, as compat leaves them.
 const COMPAT_SCANDIR: &str = r##"
 - {path: run/service/gateway-default, type: dir, uid: 10000, gid: 10000}
