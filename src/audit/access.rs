@@ -114,18 +114,26 @@ impl Who {
     }
 }
 
-impl fmt::Display for Why {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Why {
+    /// The reason in words; `group` names the entry's group when it is
+    /// known (`group ops (2000)`), else its gid alone (`group 2000`).
+    pub fn describe(&self, group: Option<&str>) -> String {
         let (u, g, m) = (self.uid, self.gid, self.mode);
         match self.class {
-            Class::Root => write!(f, "the user is root"),
-            Class::Owner => write!(f, "owned by the user ({u}:{g} {m:04o})"),
-            Class::Group => write!(
-                f,
-                "group {g}, which the user is in, may write it ({u}:{g} {m:04o})"
-            ),
-            Class::Other => write!(f, "everyone may write it ({u}:{g} {m:04o})"),
+            Class::Root => "the user is root".to_string(),
+            Class::Owner => format!("owned by the user ({u}:{g} {m:04o})"),
+            Class::Group => {
+                let named = group.map_or_else(|| g.to_string(), |n| format!("{n} ({g})"));
+                format!("group {named}, which the user is in, may write it ({u}:{g} {m:04o})")
+            }
+            Class::Other => format!("everyone may write it ({u}:{g} {m:04o})"),
         }
+    }
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(None))
     }
 }
 
@@ -196,6 +204,10 @@ mod tests {
         assert_eq!(
             w.may(&m, Want::Write).unwrap().to_string(),
             "group 2000, which the user is in, may write it (0:2000 0775)"
+        );
+        assert_eq!(
+            w.may(&m, Want::Write).unwrap().describe(Some("ops")),
+            "group ops (2000), which the user is in, may write it (0:2000 0775)"
         );
     }
 }

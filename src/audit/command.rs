@@ -198,6 +198,7 @@ fn who(
     });
     let groups = accounts::user_groups(&group_db, name.as_deref(), primary);
     a.warnings.extend(groups.warnings);
+    a.group_names = accounts::group_names(&group_db, &groups.gids);
     Ok((
         Who {
             uid,
