@@ -116,7 +116,7 @@ pub fn policy_note(a: &Audit, who: &Who, policy: &str) -> Option<String> {
              its slots, which root's s6-supervise runs, so it is effectively root \
              (policy strict does not accept them)",
             if n == 1 { "path" } else { "paths" },
-            who.uid
+            who.uid()
         )
     })
 }
@@ -235,7 +235,7 @@ pub fn human(a: &Audit, who: &Who, policy: &str, out: &mut dyn Write) -> std::io
         writeln!(out, "{p}")?;
     }
     let s = summary(a);
-    let gids: Vec<String> = who.gids.iter().map(u32::to_string).collect();
+    let gids: Vec<String> = who.gids().iter().map(u32::to_string).collect();
     let paths = match s.paths_to_root {
         0 => "no path to root".to_string(),
         1 => "1 path to root".to_string(),
@@ -249,7 +249,7 @@ pub fn human(a: &Audit, who: &Who, policy: &str, out: &mut dyn Write) -> std::io
     writeln!(
         out,
         "audit: uid {} (groups {}), policy {policy}: {} lines, {paths}{accepted}",
-        who.uid,
+        who.uid(),
         gids.join(","),
         s.services
     )
