@@ -100,7 +100,7 @@ impl Judge<'_> {
 
     /// Add what the entries gave to the audit; sorted by path first (each
     /// directory's entries by name, a directory before what it holds).
-    fn settle(&mut self, sort: bool) {
+    fn apply(&mut self, sort: bool) {
         let mut ops = std::mem::take(&mut self.ops);
         if sort {
             ops.sort_by(|x, y| x.0.cmp(&y.0));
@@ -274,7 +274,7 @@ pub fn from_disk(root: &Path, who: &Who, a: &mut Audit) {
                 ));
             }
         }
-        judge.settle(true);
+        judge.apply(true);
         unobservable.sort();
         for n in unobservable {
             a.note(n);
@@ -327,7 +327,7 @@ pub fn from_description(d: &Description, who: &Who, a: &mut Audit) {
                 closed.push(e.path.clone());
             }
         }
-        judge.settle(false);
+        judge.apply(false);
     }
 }
 
