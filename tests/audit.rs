@@ -217,17 +217,55 @@ fn a_run_writable_by_the_users_group_is_a_path_to_root() {
     r.assert_exit(3)
         .assert_line_with(&["web ", "define ✓"])
         .assert_line(
-            "    path to root: /etc/s6-overlay/s6-rc.d/web/run: group 2000, which the user is in, \
+            "    path to root: /etc/s6-overlay/s6-rc.d/web/run: group ops (2000), which the user is in, \
              may write it (0:2000 0775)",
         )
         .assert_line(
-            "    path to root: /run/s6-rc/servicedirs/cron/finish: group 2000, which the user is in, \
+            "    path to root: /run/s6-rc/servicedirs/cron/finish: group ops (2000), which the user is in, \
              may write it (0:2000 0664)",
         )
         // Group-writable by a group the user is not in: not theirs.
         .assert_line_with(&["db ", "define ✗"])
         .assert_no_line_with("s6-rc.d/db/run")
         .assert_line_with(&["policy strict:", "2 paths to root"]);
+}
+
+/// The JSON names the group a path to root goes through, from
+/// `<root>/etc/group`; a path everyone may write has no group to name.
+#[test]
+fn json_names_the_group_of_a_group_writable_path() {
+    let root = image(&format!(
+        "{STRICT}\
+         - {{path: etc/s6-overlay/s6-rc.d/web, type: dir}}\n\
+         - {{path: etc/s6-overlay/s6-rc.d/web/run, type: file, gid: 2000, mode: \"0775\", content: \"#!/bin/sh\\n\"}}\n\
+         - {{path: etc/cont-init.d, type: dir, mode: \"0777\"}}\n"
+    ));
+    let r = audit_cmd(&[
+        OsStr::new("--root"),
+        root.path().as_os_str(),
+        OsStr::new("--format"),
+        OsStr::new("json"),
+    ]);
+    r.assert_exit(3);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON object");
+    let finding = |path: &str| {
+        v["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["paths_to_root"].as_array().unwrap())
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("no finding {path}:\n{r}"))
+            .clone()
+    };
+    let web = finding("/etc/s6-overlay/s6-rc.d/web/run");
+    assert_eq!(web["group_name"], "ops", "{r}");
+    assert_eq!(
+        web["why"],
+        "group ops (2000), which the user is in, may write it (0:2000 0775)"
+    );
+    let init = finding("/etc/cont-init.d");
+    assert!(init.get("group_name").is_none(), "{r}");
 }
 
 #[test]
@@ -286,6 +324,50 @@ fn a_writable_cont_init_d_is_a_finding_and_not_entered() {
         .assert_line_with(&["/etc/cont-init.d ", "define ✓"])
         .assert_line("    path to root: /etc/cont-init.d: everyone may write it (0:0 0777)")
         .assert_no_line_with("10-setup");
+}
+
+/// A writable definition directory is refused without being listed: the
+/// user who planted 50,000 names in it costs the audit nothing. strace
+/// (`-y` names each call's directory) counts the `getdents64` calls made
+/// on it: none.
+#[test]
+fn a_writable_definition_directory_is_never_listed() {
+    let root = image(&format!(
+        "{STRICT}- {{path: etc/cont-init.d, type: dir, mode: \"0777\"}}\n"
+    ));
+    let planted = root.path().join("etc/cont-init.d");
+    for i in 0..50_000 {
+        std::fs::File::create(planted.join(format!("n{i:05}"))).unwrap();
+    }
+    let trace = root.path().with_extension("strace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-y", "-e", "trace=getdents64", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_reconcile"))
+        .args(["audit", "--root"])
+        .arg(root.path())
+        .env("TZ", "UTC")
+        .current_dir("/");
+    let r = run(cmd);
+    r.assert_exit(3)
+        .assert_line("    path to root: /etc/cont-init.d: everyone may write it (0:0 0777)")
+        .assert_no_line_with("n00000");
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    assert!(
+        calls.lines().any(|l| l.contains("getdents64(")),
+        "strace saw no getdents64 at all:\n{calls}"
+    );
+    let listed: Vec<&str> = calls
+        .lines()
+        .filter(|l| l.contains("getdents64(") && l.contains("/etc/cont-init.d>"))
+        .collect();
+    assert!(
+        listed.is_empty(),
+        "the writable directory was listed {} times:\n{}",
+        listed.len(),
+        listed.join("\n")
+    );
 }
 
 /// The scandir and a slot handed to the user, as compat leaves them.
@@ -542,7 +624,7 @@ fn a_user_in_dozens_of_groups_has_all_of_them() {
     let r = audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()]);
     r.assert_exit(3)
         .assert_line(
-            "    path to root: /etc/services.d/a: group 3039, which the user is in, may write it (0:3039 0775)",
+            "    path to root: /etc/services.d/a: group g39 (3039), which the user is in, may write it (0:3039 0775)",
         )
         .assert_no_line_with("/etc/services.d/b");
     assert!(r.stdout.contains("(groups 3000,3001,"), "{r}");
@@ -574,7 +656,7 @@ fn malformed_group_lines_are_skipped_with_a_warning() {
         .assert_line(
             "warning: /etc/group:3: malformed line skipped (expected name:password:gid:members)",
         )
-        .assert_line_with(&["path to root: /etc/services.d/a: group 2000"]);
+        .assert_line_with(&["path to root: /etc/services.d/a: group ops (2000)"]);
 }
 
 #[test]
@@ -662,7 +744,7 @@ fn a_user_by_name_is_its_uid_with_its_groups() {
         .assert_exit(3)
         .assert_line_with(&["web ", "define ✓"])
         .assert_line(
-            "    path to root: /etc/services.d/web/run: group 5000, which the user is in, may write it (0:5000 0775)",
+            "    path to root: /etc/services.d/web/run: group staff (5000), which the user is in, may write it (0:5000 0775)",
         )
         .assert_line_with(&["audit: uid 4242 (groups 2000,4242,5000), policy strict"]);
     let by_uid = as_user("4242");

@@ -1,4 +1,6 @@
-//! The kernel's permission decision for one user, with every group they
+//! The audited user and why they may do something to an entry. The
+//! decision is the kernel's, made once in the fs layer
+//! ([`crate::fs::access_as_owner_can`]) for the user with every group they
 //! are in: owner bits when they own the entry, else group bits when they
 //! are in its group, else the other bits (the classes do not add up). An
 //! owner can always `chmod`, so whatever they own counts as theirs to
@@ -7,48 +9,16 @@
 
 use std::fmt;
 
-use crate::fs::{Kind, Meta};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
-/// The audited user: uid and every gid they hold (sorted).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub use crate::fs::{Class, Want};
+use crate::fs::{Ids, Kind, Meta};
+
+/// The audited user: uid, primary gid and every group they are in (the
+/// primary one included; sorted), as the fs layer judges them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Who {
-    pub uid: u32,
-    /// The primary group.
-    pub gid: u32,
-    /// Every group, the primary one included; sorted.
-    pub gids: Vec<u32>,
-}
-
-/// What the user wants to do to an entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Want {
-    Read,
-    Write,
-    /// Search a directory (pass through it).
-    Search,
-    /// Change a directory's entries: create, rename, remove (write and
-    /// search).
-    Modify,
-}
-
-impl Want {
-    fn bits(self) -> u32 {
-        match self {
-            Want::Read => 0o4,
-            Want::Write => 0o2,
-            Want::Search => 0o1,
-            Want::Modify => 0o3,
-        }
-    }
-}
-
-/// Why the user may do it: which class of the mode decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
-    Root,
-    Owner,
-    Group,
-    Other,
+    pub ids: Ids,
 }
 
 /// The decision, with the entry's owner and mode for the message.
@@ -62,34 +32,36 @@ pub struct Why {
 }
 
 impl Who {
-    pub fn in_group(&self, gid: u32) -> bool {
-        self.gids.binary_search(&gid).is_ok()
+    /// The user `uid` with primary group `gid`, in every group of `gids`.
+    pub fn new(uid: u32, gid: u32, gids: Vec<u32>) -> Who {
+        Who {
+            ids: Ids {
+                uid,
+                gid,
+                groups: gids,
+            },
+        }
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.ids.uid
+    }
+
+    /// Every group, sorted.
+    pub fn gids(&self) -> &[u32] {
+        &self.ids.groups
     }
 
     /// Whether the user may do `want` to the entry `m`, and why; `None`
-    /// when the kernel refuses.
+    /// when the kernel refuses. The owner may whatever the bits say.
     pub fn may(&self, m: &Meta, want: Want) -> Option<Why> {
-        let why = |class| Why {
+        crate::fs::access_as_owner_can(m, &self.ids, want).map(|class| Why {
             class,
             uid: m.uid,
             gid: m.gid,
             mode: m.mode,
             kind: m.kind,
-        };
-        let bits = want.bits();
-        if self.uid == 0 {
-            return Some(why(Class::Root));
-        }
-        if m.uid == self.uid {
-            // The owner can chmod: theirs whatever the bits say.
-            return Some(why(Class::Owner));
-        }
-        let (class, shift) = if self.in_group(m.gid) {
-            (Class::Group, 3)
-        } else {
-            (Class::Other, 0)
-        };
-        ((m.mode >> shift) & bits == bits).then(|| why(class))
+        })
     }
 
     /// Whether the user can change what the entry `m` holds: a regular
@@ -109,23 +81,45 @@ impl Who {
     pub fn can_replace_in(&self, m: &Meta, child_uid: u32) -> Option<Why> {
         let why = self.can_change(m)?;
         let sticky = m.mode & 0o1000 != 0;
-        (!sticky || why.class == Class::Owner || why.class == Class::Root || child_uid == self.uid)
+        (!sticky
+            || why.class == Class::Owner
+            || why.class == Class::Root
+            || child_uid == self.ids.uid)
             .then_some(why)
+    }
+}
+
+impl Why {
+    /// The reason in words; `group` names the entry's group when it is
+    /// known (`group ops (2000)`), else its gid alone (`group 2000`).
+    pub fn describe(&self, group: Option<&str>) -> String {
+        let (u, g, m) = (self.uid, self.gid, self.mode);
+        match self.class {
+            Class::Root => "the user is root".to_string(),
+            Class::Owner => format!("owned by the user ({u}:{g} {m:04o})"),
+            Class::Group => {
+                let named = group.map_or_else(|| g.to_string(), |n| format!("{n} ({g})"));
+                format!("group {named}, which the user is in, may write it ({u}:{g} {m:04o})")
+            }
+            Class::Other => format!("everyone may write it ({u}:{g} {m:04o})"),
+        }
+    }
+}
+
+impl Serialize for Who {
+    /// `{"uid": 10000, "gid": 10000, "gids": [2000, 10000]}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Who", 3)?;
+        st.serialize_field("uid", &self.ids.uid)?;
+        st.serialize_field("gid", &self.ids.gid)?;
+        st.serialize_field("gids", &self.ids.groups)?;
+        st.end()
     }
 }
 
 impl fmt::Display for Why {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (u, g, m) = (self.uid, self.gid, self.mode);
-        match self.class {
-            Class::Root => write!(f, "the user is root"),
-            Class::Owner => write!(f, "owned by the user ({u}:{g} {m:04o})"),
-            Class::Group => write!(
-                f,
-                "group {g}, which the user is in, may write it ({u}:{g} {m:04o})"
-            ),
-            Class::Other => write!(f, "everyone may write it ({u}:{g} {m:04o})"),
-        }
+        f.write_str(&self.describe(None))
     }
 }
 
@@ -147,11 +141,7 @@ mod tests {
     }
 
     fn who() -> Who {
-        Who {
-            uid: 10000,
-            gid: 10000,
-            gids: vec![2000, 10000],
-        }
+        Who::new(10000, 10000, vec![2000, 10000])
     }
 
     #[test]
@@ -196,6 +186,10 @@ mod tests {
         assert_eq!(
             w.may(&m, Want::Write).unwrap().to_string(),
             "group 2000, which the user is in, may write it (0:2000 0775)"
+        );
+        assert_eq!(
+            w.may(&m, Want::Write).unwrap().describe(Some("ops")),
+            "group ops (2000), which the user is in, may write it (0:2000 0775)"
         );
     }
 }

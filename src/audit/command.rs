@@ -109,11 +109,7 @@ fn audit(
         servicedirs: &config.static_.servicedirs.0,
         scandir: &config.scandir.path.0,
     };
-    let ids = crate::fs::Ids {
-        uid: who.uid,
-        gid: who.gid,
-        groups: who.gids.clone(),
-    };
+    let ids = who.ids.clone();
     match &tree {
         Some(d) => {
             let src = crate::tree::source::TreeSource::new(d, ids);
@@ -198,14 +194,8 @@ fn who(
     });
     let groups = accounts::user_groups(&group_db, name.as_deref(), primary);
     a.warnings.extend(groups.warnings);
-    Ok((
-        Who {
-            uid,
-            gid: primary,
-            gids: groups.gids,
-        },
-        configured,
-    ))
+    a.group_names = accounts::group_names(&group_db, &groups.gids);
+    Ok((Who::new(uid, primary, groups.gids), configured))
 }
 
 /// A principal's uid, primary gid and name (a uid not in `/etc/passwd`:

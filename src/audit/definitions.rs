@@ -5,13 +5,17 @@
 //! them up to `/`. On disk they are walked with walkdir (links not
 //! followed, mounts not crossed, depth bounded); a directory the user can
 //! change is a finding and is not entered (`filter_entry`), so nothing
-//! the user can swap is ever walked. A tree description (`--tree`) is
+//! the user can swap is ever walked. The walk is not sorted: walkdir
+//! reads a sorted directory whole when it opens it, before `filter_entry`
+//! refuses it, so a directory the user filled with names would be read to
+//! its end; unsorted, a refused directory is opened and closed unread. What
+//! the walk finds is sorted afterwards. A tree description (`--tree`) is
 //! judged entry by entry with the same rules.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::access::Who;
+use super::access::{Who, Why};
 use super::{Audit, Kind};
 use crate::fs::{Kind as FsKind, Meta};
 use crate::s6::layout;
@@ -65,6 +69,14 @@ impl Tree {
     }
 }
 
+/// What judging one entry adds to the audit, kept until the walk ends.
+enum Op {
+    Line(Kind, String),
+    Depends((Kind, String), (Kind, String)),
+    Finding(Kind, String, Why),
+    Note(String),
+}
+
 /// Judges the entries of one tree as they are met, parents first.
 struct Judge<'a> {
     who: &'a Who,
@@ -72,9 +84,39 @@ struct Judge<'a> {
     /// The device of the tree's top: a directory below it on another one
     /// is a mount, judged but not entered.
     top_dev: Option<u64>,
+    /// What [`Judge::entry`] found, by entry path, in the walk's order.
+    ops: Vec<(PathBuf, Op)>,
 }
 
 impl Judge<'_> {
+    fn new<'a>(who: &'a Who, a: &'a mut Audit) -> Judge<'a> {
+        Judge {
+            who,
+            a,
+            top_dev: None,
+            ops: Vec::new(),
+        }
+    }
+
+    /// Add what the entries gave to the audit; sorted by path first (each
+    /// directory's entries by name, a directory before what it holds).
+    fn apply(&mut self, sort: bool) {
+        let mut ops = std::mem::take(&mut self.ops);
+        if sort {
+            ops.sort_by(|x, y| x.0.cmp(&y.0));
+        }
+        for (path, op) in ops {
+            match op {
+                Op::Line(k, n) => {
+                    self.a.line(k, &n);
+                }
+                Op::Depends(l, p) => self.a.depends((l.0, &l.1), (p.0, &p.1)),
+                Op::Finding(k, n, why) => self.a.finding(k, &n, &path, why),
+                Op::Note(text) => self.a.note(text),
+            }
+        }
+    }
+
     /// Judge the entry at `path` (a container path, `depth` levels below
     /// `t`'s top); whether to enter it.
     fn entry(&mut self, t: &Tree, path: &Path, depth: usize, m: &Meta) -> bool {
@@ -83,17 +125,20 @@ impl Judge<'_> {
             (Some(kind), Some(rel)) if depth > 0 => {
                 let first = rel.components().next().map(|c| c.as_os_str());
                 let name = crate::s6::names::escape(first.unwrap_or_default().as_encoded_bytes());
-                self.a.depends((kind, &name), (top.0, &top.1));
-                self.a.line(kind, &name);
+                let op = Op::Depends((kind, name.clone()), top.clone());
+                self.ops.push((path.to_path_buf(), op));
+                let op = Op::Line(kind, name.clone());
+                self.ops.push((path.to_path_buf(), op));
                 (kind, name)
             }
             _ => top,
         };
         if m.kind == FsKind::Symlink {
-            self.a.note(format!(
+            let text = format!(
                 "{}: a symlink, not followed; what it points to is not audited",
                 shown(path)
-            ));
+            );
+            self.ops.push((path.to_path_buf(), Op::Note(text)));
             return false;
         }
         if depth == 0 {
@@ -107,23 +152,26 @@ impl Judge<'_> {
         // unjudged.
         let mount = depth > 0 && m.kind == FsKind::Dir && self.top_dev.is_some_and(|d| d != m.dev);
         if mount {
-            self.a.note(format!(
+            let text = format!(
                 "{}: a mount, not crossed; what it holds is not audited",
                 shown(path)
-            ));
+            );
+            self.ops.push((path.to_path_buf(), Op::Note(text)));
         }
         if let Some(why) = self.who.can_change(m) {
-            self.a.finding(line.0, &line.1, path, why);
+            let op = Op::Finding(line.0, line.1, why);
+            self.ops.push((path.to_path_buf(), op));
             return mount;
         }
         if mount {
             return true;
         }
         if m.kind == FsKind::Dir && depth == MAX_DEPTH {
-            self.a.note(format!(
+            let text = format!(
                 "{}: deeper than {MAX_DEPTH} levels; not audited",
                 shown(path)
-            ));
+            );
+            self.ops.push((path.to_path_buf(), Op::Note(text)));
         }
         m.kind == FsKind::Dir
     }
@@ -192,11 +240,7 @@ pub fn from_disk(root: &Path, who: &Who, a: &mut Audit) {
             .map(|m| meta_of(&m))
     };
     for t in TREES {
-        let mut judge = Judge {
-            who,
-            a,
-            top_dev: None,
-        };
+        let mut judge = Judge::new(who, a);
         if !judge.above(t, &stat) {
             continue;
         }
@@ -206,7 +250,6 @@ pub fn from_disk(root: &Path, who: &Who, a: &mut Audit) {
             .follow_root_links(false)
             .same_file_system(true)
             .max_depth(MAX_DEPTH)
-            .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| match e.metadata() {
                 Ok(md) => {
@@ -231,6 +274,8 @@ pub fn from_disk(root: &Path, who: &Who, a: &mut Audit) {
                 ));
             }
         }
+        judge.apply(true);
+        unobservable.sort();
         for n in unobservable {
             a.note(n);
         }
@@ -256,11 +301,7 @@ pub fn from_description(d: &Description, who: &Who, a: &mut Audit) {
         d.get(rel).map(|e| resolve(d, &e.node))
     };
     for t in TREES {
-        let mut judge = Judge {
-            who,
-            a,
-            top_dev: None,
-        };
+        let mut judge = Judge::new(who, a);
         if !judge.above(t, &stat) {
             continue;
         }
@@ -286,6 +327,7 @@ pub fn from_description(d: &Description, who: &Who, a: &mut Audit) {
                 closed.push(e.path.clone());
             }
         }
+        judge.apply(false);
     }
 }
 

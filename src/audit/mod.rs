@@ -67,6 +67,10 @@ pub struct Finding {
     /// Accepted by the configured policy (compat: the scandir and slots
     /// handed to the configured user).
     pub accepted: bool,
+    /// The name of the group through which the user may change it (from
+    /// `<root>/etc/group`), when it is a group's and the group has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
     /// The user may change it as its owner or through its group, not as
     /// everyone may (what compat hands over is the user's, not everyone's).
     #[serde(skip)]
@@ -116,6 +120,8 @@ pub struct Audit {
     pub warnings: Vec<String>,
     /// Lines (by name) that other lines depend on: (dependent, parent).
     links: Vec<((Kind, String), (Kind, String))>,
+    /// The names of the user's groups, by gid (escaped for printing).
+    pub group_names: BTreeMap<u32, String>,
 }
 
 impl Audit {
@@ -127,9 +133,14 @@ impl Audit {
 
     fn finding(&mut self, kind: Kind, name: &str, path: &Path, why: Why) {
         let path = crate::s6::names::escape(path.as_os_str().as_encoded_bytes());
+        let group_name = (why.class == access::Class::Group)
+            .then(|| self.group_names.get(&why.gid))
+            .flatten()
+            .map(|n| crate::s6::names::escape(n.as_bytes()));
         let f = Finding {
             path,
-            why: why.to_string(),
+            why: why.describe(group_name.as_deref()),
+            group_name,
             accepted: false,
             own: matches!(why.class, access::Class::Owner | access::Class::Group),
         };
@@ -210,6 +221,7 @@ mod tests {
         a.line(Kind::Tree, "/run/s6-rc/servicedirs");
         a.line(Kind::Tree, "/run").paths.push(Finding {
             own: true,
+            group_name: None,
             path: "/run".into(),
             why: "everyone may write it (0:0 0777)".into(),
             accepted: false,

@@ -10,7 +10,8 @@
 //!                 "observe": {"can": true, "reason": null},
 //!                 "control": {"can": false, "reason": "cannot write ..."},
 //!                 "define": true,
-//!                 "paths_to_root": [{"path": "/run/...", "why": "...", "accepted": false}],
+//!                 "paths_to_root": [{"path": "/run/...", "why": "...", "accepted": false,
+//!                                    "group_name": "ops"}],
 //!                 "via": ["/run/service"]}],
 //!   "policy_note": null,
 //!   "notes": ["not observable: ..."], "warnings": ["/etc/group:3: ..."],
@@ -115,7 +116,7 @@ pub fn policy_note(a: &Audit, who: &Who, policy: &str) -> Option<String> {
              its slots, which root's s6-supervise runs, so it is effectively root \
              (policy strict does not accept them)",
             if n == 1 { "path" } else { "paths" },
-            who.uid
+            who.uid()
         )
     })
 }
@@ -234,7 +235,7 @@ pub fn human(a: &Audit, who: &Who, policy: &str, out: &mut dyn Write) -> std::io
         writeln!(out, "{p}")?;
     }
     let s = summary(a);
-    let gids: Vec<String> = who.gids.iter().map(u32::to_string).collect();
+    let gids: Vec<String> = who.gids().iter().map(u32::to_string).collect();
     let paths = match s.paths_to_root {
         0 => "no path to root".to_string(),
         1 => "1 path to root".to_string(),
@@ -248,7 +249,7 @@ pub fn human(a: &Audit, who: &Who, policy: &str, out: &mut dyn Write) -> std::io
     writeln!(
         out,
         "audit: uid {} (groups {}), policy {policy}: {} lines, {paths}{accepted}",
-        who.uid,
+        who.uid(),
         gids.join(","),
         s.services
     )

@@ -274,6 +274,22 @@ pub fn user_groups(group_db: &[u8], user: Option<&str>, primary: u32) -> Groups 
     }
 }
 
+/// The names of the groups `gids` in `group_db` (the text of
+/// `/etc/group`), the first well-formed line of each; a gid with no line
+/// has no name. Only what [`user_groups`] would accept is read.
+pub fn group_names(group_db: &[u8], gids: &[u32]) -> std::collections::BTreeMap<u32, String> {
+    let text = String::from_utf8_lossy(group_db);
+    let mut names = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if let (Some((gid, _)), Some((name, _))) = (group_line(line), line.split_once(':'))
+            && gids.contains(&gid)
+        {
+            names.entry(gid).or_insert_with(|| name.to_string());
+        }
+    }
+    names
+}
+
 /// The gid and member list of one group line; `None` when malformed.
 fn group_line(line: &str) -> Option<(u32, &str)> {
     let parts: Vec<&str> = line.split(':').collect();
@@ -303,6 +319,15 @@ pub fn read_db(root: &Path, file: &'static str) -> Result<Vec<u8>, AccountError>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn group_names_are_the_first_well_formed_line_of_each_gid() {
+        let db = b"#ops:x:2000:\nbad line\nops:x:2000:hermes\nops2:x:2000:\nstaff:x:5000:\n";
+        let names = super::group_names(db, &[2000, 10000]);
+        assert_eq!(names.get(&2000).map(String::as_str), Some("ops"));
+        assert_eq!(names.get(&10000), None);
+        assert_eq!(names.len(), 1);
+    }
+
     use super::*;
 
     fn root() -> tempfile::TempDir {

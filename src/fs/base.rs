@@ -176,17 +176,101 @@ impl From<(u32, u32)> for Ids {
     }
 }
 
+/// What a user wants to do to an entry, as the kernel checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    Read,
+    Write,
+    /// Search a directory (pass through it).
+    Search,
+    /// Change a directory's entries: create, rename, remove (write and
+    /// search).
+    Modify,
+}
+
+impl Want {
+    fn bits(self) -> u32 {
+        match self {
+            Want::Read => 0o4,
+            Want::Write => 0o2,
+            Want::Search => 0o1,
+            Want::Modify => 0o3,
+        }
+    }
+}
+
+/// Which class of an entry's mode decides for a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// The user is root: allowed everything (ACLs and capabilities aside).
+    Root,
+    Owner,
+    Group,
+    Other,
+}
+
+impl Class {
+    /// Whether this class's bits of `mode` allow `want` (root: always).
+    pub fn allows(self, mode: u32, want: Want) -> bool {
+        let shift = match self {
+            Class::Root => return true,
+            Class::Owner => 6,
+            Class::Group => 3,
+            Class::Other => 0,
+        };
+        (mode >> shift) & want.bits() == want.bits()
+    }
+}
+
+impl Ids {
+    /// The class of an entry's mode the kernel reads for this user: the
+    /// owner's when they own it, else the group's when they are in its
+    /// group (primary or supplementary), else the others'; the classes do
+    /// not add up.
+    pub fn class_of(&self, meta: &Meta) -> Class {
+        if self.uid == 0 {
+            Class::Root
+        } else if meta.uid == self.uid {
+            Class::Owner
+        } else if self.in_group(meta.gid) {
+            Class::Group
+        } else {
+            Class::Other
+        }
+    }
+}
+
+/// Whether the user may do `want` to an entry with `meta` as the kernel
+/// decides it now ([`Ids::class_of`]), and which class decided; `None`
+/// when refused.
+pub fn access(meta: &Meta, user: &Ids, want: Want) -> Option<Class> {
+    let class = user.class_of(meta);
+    class.allows(meta.mode, want).then_some(class)
+}
+
+/// As [`access`], except that the owner always may: an owner can `chmod`
+/// its entry whatever its bits say, so what they own is theirs to read
+/// and write.
+pub fn access_as_owner_can(meta: &Meta, user: &Ids, want: Want) -> Option<Class> {
+    match user.class_of(meta) {
+        Class::Owner => Some(Class::Owner),
+        _ => access(meta, user, want),
+    }
+}
+
 /// Whether the user controls a directory with `meta`: can write in it now
 /// or can make itself able to. The owner always can (an owner may `chmod`
 /// its directory back whatever its bits say); else a group-writable
 /// directory whose group is any of the user's (primary or supplementary),
-/// or write for others. What decides trust (a symlink among a base's
+/// or write for others. Wider than [`access`] on purpose: each class that
+/// lets the user write counts, not only the one the kernel reads (trust
+/// errs toward the user). What decides trust (a symlink among a base's
 /// parents, the lock's directory). Root is never "the user" (gid 0 is
 /// not counted either: a root-group directory is the system's).
 pub fn controlled_by(meta: &Meta, user: &Ids) -> bool {
     (meta.uid == user.uid && user.uid != 0)
-        || (meta.gid != 0 && meta.mode & 0o020 != 0 && user.in_group(meta.gid))
-        || meta.mode & 0o002 != 0
+        || (meta.gid != 0 && user.in_group(meta.gid) && Class::Group.allows(meta.mode, Want::Write))
+        || Class::Other.allows(meta.mode, Want::Write)
 }
 
 /// The directories a base must not be (docs/security.md, "Mistakes and hostile input"): handing one of them to
@@ -218,25 +302,6 @@ pub fn is_system_dir(path: &Path) -> bool {
     }
 }
 
-/// Whether the user may create or append entries in a directory with
-/// `meta` as the kernel decides it: the owner's bits for its owner, else
-/// the group's for any of the user's groups, else the others' (write and
-/// search both); root always may. Only predicts an error (the boot-log
-/// warning).
-pub fn may_write(meta: &Meta, user: &Ids) -> bool {
-    if user.uid == 0 {
-        return true;
-    }
-    let bits = if meta.uid == user.uid {
-        meta.mode >> 6
-    } else if user.in_group(meta.gid) {
-        meta.mode >> 3
-    } else {
-        meta.mode
-    };
-    bits & 0o3 == 0o3
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +318,11 @@ mod tests {
             nlink: 2,
             size: 0,
         }
+    }
+
+    /// Whether the user may create or append entries in the directory.
+    fn modify(meta: &Meta, user: &Ids) -> bool {
+        access(meta, user, Want::Modify).is_some()
     }
 
     /// uid 10000, primary group 10000, also in 2000 and 3000.
@@ -301,35 +371,58 @@ mod tests {
     }
 
     #[test]
-    fn may_write_the_owner_bits_alone_for_the_owner() {
+    fn access_reads_the_owner_bits_alone_for_the_owner() {
         // Even when the group or others could write.
-        assert!(!may_write(&dir_meta(10000, 10000, 0o577), &user()));
-        assert!(!may_write(&dir_meta(10000, 2000, 0o577), &user()));
-        assert!(may_write(&dir_meta(10000, 0, 0o700), &user()));
+        assert!(!modify(&dir_meta(10000, 10000, 0o577), &user()));
+        assert!(!modify(&dir_meta(10000, 2000, 0o577), &user()));
+        assert!(modify(&dir_meta(10000, 0, 0o700), &user()));
         // Write without search is no use in a directory.
-        assert!(!may_write(&dir_meta(10000, 0, 0o600), &user()));
+        assert!(!modify(&dir_meta(10000, 0, 0o600), &user()));
     }
 
     #[test]
-    fn may_write_then_the_group_bits_for_any_of_the_users_groups() {
+    fn access_then_the_group_bits_for_any_of_the_users_groups() {
         // Primary.
-        assert!(!may_write(&dir_meta(0, 10000, 0o757), &user()));
-        assert!(may_write(&dir_meta(0, 10000, 0o770), &user()));
+        assert!(!modify(&dir_meta(0, 10000, 0o757), &user()));
+        assert!(modify(&dir_meta(0, 10000, 0o770), &user()));
         // Supplementary: the group's bits decide, not the others'.
-        assert!(may_write(&dir_meta(0, 2000, 0o770), &user()));
-        assert!(!may_write(&dir_meta(0, 3000, 0o757), &user()));
+        assert!(modify(&dir_meta(0, 2000, 0o770), &user()));
+        assert!(!modify(&dir_meta(0, 3000, 0o757), &user()));
         // Not in the group: the others' bits.
-        assert!(may_write(
-            &dir_meta(0, 2000, 0o757),
-            &Ids::new(10000, 10000)
-        ));
+        assert!(modify(&dir_meta(0, 2000, 0o757), &Ids::new(10000, 10000)));
     }
 
     #[test]
-    fn may_write_then_the_other_bits() {
-        assert!(may_write(&dir_meta(0, 0, 0o703), &user()));
-        assert!(!may_write(&dir_meta(0, 0, 0o775), &user()));
-        assert!(may_write(&dir_meta(0, 0, 0o700), &Ids::new(0, 0)));
+    fn access_then_the_other_bits() {
+        assert!(modify(&dir_meta(0, 0, 0o703), &user()));
+        assert!(!modify(&dir_meta(0, 0, 0o775), &user()));
+        assert!(modify(&dir_meta(0, 0, 0o700), &Ids::new(0, 0)));
+    }
+
+    #[test]
+    fn access_names_the_class_that_decided() {
+        let u = user();
+        let w = |m: &Meta| access(m, &u, Want::Write);
+        assert_eq!(w(&dir_meta(0, 2000, 0o664)), Some(Class::Group));
+        // In the group: its bits decide, even when others may do more.
+        assert_eq!(w(&dir_meta(0, 2000, 0o646)), None);
+        assert_eq!(w(&dir_meta(0, 4000, 0o664)), None);
+        assert_eq!(w(&dir_meta(0, 4000, 0o666)), Some(Class::Other));
+        assert_eq!(
+            access(&dir_meta(10000, 0, 0o000), &Ids::new(0, 0), Want::Read),
+            Some(Class::Root)
+        );
+    }
+
+    #[test]
+    fn as_owner_can_the_owner_may_whatever_the_bits() {
+        let u = user();
+        let m = dir_meta(10000, 0, 0o444);
+        assert_eq!(access(&m, &u, Want::Write), None);
+        assert_eq!(access_as_owner_can(&m, &u, Want::Write), Some(Class::Owner));
+        // Otherwise as the kernel decides.
+        let m = dir_meta(0, 2000, 0o646);
+        assert_eq!(access_as_owner_can(&m, &u, Want::Write), None);
     }
 
     fn tmp() -> (tempfile::TempDir, Dir) {

@@ -27,7 +27,8 @@ use std::io;
 use nix::errno::Errno;
 
 pub use base::{
-    Base, BaseError, Ids, SYSTEM_DIRS, controlled_by, is_system_dir, may_write, resolve_base,
+    Base, BaseError, Class, Ids, SYSTEM_DIRS, Want, access, access_as_owner_can, controlled_by,
+    is_system_dir, resolve_base,
 };
 pub use creds::{
     act_as, acting_as, as_user, clear_umask, current_ids, egid, euid, stop_acting, uid,

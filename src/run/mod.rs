@@ -365,7 +365,7 @@ fn warn_unwritable_volume(
     } else {
         fs::current_ids()
     };
-    if writer.uid == 0 || fs::may_write(&home.meta, &writer) {
+    if writer.uid == 0 || fs::access(&home.meta, &writer, fs::Want::Modify).is_some() {
         return;
     }
     report.warnings.push(format!(
