@@ -1,10 +1,10 @@
 //! Property tests of the parsers of what operators and the volume's owner
-//! write: the configuration, the state and lifecycle files, and tree
 //! write: the configuration, the state and lifecycle files, tree
-//! descriptions and the application's `config.yaml`. Random bytes and random edits of valid documents must
-//! come back as a value or an error, never a panic; inputs stay small (a
-//! few KiB), so each case is bounded in time and memory. The case count is
-//! modest to keep the suite fast; `PROPTEST_CASES` raises it.
+//! descriptions and the application's `config.yaml`. Random bytes and
+//! random edits of valid documents must come back as a value or an error,
+//! never a panic; inputs stay small (a few KiB), so each case is bounded in
+//! time and memory. The case count is modest to keep the suite fast;
+//! `PROPTEST_CASES` raises it.
 
 use std::path::Path;
 
