@@ -138,12 +138,12 @@ fn run_all(changes: &[Change], anchors: &mut dyn Anchors, me: Owner) -> Vec<Outc
         meta: None,
     };
     let mut failed = false;
-    let failure = |c: &Change, (op, e): StepError| {
-        log::debug!("{} {}: {e}", op, c.path.display());
+    let failure = |c: &Change, StepError { op, cause }: StepError| {
+        log::debug!("{} {}: {cause}", op, c.path.display());
         Failure {
             op: op.into(),
             path: c.path.clone(),
-            error: (&e).into(),
+            error: cause,
         }
     };
     let mut outcomes = Vec::with_capacity(changes.len());
@@ -158,7 +158,7 @@ fn run_all(changes: &[Change], anchors: &mut dyn Anchors, me: Owner) -> Vec<Outc
             Ok(Some(late)) => Outcome::DoneWith(failure(c, late)),
             Err(e) => {
                 failed |= c.when == When::Always;
-                match needs_root(&e.1) {
+                match needs_root(&e.cause) {
                     true => Outcome::NeedsRoot(failure(c, e)),
                     false => Outcome::Failed(failure(c, e)),
                 }
@@ -168,13 +168,28 @@ fn run_all(changes: &[Change], anchors: &mut dyn Anchors, me: Owner) -> Vec<Outc
     outcomes
 }
 
-type StepError = (&'static str, io::Error);
+/// A step that failed: the operation (`mkdir`, `publish`...) and its typed
+/// cause.
+#[derive(Debug)]
+struct StepError {
+    op: &'static str,
+    cause: Cause,
+}
+
+impl From<(&'static str, io::Error)> for StepError {
+    fn from((op, e): (&'static str, io::Error)) -> StepError {
+        StepError {
+            op,
+            cause: Cause::from(&e),
+        }
+    }
+}
 
 /// Whether `e` is a permission only root has, refused to a run that is
 /// not root (a container started as the user; not root's own run acting
 /// with the user's effective ids, whose failures stay failures).
-fn needs_root(e: &io::Error) -> bool {
-    fs::euid() != 0 && fs::acting_as().is_none() && Cause::from(e).permission_denied()
+fn needs_root(e: &Cause) -> bool {
+    fs::euid() != 0 && fs::acting_as().is_none() && e.permission_denied()
 }
 
 /// A step's result: `Ok(Some(_))` when it was done but something after the
@@ -205,14 +220,14 @@ fn run_one(
 fn on_self(dir: &Dir, c: &Change) -> Result<(), StepError> {
     let m = &c.target.expect;
     match c.op {
-        Op::Perms { to, .. } => dir.set_perms_self(m, to.owner(), to.mode),
-        _ => Err((
-            c.op.verb(),
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("refusing to {} a configured base directory", c.op.verb()),
-            ),
-        )),
+        Op::Perms { to, .. } => Ok(dir.set_perms_self(m, to.owner(), to.mode)?),
+        _ => Err(StepError {
+            op: c.op.verb(),
+            cause: Cause::Text(format!(
+                "refusing to {} a configured base directory",
+                c.op.verb()
+            )),
+        }),
     }
 }
 
@@ -236,10 +251,12 @@ fn on_child(cache: &mut ParentCache, name: &OsStr, c: &Change, me: Owner) -> Ste
 fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
     let m = &c.target.expect;
     match &c.op {
-        Op::Perms { to, .. } => dir.set_perms(name, m, to.owner(), to.mode),
+        Op::Perms { to, .. } => Ok(dir.set_perms(name, m, to.owner(), to.mode)?),
         Op::Publish(_) | Op::Replace(_) => unreachable!("on_child publishes"),
         // `down` goes in place into the slot observed (checked by the caller).
-        &Op::Create { mode } => dir.create_file(name, b"", mode).map_err(|e| ("create", e)),
+        &Op::Create { mode } => Ok(dir
+            .create_file(name, b"", mode)
+            .map_err(|e| ("create", e))?),
         &Op::SeedState { owner } => {
             // Into the home observed (checked by the caller), never through
             // a symlink, never over an existing file (O_EXCL), as the user.
@@ -248,12 +265,16 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
                 .map_or(0, |d| d.as_secs());
             let content = crate::desired::application::command::migrated_state(unix);
             crate::fs::as_user(owner, || dir.create_file(name, content.as_bytes(), 0o644))
-                .map_err(|e| ("create", e))
+                .map_err(|e| ("create", e))?;
+            Ok(())
         }
         Op::Remove | Op::Unlink => {
             let now = dir.stat(name).map_err(|e| ("stat", e))?;
             if !now.same_file(m) {
-                return Err((c.op.verb(), Refusal::NotAsObserved.into()));
+                return Err(StepError {
+                    op: c.op.verb(),
+                    cause: Cause::Refused(Refusal::NotAsObserved),
+                });
             }
             if let Some(dot) = retire_name(c) {
                 // A pruned slot: out of s6-svscan's sight now, removed once
@@ -266,12 +287,13 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
                     dir.remove_tree(OsStr::new(&dot))
                         .map_err(|e| ("remove", e))?;
                 }
-                dir.rename_noreplace(name, OsStr::new(&dot))
-                    .map_err(|e| ("remove", e))
+                Ok(dir
+                    .rename_noreplace(name, OsStr::new(&dot))
+                    .map_err(|e| ("remove", e))?)
             } else if matches!(c.op, Op::Remove) {
-                dir.remove_tree(name).map_err(|e| ("remove", e))
+                Ok(dir.remove_tree(name).map_err(|e| ("remove", e))?)
             } else {
-                dir.unlink(name).map_err(|e| ("unlink", e))
+                Ok(dir.unlink(name).map_err(|e| ("unlink", e))?)
             }
         }
     }
@@ -317,7 +339,7 @@ fn swap(scandir: &Dir, slot: &OsStr, b: &SlotBuild, replace: Option<&fs::Meta>) 
     };
     if let Err(e) = swapped {
         let _ = scandir.remove_tree(staging);
-        return Err((verb, e));
+        return Err((verb, e).into());
     }
     // A replace: the staging name now holds the old slot, removed once its
     // supervisor has let go (see `retire`, after the rescan).

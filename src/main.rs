@@ -6,11 +6,17 @@
 //! never turns 1 or 3 into 0. With `--format json` a run stopped before
 //! anything could be done (bad usage, configuration or accounts) still
 //! prints one JSON object, with the error in `errors`.
+//!
+//! The library's errors are typed; the exit code and the JSON error object
+//! are decided from them. `anyhow` is used only here, after that, for the
+//! steps of this file that can still fail (writing stdout), each with its
+//! context.
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Parser;
 use s6_reconcile::cli::{Args, Format};
 use s6_reconcile::desired::model::Mode;
@@ -98,12 +104,13 @@ fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
     );
     // A closed pipe is a failure too (`snapshot | head` must not pass
     // for a whole description); an earlier failure already said so.
-    match out.flush() {
+    let flushed = out
+        .flush()
+        .map_err(os)
+        .context("unable to write the description to stdout");
+    match flushed {
         Err(e) if code == 0 => {
-            say(&format!(
-                "reconcile: fatal: unable to write the description to stdout: {}",
-                s6_reconcile::fs::os_error(&e)
-            ));
+            say(&format!("reconcile: fatal: {e:#}"));
             EXIT_FATAL
         }
         _ => code,
@@ -127,37 +134,47 @@ fn reconcile(settings: &s6_reconcile::cli::Settings, mode: Mode, format: Format)
         &s6_reconcile::desired::config::env::process,
         &mut out,
     ) {
-        Ok(ran) => match ran.output.and_then(|()| out.flush()) {
-            Ok(()) => ran.code,
-            Err(e) => {
-                let code = ran.code_if_unwritten;
-                let level = if code == EXIT_FATAL {
-                    "fatal"
-                } else {
-                    "warning"
-                };
-                say(&format!(
-                    "reconcile: {level}: unable to write the report to stdout: {} (exit {code})",
-                    s6_reconcile::fs::os_error(&e)
-                ));
-                code
-            }
-        },
-        Err(e) => {
-            say(&format!("reconcile: fatal: {e}"));
-            if format == Format::Json {
-                let written =
-                    run::fatal_json(mode, e.failure(), &mut out).and_then(|()| out.flush());
-                if let Err(we) = written {
-                    say(&format!(
-                        "reconcile: warning: unable to write the report to stdout: {}",
-                        s6_reconcile::fs::os_error(&we)
-                    ));
+        Ok(ran) => {
+            let written = ran
+                .output
+                .and_then(|()| out.flush())
+                .map_err(os)
+                .context("unable to write the report to stdout");
+            match written {
+                Ok(()) => ran.code,
+                Err(e) => {
+                    let code = ran.code_if_unwritten;
+                    let level = if code == EXIT_FATAL {
+                        "fatal"
+                    } else {
+                        "warning"
+                    };
+                    say(&format!("reconcile: {level}: {e:#} (exit {code})"));
+                    code
                 }
             }
-            e.exit_code()
+        }
+        Err(e) => {
+            say(&format!("reconcile: fatal: {e}"));
+            // Decided from the typed error: the code and the JSON object.
+            let code = e.exit_code();
+            if format == Format::Json {
+                let written = run::fatal_json(mode, e.failure(), &mut out)
+                    .and_then(|()| out.flush())
+                    .map_err(os)
+                    .context("unable to write the report to stdout");
+                if let Err(we) = written {
+                    say(&format!("reconcile: warning: {we:#}"));
+                }
+            }
+            code
         }
     }
+}
+
+/// An OS error as s6 tools word it (`Broken pipe`), for a context chain.
+fn os(e: std::io::Error) -> anyhow::Error {
+    anyhow::Error::msg(s6_reconcile::fs::os_error(&e))
 }
 
 /// A line on stderr, escaped (it may carry the user's bytes); a closed

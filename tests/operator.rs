@@ -488,30 +488,37 @@ fn print_config_shows_the_defaults_with_the_environment_applied() {
 # user hermes: uid 10000 (from /etc/passwd)
 # group ~: gid 10000, the primary group of hermes (from /etc/passwd)
 user: hermes
-group: ~
+group: null
 policy: compat
 static:
   servicedirs: /run/s6-rc/servicedirs
-  skip: ["s6rc-*", "s6-linux-*"]
+  skip:
+  - s6rc-*
+  - s6-linux-*
 scandir:
-  path: /srv/service  # S6_PROFILE_GATEWAY_SCANDIR
+  path: /srv/service
 profiles:
-  home: /srv/data  # HERMES_HOME
+  home: /srv/data
   root: profiles
   marker: SOUL.md
   slot_prefix: gateway-
   default_slot: true
   declared: []
   state_file: gateway_state.json
-  autostart: [running]
-  transient_running: [draining, degraded]
-  stale_runtime_files: [gateway.pid, processes.json]
-  multiplex: true  # GATEWAY_MULTIPLEX_PROFILES
+  autostart:
+  - running
+  transient_running:
+  - draining
+  - degraded
+  stale_runtime_files:
+  - gateway.pid
+  - processes.json
+  multiplex: true
   prune: false
   templates:
-    run: ~
-    finish: ~
-    log_run: ~
+    run: null
+    finish: null
+    log_run: null
 boot_log:
   path: logs/container-boot.log
   rotate_bytes: 262144
@@ -519,10 +526,13 @@ container:
   wrapper: main-wrapper.sh
   dispatcher: entrypoint-dispatch.sh
   program: hermes
-  legacy_command: [gateway, run]
-  no_supervise_flag: "--no-supervise"
+  legacy_command:
+  - gateway
+  - run
+  no_supervise_flag: --no-supervise
   no_supervise_env: HERMES_GATEWAY_NO_SUPERVISE
-  dashboard_commands: [dashboard]
+  dashboard_commands:
+  - dashboard
 "#
     );
     assert_eq!(
@@ -540,7 +550,7 @@ container:
         "# environment: no overrides",
         "  home: /opt/data",
         "  path: /run/service",
-        "  multiplex: ~",
+        "  multiplex: null",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
     }
@@ -554,7 +564,7 @@ container:
     for line in [
         "# environment: no overrides",
         "# environment: GATEWAY_MULTIPLEX_PROFILES=\"maybe\" is not a boolean word: ignored",
-        "  multiplex: ~",
+        "  multiplex: null",
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?}:\n{text}");
     }
@@ -602,10 +612,11 @@ boot_log:
         "# environment: GATEWAY_MULTIPLEX_PROFILES overrides profiles.multiplex",
         "# group hermes: gid 10000 (from /etc/group)",
         "policy: strict",
-        "  home: /srv/data  # HERMES_HOME",
-        "  multiplex: false  # GATEWAY_MULTIPLEX_PROFILES",
-        "    - {name: \"yes\", start: always}",
-        "  autostart: [running, \"on\"]",
+        "  home: /srv/data",
+        "  multiplex: false",
+        "  - name: yes",
+        "    start: always",
+        "  - on",
         "    run: |",
         "      # profile {profile} as {user}",
     ] {

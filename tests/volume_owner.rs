@@ -19,8 +19,17 @@ use common::timed::{self, Out};
 
 const USER: u32 = 10000;
 
+/// An apply with its whole report (`-v`: the skipped list too), its
+/// lines prefixed `reconcile: ` as every apply's are.
 fn run(root: &Path) -> Out {
-    timed::run(common::run::reconcile_cmd::<&str>(root, &[], &[]), None)
+    timed::run(common::run::reconcile_cmd::<&str>(root, &["-v"], &[]), None)
+}
+
+/// stdout's lines with the apply's `reconcile: ` prefix taken off.
+fn lines(out: &Out) -> impl Iterator<Item = &str> {
+    out.stdout
+        .lines()
+        .map(|l| l.strip_prefix("reconcile: ").unwrap_or(l))
 }
 
 fn chown(p: &Path) {
@@ -183,7 +192,8 @@ const CASES: &[Case] = &[
 fn notices(out: &Out) -> Vec<&str> {
     out.stderr
         .lines()
-        .chain(out.stdout.lines())
+        .map(|l| l.strip_prefix("reconcile: ").unwrap_or(l))
+        .chain(lines(out))
         .filter(|l| l.starts_with("warning: ") || l.starts_with("  /"))
         .collect()
 }
@@ -256,7 +266,7 @@ fn a_volume_root_left_unwritable_still_fails_the_run() {
     let out = run(dir.path());
     assert_eq!(out.code, 1, "{}", out.show());
     assert!(
-        out.stdout.lines().any(|l| l
+        lines(&out).any(|l| l
             == "error: unable to append to /opt/data/logs/container-boot.log: \
                 Permission denied (as uid 10000)"),
         "{}",
@@ -281,13 +291,13 @@ fn a_failure_outside_the_volume_still_fails_the_run() {
     let out = timed::run(cmd, None);
     assert_eq!(out.code, 1, "{}", out.show());
     assert!(
-        out.stdout.lines().any(|l| l
+        lines(&out).any(|l| l
             == "error: unable to open /run/nosuch: scandir not present; no slot can be published"),
         "{}",
         out.show()
     );
     assert!(
-        out.stdout.lines().any(|l| l.starts_with("warning: ")
+        lines(&out).any(|l| l.starts_with("warning: ")
             && l.contains("container-boot.log: is a FIFO, not a regular file")),
         "{}",
         out.show()

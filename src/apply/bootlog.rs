@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use crate::desired::state::{Action, PriorExit};
 use crate::fs::Kind;
-use crate::s6::findings::{Carried, Cause};
+use crate::s6::findings::Cause;
 
 /// `reconcile: profile=<name> prior_state=<state|None> action=<action>`
 pub fn stdout_line(profile: &str, prior_state: Option<&str>, action: Action) -> String {
@@ -121,15 +121,12 @@ pub fn append(
     rel_path: &std::path::Path,
     lines: &str,
     rotate_bytes: u64,
-) -> std::io::Result<()> {
+) -> Result<(), Cause> {
     use std::ffi::OsString;
     let (Some(parent), Some(name)) = (rel_path.parent(), rel_path.file_name()) else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "boot log path has no file name",
-        ));
+        return Err(Cause::Text("boot log path has no file name".into()));
     };
-    let said = |text: String| std::io::Error::from(Carried(Cause::Text(text)));
+    let said = Cause::Text;
     let mut dir = home.try_clone()?;
     for c in parent.iter() {
         dir = match dir.open_dir(c) {
@@ -143,7 +140,7 @@ pub fn append(
                         m.kind.describe()
                     )));
                 }
-                _ => return Err(e),
+                _ => return Err(e.into()),
             },
             other => other?,
         };
@@ -176,7 +173,7 @@ pub fn append(
         .map(drop)
         .map_err(|e| match dir.stat_opt(name) {
             Ok(Some(m)) if m.kind == Kind::Symlink => said("is a symlink; not followed".into()),
-            _ => e,
+            _ => Cause::from(&e),
         })
 }
 

@@ -79,7 +79,7 @@ pub fn run(
                         let mut failure = Failure {
                             op: "append to".into(),
                             path: path.clone(),
-                            error: (&err).into(),
+                            error: err,
                         };
                         say_who_acted(&mut failure, writer);
                         out.errors.push(failure);

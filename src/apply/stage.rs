@@ -4,13 +4,12 @@
 //! first; a failed build is removed again.
 
 use std::ffi::OsStr;
-use std::io;
 use std::path::Path;
 
 use crate::desired::slot::SlotEntry;
 use crate::fs::{self, Dir};
 use crate::plan::{Owner, SlotBuild};
-use crate::s6::findings::{Carried, Cause};
+use crate::s6::findings::Cause;
 use crate::s6::layout::MODE_SLOT_DIR;
 
 use super::StepError;
@@ -35,7 +34,7 @@ pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
         // A umask took bits away (not the case in a run: it clears it).
         if let Err(e) = top.chmod_self(MODE_SLOT_DIR) {
             let _ = scandir.remove_tree(staging);
-            return Err(("chmod", e));
+            return Err(("chmod", e).into());
         }
     }
     let entries = b.entries();
@@ -53,13 +52,15 @@ pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
 
 /// A failure inside the staging dir, reported on the slot (`verb`: its
 /// publish or replace) with the step and the staging dir.
-pub fn inside(verb: &'static str, b: &SlotBuild, (step, e): StepError) -> StepError {
-    let cause = Cause::InStaging {
-        step,
-        staging: b.staging.clone(),
-        cause: Box::new((&e).into()),
-    };
-    (verb, Carried(cause).into())
+pub fn inside(verb: &'static str, b: &SlotBuild, e: StepError) -> StepError {
+    StepError {
+        op: verb,
+        cause: Cause::InStaging {
+            step: e.op,
+            staging: b.staging.clone(),
+            cause: Box::new(e.cause),
+        },
+    }
 }
 
 /// A directory of the slot held open while its entries are made.
@@ -102,10 +103,10 @@ fn build_own(top: Dir, entries: &[(SlotEntry, Owner)]) -> Result<(), StepError> 
         let name = OsStr::new(name);
         let Some(at) = held.iter().position(|h| h.path == parent) else {
             // Entries list parents first: a parent is always held.
-            return Err((
-                "create",
-                io::Error::other(format!("{p} has no parent in the slot")),
-            ));
+            return Err(StepError {
+                op: "create",
+                cause: Cause::Text(format!("{p} has no parent in the slot")),
+            });
         };
         let (dir, parent_now) = (&held[at].dir, held[at].now);
         match e {

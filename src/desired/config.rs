@@ -201,7 +201,7 @@ impl Default for ProfilesConfig {
 }
 
 /// How the container's command is recognized (see `desired::application::command`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContainerConfig {
     /// The image's entry wrapper: the process whose argv holds it is the
@@ -390,7 +390,7 @@ impl Config {
             ("profiles.templates.log_run", &t.log_run),
         ] {
             if let Some(template) = template {
-                values::check_rendered_size(template).map_err(|m| invalid(key, m))?;
+                values::check_rendered_size(template).map_err(|m| invalid(key, m.to_string()))?;
             }
         }
         if self.profiles.autostart.is_empty() {

@@ -31,19 +31,22 @@ pub(crate) fn strip_bom(bytes: &[u8]) -> &[u8] {
 /// `gateway_state` does not stand in for it (the application also takes
 /// such a value as the intent, and it never starts a gateway).
 /// A leading UTF-8 BOM is accepted.
-pub fn parse_state(bytes: &[u8], transient_running: &[String]) -> Result<Option<String>, String> {
+pub fn parse_state(
+    bytes: &[u8],
+    transient_running: &[String],
+) -> Result<Option<String>, StateError> {
     let bytes = strip_bom(bytes);
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty file, not a JSON object".into());
+        return Err(StateError::Empty);
     }
-    let doc = json::parse(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let doc = json::parse(bytes).map_err(StateError::Json)?;
     let Value::Object(map) = doc else {
-        return Err(format!("not a JSON object (found {})", kind(&doc)));
+        return Err(StateError::NotObject(kind(&doc)));
     };
     match map.get("desired_state") {
         Some(Value::String(s)) => return Ok(Some(s.clone())),
         None | Some(Value::Null) => {}
-        Some(v) => return Err(format!("desired_state is {}, not a string", kind(v))),
+        Some(v) => return Err(StateError::DesiredNotString(kind(v))),
     }
     if let Some(Value::String(s)) = map.get("gateway_state") {
         if transient_running.contains(s) {
@@ -52,6 +55,19 @@ pub fn parse_state(bytes: &[u8], transient_running: &[String]) -> Result<Option<
         return Ok(Some(s.clone()));
     }
     Ok(None)
+}
+
+/// Why a state file says nothing usable (the caller names the file).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("empty file, not a JSON object")]
+    Empty,
+    #[error("not valid JSON: {0}")]
+    Json(json::JsonError),
+    #[error("not a JSON object (found {0})")]
+    NotObject(&'static str),
+    #[error("desired_state is {0}, not a string")]
+    DesiredNotString(&'static str),
 }
 
 /// A JSON value's kind, as the warnings name it.
@@ -181,7 +197,7 @@ mod tests {
     }
 
     fn state(text: &[u8]) -> Result<Option<String>, String> {
-        parse_state(text, &transient())
+        parse_state(text, &transient()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -270,8 +286,8 @@ mod tests {
         );
         // transient_running comes from the configuration, not a built-in list.
         assert_eq!(
-            parse_state(br#"{"gateway_state": "draining"}"#, &[]),
-            Ok(Some("draining".into()))
+            parse_state(br#"{"gateway_state": "draining"}"#, &[]).ok(),
+            Some(Some("draining".into()))
         );
         // Only gateway_state is mapped: desired_state is taken literally.
         assert_eq!(

@@ -66,12 +66,13 @@ pub fn acting_as() -> Option<u32> {
 
 /// Run `f` with effective ids (uid, gid), then return to root. Only the
 /// effective ids change (the saved ones stay 0), so permission checks and
-/// the owner of what `f` creates are the user's.
-pub fn with_effective_ids<R>(
+/// the owner of what `f` creates are the user's. `f`'s error is any that
+/// an OS error converts into (a failed switch is one).
+pub fn with_effective_ids<R, E: From<io::Error>>(
     uid: u32,
     gid: u32,
-    f: impl FnOnce() -> io::Result<R>,
-) -> io::Result<R> {
+    f: impl FnOnce() -> Result<R, E>,
+) -> Result<R, E> {
     let (old_uid, old_gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     let old_groups = nix::unistd::getgroups().map_err(errno_io)?;
     // Supplementary groups too: root's would grant more than the user has.
@@ -80,14 +81,14 @@ pub fn with_effective_ids<R>(
         .and_then(|()| nix::unistd::seteuid(Uid::from_raw(uid)));
     let r = match switched {
         Ok(()) => f(),
-        Err(e) => Err(errno_io(e)),
+        Err(e) => Err(errno_io(e).into()),
     };
     let back = nix::unistd::seteuid(old_uid)
         .and_then(|()| nix::unistd::setegid(old_gid))
         .and_then(|()| nix::unistd::setgroups(&old_groups));
     match back {
         Ok(()) => r,
-        Err(e) => Err(errno_io(e)),
+        Err(e) => Err(errno_io(e).into()),
     }
 }
 

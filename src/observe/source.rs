@@ -225,7 +225,7 @@ impl Source for Disk<'_> {
 
     fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> io::Result<R> {
         if fs::euid() == 0 {
-            fs::with_effective_ids(ids.0, ids.1, || Ok(f()))
+            fs::with_effective_ids(ids.0, ids.1, || Ok::<R, io::Error>(f()))
         } else {
             Ok(f())
         }

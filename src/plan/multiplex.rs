@@ -79,7 +79,7 @@ pub fn decide(
 
 fn load(
     f: AppFile<'_>,
-    parse: fn(&[u8]) -> Result<Value, String>,
+    parse: fn(&[u8]) -> Result<Value, AppFileError>,
     warnings: &mut Vec<String>,
 ) -> Option<Map<String, Value>> {
     let why = match f.found {
@@ -87,7 +87,7 @@ fn load(
         StateObs::Unreadable(why) => why.clone(),
         StateObs::Bytes(b) => match parse(b).and_then(as_map) {
             Ok(m) => return Some(m),
-            Err(why) => why,
+            Err(why) => why.to_string(),
         },
     };
     warnings.push(format!(
@@ -99,27 +99,38 @@ fn load(
 
 /// As the application's Python reads it (`crate::desired::state::json`), a leading
 /// BOM skipped.
-fn parse_json(bytes: &[u8]) -> Result<Value, String> {
+fn parse_json(bytes: &[u8]) -> Result<Value, AppFileError> {
     crate::desired::state::json::parse(crate::desired::state::strip_bom(bytes))
-        .map_err(|e| format!("not valid JSON: {e}"))
+        .map_err(AppFileError::Json)
+}
+
+/// Why an application file's setting is ignored (the caller names the file).
+#[derive(Debug, thiserror::Error)]
+enum AppFileError {
+    #[error("not valid JSON: {0}")]
+    Json(crate::desired::state::json::JsonError),
+    #[error("{0}")]
+    Yaml(#[from] crate::desired::application::yaml::YamlError),
+    #[error("not a mapping (found {0})")]
+    NotMapping(&'static str),
 }
 
 /// As PyYAML reads it, for the keys that decide (`super::yaml`).
-fn parse_yaml(bytes: &[u8]) -> Result<Value, String> {
+fn parse_yaml(bytes: &[u8]) -> Result<Value, AppFileError> {
     let want = crate::desired::application::yaml::Wanted {
         key: KEY,
         under: "gateway",
     };
-    crate::desired::application::yaml::app_config(bytes, &want)
+    Ok(crate::desired::application::yaml::app_config(bytes, &want)?)
 }
 
 /// The document as a mapping. Like the application, an empty document or a
 /// false-ish one (`null`, `false`, `0`, `""`, `[]`) counts as empty.
-fn as_map(v: Value) -> Result<Map<String, Value>, String> {
+fn as_map(v: Value) -> Result<Map<String, Value>, AppFileError> {
     match v {
         Value::Object(m) => Ok(m),
         v if !truthy(&v) => Ok(Map::new()),
-        v => Err(format!("not a mapping (found {})", kind(&v))),
+        v => Err(AppFileError::NotMapping(kind(&v))),
     }
 }
 

@@ -201,7 +201,7 @@ impl Planner<'_> {
                 };
                 match self.slot_change(slots, &slot_name, build) {
                     Ok(()) => (action, None),
-                    Err(why) => (Action::Skipped, Some(why)),
+                    Err(why) => (Action::Skipped, Some(why.to_string())),
                 }
             }
             None => (
@@ -329,7 +329,7 @@ impl Planner<'_> {
         slots: &ScandirObs,
         name: &str,
         build: SlotBuild,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotCompared> {
         let path = slots.base.path.join(name);
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
@@ -362,16 +362,15 @@ impl Planner<'_> {
                     (Op::Unlink, meta, slot_diff::down_only(false))
                 }
                 SlotDiff::Unreadable { path, error } => {
-                    let why = format!(
-                        "not compared (the slot is left as it was): unable to read {}: {error}",
-                        path.display()
-                    );
                     self.plan.errors.push(Failure {
                         op: "read".into(),
                         path: path.to_path_buf(),
                         error: error.clone(),
                     });
-                    return Err(why);
+                    return Err(NotCompared {
+                        path: path.to_path_buf(),
+                        error: error.clone(),
+                    });
                 }
             },
         };
@@ -411,4 +410,12 @@ impl Planner<'_> {
             why: None,
         });
     }
+}
+
+/// Why an existing slot was not compared (and is left as it was).
+#[derive(Debug, thiserror::Error)]
+#[error("not compared (the slot is left as it was): unable to read {}: {error}", .path.display())]
+struct NotCompared {
+    path: PathBuf,
+    error: crate::s6::findings::Cause,
 }

@@ -3,16 +3,19 @@
 //! every key spelled out, with where the values came from and the resolved
 //! user and group as comments.
 //!
-//! Written by hand rather than through the YAML crate (which stays behind
-//! `desired::config`): strings that could be read as anything else are written as
-//! JSON strings, which are valid YAML double-quoted scalars.
+//! The values are a `Serialize` view written by serde_yaml (which quotes
+//! whatever would read back as something else); where each came from (the
+//! file, the defaults, an environment override) is the comment block above
+//! them, which `--config` ignores.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use serde::Serialize;
+
 use crate::desired::accounts::Account;
 use crate::desired::config::env::{EnvSwitch, MULTIPLEX_ENV};
-use crate::desired::config::{Config, ENV_OVERRIDES, Principal, StartPolicy};
+use crate::desired::config::{Config, ContainerConfig, ENV_OVERRIDES, Principal, StartPolicy};
 
 /// The whole text printed.
 pub fn render(
@@ -61,109 +64,140 @@ pub fn render(
         );
     }
     let _ = writeln!(o, "{}", principals(cfg, account));
-    let comment = |key: &str| {
-        overrides
-            .iter()
-            .find(|(_, k)| *k == key)
-            .map(|(var, _)| format!("  # {var}"))
-            .unwrap_or_default()
-    };
-    let _ = writeln!(o, "user: {}", principal(&cfg.user));
-    let _ = writeln!(
-        o,
-        "group: {}",
-        cfg.group.as_ref().map_or("~".into(), principal)
-    );
-    let _ = writeln!(o, "policy: {}", cfg.policy.as_str());
-    let st = &cfg.static_;
-    let _ = writeln!(o, "static:");
-    let _ = writeln!(o, "  servicedirs: {}", path(&st.servicedirs.0));
-    let skip: Vec<&str> = st.skip.iter().map(|g| g.text.as_str()).collect();
-    let _ = writeln!(o, "  skip: {}", list(&skip));
-    let _ = writeln!(o, "scandir:");
-    let _ = writeln!(
-        o,
-        "  path: {}{}",
-        path(&cfg.scandir.path.0),
-        comment("scandir.path")
-    );
-    profiles(&mut o, cfg, &comment);
-    let _ = writeln!(o, "boot_log:");
-    let _ = writeln!(o, "  path: {}", path(&cfg.boot_log.path.0));
-    let _ = writeln!(o, "  rotate_bytes: {}", cfg.boot_log.rotate_bytes);
-    container(&mut o, cfg);
+    o.push_str(&serde_yaml::to_string(&view(cfg)).expect("the configuration serializes"));
     o
 }
 
-fn container(o: &mut String, cfg: &Config) {
-    let c = &cfg.container;
-    let strings = |v: &[String]| list(&v.iter().map(String::as_str).collect::<Vec<_>>());
-    let _ = writeln!(o, "container:");
-    let _ = writeln!(o, "  wrapper: {}", scalar(&c.wrapper));
-    let _ = writeln!(o, "  dispatcher: {}", scalar(&c.dispatcher));
-    let _ = writeln!(o, "  program: {}", scalar(&c.program));
-    let _ = writeln!(o, "  legacy_command: {}", strings(&c.legacy_command));
-    let _ = writeln!(o, "  no_supervise_flag: {}", scalar(&c.no_supervise_flag));
-    let _ = writeln!(o, "  no_supervise_env: {}", scalar(&c.no_supervise_env));
-    let _ = writeln!(
-        o,
-        "  dashboard_commands: {}",
-        strings(&c.dashboard_commands)
-    );
+/// The configuration as `--config` reads it, every key spelled out.
+#[derive(Serialize)]
+struct View<'a> {
+    user: PrincipalView<'a>,
+    group: Option<PrincipalView<'a>>,
+    policy: &'static str,
+    #[serde(rename = "static")]
+    static_: StaticView<'a>,
+    scandir: ScandirView,
+    profiles: ProfilesView<'a>,
+    boot_log: BootLogView,
+    container: &'a ContainerConfig,
 }
 
-fn profiles(o: &mut String, cfg: &Config, comment: &dyn Fn(&str) -> String) {
-    let p = &cfg.profiles;
-    let strings = |v: &[String]| list(&v.iter().map(String::as_str).collect::<Vec<_>>());
-    let _ = writeln!(o, "profiles:");
-    let _ = writeln!(o, "  home: {}{}", path(&p.home.0), comment("profiles.home"));
-    let _ = writeln!(o, "  root: {}", path(&p.root.0));
-    let _ = writeln!(o, "  marker: {}", scalar(&p.marker.0));
-    let _ = writeln!(o, "  slot_prefix: {}", scalar(&p.slot_prefix));
-    let _ = writeln!(o, "  default_slot: {}", p.default_slot);
-    if p.declared.is_empty() {
-        let _ = writeln!(o, "  declared: []");
-    } else {
-        let _ = writeln!(o, "  declared:");
-        for d in &p.declared {
-            let start = match d.start {
-                StartPolicy::Auto => "auto",
-                StartPolicy::Always => "always",
-                StartPolicy::Never => "never",
-            };
-            let _ = writeln!(o, "    - {{name: {}, start: {start}}}", scalar(&d.name));
-        }
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PrincipalView<'a> {
+    Name(&'a str),
+    Id(u32),
+}
+
+#[derive(Serialize)]
+struct StaticView<'a> {
+    servicedirs: String,
+    skip: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ScandirView {
+    path: String,
+}
+
+#[derive(Serialize)]
+struct ProfilesView<'a> {
+    home: String,
+    root: String,
+    marker: &'a str,
+    slot_prefix: &'a str,
+    default_slot: bool,
+    declared: Vec<DeclaredView<'a>>,
+    state_file: &'a str,
+    autostart: &'a [String],
+    transient_running: &'a [String],
+    stale_runtime_files: Vec<&'a str>,
+    multiplex: Option<bool>,
+    prune: bool,
+    templates: TemplatesView<'a>,
+}
+
+#[derive(Serialize)]
+struct DeclaredView<'a> {
+    name: &'a str,
+    start: &'static str,
+}
+
+#[derive(Serialize)]
+struct TemplatesView<'a> {
+    run: Option<&'a str>,
+    finish: Option<&'a str>,
+    log_run: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct BootLogView {
+    path: String,
+    rotate_bytes: u64,
+}
+
+fn principal(p: &Principal) -> PrincipalView<'_> {
+    match p {
+        Principal::Name(n) => PrincipalView::Name(n),
+        Principal::Id(n) => PrincipalView::Id(*n),
     }
-    let _ = writeln!(o, "  state_file: {}", scalar(&p.state_file.0));
-    let _ = writeln!(o, "  autostart: {}", strings(&p.autostart));
-    let _ = writeln!(o, "  transient_running: {}", strings(&p.transient_running));
-    let stale: Vec<&str> = p.stale_runtime_files.iter().map(|f| f.0.as_str()).collect();
-    let _ = writeln!(o, "  stale_runtime_files: {}", list(&stale));
-    // The environment's boolean wins over the key (and both over the
-    // application's own files), so writing it into the key means the same.
-    let multiplex = match cfg.app_env.multiplex {
-        EnvSwitch::Set(b) => Some(b),
-        _ => p.multiplex,
-    };
-    let _ = writeln!(
-        o,
-        "  multiplex: {}{}",
-        multiplex.map_or("~".into(), |b| b.to_string()),
-        comment("profiles.multiplex")
-    );
-    let _ = writeln!(o, "  prune: {}", p.prune);
-    let _ = writeln!(o, "  templates:");
-    for (key, text) in [
-        ("run", &p.templates.run),
-        ("finish", &p.templates.finish),
-        ("log_run", &p.templates.log_run),
-    ] {
-        match text {
-            None => {
-                let _ = writeln!(o, "    {key}: ~");
-            }
-            Some(t) => template(o, key, t),
-        }
+}
+
+fn view(cfg: &Config) -> View<'_> {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let p = &cfg.profiles;
+    View {
+        user: principal(&cfg.user),
+        group: cfg.group.as_ref().map(principal),
+        policy: cfg.policy.as_str(),
+        static_: StaticView {
+            servicedirs: path(&cfg.static_.servicedirs.0),
+            skip: cfg.static_.skip.iter().map(|g| g.text.as_str()).collect(),
+        },
+        scandir: ScandirView {
+            path: path(&cfg.scandir.path.0),
+        },
+        profiles: ProfilesView {
+            home: path(&p.home.0),
+            root: path(&p.root.0),
+            marker: &p.marker.0,
+            slot_prefix: &p.slot_prefix,
+            default_slot: p.default_slot,
+            declared: p
+                .declared
+                .iter()
+                .map(|d| DeclaredView {
+                    name: &d.name,
+                    start: match d.start {
+                        StartPolicy::Auto => "auto",
+                        StartPolicy::Always => "always",
+                        StartPolicy::Never => "never",
+                    },
+                })
+                .collect(),
+            state_file: &p.state_file.0,
+            autostart: &p.autostart,
+            transient_running: &p.transient_running,
+            stale_runtime_files: p.stale_runtime_files.iter().map(|f| f.0.as_str()).collect(),
+            // The environment's boolean wins over the key (and both over
+            // the application's own files), so writing it into the key
+            // means the same.
+            multiplex: match cfg.app_env.multiplex {
+                EnvSwitch::Set(b) => Some(b),
+                _ => p.multiplex,
+            },
+            prune: p.prune,
+            templates: TemplatesView {
+                run: p.templates.run.as_deref(),
+                finish: p.templates.finish.as_deref(),
+                log_run: p.templates.log_run.as_deref(),
+            },
+        },
+        boot_log: BootLogView {
+            path: path(&cfg.boot_log.path.0),
+            rotate_bytes: cfg.boot_log.rotate_bytes,
+        },
+        container: &cfg.container,
     }
 }
 
@@ -187,59 +221,6 @@ fn principals(cfg: &Config, a: &Account) -> String {
     format!("{user}\n{group}")
 }
 
-/// A template: a block literal when that reads back exactly, else a
-/// quoted string.
-fn template(o: &mut String, key: &str, text: &str) {
-    let block_safe = text.ends_with('\n')
-        && !text.ends_with("\n\n")
-        && !text.starts_with([' ', '\n'])
-        && text.chars().all(|c| c == '\n' || !c.is_control());
-    if !block_safe {
-        let _ = writeln!(o, "    {key}: {}", quoted(text));
-        return;
-    }
-    let _ = writeln!(o, "    {key}: |");
-    for line in text.lines() {
-        if line.is_empty() {
-            o.push('\n');
-        } else {
-            let _ = writeln!(o, "      {line}");
-        }
-    }
-}
-
-fn principal(p: &Principal) -> String {
-    match p {
-        Principal::Name(n) => scalar(n),
-        Principal::Id(n) => n.to_string(),
-    }
-}
-
-fn path(p: &Path) -> String {
-    scalar(&p.to_string_lossy())
-}
-
-fn list(items: &[&str]) -> String {
-    let items: Vec<String> = items.iter().map(|s| scalar(s)).collect();
-    format!("[{}]", items.join(", "))
-}
-
-/// A string as a plain YAML scalar when it cannot be read as anything
-/// else (a number, a boolean, null, an indicator), else quoted.
-fn scalar(s: &str) -> String {
-    let plain = s
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'/' || b == b'_')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b))
-        && !matches!(
-            s.to_ascii_lowercase().as_str(),
-            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
-        );
-    if plain { s.to_string() } else { quoted(s) }
-}
-
 /// A double-quoted scalar (JSON's escapes are YAML's); the characters the
 /// human report escapes ([`crate::report::render::hidden`]: DEL, C1, bidi and
 /// invisible format characters) too, which JSON leaves as they are.
@@ -254,31 +235,4 @@ fn quoted(s: &str) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scalars_that_read_as_something_else_are_quoted() {
-        for (s, want) in [
-            ("hermes", "hermes"),
-            ("/run/service", "/run/service"),
-            ("gateway-", "gateway-"),
-            ("SOUL.md", "SOUL.md"),
-            ("s6rc-*", "\"s6rc-*\""),
-            ("yes", "\"yes\""),
-            ("Off", "\"Off\""),
-            ("null", "\"null\""),
-            ("1x", "\"1x\""),
-            ("-a", "\"-a\""),
-            ("a: b", "\"a: b\""),
-            ("", "\"\""),
-            (".hidden", "\".hidden\""),
-            ("a\u{202e}b\u{7f}", "\"a\\u202eb\\u007f\""),
-        ] {
-            assert_eq!(scalar(s), want, "{s:?}");
-        }
-    }
 }

@@ -47,26 +47,6 @@ pub enum Cause {
     Text(String),
 }
 
-/// A [`Cause`] carried inside an `io::Error` from a step that already knows
-/// more than the OS error (apply's staging steps), unwrapped again by
-/// `Cause::from(&io::Error)`.
-#[derive(Debug)]
-pub struct Carried(pub Cause);
-
-impl std::fmt::Display for Carried {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for Carried {}
-
-impl From<Carried> for io::Error {
-    fn from(c: Carried) -> io::Error {
-        io::Error::other(c)
-    }
-}
-
 impl Cause {
     /// Whether the OS refused a permission (EPERM, EACCES), wherever the
     /// step that met it was.
@@ -102,9 +82,6 @@ impl Cause {
 
 impl From<&io::Error> for Cause {
     fn from(e: &io::Error) -> Cause {
-        if let Some(Carried(c)) = e.get_ref().and_then(|i| i.downcast_ref::<Carried>()) {
-            return c.clone();
-        }
         match (e.raw_os_error(), fs::refusal(e)) {
             (Some(code), _) => Cause::Os(code),
             (None, Some(r)) => Cause::Refused(r.clone()),
@@ -174,15 +151,13 @@ mod tests {
     }
 
     #[test]
-    fn a_staging_step_keeps_its_os_error_typed_through_io_error() {
+    fn a_staging_step_keeps_its_os_error_typed() {
         let os = io::Error::from_raw_os_error(nix::libc::EROFS);
-        let carried: io::Error = Carried(Cause::InStaging {
+        let mut f = failure(Cause::InStaging {
             step: "mkdir",
             staging: ".gateway-x.tmp".into(),
             cause: Box::new((&os).into()),
-        })
-        .into();
-        let mut f = failure(Cause::from(&carried));
+        });
         let Cause::InStaging { step, cause, .. } = &f.error else {
             panic!("not typed: {:?}", f.error);
         };

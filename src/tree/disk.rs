@@ -259,7 +259,7 @@ impl Describer {
         self.acting = true;
         let r = crate::fs::with_effective_ids(user.0, user.1, || {
             f(self);
-            Ok(())
+            Ok::<(), std::io::Error>(())
         });
         self.acting = false;
         if let Err(e) = r {

@@ -51,7 +51,10 @@ pub fn config(
     let read = match file_bytes(d, path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if crate::fs::Os::NotFound.is(&e) => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
     };
     crate::desired::config::file::config_from(read, path, config.is_some(), env)
 }

@@ -27,6 +27,67 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// Why one entry of a description is refused (said after its path).
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("empty path")]
+    EmptyPath,
+    #[error("absolute path: paths are relative to the container's /")]
+    Absolute,
+    #[error("path escapes the root (`..`)")]
+    Escapes,
+    #[error("path has an empty or `.` component (write it canonically)")]
+    NotCanonical,
+    #[error("path holds a NUL byte")]
+    Nul,
+    #[error("duplicate entry")]
+    Duplicate,
+    #[error("entry under {parent}, a mount point (described, never entered)")]
+    UnderMount { parent: String },
+    #[error("entry under a non-directory: {parent} is a {kind}")]
+    UnderNonDir { parent: String, kind: &'static str },
+    #[error("parent {parent} is not described (parents come before their entries)")]
+    NoParent { parent: String },
+    #[error("{key}: 4294967295 is chown's \"no change\", not an id (0..4294967294)")]
+    NoChangeId { key: &'static str },
+    #[error("s6-supervise's runtime file: described by type only (path and type)")]
+    RuntimeKeys,
+    #[error("`links` is written only when more than 1")]
+    LinksOne,
+    #[error("a symlink needs a non-empty `target`")]
+    SymlinkTarget,
+    #[error("a hardlink needs a `target`")]
+    HardlinkTarget,
+    #[error("unknown type {0:?} (dir, file, fifo, socket, symlink, hardlink, chardev, blockdev)")]
+    UnknownType(String),
+    #[error("hardlink target {target} is a {kind}, not a regular file")]
+    HardlinkToNonFile { target: String, kind: &'static str },
+    #[error("hardlink target {target} is not an earlier entry of the description")]
+    HardlinkUnknown { target: String },
+    #[error("{target} has links: {links}, and this is its name number {names}")]
+    TooManyNames {
+        target: String,
+        links: u64,
+        names: u64,
+    },
+    #[error("{target} needs `links:` (its link count) to have another name")]
+    NoLinks { target: String },
+    #[error("`{key}` does not apply to type {kind}")]
+    NotApplicable { key: &'static str, kind: String },
+    #[error("mode {0}: write the mode as a quoted octal string, e.g. \"0755\"")]
+    ModeNumber(u64),
+    #[error("mode {0:?}: not an octal number like \"0755\"")]
+    ModeNotOctal(String),
+    #[error("mode {0:?} is over 07777 (permission bits, setuid, setgid and sticky only)")]
+    ModeTooBig(String),
+    #[error("base64: {0}")]
+    Base64(base64::DecodeError),
+    #[error("sha256: want 64 lower-case hex digits")]
+    Sha256,
+    #[error("give one of `content`, `base64`, or `size` with `sha256`")]
+    ContentKeys,
+}
+
 /// Parse the description `text`, read from `file` (named in errors).
 pub fn parse(text: &str, file: &Path) -> Result<Description, ParseError> {
     let err = |e: serde_yaml::Error| located(file, text, e);
@@ -261,29 +322,29 @@ impl<'de> Visitor<'de> for EntrySeed<'_> {
 }
 
 impl State {
-    fn add(&mut self, raw: RawEntry) -> Result<(), String> {
+    fn add(&mut self, raw: RawEntry) -> Result<(), EntryError> {
         check_path(&raw.path)?;
         if self.index.contains_key(&raw.path) {
-            return Err("duplicate entry".into());
+            return Err(EntryError::Duplicate);
         }
         if let Some((parent, _)) = raw.path.rsplit_once('/') {
             match self.index.get(parent).map(|&i| &self.entries[i].node) {
                 Some(Node::Dir { mount: false, .. }) => {}
                 Some(Node::Dir { mount: true, .. }) => {
-                    return Err(format!(
-                        "entry under {parent}, a mount point (described, never entered)"
-                    ));
+                    return Err(EntryError::UnderMount {
+                        parent: parent.into(),
+                    });
                 }
                 Some(other) => {
-                    return Err(format!(
-                        "entry under a non-directory: {parent} is a {}",
-                        other.kind_name()
-                    ));
+                    return Err(EntryError::UnderNonDir {
+                        parent: parent.into(),
+                        kind: other.kind_name(),
+                    });
                 }
                 None => {
-                    return Err(format!(
-                        "parent {parent} is not described (parents come before their entries)"
-                    ));
+                    return Err(EntryError::NoParent {
+                        parent: parent.into(),
+                    });
                 }
             }
         }
@@ -296,12 +357,10 @@ impl State {
         Ok(())
     }
 
-    fn node(&mut self, r: &RawEntry) -> Result<Node, String> {
+    fn node(&mut self, r: &RawEntry) -> Result<Node, EntryError> {
         for (key, id) in [("uid", r.uid), ("gid", r.gid)] {
             if id == Some(u32::MAX) {
-                return Err(format!(
-                    "{key}: 4294967295 is chown's \"no change\", not an id (0..4294967294)"
-                ));
+                return Err(EntryError::NoChangeId { key });
             }
         }
         let only = |allowed: &[&str]| r.only(allowed);
@@ -316,16 +375,13 @@ impl State {
                 }
             }
             "file" if is_runtime_path(&r.path) => {
-                only(&[]).map_err(|_| {
-                    "s6-supervise's runtime file: described by type only (path and type)"
-                        .to_string()
-                })?;
+                only(&[]).map_err(|_| EntryError::RuntimeKeys)?;
                 Node::Runtime
             }
             "file" => {
                 only(&["mode", "uid", "gid", "content", "links"])?;
                 if r.links.is_some_and(|n| n < 2) {
-                    return Err("`links` is written only when more than 1".into());
+                    return Err(EntryError::LinksOne);
                 }
                 if r.links.is_some() {
                     self.names.insert(r.path.clone(), 1);
@@ -368,57 +424,57 @@ impl State {
                         gid: r.gid.unwrap_or(0),
                         target: t.clone(),
                     },
-                    _ => return Err("a symlink needs a non-empty `target`".into()),
+                    _ => return Err(EntryError::SymlinkTarget),
                 }
             }
             "hardlink" => {
                 only(&["target"])?;
-                let target = r.target.clone().ok_or("a hardlink needs a `target`")?;
+                let target = r.target.clone().ok_or(EntryError::HardlinkTarget)?;
                 self.hardlink(&target)?;
                 Node::Hardlink { target }
             }
             other => {
-                return Err(format!(
-                    "unknown type {other:?} (dir, file, fifo, socket, symlink, hardlink, chardev, blockdev)"
-                ));
+                return Err(EntryError::UnknownType(other.into()));
             }
         })
     }
 
     /// Count one more name for the file at `target`; it must be an earlier
     /// `file` entry whose `links` leaves room for it.
-    fn hardlink(&mut self, target: &str) -> Result<(), String> {
+    fn hardlink(&mut self, target: &str) -> Result<(), EntryError> {
         let links = match self.index.get(target).map(|&i| &self.entries[i].node) {
             Some(Node::File { links, .. }) => *links,
             Some(other) => {
-                return Err(format!(
-                    "hardlink target {target} is a {}, not a regular file",
-                    other.kind_name()
-                ));
+                return Err(EntryError::HardlinkToNonFile {
+                    target: target.into(),
+                    kind: other.kind_name(),
+                });
             }
             None => {
-                return Err(format!(
-                    "hardlink target {target} is not an earlier entry of the description"
-                ));
+                return Err(EntryError::HardlinkUnknown {
+                    target: target.into(),
+                });
             }
         };
         let names = self.names.entry(target.to_string()).or_insert(1);
         *names += 1;
         match links {
             Some(n) if *names <= n => Ok(()),
-            Some(n) => Err(format!(
-                "{target} has links: {n}, and this is its name number {names}"
-            )),
-            None => Err(format!(
-                "{target} needs `links:` (its link count) to have another name"
-            )),
+            Some(links) => Err(EntryError::TooManyNames {
+                target: target.into(),
+                links,
+                names: *names,
+            }),
+            None => Err(EntryError::NoLinks {
+                target: target.into(),
+            }),
         }
     }
 }
 
 impl RawEntry {
     /// Refuse the keys given that `allowed` does not list.
-    fn only(&self, allowed: &[&str]) -> Result<(), String> {
+    fn only(&self, allowed: &[&str]) -> Result<(), EntryError> {
         let has_content = self.content.is_some()
             || self.base64.is_some()
             || self.size.is_some()
@@ -433,13 +489,16 @@ impl RawEntry {
             ("mount", self.mount.is_some()),
         ];
         match given.iter().find(|(k, g)| *g && !allowed.contains(k)) {
-            Some((k, _)) => Err(format!("`{k}` does not apply to type {}", self.kind)),
+            Some((key, _)) => Err(EntryError::NotApplicable {
+                key,
+                kind: self.kind.clone(),
+            }),
             None => Ok(()),
         }
     }
 
     /// Owner and mode, root's and `default_mode` when left out.
-    fn perms(&self, default_mode: u32) -> Result<Perms, String> {
+    fn perms(&self, default_mode: u32) -> Result<Perms, EntryError> {
         Ok(Perms {
             uid: self.uid.unwrap_or(0),
             gid: self.gid.unwrap_or(0),
@@ -451,71 +510,69 @@ impl RawEntry {
     }
 }
 
-fn check_path(path: &str) -> Result<(), String> {
+fn check_path(path: &str) -> Result<(), EntryError> {
     if path.is_empty() {
-        return Err("empty path".into());
+        return Err(EntryError::EmptyPath);
     }
     if path.starts_with('/') {
-        return Err("absolute path: paths are relative to the container's /".into());
+        return Err(EntryError::Absolute);
     }
     for c in path.split('/') {
         match c {
-            ".." => return Err("path escapes the root (`..`)".into()),
+            ".." => return Err(EntryError::Escapes),
             "." | "" => {
-                return Err("path has an empty or `.` component (write it canonically)".into());
+                return Err(EntryError::NotCanonical);
             }
-            _ if c.contains('\0') => return Err("path holds a NUL byte".into()),
+            _ if c.contains('\0') => return Err(EntryError::Nul),
             _ => {}
         }
     }
     Ok(())
 }
 
-fn parse_mode(m: &RawMode) -> Result<u32, String> {
+fn parse_mode(m: &RawMode) -> Result<u32, EntryError> {
     let text = match m {
         RawMode::Text(t) => t,
         RawMode::Number(n) => {
-            return Err(format!(
-                "mode {n}: write the mode as a quoted octal string, e.g. \"0755\""
-            ));
+            return Err(EntryError::ModeNumber(*n));
         }
     };
     let digits = text.strip_prefix("0o").unwrap_or(text);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
     {
-        return Err(format!("mode {text:?}: not an octal number like \"0755\""));
+        return Err(EntryError::ModeNotOctal(text.clone()));
     }
-    let mode = u32::from_str_radix(digits, 8).map_err(|e| e.to_string())?;
+    // At most 8 octal digits: 24 bits, always a u32.
+    let mode =
+        u32::from_str_radix(digits, 8).map_err(|_| EntryError::ModeNotOctal(text.clone()))?;
     if mode > 0o7777 {
-        return Err(format!(
-            "mode {text:?} is over 07777 (permission bits, setuid, setgid and sticky only)"
-        ));
+        return Err(EntryError::ModeTooBig(text.clone()));
     }
     Ok(mode)
 }
 
-fn content(r: &RawEntry) -> Result<Content, String> {
+fn content(r: &RawEntry) -> Result<Content, EntryError> {
     match (&r.content, &r.base64, r.size, &r.sha256) {
         (None, None, None, None) => Ok(Content::Bytes(Vec::new())),
         (Some(text), None, None, None) => Ok(Content::Bytes(text.clone().into_bytes())),
         (None, Some(b64), None, None) => base64::engine::general_purpose::STANDARD
             .decode(b64)
             .map(Content::Bytes)
-            .map_err(|e| format!("base64: {e}")),
+            .map_err(EntryError::Base64),
         (None, None, Some(size), Some(sha256)) => {
             let hex = sha256.len() == 64
                 && sha256
                     .bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
             if !hex {
-                return Err("sha256: want 64 lower-case hex digits".into());
+                return Err(EntryError::Sha256);
             }
             Ok(Content::Digest {
                 size,
                 sha256: sha256.clone(),
             })
         }
-        _ => Err("give one of `content`, `base64`, or `size` with `sha256`".into()),
+        _ => Err(EntryError::ContentKeys),
     }
 }
 

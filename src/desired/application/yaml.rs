@@ -61,9 +61,9 @@ struct Graph {
 /// with only `want.key` when it is one. Every other container is a
 /// stand-in that is empty or not as the original (merges included) is.
 /// `Err`: why PyYAML would refuse the file.
-pub fn value(text: &str, want: &Wanted<'_>) -> Result<Value, String> {
+pub fn value(text: &str, want: &Wanted<'_>) -> Result<Value, YamlError> {
     let g = build(text)?;
-    g.check()?;
+    g.check().map_err(YamlError::Refused)?;
     let Some(root) = g.root else {
         return Ok(Value::Null);
     };
@@ -93,21 +93,71 @@ pub fn value(text: &str, want: &Wanted<'_>) -> Result<Value, String> {
 /// `config.yaml`'s bytes as [`value`] reads them for the multiplexing
 /// keys: blank is an empty document, a leading BOM is skipped, anything
 /// but UTF-8 is refused.
-pub fn app_config(bytes: &[u8], want: &Wanted<'_>) -> Result<Value, String> {
+pub fn app_config(bytes: &[u8], want: &Wanted<'_>) -> Result<Value, YamlError> {
     let bytes = crate::desired::state::strip_bom(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
+    let text = std::str::from_utf8(bytes).map_err(|_| YamlError::NotUtf8)?;
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
     value(text, want)
 }
 
-fn at(m: &yaml_rust2::scanner::Marker) -> String {
-    format!("line {} column {}", m.line(), m.col() + 1)
+fn at(m: &yaml_rust2::scanner::Marker) -> At {
+    At {
+        line: m.line(),
+        column: m.col() + 1,
+    }
+}
+
+/// Where in the file: `line 3 column 7`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} column {}", self.line, self.column)
+    }
+}
+
+/// Why PyYAML would refuse the file, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum YamlError {
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error("not valid YAML: {0}")]
+    Scan(yaml_rust2::ScanError),
+    #[error("not valid YAML: expected a single document, found another at {0}")]
+    Documents(At),
+    #[error("not valid YAML: undefined alias at {0}")]
+    UndefinedAlias(At),
+    #[error("nested deeper than {MAX_DEPTH} levels at {0}")]
+    TooDeep(At),
+    #[error("{why} at {at}")]
+    RefusedAt { why: Refused, at: At },
+    #[error("{0}")]
+    Refused(Refused),
+}
+
+/// What PyYAML's safe loader has no constructor for.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("not valid YAML for PyYAML: a tag it has no constructor for")]
+    Tag,
+    #[error("not valid YAML for PyYAML: `=` (the value key) has no constructor")]
+    ValueKey,
+    #[error("not valid YAML for PyYAML: not a {0}")]
+    NotA(String),
+    #[error("not valid YAML for PyYAML: expected a mapping or list of mappings for merging")]
+    Merge,
+    #[error("not valid YAML for PyYAML: a list or mapping as a mapping key")]
+    CollectionKey,
 }
 
 /// The node graph of the one document in `text`.
-fn build(text: &str) -> Result<Graph, String> {
+fn build(text: &str) -> Result<Graph, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut g = Graph::default();
     let mut anchors: HashMap<usize, Id> = HashMap::new();
@@ -115,18 +165,13 @@ fn build(text: &str) -> Result<Graph, String> {
     let mut open: Vec<(Id, Option<Id>)> = Vec::new();
     let mut documents = 0;
     loop {
-        let (ev, mark) = parser
-            .next_token()
-            .map_err(|e| format!("not valid YAML: {e}"))?;
+        let (ev, mark) = parser.next_token().map_err(YamlError::Scan)?;
         let (id, anchor, collection) = match ev {
             Event::StreamEnd => break,
             Event::DocumentStart => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(format!(
-                        "not valid YAML: expected a single document, found another at {}",
-                        at(&mark)
-                    ));
+                    return Err(YamlError::Documents(at(&mark)));
                 }
                 continue;
             }
@@ -137,33 +182,29 @@ fn build(text: &str) -> Result<Graph, String> {
             }
             Event::Alias(a) => match anchors.get(&a) {
                 Some(&id) => (id, 0, false),
-                None => return Err(format!("not valid YAML: undefined alias at {}", at(&mark))),
+                None => return Err(YamlError::UndefinedAlias(at(&mark))),
             },
             Event::Scalar(text, style, anchor, tag) => {
                 let s = scalar(text, style == TScalarStyle::Plain, tag.as_ref())
-                    .map_err(|why| format!("{why} at {}", at(&mark)))?;
+                    .map_err(|why| refused_at(why, &mark))?;
                 (g.push(Node::Scalar(s)), anchor, false)
             }
             Event::SequenceStart(anchor, tag) => {
-                collection_tag(tag.as_ref(), "seq").map_err(|w| format!("{w} at {}", at(&mark)))?;
+                collection_tag(tag.as_ref(), "seq").map_err(|w| refused_at(w, &mark))?;
                 (g.push(Node::Seq(Vec::new())), anchor, true)
             }
             Event::MappingStart(anchor, tag) => {
-                collection_tag(tag.as_ref(), "map").map_err(|w| format!("{w} at {}", at(&mark)))?;
+                collection_tag(tag.as_ref(), "map").map_err(|w| refused_at(w, &mark))?;
                 (g.push(Node::Map(Vec::new())), anchor, true)
             }
         };
         if anchor > 0 {
             anchors.insert(anchor, id);
         }
-        g.attach(&mut open, id)
-            .map_err(|why| format!("{why} at {}", at(&mark)))?;
+        g.attach(&mut open, id);
         if collection {
             if open.len() >= MAX_DEPTH {
-                return Err(format!(
-                    "nested deeper than {MAX_DEPTH} levels at {}",
-                    at(&mark)
-                ));
+                return Err(YamlError::TooDeep(at(&mark)));
             }
             open.push((id, None));
         }
@@ -171,12 +212,16 @@ fn build(text: &str) -> Result<Graph, String> {
     Ok(g)
 }
 
+fn refused_at(why: Refused, m: &yaml_rust2::scanner::Marker) -> YamlError {
+    YamlError::RefusedAt { why, at: at(m) }
+}
+
 /// A collection's tag: none, or the standard one for its kind.
-fn collection_tag(tag: Option<&Tag>, kind: &str) -> Result<(), String> {
+fn collection_tag(tag: Option<&Tag>, kind: &str) -> Result<(), Refused> {
     match tag.map(standard) {
         None => Ok(()),
         Some(Some(t)) if t == kind => Ok(()),
-        Some(_) => Err("not valid YAML for PyYAML: a tag it has no constructor for".into()),
+        Some(_) => Err(Refused::Tag),
     }
 }
 
@@ -188,19 +233,16 @@ fn standard(tag: &Tag) -> Option<&str> {
 
 /// Resolve a scalar as PyYAML does (its implicit resolvers apply to plain
 /// scalars only; a quoted one is a string).
-fn scalar(text: String, plain: bool, tag: Option<&Tag>) -> Result<Scalar, String> {
-    let refused = || "not valid YAML for PyYAML: a tag it has no constructor for".to_string();
+fn scalar(text: String, plain: bool, tag: Option<&Tag>) -> Result<Scalar, Refused> {
     match tag {
-        None if plain => implicit(text).ok_or_else(|| {
-            "not valid YAML for PyYAML: `=` (the value key) has no constructor".to_string()
-        }),
+        None if plain => implicit(text).ok_or(Refused::ValueKey),
         None => Ok(Scalar::Str(text)),
         // The non-specific tag `!`: a string.
         Some(t) if t.handle.is_empty() && t.suffix == "!" => Ok(Scalar::Str(text)),
         Some(t) => match standard(t) {
             Some("str") => Ok(Scalar::Str(text)),
             Some(kind @ ("null" | "bool" | "int" | "float" | "timestamp")) => {
-                let s = implicit(text).ok_or_else(refused)?;
+                let s = implicit(text).ok_or(Refused::Tag)?;
                 let fits = matches!(
                     (kind, &s),
                     ("null", Scalar::Null)
@@ -208,11 +250,10 @@ fn scalar(text: String, plain: bool, tag: Option<&Tag>) -> Result<Scalar, String
                         | ("int" | "float", Scalar::Number { .. })
                         | ("timestamp", Scalar::Other)
                 );
-                fits.then_some(s)
-                    .ok_or_else(|| format!("not valid YAML for PyYAML: not a {kind}"))
+                fits.then_some(s).ok_or_else(|| Refused::NotA(kind.into()))
             }
             Some("binary") => Ok(Scalar::Other),
-            _ => Err(refused()),
+            _ => Err(Refused::Tag),
         },
     }
 }
@@ -353,10 +394,10 @@ impl Graph {
 
     /// `id` as the next item, key or value of the innermost open
     /// collection, or as the document.
-    fn attach(&mut self, open: &mut [(Id, Option<Id>)], id: Id) -> Result<(), String> {
+    fn attach(&mut self, open: &mut [(Id, Option<Id>)], id: Id) {
         let Some((parent, key)) = open.last_mut() else {
             self.root = Some(id);
-            return Ok(());
+            return;
         };
         match &mut self.nodes[*parent] {
             Node::Seq(items) => items.push(id),
@@ -366,12 +407,11 @@ impl Graph {
             },
             Node::Scalar(_) => {}
         }
-        Ok(())
     }
 
     /// What PyYAML's constructor refuses in a document it parsed: a list
     /// or mapping as a key, a merge key that merges anything but mappings.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Refused> {
         for n in &self.nodes {
             let Node::Map(entries) = n else { continue };
             for &(k, v) in entries {
@@ -385,16 +425,12 @@ impl Graph {
                             Node::Scalar(_) => false,
                         };
                         if !ok {
-                            return Err("not valid YAML for PyYAML: expected a mapping or list \
-                                        of mappings for merging"
-                                .into());
+                            return Err(Refused::Merge);
                         }
                     }
                     Node::Scalar(_) => {}
                     _ => {
-                        return Err(
-                            "not valid YAML for PyYAML: a list or mapping as a mapping key".into(),
-                        );
+                        return Err(Refused::CollectionKey);
                     }
                 }
             }
@@ -590,7 +626,7 @@ mod tests {
             assert!(value(text, &W).is_err(), "{text}");
         }
         assert!(app_config(b"\xff: 1\n", &W).is_err());
-        assert_eq!(app_config(b" \n", &W), Ok(Value::Null));
+        assert_eq!(app_config(b" \n", &W).ok(), Some(Value::Null));
         assert_eq!(
             app_config(b"\xEF\xBB\xBFmultiplex_profiles: on\n", &W).unwrap()["multiplex_profiles"],
             json!(true)
@@ -601,7 +637,12 @@ mod tests {
                 .map(|i| format!("\n{}b:", " ".repeat(i)))
                 .collect::<String>()
         );
-        assert!(value(&deep, &W).unwrap_err().contains("nested deeper than"));
+        assert!(
+            value(&deep, &W)
+                .unwrap_err()
+                .to_string()
+                .contains("nested deeper than")
+        );
     }
 
     /// A billion-laughs document of `n` levels of ten aliases each.

@@ -28,17 +28,20 @@ pub fn load_config(
     let read = match fs::input::read_regular(&real, CONFIG_LIMIT, fs::input::Follow::Yes) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(ConfigError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        }),
     };
     config_from(read, &shown, config.is_some(), env)
 }
 
 /// The configuration from what reading its file gave (`Ok(None)`: no such
 /// file; `shown` is its path as messages name it; `explicit` when named by
-/// `--config`: then it must exist), then the environment overrides. The
+/// `--config`: then it must exist; `Err`: it could not be read), then the environment overrides. The
 /// disk and a tree description (`--tree`) both come through here.
 pub fn config_from(
-    read: Result<Option<Vec<u8>>, String>,
+    read: Result<Option<Vec<u8>>, ConfigError>,
     shown: &Path,
     explicit: bool,
     env: &crate::desired::config::env::Lookup<'_>,
@@ -65,12 +68,7 @@ pub fn config_from(
                 reason: "No such file or directory".into(),
             });
         }
-        Err(reason) => {
-            return Err(ConfigError::Read {
-                path: shown,
-                reason,
-            });
-        }
+        Err(e) => return Err(e),
     };
     cfg.apply_env(env)?;
     Ok(cfg)

@@ -27,7 +27,7 @@ pub const PLACEHOLDER_MAX: usize = 4096;
 /// would never compare equal and would be replaced (and its service
 /// restarted) at every boot. Each placeholder counts as
 /// [`PLACEHOLDER_MAX`] bytes.
-pub fn check_rendered_size(template: &str) -> Result<(), String> {
+pub fn check_rendered_size(template: &str) -> Result<(), TemplateTooLarge> {
     let limit = crate::s6::layout::SLOT_FILE_LIMIT as usize;
     let count = ["{profile}", "{user}", "{home}"]
         .iter()
@@ -37,13 +37,27 @@ pub fn check_rendered_size(template: &str) -> Result<(), String> {
         return Ok(());
     }
     let most = limit.saturating_sub(template.len()) / PLACEHOLDER_MAX;
-    Err(format!(
-        "its {count} placeholders ({{profile}}, {{user}}, {{home}}, each up to \
-         {PLACEHOLDER_MAX} bytes once filled in) could make the script larger than {limit} \
-         bytes, the most a slot file is read back to compare (the slot would be replaced at \
-         every boot); a template of {} bytes may hold at most {most}",
-        template.len()
-    ))
+    Err(TemplateTooLarge {
+        count,
+        limit,
+        len: template.len(),
+        most,
+    })
+}
+
+/// A template refused by [`check_rendered_size`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "its {count} placeholders ({{profile}}, {{user}}, {{home}}, each up to \
+     {PLACEHOLDER_MAX} bytes once filled in) could make the script larger than {limit} \
+     bytes, the most a slot file is read back to compare (the slot would be replaced at \
+     every boot); a template of {len} bytes may hold at most {most}"
+)]
+pub struct TemplateTooLarge {
+    count: usize,
+    limit: usize,
+    len: usize,
+    most: usize,
 }
 
 /// A user or group, by name or by number.
@@ -210,16 +224,17 @@ impl<'de> Deserialize<'de> for NameGlob {
 /// Deserialize a string and check it while the deserializer is still at
 /// it, so that an error carries the line and column of the value itself,
 /// not those of the mapping or list around it.
-pub fn checked_str<'de, D, T>(
+pub fn checked_str<'de, D, T, E>(
     d: D,
     expecting: &'static str,
-    check: impl FnOnce(&str) -> Result<T, String>,
+    check: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
+    E: fmt::Display,
 {
     struct Checked<F>(&'static str, F);
-    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> Visitor<'de> for Checked<F> {
+    impl<'de, T, M: fmt::Display, F: FnOnce(&str) -> Result<T, M>> Visitor<'de> for Checked<F> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(self.0)
@@ -244,25 +259,38 @@ impl<'de> Deserialize<'de> for AbsPath {
 
 /// Check a base directory's text: absolute, no `..`, no control
 /// characters, not `/` and not a system directory itself.
-pub fn parse_base(s: &str) -> Result<AbsPath, String> {
+pub fn parse_base(s: &str) -> Result<AbsPath, BaseError> {
     let p = Path::new(s);
     if !p.is_absolute() {
-        return Err(format!("expected an absolute path, found {s:?}"));
+        return Err(BaseError::NotAbsolute(s.into()));
     }
     if s.chars().any(char::is_control) {
-        return Err(format!("a path must not hold control characters: {s:?}"));
+        return Err(BaseError::Control(s.into()));
     }
     if p.components().any(|c| c == Component::ParentDir) {
-        return Err(format!("a path must not contain '..': {s:?}"));
+        return Err(BaseError::DotDot(s.into()));
     }
     if is_system_dir(p) {
-        return Err(format!(
-            "{s:?} is / or a system directory (/{}); a base directory must be \
-             a directory of its own below one, e.g. /opt/data",
-            SYSTEM_DIRS.join(", /")
-        ));
+        return Err(BaseError::System(s.into()));
     }
     Ok(AbsPath(p.components().collect()))
+}
+
+/// Why [`parse_base`] refused a base directory.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseError {
+    #[error("expected an absolute path, found {0:?}")]
+    NotAbsolute(String),
+    #[error("a path must not hold control characters: {0:?}")]
+    Control(String),
+    #[error("a path must not contain '..': {0:?}")]
+    DotDot(String),
+    #[error(
+        "{0:?} is / or a system directory (/{dirs}); a base directory must be \
+         a directory of its own below one, e.g. /opt/data",
+        dirs = SYSTEM_DIRS.join(", /")
+    )]
+    System(String),
 }
 
 /// A relative path below another directory (no `..`, not absolute).
@@ -385,11 +413,21 @@ mod tests {
         for bad in [
             "/", "//", "/etc", "/etc/", "/lib64", "/./run", "/opt", "/tmp",
         ] {
-            let e = parse_base(bad).unwrap_err();
+            let e = parse_base(bad).unwrap_err().to_string();
             assert!(e.contains("is / or a system directory"), "{bad}: {e}");
         }
-        assert!(parse_base("run/service").unwrap_err().contains("absolute"));
-        assert!(parse_base("/opt/../etc").unwrap_err().contains(".."));
+        assert!(
+            parse_base("run/service")
+                .unwrap_err()
+                .to_string()
+                .contains("absolute")
+        );
+        assert!(
+            parse_base("/opt/../etc")
+                .unwrap_err()
+                .to_string()
+                .contains("..")
+        );
         assert_eq!(
             parse_base("/opt/data/").unwrap().0,
             PathBuf::from("/opt/data")
