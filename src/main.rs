@@ -97,7 +97,11 @@ fn init_logging(args: &Args) {
 /// A tree-description command (`snapshot`, `materialize`...): its exit code.
 fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let code = s6_reconcile::run::subcommands::run(cmd, &|k| std::env::var(k).ok(), &mut out);
+    let code = s6_reconcile::run::subcommands::run(
+        cmd,
+        &s6_reconcile::desired::config::env::process,
+        &mut out,
+    );
     // A closed pipe is a failure too (`snapshot | head` must not pass
     // for a whole description); an earlier failure already said so.
     let flushed = out
@@ -117,7 +121,7 @@ fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
 /// its report could not be written.
 fn audit_command(args: s6_reconcile::cli::AuditArgs) -> i32 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    s6_reconcile::audit::run(args, &|k| std::env::var(k).ok(), &mut out)
+    s6_reconcile::audit::run(args, &s6_reconcile::desired::config::env::process, &mut out)
 }
 
 /// Plan, check or apply: the run's exit code, whatever happens to stdout.
@@ -125,7 +129,11 @@ fn reconcile(settings: &s6_reconcile::cli::Settings, mode: Mode, format: Format)
     // Buffered: the report has a line or two per slot, and a locked stdout
     // alone makes one write(2) per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match run::run(settings, &|k| std::env::var(k).ok(), &mut out) {
+    match run::run(
+        settings,
+        &s6_reconcile::desired::config::env::process,
+        &mut out,
+    ) {
         Ok(ran) => {
             let written = ran
                 .output

@@ -221,6 +221,39 @@ fn a_non_utf8_environment_override_is_refused_naming_it() {
     );
 }
 
+/// The legacy-migration opt-out under another name (`container.no_supervise_env`)
+/// is held to the same rule: not text is refused naming it, not read as unset.
+#[test]
+fn a_non_utf8_opt_out_under_a_configured_name_is_refused_naming_it() {
+    use std::os::unix::ffi::OsStrExt;
+    let value = std::ffi::OsStr::from_bytes(b"yes\xe9");
+    let dir = root_with(&config("container:\n  no_supervise_env: APP_FG\n"));
+    let before = tree::dump(dir.path());
+    let want = "reconcile: fatal: environment variable APP_FG is not valid UTF-8 \
+                (yes\\xe9); it must be text, or unset\n";
+    for args in [&[][..], &["--plan"][..], &["--print-config"][..]] {
+        let mut cmd = common::run::reconcile_cmd(dir.path(), args, &[]);
+        cmd.env("APP_FG", value);
+        timed::run(cmd, None).assert_exit(100).assert_stderr(want);
+    }
+    let root = dir.path().to_str().unwrap();
+    let mut cmd = common::run::bare_cmd(&["snapshot", "--root", root]);
+    cmd.env("APP_FG", value);
+    let out = timed::run(cmd, None);
+    out.assert_exit(100);
+    assert_eq!(out.stdout, "", "{}", out.show());
+    assert!(
+        out.stderr.contains("APP_FG is not valid UTF-8"),
+        "{}",
+        out.show()
+    );
+    assert_eq!(
+        tree::dump(dir.path()),
+        before,
+        "a refused run changed the tree"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // materialize builds what it describes, or refuses at the line
 

@@ -1,13 +1,15 @@
 //! Property tests of the parsers of what operators and the volume's owner
-//! write: the configuration, the state and lifecycle files, and tree
-//! descriptions. Random bytes and random edits of valid documents must
-//! come back as a value or an error, never a panic; inputs stay small (a
-//! few KiB), so each case is bounded in time and memory. The case count is
-//! modest to keep the suite fast; `PROPTEST_CASES` raises it.
+//! write: the configuration, the state and lifecycle files, tree
+//! descriptions and the application's `config.yaml`. Random bytes and
+//! random edits of valid documents must come back as a value or an error,
+//! never a panic; inputs stay small (a few KiB), so each case is bounded in
+//! time and memory. The case count is modest to keep the suite fast;
+//! `PROPTEST_CASES` raises it.
 
 use std::path::Path;
 
 use proptest::prelude::*;
+use s6_reconcile::desired::application::yaml::{Wanted, app_config};
 use s6_reconcile::desired::config::Config;
 use s6_reconcile::desired::state::{parse_lifecycle, parse_state};
 
@@ -55,6 +57,26 @@ entries:
 - {path: opt/data/big, type: file, size: 10, sha256: 0000000000000000000000000000000000000000000000000000000000000000}
 "#;
 
+/// The application's own `config.yaml`, read the way PyYAML reads it for
+/// the multiplexing keys: anchors, aliases, stacked merges and tags.
+const APP: &str = r#"base: &base {multiplex_profiles: false, model: x}
+other: &other
+  <<: *base
+  extra: !!str 1
+gateway:
+  <<: [*other, *base]
+  multiplex_profiles: !!bool "yes"
+  list: &l [a, *base, {k: *other}]
+again: *l
+multiplex_profiles: on
+"#;
+
+/// The keys the application's `config.yaml` is read for.
+const APP_WANTED: Wanted<'static> = Wanted {
+    key: "multiplex_profiles",
+    under: "gateway",
+};
+
 /// Bytes YAML and JSON give meaning to, so edits reach the parsers' corners
 /// (anchors, aliases, merges, flow collections, tags, quotes, escapes).
 const TOKENS: &[&str] = &[
@@ -96,6 +118,12 @@ const TOKENS: &[&str] = &[
     "\\x",
     ":",
     "0x",
+    "&b ",
+    "*b",
+    "!!merge ",
+    "!!map ",
+    "!custom ",
+    "<<: *a\n",
 ];
 
 #[derive(Clone, Debug)]
@@ -186,6 +214,13 @@ proptest! {
     }
 
     #[test]
+    fn the_application_config_reader_never_panics(bytes in inputs(APP)) {
+        // The input is a few KiB and the reader never expands an alias, so
+        // each case is bounded by its size; a panic fails the property.
+        let _ = app_config(&bytes, &APP_WANTED);
+    }
+
+    #[test]
     fn the_tree_description_parser_never_panics(bytes in inputs(TREE)) {
         let text = String::from_utf8_lossy(&bytes);
         if let Ok(d) = s6_reconcile::tree::parse(&text, Path::new("tree.yaml")) {
@@ -202,4 +237,11 @@ fn the_seeds_parse() {
     Config::from_yaml(CONFIG, Path::new("config.yaml")).expect("the configuration seed");
     parse_state(STATE.as_bytes(), &[]).expect("the state seed");
     s6_reconcile::tree::parse(TREE, Path::new("tree.yaml")).expect("the tree seed");
+    let app = app_config(APP.as_bytes(), &APP_WANTED).expect("the application seed");
+    // The seed reaches the merges: the nested key is found through them.
+    assert_eq!(
+        app["gateway"]["multiplex_profiles"],
+        serde_json::json!(true),
+        "{app}"
+    );
 }

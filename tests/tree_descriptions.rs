@@ -340,9 +340,17 @@ fn snapshot_follows_the_users_links_as_the_user_inside_the_root_and_plans_like_t
     let tmp = tree::temp_root("tree-links-");
     let root = tmp.path().join("root");
     tree::materialise_yaml(&root, &format!("{READABLE}{LINKS}")).expect("materialise");
+    // A profile directory that is a link to a host directory outside the
+    // root, readable by the user: inside the container it leads nowhere.
+    let host = tmp.path().join("hostdir");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("SOUL.md"), "HOST-SOUL").unwrap();
+    s6::set_mode(&host, 0o755);
+    s6::set_mode(&host.join("SOUL.md"), 0o644);
+    std::os::unix::fs::symlink(&host, root.join("opt/data/profiles/dave")).unwrap();
     let snap = reconcile(&[&"snapshot", &"--root", &root]);
     assert_eq!(snap.code, Some(0), "{}", snap.show());
-    for secret in ["TOPSECRET", "SHADOW-HASH"] {
+    for secret in ["TOPSECRET", "SHADOW-HASH", "HOST-SOUL"] {
         assert!(!snap.stdout.contains(secret), "{secret}:\n{}", snap.stdout);
     }
     // Where the user cannot look, nothing; what the user cannot read, by
@@ -366,6 +374,7 @@ fn snapshot_follows_the_users_links_as_the_user_inside_the_root_and_plans_like_t
         // bob's marker resolves inside the root, to alice's.
         assert!(disk.stdout.contains("gateway-bob"), "{}", disk.stdout);
         assert!(!disk.stdout.contains("gateway-carol"), "{}", disk.stdout);
+        assert!(!disk.stdout.contains("gateway-dave"), "{}", disk.stdout);
         let tree = reconcile(&[&"--plan", &"--tree", &desc, &"--format", &format]);
         assert_eq!(tree.code, Some(0), "{}", tree.show());
         assert_eq!(

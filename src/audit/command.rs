@@ -37,7 +37,7 @@ impl AuditError {
 /// Run the audit; returns the exit code: 0 no path to root beyond what the
 /// policy accepts, 3 one or more, 100 bad usage or configuration, 111 the
 /// root could not be opened or the report not written.
-pub fn run(args: Args, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Write) -> i32 {
+pub fn run(args: Args, env: &crate::desired::config::env::Lookup<'_>, out: &mut dyn Write) -> i32 {
     let format = args.format;
     let (audit, who, policy) = match audit(&args, env) {
         Ok(x) => x,
@@ -78,7 +78,7 @@ pub fn run(args: Args, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Write
 /// The audit of the disk under `--root`, or of the `--tree` description.
 fn audit(
     args: &Args,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::desired::config::env::Lookup<'_>,
 ) -> Result<(Audit, Who, Policy), AuditError> {
     let tree = match &args.tree {
         Some(f) => Some(crate::tree::read_description(f)?),

@@ -8,7 +8,7 @@
 
 pub(crate) mod aliases;
 mod bases;
-pub(crate) mod env;
+pub mod env;
 pub(crate) mod file;
 mod source;
 mod values;
@@ -279,6 +279,9 @@ pub enum ConfigError {
         value: String,
         message: String,
     },
+    /// A variable the configuration reads holds bytes that are not UTF-8.
+    #[error(transparent)]
+    EnvNotText(#[from] env::NotText),
 }
 
 /// The with-contenv overrides: each variable and the key it overrides
@@ -399,14 +402,17 @@ impl Config {
     /// Apply the with-contenv overrides from `env` (a lookup function, so
     /// tests need not touch the process environment), then check the bases
     /// again: an override is held to the same rules as the file.
-    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub fn apply_env(
+        &mut self,
+        env: impl Fn(&str) -> Result<Option<String>, env::NotText>,
+    ) -> Result<(), ConfigError> {
         let mut from_env = Vec::new();
         let overrides = [
-            ("HERMES_HOME", "profiles.home", env("HERMES_HOME")),
+            ("HERMES_HOME", "profiles.home", env("HERMES_HOME")?),
             (
                 "S6_PROFILE_GATEWAY_SCANDIR",
                 "scandir.path",
-                env("S6_PROFILE_GATEWAY_SCANDIR"),
+                env("S6_PROFILE_GATEWAY_SCANDIR")?,
             ),
         ];
         for (var, key, value) in overrides {
@@ -428,8 +434,8 @@ impl Config {
         // falls back to the configuration, as the application does.
         self.app_env = AppEnv {
             // Spelled out: the test harness scrubs every variable named here.
-            multiplex: EnvSwitch::from_value(env("GATEWAY_MULTIPLEX_PROFILES").as_deref()),
-            no_supervise: env::opt_out_set(env(&self.container.no_supervise_env).as_deref()),
+            multiplex: EnvSwitch::from_value(env("GATEWAY_MULTIPLEX_PROFILES")?.as_deref()),
+            no_supervise: env::opt_out_set(env(&self.container.no_supervise_env)?.as_deref()),
         };
         let shown = self
             .source
@@ -572,12 +578,14 @@ mod tests {
     #[test]
     fn env_overrides() {
         let mut c = Config::default();
-        c.apply_env(|k| match k {
-            "HERMES_HOME" => Some("/data".into()),
-            "S6_PROFILE_GATEWAY_SCANDIR" => Some("/run/gw".into()),
-            "GATEWAY_MULTIPLEX_PROFILES" => Some("Yes".into()),
-            "HERMES_GATEWAY_NO_SUPERVISE" => Some("TRUE".into()),
-            _ => None,
+        c.apply_env(|k| {
+            Ok(match k {
+                "HERMES_HOME" => Some("/data".into()),
+                "S6_PROFILE_GATEWAY_SCANDIR" => Some("/run/gw".into()),
+                "GATEWAY_MULTIPLEX_PROFILES" => Some("Yes".into()),
+                "HERMES_GATEWAY_NO_SUPERVISE" => Some("TRUE".into()),
+                _ => None,
+            })
         })
         .unwrap();
         assert_eq!(c.profiles.home.0, Path::new("/data"));
@@ -591,10 +599,10 @@ mod tests {
     fn multiplex_env_is_never_a_configuration_error() {
         let mut c = parse("profiles:\n  multiplex: true\n").unwrap();
         assert_eq!(c.profiles.multiplex, Some(true));
-        c.apply_env(|k| (k == "GATEWAY_MULTIPLEX_PROFILES").then(String::new))
+        c.apply_env(|k| Ok((k == "GATEWAY_MULTIPLEX_PROFILES").then(String::new)))
             .unwrap();
         assert_eq!(c.app_env.multiplex, EnvSwitch::Unset);
-        c.apply_env(|k| (k == "GATEWAY_MULTIPLEX_PROFILES").then(|| "maybe".into()))
+        c.apply_env(|k| Ok((k == "GATEWAY_MULTIPLEX_PROFILES").then(|| "maybe".into())))
             .unwrap();
         assert_eq!(c.app_env.multiplex, EnvSwitch::Unrecognized("maybe".into()));
     }
@@ -609,9 +617,20 @@ mod tests {
         assert_eq!(c.container.dashboard_commands, ["ui"]);
         assert_eq!(c.container.legacy_command, ["gateway", "run"]);
         let mut c = c;
-        c.apply_env(|k| (k == "APP_FG").then(|| "yes".into()))
+        c.apply_env(|k| Ok((k == "APP_FG").then(|| "yes".into())))
             .unwrap();
         assert!(c.app_env.no_supervise);
+        // A value that is not text is refused, named, not read as unset.
+        let e = c
+            .apply_env(|k| match k {
+                "APP_FG" => Err(env::NotText {
+                    var: k.into(),
+                    value: "\\xff".into(),
+                }),
+                _ => Ok(None),
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("APP_FG is not valid UTF-8"), "{e}");
         let e = parse("container:\n  wrapper: \"\"\n").unwrap_err();
         assert!(
             e.to_string()

@@ -3,7 +3,7 @@
 //! and the model built from them.
 
 pub(crate) mod accounts;
-pub(crate) mod application;
+pub mod application;
 pub mod config;
 pub mod model;
 pub mod slot;

@@ -18,7 +18,11 @@ use crate::desired::config::env::{EnvSwitch, MULTIPLEX_ENV};
 use crate::desired::config::{Config, ContainerConfig, ENV_OVERRIDES, Principal, StartPolicy};
 
 /// The whole text printed.
-pub fn render(cfg: &Config, account: &Account, env: &dyn Fn(&str) -> Option<String>) -> String {
+pub fn render(
+    cfg: &Config,
+    account: &Account,
+    env: &crate::desired::config::env::Lookup<'_>,
+) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -35,7 +39,7 @@ pub fn render(cfg: &Config, account: &Account, env: &dyn Fn(&str) -> Option<Stri
         .copied()
         .filter(|(var, _)| match *var {
             MULTIPLEX_ENV => matches!(cfg.app_env.multiplex, EnvSwitch::Set(_)),
-            _ => env(var).is_some_and(|v| !v.is_empty()),
+            _ => env(var).ok().flatten().is_some_and(|v| !v.is_empty()),
         })
         .collect();
     if overrides.is_empty() {

@@ -69,6 +69,9 @@ impl Fatal {
             Fatal::Config(ConfigError::Env { var, .. }) => {
                 ("read environment variable", PathBuf::from(*var))
             }
+            Fatal::Config(ConfigError::EnvNotText(e)) => {
+                ("read environment variable", PathBuf::from(&e.var))
+            }
             Fatal::Config(
                 ConfigError::Read { path, .. }
                 | ConfigError::Parse { path, .. }
@@ -144,7 +147,10 @@ type Inputs = (
 
 /// Read the inputs: with `--tree` the description is the whole input
 /// (configuration, accounts and tree); nothing else is read.
-fn inputs(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Inputs, Fatal> {
+fn inputs(
+    settings: &Settings,
+    env: &crate::desired::config::env::Lookup<'_>,
+) -> Result<Inputs, Fatal> {
     let tree = match &settings.tree {
         Some(file) => Some(crate::tree::read_description(file)?),
         None => None,
@@ -170,7 +176,7 @@ fn inputs(settings: &Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<I
 /// not even `boot.json`: its error is on stderr and fails the boot.)
 pub fn run(
     settings: &Settings,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::desired::config::env::Lookup<'_>,
     out: &mut dyn Write,
 ) -> Result<Ran, Fatal> {
     let ran = run_once(settings, env, out);
@@ -206,7 +212,7 @@ const NOBODY: fs::Ids = fs::Ids {
 
 fn run_once(
     settings: &Settings,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::desired::config::env::Lookup<'_>,
     out: &mut dyn Write,
 ) -> Result<Ran, Fatal> {
     let (tree, config, account) = inputs(settings, env)?;

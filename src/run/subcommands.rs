@@ -11,7 +11,11 @@ use crate::tree::snapshot::{self, ConfigFile};
 use crate::tree::{dump, read_description};
 
 /// Run a subcommand; returns the exit code.
-pub fn run(cmd: Command, env: &dyn Fn(&str) -> Option<String>, out: &mut dyn Write) -> i32 {
+pub fn run(
+    cmd: Command,
+    env: &crate::desired::config::env::Lookup<'_>,
+    out: &mut dyn Write,
+) -> i32 {
     match cmd {
         Command::Snapshot {
             root,
@@ -54,7 +58,7 @@ fn run_snapshot(
     root: PathBuf,
     config: Option<PathBuf>,
     mut phases: Vec<Phase>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::desired::config::env::Lookup<'_>,
     out: &mut dyn Write,
 ) -> i32 {
     if !root.is_dir() {

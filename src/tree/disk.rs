@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 mod walker;
 
 use super::{Content, Description, Entry, INLINE_LIMIT, Node, Perms, is_runtime_path, sha256_hex};
-use crate::fs::Dir;
+use crate::fs::{Dir, Kind, Meta};
+use std::ffi::OsStr;
 use walker::Walker;
 
 /// Something that could not be described.
@@ -34,6 +35,10 @@ pub(super) struct Found {
     pub(super) inode: Option<(u64, u64, u64)>,
 }
 
+/// A test's action at a directory [`Describer::entry`] has entered.
+#[cfg(test)]
+pub(super) type Hook = Box<dyn FnMut(&str)>;
+
 /// Collects entries below `root` (which is the container's `/`).
 pub struct Describer {
     root: PathBuf,
@@ -43,8 +48,14 @@ pub struct Describer {
     pub errors: Vec<DescribeError>,
     /// Trees described only up to the walk's bound: what to say about each.
     pub cut: Vec<String>,
-    /// Set while describing with the user's effective ids ([`Describer::entry_as`]).
+    /// Set while describing with the user's effective ids ([`Describer::as_user`]).
     acting: bool,
+    /// The root, opened once: every entry is reached from it by fd.
+    root_dir: std::io::Result<Dir>,
+    /// Called with each directory [`Describer::entry`] has entered (tests
+    /// swap it for a symlink there).
+    #[cfg(test)]
+    pub(super) hook: Option<Hook>,
     /// Describe a regular file that others cannot read by its digest only,
     /// whatever its size (the image's definition trees: a description
     /// never holds a root-only file).
@@ -59,6 +70,9 @@ impl Describer {
             errors: Vec::new(),
             cut: Vec::new(),
             acting: false,
+            root_dir: Dir::open_path(root),
+            #[cfg(test)]
+            hook: None,
             private_by_digest: false,
         }
     }
@@ -85,39 +99,152 @@ impl Describer {
     }
 
     /// Describe the entry at `rel` and the directories above it; returns its
-    /// metadata, `None` when it (or a parent) does not exist.
-    pub fn entry(&mut self, rel: &str) -> Option<std::fs::Metadata> {
+    /// metadata, `None` when it (or a parent) does not exist. Each step is
+    /// an `fstatat` or `openat` from the directory held before it, never
+    /// following a symlink: a directory swapped for a link meanwhile is
+    /// never crossed.
+    pub fn entry(&mut self, rel: &str) -> Option<Meta> {
+        let mut dir = match self.root_dir() {
+            Ok(d) => d,
+            Err(e) => {
+                self.error("read directory", "", e);
+                return None;
+            }
+        };
+        let parts: Vec<&str> = rel.split('/').collect();
         let mut prefix = String::new();
-        let mut last = None;
-        for part in rel.split('/') {
+        for (i, part) in parts.iter().enumerate() {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
             prefix.push_str(part);
-            let md = match std::fs::symlink_metadata(self.real(&prefix)) {
+            let name = OsStr::new(part);
+            let md = match dir.stat(name) {
                 Ok(md) => md,
-                Err(e) if crate::fs::Os::NotFound.is(&e) || crate::fs::Os::NotADir.is(&e) => {
-                    return None;
-                }
-                // Acting as the user: where the user cannot look.
-                Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
-                    return None;
-                }
-                Err(e) => {
-                    self.error("stat", &prefix, e);
-                    return None;
-                }
+                Err(e) => return self.missing("stat", &prefix, e),
             };
             if !self.found.contains_key(&key(&prefix)) {
-                self.add(&prefix, &md, false);
+                self.add_at(&dir, name, &prefix, &md);
             }
-            let is_dir = md.is_dir();
-            last = Some(md);
-            if !is_dir {
-                break;
+            let last = i + 1 == parts.len();
+            if last || md.kind != Kind::Dir {
+                return last.then_some(md);
+            }
+            dir = match dir.open_dir(name) {
+                Ok(d) => d,
+                Err(e) => return self.missing("read directory", &prefix, e),
+            };
+            #[cfg(test)]
+            if let Some(hook) = self.hook.as_mut() {
+                hook(&prefix);
             }
         }
-        last.filter(|_| prefix.len() == rel.len())
+        None
+    }
+
+    /// `None` for an entry that is not there or, acting as the user, that
+    /// the user cannot reach; any other failure is an error.
+    fn missing<T>(&mut self, op: &'static str, rel: &str, e: std::io::Error) -> Option<T> {
+        let absent = crate::fs::Os::NotFound.is(&e) || crate::fs::Os::NotADir.is(&e);
+        let denied = self.acting && e.kind() == std::io::ErrorKind::PermissionDenied;
+        if !absent && !denied {
+            self.error(op, rel, e);
+        }
+        None
+    }
+
+    /// The root, held open since the describer was made.
+    fn root_dir(&self) -> std::io::Result<Dir> {
+        match &self.root_dir {
+            Ok(d) => d.try_clone(),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
+    /// The directory `rel` below the root, opened one component at a time
+    /// from the held root, never through a symlink.
+    pub fn open_dir(&self, rel: &str) -> std::io::Result<Dir> {
+        self.root_dir()?.open_beneath(Path::new(rel))
+    }
+
+    /// The target of the symlink at `rel`, read from its directory opened
+    /// from the held root, never through a symlink on the way.
+    pub fn read_link(&self, rel: &str) -> std::io::Result<PathBuf> {
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let dir = self.open_dir(parent)?;
+        Ok(PathBuf::from(dir.read_link(OsStr::new(name))?))
+    }
+
+    /// Describe the child `name` of `dir` (at `rel`), met by [`Describer::entry`]:
+    /// its content and link target read from `dir`, not by path.
+    fn add_at(&mut self, dir: &Dir, name: &OsStr, rel: &str, m: &Meta) {
+        let perms = Perms {
+            uid: m.uid,
+            gid: m.gid,
+            mode: m.mode,
+        };
+        let mut inode = None;
+        let node = match m.kind {
+            Kind::Dir => Node::Dir {
+                perms,
+                mount: false,
+            },
+            Kind::File if is_runtime_path(rel) => Node::Runtime,
+            Kind::File => {
+                let Some(content) = self.content_at(dir, name, rel, m) else {
+                    return;
+                };
+                if m.nlink > 1 {
+                    inode = Some((m.dev, m.ino, m.nlink));
+                }
+                Node::File {
+                    perms,
+                    content,
+                    links: None,
+                }
+            }
+            Kind::Symlink => match dir.read_link(name) {
+                Ok(t) => Node::Symlink {
+                    uid: m.uid,
+                    gid: m.gid,
+                    target: t.to_string_lossy().into_owned(),
+                },
+                Err(e) => return self.error("read link", rel, e),
+            },
+            Kind::Fifo => Node::Fifo { perms },
+            Kind::Socket => Node::Socket { perms },
+            // A device (the user cannot make one): which kind, by path.
+            Kind::Other => {
+                return match std::fs::symlink_metadata(self.real(rel)) {
+                    Ok(md) => self.add(rel, &md, false),
+                    Err(e) => self.error("stat", rel, e),
+                };
+            }
+        };
+        self.found.insert(key(rel), Found { node, inode });
+    }
+
+    /// A regular file's content, opened from its directory: never through
+    /// a symlink, never blocking (a FIFO swapped in opens at once and is
+    /// refused), the same file that was listed.
+    fn content_at(&mut self, dir: &Dir, name: &OsStr, rel: &str, m: &Meta) -> Option<Content> {
+        match dir.open_child(name) {
+            Ok((now, f)) if (now.kind, now.dev, now.ino) == (m.kind, m.dev, m.ino) => {
+                self.read_content(rel, f)
+            }
+            Ok(_) => {
+                self.error("read", rel, "changed while being described");
+                None
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Some(Content::Bytes(Vec::new()))
+            }
+            Err(e) => {
+                self.error("read", rel, e);
+                None
+            }
+        }
     }
 
     /// Run `f` with the effective ids `user` (when running as root), as the
@@ -145,10 +272,10 @@ impl Describer {
     /// the observation walks (see [`Walker`]).
     pub fn subtree(&mut self, rel: &str) {
         let Some(md) = self.entry(rel) else { return };
-        if !md.is_dir() {
+        if md.kind != Kind::Dir {
             return;
         }
-        let top = Dir::open_path(&self.root).and_then(|r| r.open_beneath(Path::new(rel)));
+        let top = self.open_dir(rel);
         let top = match top.and_then(|d| Ok((d.meta()?, d))) {
             Ok(x) => x,
             Err(e) => return self.error("read directory", rel, crate::fs::os_error(&e)),
@@ -370,5 +497,42 @@ pub fn content_of(bytes: &[u8]) -> Content {
             size: bytes.len() as u64,
             sha256: sha256_hex(bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A profile directory the user swaps for a link to a host directory
+    /// while the describer is on its way into it: the held fds never cross
+    /// the link, so the host's file is never described.
+    #[test]
+    fn a_directory_swapped_for_a_link_midway_is_not_crossed() {
+        let root = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("SOUL.md"), "the host's secret\n").unwrap();
+        let profiles = root.path().join("opt/data/profiles");
+        std::fs::create_dir_all(profiles.join("bob")).unwrap();
+        std::fs::write(profiles.join("bob/SOUL.md"), "bob's own\n").unwrap();
+        let mut d = Describer::new(root.path());
+        let (bob, hostdir) = (profiles.join("bob"), host.path().to_path_buf());
+        d.hook = Some(Box::new(move |rel| {
+            if rel == "opt/data/profiles/bob" {
+                std::fs::rename(&bob, bob.with_file_name("bob.old")).unwrap();
+                std::os::unix::fs::symlink(&hostdir, &bob).unwrap();
+            }
+        }));
+        d.entry("opt/data/profiles/bob/SOUL.md");
+        assert!(d.errors.is_empty(), "{:?}", d.errors);
+        let text = crate::tree::dump(&d.finish());
+        assert!(
+            !text.contains("host's secret"),
+            "the host's file was described:\n{text}"
+        );
+        assert!(
+            text.contains("opt/data/profiles/bob/SOUL.md") && text.contains("bob's own"),
+            "{text}"
+        );
     }
 }

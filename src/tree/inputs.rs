@@ -45,7 +45,7 @@ pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
 pub fn config(
     d: &Description,
     config: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::desired::config::env::Lookup<'_>,
 ) -> Result<Config, ConfigError> {
     let path = config.unwrap_or(Path::new(crate::desired::config::file::DEFAULT_CONFIG));
     let read = match file_bytes(d, path) {

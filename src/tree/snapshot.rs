@@ -19,6 +19,7 @@ use super::disk::{DescribeError, Describer};
 use super::{Description, Node, Perms};
 use crate::desired::config::Config;
 use crate::desired::model::Phase;
+use crate::fs::Kind;
 
 /// The configuration file's container path in a description.
 pub const CONFIG_PATH: &str = "etc/s6-reconcile/config.yaml";
@@ -136,26 +137,26 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config, follow_links: bool) {
     }
     let proot = join(home, &p.root.0.to_string_lossy());
     let Some(md) = d.entry(&proot) else { return };
-    if !md.is_dir() {
+    if md.kind != Kind::Dir {
         return;
     }
-    let names = match std::fs::read_dir(Path::new(&real(d, &proot))) {
-        Ok(rd) => rd
-            .filter_map(Result::ok)
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+    let names = match d.open_dir(&proot).and_then(|dir| dir.entries()) {
+        Ok(names) => names
+            .into_iter()
+            .filter_map(|n| n.to_str().map(str::to_string))
             .collect::<Vec<_>>(),
         Err(_) => Vec::new(),
     };
     for name in names {
         let dir = join(&proot, &name);
-        if d.entry(&dir).is_some_and(|m| m.is_dir()) {
+        if d.entry(&dir).is_some_and(|m| m.kind == Kind::Dir) {
             profile_files(d, &dir);
         }
     }
     for decl in &p.declared {
         let dir = join(&proot, &decl.name);
         if crate::s6::names::validate_profile_name(&decl.name, &p.slot_prefix).is_ok()
-            && d.entry(&dir).is_some_and(|m| m.is_dir())
+            && d.entry(&dir).is_some_and(|m| m.kind == Kind::Dir)
         {
             profile_files(d, &dir);
         }
@@ -168,14 +169,14 @@ fn volume(d: &mut Describer, home: &str, cfg: &Config, follow_links: bool) {
 /// follows the marker and the application's files, with the user's ids).
 fn follow(d: &mut Describer, rel: &str) {
     let Some(md) = d.entry(rel) else { return };
-    if !md.file_type().is_symlink() {
+    if md.kind != Kind::Symlink {
         return;
     }
     let mut cur: Vec<String> = rel.split('/').map(str::to_string).collect();
     let mut todo: Vec<String> = Vec::new();
     for _ in 0..40 {
         // `cur` names a symlink: go on from its target.
-        let Ok(target) = std::fs::read_link(d.root().join(cur.join("/"))) else {
+        let Ok(target) = d.read_link(&cur.join("/")) else {
             return;
         };
         cur.pop();
@@ -193,10 +194,10 @@ fn follow(d: &mut Describer, rel: &str) {
             let Some(md) = d.entry(&cur.join("/")) else {
                 return;
             };
-            if md.file_type().is_symlink() {
+            if md.kind == Kind::Symlink {
                 break;
             }
-            if todo.is_empty() || !md.is_dir() {
+            if todo.is_empty() || md.kind != Kind::Dir {
                 return;
             }
         }
@@ -264,10 +265,6 @@ fn container_command(d: &mut Describer, cfg: &Config) {
     );
 }
 
-fn real(d: &Describer, rel: &str) -> String {
-    d.root().join(rel).to_string_lossy().into_owned()
-}
-
 /// Follow a configured base path as reconcile does (symlinks on the way are
 /// described and followed, never above the root), describing every entry
 /// met; the base's path relative to the root when it is a directory.
@@ -284,10 +281,10 @@ fn resolve(d: &mut Describer, path: &Path) -> Option<String> {
         cur.push(name);
         let rel = cur.join("/");
         let md = d.entry(&rel)?;
-        if md.is_dir() {
+        if md.kind == Kind::Dir {
             continue;
         }
-        if !md.file_type().is_symlink() || todo.is_empty() {
+        if md.kind != Kind::Symlink || todo.is_empty() {
             return None;
         }
         hops += 1;
@@ -295,7 +292,7 @@ fn resolve(d: &mut Describer, path: &Path) -> Option<String> {
             return None;
         }
         cur.pop();
-        let target = std::fs::read_link(d.root().join(&rel)).ok()?;
+        let target = d.read_link(&rel).ok()?;
         if target.is_absolute() {
             cur.clear();
         }

@@ -6,7 +6,7 @@
 //! decides from them (`plan::application`, `plan::multiplex`).
 
 pub(crate) mod command;
-pub(crate) mod yaml;
+pub mod yaml;
 
 /// The application's configuration files in the profiles home, in the order
 /// they are layered (a later one wins).

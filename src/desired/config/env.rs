@@ -2,6 +2,42 @@
 //! cont-init runs with-contenv): whether named profiles are multiplexed
 //! (`GATEWAY_MULTIPLEX_PROFILES`) and the legacy-migration opt-out.
 
+/// A variable whose value is not UTF-8: read as unset, it would silently
+/// run on the defaults instead of what the operator named (exit 100).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {var} is not valid UTF-8 ({value}); it must be text, or unset")]
+pub struct NotText {
+    pub var: String,
+    /// The value with its bytes that are not UTF-8 escaped.
+    pub value: String,
+}
+
+/// How the configuration reads the environment: a variable's text, unset,
+/// or [`NotText`].
+pub type Lookup<'a> = dyn Fn(&str) -> Result<Option<String>, NotText> + 'a;
+
+/// This process's environment as a [`Lookup`].
+pub fn process(var: &str) -> Result<Option<String>, NotText> {
+    match std::env::var_os(var) {
+        None => Ok(None),
+        Some(v) => v.into_string().map(Some).map_err(|v| NotText {
+            var: var.to_string(),
+            value: escaped(v.as_encoded_bytes()),
+        }),
+    }
+}
+
+/// `bytes` as text, each byte that is not part of UTF-8 as `\xNN`.
+fn escaped(bytes: &[u8]) -> String {
+    bytes.utf8_chunks().fold(String::new(), |mut o, c| {
+        o.push_str(c.valid());
+        for b in c.invalid() {
+            o.push_str(&format!("\\x{b:02x}"));
+        }
+        o
+    })
+}
+
 /// The environment variable that overrides multiplexing (docs/reference-image.md, "The application's own settings").
 pub const MULTIPLEX_ENV: &str = "GATEWAY_MULTIPLEX_PROFILES";
 
@@ -90,6 +126,11 @@ mod tests {
             EnvSwitch::from_value(Some("maybe")),
             EnvSwitch::Unrecognized("maybe".into())
         );
+    }
+
+    #[test]
+    fn not_text_is_escaped() {
+        assert_eq!(escaped(b"/srv/vol\xe9"), "/srv/vol\\xe9");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/s6-reconcile/config.yaml";
 pub fn load_config(
     root: &Path,
     config: Option<&Path>,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::desired::config::env::Lookup<'_>,
 ) -> Result<Config, ConfigError> {
     let (real, shown): (PathBuf, PathBuf) = match config {
         Some(p) => (p.to_path_buf(), p.to_path_buf()),
@@ -44,7 +44,7 @@ pub fn config_from(
     read: Result<Option<Vec<u8>>, ConfigError>,
     shown: &Path,
     explicit: bool,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::desired::config::env::Lookup<'_>,
 ) -> Result<Config, ConfigError> {
     let shown = shown.to_path_buf();
     let mut cfg = match read {
