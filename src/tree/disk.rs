@@ -29,7 +29,7 @@ pub struct DescribeError {
 }
 
 /// One collected entry with the identity needed to spot hard links.
-pub(super) struct Found {
+struct Found {
     pub(super) node: Node,
     /// (dev, ino, nlink) of a regular file.
     pub(super) inode: Option<(u64, u64, u64)>,
@@ -124,7 +124,7 @@ impl Describer {
                 Err(e) => return self.missing("stat", &prefix, e),
             };
             if !self.found.contains_key(&key(&prefix)) {
-                self.add_at(&dir, name, &prefix, &md);
+                self.add_at(&dir, name, &prefix, &md, false);
             }
             let last = i + 1 == parts.len();
             if last || md.kind != Kind::Dir {
@@ -175,9 +175,10 @@ impl Describer {
         Ok(PathBuf::from(dir.read_link(OsStr::new(name))?))
     }
 
-    /// Describe the child `name` of `dir` (at `rel`), met by [`Describer::entry`]:
-    /// its content and link target read from `dir`, not by path.
-    fn add_at(&mut self, dir: &Dir, name: &OsStr, rel: &str, m: &Meta) {
+    /// Describe the child `name` of `dir` (at `rel`), met by
+    /// [`Describer::entry`] or a walk: its content and link target read
+    /// from `dir`, not by path. `mount`: a directory on another file system.
+    pub(super) fn add_at(&mut self, dir: &Dir, name: &OsStr, rel: &str, m: &Meta, mount: bool) {
         let perms = Perms {
             uid: m.uid,
             gid: m.gid,
@@ -185,10 +186,7 @@ impl Describer {
         };
         let mut inode = None;
         let node = match m.kind {
-            Kind::Dir => Node::Dir {
-                perms,
-                mount: false,
-            },
+            Kind::Dir => Node::Dir { perms, mount },
             Kind::File if is_runtime_path(rel) => Node::Runtime,
             Kind::File => {
                 let Some(content) = self.content_at(dir, name, rel, m) else {
@@ -209,7 +207,7 @@ impl Describer {
                     gid: m.gid,
                     target: t.to_string_lossy().into_owned(),
                 },
-                Err(e) => return self.error("read link", rel, e),
+                Err(e) => return self.error("read link", rel, crate::fs::os_error(&e)),
             },
             Kind::Fifo => Node::Fifo { perms },
             Kind::Socket => Node::Socket { perms },
@@ -241,7 +239,7 @@ impl Describer {
                 Some(Content::Bytes(Vec::new()))
             }
             Err(e) => {
-                self.error("read", rel, e);
+                self.error("read", rel, crate::fs::os_error(&e));
                 None
             }
         }
@@ -328,11 +326,6 @@ impl Describer {
             Node::BlockDevice { perms }
         };
         self.found.insert(key(rel), Found { node, inode });
-    }
-
-    /// Add an entry found by a walk.
-    pub(super) fn add_found(&mut self, rel: &str, found: Found) {
-        self.found.insert(key(rel), found);
     }
 
     /// A regular file's content: never through a symlink, never blocking

@@ -13,11 +13,10 @@ use std::ffi::OsString;
 use std::io;
 use std::path::Path;
 
-use super::{Describer, Found};
+use super::Describer;
 use crate::fs::{Dir, Kind, Meta};
 use crate::observe::{MAX_OPEN_DIRS, RESERVE_PATH_BYTES, TOTAL_PATH_BYTES, TREE_PATH_BYTES};
 use crate::s6::layout;
-use crate::tree::{Node, Perms, is_runtime_path};
 
 /// One directory being walked.
 struct Frame {
@@ -165,57 +164,8 @@ impl<'a> Walker<'a> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) => return self.d.error("stat", &rel, crate::fs::os_error(&e)),
         };
-        let perms = Perms {
-            uid: m.uid,
-            gid: m.gid,
-            mode: m.mode,
-        };
-        let mut inode = None;
-        let node = match m.kind {
-            Kind::Dir => Node::Dir {
-                perms,
-                mount: m.dev != self.dev,
-            },
-            Kind::File if is_runtime_path(&rel) => Node::Runtime,
-            Kind::File => {
-                let content = match dir.open_child(&name) {
-                    Ok((now, f)) if (now.kind, now.dev, now.ino) == (m.kind, m.dev, m.ino) => {
-                        self.d.read_content(&rel, f)
-                    }
-                    Ok(_) => return self.d.error("read", &rel, "changed while being described"),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-                    Err(e) => return self.d.error("read", &rel, crate::fs::os_error(&e)),
-                };
-                let Some(content) = content else { return };
-                if m.nlink > 1 {
-                    inode = Some((m.dev, m.ino, m.nlink));
-                }
-                Node::File {
-                    perms,
-                    content,
-                    links: None,
-                }
-            }
-            Kind::Symlink => match dir.read_link(&name) {
-                Ok(t) => Node::Symlink {
-                    uid: m.uid,
-                    gid: m.gid,
-                    target: t.to_string_lossy().into_owned(),
-                },
-                Err(e) => return self.d.error("read link", &rel, crate::fs::os_error(&e)),
-            },
-            Kind::Fifo => Node::Fifo { perms },
-            Kind::Socket => Node::Socket { perms },
-            // A device (the user cannot make one): which kind, by path.
-            Kind::Other => {
-                return match std::fs::symlink_metadata(self.d.root().join(&rel)) {
-                    Ok(md) => self.d.add(&rel, &md, false),
-                    Err(e) => self.d.error("stat", &rel, e),
-                };
-            }
-        };
+        self.d.add_at(dir, &name, &rel, &m, m.dev != self.dev);
         let enter = m.kind == Kind::Dir && m.dev == self.dev;
-        self.d.add_found(&rel, Found { node, inode });
         if !enter {
             return;
         }
