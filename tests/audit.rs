@@ -15,9 +15,9 @@ use common::run::{Run, run, scrubbed_cmd};
 use common::s6::{self, LiveS6, USER_UID};
 use common::tree;
 
-/// Accounts (hermes is in `ops`, gid 2000), and the live trees as
-/// s6-rc-init leaves them with one service, `cron`.
-const IMAGE: &str = r##"
+/// Accounts (hermes is in `ops`, gid 2000), `cron`'s s6-rc source, and
+/// the scandir with its scanner's control FIFO.
+const ACCOUNTS_AND_SCANDIR: &str = r##"
 - {path: etc, type: dir}
 - {path: etc/passwd, type: file, content: "root:x:0:0:root:/root:/bin/sh\nhermes:x:10000:10000::/opt/data:/bin/sh\n"}
 - {path: etc/group, type: file, content: "root:x:0:\nops:x:2000:alice,hermes\nstaff:x:5000:alice\nhermes:x:10000:\n"}
@@ -30,16 +30,16 @@ const IMAGE: &str = r##"
 - {path: run/service, type: dir}
 - {path: run/service/.s6-svscan, type: dir, mode: "0700"}
 - {path: run/service/.s6-svscan/control, type: fifo, mode: "0600"}
-- {path: run/s6-rc, type: dir}
-- {path: run/s6-rc/servicedirs, type: dir}
-- {path: run/s6-rc/servicedirs/cron, type: dir}
-- {path: run/s6-rc/servicedirs/cron/run, type: file, mode: "0755", content: "#!/bin/sh\nexec cron -f\n"}
-- {path: run/s6-rc/servicedirs/cron/event, type: dir, mode: "3730"}
-- {path: run/s6-rc/servicedirs/cron/supervise, type: dir, mode: "0700"}
-- {path: run/s6-rc/servicedirs/cron/supervise/control, type: fifo, mode: "0600"}
-- {path: run/s6-rc/servicedirs/cron/supervise/lock, type: file}
-- {path: run/service/cron, type: symlink, target: /run/s6-rc/servicedirs/cron}
 "##;
+
+/// [`ACCOUNTS_AND_SCANDIR`] and the static service `cron` as s6-rc-init
+/// leaves it ([`common::roots::CRON`]).
+fn base_image() -> String {
+    format!(
+        "{ACCOUNTS_AND_SCANDIR}{}",
+        common::roots::CRON.trim_start_matches('\n')
+    )
+}
 
 const STRICT: &str = "- {path: etc/s6-reconcile, type: dir}\n\
     - {path: etc/s6-reconcile/config.yaml, type: file, content: \"policy: strict\\n\"}\n";
@@ -51,22 +51,25 @@ fn audit_cmd<S: AsRef<OsStr>>(args: &[S]) -> Run {
     run(scrubbed_cmd(&all))
 }
 
-/// `IMAGE` plus `extra` built under a temp root.
+/// [`base_image`] plus `extra` built under a temp root.
 fn image(extra: &str) -> tempfile::TempDir {
     assert!(tree::is_root(), "the audit tests build images as root");
     let dir = tree::temp_root("audit-");
-    tree::materialise_yaml(dir.path(), &format!("{IMAGE}{extra}"))
+    tree::materialise_yaml(dir.path(), &format!("{}{extra}", base_image()))
         .unwrap_or_else(|e| panic!("tree: {e}"));
     dir
 }
 
-/// Audit `IMAGE` plus `extra` on the disk (`--root`) and from the same
+/// Audit [`base_image`] plus `extra` on the disk (`--root`) and from the same
 /// description (`--tree`), in both formats: the answers must be the same.
 /// Returns the human audit of the disk.
 fn audit(extra: &str) -> Run {
     let root = image(extra);
     let desc = root.path().with_extension("tree.yaml");
-    let text = format!("format: s6-reconcile-tree\nversion: 1\nentries:\n{IMAGE}{extra}");
+    let text = format!(
+        "format: s6-reconcile-tree\nversion: 1\nentries:\n{}{extra}",
+        base_image()
+    );
     std::fs::write(&desc, text).unwrap();
     let on_disk = audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()]);
     let described = audit_cmd(&[OsStr::new("--tree"), desc.as_os_str()]);
@@ -270,11 +273,11 @@ fn json_names_the_group_of_a_group_writable_path() {
 
 #[test]
 fn a_writable_directory_above_the_live_trees_defines_every_service_below() {
-    let img = IMAGE.replace(
+    let img = base_image().replace(
         "- {path: run, type: dir}\n",
         "- {path: run, type: dir, mode: \"0777\"}\n",
     );
-    assert_ne!(img, IMAGE);
+    assert_ne!(img, base_image());
     let root = tree::temp_root("audit-");
     tree::materialise_yaml(root.path(), &format!("{img}{STRICT}")).unwrap();
     let r = audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()]);
@@ -376,9 +379,9 @@ const COMPAT_SCANDIR: &str = r##"
 - {path: run/service/gateway-default/run, type: file, uid: 10000, gid: 10000, mode: "0755", content: "#!/bin/sh\n"}
 "##;
 
-fn compat_image() -> String {
-    // The scandir itself owned by the user: a changed IMAGE entry.
-    IMAGE.replace(
+fn compat_base_image() -> String {
+    // The scandir itself owned by the user: a changed image entry.
+    base_image().replace(
         "- {path: run/service, type: dir}",
         "- {path: run/service, type: dir, uid: 10000, gid: 10000}",
     )
@@ -386,7 +389,7 @@ fn compat_image() -> String {
 
 #[test]
 fn compat_accepts_the_scandir_and_slots_and_says_so_once() {
-    let img = compat_image();
+    let img = compat_base_image();
     let root = tree::temp_root("audit-");
     tree::materialise_yaml(root.path(), &format!("{img}{COMPAT_SCANDIR}")).unwrap();
     let r = audit_cmd(&[OsStr::new("--root"), root.path().as_os_str()]);
@@ -416,7 +419,7 @@ fn compat_accepts_the_scandir_and_slots_and_says_so_once() {
 /// everyone may write there, or what another user may, is beyond it.
 #[test]
 fn compat_accepts_only_what_it_hands_to_the_configured_user() {
-    let img = compat_image();
+    let img = compat_base_image();
     let root = tree::temp_root("audit-");
     let open_slot = "- {path: run/service/gateway-open, type: dir, mode: \"0777\"}\n";
     tree::materialise_yaml(root.path(), &format!("{img}{COMPAT_SCANDIR}{open_slot}")).unwrap();
@@ -457,7 +460,7 @@ fn compat_accepts_only_what_it_hands_to_the_configured_user() {
 fn scandir_links_to_the_resolved_live_dir_are_the_static_services() {
     // As s6-rc-init leaves it: /run/s6-rc is a link to its live directory.
     // The scandir's link names the resolved path.
-    let img = IMAGE
+    let img = base_image()
         .replace("run/s6-rc/servicedirs", "run/s6-rc:init:x/servicedirs")
         .replace(
             "- {path: run/s6-rc, type: dir}\n",
@@ -605,11 +608,11 @@ fn a_user_in_dozens_of_groups_has_all_of_them() {
         group.push_str(&format!("g{i}:x:{}:hermes\\n", 3000 + i));
     }
     group.push_str("other:x:6000:alice\\n");
-    let img = IMAGE.replace(
+    let img = base_image().replace(
         "content: \"root:x:0:\\nops:x:2000:alice,hermes\\nstaff:x:5000:alice\\nhermes:x:10000:\\n\"",
         &format!("content: \"{group}\""),
     );
-    assert_ne!(img, IMAGE);
+    assert_ne!(img, base_image());
     let root = tree::temp_root("audit-");
     tree::materialise_yaml(
         root.path(),
@@ -632,11 +635,11 @@ fn a_user_in_dozens_of_groups_has_all_of_them() {
 
 #[test]
 fn malformed_group_lines_are_skipped_with_a_warning() {
-    let img = IMAGE.replace(
+    let img = base_image().replace(
         "content: \"root:x:0:\\nops:x:2000:alice,hermes\\n",
         "content: \"root:x:0:\\nthis is not a group\\nweb:x:notanumber:hermes\\nops:x:2000:alice,hermes\\n",
     );
-    assert_ne!(img, IMAGE);
+    assert_ne!(img, base_image());
     let root = tree::temp_root("audit-");
     tree::materialise_yaml(
         root.path(),
