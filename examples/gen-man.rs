@@ -1,5 +1,5 @@
 //! Writes the `reconcile(8)` man page, generated from the clap definition
-//! (`s6_reconcile::cli::command()`), so the page and `--help` never disagree.
+//! (`s6_reconcile::cli::args::command()`), so the page and `--help` never disagree.
 //!
 //! ```text
 //! cargo run --example gen-man -- OUT      write the page to OUT (e.g. reconcile.8)
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 }
 
 fn render() -> std::io::Result<Vec<u8>> {
-    let cmd = s6_reconcile::cli::command();
+    let cmd = s6_reconcile::cli::args::command();
     // Section 8: system administration commands, run by root at boot.
     let man = clap_mangen::Man::new(cmd.clone())
         .section("8")

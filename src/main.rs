@@ -18,17 +18,17 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use s6_reconcile::cli::{Args, Format};
+use s6_reconcile::cli::args::{Args, Format};
+use s6_reconcile::cli::run::{self, EXIT_FATAL, EXIT_USAGE};
 use s6_reconcile::desired::model::Mode;
 use s6_reconcile::report::render::escaped;
-use s6_reconcile::run::{self, EXIT_FATAL, EXIT_USAGE};
 use s6_reconcile::s6::findings::Failure;
 
 fn main() {
     let raw: Vec<OsString> = std::env::args_os().collect();
     let mut args = parse(&raw);
     let (mode, format) = (mode_of(&args), args.format);
-    if let Err(e) = s6_reconcile::cli::check_env(|k| std::env::var_os(k)) {
+    if let Err(e) = s6_reconcile::cli::args::check_env(|k| std::env::var_os(k)) {
         say(&format!("reconcile: fatal: {e}"));
         if format == Format::Json {
             usage_json(mode, "read the environment", e.to_string());
@@ -38,7 +38,7 @@ fn main() {
     init_logging(&args);
     if let Some(cmd) = args.command.take() {
         std::process::exit(match cmd {
-            s6_reconcile::cli::Command::Audit(a) => audit_command(a),
+            s6_reconcile::cli::args::Command::Audit(a) => audit_command(a),
             cmd => tree_command(cmd),
         });
     }
@@ -95,9 +95,9 @@ fn init_logging(args: &Args) {
 }
 
 /// A tree-description command (`snapshot`, `materialize`...): its exit code.
-fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
+fn tree_command(cmd: s6_reconcile::cli::args::Command) -> i32 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let code = s6_reconcile::run::subcommands::run(
+    let code = s6_reconcile::cli::run::subcommands::run(
         cmd,
         &s6_reconcile::desired::config::env::process,
         &mut out,
@@ -119,13 +119,13 @@ fn tree_command(cmd: s6_reconcile::cli::Command) -> i32 {
 
 /// `reconcile audit` (docs/audit.md): its exit code; it says itself when
 /// its report could not be written.
-fn audit_command(args: s6_reconcile::cli::AuditArgs) -> i32 {
+fn audit_command(args: s6_reconcile::cli::args::AuditArgs) -> i32 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    s6_reconcile::audit::run(args, &s6_reconcile::desired::config::env::process, &mut out)
+    s6_reconcile::cli::audit::run(args, &s6_reconcile::desired::config::env::process, &mut out)
 }
 
 /// Plan, check or apply: the run's exit code, whatever happens to stdout.
-fn reconcile(settings: &s6_reconcile::cli::Settings, mode: Mode, format: Format) -> i32 {
+fn reconcile(settings: &s6_reconcile::cli::args::Settings, mode: Mode, format: Format) -> i32 {
     // Buffered: the report has a line or two per slot, and a locked stdout
     // alone makes one write(2) per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -222,11 +222,12 @@ fn usage_json(mode: Mode, op: &str, error: String) {
 
 /// The audit's JSON object for a usage error (exit 100).
 fn audit_usage_json(error: String) {
-    let error = s6_reconcile::audit::render::ErrorJson {
+    let error = s6_reconcile::cli::audit::render::ErrorJson {
         op: "parse the command line".into(),
         path: String::new(),
         error,
     };
     let mut out = std::io::stdout().lock();
-    let _ = s6_reconcile::audit::render::fatal_json(error, &mut out).and_then(|()| out.flush());
+    let _ =
+        s6_reconcile::cli::audit::render::fatal_json(error, &mut out).and_then(|()| out.flush());
 }

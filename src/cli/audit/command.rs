@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use super::access::Who;
 use super::render::{self, ErrorJson};
 use super::{Audit, Kind, definitions, live};
-use crate::cli::{AuditArgs as Args, Format};
+use crate::cli::args::{AuditArgs as Args, Format};
+use crate::cli::run::{EXIT_DRIFT, EXIT_FATAL, EXIT_OK, EXIT_USAGE};
 use crate::desired::accounts::{self, AccountError};
 use crate::desired::config::{Config, ConfigError, Policy, Principal};
-use crate::run::{EXIT_DRIFT, EXIT_FATAL, EXIT_OK, EXIT_USAGE};
 
 /// What stops an audit before it could look (exit 100 or 111).
 #[derive(Debug, thiserror::Error)]

@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::cli::{Command, Format, Settings};
+use crate::cli::args::{Command, Format, Settings};
+use crate::cli::run::{EXIT_FATAL, EXIT_OK, EXIT_USAGE};
 use crate::desired::model::{Mode, Phase};
-use crate::run::{EXIT_FATAL, EXIT_OK, EXIT_USAGE};
 use crate::tree::materialize::{MaterializeError, materialize};
 use crate::tree::snapshot::{self, ConfigFile};
 use crate::tree::{dump, read_description};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::apply::bootlog;
 use crate::apply::lock::LockError;
-use crate::cli::{Format, Settings};
+use crate::cli::args::{Format, Settings};
 use crate::desired::accounts::{self, AccountError};
 use crate::desired::config::{Config, ConfigError};
 use crate::desired::model::Desired;

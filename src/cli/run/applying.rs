@@ -7,7 +7,7 @@ use super::{Fatal, observe, volume_owners_doing, warn_unwritable_volume};
 use crate::apply::effects;
 use crate::apply::lock;
 use crate::apply::{self, Anchors, Applied, retire};
-use crate::cli::Settings;
+use crate::cli::args::Settings;
 use crate::desired::config::Policy;
 use crate::desired::model::{Desired, Phase};
 use crate::fs::{self, Dir};
