@@ -49,6 +49,12 @@ impl Applied {
                     out.errors.push(e);
                     out.done.push(c);
                 }
+                // A leftover its supervisor still holds: not the run's
+                // failure (a later run removes it), said as left alone.
+                Outcome::Failed(e) if e.error.supervised() => out.skipped.push(Skipped {
+                    path: c.path,
+                    reason: format!("not removed: {}", e.error),
+                }),
                 Outcome::Failed(e) => out.errors.push(e),
                 Outcome::NotRun(reason) => out.skipped.push(Skipped {
                     path: c.path,
@@ -284,19 +290,31 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
                     .map_err(|e| ("stat", e))?
                     .is_some()
                 {
-                    dir.remove_tree(OsStr::new(&dot))
-                        .map_err(|e| ("remove", e))?;
+                    remove_unheld(dir, OsStr::new(&dot))?;
                 }
                 Ok(dir
                     .rename_noreplace(name, OsStr::new(&dot))
                     .map_err(|e| ("remove", e))?)
             } else if matches!(c.op, Op::Remove) {
-                Ok(dir.remove_tree(name).map_err(|e| ("remove", e))?)
+                remove_unheld(dir, name)
             } else {
                 Ok(dir.unlink(name).map_err(|e| ("unlink", e))?)
             }
         }
     }
+}
+
+/// Remove the tree `name` of `dir` unless a supervisor still holds it
+/// (see [`retire::held`]): a leftover a run could not retire in time is
+/// removed only once its supervisor has let go.
+fn remove_unheld(dir: &Dir, name: &OsStr) -> Result<(), StepError> {
+    if retire::held(dir, name).map_err(|e| ("stat", e))? {
+        return Err(StepError {
+            op: "remove",
+            cause: Cause::Supervised,
+        });
+    }
+    Ok(dir.remove_tree(name).map_err(|e| ("remove", e))?)
 }
 
 /// Build the slot completely under its staging name (a dot name: s6-svscan

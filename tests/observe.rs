@@ -412,6 +412,34 @@ fn an_old_tree_still_locked_is_left_under_its_dot_name_for_the_next_run() {
         "the new slot is in place: {r}"
     );
 
+    // A run soon after (a runtime pass), the supervisor still there: the
+    // tree is not removed under it, and the run says why (an item left
+    // alone, listed with -v).
+    let r = reconcile(root, &["-v"]);
+    assert!(
+        left.join("supervise/lock").is_file(),
+        "removed while held:\n{r}"
+    );
+    r.assert_exit(0);
+    r.assert_line_with(&[
+        "/run/service/.gateway-good.tmp",
+        "not removed: a supervisor still holds its supervise/lock; left for a later run to remove",
+    ]);
+    // A replace needing that staging name meanwhile fails for this slot
+    // (the slot stays as it is) rather than remove the held tree.
+    fs::set_permissions(slot.join("run"), fs::Permissions::from_mode(0o775)).unwrap();
+    let r = reconcile(root, &[]);
+    r.assert_exit(1);
+    r.assert_line_with(&[
+        "/run/service/gateway-good",
+        "remove leftover in staging dir .gateway-good.tmp: a supervisor still holds",
+    ]);
+    assert!(
+        left.join("supervise/lock").is_file(),
+        "removed while held:\n{r}"
+    );
+    assert!(slot.join("supervise").is_dir(), "{r}");
+
     drop(fd);
     let r = reconcile(root, &[]);
     r.assert_exit(0);

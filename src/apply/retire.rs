@@ -32,15 +32,18 @@ pub struct Retired {
     pub left: Vec<(String, String)>,
 }
 
-/// Whether a supervisor still holds the tree `name` of `scandir`.
-fn supervised(scandir: &Dir, name: &str) -> io::Result<bool> {
+/// Whether a supervisor still holds the tree `name` of `scandir`. Every
+/// removal of a tree in the scandir asks first: a tree a run left under a
+/// dot name because its supervisor held it past the deadline is removed
+/// by a later run only once it is free.
+pub fn held(scandir: &Dir, name: &OsStr) -> io::Result<bool> {
     // What a replace swapped out may be no directory at all (a symlink
     // planted at the slot's name): nothing supervises it.
-    match scandir.stat_opt(OsStr::new(name))? {
+    match scandir.stat_opt(name)? {
         Some(m) if m.kind == crate::fs::Kind::Dir => {}
         _ => return Ok(false),
     }
-    let top = match scandir.open_dir(OsStr::new(name)) {
+    let top = match scandir.open_dir(name) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
@@ -74,7 +77,7 @@ pub fn retire(scandir: &Dir, names: Vec<String>, deadline: Instant) -> Retired {
     loop {
         let mut still = Vec::new();
         for name in pending {
-            match supervised(scandir, &name) {
+            match held(scandir, OsStr::new(&name)) {
                 Ok(true) => still.push(name),
                 Ok(false) => match scandir.remove_tree(OsStr::new(&name)) {
                     Ok(()) => out.removed.push(name),

@@ -20,11 +20,13 @@ pub fn stage(scandir: &Dir, b: &SlotBuild, me: Owner) -> Result<(), StepError> {
     let staging = OsStr::new(&b.staging);
     let top = match scandir.make_dir_open(staging, MODE_SLOT_DIR) {
         // A leftover of an interrupted run (no running apply owns one:
-        // applies are serialized by the lock).
+        // applies are serialized by the lock), unless its supervisor still
+        // holds it (an old tree a run left there).
         Err(e) if fs::Os::Exists.is(&e) => {
-            scandir
-                .remove_tree(staging)
-                .map_err(|e| ("remove leftover", e))?;
+            super::remove_unheld(scandir, staging).map_err(|e| StepError {
+                op: "remove leftover",
+                cause: e.cause,
+            })?;
             scandir.make_dir_open(staging, MODE_SLOT_DIR)
         }
         r => r,

@@ -40,6 +40,10 @@ pub enum Cause {
     /// A slot was replaced but its old tree, now under the staging name,
     /// could not be removed (the next run removes it).
     OldTreeLeft { staging: String, cause: Box<Cause> },
+    /// A tree to remove that a supervisor still holds (its `supervise/lock`
+    /// is locked): removing it would leave s6-supervise writing into a
+    /// removed directory, so it is left for a later run.
+    Supervised,
     /// Met while acting with the user's effective ids: a volume or scandir
     /// that root could write may not be the user's.
     AsUser { uid: u32, cause: Box<Cause> },
@@ -64,6 +68,16 @@ impl Cause {
 }
 
 impl Cause {
+    /// Whether a supervisor holding the tree is all that stopped the step
+    /// (whoever acted).
+    pub fn supervised(&self) -> bool {
+        match self {
+            Cause::Supervised => true,
+            Cause::AsUser { cause, .. } => cause.supervised(),
+            _ => false,
+        }
+    }
+
     /// Whether the owner of the directory it happened in could have caused
     /// it alone, by what they put there or the modes they set: a refusal
     /// of a planted file, a permission, a kind, a full volume. Not a
@@ -72,7 +86,9 @@ impl Cause {
     pub fn owner_can_cause(&self) -> bool {
         match self {
             Cause::Os(code) => !fs::system_fault(*code),
-            Cause::Refused(_) | Cause::Text(_) => true,
+            // In compat the user can run a supervisor of their own on a dot
+            // name of the scandir.
+            Cause::Refused(_) | Cause::Text(_) | Cause::Supervised => true,
             Cause::InStaging { cause, .. }
             | Cause::OldTreeLeft { cause, .. }
             | Cause::AsUser { cause, .. } => cause.owner_can_cause(),
@@ -120,6 +136,9 @@ impl std::fmt::Display for Cause {
             } => write!(f, "{step} in staging dir {staging}: {cause}"),
             Cause::OldTreeLeft { staging, cause } => write!(f, "{staging}: {cause}"),
             Cause::AsUser { uid, cause } => write!(f, "{cause} (as uid {uid})"),
+            Cause::Supervised => f.write_str(
+                "a supervisor still holds its supervise/lock; left for a later run to remove",
+            ),
             Cause::Text(s) => f.write_str(s),
         }
     }
