@@ -839,3 +839,35 @@ fn a_strict_apply_leaves_no_path_to_root() {
     let rescan = s6::s6_as_user("s6-svscanctl", &[&"-a", &live.scandir()]).success();
     assert_eq!(scandir.contains("control ✓"), rescan, "{scandir}\n{r}");
 }
+
+/// A --root that cannot be opened stops the audit before it looks, as it
+/// stops a run: exit 111, the path and the reason on stderr, and with
+/// `--format json` one object naming the error.
+#[test]
+fn an_unopenable_root_is_fatal_and_says_which() {
+    let dir = tree::temp_root("audit-noroot-");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for (root, why) in [
+        (dir.path().join("missing"), "No such file or directory"),
+        (file, "Not a directory"),
+    ] {
+        let r = audit_cmd(&[OsStr::new("--root"), root.as_os_str()]);
+        r.assert_exit(111);
+        let said = format!(
+            "reconcile: fatal: unable to open root {}: {why}",
+            root.display()
+        );
+        assert!(r.stderr.contains(&said), "{said}\n{r}");
+        let r = audit_cmd(&[
+            OsStr::new("--root"),
+            root.as_os_str(),
+            OsStr::new("--format"),
+            OsStr::new("json"),
+        ]);
+        r.assert_exit(111);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON object");
+        let error = v["errors"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(why), "{v:#}");
+    }
+}

@@ -2,37 +2,15 @@
 //! accounts, the disk or a tree description) and its exit code.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::access::Who;
 use super::render::{self, ErrorJson};
 use super::{Audit, Kind, definitions, live};
 use crate::cli::args::{AuditArgs as Args, Format};
-use crate::cli::run::{EXIT_DRIFT, EXIT_FATAL, EXIT_OK, EXIT_USAGE};
+use crate::cli::run::{EXIT_DRIFT, EXIT_FATAL, EXIT_OK, Fatal};
 use crate::desired::accounts::{self, AccountError};
-use crate::desired::config::{Config, ConfigError, Policy, Principal};
-
-/// What stops an audit before it could look (exit 100 or 111).
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    #[error("{0}")]
-    Config(#[from] ConfigError),
-    #[error("{0}")]
-    Tree(#[from] crate::tree::ReadError),
-    #[error("{at}: {err}")]
-    Account { at: String, err: AccountError },
-    #[error("--root {path}: {reason}")]
-    Root { path: PathBuf, reason: String },
-}
-
-impl AuditError {
-    fn exit_code(&self) -> i32 {
-        match self {
-            AuditError::Root { .. } => EXIT_FATAL,
-            _ => EXIT_USAGE,
-        }
-    }
-}
+use crate::desired::config::{Config, Policy, Principal};
 
 /// Run the audit; returns the exit code: 0 no path to root beyond what the
 /// policy accepts, 3 one or more, 100 bad usage or configuration, 111 the
@@ -79,17 +57,22 @@ pub fn run(args: Args, env: &crate::desired::config::env::Lookup<'_>, out: &mut 
 fn audit(
     args: &Args,
     env: &crate::desired::config::env::Lookup<'_>,
-) -> Result<(Audit, Who, Policy), AuditError> {
+) -> Result<(Audit, Who, Policy), Fatal> {
     let tree = match &args.tree {
         Some(f) => Some(crate::tree::read_description(f)?),
         None => None,
     };
-    if tree.is_none() && !args.root.is_dir() {
-        return Err(AuditError::Root {
-            path: args.root.clone(),
-            reason: "not a directory".into(),
-        });
-    }
+    // Opened before anything is read under it: a --root that cannot be
+    // opened is said as a run says it.
+    let root = match &tree {
+        Some(_) => None,
+        None => Some(
+            crate::fs::Dir::open_path(&args.root).map_err(|err| Fatal::Root {
+                path: args.root.clone(),
+                err,
+            })?,
+        ),
+    };
     let config = match &tree {
         Some(d) => crate::tree::inputs::config(d, args.config.as_deref(), env)?,
         None => crate::desired::config::file::load_config(&args.root, args.config.as_deref(), env)?,
@@ -117,12 +100,9 @@ fn audit(
             definitions::from_description(d, &who, &mut a);
         }
         None => {
-            let root = crate::fs::Dir::open_path(&args.root).map_err(|e| AuditError::Root {
-                path: args.root.clone(),
-                reason: crate::fs::os_error(&e),
-            })?;
+            let root = root.as_ref().expect("opened above without --tree");
             let src = crate::observe::Disk {
-                root: &root,
+                root,
                 untrusted: ids,
             };
             live::audit(&src, &who, &bases, &mut a);
@@ -157,7 +137,7 @@ fn who(
     config: &Config,
     db: &dyn Fn(&'static str) -> Result<Vec<u8>, AccountError>,
     a: &mut Audit,
-) -> Result<(Who, bool), AuditError> {
+) -> Result<(Who, bool), Fatal> {
     let principal_of = |s: &String| {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Ok(Principal::Name(s.clone()));
@@ -171,7 +151,7 @@ fn who(
     };
     let (principal, at) = match &args.user {
         Some(s) => (
-            principal_of(s).map_err(|err| AuditError::Account {
+            principal_of(s).map_err(|err| Fatal::Account {
                 at: "--user".into(),
                 err,
             })?,
@@ -179,7 +159,7 @@ fn who(
         ),
         None => (config.user.clone(), config.source.describe("user")),
     };
-    let (uid, primary, name) = account(&principal, db).map_err(|err| AuditError::Account {
+    let (uid, primary, name) = account(&principal, db).map_err(|err| Fatal::Account {
         at: at.clone(),
         err,
     })?;
