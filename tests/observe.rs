@@ -448,7 +448,11 @@ fn a_slots_supervise_run_time_state_is_neither_compared_nor_chowned() {
     let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
     assert_eq!(v["changes"], serde_json::json!([]), "{}", plan.stdout);
     reconcile(root, &[]).assert_exit(0);
-    assert_eq!(fs::metadata(&slot).unwrap().ino(), ino, "the slot was left alone");
+    assert_eq!(
+        fs::metadata(&slot).unwrap().ino(),
+        ino,
+        "the slot was left alone"
+    );
     for p in planted.iter().chain([&slot.join("supervise/notes")]) {
         assert_eq!(fs::symlink_metadata(p).unwrap().uid(), 0, "{}", p.display());
     }

@@ -51,10 +51,7 @@ pub(super) const DIR_FLAGS: OFlag = OFlag::O_RDONLY
 
 impl Dir {
     fn from_fd(fd: OwnedFd) -> Dir {
-        Dir {
-            fd,
-            readable: true,
-        }
+        Dir { fd, readable: true }
     }
 
     fn search_only(fd: OwnedFd) -> Dir {
