@@ -25,10 +25,10 @@ impl Dir {
         if !self.readable {
             return Err(errno_io(Errno::EACCES));
         }
-        // `nix::dir::Dir` is `fdopendir`: listing on the held fd itself
-        // would cost the same calls plus an `lseek` back, and a failed
-        // `fdopendir` would take the held fd with it (benches/README.md,
-        // "Listing a directory").
+        // `nix::dir::Dir` is `fdopendir`. Making the held fd itself the
+        // stream would trade this `openat` and `close` for an `lseek` back,
+        // but a failed `fdopendir` would take the held fd with it
+        // (benches/README.md, "Listing a directory").
         let stream = nix::dir::Dir::openat(self.fd.as_fd(), ".", DIR_FLAGS, Mode::empty())
             .map_err(errno_io)?;
         let mut out = Vec::new();
@@ -291,8 +291,9 @@ mod tests {
         );
     }
 
-    /// Around the listing buffer's edge (names of 200 bytes, 73 records a
-    /// fill) and past it, every entry is listed.
+    /// Around the edges of a `getdents64` buffer (names of 200 bytes: 73
+    /// records in 16 KiB, 146 in glibc's 32 KiB) and past them, every entry
+    /// is listed, and listed again alike.
     #[test]
     fn one_fill_listings_are_whole() {
         let at = std::path::Path::new("/dev/shm");
