@@ -446,3 +446,42 @@ fn an_old_tree_still_locked_is_left_under_its_dot_name_for_the_next_run() {
     assert!(fs::symlink_metadata(&left).is_err(), "not removed:\n{r}");
     reconcile(root, &["--check"]).assert_exit(0);
 }
+
+/// A scandir servicedir's `supervise/` is s6-supervise's run-time
+/// directory: only `control` and `event/` are looked at there, and no
+/// fifodir is listed (docs/phases.md). What a listener leaves in
+/// `supervise/event/` (s6-ftrigrd's FIFO, root's when root waits) and an
+/// entry root left in `supervise/` are neither compared nor chowned: a
+/// converged slot holding both has nothing to change, in `--plan` and in
+/// apply, and keeps its inode.
+#[test]
+fn a_slots_supervise_run_time_state_is_neither_compared_nor_chowned() {
+    let tmp = applied_root();
+    let root = tmp.path();
+    let slot = root.join("run/service/gateway-default");
+    let ino = fs::metadata(&slot).unwrap().ino();
+    let fifo = |p: &Path| {
+        nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o622)).unwrap();
+    };
+    let planted = [
+        slot.join("supervise/event/ftrig1@400000006543210a00000000:abcdefghijklmnop"),
+        slot.join("log/supervise/event/ftrig1@400000006543210a00000000:qrstuvwxyzabcdef"),
+    ];
+    for p in &planted {
+        fifo(p);
+    }
+    fs::write(slot.join("supervise/notes"), "root's\n").unwrap();
+    let plan = reconcile(root, &["--plan", "--format", "json"]);
+    plan.assert_exit(0);
+    let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    assert_eq!(v["changes"], serde_json::json!([]), "{}", plan.stdout);
+    reconcile(root, &[]).assert_exit(0);
+    assert_eq!(
+        fs::metadata(&slot).unwrap().ino(),
+        ino,
+        "the slot was left alone"
+    );
+    for p in planted.iter().chain([&slot.join("supervise/notes")]) {
+        assert_eq!(fs::symlink_metadata(p).unwrap().uid(), 0, "{}", p.display());
+    }
+}

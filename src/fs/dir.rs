@@ -7,7 +7,6 @@ use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags};
@@ -32,16 +31,9 @@ pub(super) fn name_ok(name: &OsStr) -> io::Result<()> {
 #[derive(Debug)]
 pub struct Dir {
     pub(super) fd: OwnedFd,
-    /// Whether the fd's read offset has moved (a listing): the next
-    /// listing seeks back to the start first.
-    pub(super) listed: AtomicBool,
     /// `false` for an `O_PATH` fd (a directory we may search but not
     /// read): listing it is refused as the open would be, with EACCES.
     pub(super) readable: bool,
-    /// The directory's device once [`Dir::meta`] read it (`u64::MAX`
-    /// until then): a listing on a file system known to fill the buffer
-    /// to the end stops after one `getdents64` (see `Dir::list`).
-    pub(super) dev: AtomicU64,
 }
 
 /// One entry of a directory listing: its name (bytes, as the file system
@@ -52,19 +44,14 @@ pub struct DirEntry {
     pub kind: Option<Kind>,
 }
 
-const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+pub(super) const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
 
 impl Dir {
     fn from_fd(fd: OwnedFd) -> Dir {
-        Dir {
-            fd,
-            listed: AtomicBool::new(false),
-            readable: true,
-            dev: AtomicU64::new(u64::MAX),
-        }
+        Dir { fd, readable: true }
     }
 
     fn search_only(fd: OwnedFd) -> Dir {
@@ -99,9 +86,7 @@ impl Dir {
 
     /// `fstat` of the directory itself.
     pub fn meta(&self) -> io::Result<Meta> {
-        let m = fd_meta(&self.fd)?;
-        self.dev.store(m.dev, Ordering::Relaxed);
-        Ok(m)
+        fd_meta(&self.fd)
     }
 
     /// Open a child directory, refusing a symlink (ELOOP) or a non-directory (ENOTDIR).

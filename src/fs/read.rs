@@ -1,44 +1,46 @@
-//! Reading through a held directory fd: listing it (`getdents64` on the
-//! fd itself), reading small files and symlink targets by a single name,
+//! Reading through a held directory fd: listing it (a directory stream
+//! of its own on the same directory), reading small files and symlink targets by a single name,
 //! never following a symlink unless the function says so.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::Ordering;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
-use super::dir::{Dir, DirEntry, expect_kind, fd_meta, name_ok};
+use super::dir::{DIR_FLAGS, Dir, DirEntry, expect_kind, fd_meta, name_ok};
 use super::errno_io;
 use super::meta::{Kind, Meta};
 
 impl Dir {
     /// The entries of this directory, sorted bytewise by name, without
-    /// `.` and `..`: `getdents64` on the held fd itself (no second fd).
+    /// `.` and `..`: read through a directory stream of its own (libc's
+    /// `opendir` of `.` relative to the held fd: the same directory, even
+    /// if it was renamed meanwhile), closed once read; the held fd's
+    /// offset never moves, so a directory can be listed again.
     pub fn list(&self) -> io::Result<Vec<DirEntry>> {
         if !self.readable {
             return Err(errno_io(Errno::EACCES));
         }
-        if self.listed.swap(true, Ordering::Relaxed) {
-            nix::unistd::lseek(self.fd.as_fd(), 0, nix::unistd::Whence::SeekSet)
-                .map_err(errno_io)?;
-        }
-        // Names are at most 255 bytes: one entry always fits. On the stack:
-        // a listing per directory observed, no allocation for it.
-        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); LIST_BUF];
-        // getdents64 on the held fd: nix has no call for it. Its
-        // `dir::Dir` (`fdopendir` on a dup of this fd) costs six system
-        // calls more per listing: +68 % on a converged `--plan` of 1,000
-        // profiles (62,670 -> 105,366; benches/README.md, "Listing a
-        // directory"), so this one call is rustix's.
-        let mut raw = rustix::fs::RawDir::new(&self.fd, &mut buf);
+        // `nix::dir::Dir` is `fdopendir`. Making the held fd itself the
+        // stream would trade this `openat` and `close` for an `lseek` back,
+        // but a failed `fdopendir` would take the held fd with it
+        // (benches/README.md, "Listing a directory").
+        let stream = nix::dir::Dir::openat(self.fd.as_fd(), ".", DIR_FLAGS, Mode::empty())
+            .map_err(errno_io)?;
         let mut out = Vec::new();
-        while let Some(e) = raw.next() {
-            let e = e?;
-            push_entry(&mut out, e.file_name().to_bytes(), e.file_type());
+        for e in stream {
+            let e = e.map_err(errno_io)?;
+            let name = e.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                out.push(DirEntry {
+                    name: OsStr::from_bytes(name).to_os_string(),
+                    kind: e.file_type().map(kind_of_type),
+                });
+            }
         }
         out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -239,28 +241,16 @@ fn read_opened(
     Ok((meta, Some(buf)))
 }
 
-/// Size of the buffer a listing reads into.
-const LIST_BUF: usize = 16 * 1024;
-
-fn push_entry(out: &mut Vec<DirEntry>, n: &[u8], t: rustix::fs::FileType) {
-    if n != b"." && n != b".." {
-        out.push(DirEntry {
-            name: OsStr::from_bytes(n).to_os_string(),
-            kind: kind_of_dtype(t),
-        });
-    }
-}
-
-fn kind_of_dtype(t: rustix::fs::FileType) -> Option<Kind> {
-    use rustix::fs::FileType as T;
+/// What a listing's `d_type` says an entry is.
+fn kind_of_type(t: nix::dir::Type) -> Kind {
+    use nix::dir::Type as T;
     match t {
-        T::RegularFile => Some(Kind::File),
-        T::Directory => Some(Kind::Dir),
-        T::Symlink => Some(Kind::Symlink),
-        T::Fifo => Some(Kind::Fifo),
-        T::Socket => Some(Kind::Socket),
-        T::CharacterDevice | T::BlockDevice => Some(Kind::Other),
-        T::Unknown => None,
+        T::File => Kind::File,
+        T::Directory => Kind::Dir,
+        T::Symlink => Kind::Symlink,
+        T::Fifo => Kind::Fifo,
+        T::Socket => Kind::Socket,
+        T::CharacterDevice | T::BlockDevice => Kind::Other,
     }
 }
 
@@ -301,8 +291,9 @@ mod tests {
         );
     }
 
-    /// Around the listing buffer's edge (names of 200 bytes, 73 records a
-    /// fill) and past it, every entry is listed.
+    /// Around the edges of a `getdents64` buffer (names of 200 bytes: 73
+    /// records in 16 KiB, 146 in glibc's 32 KiB) and past them, every entry
+    /// is listed, and listed again alike.
     #[test]
     fn one_fill_listings_are_whole() {
         let at = std::path::Path::new("/dev/shm");

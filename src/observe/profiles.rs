@@ -135,7 +135,7 @@ impl<S: Source> Scanner<'_, S> {
             p.state_path = home_path.join(&cfg.state_file.0);
             if let Ok((b, n)) = &home {
                 p.dir = Some(n.clone());
-                self.profile_files(&b.dir, n, cfg, &Listed(None), &mut p);
+                self.profile_files(&b.dir, n, cfg, &mut p);
             }
             profiles.push(p);
         }
@@ -253,14 +253,8 @@ impl<S: Source> Scanner<'_, S> {
                 }
                 _ => continue,
             };
-            let listed = Listed(self.src.list(&pd).ok());
             let marker = OsStr::new(&cfg.marker.0);
-            let found = match listed.kind(marker) {
-                Some(None) => Ok(false),
-                Some(Some(Some(k))) if k != Kind::Symlink => Ok(true),
-                _ => crate::observe::application::marker_exists(self.src, &pd, marker, user),
-            };
-            match found {
+            match crate::observe::application::marker_exists(self.src, &pd, marker, user) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -284,7 +278,7 @@ impl<S: Source> Scanner<'_, S> {
             let mut p = ProfileObs::new(&name, ProfileSource::Directory, start);
             p.state_path = node.path.join(&cfg.state_file.0);
             match names::validate_profile_name(&name, &cfg.slot_prefix) {
-                Ok(()) => self.profile_files(&pd, &node, cfg, &listed, &mut p),
+                Ok(()) => self.profile_files(&pd, &node, cfg, &mut p),
                 Err(e) => p.problem = Some(e.to_string()),
             }
             p.dir = Some(node);
@@ -314,8 +308,7 @@ impl<S: Source> Scanner<'_, S> {
         };
         match self.open_child(d, at, name) {
             Some((node, Some(pd))) if node.meta.kind == Kind::Dir => {
-                let listed = Listed(self.src.list(&pd).ok());
-                self.profile_files(&pd, &node, cfg, &listed, &mut p);
+                self.profile_files(&pd, &node, cfg, &mut p);
                 p.dir = Some(node);
             }
             Some((node, _)) if node.meta.kind == Kind::Symlink => {
@@ -333,30 +326,15 @@ impl<S: Source> Scanner<'_, S> {
     }
 
     /// State file, lifecycle file and stale runtime files of one profile
-    /// directory (opened as `d`, listed as `listed`: a name the listing
-    /// does not hold is not looked up again).
-    fn profile_files(
-        &mut self,
-        d: &S::Dir,
-        at: &Node,
-        cfg: &ProfilesConfig,
-        listed: &Listed,
-        p: &mut ProfileObs,
-    ) {
-        let state_name = OsStr::new(&cfg.state_file.0);
-        let absent = |name: &OsStr| listed.kind(name).is_some_and(|k| k.is_none());
-        p.state = if absent(state_name) {
-            StateObs::Missing
-        } else {
-            self.state_file(d, state_name)
-        };
-        if !absent(OsStr::new("state")) {
-            (p.lifecycle, p.lifecycle_problem) = self.lifecycle_file(d);
-        }
+    /// directory (opened as `d`), each looked up by name: a profile
+    /// directory is not listed (what is in it besides these is the
+    /// application's, and three or four lookups cost fewer calls than a
+    /// listing; benches/README.md, "Listing a directory").
+    fn profile_files(&mut self, d: &S::Dir, at: &Node, cfg: &ProfilesConfig, p: &mut ProfileObs) {
+        p.state = self.state_file(d, OsStr::new(&cfg.state_file.0));
+        (p.lifecycle, p.lifecycle_problem) = self.lifecycle_file(d);
         for f in &cfg.stale_runtime_files {
-            if !absent(OsStr::new(&f.0)) {
-                p.stale.extend(self.stat(d, at, &f.0));
-            }
+            p.stale.extend(self.stat(d, at, &f.0));
         }
     }
 
@@ -476,23 +454,6 @@ fn state_obs(read: std::io::Result<(crate::fs::Meta, Option<Vec<u8>>)>, link: bo
 
 /// The lifecycle file, in a profile's `state/` directory.
 pub const LIFECYCLE_FILE: &str = "gateway.lifecycle.json";
-
-/// A profile directory's listing, when it could be listed.
-struct Listed(Option<Vec<crate::fs::DirEntry>>);
-
-impl Listed {
-    /// `None`: not known (not listed); `Some(None)`: not in the listing;
-    /// `Some(Some(kind))`: listed, with the kind when the listing says it.
-    fn kind(&self, name: &OsStr) -> Option<Option<Option<Kind>>> {
-        let entries = self.0.as_ref()?;
-        Some(
-            entries
-                .binary_search_by(|e| e.name.as_os_str().cmp(name))
-                .ok()
-                .map(|i| entries[i].kind),
-        )
-    }
-}
 
 fn declared_start(cfg: &ProfilesConfig, name: &str) -> Option<StartPolicy> {
     cfg.declared

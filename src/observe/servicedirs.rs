@@ -173,6 +173,7 @@ impl<S: Source> Scanner<'_, S> {
                 let how = Walk {
                     servicedir: &servicedir.rel,
                     read: false,
+                    in_scandir: false,
                     expected: None,
                 };
                 self.walk(sd, &s, &how, out, bad);
@@ -277,6 +278,7 @@ impl<S: Source> Scanner<'_, S> {
                 let how = Walk {
                     servicedir: &node.rel,
                     read: slot,
+                    in_scandir: true,
                     expected: expected.as_ref(),
                 };
                 self.walk(sd, &node, &how, &mut nodes, bad);

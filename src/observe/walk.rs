@@ -5,9 +5,10 @@
 //! checked, on the way back up). The paths it keeps are bounded too
 //! ([`TREE_PATH_BYTES`]): a planted tree of any depth or width costs a
 //! bounded amount of memory and time. Never follows a symlink, never
-//! descends into another file system, never lists an `event/` fifodir
-//! (what clients leave there is theirs) and never looks at s6-supervise's
-//! runtime files.
+//! descends into another file system, never lists a fifodir (what
+//! clients leave there is theirs; which directories are fifodirs, and what
+//! is read of a scandir servicedir's `supervise/`: [`layout::look`]) and
+//! never looks at s6-supervise's runtime files.
 //!
 //! A file that is normally empty (`down`) is `lstat`ed first and not read
 //! when its size is 0.
@@ -19,7 +20,7 @@ use super::{Content, Node, Scanner, Source, source::MAX_OPEN_DIRS};
 use crate::fs::{self, Kind, Os, Refusal};
 use crate::s6::findings::Skipped;
 use crate::s6::layout::SLOT_FILE_LIMIT;
-use crate::s6::layout::{self, Role};
+use crate::s6::layout::{self, Look};
 
 /// The most bytes of relative paths one walked tree may hold. Every
 /// observed entry keeps its path, so a chain of directories costs the
@@ -74,6 +75,8 @@ pub(super) struct Walk<'a> {
     pub servicedir: &'a Path,
     /// Read regular files' contents (a slot's, for the compare).
     pub read: bool,
+    /// A servicedir of the scandir, not a static one ([`layout::look`]).
+    pub in_scandir: bool,
     /// What the files read are expected to hold: a file that holds it is
     /// [`Content::AsExpected`], its bytes dropped.
     pub expected: Option<&'a super::ExpectedFiles>,
@@ -248,7 +251,7 @@ impl<S: Source> Scanner<'_, S> {
         if layout::is_supervise_runtime_file(in_sd) {
             return None;
         }
-        let descend = layout::role(in_sd, Kind::Dir) != Role::EventDir;
+        let descend = layout::look(in_sd, how.in_scandir) != Look::Nothing;
         // Without d_type, lstat first; then what it is decides. A file
         // that is normally empty too: when its size is 0, that is all
         // there is to observe (nothing opened or read).
@@ -322,8 +325,8 @@ impl<S: Source> Scanner<'_, S> {
 
 impl<S: Source> Scanner<'_, S> {
     /// The names to observe in the directory `node` (opened as `sub`): its
-    /// listing; in the reserve of the path budget, only the entries s6
-    /// knows.
+    /// listing, or the names [`layout::look`] gives; in the reserve of the
+    /// path budget, only the entries s6 knows.
     fn names_of(
         &mut self,
         sub: &S::Dir,
@@ -332,6 +335,11 @@ impl<S: Source> Scanner<'_, S> {
         bad: &mut Vec<Skipped>,
         reserve: bool,
     ) -> Names {
+        let rel = node.rel_below(how.servicedir).unwrap_or(&node.rel);
+        if let Look::Names(names) = layout::look(rel, how.in_scandir) {
+            let names: Vec<_> = names.iter().map(|n| (n.to_string(), None)).collect();
+            return names.into_iter();
+        }
         let names = self.list_names(sub, node, bad).into_iter();
         match reserve {
             true => known_only(node, names, how),

@@ -162,6 +162,41 @@ pub fn role(rel: &Path, kind: Kind) -> Role {
     }
 }
 
+/// What the observer reads of a directory of a servicedir.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Look {
+    /// Listed, every entry observed.
+    List,
+    /// Only these entries, looked up by name.
+    Names(&'static [&'static str]),
+    /// Not opened: the directory's own entry is all there is to observe.
+    Nothing,
+}
+
+/// What reconcile seeds in a `supervise/` (and s6-supervise creates when
+/// missing): the control FIFO and the fifodir.
+pub const SUPERVISE_SEEDED: &[&str] = &[CONTROL, EVENT];
+
+/// What the observer reads of the directory at `rel` (relative to its
+/// servicedir; `in_scandir`: a servicedir of the scandir, not a static
+/// one). A fifodir (`event/`) holds its listeners' FIFOs, which
+/// `s6-ftrigrd` creates and removes: run-time state, never read. In the
+/// scandir, `supervise/` is s6-supervise's run-time directory: besides its
+/// runtime files only `control` and `event/` are s6's (no s6 tool reads
+/// anything else there), so those two are looked up by name and
+/// `supervise/event/` is a fifodir like `event/`. A static servicedir's
+/// `supervise/` is opened to the user whole, so it is listed
+/// (docs/phases.md).
+pub fn look(rel: &Path, in_scandir: bool) -> Look {
+    let (s, e) = (SUPERVISE.as_bytes(), EVENT.as_bytes());
+    match parts(rel).as_slice() {
+        [d] if *d == e => Look::Nothing,
+        [d, d2] if in_scandir && *d == s && *d2 == e => Look::Nothing,
+        [d] if in_scandir && *d == s => Look::Names(SUPERVISE_SEEDED),
+        _ => Look::List,
+    }
+}
+
 /// Whether s6 gives the entry at `rel` (relative to its servicedir) a
 /// meaning: the definitions, `log/`, `supervise/` and what s6-supervise
 /// keeps in it, `event/`. What a walk still observes once a tree is over
@@ -294,6 +329,25 @@ mod tests {
         assert!(!is_runtime(Path::new("supervise/event/x/y")));
         assert!(!is_runtime(Path::new("event/x/y")));
         assert!(!is_supervise_runtime_file(Path::new("supervise/lock/x")));
+    }
+
+    #[test]
+    fn what_is_read_of_a_directory() {
+        for (p, scandir, want) in [
+            ("event", false, Look::Nothing),
+            ("log/event", true, Look::Nothing),
+            ("supervise/event", true, Look::Nothing),
+            ("log/supervise/event", true, Look::Nothing),
+            ("supervise", true, Look::Names(SUPERVISE_SEEDED)),
+            ("log/supervise", true, Look::Names(SUPERVISE_SEEDED)),
+            ("supervise/event", false, Look::List),
+            ("supervise", false, Look::List),
+            ("log", true, Look::List),
+            ("data/supervise", true, Look::List),
+            ("supervise/x", true, Look::List),
+        ] {
+            assert_eq!(look(Path::new(p), scandir), want, "{p} {scandir}");
+        }
     }
 
     #[test]
