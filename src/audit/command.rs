@@ -22,13 +22,18 @@ pub enum AuditError {
     #[error("{at}: {err}")]
     Account { at: String, err: AccountError },
     #[error("--root {path}: {reason}")]
-    Root { path: PathBuf, reason: String },
+    Root {
+        path: PathBuf,
+        reason: crate::fs::Error,
+    },
+    #[error("--root {path}: not a directory")]
+    RootNotADir { path: PathBuf },
 }
 
 impl AuditError {
     fn exit_code(&self) -> i32 {
         match self {
-            AuditError::Root { .. } => EXIT_FATAL,
+            AuditError::Root { .. } | AuditError::RootNotADir { .. } => EXIT_FATAL,
             _ => EXIT_USAGE,
         }
     }
@@ -85,9 +90,8 @@ fn audit(
         None => None,
     };
     if tree.is_none() && !args.root.is_dir() {
-        return Err(AuditError::Root {
+        return Err(AuditError::RootNotADir {
             path: args.root.clone(),
-            reason: "not a directory".into(),
         });
     }
     let config = match &tree {
@@ -95,12 +99,8 @@ fn audit(
         None => crate::desired::config::file::load_config(&args.root, args.config.as_deref(), env)?,
     };
     let db = |file: &'static str| match &tree {
-        Some(d) => {
-            crate::tree::inputs::file_bytes(d, Path::new(file)).map_err(|e| AccountError::Read {
-                file,
-                reason: crate::fs::os_error(&e),
-            })
-        }
+        Some(d) => crate::tree::inputs::file_bytes(d, Path::new(file))
+            .map_err(|reason| AccountError::Read { file, reason }),
         None => accounts::read_db(&args.root, file),
     };
     let mut a = Audit::default();
@@ -119,7 +119,7 @@ fn audit(
         None => {
             let root = crate::fs::Dir::open_path(&args.root).map_err(|e| AuditError::Root {
                 path: args.root.clone(),
-                reason: crate::fs::os_error(&e),
+                reason: e,
             })?;
             let src = crate::observe::Disk {
                 root: &root,

@@ -257,7 +257,10 @@ impl Default for BootLogConfig {
 pub enum ConfigError {
     /// Not a regular file of sane size, or an OS error.
     #[error("unable to read {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    Read {
+        path: PathBuf,
+        reason: crate::fs::input::InputError,
+    },
     /// `line`/`column` are 1-based; `key` is the dotted path to the offending key.
     #[error("{path}:{line}:{column}: {key}: {message}")]
     Parse {

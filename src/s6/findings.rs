@@ -2,10 +2,9 @@
 //! its typed cause. The observation, the plan and apply make them; the
 //! report renders them.
 
-use std::io;
 use std::path::PathBuf;
 
-use crate::fs::{self, Refusal};
+use crate::fs;
 
 /// An item deliberately left alone, with the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -25,11 +24,14 @@ pub struct Failure {
 /// Why an operation failed, kept typed until a renderer prints it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Cause {
-    /// An OS error (its errno), printed as s6 tools print it.
-    Os(i32),
-    /// A refusal of the fd primitives: a symlink, an entry changed since it
-    /// was observed, a hard link, another kind of file...
-    Refused(Refusal),
+    /// An error of the fd primitives: an OS error (printed as s6 tools
+    /// print it), or a refusal (a symlink, an entry changed since it was
+    /// observed, a hard link, another kind of file...).
+    Fs(fs::Error),
+    /// A configured base directory that could not be opened at apply
+    /// time. Never taken for a permission only root has, and counted as
+    /// the owner's doing, whatever the OS said (as before it was typed).
+    Base(fs::BaseError),
     /// A step inside a slot's staging dir failed; the failure is reported on
     /// the slot (`mkdir in staging dir .gateway-x.tmp: ...`).
     InStaging {
@@ -52,9 +54,7 @@ impl Cause {
     /// step that met it was.
     pub fn permission_denied(&self) -> bool {
         match self {
-            Cause::Os(code) => {
-                io::Error::from_raw_os_error(*code).kind() == io::ErrorKind::PermissionDenied
-            }
+            Cause::Fs(e) => e.permission_denied(),
             Cause::InStaging { cause, .. } | Cause::AsUser { cause, .. } => {
                 cause.permission_denied()
             }
@@ -71,8 +71,8 @@ impl Cause {
     /// "Exit codes").
     pub fn owner_can_cause(&self) -> bool {
         match self {
-            Cause::Os(code) => !fs::system_fault(*code),
-            Cause::Refused(_) | Cause::Text(_) => true,
+            Cause::Fs(e) => !e.system_fault(),
+            Cause::Base(_) | Cause::Text(_) => true,
             Cause::InStaging { cause, .. }
             | Cause::OldTreeLeft { cause, .. }
             | Cause::AsUser { cause, .. } => cause.owner_can_cause(),
@@ -80,19 +80,27 @@ impl Cause {
     }
 }
 
-impl From<&io::Error> for Cause {
-    fn from(e: &io::Error) -> Cause {
-        match (e.raw_os_error(), fs::refusal(e)) {
-            (Some(code), _) => Cause::Os(code),
-            (None, Some(r)) => Cause::Refused(r.clone()),
-            (None, None) => Cause::Text(e.to_string()),
-        }
+impl From<fs::Error> for Cause {
+    fn from(e: fs::Error) -> Cause {
+        Cause::Fs(e)
     }
 }
 
-impl From<io::Error> for Cause {
-    fn from(e: io::Error) -> Cause {
-        Cause::from(&e)
+impl From<&fs::Error> for Cause {
+    fn from(e: &fs::Error) -> Cause {
+        Cause::Fs(e.clone())
+    }
+}
+
+impl From<fs::BaseError> for Cause {
+    fn from(e: fs::BaseError) -> Cause {
+        Cause::Base(e)
+    }
+}
+
+impl From<fs::Refusal> for Cause {
+    fn from(r: fs::Refusal) -> Cause {
+        Cause::Fs(r.into())
     }
 }
 
@@ -111,8 +119,8 @@ impl From<&str> for Cause {
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Cause::Os(code) => f.write_str(&fs::os_error(&io::Error::from_raw_os_error(*code))),
-            Cause::Refused(r) => write!(f, "{r}"),
+            Cause::Fs(e) => write!(f, "{e}"),
+            Cause::Base(e) => write!(f, "{e}"),
             Cause::InStaging {
                 step,
                 staging,
@@ -130,7 +138,7 @@ impl std::fmt::Display for Cause {
 /// 10000)`).
 pub fn say_who_acted(e: &mut Failure, uid: u32) {
     if uid != 0 {
-        let cause = std::mem::replace(&mut e.error, Cause::Os(0));
+        let cause = std::mem::replace(&mut e.error, Cause::Text(String::new()));
         e.error = Cause::AsUser {
             uid,
             cause: Box::new(cause),
@@ -152,16 +160,19 @@ mod tests {
 
     #[test]
     fn a_staging_step_keeps_its_os_error_typed() {
-        let os = io::Error::from_raw_os_error(nix::libc::EROFS);
+        let os = fs::Error::Os {
+            call: "mkdirat",
+            errno: nix::errno::Errno::EROFS,
+        };
         let mut f = failure(Cause::InStaging {
             step: "mkdir",
             staging: ".gateway-x.tmp".into(),
-            cause: Box::new((&os).into()),
+            cause: Box::new(os.clone().into()),
         });
         let Cause::InStaging { step, cause, .. } = &f.error else {
             panic!("not typed: {:?}", f.error);
         };
-        assert_eq!((*step, &**cause), ("mkdir", &Cause::Os(nix::libc::EROFS)));
+        assert_eq!((*step, &**cause), ("mkdir", &Cause::Fs(os)));
         say_who_acted(&mut f, 10000);
         assert_eq!(
             f.error.to_string(),
@@ -173,14 +184,12 @@ mod tests {
     fn root_is_not_named_and_refusals_stay_refusals() {
         let mut f = failure(Cause::OldTreeLeft {
             staging: ".gateway-x.tmp".into(),
-            cause: Box::new(Cause::Refused(Refusal::NotAsObserved)),
+            cause: Box::new(fs::Refusal::NotAsObserved.into()),
         });
         say_who_acted(&mut f, 0);
         assert_eq!(
             f.error.to_string(),
             ".gateway-x.tmp: changed since it was observed; left alone"
         );
-        let e: io::Error = Refusal::NotAsObserved.into();
-        assert_eq!(Cause::from(&e), Cause::Refused(Refusal::NotAsObserved));
     }
 }

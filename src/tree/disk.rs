@@ -51,7 +51,7 @@ pub struct Describer {
     /// Set while describing with the user's effective ids ([`Describer::as_user`]).
     acting: bool,
     /// The root, opened once: every entry is reached from it by fd.
-    root_dir: std::io::Result<Dir>,
+    root_dir: crate::fs::Result<Dir>,
     /// Called with each directory [`Describer::entry`] has entered (tests
     /// swap it for a symlink there).
     #[cfg(test)]
@@ -144,9 +144,9 @@ impl Describer {
 
     /// `None` for an entry that is not there or, acting as the user, that
     /// the user cannot reach; any other failure is an error.
-    fn missing<T>(&mut self, op: &'static str, rel: &str, e: std::io::Error) -> Option<T> {
+    fn missing<T>(&mut self, op: &'static str, rel: &str, e: crate::fs::Error) -> Option<T> {
         let absent = crate::fs::Os::NotFound.is(&e) || crate::fs::Os::NotADir.is(&e);
-        let denied = self.acting && e.kind() == std::io::ErrorKind::PermissionDenied;
+        let denied = self.acting && e.permission_denied();
         if !absent && !denied {
             self.error(op, rel, e);
         }
@@ -154,22 +154,22 @@ impl Describer {
     }
 
     /// The root, held open since the describer was made.
-    fn root_dir(&self) -> std::io::Result<Dir> {
+    fn root_dir(&self) -> crate::fs::Result<Dir> {
         match &self.root_dir {
             Ok(d) => d.try_clone(),
-            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            Err(e) => Err(e.clone()),
         }
     }
 
     /// The directory `rel` below the root, opened one component at a time
     /// from the held root, never through a symlink.
-    pub fn open_dir(&self, rel: &str) -> std::io::Result<Dir> {
+    pub fn open_dir(&self, rel: &str) -> crate::fs::Result<Dir> {
         self.root_dir()?.open_beneath(Path::new(rel))
     }
 
     /// The target of the symlink at `rel`, read from its directory opened
     /// from the held root, never through a symlink on the way.
-    pub fn read_link(&self, rel: &str) -> std::io::Result<PathBuf> {
+    pub fn read_link(&self, rel: &str) -> crate::fs::Result<PathBuf> {
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
         let dir = self.open_dir(parent)?;
         Ok(PathBuf::from(dir.read_link(OsStr::new(name))?))
@@ -207,7 +207,7 @@ impl Describer {
                     gid: m.gid,
                     target: t.to_string_lossy().into_owned(),
                 },
-                Err(e) => return self.error("read link", rel, crate::fs::os_error(&e)),
+                Err(e) => return self.error("read link", rel, e),
             },
             Kind::Fifo => Node::Fifo { perms },
             Kind::Socket => Node::Socket { perms },
@@ -234,12 +234,10 @@ impl Describer {
                 self.error("read", rel, "changed while being described");
                 None
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
-                Some(Content::Bytes(Vec::new()))
-            }
+            Err(e) if crate::fs::Os::NotFound.is(&e) => None,
+            Err(e) if self.acting && e.permission_denied() => Some(Content::Bytes(Vec::new())),
             Err(e) => {
-                self.error("read", rel, crate::fs::os_error(&e));
+                self.error("read", rel, e);
                 None
             }
         }
@@ -257,7 +255,7 @@ impl Describer {
         self.acting = true;
         let r = crate::fs::with_effective_ids(user.0, user.1, || {
             f(self);
-            Ok::<(), std::io::Error>(())
+            Ok::<(), crate::fs::Error>(())
         });
         self.acting = false;
         if let Err(e) = r {
@@ -276,7 +274,7 @@ impl Describer {
         let top = self.open_dir(rel);
         let top = match top.and_then(|d| Ok((d.meta()?, d))) {
             Ok(x) => x,
-            Err(e) => return self.error("read directory", rel, crate::fs::os_error(&e)),
+            Err(e) => return self.error("read directory", rel, e),
         };
         if let Some(w) = Walker::new(self, rel, top) {
             w.run();
@@ -335,8 +333,8 @@ impl Describer {
         let opened = crate::fs::input::open_nofollow(&self.real(rel));
         let f = match opened {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(e) if crate::fs::Os::NotFound.is(&e) => return None,
+            Err(e) if self.acting && e.permission_denied() => {
                 return Some(Content::Bytes(Vec::new()));
             }
             Err(e) => {
