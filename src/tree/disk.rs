@@ -19,13 +19,33 @@ use std::ffi::OsStr;
 use walker::Walker;
 
 /// Something that could not be described.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("unable to {op} {path}: {error}")]
 pub struct DescribeError {
     pub op: &'static str,
     /// Container path (relative to the root, shown with a leading `/`).
     pub path: String,
-    pub error: String,
+    pub error: Why,
+}
+
+/// Why an entry could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum Why {
+    /// Met through a held directory fd.
+    #[error(transparent)]
+    Fs(#[from] crate::fs::Error),
+    /// Met by a std call on the entry's path (a device, a root's listing).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Not what was listed any more, or not a name a description holds.
+    #[error("{0}")]
+    Said(&'static str),
+}
+
+impl From<&'static str> for Why {
+    fn from(s: &'static str) -> Why {
+        Why::Said(s)
+    }
 }
 
 /// One collected entry with the identity needed to spot hard links.
@@ -90,11 +110,11 @@ impl Describer {
         }
     }
 
-    pub(super) fn error(&mut self, op: &'static str, rel: &str, error: impl ToString) {
+    pub(super) fn error(&mut self, op: &'static str, rel: &str, error: impl Into<Why>) {
         self.errors.push(DescribeError {
             op,
             path: format!("/{rel}"),
-            error: error.to_string(),
+            error: error.into(),
         });
     }
 
