@@ -61,12 +61,12 @@ fn shape(m: &Meta) -> (String, u32, u32, u32, u64, Option<u64>) {
     (format!("{:?}", m.kind), m.uid, m.gid, m.mode, m.nlink, size)
 }
 
-/// An answer as both sources must agree on it: the OS error (not the
-/// call named, which a description does not make), or the refusal.
+/// An answer as both sources must agree on it: the OS error as it is
+/// printed (not the call named, which a description does not make), or
+/// the refusal.
 fn err<T>(r: s6_reconcile::fs::Result<T>) -> String {
     match r {
         Ok(_) => "ok".into(),
-        Err(s6_reconcile::fs::Error::Os { errno, .. }) => format!("{errno:?}"),
         Err(e) => e.to_string(),
     }
 }

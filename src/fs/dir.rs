@@ -179,10 +179,7 @@ impl Dir {
     pub fn stat_opt(&self, name: &OsStr) -> Result<Option<Meta>> {
         match self.stat(name) {
             Ok(m) => Ok(Some(m)),
-            Err(Error::Os {
-                errno: Errno::ENOENT,
-                ..
-            }) => Ok(None),
+            Err(e) if super::Os::NotFound.is(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -14,30 +14,56 @@ use super::meta::{Kind, Meta};
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why an fd primitive failed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Error {
-    /// The system call `call` failed with `errno` (printed as s6 tools
-    /// print it: the errno's description, no "(os error N)").
-    #[error("{}", .errno.desc())]
-    Os { call: &'static str, errno: Errno },
+    /// A system call failed.
+    #[error(transparent)]
+    Os(OsError),
     /// A refusal: nothing was asked of the OS, or its answer was not what
     /// was observed.
     #[error(transparent)]
     Refused(#[from] Refusal),
 }
 
+/// A system call that failed: which one, and its errno (kept inside
+/// `fs`; printed as s6 tools print it: the errno's description, no "(os
+/// error N)").
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .errno.desc())]
+pub struct OsError {
+    call: &'static str,
+    errno: Errno,
+}
+
+impl OsError {
+    /// The system call that met it (`openat`, `fchownat`...).
+    pub fn call(&self) -> &'static str {
+        self.call
+    }
+}
+
+impl std::hash::Hash for OsError {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.call, self.errno as i32).hash(h)
+    }
+}
+
 impl Error {
     /// The OS error `errno`, met by `call`.
     pub(super) fn os(call: &'static str) -> impl Fn(Errno) -> Error {
-        move |errno| Error::Os { call, errno }
+        move |errno| Error::Os(OsError { call, errno })
     }
 
     /// The OS error a std call met (`read`, `write`); the rare one without
     /// an errno (a write that wrote nothing) counts as an I/O error.
     pub(super) fn std(call: &'static str) -> impl Fn(io::Error) -> Error {
-        move |e| Error::Os {
-            call,
-            errno: e.raw_os_error().map_or(Errno::EIO, Errno::from_raw),
+        move |e| Error::os(call)(e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
+    }
+
+    fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Os(o) => Some(o.errno),
+            Error::Refused(_) => None,
         }
     }
 
@@ -45,19 +71,13 @@ impl Error {
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
             Error::Refused(r) => Some(r),
-            Error::Os { .. } => None,
+            Error::Os(_) => None,
         }
     }
 
     /// Whether the OS refused a permission (EPERM, EACCES).
     pub fn permission_denied(&self) -> bool {
-        matches!(
-            self,
-            Error::Os {
-                errno: Errno::EPERM | Errno::EACCES,
-                ..
-            }
-        )
+        matches!(self.errno(), Some(Errno::EPERM | Errno::EACCES))
     }
 
     /// Whether it is a fault of the system rather than of what is on
@@ -66,28 +86,18 @@ impl Error {
     /// is about what is on disk.
     pub fn system_fault(&self) -> bool {
         matches!(
-            self,
-            Error::Os {
-                errno: Errno::EIO
+            self.errno(),
+            Some(
+                Errno::EIO
                     | Errno::EROFS
                     | Errno::ENOMEM
                     | Errno::EMFILE
                     | Errno::ENFILE
                     | Errno::ENOSYS
                     | Errno::EFAULT
-                    | Errno::EBADF,
-                ..
-            }
+                    | Errno::EBADF
+            )
         )
-    }
-}
-
-impl std::hash::Hash for Error {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        match self {
-            Error::Os { call, errno } => (call, *errno as i32).hash(h),
-            Error::Refused(r) => r.hash(h),
-        }
     }
 }
 
@@ -178,16 +188,13 @@ impl Os {
 
     /// Whether `e` is this OS error.
     pub fn is(self, e: &Error) -> bool {
-        matches!(e, Error::Os { errno, .. } if *errno == self.errno())
+        e.errno() == Some(self.errno())
     }
 
     /// This OS error as the system call `call` would have met it (a tree
     /// description answers as the disk would).
     pub fn at(self, call: &'static str) -> Error {
-        Error::Os {
-            call,
-            errno: self.errno(),
-        }
+        Error::os(call)(self.errno())
     }
 }
 
@@ -206,13 +213,8 @@ mod tests {
         std::os::unix::fs::symlink("/etc", t.path().join("l")).unwrap();
         let d = Dir::open_path(t.path()).unwrap();
         let missing = d.stat(OsStr::new("none")).unwrap_err();
-        assert_eq!(
-            missing,
-            Error::Os {
-                call: "fstatat",
-                errno: Errno::ENOENT
-            }
-        );
+        assert_eq!(missing, Os::NotFound.at("fstatat"));
+        assert!(matches!(&missing, Error::Os(o) if o.call() == "fstatat"));
         assert!(Os::NotFound.is(&missing) && missing.refusal().is_none());
         assert_eq!(missing.to_string(), "No such file or directory");
         let link = d.open_dir(OsStr::new("l")).unwrap_err();

@@ -35,7 +35,7 @@ pub use creds::{
     with_effective_ids,
 };
 pub use dir::{Dir, DirEntry};
-pub use error::{Error, Os, Refusal, Result};
+pub use error::{Error, Os, OsError, Refusal, Result};
 pub use make::mkdir_path;
 pub use meta::{Kind, Meta};
 pub use stage::{SETGID, born_dir_mode};

@@ -160,10 +160,7 @@ mod tests {
 
     #[test]
     fn a_staging_step_keeps_its_os_error_typed() {
-        let os = fs::Error::Os {
-            call: "mkdirat",
-            errno: nix::errno::Errno::EROFS,
-        };
+        let os = fs::Os::Access.at("mkdirat");
         let mut f = failure(Cause::InStaging {
             step: "mkdir",
             staging: ".gateway-x.tmp".into(),
@@ -176,7 +173,7 @@ mod tests {
         say_who_acted(&mut f, 10000);
         assert_eq!(
             f.error.to_string(),
-            "mkdir in staging dir .gateway-x.tmp: Read-only file system (as uid 10000)"
+            "mkdir in staging dir .gateway-x.tmp: Permission denied (as uid 10000)"
         );
     }
 
