@@ -7,7 +7,6 @@
 //! operation, path and OS error.
 
 use std::ffi::OsStr;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{self, Dir, Refusal};
@@ -25,7 +24,7 @@ mod stage;
 
 /// The base directories apply acts beneath, opened at apply time.
 pub trait Anchors {
-    fn anchor(&mut self, a: Anchor) -> io::Result<&Dir>;
+    fn anchor(&mut self, a: Anchor) -> Result<&Dir, fs::BaseError>;
 }
 
 /// What apply did, for the report: the changes done (moved, not cloned:
@@ -85,7 +84,7 @@ struct ParentCache {
 }
 
 impl ParentCache {
-    fn get(&mut self, anchors: &mut dyn Anchors, a: Anchor, parent: &Path) -> io::Result<&Dir> {
+    fn get(&mut self, anchors: &mut dyn Anchors, a: Anchor, parent: &Path) -> Result<&Dir, Cause> {
         let key = (a, parent.to_path_buf());
         if self.key.as_ref() != Some(&key) {
             // Below the cached parent (a deep tree, walked down in order):
@@ -111,7 +110,7 @@ impl ParentCache {
 
     /// The held directory (after [`ParentCache::get`]) must be the one
     /// observed (`expect`: dev, ino, kind).
-    fn check_same(&mut self, expect: &fs::Meta) -> io::Result<()> {
+    fn check_same(&mut self, expect: &fs::Meta) -> fs::Result<()> {
         let meta = match self.meta {
             Some(m) => m,
             None => {
@@ -182,11 +181,11 @@ struct StepError {
     cause: Cause,
 }
 
-impl From<(&'static str, io::Error)> for StepError {
-    fn from((op, e): (&'static str, io::Error)) -> StepError {
+impl<E: Into<Cause>> From<(&'static str, E)> for StepError {
+    fn from((op, e): (&'static str, E)) -> StepError {
         StepError {
             op,
-            cause: Cause::from(&e),
+            cause: e.into(),
         }
     }
 }
@@ -279,7 +278,7 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
             if !now.same_file(m) {
                 return Err(StepError {
                     op: c.op.verb(),
-                    cause: Cause::Refused(Refusal::NotAsObserved),
+                    cause: Refusal::NotAsObserved.into(),
                 });
             }
             if let Some(dot) = retire_name(c) {
@@ -306,9 +305,11 @@ fn on_entry(dir: &Dir, name: &OsStr, c: &Change) -> Result<(), StepError> {
 
 /// Remove the tree `name` of `dir` unless a supervisor still holds it
 /// (see [`retire::held`]): a leftover a run could not retire in time is
-/// removed only once its supervisor has let go.
+/// removed only once its supervisor has let go. A tree whose lock these
+/// ids cannot look at (a directory they cannot search) goes to the removal,
+/// which says what stops it.
 fn remove_unheld(dir: &Dir, name: &OsStr) -> Result<(), StepError> {
-    if retire::held(dir, name).map_err(|e| ("stat", e))? {
+    if matches!(retire::held(dir, name), Ok(true)) {
         return Err(StepError {
             op: "remove",
             cause: Cause::Supervised,

@@ -662,6 +662,65 @@ boot_log:
     );
 }
 
+/// A value holding a bidirectional override, an invisible or a control
+/// character (Trojan Source) is printed escaped, never raw: it cannot
+/// reorder or hide what the operator reads, and the printed configuration
+/// still reads back as the same values.
+#[test]
+fn print_config_escapes_what_would_reorder_the_terminal() {
+    use s6_reconcile::report::render::hidden;
+    let tmp = container();
+    write_config(
+        tmp.path(),
+        r##"profiles:
+  autostart: [running, "run\u202Eing"]
+  templates:
+    run: "#!/bin/sh\n# \u2066admin\u2069 \U000E0001\nexec sleep 1000\n"
+container:
+  program: "herm\u00ADes\x7F"
+"##,
+    );
+    let out = reconcile_bare(tmp.path(), &["--print-config"], &[]);
+    assert_eq!(out.code, Some(0), "{}", out);
+    let printed = out.stdout;
+    let raw: Vec<char> = printed
+        .chars()
+        .filter(|&c| c != '\n' && hidden(c))
+        .collect();
+    assert!(raw.is_empty(), "raw {raw:?} in:\n{printed}");
+    for escaped in [
+        r#""run\u202eing""#,
+        r##""run": "#!/bin/sh\n# \u2066admin\u2069 \U000e0001\nexec sleep 1000\n""##,
+        r#""program": "herm\u00ades\u007f""#,
+    ] {
+        assert!(printed.contains(escaped), "missing {escaped}:\n{printed}");
+    }
+
+    let saved = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(saved.path(), &printed).unwrap();
+    let config_arg = saved.path().to_str().unwrap();
+    let again = reconcile_bare(tmp.path(), &["--print-config", "--config", config_arg], &[]);
+    assert_eq!(again.code, Some(0), "{}", again);
+    let body = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with("# file:"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(body(&again.stdout), body(&printed));
+    let plan = |args: &[&str]| {
+        let mut all = vec!["--plan", "--format", "json"];
+        all.extend_from_slice(args);
+        let out = reconcile_bare(tmp.path(), &all, &[]);
+        (out.code, out.stdout)
+    };
+    assert_eq!(
+        plan(&["--config", config_arg]),
+        plan(&[]),
+        "the printed configuration plans like the file"
+    );
+}
+
 /// A tree description holds the configuration and the accounts: the
 /// configuration in effect printed from it is the one printed from the
 /// tree on disk.

@@ -162,7 +162,7 @@ pub fn append(
                 said(format!(
                     "rotation to {} failed: {}",
                     old.to_string_lossy(),
-                    Cause::from(&e)
+                    Cause::from(e.clone())
                 ))
             })?;
         }
@@ -173,7 +173,7 @@ pub fn append(
         .map(drop)
         .map_err(|e| match dir.stat_opt(name) {
             Ok(Some(m)) if m.kind == Kind::Symlink => said("is a symlink; not followed".into()),
-            _ => Cause::from(&e),
+            _ => Cause::from(e.clone()),
         })
 }
 

@@ -13,7 +13,7 @@ use crate::plan::SlotReport;
 use crate::plan::steps::EffectReport;
 use crate::plan::steps::{self, Effect};
 use crate::plan::{Anchor, Change};
-use crate::s6::findings::{Failure, say_who_acted};
+use crate::s6::findings::{Cause, Failure, say_who_acted};
 use crate::s6::layout;
 
 /// What the effects did.
@@ -56,7 +56,7 @@ pub fn run(
                         out.errors.push(Failure {
                             op: "open".into(),
                             path: path.ancestors().nth(depth).unwrap_or(path).to_path_buf(),
-                            error: (&err).into(),
+                            error: err.into(),
                         });
                         continue;
                     }
@@ -118,10 +118,13 @@ fn rescan(control: &Path, done: &[Change], anchors: &mut dyn Anchors, out: &mut 
         return;
     };
     let command = want.command();
-    let r = anchors.anchor(Anchor::Scandir).and_then(|d| {
-        d.open_dir(OsStr::new(layout::SVSCAN_DIR))?
-            .write_fifo(OsStr::new(layout::CONTROL), command.as_bytes())
-    });
+    let r = match anchors.anchor(Anchor::Scandir) {
+        Ok(d) => d
+            .open_dir(OsStr::new(layout::SVSCAN_DIR))
+            .and_then(|c| c.write_fifo(OsStr::new(layout::CONTROL), command.as_bytes()))
+            .map_err(Cause::Fs),
+        Err(e) => Err(Cause::Base(e)),
+    };
     match r {
         Ok(true) => {
             log::info!("wrote {command:?} to {}", control.display());
@@ -133,13 +136,12 @@ fn rescan(control: &Path, done: &[Change], anchors: &mut dyn Anchors, out: &mut 
             });
         }
         Ok(false) => log::info!("no s6-svscan listens on {}; no rescan", control.display()),
-        Err(e) if fs::Os::NotFound.is(&e) => {
+        Err(Cause::Fs(e)) if fs::Os::NotFound.is(&e) => {
             log::info!("no {}; no rescan", control.display())
         }
         Err(e) => out.warnings.push(format!(
-            "unable to request a rescan through {}: {}",
+            "unable to request a rescan through {}: {e}",
             control.display(),
-            fs::os_error(&e)
         )),
     }
 }

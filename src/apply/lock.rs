@@ -38,11 +38,11 @@ const POLL: Duration = Duration::from_millis(10);
 /// Why the lock could not be taken (fatal: exit 111).
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("unable to take the apply lock {path}: {}", fs::os_error(.err))]
+    #[error("unable to take the apply lock {path}: {err}")]
     Io {
         path: PathBuf,
         #[source]
-        err: std::io::Error,
+        err: fs::Error,
     },
     #[error(
         "refusing the apply lock {path}: {dir} is writable by uid {uid} or gid {gid}, who could take or hold it"

@@ -28,11 +28,11 @@ const MODE_FILE: u32 = 0o644;
 /// Why a report could not be recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("unable to record the report in {path}: {}", fs::os_error(.err))]
+    #[error("unable to record the report in {path}: {err}")]
     Io {
         path: PathBuf,
         #[source]
-        err: std::io::Error,
+        err: fs::Error,
     },
     #[error("refusing to record the report in {path}: {why}")]
     Untrusted { path: PathBuf, why: String },
@@ -76,15 +76,11 @@ impl Records {
         let name = OsStr::new(DIR_NAME);
         let dir = match run.dir.open_dir(name) {
             Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                match run.dir.mkdir(name, MODE_DIR) {
-                    Ok(d) => d,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        run.dir.open_dir(name).map_err(io)?
-                    }
-                    Err(e) => return Err(io(e)),
-                }
-            }
+            Err(e) if crate::fs::Os::NotFound.is(&e) => match run.dir.mkdir(name, MODE_DIR) {
+                Ok(d) => d,
+                Err(e) if crate::fs::Os::Exists.is(&e) => run.dir.open_dir(name).map_err(io)?,
+                Err(e) => return Err(io(e)),
+            },
             Err(e) => return Err(io(e)),
         };
         let m = dir.meta().map_err(io)?;
@@ -110,7 +106,7 @@ impl Records {
                 .trim()
                 .parse::<u64>()
                 .unwrap_or(0),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) if crate::fs::Os::NotFound.is(&e) => 0,
             Err(err) => {
                 return Err(RecordError::Io {
                     path: self.shown.join(SEQUENCE),
@@ -135,7 +131,7 @@ impl Records {
         // A leftover of a killed write: ours to replace.
         match self.dir.unlink(tmp) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if crate::fs::Os::NotFound.is(&e) => {}
             Err(e) => return Err(io(e)),
         }
         self.dir.create_file(tmp, content, MODE_FILE).map_err(io)?;

@@ -10,7 +10,6 @@
 //! (docs/phases.md).
 
 use std::ffi::OsStr;
-use std::io;
 use std::time::{Duration, Instant};
 
 use crate::fs::Dir;
@@ -29,14 +28,23 @@ pub struct Retired {
     /// Removed, their supervisors gone.
     pub removed: Vec<String>,
     /// Left under their dot names, with why.
-    pub left: Vec<(String, String)>,
+    pub left: Vec<(String, Left)>,
+}
+
+/// Why a retired tree was left.
+#[derive(Debug, thiserror::Error)]
+pub enum Left {
+    #[error("its supervisor did not let go within {} s", DEADLINE.as_secs())]
+    Supervised,
+    #[error(transparent)]
+    Fs(#[from] crate::fs::Error),
 }
 
 /// Whether a supervisor still holds the tree `name` of `scandir`. Every
 /// removal of a tree in the scandir asks first: a tree a run left under a
 /// dot name because its supervisor held it past the deadline is removed
 /// by a later run only once it is free.
-pub fn held(scandir: &Dir, name: &OsStr) -> io::Result<bool> {
+pub fn held(scandir: &Dir, name: &OsStr) -> crate::fs::Result<bool> {
     // What a replace swapped out may be no directory at all (a symlink
     // planted at the slot's name): nothing supervises it.
     match scandir.stat_opt(name)? {
@@ -45,7 +53,7 @@ pub fn held(scandir: &Dir, name: &OsStr) -> io::Result<bool> {
     }
     let top = match scandir.open_dir(name) {
         Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if crate::fs::Os::NotFound.is(&e) => return Ok(false),
         Err(e) => return Err(e),
     };
     for dir in [None, Some(layout::LOG)] {
@@ -53,13 +61,13 @@ pub fn held(scandir: &Dir, name: &OsStr) -> io::Result<bool> {
             None => top.try_clone()?,
             Some(sub) => match top.open_dir(OsStr::new(sub)) {
                 Ok(d) => d,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if crate::fs::Os::NotFound.is(&e) => continue,
                 Err(e) => return Err(e),
             },
         };
         let supervise = match d.open_dir(OsStr::new(layout::SUPERVISE)) {
             Ok(s) => s,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if crate::fs::Os::NotFound.is(&e) => continue,
             Err(e) => return Err(e),
         };
         if supervise.fcntl_locked(OsStr::new(layout::LOCK))? {
@@ -81,10 +89,10 @@ pub fn retire(scandir: &Dir, names: Vec<String>, deadline: Instant) -> Retired {
                 Ok(true) => still.push(name),
                 Ok(false) => match scandir.remove_tree(OsStr::new(&name)) {
                     Ok(()) => out.removed.push(name),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => out.removed.push(name),
-                    Err(e) => out.left.push((name, crate::fs::os_error(&e))),
+                    Err(e) if crate::fs::Os::NotFound.is(&e) => out.removed.push(name),
+                    Err(e) => out.left.push((name, e.into())),
                 },
-                Err(e) => out.left.push((name, crate::fs::os_error(&e))),
+                Err(e) => out.left.push((name, e.into())),
             }
         }
         pending = still;
@@ -94,11 +102,7 @@ pub fn retire(scandir: &Dir, names: Vec<String>, deadline: Instant) -> Retired {
         }
         std::thread::sleep(POLL.min(deadline - now));
     }
-    let why = format!(
-        "its supervisor did not let go within {} s",
-        DEADLINE.as_secs()
-    );
     out.left
-        .extend(pending.into_iter().map(|n| (n, why.clone())));
+        .extend(pending.into_iter().map(|n| (n, Left::Supervised)));
     out
 }

@@ -34,7 +34,10 @@ impl Account {
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("unable to read {file}: {reason}")]
-    Read { file: &'static str, reason: String },
+    Read {
+        file: &'static str,
+        reason: input::InputError,
+    },
     #[error("unknown user {name:?}: not found in {file}")]
     UnknownUser { name: String, file: &'static str },
     #[error("unknown group {name:?}: not found in {file}")]
@@ -83,10 +86,8 @@ pub const DB_LIMIT: u64 = 16 << 20;
 /// at most [`DB_LIMIT`] bytes.
 fn read(root: &Path, file: &'static str) -> Result<Vec<u8>, AccountError> {
     let p = root.join(file.trim_start_matches('/'));
-    input::read_regular(&p, DB_LIMIT, Follow::No).map_err(|e| AccountError::Read {
-        file,
-        reason: e.to_string(),
-    })
+    input::read_regular(&p, DB_LIMIT, Follow::No)
+        .map_err(|reason| AccountError::Read { file, reason })
 }
 
 /// Find `name` in a colon-separated database; returns `fields` numbers
@@ -142,13 +143,11 @@ pub fn resolve(
     };
     let groups = match (user, group) {
         (_, Some(Principal::Name(_))) => read(root, GROUP)?,
-        (Principal::Name(_), _)
-            if std::fs::symlink_metadata(root.join(GROUP.trim_start_matches('/')))
-                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-        {
-            Vec::new()
-        }
-        (Principal::Name(_), _) => read(root, GROUP)?,
+        // The user's other groups, when there is a group file.
+        (Principal::Name(_), _) => match read(root, GROUP) {
+            Err(AccountError::Read { reason, .. }) if reason.is_not_found() => Vec::new(),
+            r => r?,
+        },
         _ => Vec::new(),
     };
     resolve_from(&passwd, &groups, user, group)

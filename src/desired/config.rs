@@ -10,6 +10,8 @@ pub(crate) mod aliases;
 mod bases;
 pub mod env;
 pub(crate) mod file;
+mod said;
+mod section;
 mod source;
 mod values;
 mod words;
@@ -17,13 +19,14 @@ mod words;
 use std::path::{Path, PathBuf};
 
 use env::{AppEnv, EnvSwitch};
+use section::{Section, Sectioned};
 use serde::Deserialize;
 
 pub use source::Source;
 pub use values::{AbsPath, FileName, MAX_ID, NameGlob, Principal, RelPath, TEMPLATE_MAX};
 
 /// Access policy (docs/security.md, "Policies").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// The reference image's layout: the user owns the trees.
@@ -43,6 +46,13 @@ impl Policy {
     }
 }
 
+impl<'de> Deserialize<'de> for Policy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WORDS: &[(&str, Policy)] = &[("compat", Policy::Compat), ("strict", Policy::Strict)];
+        values::one_of(d, WORDS, "`compat` or `strict`")
+    }
+}
+
 impl std::fmt::Display for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -58,11 +68,15 @@ pub struct Config {
     #[serde(deserialize_with = "values::de_group")]
     pub group: Option<Principal>,
     pub policy: Policy,
-    #[serde(rename = "static")]
+    #[serde(rename = "static", deserialize_with = "section::section")]
     pub static_: StaticConfig,
+    #[serde(deserialize_with = "section::section")]
     pub scandir: ScandirConfig,
+    #[serde(deserialize_with = "section::section")]
     pub profiles: ProfilesConfig,
+    #[serde(deserialize_with = "section::section")]
     pub boot_log: BootLogConfig,
+    #[serde(deserialize_with = "section::section")]
     pub container: ContainerConfig,
     /// The application's environment switches, read by [`Config::apply_env`].
     #[serde(skip)]
@@ -93,6 +107,7 @@ impl Default for Config {
 #[serde(deny_unknown_fields, default)]
 pub struct StaticConfig {
     pub servicedirs: AbsPath,
+    #[serde(deserialize_with = "values::list")]
     pub skip: Vec<NameGlob>,
 }
 
@@ -123,8 +138,7 @@ impl Default for ScandirConfig {
 }
 
 /// When a declared profile starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StartPolicy {
     /// Follow the profile's state file.
     #[default]
@@ -135,11 +149,23 @@ pub enum StartPolicy {
     Never,
 }
 
+impl<'de> Deserialize<'de> for StartPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const WORDS: &[(&str, StartPolicy)] = &[
+            ("auto", StartPolicy::Auto),
+            ("always", StartPolicy::Always),
+            ("never", StartPolicy::Never),
+        ];
+        values::one_of(d, WORDS, "one of `auto`, `always`, `never`")
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Declared {
     /// Validated by the profiles phase (an invalid name skips that profile
     /// with a reason, it does not fail the whole configuration).
+    #[serde(deserialize_with = "values::text")]
     pub name: String,
     #[serde(default)]
     pub start: StartPolicy,
@@ -164,16 +190,24 @@ pub struct ProfilesConfig {
     pub marker: FileName,
     #[serde(deserialize_with = "values::de_slot_prefix")]
     pub slot_prefix: String,
+    #[serde(deserialize_with = "values::switch")]
     pub default_slot: bool,
+    #[serde(deserialize_with = "section::section_list")]
     pub declared: Vec<Declared>,
     pub state_file: FileName,
+    #[serde(deserialize_with = "values::text_list")]
     pub autostart: Vec<String>,
+    #[serde(deserialize_with = "values::text_list")]
     pub transient_running: Vec<String>,
+    #[serde(deserialize_with = "values::list")]
     pub stale_runtime_files: Vec<FileName>,
     /// `None` (the default): the application's own configuration decides
     /// (see `plan::multiplex`); set, it overrides those files.
+    #[serde(deserialize_with = "values::maybe_switch")]
     pub multiplex: Option<bool>,
+    #[serde(deserialize_with = "values::switch")]
     pub prune: bool,
+    #[serde(deserialize_with = "section::section")]
     pub templates: Templates,
 }
 
@@ -206,19 +240,26 @@ impl Default for ProfilesConfig {
 pub struct ContainerConfig {
     /// The image's entry wrapper: the process whose argv holds it is the
     /// container's command, and what follows it is the program's.
+    #[serde(deserialize_with = "values::text")]
     pub wrapper: String,
     /// A dispatcher script peeled off after the wrapper (matched as a suffix).
+    #[serde(deserialize_with = "values::text")]
     pub dispatcher: String,
     /// The program's name peeled off next (matched as a file name).
+    #[serde(deserialize_with = "values::text")]
     pub program: String,
     /// The program's arguments that ran the default gateway before it was
     /// supervised: such a container gets a `running` state once.
+    #[serde(deserialize_with = "values::text_list")]
     pub legacy_command: Vec<String>,
     /// An argument that opts out of that migration.
+    #[serde(deserialize_with = "values::text")]
     pub no_supervise_flag: String,
     /// An environment variable that opts out when `1`, `true` or `yes`.
+    #[serde(deserialize_with = "values::text")]
     pub no_supervise_env: String,
     /// Commands of containers that need no profile gateways at all.
+    #[serde(deserialize_with = "values::text_list")]
     pub dashboard_commands: Vec<String>,
 }
 
@@ -240,6 +281,7 @@ impl Default for ContainerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct BootLogConfig {
     pub path: RelPath,
+    #[serde(deserialize_with = "values::whole_number")]
     pub rotate_bytes: u64,
 }
 
@@ -252,12 +294,59 @@ impl Default for BootLogConfig {
     }
 }
 
+/// What each mapping of the file is, said when something else is found
+/// there.
+impl Section for Config {
+    const EXPECTING: &'static str = "a mapping of configuration keys (user, group, policy, static, \
+         scandir, profiles, boot_log, container); an empty file means all defaults";
+}
+
+impl Section for StaticConfig {
+    const EXPECTING: &'static str =
+        "a mapping with the keys servicedirs, skip (leave the key out for the defaults)";
+}
+
+impl Section for ScandirConfig {
+    const EXPECTING: &'static str =
+        "a mapping with the keys path (leave the key out for the defaults)";
+}
+
+impl Section for ProfilesConfig {
+    const EXPECTING: &'static str = "a mapping with the keys home, root, marker, slot_prefix, \
+         default_slot, declared, state_file, autostart, transient_running, stale_runtime_files, \
+         multiplex, prune, templates (leave the key out for the defaults)";
+}
+
+impl Section for BootLogConfig {
+    const EXPECTING: &'static str =
+        "a mapping with the keys path, rotate_bytes (leave the key out for the defaults)";
+}
+
+impl Section for Templates {
+    const EXPECTING: &'static str =
+        "a mapping with the keys run, finish, log_run (leave the key out for the defaults)";
+}
+
+impl Section for ContainerConfig {
+    const EXPECTING: &'static str = "a mapping with the keys wrapper, dispatcher, program, \
+         legacy_command, no_supervise_flag, no_supervise_env, dashboard_commands (leave the key \
+         out for the defaults)";
+}
+
+impl Section for Declared {
+    const EXPECTING: &'static str = "a mapping with the keys name and start";
+    const REQUIRED: &'static [&'static str] = &["name"];
+}
+
 /// A configuration error: always exit 100.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Not a regular file of sane size, or an OS error.
     #[error("unable to read {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
+    Read {
+        path: PathBuf,
+        reason: crate::fs::input::InputError,
+    },
     /// `line`/`column` are 1-based; `key` is the dotted path to the offending key.
     #[error("{path}:{line}:{column}: {key}: {message}")]
     Parse {
@@ -327,31 +416,24 @@ impl Config {
             let (line, column) = at.unwrap_or((1, 1));
             return Err(parse_error(line, column, "(file)", e.to_string()));
         }
+        said::listen();
         let de = serde_yaml::Deserializer::from_str(text);
-        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let (line, column) = inner
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            let message = strip_yaml_path(&strip_location(&inner.to_string()));
-            let duplicate = message
-                .strip_prefix("duplicate field `")
-                .and_then(|m| m.strip_suffix('`'));
-            if let Some(dup) = duplicate {
-                let (line, column) =
-                    words::duplicate_at(text, line, column, dup).unwrap_or((line, column));
-                let key = if key == "." {
-                    dup.to_string()
-                } else {
-                    format!("{key}.{dup}")
-                };
-                return parse_error(line, column, &key, "duplicate key (given twice)".into());
-            }
-            let key = if key == "." { "(top level)" } else { &key };
-            parse_error(line, column, key, words::in_our_words(&message))
-        })?;
+        let read: Result<Sectioned<Config>, _> = serde_path_to_error::deserialize(de);
+        let mut cfg = read
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let (line, column) = inner
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((1, 1));
+                let key = if key == "." { "(top level)" } else { &key };
+                // What the check that refused the value said; else the
+                // YAML itself was refused, as serde_yaml says.
+                let message = said::heard().unwrap_or_else(|| inner.to_string());
+                parse_error(line, column, key, message)
+            })?
+            .0;
         cfg.source = Source::new(path, text);
         cfg.validate(path)?;
         Ok(cfg)
@@ -446,23 +528,6 @@ impl Config {
     }
 }
 
-/// serde_yaml prefixes nested errors with its own "static: " path; ours is
-/// more precise, so drop theirs.
-fn strip_yaml_path(msg: &str) -> String {
-    match msg.split_once(": ") {
-        Some((head, rest)) if !head.contains(' ') && !head.is_empty() => rest.to_string(),
-        _ => msg.to_string(),
-    }
-}
-
-/// serde_yaml appends " at line L column C"; we print the location ourselves.
-fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,6 +567,73 @@ mod tests {
             msg.starts_with("/etc/s6-reconcile/config.yaml:4:3: static.skp: unknown field `skp`"),
             "{msg}"
         );
+    }
+
+    /// Each check says what it expected and what it found in the
+    /// configuration's words, at the value or the key it refuses; serde's
+    /// own text is never rewritten.
+    #[test]
+    fn refusals_are_said_where_the_value_is_checked() {
+        let file = "/etc/s6-reconcile/config.yaml";
+        for (yaml, want) in [
+            (
+                "profiles:\n  prune: 3\n",
+                "2:10: profiles.prune: expected true or false, found 3",
+            ),
+            (
+                "profiles:\n  multiplex: maybe\n",
+                "2:14: profiles.multiplex: expected true or false, found the string \"maybe\"",
+            ),
+            (
+                "profiles:\n  autostart: running\n",
+                "2:14: profiles.autostart: expected a list, found the string \"running\"",
+            ),
+            (
+                "profiles:\n  home: {a: 1}\n",
+                "2:9: profiles.home: expected an absolute path, found a mapping or a list",
+            ),
+            (
+                "container:\n  program: [a]\n",
+                "2:12: container.program: expected a string, found a mapping or a list",
+            ),
+            (
+                "boot_log:\n  rotate_bytes: -1\n",
+                "2:17: boot_log.rotate_bytes: expected a whole number (0 or more, without a \
+                 unit), found -1",
+            ),
+            (
+                "scandir: [x]\n",
+                "1:10: scandir: expected a mapping with the keys path (leave the key out for \
+                 the defaults), found a list",
+            ),
+            (
+                "policy: lax\n",
+                "1:9: policy: unknown variant `lax`, expected `compat` or `strict`",
+            ),
+            (
+                "profiles:\n  declared:\n    - {start: never}\n",
+                "3:7: profiles.declared[0]: missing field `name`",
+            ),
+            (
+                "scandir:\n  pth: /x\n",
+                "2:3: scandir.pth: unknown field `pth`, expected `path`",
+            ),
+            (
+                "{user: a, policy: compat, user: b}\n",
+                "1:27: user: duplicate key (given twice)",
+            ),
+            (
+                "profiles: {prune: true,\n  \"prune\": false}\n",
+                "2:3: profiles.prune: duplicate key (given twice)",
+            ),
+            (
+                "profiles:\n  declared:\n  - name: a\n    name: b\n",
+                "4:5: profiles.declared[0].name: duplicate key (given twice)",
+            ),
+        ] {
+            let msg = parse(yaml).unwrap_err().to_string();
+            assert_eq!(msg, format!("{file}:{want}"), "{yaml:?}");
+        }
     }
 
     #[test]

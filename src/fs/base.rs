@@ -3,7 +3,6 @@
 //! unprivileged user cannot write.
 
 use std::ffi::OsString;
-use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use super::dir::Dir;
@@ -20,7 +19,7 @@ pub struct Base {
 }
 
 /// Why a base directory could not be opened.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum BaseError {
     #[error("not present")]
     Missing,
@@ -37,7 +36,7 @@ pub enum BaseError {
     #[error("resolves to {0}, which is / or a system directory; refusing it")]
     System(PathBuf),
     #[error("{0}")]
-    Io(#[from] io::Error),
+    Fs(#[from] super::Error),
 }
 
 /// Open the configured base directory `path` (absolute container path)

@@ -1,12 +1,10 @@
 //! The process's credentials: acting as the user (effective ids only) for
 //! the rest of the run or for a while, the umask.
 
-use std::io;
-
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
-use super::errno_io;
+use super::error::{Error, Result};
 
 /// Act as (uid, gid) for the rest of the run: the effective ids (and so
 /// every permission check and the owner of what is created) become the
@@ -25,18 +23,18 @@ pub fn current_ids() -> super::Ids {
     }
 }
 
-pub fn act_as(uid: u32, gid: u32) -> io::Result<()> {
-    let groups = nix::unistd::getgroups().map_err(errno_io)?;
+pub fn act_as(uid: u32, gid: u32) -> Result<()> {
+    let groups = nix::unistd::getgroups().map_err(Error::os("getgroups"))?;
     let _ = ROOT_GROUPS.set(groups);
     let g = Gid::from_raw(gid);
     let u = Uid::from_raw(uid);
-    nix::sys::prctl::set_dumpable(false).map_err(errno_io)?;
-    nix::unistd::setgroups(&[g]).map_err(errno_io)?;
-    nix::unistd::setegid(g).map_err(errno_io)?;
-    nix::unistd::seteuid(u).map_err(errno_io)?;
+    nix::sys::prctl::set_dumpable(false).map_err(Error::os("set_dumpable"))?;
+    nix::unistd::setgroups(&[g]).map_err(Error::os("setgroups"))?;
+    nix::unistd::setegid(g).map_err(Error::os("setegid"))?;
+    nix::unistd::seteuid(u).map_err(Error::os("seteuid"))?;
     // The kernel resets the dumpable flag on a change of ids (to
     // fs.suid_dumpable, which may be 1 or 2): set it again.
-    nix::sys::prctl::set_dumpable(false).map_err(errno_io)?;
+    nix::sys::prctl::set_dumpable(false).map_err(Error::os("set_dumpable"))?;
     Ok(())
 }
 
@@ -46,14 +44,14 @@ static ROOT_GROUPS: std::sync::OnceLock<Vec<Gid>> = std::sync::OnceLock::new();
 /// Return to the real ids after [`act_as`] (a no-op when not acting): for
 /// what a run does after its profiles phase with root's rights and none of
 /// the user's input (recording its report in root's `/run`).
-pub fn stop_acting() -> io::Result<()> {
+pub fn stop_acting() -> Result<()> {
     if acting_as().is_none() {
         return Ok(());
     }
-    nix::unistd::seteuid(nix::unistd::getuid()).map_err(errno_io)?;
-    nix::unistd::setegid(nix::unistd::getgid()).map_err(errno_io)?;
+    nix::unistd::seteuid(nix::unistd::getuid()).map_err(Error::os("seteuid"))?;
+    nix::unistd::setegid(nix::unistd::getgid()).map_err(Error::os("setegid"))?;
     if let Some(groups) = ROOT_GROUPS.get() {
-        nix::unistd::setgroups(groups).map_err(errno_io)?;
+        nix::unistd::setgroups(groups).map_err(Error::os("setgroups"))?;
     }
     Ok(())
 }
@@ -68,27 +66,27 @@ pub fn acting_as() -> Option<u32> {
 /// effective ids change (the saved ones stay 0), so permission checks and
 /// the owner of what `f` creates are the user's. `f`'s error is any that
 /// an OS error converts into (a failed switch is one).
-pub fn with_effective_ids<R, E: From<io::Error>>(
+pub fn with_effective_ids<R, E: From<Error>>(
     uid: u32,
     gid: u32,
     f: impl FnOnce() -> Result<R, E>,
 ) -> Result<R, E> {
     let (old_uid, old_gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    let old_groups = nix::unistd::getgroups().map_err(errno_io)?;
+    let old_groups = nix::unistd::getgroups().map_err(Error::os("getgroups"))?;
     // Supplementary groups too: root's would grant more than the user has.
-    nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(errno_io)?;
+    nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(Error::os("setgroups"))?;
     let switched = nix::unistd::setegid(Gid::from_raw(gid))
         .and_then(|()| nix::unistd::seteuid(Uid::from_raw(uid)));
     let r = match switched {
         Ok(()) => f(),
-        Err(e) => Err(errno_io(e).into()),
+        Err(e) => Err(Error::os("seteuid")(e).into()),
     };
     let back = nix::unistd::seteuid(old_uid)
         .and_then(|()| nix::unistd::setegid(old_gid))
         .and_then(|()| nix::unistd::setgroups(&old_groups));
     match back {
         Ok(()) => r,
-        Err(e) => Err(errno_io(e).into()),
+        Err(e) => Err(Error::os("seteuid")(e).into()),
     }
 }
 
@@ -135,7 +133,7 @@ pub fn egid() -> u32 {
 /// Run `f` with the user's effective ids when this process is root (the
 /// real and saved ids stay root), else as we are: for what apply writes
 /// into the user's volume outside the profiles phase's own privilege drop.
-pub fn as_user<R>(user: (u32, u32), f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+pub fn as_user<R>(user: (u32, u32), f: impl FnOnce() -> Result<R>) -> Result<R> {
     if euid() == 0 && user.0 != 0 {
         with_effective_ids(user.0, user.1, f)
     } else {

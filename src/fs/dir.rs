@@ -3,7 +3,7 @@
 //! `mkfifoat`, `unlinkat`, `renameat2`), never following a symlink.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
@@ -12,11 +12,10 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::Mode;
 
-use super::errno_io;
-use super::error::Refusal;
+use super::error::{Error, Refusal, Result};
 use super::meta::{Kind, Meta};
 
-pub(super) fn name_ok(name: &OsStr) -> io::Result<()> {
+pub(super) fn name_ok(name: &OsStr) -> Result<()> {
     let b = name.as_bytes();
     if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
         return Err(Refusal::BadName {
@@ -63,13 +62,13 @@ impl Dir {
 
     /// Open an operator-given directory (the `--root`): symlinks in this
     /// path are the operator's own choice and are followed.
-    pub fn open_path(path: &Path) -> io::Result<Dir> {
+    pub fn open_path(path: &Path) -> Result<Dir> {
         let fd = nix::fcntl::open(
             path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(errno_io)?;
+        .map_err(Error::os("open"))?;
         Ok(Dir::from_fd(fd))
     }
 
@@ -77,20 +76,20 @@ impl Dir {
         self.fd.as_fd()
     }
 
-    pub fn try_clone(&self) -> io::Result<Dir> {
+    pub fn try_clone(&self) -> Result<Dir> {
         Ok(Dir {
             readable: self.readable,
-            ..Dir::from_fd(self.fd.try_clone()?)
+            ..Dir::from_fd(self.fd.try_clone().map_err(Error::std("dup"))?)
         })
     }
 
     /// `fstat` of the directory itself.
-    pub fn meta(&self) -> io::Result<Meta> {
+    pub fn meta(&self) -> Result<Meta> {
         fd_meta(&self.fd)
     }
 
     /// Open a child directory, refusing a symlink (ELOOP) or a non-directory (ENOTDIR).
-    pub fn open_dir(&self, name: &OsStr) -> io::Result<Dir> {
+    pub fn open_dir(&self, name: &OsStr) -> Result<Dir> {
         name_ok(name)?;
         match nix::fcntl::openat(self.fd.as_fd(), name, DIR_FLAGS, Mode::empty()) {
             Ok(fd) => Ok(Dir::from_fd(fd)),
@@ -103,7 +102,7 @@ impl Dir {
                 Mode::empty(),
             )
             .map(Dir::search_only)
-            .map_err(errno_io),
+            .map_err(Error::os("openat")),
             // O_DIRECTORY|O_NOFOLLOW says ENOTDIR for a symlink: say what it is.
             Err(Errno::ENOTDIR) if self.stat(name).is_ok_and(|m| m.kind == Kind::Symlink) => {
                 Err(Refusal::Symlink {
@@ -111,14 +110,14 @@ impl Dir {
                 }
                 .into())
             }
-            Err(e) => Err(errno_io(e)),
+            Err(e) => Err(Error::os("openat")(e)),
         }
     }
 
     /// Open the directory that holds this one (`..`), with its identity.
     /// The caller checks the identity against the one it recorded on the
     /// way down: a directory moved meanwhile has another parent.
-    pub fn open_parent(&self) -> io::Result<(Dir, Meta)> {
+    pub fn open_parent(&self) -> Result<(Dir, Meta)> {
         let dir = match nix::fcntl::openat(self.fd.as_fd(), "..", DIR_FLAGS, Mode::empty()) {
             Ok(fd) => Dir::from_fd(fd),
             Err(Errno::EACCES) => nix::fcntl::openat(
@@ -128,25 +127,25 @@ impl Dir {
                 Mode::empty(),
             )
             .map(Dir::search_only)
-            .map_err(errno_io)?,
-            Err(e) => return Err(errno_io(e)),
+            .map_err(Error::os("openat"))?,
+            Err(e) => return Err(Error::os("openat")(e)),
         };
         let meta = dir.meta()?;
         Ok((dir, meta))
     }
 
     /// Walk `rel` one component at a time, never following a symlink.
-    pub fn open_beneath(&self, rel: &Path) -> io::Result<Dir> {
+    pub fn open_beneath(&self, rel: &Path) -> Result<Dir> {
         let mut cur = self.try_clone()?;
         for c in rel.components() {
             match c {
                 Component::Normal(n) => cur = cur.open_dir(n)?,
                 Component::CurDir => {}
                 _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("not a relative path below the directory: {}", rel.display()),
-                    ));
+                    return Err(Refusal::NotBeneath {
+                        path: rel.display().to_string(),
+                    }
+                    .into());
                 }
             }
         }
@@ -154,25 +153,25 @@ impl Dir {
     }
 
     /// `lstat` of a child.
-    pub fn stat(&self, name: &OsStr) -> io::Result<Meta> {
+    pub fn stat(&self, name: &OsStr) -> Result<Meta> {
         name_ok(name)?;
         nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
             .map(|s| Meta::from_stat(&s))
-            .map_err(errno_io)
+            .map_err(Error::os("fstatat"))
     }
 
     /// `lstat` of a child; `None` when it does not exist.
-    pub fn stat_opt(&self, name: &OsStr) -> io::Result<Option<Meta>> {
+    pub fn stat_opt(&self, name: &OsStr) -> Result<Option<Meta>> {
         match self.stat(name) {
             Ok(m) => Ok(Some(m)),
-            Err(e) if e.raw_os_error() == Some(Errno::ENOENT as i32) => Ok(None),
+            Err(e) if super::Os::NotFound.is(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Open a child for reading, never through a symlink, never blocking
     /// (a FIFO opens at once) and never becoming a controlling terminal.
-    pub(super) fn open_read(&self, name: &OsStr) -> io::Result<OwnedFd> {
+    pub(super) fn open_read(&self, name: &OsStr) -> Result<OwnedFd> {
         name_ok(name)?;
         nix::fcntl::openat(
             self.fd.as_fd(),
@@ -184,12 +183,12 @@ impl Dir {
                 | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(errno_io)
+        .map_err(Error::os("openat"))
     }
 
     /// Create a new regular file (`O_EXCL`, never through a symlink) with
     /// exactly `mode`, whatever the umask.
-    pub fn create_file(&self, name: &OsStr, content: &[u8], mode: u32) -> io::Result<()> {
+    pub fn create_file(&self, name: &OsStr, content: &[u8], mode: u32) -> Result<()> {
         name_ok(name)?;
         let fd = nix::fcntl::openat(
             self.fd.as_fd(),
@@ -199,18 +198,19 @@ impl Dir {
             // before the fchmod below leaves no narrower mode behind.
             Mode::from_bits_truncate(mode & 0o777),
         )
-        .map_err(errno_io)?;
+        .map_err(Error::os("openat"))?;
         if !super::creds::born_exact(mode) {
-            nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)?;
+            nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+                .map_err(Error::os("fchmod"))?;
         }
         let mut f = std::fs::File::from(fd);
-        f.write_all(content)?;
+        f.write_all(content).map_err(Error::std("write"))?;
         Ok(())
     }
 
     /// Append to a regular file, creating it with `mode` if missing; never
     /// through a symlink. Returns the file's size before the append.
-    pub fn append_file(&self, name: &OsStr, content: &[u8], mode: u32) -> io::Result<u64> {
+    pub fn append_file(&self, name: &OsStr, content: &[u8], mode: u32) -> Result<u64> {
         name_ok(name)?;
         let flags = OFlag::O_WRONLY
             | OFlag::O_APPEND
@@ -229,11 +229,11 @@ impl Dir {
         let fd = match open(OFlag::O_CREAT | OFlag::O_EXCL) {
             Ok(fd) => {
                 nix::sys::stat::fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
-                    .map_err(errno_io)?;
+                    .map_err(Error::os("fchmod"))?;
                 fd
             }
-            Err(Errno::EEXIST) => open(OFlag::empty()).map_err(errno_io)?,
-            Err(e) => return Err(errno_io(e)),
+            Err(Errno::EEXIST) => open(OFlag::empty()).map_err(Error::os("fchmod"))?,
+            Err(e) => return Err(Error::os("openat")(e)),
         };
         let meta = fd_meta(&fd)?;
         expect_kind(&meta, Kind::File)?;
@@ -242,37 +242,39 @@ impl Dir {
         if meta.nlink > 1 {
             return Err(Refusal::HardLinked { links: meta.nlink }.into());
         }
-        std::fs::File::from(fd).write_all(content)?;
+        std::fs::File::from(fd)
+            .write_all(content)
+            .map_err(Error::std("write"))?;
         Ok(meta.size)
     }
 
     /// Create a directory with exactly `mode` (setgid and sticky included),
     /// whatever the umask, and return it opened.
-    pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<Dir> {
+    pub fn mkdir(&self, name: &OsStr, mode: u32) -> Result<Dir> {
         name_ok(name)?;
         nix::sys::stat::mkdirat(
             self.fd.as_fd(),
             name,
             Mode::from_bits_truncate(mode & 0o777),
         )
-        .map_err(errno_io)?;
+        .map_err(Error::os("mkdirat"))?;
         let d = self.open_dir(name)?;
         if !super::creds::born_exact(mode) {
             nix::sys::stat::fchmod(d.fd.as_fd(), Mode::from_bits_truncate(mode))
-                .map_err(errno_io)?;
+                .map_err(Error::os("fchmod"))?;
         }
         Ok(d)
     }
 
     /// Create a FIFO with exactly `mode`.
-    pub fn mkfifo(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+    pub fn mkfifo(&self, name: &OsStr, mode: u32) -> Result<()> {
         name_ok(name)?;
         nix::unistd::mkfifoat(
             self.fd.as_fd(),
             name,
             Mode::from_bits_truncate(mode & 0o777),
         )
-        .map_err(errno_io)?;
+        .map_err(Error::os("mkfifoat"))?;
         if super::creds::born_exact(mode) {
             return Ok(());
         }
@@ -281,26 +283,27 @@ impl Dir {
     }
 
     /// Remove a non-directory child (a symlink itself, never its target).
-    pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
+    pub fn unlink(&self, name: &OsStr) -> Result<()> {
         name_ok(name)?;
         nix::unistd::unlinkat(
             self.fd.as_fd(),
             name,
             nix::unistd::UnlinkatFlags::NoRemoveDir,
         )
-        .map_err(errno_io)
+        .map_err(Error::os("unlinkat"))
     }
 
     /// `renameat` within this directory.
-    pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    pub fn rename(&self, from: &OsStr, to: &OsStr) -> Result<()> {
         name_ok(from)?;
         name_ok(to)?;
-        nix::fcntl::renameat(self.fd.as_fd(), from, self.fd.as_fd(), to).map_err(errno_io)
+        nix::fcntl::renameat(self.fd.as_fd(), from, self.fd.as_fd(), to)
+            .map_err(Error::os("renameat"))
     }
 
     /// `renameat2(RENAME_NOREPLACE)` within this directory: fails with
     /// EEXIST rather than replace anything.
-    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> Result<()> {
         name_ok(from)?;
         name_ok(to)?;
         nix::fcntl::renameat2(
@@ -310,11 +313,11 @@ impl Dir {
             to,
             RenameFlags::RENAME_NOREPLACE,
         )
-        .map_err(errno_io)
+        .map_err(Error::os("renameat2"))
     }
 
     /// Atomically swap two entries of this directory (`RENAME_EXCHANGE`).
-    pub fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
+    pub fn exchange(&self, a: &OsStr, b: &OsStr) -> Result<()> {
         name_ok(a)?;
         name_ok(b)?;
         nix::fcntl::renameat2(
@@ -324,12 +327,12 @@ impl Dir {
             b,
             RenameFlags::RENAME_EXCHANGE,
         )
-        .map_err(errno_io)
+        .map_err(Error::os("renameat2"))
     }
 
     /// Write bytes to a FIFO child without blocking (`O_NONBLOCK`).
     /// `Ok(false)` when no reader listens (ENXIO).
-    pub fn write_fifo(&self, name: &OsStr, bytes: &[u8]) -> io::Result<bool> {
+    pub fn write_fifo(&self, name: &OsStr, bytes: &[u8]) -> Result<bool> {
         name_ok(name)?;
         match nix::fcntl::openat(
             self.fd.as_fd(),
@@ -339,22 +342,24 @@ impl Dir {
         ) {
             Ok(fd) => {
                 expect_kind(&fd_meta(&fd)?, Kind::Fifo)?;
-                std::fs::File::from(fd).write_all(bytes)?;
+                std::fs::File::from(fd)
+                    .write_all(bytes)
+                    .map_err(Error::std("write"))?;
                 Ok(true)
             }
             Err(Errno::ENXIO) => Ok(false),
-            Err(e) => Err(errno_io(e)),
+            Err(e) => Err(Error::os("openat")(e)),
         }
     }
 }
 
-pub(super) fn fd_meta(fd: impl AsFd) -> io::Result<Meta> {
+pub(super) fn fd_meta(fd: impl AsFd) -> Result<Meta> {
     nix::sys::stat::fstat(fd.as_fd())
         .map(|s| Meta::from_stat(&s))
-        .map_err(errno_io)
+        .map_err(Error::os("fstat"))
 }
 
-pub(super) fn expect_kind(meta: &Meta, kind: Kind) -> io::Result<()> {
+pub(super) fn expect_kind(meta: &Meta, kind: Kind) -> Result<()> {
     if meta.kind == kind {
         Ok(())
     } else {
@@ -366,12 +371,16 @@ pub(super) fn expect_kind(meta: &Meta, kind: Kind) -> io::Result<()> {
     }
 }
 
-pub(super) fn check_same(fd: impl AsFd, expect: &Meta) -> io::Result<()> {
+pub(super) fn check_same(fd: impl AsFd, expect: &Meta) -> Result<()> {
     let now = fd_meta(fd)?;
     if now.same_file(expect) {
         Ok(())
     } else {
-        Err(Refusal::Changed { was: *expect, now }.into())
+        Err(Refusal::Changed {
+            was: Box::new(*expect),
+            now: Box::new(now),
+        }
+        .into())
     }
 }
 

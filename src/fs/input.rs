@@ -4,7 +4,7 @@
 //! refused at once: the open is non-blocking and the type is checked with
 //! `fstat` on the opened descriptor before a single byte is read.
 
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -12,6 +12,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
+use super::error::{Error, Result};
 use super::{Kind, Meta};
 
 /// Whether the last component may be a symlink.
@@ -27,28 +28,44 @@ pub enum Follow {
 /// Why an input was not read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("{}", super::os_error(.0))]
-    Open(io::Error),
+    #[error("{0}")]
+    Open(Error),
     #[error("is a symlink (not followed; it must be a regular file)")]
     Symlink,
     #[error("is a {0}, not a regular file")]
     NotRegular(&'static str),
     #[error("is larger than {limit} bytes")]
     TooLarge { limit: u64 },
-    #[error("{}", super::os_error(.0))]
-    Read(io::Error),
+    #[error("{0}")]
+    Read(Error),
+    /// A tree description holds another kind of entry at the path.
+    #[error("is a {0} in the description, not a regular file")]
+    Described(&'static str),
+    /// A tree description gives the file by digest only.
+    #[error("described by digest only; the description must hold its content")]
+    DigestOnly,
 }
 
 impl InputError {
     /// The file does not exist (callers may fall back to defaults).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, InputError::Open(e) if e.kind() == io::ErrorKind::NotFound)
+        matches!(self, InputError::Open(e) if super::Os::NotFound.is(e))
+    }
+
+    /// No such file (a named `--config` that is missing; an entry a
+    /// description does not hold).
+    pub fn not_found() -> InputError {
+        InputError::Open(super::Os::NotFound.at("open"))
     }
 }
 
 /// Read the regular file at `path`, at most `limit` bytes (more is an error,
 /// not a truncation).
-pub fn read_regular(path: &Path, limit: u64, follow: Follow) -> Result<Vec<u8>, InputError> {
+pub fn read_regular(
+    path: &Path,
+    limit: u64,
+    follow: Follow,
+) -> std::result::Result<Vec<u8>, InputError> {
     let mut flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     if follow == Follow::No {
         flags |= OFlag::O_NOFOLLOW;
@@ -56,10 +73,10 @@ pub fn read_regular(path: &Path, limit: u64, follow: Follow) -> Result<Vec<u8>, 
     let fd: OwnedFd = match nix::fcntl::open(path, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ELOOP) if follow == Follow::No => return Err(InputError::Symlink),
-        Err(e) => return Err(InputError::Open(io::Error::from_raw_os_error(e as i32))),
+        Err(e) => return Err(InputError::Open(Error::os("open")(e))),
     };
-    let st = nix::sys::stat::fstat(fd.as_fd())
-        .map_err(|e| InputError::Read(io::Error::from_raw_os_error(e as i32)))?;
+    let st =
+        nix::sys::stat::fstat(fd.as_fd()).map_err(|e| InputError::Read(Error::os("fstat")(e)))?;
     let meta = Meta::from_stat(&st);
     if meta.kind != Kind::File {
         return Err(InputError::NotRegular(meta.kind.describe()));
@@ -72,7 +89,7 @@ pub fn read_regular(path: &Path, limit: u64, follow: Follow) -> Result<Vec<u8>, 
     std::fs::File::from(fd)
         .take(limit + 1)
         .read_to_end(&mut buf)
-        .map_err(InputError::Read)?;
+        .map_err(|e| InputError::Read(Error::std("read")(e)))?;
     if buf.len() as u64 > limit {
         return Err(InputError::TooLarge { limit });
     }
@@ -82,7 +99,7 @@ pub fn read_regular(path: &Path, limit: u64, follow: Follow) -> Result<Vec<u8>, 
 /// Open `path` for reading without following a symlink at its end, never
 /// blocking (a FIFO opens at once) and never becoming a controlling
 /// terminal.
-pub fn open_nofollow(path: &Path) -> io::Result<std::fs::File> {
+pub fn open_nofollow(path: &Path) -> Result<std::fs::File> {
     let flags = OFlag::O_RDONLY
         | OFlag::O_NOFOLLOW
         | OFlag::O_NONBLOCK
@@ -90,7 +107,7 @@ pub fn open_nofollow(path: &Path) -> io::Result<std::fs::File> {
         | OFlag::O_CLOEXEC;
     nix::fcntl::open(path, flags, Mode::empty())
         .map(std::fs::File::from)
-        .map_err(|e| io::Error::from_raw_os_error(e as i32))
+        .map_err(Error::os("open"))
 }
 
 #[cfg(test)]

@@ -3,13 +3,13 @@
 //! and who may hold it).
 
 use std::ffi::OsStr;
-use std::io;
 use std::os::fd::OwnedFd;
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use nix::sys::stat::Mode;
 
+use super::error::{Error, Result};
 use super::{Dir, Meta};
 
 /// A lock file, opened (created if missing) but not yet locked.
@@ -28,7 +28,7 @@ pub struct Held {
 impl Dir {
     /// Open `name` for locking, creating it with `mode` if it is missing;
     /// never through a symlink, never blocking on a FIFO.
-    pub fn open_lock_file(&self, name: &OsStr, mode: u32) -> io::Result<LockFile> {
+    pub fn open_lock_file(&self, name: &OsStr, mode: u32) -> Result<LockFile> {
         super::dir::name_ok(name)?;
         let fd = nix::fcntl::openat(
             self.as_fd(),
@@ -41,7 +41,7 @@ impl Dir {
                 | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(mode),
         )
-        .map_err(super::errno_io)?;
+        .map_err(Error::os("openat"))?;
         let meta = super::dir::fd_meta(&fd)?;
         Ok(LockFile { fd, meta })
     }
@@ -55,12 +55,12 @@ impl LockFile {
 
     /// Try to take the lock without waiting: `Err(self)` back when another
     /// process holds it.
-    pub fn try_lock(self) -> io::Result<Result<Held, LockFile>> {
+    pub fn try_lock(self) -> Result<Result<Held, LockFile>> {
         let meta = self.meta;
         match Flock::lock(self.fd, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(Ok(Held { _lock: lock })),
             Err((fd, Errno::EWOULDBLOCK)) => Ok(Err(LockFile { fd, meta })),
-            Err((_, e)) => Err(super::errno_io(e)),
+            Err((_, e)) => Err(Error::os("flock")(e)),
         }
     }
 }
@@ -70,7 +70,7 @@ impl Dir {
     /// s6-supervise holds `supervise/lock`, and as `s6-svok` tests it):
     /// `F_GETLK` on the file opened read-only, never through a symlink,
     /// never blocking on a FIFO. A missing file is not locked.
-    pub fn fcntl_locked(&self, name: &OsStr) -> io::Result<bool> {
+    pub fn fcntl_locked(&self, name: &OsStr) -> Result<bool> {
         super::dir::name_ok(name)?;
         let fd = match nix::fcntl::openat(
             self.as_fd(),
@@ -84,7 +84,7 @@ impl Dir {
         ) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(false),
-            Err(e) => return Err(super::errno_io(e)),
+            Err(e) => return Err(Error::os("openat")(e)),
         };
         // The whole file, for writing: any lock another process holds
         // on it conflicts and is reported back.
@@ -96,7 +96,7 @@ impl Dir {
             l_pid: 0,
         };
         nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETLK(&mut query))
-            .map_err(super::errno_io)?;
+            .map_err(Error::os("F_GETLK"))?;
         Ok(i32::from(query.l_type) != nix::libc::F_UNLCK)
     }
 }

@@ -3,38 +3,35 @@
 //! Like everything in `fs`, relative to a held directory fd, one name at a time.
 
 use std::ffi::OsStr;
-use std::io;
 
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{Mode, SFlag};
 
 use super::Dir;
+use super::dir::name_ok as single;
+use super::error::{Error, Result};
 
-fn io_err(e: nix::errno::Errno) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
-}
-
-fn single(name: &OsStr) -> io::Result<()> {
-    let b = name.as_encoded_bytes();
-    if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("not a single file name: {name:?}"),
-        ));
+/// Create the directory at the operator-given `path` (its parents are
+/// theirs: followed) with `mode`; `Ok(false)` when something is already
+/// there.
+pub fn mkdir_path(path: &std::path::Path, mode: u32) -> Result<bool> {
+    match nix::unistd::mkdir(path, Mode::from_bits_truncate(mode & 0o777)) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::EEXIST) => Ok(false),
+        Err(e) => Err(Error::os("mkdir")(e)),
     }
-    Ok(())
 }
 
 impl Dir {
     /// Create a symlink `name` -> `target` (the target is stored, never resolved).
-    pub fn symlink(&self, target: &OsStr, name: &OsStr) -> io::Result<()> {
+    pub fn symlink(&self, target: &OsStr, name: &OsStr) -> Result<()> {
         single(name)?;
-        nix::unistd::symlinkat(target, self.as_fd(), name).map_err(io_err)
+        nix::unistd::symlinkat(target, self.as_fd(), name).map_err(Error::os("symlinkat"))
     }
 
     /// Create `name` as another name of `from_name` in `from` (never
     /// following a symlink at `from_name`).
-    pub fn hard_link(&self, from: &Dir, from_name: &OsStr, name: &OsStr) -> io::Result<()> {
+    pub fn hard_link(&self, from: &Dir, from_name: &OsStr, name: &OsStr) -> Result<()> {
         single(name)?;
         single(from_name)?;
         nix::unistd::linkat(
@@ -44,12 +41,12 @@ impl Dir {
             name,
             AtFlags::empty(),
         )
-        .map_err(io_err)
+        .map_err(Error::os("linkat"))
     }
 
     /// Create a socket node `name` (as `bind(2)` would leave it, with no
     /// listener) with permission bits `mode & 0o777`.
-    pub fn mksocket(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+    pub fn mksocket(&self, name: &OsStr, mode: u32) -> Result<()> {
         single(name)?;
         nix::sys::stat::mknodat(
             self.as_fd(),
@@ -58,6 +55,6 @@ impl Dir {
             Mode::from_bits_truncate(mode & 0o777),
             0,
         )
-        .map_err(io_err)
+        .map_err(Error::os("mknodat"))
     }
 }

@@ -35,35 +35,17 @@ pub use creds::{
     with_effective_ids,
 };
 pub use dir::{Dir, DirEntry};
-pub use error::{Os, Refusal, refusal};
+pub use error::{Error, Os, OsError, Refusal, Result};
+pub use make::mkdir_path;
 pub use meta::{Kind, Meta};
 pub use stage::{SETGID, born_dir_mode};
 
-fn errno_io(e: Errno) -> io::Error {
-    io::Error::from_raw_os_error(e as i32)
-}
-
-/// An OS error as s6 tools print it: the errno's description, no "(os error N)".
+/// A std OS error (writing stdout, a path the operator gave) as s6 tools
+/// print it: the errno's description, no "(os error N)". The fd
+/// primitives' [`Error`] prints so itself.
 pub fn os_error(e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => Errno::from_raw(code).desc().to_string(),
         None => e.to_string(),
     }
-}
-
-/// Whether an OS error is a fault of the system rather than of what is on
-/// disk: a failing device, a read-only mount, the process's or the
-/// kernel's resources. No file's owner can cause one.
-pub fn system_fault(code: i32) -> bool {
-    matches!(
-        Errno::from_raw(code),
-        Errno::EIO
-            | Errno::EROFS
-            | Errno::ENOMEM
-            | Errno::EMFILE
-            | Errno::ENFILE
-            | Errno::ENOSYS
-            | Errno::EFAULT
-            | Errno::EBADF
-    )
 }

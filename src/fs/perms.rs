@@ -4,7 +4,6 @@
 //! mode (see [`Dir::set_perms`]).
 
 use std::ffi::OsStr;
-use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -14,25 +13,22 @@ use nix::unistd::{Gid, Uid};
 
 use super::Dir;
 use super::dir::{check_same, name_ok};
-use super::errno_io;
+use super::error::{Error, Refusal, Result};
 use super::meta::{Kind, Meta};
 
 impl Dir {
     /// Change owner of a child without following it; the child must still be
     /// the file that was observed (`expect`: dev, ino, kind).
-    pub fn set_owner(&self, name: &OsStr, expect: &Meta, uid: u32, gid: u32) -> io::Result<()> {
+    pub fn set_owner(&self, name: &OsStr, expect: &Meta, uid: u32, gid: u32) -> Result<()> {
         self.set_perms(name, expect, Some((uid, gid)), None)
             .map_err(|(_, e)| e)
     }
 
     /// Change the mode of a child without following it (a symlink is
     /// refused); the child must still be the file that was observed.
-    pub fn set_mode(&self, name: &OsStr, expect: &Meta, mode: u32) -> io::Result<()> {
+    pub fn set_mode(&self, name: &OsStr, expect: &Meta, mode: u32) -> Result<()> {
         if expect.kind == Kind::Symlink {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "refusing to change the mode of a symlink",
-            ));
+            return Err(Refusal::SymlinkMode.into());
         }
         let fd = self.open_entry(name, expect)?;
         match chmod_via_proc(&fd, mode) {
@@ -43,7 +39,7 @@ impl Dir {
                 let real = self.open_read(name)?;
                 check_same(&real, expect)?;
                 nix::sys::stat::fchmod(real.as_fd(), Mode::from_bits_truncate(mode))
-                    .map_err(errno_io)
+                    .map_err(Error::os("fchmod"))
             }
             Err(e) => Err(e),
         }
@@ -62,16 +58,10 @@ impl Dir {
         expect: &Meta,
         owner: Option<(u32, u32)>,
         mode: Option<u32>,
-    ) -> Result<(), (&'static str, io::Error)> {
+    ) -> Result<(), (&'static str, Error)> {
         let first = if owner.is_some() { "chown" } else { "chmod" };
         if mode.is_some() && expect.kind == Kind::Symlink {
-            return Err((
-                "chmod",
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "refusing to change the mode of a symlink",
-                ),
-            ));
+            return Err(("chmod", Refusal::SymlinkMode.into()));
         }
         let fd = self.open_entry(name, expect).map_err(|e| (first, e))?;
         let chmod = |m: u32| match chmod_via_proc(&fd, m) {
@@ -80,7 +70,8 @@ impl Dir {
                 // following, check identity again, and fchmod that fd.
                 let real = self.open_read(name)?;
                 check_same(&real, expect)?;
-                nix::sys::stat::fchmod(real.as_fd(), Mode::from_bits_truncate(m)).map_err(errno_io)
+                nix::sys::stat::fchmod(real.as_fd(), Mode::from_bits_truncate(m))
+                    .map_err(Error::os("fchmod"))
             }
             r => r,
         };
@@ -95,13 +86,13 @@ impl Dir {
         expect: &Meta,
         owner: Option<(u32, u32)>,
         mode: Option<u32>,
-    ) -> Result<(), (&'static str, io::Error)> {
+    ) -> Result<(), (&'static str, Error)> {
         let first = if owner.is_some() { "chown" } else { "chmod" };
         check_same(self.as_fd(), expect).map_err(|e| (first, e))?;
         let chmod = |m: u32| match nix::sys::stat::fchmod(self.as_fd(), Mode::from_bits_truncate(m))
         {
             Err(Errno::EBADF) => chmod_via_proc(self.as_fd(), m),
-            r => r.map_err(errno_io),
+            r => r.map_err(Error::os("fchmod")),
         };
         perms_step(expect.mode, owner, mode, &chmod, &|(uid, gid)| {
             fchown_empty(self.as_fd(), uid, gid)
@@ -109,7 +100,7 @@ impl Dir {
     }
 
     /// An `O_PATH` fd on a child, checked against what was observed.
-    fn open_entry(&self, name: &OsStr, expect: &Meta) -> io::Result<OwnedFd> {
+    fn open_entry(&self, name: &OsStr, expect: &Meta) -> Result<OwnedFd> {
         name_ok(name)?;
         let fd = nix::fcntl::openat(
             self.as_fd(),
@@ -117,7 +108,7 @@ impl Dir {
             OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(errno_io)?;
+        .map_err(Error::os("openat"))?;
         check_same(&fd, expect)?;
         Ok(fd)
     }
@@ -128,9 +119,9 @@ fn perms_step(
     old_mode: u32,
     owner: Option<(u32, u32)>,
     mode: Option<u32>,
-    chmod: &dyn Fn(u32) -> io::Result<()>,
-    chown: &dyn Fn((u32, u32)) -> io::Result<()>,
-) -> Result<(), (&'static str, io::Error)> {
+    chmod: &dyn Fn(u32) -> Result<()>,
+    chown: &dyn Fn((u32, u32)) -> Result<()>,
+) -> Result<(), (&'static str, Error)> {
     if let Some(o) = owner {
         if let Some(new) = mode.filter(|new| old_mode & new != old_mode) {
             chmod(old_mode & new).map_err(|e| ("chmod", e))?;
@@ -145,7 +136,7 @@ fn perms_step(
 
 /// `fchownat(fd, "", AT_EMPTY_PATH)`: the inode the fd holds, whatever
 /// its name points to now.
-fn fchown_empty(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+fn fchown_empty(fd: impl AsFd, uid: u32, gid: u32) -> Result<()> {
     nix::unistd::fchownat(
         fd.as_fd(),
         "",
@@ -153,12 +144,12 @@ fn fchown_empty(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
         Some(Gid::from_raw(gid)),
         AtFlags::AT_EMPTY_PATH,
     )
-    .map_err(errno_io)
+    .map_err(Error::os("fchownat"))
 }
 
 /// fchmod does not work on an `O_PATH` fd; the /proc magic link reaches the
 /// very inode the fd holds, not whatever the name points to now.
-fn chmod_via_proc(fd: impl AsFd, mode: u32) -> io::Result<()> {
+fn chmod_via_proc(fd: impl AsFd, mode: u32) -> Result<()> {
     let proc_path = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
     nix::sys::stat::fchmodat(
         nix::fcntl::AT_FDCWD,
@@ -166,7 +157,7 @@ fn chmod_via_proc(fd: impl AsFd, mode: u32) -> io::Result<()> {
         Mode::from_bits_truncate(mode),
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
-    .map_err(errno_io)
+    .map_err(Error::os("fchmodat"))
 }
 
 #[cfg(test)]
@@ -217,7 +208,7 @@ mod tests {
     #[test]
     fn perms_failures_name_the_call() {
         let e = perms_step(0o644, Some((1, 2)), Some(0o600), &|_| Ok(()), &|_| {
-            Err(errno_io(Errno::EPERM))
+            Err(Error::os("fchownat")(Errno::EPERM))
         })
         .unwrap_err();
         assert_eq!(e.0, "chown");

@@ -3,7 +3,7 @@
 //! never following a symlink unless the function says so.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 
@@ -12,7 +12,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::dir::{DIR_FLAGS, Dir, DirEntry, expect_kind, fd_meta, name_ok};
-use super::errno_io;
+use super::error::{Error, Result};
 use super::meta::{Kind, Meta};
 
 impl Dir {
@@ -21,19 +21,19 @@ impl Dir {
     /// `opendir` of `.` relative to the held fd: the same directory, even
     /// if it was renamed meanwhile), closed once read; the held fd's
     /// offset never moves, so a directory can be listed again.
-    pub fn list(&self) -> io::Result<Vec<DirEntry>> {
+    pub fn list(&self) -> Result<Vec<DirEntry>> {
         if !self.readable {
-            return Err(errno_io(Errno::EACCES));
+            return Err(Error::os("getdents64")(Errno::EACCES));
         }
         // `nix::dir::Dir` is `fdopendir`. Making the held fd itself the
         // stream would trade this `openat` and `close` for an `lseek` back,
         // but a failed `fdopendir` would take the held fd with it
         // (benches/README.md, "Listing a directory").
         let stream = nix::dir::Dir::openat(self.fd.as_fd(), ".", DIR_FLAGS, Mode::empty())
-            .map_err(errno_io)?;
+            .map_err(Error::os("opendir"))?;
         let mut out = Vec::new();
         for e in stream {
-            let e = e.map_err(errno_io)?;
+            let e = e.map_err(Error::os("readdir"))?;
             let name = e.file_name().to_bytes();
             if name != b"." && name != b".." {
                 out.push(DirEntry {
@@ -47,16 +47,19 @@ impl Dir {
     }
 
     /// The names in this directory, sorted bytewise, without `.` and `..`.
-    pub fn entries(&self) -> io::Result<Vec<OsString>> {
+    pub fn entries(&self) -> Result<Vec<OsString>> {
         Ok(self.list()?.into_iter().map(|e| e.name).collect())
     }
 
     /// Read a regular file (never a symlink, FIFO or device), at most `limit` bytes.
-    pub fn read_file(&self, name: &OsStr, limit: u64) -> io::Result<Vec<u8>> {
+    pub fn read_file(&self, name: &OsStr, limit: u64) -> Result<Vec<u8>> {
         let fd = self.open_read(name)?;
         expect_kind(&fd_meta(&fd)?, Kind::File)?;
         let mut buf = Vec::new();
-        std::fs::File::from(fd).take(limit).read_to_end(&mut buf)?;
+        std::fs::File::from(fd)
+            .take(limit)
+            .read_to_end(&mut buf)
+            .map_err(Error::std("read"))?;
         Ok(buf)
     }
 
@@ -73,7 +76,7 @@ impl Dir {
         name: &OsStr,
         limit: u64,
         links: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> Result<(Meta, Option<Vec<u8>>)> {
         match self.resolve_in_root(root, name)? {
             (dir, Some(name)) => read_opened(dir.open_read(&name)?, limit, links),
             (dir, None) => Ok((dir.meta()?, None)),
@@ -82,14 +85,14 @@ impl Dir {
 
     /// Open a child for reading (never through a symlink, never blocking)
     /// and say what the opened file is, for a reader that streams it.
-    pub fn open_child(&self, name: &OsStr) -> io::Result<(Meta, std::fs::File)> {
+    pub fn open_child(&self, name: &OsStr) -> Result<(Meta, std::fs::File)> {
         let fd = self.open_read(name)?;
         Ok((fd_meta(&fd)?, std::fs::File::from(fd)))
     }
 
     /// `stat` of a child, following a symlink at its name: same rule as
     /// [`Dir::read_file_meta_following`].
-    pub fn stat_following(&self, root: &Dir, name: &OsStr) -> io::Result<Meta> {
+    pub fn stat_following(&self, root: &Dir, name: &OsStr) -> Result<Meta> {
         match self.resolve_in_root(root, name)? {
             (dir, Some(name)) => dir.stat(&name),
             (dir, None) => dir.meta(),
@@ -104,7 +107,7 @@ impl Dir {
     /// than a path string from `root`, and on kernels or seccomp filters
     /// without `openat2`). Returns the directory holding the final entry and its name,
     /// or the final directory itself (`None`) when the path ends in `..`.
-    pub fn resolve_in_root(&self, root: &Dir, name: &OsStr) -> io::Result<(Dir, Option<OsString>)> {
+    pub fn resolve_in_root(&self, root: &Dir, name: &OsStr) -> Result<(Dir, Option<OsString>)> {
         name_ok(name)?;
         let top = root.meta()?;
         let mut cur = self.try_clone()?;
@@ -124,7 +127,7 @@ impl Dir {
             if cur.stat(&c)?.kind == Kind::Symlink {
                 links += 1;
                 if links > 40 {
-                    return Err(errno_io(Errno::ELOOP));
+                    return Err(Error::os("readlinkat")(Errno::ELOOP));
                 }
                 let target = cur.read_link(&c)?;
                 if target.as_bytes().starts_with(b"/") {
@@ -151,7 +154,7 @@ impl Dir {
     /// what it is; when it is a regular file of at most `limit` bytes, its
     /// contents too (`None` otherwise). One `openat`, one `fstat` and, for
     /// a file whose size did not change, one `read`.
-    pub fn read_file_meta(&self, name: &OsStr, limit: u64) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    pub fn read_file_meta(&self, name: &OsStr, limit: u64) -> Result<(Meta, Option<Vec<u8>>)> {
         read_opened(self.open_read(name)?, limit, u64::MAX)
     }
 
@@ -166,7 +169,7 @@ impl Dir {
         sub: Option<&OsStr>,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> Result<(Meta, Option<Vec<u8>>)> {
         name_ok(name)?;
         let Some(sub) = sub else {
             return read_opened(self.open_read(name)?, limit, 1);
@@ -185,7 +188,7 @@ impl Dir {
             );
         match nix::fcntl::openat2(self.fd.as_fd(), path.as_os_str(), how) {
             Ok(fd) => read_opened(fd, limit, 1),
-            Err(Errno::ENOENT) => Err(errno_io(Errno::ENOENT)),
+            Err(Errno::ENOENT) => Err(Error::os("openat2")(Errno::ENOENT)),
             // Not available (old kernel, a seccomp filter) or refused for
             // a symlink: the step-by-step opens give the same answer.
             Err(_) => read_opened(self.open_dir(sub)?.open_read(name)?, limit, 1),
@@ -193,9 +196,9 @@ impl Dir {
     }
 
     /// Read a symlink's target (without following it).
-    pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
+    pub fn read_link(&self, name: &OsStr) -> Result<OsString> {
         name_ok(name)?;
-        nix::fcntl::readlinkat(self.fd.as_fd(), name).map_err(errno_io)
+        nix::fcntl::readlinkat(self.fd.as_fd(), name).map_err(Error::os("readlinkat"))
     }
 }
 
@@ -206,7 +209,7 @@ fn read_opened(
     fd: std::os::fd::OwnedFd,
     limit: u64,
     links: u64,
-) -> io::Result<(Meta, Option<Vec<u8>>)> {
+) -> Result<(Meta, Option<Vec<u8>>)> {
     let meta = fd_meta(&fd)?;
     if meta.kind != Kind::File || meta.size > limit || meta.nlink > links {
         return Ok((meta, None));
@@ -225,7 +228,7 @@ fn read_opened(
     let mut buf = vec![0u8; first as usize];
     let mut len = 0;
     loop {
-        let n = f.read(&mut buf[len..])?;
+        let n = f.read(&mut buf[len..]).map_err(Error::std("read"))?;
         len += n;
         if n == 0 || (len == meta.size as usize && n > 0) {
             break;
@@ -281,10 +284,7 @@ mod tests {
         assert_eq!(read("abs").unwrap().1.unwrap(), b"inside");
         assert_eq!(read("up").unwrap().1.unwrap(), b"inside");
         assert_eq!(read("SOUL.md").unwrap().1.unwrap(), b"alice");
-        assert_eq!(
-            read("loop").unwrap_err().raw_os_error(),
-            Some(Errno::ELOOP as i32)
-        );
+        assert!(super::super::Os::Loop.is(&read("loop").unwrap_err()));
         assert_eq!(
             b.stat_following(&root, OsStr::new("abs")).unwrap().kind,
             Kind::File

@@ -5,12 +5,10 @@
 //! way down and reopened through `..`, identity checked, on the way up).
 
 use std::ffi::{OsStr, OsString};
-use std::io;
 use std::path::Path;
 
 use super::dir::{Dir, DirEntry};
-use super::errno_io;
-use super::error::Refusal;
+use super::error::{Error, Refusal, Result};
 use super::meta::{Kind, Meta};
 
 /// The most directories held open at once while removing a tree.
@@ -29,7 +27,7 @@ struct Frame {
 impl Dir {
     /// Remove a child and, if it is a directory, everything below it.
     /// Removal stops at the first error (what is left stays where it was).
-    pub fn remove_tree(&self, name: &OsStr) -> io::Result<()> {
+    pub fn remove_tree(&self, name: &OsStr) -> Result<()> {
         let meta = self.stat(name)?;
         if meta.kind != Kind::Dir {
             return self.unlink(name);
@@ -72,7 +70,7 @@ impl Dir {
 
     /// Remove the entry `e` of this directory; a directory is opened and
     /// returned as the next one to empty instead.
-    fn remove_entry(&self, e: DirEntry, dev: u64) -> io::Result<Option<Frame>> {
+    fn remove_entry(&self, e: DirEntry, dev: u64) -> Result<Option<Frame>> {
         let kind = match e.kind {
             Some(k) => k,
             None => self.stat(&e.name)?.kind,
@@ -96,16 +94,16 @@ impl Dir {
     }
 
     /// `unlinkat(AT_REMOVEDIR)` of an empty child directory.
-    fn rmdir(&self, name: &OsStr) -> io::Result<()> {
+    fn rmdir(&self, name: &OsStr) -> Result<()> {
         nix::unistd::unlinkat(self.as_fd(), name, nix::unistd::UnlinkatFlags::RemoveDir)
-            .map_err(errno_io)
+            .map_err(Error::os("unlinkat"))
     }
 }
 
 impl Frame {
     /// This frame's directory, reopened from its child `done` through `..`
     /// when it was closed, and only if it is still the one walked into.
-    fn reopened(&mut self, done: &Frame) -> io::Result<&Dir> {
+    fn reopened(&mut self, done: &Frame) -> Result<&Dir> {
         if self.dir.is_none() {
             let child = done.dir.as_ref().ok_or(Refusal::Moved)?;
             let (d, m) = child.open_parent()?;

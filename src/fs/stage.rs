@@ -10,12 +10,11 @@
 //! held fd each), instead of opening every leaf to `fchmod` it.
 
 use std::ffi::OsStr;
-use std::io;
 
 use nix::sys::stat::Mode;
 
 use super::dir::{Dir, name_ok};
-use super::errno_io;
+use super::error::{Error, Result};
 
 /// The setgid bit.
 pub const SETGID: u32 = 0o2000;
@@ -32,23 +31,24 @@ pub fn born_dir_mode(mode: u32, parent_setgid: bool) -> Option<u32> {
 impl Dir {
     /// `mkdirat` with the permission and sticky bits of `mode` (see
     /// [`born_dir_mode`] for what the new directory gets); not opened.
-    pub fn make_dir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+    pub fn make_dir(&self, name: &OsStr, mode: u32) -> Result<()> {
         name_ok(name)?;
         nix::sys::stat::mkdirat(self.as_fd(), name, Mode::from_bits_truncate(mode & 0o1777))
-            .map_err(errno_io)
+            .map_err(Error::os("mkdirat"))
     }
 
     /// [`Dir::make_dir`], then the new directory opened (never through a
     /// symlink: one planted at the name in between is refused).
-    pub fn make_dir_open(&self, name: &OsStr, mode: u32) -> io::Result<Dir> {
+    pub fn make_dir_open(&self, name: &OsStr, mode: u32) -> Result<Dir> {
         self.make_dir(name, mode)?;
         self.open_dir(name)
     }
 
     /// `fchmod` of this directory itself (the fd it holds, whatever its
     /// name points to now).
-    pub fn chmod_self(&self, mode: u32) -> io::Result<()> {
-        nix::sys::stat::fchmod(self.as_fd(), Mode::from_bits_truncate(mode)).map_err(errno_io)
+    pub fn chmod_self(&self, mode: u32) -> Result<()> {
+        nix::sys::stat::fchmod(self.as_fd(), Mode::from_bits_truncate(mode))
+            .map_err(Error::os("fchmod"))
     }
 }
 

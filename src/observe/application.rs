@@ -6,7 +6,6 @@
 //! kernel's, read as is).
 
 use std::ffi::OsStr;
-use std::io;
 use std::path::Path;
 
 use crate::desired::application::{FILE_LIMIT, command};
@@ -58,7 +57,7 @@ pub fn app_file<S: Source>(src: &S, home: &S::Dir, name: &str, user: (u32, u32))
             StateObs::Unreadable(format!("is a {}, not a regular file", m.kind.describe()))
         }
         Err(e) if fs::Os::NotFound.is(&e) => StateObs::Missing,
-        Err(e) => StateObs::Unreadable(fs::os_error(&e)),
+        Err(e) => StateObs::Unreadable(e.to_string()),
     }
 }
 
@@ -71,7 +70,7 @@ pub fn marker_exists<S: Source>(
     dir: &S::Dir,
     name: &OsStr,
     user: (u32, u32),
-) -> io::Result<bool> {
+) -> fs::Result<bool> {
     match src.stat(dir, name) {
         Ok(m) if m.kind != Kind::Symlink => Ok(true),
         Ok(_) => match src

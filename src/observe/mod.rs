@@ -291,8 +291,8 @@ impl<'s, S: Source> Scanner<'s, S> {
     /// Record a failure; a permission the running user lacks in the
     /// servicedirs or the scandir (root has every permission there) is a
     /// place not observed, said once, not an error.
-    fn error(&mut self, op: &'static str, path: PathBuf, e: &std::io::Error) {
-        if e.kind() == std::io::ErrorKind::PermissionDenied && !self.in_volume {
+    fn error(&mut self, op: &'static str, path: PathBuf, e: &fs::Error) {
+        if e.permission_denied() && !self.in_volume {
             if !self.unobserved.contains(&path) {
                 self.unobserved.push(path);
             }

@@ -110,9 +110,7 @@ impl<S: Source> Scanner<'_, S> {
                     path: cfg.home.0.clone(),
                     error: format!(
                         "unable to observe it as uid {} gid {}: {}",
-                        user.0,
-                        user.1,
-                        fs::os_error(&e)
+                        user.0, user.1, e
                     ),
                 },
                 profiles: Vec::new(),
@@ -260,8 +258,7 @@ impl<S: Source> Scanner<'_, S> {
                 Err(e) => {
                     let why = format!(
                         "unable to look up its {}: {}; not a profile",
-                        cfg.marker.0,
-                        fs::os_error(&e)
+                        cfg.marker.0, e
                     );
                     out.not_profiles.push((node, why));
                     continue;
@@ -367,7 +364,7 @@ impl<S: Source> Scanner<'_, S> {
     /// reference image"); anything else is "no state" with a warning.
     fn state_link(&mut self, d: &S::Dir, name: &OsStr) -> StateObs {
         match self.src.read_link_in_root(d, name, STATE_LIMIT) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if crate::fs::Os::NotFound.is(&e) => {
                 StateObs::Unreadable("is a symlink to nothing (dangling)".into())
             }
             read => state_obs(read, true),
@@ -410,7 +407,7 @@ impl<S: Source> Scanner<'_, S> {
 }
 
 /// What a state file read gave; `link`: through a followed symlink.
-fn state_obs(read: std::io::Result<(crate::fs::Meta, Option<Vec<u8>>)>, link: bool) -> StateObs {
+fn state_obs(read: fs::Result<(fs::Meta, Option<Vec<u8>>)>, link: bool) -> StateObs {
     let what = if link {
         "is a symlink to a file"
     } else {
@@ -448,7 +445,7 @@ fn state_obs(read: std::io::Result<(crate::fs::Meta, Option<Vec<u8>>)>, link: bo
         Err(e) if fs::Os::Loop.is(&e) => {
             StateObs::Unreadable("is a symlink that does not end at a file; not followed".into())
         }
-        Err(e) => StateObs::Unreadable(fs::os_error(&e)),
+        Err(e) => StateObs::Unreadable(e.to_string()),
     }
 }
 

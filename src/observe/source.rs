@@ -11,7 +11,7 @@
 //!
 //! # Implementing a source
 //!
-//! - Errors are `io::Error`s carrying the errno the disk would give
+//! - Errors are `fs::Error`s carrying the OS error the disk would give
 //!   (`fs::Os::NotFound` for a missing entry,
 //!   `ELOOP` for a symlink opened as a directory, `ENOTDIR` for a
 //!   non-directory, `EACCES`...): the scanner turns them into the same
@@ -26,7 +26,6 @@
 //!   an ancestor with [`Source::open_parent`], checking its identity.
 
 use std::ffi::{OsStr, OsString};
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::fs::{self, BaseError, Dir, DirEntry, Meta};
@@ -59,18 +58,18 @@ pub trait Source {
 
     /// The entries of `dir`, sorted bytewise by name, without `.` and `..`;
     /// `kind` when known without a `stat` (`None` is always allowed).
-    fn list(&self, dir: &Self::Dir) -> io::Result<Vec<DirEntry>>;
+    fn list(&self, dir: &Self::Dir) -> fs::Result<Vec<DirEntry>>;
 
     /// `lstat` of the entry `name` of `dir`.
-    fn stat(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<Meta>;
+    fn stat(&self, dir: &Self::Dir, name: &OsStr) -> fs::Result<Meta>;
 
     /// Open the child directory `name` of `dir`, never through a symlink
     /// (`ELOOP` or `ENOTDIR`), with its identity (`fstat` of what was opened).
-    fn open_dir(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<(Self::Dir, Meta)>;
+    fn open_dir(&self, dir: &Self::Dir, name: &OsStr) -> fs::Result<(Self::Dir, Meta)>;
 
     /// Open the directory holding `dir` (`..`), with its identity; the
     /// caller compares it with the identity it recorded on the way down.
-    fn open_parent(&self, dir: &Self::Dir) -> io::Result<(Self::Dir, Meta)>;
+    fn open_parent(&self, dir: &Self::Dir) -> fs::Result<(Self::Dir, Meta)>;
 
     /// Open the entry `name` of `dir` without following it and say what it
     /// is; when it is a regular file of at most `limit` bytes, its contents
@@ -80,10 +79,10 @@ pub trait Source {
         dir: &Self::Dir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)>;
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)>;
 
     /// The target of the symlink `name` of `dir`.
-    fn read_link(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<OsString>;
+    fn read_link(&self, dir: &Self::Dir, name: &OsStr) -> fs::Result<OsString>;
 
     /// [`Source::read_file`] of `sub/name` below `dir` (`sub`, when given,
     /// a child directory, never followed), except that a regular file
@@ -97,7 +96,7 @@ pub trait Source {
         sub: Option<&OsStr>,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         let (m, bytes) = match sub {
             Some(sub) => self.read_file(&self.open_dir(dir, sub)?.0, name, limit)?,
             None => self.read_file(dir, name, limit)?,
@@ -114,7 +113,7 @@ pub trait Source {
         dir: &Self::Dir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         let (m, bytes) = self.read_file_following(dir, name, limit)?;
         Ok(if m.nlink > 1 { (m, None) } else { (m, bytes) })
     }
@@ -122,7 +121,7 @@ pub trait Source {
     /// Run `f` with the unprivileged user's credentials (uid, gid) when that
     /// matters to this source (the disk, when running as root): the volume
     /// is observed with exactly the access the user has.
-    fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> io::Result<R> {
+    fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> fs::Result<R> {
         let _ = ids;
         Ok(f())
     }
@@ -132,10 +131,10 @@ pub trait Source {
     /// [`Source::as_user`], for what the application itself follows in the
     /// user's volume (a profile's marker). A source that cannot follow
     /// links says so with an error when the entry is one.
-    fn stat_following(&self, dir: &Self::Dir, name: &OsStr) -> io::Result<Meta> {
+    fn stat_following(&self, dir: &Self::Dir, name: &OsStr) -> fs::Result<Meta> {
         let m = self.stat(dir, name)?;
         if m.kind == crate::fs::Kind::Symlink {
-            return Err(io::Error::other("symlinks are not followed in this source"));
+            return Err(fs::Refusal::NotFollowed.into());
         }
         Ok(m)
     }
@@ -147,7 +146,7 @@ pub trait Source {
         dir: &Self::Dir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         self.stat_following(dir, name)?;
         self.read_file(dir, name, limit)
     }
@@ -173,21 +172,21 @@ impl Source for Disk<'_> {
         })
     }
 
-    fn list(&self, dir: &Dir) -> io::Result<Vec<DirEntry>> {
+    fn list(&self, dir: &Dir) -> fs::Result<Vec<DirEntry>> {
         dir.list()
     }
 
-    fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
+    fn stat(&self, dir: &Dir, name: &OsStr) -> fs::Result<Meta> {
         dir.stat(name)
     }
 
-    fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
+    fn open_dir(&self, dir: &Dir, name: &OsStr) -> fs::Result<(Dir, Meta)> {
         let d = dir.open_dir(name)?;
         let m = d.meta()?;
         Ok((d, m))
     }
 
-    fn open_parent(&self, dir: &Dir) -> io::Result<(Dir, Meta)> {
+    fn open_parent(&self, dir: &Dir) -> fs::Result<(Dir, Meta)> {
         dir.open_parent()
     }
 
@@ -196,11 +195,11 @@ impl Source for Disk<'_> {
         dir: &Dir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         dir.read_file_meta(name, limit)
     }
 
-    fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
+    fn read_link(&self, dir: &Dir, name: &OsStr) -> fs::Result<OsString> {
         dir.read_link(name)
     }
 
@@ -210,7 +209,7 @@ impl Source for Disk<'_> {
         sub: Option<&OsStr>,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         dir.read_single_link_file(sub, name, limit)
     }
 
@@ -219,19 +218,19 @@ impl Source for Disk<'_> {
         dir: &Dir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         dir.read_file_meta_following(self.root, name, limit, 1)
     }
 
-    fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> io::Result<R> {
+    fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> fs::Result<R> {
         if fs::euid() == 0 {
-            fs::with_effective_ids(ids.0, ids.1, || Ok::<R, io::Error>(f()))
+            fs::with_effective_ids(ids.0, ids.1, || Ok::<R, fs::Error>(f()))
         } else {
             Ok(f())
         }
     }
 
-    fn stat_following(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
+    fn stat_following(&self, dir: &Dir, name: &OsStr) -> fs::Result<Meta> {
         dir.stat_following(self.root, name)
     }
 
@@ -240,7 +239,7 @@ impl Source for Disk<'_> {
         dir: &Dir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         dir.read_file_meta_following(self.root, name, limit, u64::MAX)
     }
 }
@@ -255,23 +254,23 @@ pub(crate) struct OnList<'a, F> {
 }
 
 #[cfg(test)]
-impl<F: Fn(&Dir) -> io::Result<()>> Source for OnList<'_, F> {
+impl<F: Fn(&Dir) -> fs::Result<()>> Source for OnList<'_, F> {
     type Dir = Dir;
     fn open_base(&self, path: &Path) -> Result<OpenBase<Dir>, BaseError> {
         self.disk.open_base(path)
     }
-    fn list(&self, dir: &Dir) -> io::Result<Vec<DirEntry>> {
+    fn list(&self, dir: &Dir) -> fs::Result<Vec<DirEntry>> {
         let v = self.disk.list(dir)?;
         (self.hook)(dir)?;
         Ok(v)
     }
-    fn stat(&self, dir: &Dir, name: &OsStr) -> io::Result<Meta> {
+    fn stat(&self, dir: &Dir, name: &OsStr) -> fs::Result<Meta> {
         self.disk.stat(dir, name)
     }
-    fn open_dir(&self, dir: &Dir, name: &OsStr) -> io::Result<(Dir, Meta)> {
+    fn open_dir(&self, dir: &Dir, name: &OsStr) -> fs::Result<(Dir, Meta)> {
         self.disk.open_dir(dir, name)
     }
-    fn open_parent(&self, dir: &Dir) -> io::Result<(Dir, Meta)> {
+    fn open_parent(&self, dir: &Dir) -> fs::Result<(Dir, Meta)> {
         self.disk.open_parent(dir)
     }
     fn read_file(
@@ -279,10 +278,10 @@ impl<F: Fn(&Dir) -> io::Result<()>> Source for OnList<'_, F> {
         dir: &Dir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         self.disk.read_file(dir, name, limit)
     }
-    fn read_link(&self, dir: &Dir, name: &OsStr) -> io::Result<OsString> {
+    fn read_link(&self, dir: &Dir, name: &OsStr) -> fs::Result<OsString> {
         self.disk.read_link(dir, name)
     }
     fn read_single_link_file(
@@ -291,7 +290,7 @@ impl<F: Fn(&Dir) -> io::Result<()>> Source for OnList<'_, F> {
         sub: Option<&OsStr>,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         self.disk.read_single_link_file(dir, sub, name, limit)
     }
 }

@@ -6,7 +6,11 @@
 //! The values are a `Serialize` view written by serde_yaml (which quotes
 //! whatever would read back as something else); where each came from (the
 //! file, the defaults, an environment override) is the comment block above
-//! them, which `--config` ignores.
+//! them, which `--config` ignores. A value holding a character that could
+//! reorder or hide what the operator reads (bidirectional, invisible,
+//! control) is never written raw: serde_yaml cannot escape it, so the
+//! values are then written by serde_json with those characters escaped
+//! (JSON is YAML's flow style), docs/configuration.md.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -64,8 +68,94 @@ pub fn render(
         );
     }
     let _ = writeln!(o, "{}", principals(cfg, account));
-    o.push_str(&serde_yaml::to_string(&view(cfg)).expect("the configuration serializes"));
+    let view = view(cfg);
+    let yaml = serde_yaml::to_string(&view).expect("the configuration serializes");
+    // serde_yaml writes the characters YAML counts as printable as they
+    // are, bidirectional overrides and invisible ones included; such a
+    // value would reorder or hide what the operator reads.
+    if !yaml
+        .chars()
+        .any(|c| c != '\n' && crate::report::render::hidden(c))
+    {
+        o.push_str(&yaml);
+        return o;
+    }
+    o.push_str(
+        "# A value holds a control, bidirectional or invisible character: the values\n\
+         # are written in YAML's flow style (JSON's syntax), those characters escaped.\n",
+    );
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Escaping::default());
+    view.serialize(&mut ser)
+        .expect("the configuration serializes");
+    o.push_str(std::str::from_utf8(&out).expect("serde_json writes UTF-8"));
+    o.push('\n');
     o
+}
+
+/// serde_json's pretty layout, with every [`crate::report::render::hidden`]
+/// character of a string escaped (JSON's encoder escapes only those below
+/// U+0020): `\u202e` as in JSON, and `\U000e0001` past U+FFFF, YAML's own
+/// escape (YAML refuses JSON's surrogate pairs). What is written is YAML
+/// that `--config` reads back as the same values.
+#[derive(Default)]
+struct Escaping(serde_json::ser::PrettyFormatter<'static>);
+
+impl serde_json::ser::Formatter for Escaping {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some((i, c)) = rest
+            .char_indices()
+            .find(|&(_, c)| crate::report::render::hidden(c))
+        {
+            w.write_all(&rest.as_bytes()[..i])?;
+            match u32::from(c) {
+                n if n <= 0xffff => write!(w, "\\u{n:04x}")?,
+                n => write!(w, "\\U{n:08x}")?,
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
+    }
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
 }
 
 /// The configuration as `--config` reads it, every key spelled out.

@@ -2,10 +2,9 @@
 //! its typed cause. The observation, the plan and apply make them; the
 //! report renders them.
 
-use std::io;
 use std::path::PathBuf;
 
-use crate::fs::{self, Refusal};
+use crate::fs;
 
 /// An item deliberately left alone, with the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -25,11 +24,14 @@ pub struct Failure {
 /// Why an operation failed, kept typed until a renderer prints it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Cause {
-    /// An OS error (its errno), printed as s6 tools print it.
-    Os(i32),
-    /// A refusal of the fd primitives: a symlink, an entry changed since it
-    /// was observed, a hard link, another kind of file...
-    Refused(Refusal),
+    /// An error of the fd primitives: an OS error (printed as s6 tools
+    /// print it), or a refusal (a symlink, an entry changed since it was
+    /// observed, a hard link, another kind of file...).
+    Fs(fs::Error),
+    /// A configured base directory that could not be opened at apply
+    /// time. Never taken for a permission only root has, and counted as
+    /// the owner's doing, whatever the OS said (as before it was typed).
+    Base(fs::BaseError),
     /// A step inside a slot's staging dir failed; the failure is reported on
     /// the slot (`mkdir in staging dir .gateway-x.tmp: ...`).
     InStaging {
@@ -56,9 +58,7 @@ impl Cause {
     /// step that met it was.
     pub fn permission_denied(&self) -> bool {
         match self {
-            Cause::Os(code) => {
-                io::Error::from_raw_os_error(*code).kind() == io::ErrorKind::PermissionDenied
-            }
+            Cause::Fs(e) => e.permission_denied(),
             Cause::InStaging { cause, .. } | Cause::AsUser { cause, .. } => {
                 cause.permission_denied()
             }
@@ -85,10 +85,10 @@ impl Cause {
     /// "Exit codes").
     pub fn owner_can_cause(&self) -> bool {
         match self {
-            Cause::Os(code) => !fs::system_fault(*code),
+            Cause::Fs(e) => !e.system_fault(),
             // In compat the user can run a supervisor of their own on a dot
             // name of the scandir.
-            Cause::Refused(_) | Cause::Text(_) | Cause::Supervised => true,
+            Cause::Base(_) | Cause::Text(_) | Cause::Supervised => true,
             Cause::InStaging { cause, .. }
             | Cause::OldTreeLeft { cause, .. }
             | Cause::AsUser { cause, .. } => cause.owner_can_cause(),
@@ -96,19 +96,27 @@ impl Cause {
     }
 }
 
-impl From<&io::Error> for Cause {
-    fn from(e: &io::Error) -> Cause {
-        match (e.raw_os_error(), fs::refusal(e)) {
-            (Some(code), _) => Cause::Os(code),
-            (None, Some(r)) => Cause::Refused(r.clone()),
-            (None, None) => Cause::Text(e.to_string()),
-        }
+impl From<fs::Error> for Cause {
+    fn from(e: fs::Error) -> Cause {
+        Cause::Fs(e)
     }
 }
 
-impl From<io::Error> for Cause {
-    fn from(e: io::Error) -> Cause {
-        Cause::from(&e)
+impl From<&fs::Error> for Cause {
+    fn from(e: &fs::Error) -> Cause {
+        Cause::Fs(e.clone())
+    }
+}
+
+impl From<fs::BaseError> for Cause {
+    fn from(e: fs::BaseError) -> Cause {
+        Cause::Base(e)
+    }
+}
+
+impl From<fs::Refusal> for Cause {
+    fn from(r: fs::Refusal) -> Cause {
+        Cause::Fs(r.into())
     }
 }
 
@@ -127,8 +135,8 @@ impl From<&str> for Cause {
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Cause::Os(code) => f.write_str(&fs::os_error(&io::Error::from_raw_os_error(*code))),
-            Cause::Refused(r) => write!(f, "{r}"),
+            Cause::Fs(e) => write!(f, "{e}"),
+            Cause::Base(e) => write!(f, "{e}"),
             Cause::InStaging {
                 step,
                 staging,
@@ -149,7 +157,7 @@ impl std::fmt::Display for Cause {
 /// 10000)`).
 pub fn say_who_acted(e: &mut Failure, uid: u32) {
     if uid != 0 {
-        let cause = std::mem::replace(&mut e.error, Cause::Os(0));
+        let cause = std::mem::replace(&mut e.error, Cause::Text(String::new()));
         e.error = Cause::AsUser {
             uid,
             cause: Box::new(cause),
@@ -171,20 +179,20 @@ mod tests {
 
     #[test]
     fn a_staging_step_keeps_its_os_error_typed() {
-        let os = io::Error::from_raw_os_error(nix::libc::EROFS);
+        let os = fs::Os::Access.at("mkdirat");
         let mut f = failure(Cause::InStaging {
             step: "mkdir",
             staging: ".gateway-x.tmp".into(),
-            cause: Box::new((&os).into()),
+            cause: Box::new(os.clone().into()),
         });
         let Cause::InStaging { step, cause, .. } = &f.error else {
             panic!("not typed: {:?}", f.error);
         };
-        assert_eq!((*step, &**cause), ("mkdir", &Cause::Os(nix::libc::EROFS)));
+        assert_eq!((*step, &**cause), ("mkdir", &Cause::Fs(os)));
         say_who_acted(&mut f, 10000);
         assert_eq!(
             f.error.to_string(),
-            "mkdir in staging dir .gateway-x.tmp: Read-only file system (as uid 10000)"
+            "mkdir in staging dir .gateway-x.tmp: Permission denied (as uid 10000)"
         );
     }
 
@@ -192,14 +200,12 @@ mod tests {
     fn root_is_not_named_and_refusals_stay_refusals() {
         let mut f = failure(Cause::OldTreeLeft {
             staging: ".gateway-x.tmp".into(),
-            cause: Box::new(Cause::Refused(Refusal::NotAsObserved)),
+            cause: Box::new(fs::Refusal::NotAsObserved.into()),
         });
         say_who_acted(&mut f, 0);
         assert_eq!(
             f.error.to_string(),
             ".gateway-x.tmp: changed since it was observed; left alone"
         );
-        let e: io::Error = Refusal::NotAsObserved.into();
-        assert_eq!(Cause::from(&e), Cause::Refused(Refusal::NotAsObserved));
     }
 }

@@ -19,13 +19,33 @@ use std::ffi::OsStr;
 use walker::Walker;
 
 /// Something that could not be described.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("unable to {op} {path}: {error}")]
 pub struct DescribeError {
     pub op: &'static str,
     /// Container path (relative to the root, shown with a leading `/`).
     pub path: String,
-    pub error: String,
+    pub error: Why,
+}
+
+/// Why an entry could not be described.
+#[derive(Debug, thiserror::Error)]
+pub enum Why {
+    /// Met through a held directory fd.
+    #[error(transparent)]
+    Fs(#[from] crate::fs::Error),
+    /// Met by a std call on the entry's path (a device, a root's listing).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// Not what was listed any more, or not a name a description holds.
+    #[error("{0}")]
+    Said(&'static str),
+}
+
+impl From<&'static str> for Why {
+    fn from(s: &'static str) -> Why {
+        Why::Said(s)
+    }
 }
 
 /// One collected entry with the identity needed to spot hard links.
@@ -51,7 +71,7 @@ pub struct Describer {
     /// Set while describing with the user's effective ids ([`Describer::as_user`]).
     acting: bool,
     /// The root, opened once: every entry is reached from it by fd.
-    root_dir: std::io::Result<Dir>,
+    root_dir: crate::fs::Result<Dir>,
     /// Called with each directory [`Describer::entry`] has entered (tests
     /// swap it for a symlink there).
     #[cfg(test)]
@@ -90,11 +110,11 @@ impl Describer {
         }
     }
 
-    pub(super) fn error(&mut self, op: &'static str, rel: &str, error: impl ToString) {
+    pub(super) fn error(&mut self, op: &'static str, rel: &str, error: impl Into<Why>) {
         self.errors.push(DescribeError {
             op,
             path: format!("/{rel}"),
-            error: error.to_string(),
+            error: error.into(),
         });
     }
 
@@ -144,9 +164,9 @@ impl Describer {
 
     /// `None` for an entry that is not there or, acting as the user, that
     /// the user cannot reach; any other failure is an error.
-    fn missing<T>(&mut self, op: &'static str, rel: &str, e: std::io::Error) -> Option<T> {
+    fn missing<T>(&mut self, op: &'static str, rel: &str, e: crate::fs::Error) -> Option<T> {
         let absent = crate::fs::Os::NotFound.is(&e) || crate::fs::Os::NotADir.is(&e);
-        let denied = self.acting && e.kind() == std::io::ErrorKind::PermissionDenied;
+        let denied = self.acting && e.permission_denied();
         if !absent && !denied {
             self.error(op, rel, e);
         }
@@ -154,22 +174,22 @@ impl Describer {
     }
 
     /// The root, held open since the describer was made.
-    fn root_dir(&self) -> std::io::Result<Dir> {
+    fn root_dir(&self) -> crate::fs::Result<Dir> {
         match &self.root_dir {
             Ok(d) => d.try_clone(),
-            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            Err(e) => Err(e.clone()),
         }
     }
 
     /// The directory `rel` below the root, opened one component at a time
     /// from the held root, never through a symlink.
-    pub fn open_dir(&self, rel: &str) -> std::io::Result<Dir> {
+    pub fn open_dir(&self, rel: &str) -> crate::fs::Result<Dir> {
         self.root_dir()?.open_beneath(Path::new(rel))
     }
 
     /// The target of the symlink at `rel`, read from its directory opened
     /// from the held root, never through a symlink on the way.
-    pub fn read_link(&self, rel: &str) -> std::io::Result<PathBuf> {
+    pub fn read_link(&self, rel: &str) -> crate::fs::Result<PathBuf> {
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
         let dir = self.open_dir(parent)?;
         Ok(PathBuf::from(dir.read_link(OsStr::new(name))?))
@@ -207,7 +227,7 @@ impl Describer {
                     gid: m.gid,
                     target: t.to_string_lossy().into_owned(),
                 },
-                Err(e) => return self.error("read link", rel, crate::fs::os_error(&e)),
+                Err(e) => return self.error("read link", rel, e),
             },
             Kind::Fifo => Node::Fifo { perms },
             Kind::Socket => Node::Socket { perms },
@@ -234,12 +254,10 @@ impl Describer {
                 self.error("read", rel, "changed while being described");
                 None
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
-                Some(Content::Bytes(Vec::new()))
-            }
+            Err(e) if crate::fs::Os::NotFound.is(&e) => None,
+            Err(e) if self.acting && e.permission_denied() => Some(Content::Bytes(Vec::new())),
             Err(e) => {
-                self.error("read", rel, crate::fs::os_error(&e));
+                self.error("read", rel, e);
                 None
             }
         }
@@ -257,7 +275,7 @@ impl Describer {
         self.acting = true;
         let r = crate::fs::with_effective_ids(user.0, user.1, || {
             f(self);
-            Ok::<(), std::io::Error>(())
+            Ok::<(), crate::fs::Error>(())
         });
         self.acting = false;
         if let Err(e) = r {
@@ -276,7 +294,7 @@ impl Describer {
         let top = self.open_dir(rel);
         let top = match top.and_then(|d| Ok((d.meta()?, d))) {
             Ok(x) => x,
-            Err(e) => return self.error("read directory", rel, crate::fs::os_error(&e)),
+            Err(e) => return self.error("read directory", rel, e),
         };
         if let Some(w) = Walker::new(self, rel, top) {
             w.run();
@@ -335,8 +353,8 @@ impl Describer {
         let opened = crate::fs::input::open_nofollow(&self.real(rel));
         let f = match opened {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) if self.acting && e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(e) if crate::fs::Os::NotFound.is(&e) => return None,
+            Err(e) if self.acting && e.permission_denied() => {
                 return Some(Content::Bytes(Vec::new()));
             }
             Err(e) => {

@@ -2,26 +2,22 @@
 //! configuration, `/etc/passwd`, `/etc/group`), taken from a description
 //! for `--tree`: the same bytes the disk would give, nothing else read.
 
-use std::io;
 use std::path::Path;
 
 use super::{Content, Description, Node};
 use crate::desired::accounts::{self, Account, AccountError};
 use crate::desired::config::{Config, ConfigError};
+use crate::fs::input::InputError;
 
 /// The bytes of the regular file described at the container path `path`:
 /// `NotFound` when it is not described, an error saying what it is
 /// otherwise (a symlink is not followed).
-pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
+pub fn file_bytes(d: &Description, path: &Path) -> Result<Vec<u8>, InputError> {
     let rel = path.to_string_lossy();
     let rel = rel.trim_start_matches('/');
-    let mut entry = d
-        .get(rel)
-        .ok_or_else(|| io::Error::from(crate::fs::Os::NotFound))?;
+    let mut entry = d.get(rel).ok_or_else(InputError::not_found)?;
     if let Node::Hardlink { target } = &entry.node {
-        entry = d
-            .get(target)
-            .ok_or_else(|| io::Error::from(crate::fs::Os::NotFound))?;
+        entry = d.get(target).ok_or_else(InputError::not_found)?;
     }
     match &entry.node {
         Node::File {
@@ -29,13 +25,8 @@ pub fn file_bytes(d: &Description, path: &Path) -> io::Result<Vec<u8>> {
             ..
         } => Ok(b.clone()),
         Node::Runtime => Ok(Vec::new()),
-        Node::File { .. } => Err(io::Error::other(
-            "described by digest only; the description must hold its content",
-        )),
-        other => Err(io::Error::other(format!(
-            "is a {} in the description, not a regular file",
-            other.kind_name()
-        ))),
+        Node::File { .. } => Err(InputError::DigestOnly),
+        other => Err(InputError::Described(other.kind_name())),
     }
 }
 
@@ -50,10 +41,10 @@ pub fn config(
     let path = config.unwrap_or(Path::new(crate::desired::config::file::DEFAULT_CONFIG));
     let read = match file_bytes(d, path) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if crate::fs::Os::NotFound.is(&e) => Ok(None),
-        Err(e) => Err(ConfigError::Read {
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(reason) => Err(ConfigError::Read {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            reason,
         }),
     };
     crate::desired::config::file::config_from(read, path, config.is_some(), env)
@@ -64,10 +55,7 @@ pub fn config(
 pub fn account(d: &Description, cfg: &Config) -> Result<Account, AccountError> {
     use crate::desired::config::Principal;
     let read = |file: &'static str| {
-        file_bytes(d, Path::new(file)).map_err(|e| AccountError::Read {
-            file,
-            reason: crate::fs::os_error(&e),
-        })
+        file_bytes(d, Path::new(file)).map_err(|reason| AccountError::Read { file, reason })
     };
     let passwd = match &cfg.user {
         Principal::Name(_) => read(accounts::PASSWD)?,
@@ -77,7 +65,7 @@ pub fn account(d: &Description, cfg: &Config) -> Result<Account, AccountError> {
         (_, Some(Principal::Name(_))) => read(accounts::GROUP)?,
         // The user's other groups, when the description has a group file.
         (Principal::Name(_), _) => match file_bytes(d, Path::new(accounts::GROUP)) {
-            Err(e) if crate::fs::Os::NotFound.is(&e) => Vec::new(),
+            Err(e) if e.is_not_found() => Vec::new(),
             _ => read(accounts::GROUP)?,
         },
         _ => Vec::new(),

@@ -21,10 +21,10 @@ pub enum MaterializeError {
     #[error("{dir}: not empty; materialize builds into an empty directory only")]
     NotEmpty { dir: PathBuf },
     #[error("unable to {op} {path}: {error}")]
-    Io {
+    Fs {
         op: &'static str,
         path: PathBuf,
-        error: String,
+        error: fs::Error,
     },
     #[error("{path}: {reason}")]
     Unbuildable { path: String, reason: &'static str },
@@ -39,22 +39,18 @@ pub enum MaterializeError {
     },
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> MaterializeError + 'a {
-    move |e| MaterializeError::Io {
+fn io<'a>(op: &'static str, path: &'a Path) -> impl Fn(fs::Error) -> MaterializeError + 'a {
+    move |error| MaterializeError::Fs {
         op,
         path: path.to_path_buf(),
-        error: fs::os_error(&e),
+        error,
     }
 }
 
 /// Build `d` in `dir`, which must be empty or missing (then created 0755).
 pub fn materialize(d: &Description, dir: &Path) -> Result<(), MaterializeError> {
     check_buildable(d)?;
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io("create", dir)(e)),
-    }
+    fs::mkdir_path(dir, 0o755).map_err(io("create", dir))?;
     let root = Dir::open_path(dir).map_err(io("open", dir))?;
     if !root.entries().map_err(io("read", dir))?.is_empty() {
         return Err(MaterializeError::NotEmpty {
@@ -161,7 +157,7 @@ impl<'r> Held<'r> {
     }
 
     /// The parent directory of `rel` opened beneath the root, and the name.
-    fn parent<'a>(&mut self, rel: &'a str) -> std::io::Result<(&Dir, &'a OsStr)> {
+    fn parent<'a>(&mut self, rel: &'a str) -> fs::Result<(&Dir, &'a OsStr)> {
         let Some((p, name)) = rel.rsplit_once('/') else {
             return Ok((self.root, OsStr::new(rel)));
         };
@@ -194,7 +190,7 @@ impl<'r> Held<'r> {
 }
 
 /// The parent directory of `rel` opened beneath the root, and the name.
-fn parent<'a>(root: &Dir, rel: &'a str) -> std::io::Result<(Dir, &'a OsStr)> {
+fn parent<'a>(root: &Dir, rel: &'a str) -> fs::Result<(Dir, &'a OsStr)> {
     let (dir, name) = match rel.rsplit_once('/') {
         Some((p, n)) => (root.open_beneath(Path::new(p))?, n),
         None => (root.try_clone()?, rel),

@@ -14,12 +14,11 @@
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{Content, Description, Node};
-use crate::fs::{BaseError, DirEntry, Kind, Meta, Os, Refusal, controlled_by};
+use crate::fs::{self, BaseError, DirEntry, Kind, Meta, Os, Refusal, controlled_by};
 use crate::observe::{OpenBase, Source};
 
 /// One entry in memory.
@@ -44,8 +43,10 @@ pub struct TreeSource {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TreeDir(usize);
 
-fn errno(o: Os) -> io::Error {
-    o.into()
+/// The OS error the disk would give, from a description (no system call
+/// was made).
+fn errno(o: Os) -> fs::Error {
+    o.at("tree description")
 }
 
 const ROOT: usize = 0;
@@ -102,13 +103,13 @@ impl TreeSource {
         }
     }
 
-    fn child(&self, dir: usize, name: &OsStr) -> io::Result<usize> {
+    fn child(&self, dir: usize, name: &OsStr) -> fs::Result<usize> {
         let b = name.as_bytes();
         if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not a single file name: {name:?}"),
-            ));
+            return Err(Refusal::BadName {
+                name: name.to_string_lossy().into_owned(),
+            }
+            .into());
         }
         self.allowed(dir, 0o1)?;
         self.items[dir]
@@ -119,7 +120,7 @@ impl TreeSource {
     }
 
     /// Permission check for the acting user: `want` is r=4, w=2, x=1.
-    fn allowed(&self, i: usize, want: u32) -> io::Result<()> {
+    fn allowed(&self, i: usize, want: u32) -> fs::Result<()> {
         let Some((uid, gid)) = self.acting.get() else {
             return Ok(());
         };
@@ -216,7 +217,7 @@ impl TreeSource {
     /// The entry `name` of `dir` with every symlink on the way followed, as
     /// `open(2)` would (at most 40, then `ELOOP`), with the acting user's
     /// search permission on each directory passed.
-    fn follow(&self, dir: usize, name: &OsStr) -> io::Result<usize> {
+    fn follow(&self, dir: usize, name: &OsStr) -> fs::Result<usize> {
         let mut todo: Vec<OsString> = vec![name.to_os_string()];
         let mut cur = dir;
         let mut hops = 0;
@@ -339,7 +340,7 @@ impl Source for TreeSource {
         self.resolve(path)
     }
 
-    fn list(&self, dir: &TreeDir) -> io::Result<Vec<DirEntry>> {
+    fn list(&self, dir: &TreeDir) -> fs::Result<Vec<DirEntry>> {
         self.allowed(dir.0, 0o4)?;
         Ok(self.items[dir.0]
             .children
@@ -351,11 +352,11 @@ impl Source for TreeSource {
             .collect())
     }
 
-    fn stat(&self, dir: &TreeDir, name: &OsStr) -> io::Result<Meta> {
+    fn stat(&self, dir: &TreeDir, name: &OsStr) -> fs::Result<Meta> {
         self.child(dir.0, name).map(|i| self.items[i].meta)
     }
 
-    fn open_dir(&self, dir: &TreeDir, name: &OsStr) -> io::Result<(TreeDir, Meta)> {
+    fn open_dir(&self, dir: &TreeDir, name: &OsStr) -> fs::Result<(TreeDir, Meta)> {
         let i = self.child(dir.0, name)?;
         let m = self.items[i].meta;
         match m.kind {
@@ -369,7 +370,7 @@ impl Source for TreeSource {
         }
     }
 
-    fn open_parent(&self, dir: &TreeDir) -> io::Result<(TreeDir, Meta)> {
+    fn open_parent(&self, dir: &TreeDir) -> fs::Result<(TreeDir, Meta)> {
         let p = self.items[dir.0].parent;
         Ok((TreeDir(p), self.items[p].meta))
     }
@@ -379,7 +380,7 @@ impl Source for TreeSource {
         dir: &TreeDir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         let i = self.child(dir.0, name)?;
         let item = &self.items[i];
         let m = item.meta;
@@ -394,18 +395,16 @@ impl Source for TreeSource {
         }
         match &item.bytes {
             Some(b) => Ok((m, Some(b.clone()))),
-            None => Err(io::Error::other(
-                "the tree description gives this file by digest only, not its content",
-            )),
+            None => Err(Refusal::DigestOnly.into()),
         }
     }
 
-    fn read_link(&self, dir: &TreeDir, name: &OsStr) -> io::Result<OsString> {
+    fn read_link(&self, dir: &TreeDir, name: &OsStr) -> fs::Result<OsString> {
         let i = self.child(dir.0, name)?;
         self.items[i].link.clone().ok_or_else(|| errno(Os::Invalid))
     }
 
-    fn stat_following(&self, dir: &TreeDir, name: &OsStr) -> io::Result<Meta> {
+    fn stat_following(&self, dir: &TreeDir, name: &OsStr) -> fs::Result<Meta> {
         let i = self.follow(dir.0, name)?;
         Ok(self.items[i].meta)
     }
@@ -415,7 +414,7 @@ impl Source for TreeSource {
         dir: &TreeDir,
         name: &OsStr,
         limit: u64,
-    ) -> io::Result<(Meta, Option<Vec<u8>>)> {
+    ) -> fs::Result<(Meta, Option<Vec<u8>>)> {
         let i = self.follow(dir.0, name)?;
         let p = self.items[i].parent;
         let last = self.items[p]
@@ -427,7 +426,7 @@ impl Source for TreeSource {
         self.read_file(&TreeDir(p), &last, limit)
     }
 
-    fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> io::Result<R> {
+    fn as_user<R>(&self, ids: (u32, u32), f: impl FnOnce() -> R) -> fs::Result<R> {
         let before = self.acting.replace(Some(ids));
         let r = f();
         self.acting.set(before);

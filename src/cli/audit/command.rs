@@ -78,12 +78,8 @@ fn audit(
         None => crate::desired::config::file::load_config(&args.root, args.config.as_deref(), env)?,
     };
     let db = |file: &'static str| match &tree {
-        Some(d) => {
-            crate::tree::inputs::file_bytes(d, Path::new(file)).map_err(|e| AccountError::Read {
-                file,
-                reason: crate::fs::os_error(&e),
-            })
-        }
+        Some(d) => crate::tree::inputs::file_bytes(d, Path::new(file))
+            .map_err(|reason| AccountError::Read { file, reason }),
         None => accounts::read_db(&args.root, file),
     };
     let mut a = Audit::default();

@@ -134,12 +134,8 @@ fn servicedir_base<S: Source>(
     found
 }
 
-fn unobservable(path: &Path, e: &std::io::Error) -> String {
-    format!(
-        "not observable: {}: {}",
-        shown(path),
-        crate::fs::os_error(e)
-    )
+fn unobservable(path: &Path, e: &crate::fs::Error) -> String {
+    format!("not observable: {}: {e}", shown(path))
 }
 
 /// The entries of `dir` (at `path`) with their `lstat`; what cannot be
@@ -257,7 +253,7 @@ fn scandir<S: Source>(
                     )
                 }))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if crate::fs::Os::NotFound.is(&e) => {
             Can::Unknown("no s6-svscan: .s6-svscan/ is missing".into())
         }
         Err(e) => Can::Unknown(unobservable(&svscan, &e)),
@@ -333,7 +329,7 @@ fn supervision<S: Source>(
     let sup_path = path.join(layout::SUPERVISE);
     let (sup, sup_meta) = match src.open_dir(dir, OsStr::new(layout::SUPERVISE)) {
         Ok(x) => x,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if crate::fs::Os::NotFound.is(&e) => {
             let why = "not supervised: supervise/ is missing".to_string();
             return (Can::Unknown(why.clone()), Can::Unknown(why));
         }
@@ -345,7 +341,7 @@ fn supervision<S: Source>(
     // What the audit itself cannot stat is not observable, never missing.
     let stat = |name: &str| match src.stat(&sup, OsStr::new(name)) {
         Ok(m) => Ok(Some(m)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if crate::fs::Os::NotFound.is(&e) => Ok(None),
         Err(e) => Err(Can::Unknown(unobservable(&sup_path.join(name), &e))),
     };
     let reach = reach.and_then(|()| check(who, Some(&sup_meta), Want::Search, &sup_path));

@@ -27,7 +27,7 @@ struct OpenBases<'a> {
 }
 
 impl Anchors for OpenBases<'_> {
-    fn anchor(&mut self, a: Anchor) -> std::io::Result<&Dir> {
+    fn anchor(&mut self, a: Anchor) -> Result<&Dir, fs::BaseError> {
         let (slot, path) = match a {
             Anchor::Servicedirs => (&mut self.servicedirs, self.desired.servicedirs()),
             Anchor::Scandir => (&mut self.scandir, self.desired.scandir()),
@@ -35,8 +35,7 @@ impl Anchors for OpenBases<'_> {
         };
         if slot.is_none() {
             let acct = &self.desired.account;
-            let base = fs::resolve_base(self.root, path, &acct.ids())
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let base = fs::resolve_base(self.root, path, &acct.ids())?;
             *slot = Some(base.dir);
         }
         Ok(slot.as_ref().expect("set above"))
@@ -64,7 +63,7 @@ fn apply_profiles(desired: &Desired, root: &Dir, observed: &Observed, report: &m
             report.errors.push(Failure {
                 op: "act as".into(),
                 path: PathBuf::from(format!("uid {} gid {}", acct.uid, acct.gid)),
-                error: (&e).into(),
+                error: e.into(),
             });
             return;
         }
@@ -113,7 +112,7 @@ fn retire_old_trees(
             report.errors.push(Failure {
                 op: "open".into(),
                 path: desired.scandir().to_path_buf(),
-                error: (&e).into(),
+                error: e.into(),
             });
             return;
         }

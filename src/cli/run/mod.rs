@@ -48,7 +48,7 @@ pub enum Fatal {
     Root {
         path: PathBuf,
         #[source]
-        err: std::io::Error,
+        err: fs::Error,
     },
     #[error("{0}")]
     Lock(#[from] LockError),

@@ -41,7 +41,7 @@ pub fn run(
 /// system errors.
 fn materialize_exit_code(e: &MaterializeError) -> i32 {
     match e {
-        MaterializeError::Io { .. } => EXIT_FATAL,
+        MaterializeError::Fs { .. } => EXIT_FATAL,
         _ => EXIT_USAGE,
     }
 }

@@ -28,9 +28,9 @@ pub fn load_config(
     let read = match fs::input::read_regular(&real, CONFIG_LIMIT, fs::input::Follow::Yes) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(ConfigError::Read {
+        Err(reason) => Err(ConfigError::Read {
             path: shown.clone(),
-            reason: e.to_string(),
+            reason,
         }),
     };
     config_from(read, &shown, config.is_some(), env)
@@ -65,7 +65,7 @@ pub fn config_from(
         Ok(None) => {
             return Err(ConfigError::Read {
                 path: shown,
-                reason: "No such file or directory".into(),
+                reason: fs::input::InputError::not_found(),
             });
         }
         Err(e) => return Err(e),

@@ -11,6 +11,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use serde::de::{self, Visitor};
 
+use super::said::{self, Any, Found, Text};
+
 /// The largest usable id: `chown(2)` reads `(uid_t)-1` as "no change".
 pub const MAX_ID: u32 = u32::MAX - 1;
 
@@ -85,7 +87,7 @@ struct PrincipalVisitor {
 
 impl PrincipalVisitor {
     fn refuse<E: de::Error>(&self, found: impl fmt::Display) -> E {
-        E::custom(format!(
+        said::refuse(format_args!(
             "expected a {} name or a number 0..{MAX_ID}, found {found}",
             self.what
         ))
@@ -94,7 +96,7 @@ impl PrincipalVisitor {
     fn id<E: de::Error>(&self, n: u64) -> Result<Option<Principal>, E> {
         match u32::try_from(n) {
             Ok(id) if id <= MAX_ID => Ok(Some(Principal::Id(id))),
-            Ok(_) => Err(E::custom(format!(
+            Ok(_) => Err(said::refuse(format_args!(
                 "{n} is refused: chown(2) reads it as \"no change\"; expected a number 0..{MAX_ID}"
             ))),
             Err(_) => Err(self.refuse(n)),
@@ -159,7 +161,7 @@ pub fn de_user<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Principal, D::E
         null_ok: false,
     };
     d.deserialize_any(v)?
-        .ok_or_else(|| de::Error::custom("expected a user name"))
+        .ok_or_else(|| said::refuse("expected a user name"))
 }
 
 /// `group:`: a name, a number, or null for the user's primary group.
@@ -233,17 +235,124 @@ where
     D: serde::Deserializer<'de>,
     E: fmt::Display,
 {
-    struct Checked<F>(&'static str, F);
-    impl<'de, T, M: fmt::Display, F: FnOnce(&str) -> Result<T, M>> Visitor<'de> for Checked<F> {
-        type Value = T;
+    d.deserialize_str(Text {
+        what: expecting,
+        check,
+    })
+}
+
+/// `deserialize_with` for a string with no rule of its own.
+pub fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    checked_str(d, "a string", |s| Ok::<_, String>(s.to_string()))
+}
+
+/// A string with no rule of its own, as a list item.
+struct Plain(String);
+
+impl<'de> Deserialize<'de> for Plain {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        text(d).map(Plain)
+    }
+}
+
+/// `deserialize_with` for a list of strings.
+pub fn text_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let l: Vec<Plain> = list(d)?;
+    Ok(l.into_iter().map(|p| p.0).collect())
+}
+
+/// `deserialize_with` for a list (`[a, b]` or `- a` lines).
+pub fn list<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    struct List<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for List<T> {
+        type Value = Vec<T>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.0)
+            f.write_str("a list")
         }
-        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
-            (self.1)(s).map_err(E::custom)
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(out)
+        }
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<Vec<T>, E> {
+            Err(said::expected("a list", Found::Bool(b)))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Vec<T>, E> {
+            Err(said::expected("a list", Found::Int(n.into())))
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Vec<T>, E> {
+            Err(said::expected("a list", Found::Int(n.into())))
+        }
+        fn visit_f64<E: de::Error>(self, x: f64) -> Result<Vec<T>, E> {
+            Err(said::expected("a list", Found::Float(x)))
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Vec<T>, E> {
+            Err(said::expected("a list", Found::Str(s)))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+            Err(said::expected("a list", Found::Null))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Vec<T>, E> {
+            Err(said::expected("a list", Found::Null))
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Vec<T>, A::Error> {
+            Err(said::expected("a list", Found::Mapping))
         }
     }
-    d.deserialize_str(Checked(expecting, check))
+    d.deserialize_any(List(std::marker::PhantomData))
+}
+
+/// `deserialize_with` for a count of bytes (`boot_log.rotate_bytes`).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    d.deserialize_any(Any {
+        what: "a whole number (0 or more, without a unit)",
+        accept: |f: &Found<'_>| match *f {
+            Found::Int(n) => u64::try_from(n).ok(),
+            _ => None,
+        },
+    })
+}
+
+/// `deserialize_with` for a switch.
+pub fn switch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    d.deserialize_any(Any {
+        what: "true or false",
+        accept: |f: &Found<'_>| match *f {
+            Found::Bool(b) => Some(b),
+            _ => None,
+        },
+    })
+}
+
+/// `deserialize_with` for a switch that may be left unset (null).
+pub fn maybe_switch<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    d.deserialize_any(Any {
+        what: "true or false",
+        accept: |f: &Found<'_>| match *f {
+            Found::Bool(b) => Some(Some(b)),
+            Found::Null => Some(None),
+            _ => None,
+        },
+    })
+}
+
+/// `deserialize_with` for one of a few words (`policy`, `start`).
+pub fn one_of<'de, D: serde::Deserializer<'de>, T: Copy>(
+    d: D,
+    words: &'static [(&'static str, T)],
+    said_as: &'static str,
+) -> Result<T, D::Error> {
+    checked_str(d, said_as, |s| {
+        words
+            .iter()
+            .find(|(w, _)| *w == s)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("unknown variant `{s}`, expected {said_as}"))
+    })
 }
 
 /// A base directory (`static.servicedirs`, `scandir.path`, `profiles.home`):

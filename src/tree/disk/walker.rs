@@ -10,7 +10,6 @@
 //! described up to the bound and said to be cut.
 
 use std::ffi::OsString;
-use std::io;
 use std::path::Path;
 
 use super::Describer;
@@ -50,7 +49,7 @@ impl<'a> Walker<'a> {
         let top_dir = match dir.try_clone() {
             Ok(t) => t,
             Err(e) => {
-                d.error("read directory", rel, crate::fs::os_error(&e));
+                d.error("read directory", rel, e);
                 return None;
             }
         };
@@ -93,9 +92,7 @@ impl<'a> Walker<'a> {
             }
             if self.over(rel.len() + 1) {
                 if let Err(e) = self.cut(&rel) {
-                    return self
-                        .d
-                        .error("read directory", &self.top, crate::fs::os_error(&e));
+                    return self.d.error("read directory", &self.top, e);
                 }
                 continue;
             }
@@ -124,7 +121,7 @@ impl<'a> Walker<'a> {
     /// [`RESERVE_PATH_BYTES`] more (as the observation does, so that one
     /// planted deep entry does not hide its `run` or `supervise/`), and
     /// past that on to the next servicedir.
-    fn cut(&mut self, rel: &str) -> io::Result<()> {
+    fn cut(&mut self, rel: &str) -> crate::fs::Result<()> {
         if self.reserve.is_none() {
             let tree = self.stack.get(1).map_or(rel, |f| &f.rel);
             self.d.cut.push(too_large(tree));
@@ -161,8 +158,8 @@ impl<'a> Walker<'a> {
             Ok(m) => m,
             // Gone since it was listed (s6-supervise renames its
             // `status.new` over `status` all the time): not in the tree.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
-            Err(e) => return self.d.error("stat", &rel, crate::fs::os_error(&e)),
+            Err(e) if crate::fs::Os::NotFound.is(&e) => return,
+            Err(e) => return self.d.error("stat", &rel, e),
         };
         self.d.add_at(dir, &name, &rel, &m, m.dev != self.dev);
         let enter = m.kind == Kind::Dir && m.dev == self.dev;
@@ -174,9 +171,7 @@ impl<'a> Walker<'a> {
             Ok(_) => self
                 .d
                 .error("read directory", &rel, "changed while being described"),
-            Err(e) => self
-                .d
-                .error("read directory", &rel, crate::fs::os_error(&e)),
+            Err(e) => self.d.error("read directory", &rel, e),
         }
     }
 
@@ -186,8 +181,7 @@ impl<'a> Walker<'a> {
         let mut names = match dir.entries() {
             Ok(n) => n,
             Err(e) => {
-                self.d
-                    .error("read directory", &rel, crate::fs::os_error(&e));
+                self.d.error("read directory", &rel, e);
                 Vec::new()
             }
         };
