@@ -56,15 +56,8 @@ pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Re
 /// the same object as `--format json` prints, plus `"exit"` (the run's
 /// exit code) and, for a runtime pass, `"sequence"`, as last keys.
 pub fn json_recorded(mode: Mode, r: &Report, sequence: Option<u64>, exit: i32, out: &mut Vec<u8>) {
-    let envelope = super::json::Envelope::new(mode, r, false);
-    let mut value = serde_json::to_value(&envelope).expect("the report serializes");
-    if let Some(map) = value.as_object_mut() {
-        if let Some(n) = sequence {
-            map.insert("sequence".into(), n.into());
-        }
-        map.insert("exit".into(), exit.into());
-    }
-    serde_json::to_writer_pretty(&mut *out, &value).expect("writing to memory");
+    let envelope = super::json::Envelope::new(mode, r, false).recorded(sequence, exit);
+    serde_json::to_writer_pretty(&mut *out, &envelope).expect("writing to memory");
     out.push(b'\n');
 }
 
