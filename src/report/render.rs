@@ -153,17 +153,26 @@ pub fn hidden(c: char) -> bool {
 /// serde).
 pub fn push_escaped(buf: &mut String, text: &str) {
     let mut rest = text;
-    while let Some(i) = rest.find(hidden) {
-        buf.push_str(&rest[..i]);
-        let c = rest[i..].chars().next().unwrap_or_default();
-        if u32::from(c) < 0x100 {
+    loop {
+        // Printable ASCII and tab are never hidden: copied a run at a time.
+        let plain = rest
+            .bytes()
+            .position(|b| !matches!(b, b'\t' | b' '..=b'~'))
+            .unwrap_or(rest.len());
+        buf.push_str(&rest[..plain]);
+        rest = &rest[plain..];
+        let Some(c) = rest.chars().next() else {
+            return;
+        };
+        if !hidden(c) {
+            buf.push(c);
+        } else if u32::from(c) < 0x100 {
             let _ = write!(buf, "\\x{:02x}", u32::from(c));
         } else {
             let _ = write!(buf, "\\u{{{:x}}}", u32::from(c));
         }
-        rest = &rest[i + c.len_utf8()..];
+        rest = &rest[c.len_utf8()..];
     }
-    buf.push_str(rest);
 }
 
 /// `text` as [`push_escaped`] prints it.
