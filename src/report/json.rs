@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::desired::application::command::MIGRATED_FROM;
 use crate::desired::model::Mode;
@@ -19,12 +19,14 @@ pub(crate) struct Envelope<'a> {
     format: &'static str,
     version: u32,
     mode: &'static str,
-    changes: Vec<ChangeJson<'a>>,
-    effects: Vec<EffectJson<'a>>,
-    slots: Vec<SlotJson<'a>>,
-    skipped: Vec<SkippedJson<'a>>,
+    /// The lists are written from the report as they are serialized,
+    /// never collected (a slot or two per profile).
+    changes: Seq<'a, ChangeJson<'a>>,
+    effects: Seq<'a, EffectJson<'a>>,
+    slots: Seq<'a, SlotJson<'a>>,
+    skipped: Seq<'a, SkippedJson<'a>>,
     warnings: &'a [String],
-    errors: Vec<ErrorJson<'a>>,
+    errors: Seq<'a, ErrorJson<'a>>,
     /// Only in the recorded report (docs/runtime.md): a runtime pass's
     /// sequence number, then the run's exit code, as last keys.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,16 +43,18 @@ impl<'a> Envelope<'a> {
             format: "s6-reconcile",
             version: 1,
             mode: mode.as_str(),
-            changes: r
-                .changes
-                .iter()
-                .flat_map(|c| ChangeJson::parts(c, diff))
-                .collect(),
-            effects: r.effects.iter().map(EffectJson::from).collect(),
-            slots: r.slots.iter().map(SlotJson::from).collect(),
-            skipped: r.skipped.iter().map(SkippedJson::from).collect(),
+            changes: Seq(Box::new(move || {
+                Box::new(
+                    r.changes
+                        .iter()
+                        .flat_map(move |c| ChangeJson::parts(c, diff)),
+                )
+            })),
+            effects: Seq::of(&r.effects),
+            slots: Seq::of(&r.slots),
+            skipped: Seq::of(&r.skipped),
             warnings: &r.warnings,
-            errors: r.errors.iter().map(ErrorJson::from).collect(),
+            errors: Seq::of(&r.errors),
             sequence: None,
             exit: None,
         }
@@ -62,6 +66,26 @@ impl<'a> Envelope<'a> {
         self.sequence = sequence;
         self.exit = Some(exit);
         self
+    }
+}
+
+/// A list serialized from an iterator made when it is written.
+type Items<'a, T> = Box<dyn Iterator<Item = T> + 'a>;
+struct Seq<'a, T>(Box<dyn Fn() -> Items<'a, T> + 'a>);
+
+impl<'a, T: 'a> Seq<'a, T> {
+    /// Each of `items` as its JSON object.
+    fn of<U>(items: &'a [U]) -> Self
+    where
+        T: From<&'a U>,
+    {
+        Seq(Box::new(move || Box::new(items.iter().map(T::from))))
+    }
+}
+
+impl<T: Serialize> Serialize for Seq<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
     }
 }
 
