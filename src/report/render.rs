@@ -186,6 +186,9 @@ pub fn escaped(text: &str) -> String {
 /// `\xNN`.
 pub fn push_path(buf: &mut String, p: &Path) {
     use std::os::unix::ffi::OsStrExt;
+    if let Some(text) = p.to_str() {
+        return push_escaped(buf, text);
+    }
     for chunk in p.as_os_str().as_bytes().utf8_chunks() {
         push_escaped(buf, chunk.valid());
         for b in chunk.invalid() {
