@@ -24,9 +24,7 @@ pub(crate) mod slot_diff;
 pub(crate) mod steps;
 
 use crate::observe::{BaseObs, Node, Observed, ScandirObs, StaticObs};
-pub use change::{
-    Anchor, Change, Op, Owner, Plan, Shown, SlotBuild, SlotRecipe, SlotReport, Target,
-};
+pub use change::{Anchor, Change, Op, Owner, Plan, SlotBuild, SlotRecipe, SlotReport, Target};
 pub use order::sort_changes;
 use steps::When;
 

@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 use crate::desired::application::command::MIGRATED_FROM;
 use crate::desired::model::Mode;
 use crate::plan::steps::{EffectReport, When};
-use crate::plan::{Change, Op, Shown, SlotReport};
+use crate::plan::{Change, Op, SlotReport};
 use crate::report::Report;
 use crate::s6::findings::{Failure, Skipped};
 
@@ -97,11 +97,9 @@ struct ChangeJson<'a> {
     op: &'static str,
     path: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "as_text")]
-    from: Option<Shown>,
+    from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "as_text")]
-    to: Option<Shown>,
+    to: Option<String>,
     /// A seeded state file: what it says and why.
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<&'static str>,
@@ -124,8 +122,8 @@ impl<'a> ChangeJson<'a> {
                 phase: c.phase.as_str(),
                 op,
                 path: text(&c.path),
-                from: from_to.map(|(from, _)| from),
-                to: from_to.map(|(_, to)| to),
+                from: from_to.as_ref().map(|(from, _)| from.to_string()),
+                to: from_to.as_ref().map(|(_, to)| to.to_string()),
                 state: seeded.then_some("running"),
                 migrated_from: seeded.then_some(MIGRATED_FROM),
                 when: (c.when != When::Always).then(|| c.when.as_str()),
@@ -225,14 +223,4 @@ impl<'a> From<&'a Failure> for ErrorJson<'a> {
 /// is not UTF-8 as U+FFFD), borrowed when it is UTF-8.
 fn text(p: &Path) -> Cow<'_, str> {
     p.to_string_lossy()
-}
-
-/// An owner or mode as the plan prints it (`0:0`, `0700`), written
-/// straight into the output. Only called for `Some` (the field is skipped
-/// when `None`).
-fn as_text<S: Serializer>(v: &Option<Shown>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.collect_str(v),
-        None => s.serialize_none(),
-    }
 }
