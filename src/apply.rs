@@ -40,7 +40,10 @@ pub struct Applied {
 impl Applied {
     /// Sort `changes` by their `outcomes` (one each, in order).
     pub fn collect(changes: Vec<Change>, outcomes: Vec<Outcome>) -> Applied {
-        let mut out = Applied::default();
+        let mut out = Applied {
+            done: Vec::with_capacity(changes.len()),
+            ..Applied::default()
+        };
         for (c, o) in changes.into_iter().zip(outcomes) {
             match o {
                 Outcome::Done => out.done.push(c),

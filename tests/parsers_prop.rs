@@ -11,7 +11,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use s6_reconcile::desired::application::yaml::{Wanted, app_config};
 use s6_reconcile::desired::config::Config;
-use s6_reconcile::desired::state::{parse_lifecycle, parse_state};
+use s6_reconcile::desired::state::{json, parse_lifecycle, parse_state};
 
 const CONFIG: &str = r##"user: hermes
 group: ~
@@ -211,6 +211,23 @@ proptest! {
         let transient = ["draining".to_string()];
         let _ = parse_state(&state, &transient);
         let _ = parse_lifecycle(Some(&lifecycle));
+    }
+
+    #[test]
+    fn the_field_reader_reads_what_the_whole_reader_reads(state in inputs(STATE)) {
+        // The state file's reader keeps two keys of the document; it must
+        // accept and refuse what the whole reader does, at the same place,
+        // and keep the same values for those keys.
+        let fields = ["desired_state", "gateway_state"];
+        match (json::parse(&state), json::parse_fields(&state, &fields)) {
+            (Ok(serde_json::Value::Object(whole)), Ok(json::Fields::Object(kept))) => {
+                let whole: Vec<_> = fields.iter().map(|k| whole.get(*k).cloned()).collect();
+                prop_assert_eq!(whole, kept);
+            }
+            (Ok(whole), Ok(json::Fields::Other(kept))) => prop_assert_eq!(whole, kept),
+            (Err(a), Err(b)) => prop_assert_eq!(a, b),
+            (a, b) => prop_assert!(false, "{:?} against {:?}", a, b),
+        }
     }
 
     #[test]

@@ -91,12 +91,13 @@ fn build_own(top: Dir, entries: &[(SlotEntry, Owner)]) -> Result<(), StepError> 
         now |= fs::SETGID;
         top.chmod_self(now).map_err(|e| ("chmod", e))?;
     }
-    let mut held = vec![Held {
+    let mut held = Vec::with_capacity(entries.len());
+    held.push(Held {
         path: "",
         dir: top,
         now,
         want: MODE_SLOT_DIR,
-    }];
+    });
     // Each entry's parent and name, split once (text, not path components).
     let split: Vec<(&str, &str)> = entries.iter().map(|(e, _)| e.parent_and_name()).collect();
     for (i, (e, _)) in entries.iter().enumerate() {

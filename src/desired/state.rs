@@ -39,20 +39,25 @@ pub fn parse_state(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(StateError::Empty);
     }
-    let doc = json::parse(bytes).map_err(StateError::Json)?;
-    let Value::Object(map) = doc else {
-        return Err(StateError::NotObject(kind(&doc)));
+    let fields =
+        json::parse_fields(bytes, &["desired_state", "gateway_state"]).map_err(StateError::Json)?;
+    let (desired, gateway) = match fields {
+        json::Fields::Object(values) => {
+            let mut values = values.into_iter();
+            (values.next().flatten(), values.next().flatten())
+        }
+        json::Fields::Other(doc) => return Err(StateError::NotObject(kind(&doc))),
     };
-    match map.get("desired_state") {
-        Some(Value::String(s)) => return Ok(Some(s.clone())),
+    match desired {
+        Some(Value::String(s)) => return Ok(Some(s)),
         None | Some(Value::Null) => {}
-        Some(v) => return Err(StateError::DesiredNotString(kind(v))),
+        Some(v) => return Err(StateError::DesiredNotString(kind(&v))),
     }
-    if let Some(Value::String(s)) = map.get("gateway_state") {
-        if transient_running.contains(s) {
+    if let Some(Value::String(s)) = gateway {
+        if transient_running.contains(&s) {
             return Ok(Some("running".into()));
         }
-        return Ok(Some(s.clone()));
+        return Ok(Some(s));
     }
     Ok(None)
 }
@@ -117,10 +122,14 @@ pub fn parse_lifecycle(bytes: Option<&[u8]>) -> PriorExit {
     let Some(bytes) = bytes else {
         return PriorExit::Unknown;
     };
-    let Ok(Value::Object(map)) = json::parse(strip_bom(bytes)) else {
+    let Ok(json::Fields::Object(phase)) = json::parse_fields(strip_bom(bytes), &["phase"]) else {
         return PriorExit::Unknown;
     };
-    match map.get("phase").and_then(Value::as_str) {
+    match phase
+        .first()
+        .and_then(Option::as_ref)
+        .and_then(Value::as_str)
+    {
         Some("exited") => PriorExit::Clean,
         Some("running") => PriorExit::Unclean,
         _ => PriorExit::Unknown,

@@ -1,7 +1,10 @@
 //! The JSON report (`--format json`): the envelope the renderer's module
 //! documentation describes, as `Serialize` types borrowed from the report.
 
-use serde::Serialize;
+use std::borrow::Cow;
+use std::path::Path;
+
+use serde::{Serialize, Serializer};
 
 use crate::desired::application::command::MIGRATED_FROM;
 use crate::desired::model::Mode;
@@ -16,12 +19,20 @@ pub(crate) struct Envelope<'a> {
     format: &'static str,
     version: u32,
     mode: &'static str,
-    changes: Vec<ChangeJson<'a>>,
-    effects: Vec<EffectJson>,
-    slots: Vec<SlotJson<'a>>,
-    skipped: Vec<SkippedJson<'a>>,
+    /// The lists are written from the report as they are serialized,
+    /// never collected (a slot or two per profile).
+    changes: Seq<'a, ChangeJson<'a>>,
+    effects: Seq<'a, EffectJson<'a>>,
+    slots: Seq<'a, SlotJson<'a>>,
+    skipped: Seq<'a, SkippedJson<'a>>,
     warnings: &'a [String],
-    errors: Vec<ErrorJson<'a>>,
+    errors: Seq<'a, ErrorJson<'a>>,
+    /// Only in the recorded report (docs/runtime.md): a runtime pass's
+    /// sequence number, then the run's exit code, as last keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit: Option<i32>,
 }
 
 impl<'a> Envelope<'a> {
@@ -32,17 +43,49 @@ impl<'a> Envelope<'a> {
             format: "s6-reconcile",
             version: 1,
             mode: mode.as_str(),
-            changes: r
-                .changes
-                .iter()
-                .flat_map(|c| ChangeJson::parts(c, diff))
-                .collect(),
-            effects: r.effects.iter().map(EffectJson::from).collect(),
-            slots: r.slots.iter().map(SlotJson::from).collect(),
-            skipped: r.skipped.iter().map(SkippedJson::from).collect(),
+            changes: Seq(Box::new(move || {
+                Box::new(
+                    r.changes
+                        .iter()
+                        .flat_map(move |c| ChangeJson::parts(c, diff)),
+                )
+            })),
+            effects: Seq::of(&r.effects),
+            slots: Seq::of(&r.slots),
+            skipped: Seq::of(&r.skipped),
             warnings: &r.warnings,
-            errors: r.errors.iter().map(ErrorJson::from).collect(),
+            errors: Seq::of(&r.errors),
+            sequence: None,
+            exit: None,
         }
+    }
+
+    /// The report as recorded: with the run's exit code and, for a
+    /// runtime pass, its sequence number.
+    pub(crate) fn recorded(mut self, sequence: Option<u64>, exit: i32) -> Envelope<'a> {
+        self.sequence = sequence;
+        self.exit = Some(exit);
+        self
+    }
+}
+
+/// A list serialized from an iterator made when it is written.
+type Items<'a, T> = Box<dyn Iterator<Item = T> + 'a>;
+struct Seq<'a, T>(Box<dyn Fn() -> Items<'a, T> + 'a>);
+
+impl<'a, T: 'a> Seq<'a, T> {
+    /// Each of `items` as its JSON object.
+    fn of<U>(items: &'a [U]) -> Self
+    where
+        T: From<&'a U>,
+    {
+        Seq(Box::new(move || Box::new(items.iter().map(T::from))))
+    }
+}
+
+impl<T: Serialize> Serialize for Seq<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
     }
 }
 
@@ -52,7 +95,7 @@ impl<'a> Envelope<'a> {
 struct ChangeJson<'a> {
     phase: &'static str,
     op: &'static str,
-    path: String,
+    path: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,7 +121,7 @@ impl<'a> ChangeJson<'a> {
             ChangeJson {
                 phase: c.phase.as_str(),
                 op,
-                path: c.path.display().to_string(),
+                path: text(&c.path),
                 from: from_to.as_ref().map(|(from, _)| from.to_string()),
                 to: from_to.as_ref().map(|(_, to)| to.to_string()),
                 state: seeded.then_some("running"),
@@ -98,20 +141,20 @@ impl<'a> ChangeJson<'a> {
 /// A run effect: `rescan` with the bytes it writes, or `append` with the
 /// number of boot log lines.
 #[derive(Serialize)]
-struct EffectJson {
+struct EffectJson<'a> {
     op: &'static str,
-    path: String,
+    path: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     write: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lines: Option<usize>,
 }
 
-impl From<&EffectReport> for EffectJson {
-    fn from(e: &EffectReport) -> Self {
+impl<'a> From<&'a EffectReport> for EffectJson<'a> {
+    fn from(e: &'a EffectReport) -> Self {
         EffectJson {
             op: e.op,
-            path: e.path.display().to_string(),
+            path: text(&e.path),
             write: e.write,
             lines: e.lines,
         }
@@ -146,14 +189,14 @@ impl<'a> From<&'a SlotReport> for SlotJson<'a> {
 
 #[derive(Serialize)]
 struct SkippedJson<'a> {
-    path: String,
+    path: Cow<'a, str>,
     reason: &'a str,
 }
 
 impl<'a> From<&'a Skipped> for SkippedJson<'a> {
     fn from(s: &'a Skipped) -> Self {
         SkippedJson {
-            path: s.path.display().to_string(),
+            path: text(&s.path),
             reason: &s.reason,
         }
     }
@@ -162,7 +205,7 @@ impl<'a> From<&'a Skipped> for SkippedJson<'a> {
 #[derive(Serialize)]
 struct ErrorJson<'a> {
     op: &'a str,
-    path: String,
+    path: Cow<'a, str>,
     error: String,
 }
 
@@ -170,8 +213,14 @@ impl<'a> From<&'a Failure> for ErrorJson<'a> {
     fn from(e: &'a Failure) -> Self {
         ErrorJson {
             op: &e.op,
-            path: e.path.display().to_string(),
+            path: text(&e.path),
             error: e.error.to_string(),
         }
     }
+}
+
+/// A path as JSON text: as `Path::display` shows it (a byte sequence that
+/// is not UTF-8 as U+FFFD), borrowed when it is UTF-8.
+fn text(p: &Path) -> Cow<'_, str> {
+    p.to_string_lossy()
 }

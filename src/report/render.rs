@@ -56,15 +56,8 @@ pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Re
 /// the same object as `--format json` prints, plus `"exit"` (the run's
 /// exit code) and, for a runtime pass, `"sequence"`, as last keys.
 pub fn json_recorded(mode: Mode, r: &Report, sequence: Option<u64>, exit: i32, out: &mut Vec<u8>) {
-    let envelope = super::json::Envelope::new(mode, r, false);
-    let mut value = serde_json::to_value(&envelope).expect("the report serializes");
-    if let Some(map) = value.as_object_mut() {
-        if let Some(n) = sequence {
-            map.insert("sequence".into(), n.into());
-        }
-        map.insert("exit".into(), exit.into());
-    }
-    serde_json::to_writer_pretty(&mut *out, &value).expect("writing to memory");
+    let envelope = super::json::Envelope::new(mode, r, false).recorded(sequence, exit);
+    serde_json::to_writer_pretty(&mut *out, &envelope).expect("writing to memory");
     out.push(b'\n');
 }
 
@@ -160,17 +153,26 @@ pub fn hidden(c: char) -> bool {
 /// serde).
 pub fn push_escaped(buf: &mut String, text: &str) {
     let mut rest = text;
-    while let Some(i) = rest.find(hidden) {
-        buf.push_str(&rest[..i]);
-        let c = rest[i..].chars().next().unwrap_or_default();
-        if u32::from(c) < 0x100 {
+    loop {
+        // Printable ASCII and tab are never hidden: copied a run at a time.
+        let plain = rest
+            .bytes()
+            .position(|b| !matches!(b, b'\t' | b' '..=b'~'))
+            .unwrap_or(rest.len());
+        buf.push_str(&rest[..plain]);
+        rest = &rest[plain..];
+        let Some(c) = rest.chars().next() else {
+            return;
+        };
+        if !hidden(c) {
+            buf.push(c);
+        } else if u32::from(c) < 0x100 {
             let _ = write!(buf, "\\x{:02x}", u32::from(c));
         } else {
             let _ = write!(buf, "\\u{{{:x}}}", u32::from(c));
         }
-        rest = &rest[i + c.len_utf8()..];
+        rest = &rest[c.len_utf8()..];
     }
-    buf.push_str(rest);
 }
 
 /// `text` as [`push_escaped`] prints it.
@@ -184,6 +186,9 @@ pub fn escaped(text: &str) -> String {
 /// `\xNN`.
 pub fn push_path(buf: &mut String, p: &Path) {
     use std::os::unix::ffi::OsStrExt;
+    if let Some(text) = p.to_str() {
+        return push_escaped(buf, text);
+    }
     for chunk in p.as_os_str().as_bytes().utf8_chunks() {
         push_escaped(buf, chunk.valid());
         for b in chunk.invalid() {

@@ -12,7 +12,11 @@
 //! pass, linear in the input. Only the first [`KEPT_DEPTH`] levels are
 //! kept as they are; a container below them is kept as a stand-in that is
 //! empty or not as the original was (all that is ever asked of one), so a
-//! deep document is never a deep tree either.
+//! deep document is never a deep tree either. [`parse_fields`] keeps, of
+//! a top-level object, only the values of the keys asked for: a state file
+//! is read for two of them, and the rest is checked, never copied.
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
@@ -36,22 +40,55 @@ pub struct JsonError {
 /// come back as `±f64::MAX`: the callers read a number's kind and whether
 /// it is zero, never its value.
 pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
-    Parser { b: bytes, at: 0 }.document()
+    Parser::new(bytes, None).document()
 }
 
-enum Frame {
+/// A document read for some of its top-level keys ([`parse_fields`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fields {
+    /// The top level is an object: the last value of each key asked for,
+    /// in the order asked (`None`: the key is absent).
+    Object(Vec<Option<Value>>),
+    /// The top level is another value, as [`parse`] reads it.
+    Other(Value),
+}
+
+/// As [`parse`], but of a top-level object only the values of the keys in
+/// `names` are kept; the whole document is checked all the same.
+pub fn parse_fields(bytes: &[u8], names: &[&str]) -> Result<Fields, JsonError> {
+    let mut p = Parser::new(bytes, Some(names));
+    Ok(match p.document()? {
+        Value::Object(_) => Fields::Object(p.found),
+        other => Fields::Other(other),
+    })
+}
+
+/// What becomes of the next value in the top frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Kept in its container.
+    Yes,
+    /// Dropped: below the kept levels (the container keeps a stand-in).
+    No,
+    /// A top-level key asked for ([`parse_fields`]): its index.
+    Field(usize),
+    /// A top-level key not asked for: checked, not kept.
+    Other,
+}
+
+enum Frame<'b> {
     Array {
         items: Vec<Value>,
         any: bool,
     },
     Object {
         map: Map<String, Value>,
-        key: String,
+        key: Cow<'b, str>,
         any: bool,
     },
 }
 
-impl Frame {
+impl Frame<'_> {
     fn add(&mut self, v: Value, kept: bool) {
         match self {
             Frame::Array { items, any } => {
@@ -63,7 +100,7 @@ impl Frame {
             Frame::Object { map, key, any } => {
                 *any = true;
                 if kept {
-                    map.insert(std::mem::take(key), v);
+                    map.insert(std::mem::take(key).into_owned(), v);
                 }
             }
         }
@@ -89,9 +126,22 @@ impl Frame {
 struct Parser<'b> {
     b: &'b [u8],
     at: usize,
+    /// The top-level keys asked for ([`parse_fields`]); `None`: all kept.
+    fields: Option<&'b [&'b str]>,
+    /// Their values, found so far.
+    found: Vec<Option<Value>>,
 }
 
-impl Parser<'_> {
+impl<'b> Parser<'b> {
+    fn new(b: &'b [u8], fields: Option<&'b [&'b str]>) -> Self {
+        Parser {
+            b,
+            at: 0,
+            fields,
+            found: vec![None; fields.map_or(0, <[_]>::len)],
+        }
+    }
+
     fn err(&self, what: &'static str) -> JsonError {
         let upto = &self.b[..self.at.min(self.b.len())];
         let line = 1 + upto.iter().filter(|&&c| c == b'\n').count();
@@ -122,7 +172,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn document(mut self) -> Result<Value, JsonError> {
+    fn document(&mut self) -> Result<Value, JsonError> {
         let mut stack: Vec<Frame> = Vec::new();
         'value: loop {
             self.ws();
@@ -142,7 +192,7 @@ impl Parser<'_> {
                     } else {
                         Frame::Object {
                             map: Map::new(),
-                            key: String::new(),
+                            key: Cow::Borrowed(""),
                             any: false,
                         }
                     };
@@ -157,12 +207,15 @@ impl Parser<'_> {
                         continue 'value;
                     }
                 }
-                Some(_) => self.scalar()?,
+                Some(_) => {
+                    let keep = self.keeps(&stack);
+                    self.scalar(keep)?
+                }
                 None => return Err(self.err("EOF while parsing a value")),
             };
             // Hand the value to its container, closing those that end.
             loop {
-                let depth = stack.len();
+                let keep = self.keeps(&stack);
                 let Some(top) = stack.last_mut() else {
                     self.ws();
                     if self.at != self.b.len() {
@@ -170,7 +223,12 @@ impl Parser<'_> {
                     }
                     return Ok(v);
                 };
-                top.add(v, depth <= KEPT_DEPTH);
+                match keep {
+                    Keep::Yes => top.add(v, true),
+                    Keep::No => top.add(v, false),
+                    Keep::Field(i) => self.found[i] = Some(v),
+                    Keep::Other => {}
+                }
                 self.ws();
                 let close = match top {
                     Frame::Array { .. } => b']',
@@ -194,8 +252,21 @@ impl Parser<'_> {
         }
     }
 
+    /// Whether the value that comes next in the top frame is kept: within
+    /// the kept levels or, with [`parse_fields`], a top-level key asked for.
+    fn keeps(&self, stack: &[Frame]) -> Keep {
+        match (stack, self.fields) {
+            ([Frame::Object { key, .. }], Some(fields)) => fields
+                .iter()
+                .position(|f| *f == key)
+                .map_or(Keep::Other, Keep::Field),
+            _ if stack.len() <= KEPT_DEPTH => Keep::Yes,
+            _ => Keep::No,
+        }
+    }
+
     /// An object's key and its colon, into the top frame.
-    fn key(&mut self, stack: &mut [Frame]) -> Result<(), JsonError> {
+    fn key(&mut self, stack: &mut [Frame<'b>]) -> Result<(), JsonError> {
         self.ws();
         match self.peek() {
             Some(b'"') => {}
@@ -218,9 +289,18 @@ impl Parser<'_> {
         found
     }
 
-    fn scalar(&mut self) -> Result<Value, JsonError> {
+    /// A scalar; a string that is not kept is checked, not copied.
+    fn scalar(&mut self, keep: Keep) -> Result<Value, JsonError> {
+        let kept = !matches!(keep, Keep::No | Keep::Other);
         let v = match self.peek() {
-            Some(b'"') => Value::String(self.string()?),
+            Some(b'"') => {
+                let s = self.string()?;
+                if kept {
+                    Value::String(s.into_owned())
+                } else {
+                    Value::Null
+                }
+            }
             _ if self.word(b"null") => Value::Null,
             _ if self.word(b"true") => Value::Bool(true),
             _ if self.word(b"false") => Value::Bool(false),
@@ -297,32 +377,44 @@ impl Parser<'_> {
         }))
     }
 
-    fn string(&mut self) -> Result<String, JsonError> {
+    /// A string, borrowed from the input when it has no escape.
+    fn string(&mut self) -> Result<Cow<'b, str>, JsonError> {
         self.at += 1; // the opening quote
-        let mut out = Vec::new();
+        let mut decoded: Option<Vec<u8>> = None;
         loop {
-            let Some(c) = self.peek() else {
+            let start = self.at;
+            let run = self.b[start..]
+                .iter()
+                .position(|&c| matches!(c, b'"' | b'\\' | 0..0x20));
+            let Some(n) = run else {
+                self.at = self.b.len();
                 return Err(self.err("EOF while parsing a string"));
             };
-            match c {
+            self.at += n;
+            let piece = &self.b[start..self.at];
+            match self.b[self.at] {
                 b'"' => {
                     self.at += 1;
-                    break;
+                    let text = match decoded {
+                        None => std::str::from_utf8(piece).map(Cow::Borrowed).ok(),
+                        Some(mut out) => {
+                            out.extend_from_slice(piece);
+                            String::from_utf8(out).map(Cow::Owned).ok()
+                        }
+                    };
+                    return text.ok_or_else(|| self.err("invalid UTF-8 in a string"));
                 }
                 b'\\' => {
+                    let out = decoded.get_or_insert_with(Vec::new);
+                    out.extend_from_slice(piece);
                     self.at += 1;
                     let ch = self.escape()?;
                     let mut buf = [0; 4];
                     out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                 }
-                0..0x20 => return Err(self.err("control character in a string")),
-                _ => {
-                    out.push(c);
-                    self.at += 1;
-                }
+                _ => return Err(self.err("control character in a string")),
             }
         }
-        String::from_utf8(out).map_err(|_| self.err("invalid UTF-8 in a string"))
     }
 
     /// After a backslash. A lone surrogate (Python keeps it) reads as U+FFFD.
@@ -435,6 +527,26 @@ mod tests {
         );
         assert!(parse(b"\"\xff\"").is_err());
         assert!(parse(br#""\x""#).is_err());
+    }
+
+    #[test]
+    fn fields_keeps_only_the_keys_asked_for() {
+        let doc = r#"{"a": "x", "b\u0020": [1, {"c": 2}], "a": "y", "b ": {"d": "e"}, "z": "w"}"#;
+        assert_eq!(
+            parse_fields(doc.as_bytes(), &["b ", "q", "a"]).unwrap(),
+            Fields::Object(vec![Some(json!({"d": "e"})), None, Some(json!("y"))])
+        );
+        // The whole document is checked: an error past the kept keys.
+        assert_eq!(
+            parse_fields(br#"{"a": 1, "z": "\q"}"#, &["a"])
+                .unwrap_err()
+                .to_string(),
+            "invalid escape at line 1 column 17"
+        );
+        assert_eq!(
+            parse_fields(br#"["a"]"#, &["a"]).unwrap(),
+            Fields::Other(json!(["a"]))
+        );
     }
 
     #[test]
