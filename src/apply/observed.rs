@@ -2,7 +2,8 @@
 //! into the observation, so a later phase plans from it without observing
 //! the tree again.
 
-use crate::observe::{BaseObs, Node, Observed, ScandirObs};
+use crate::fs::Meta;
+use crate::observe::{BaseObs, Observed, ScandirObs};
 use crate::plan::{Anchor, Change, Op};
 
 impl Observed {
@@ -18,12 +19,12 @@ impl Observed {
     }
 }
 
-/// Bring a node's attributes to what `op` made of them.
-fn set(node: &mut Node, op: &Op) {
+/// Bring an entry's attributes to what `op` made of them.
+fn set(meta: &mut Meta, op: &Op) {
     if let Op::Perms { to, .. } = op {
-        node.meta.uid = to.uid.unwrap_or(node.meta.uid);
-        node.meta.gid = to.gid.unwrap_or(node.meta.gid);
-        node.meta.mode = to.mode.unwrap_or(node.meta.mode);
+        meta.uid = to.uid.unwrap_or(meta.uid);
+        meta.gid = to.gid.unwrap_or(meta.gid);
+        meta.mode = to.mode.unwrap_or(meta.mode);
     }
 }
 
@@ -32,7 +33,7 @@ impl ScandirObs {
         let rel = c.target.rel.as_path();
         let removed = matches!(c.op, Op::Remove | Op::Unlink);
         if rel.as_os_str().is_empty() {
-            return set(&mut self.base, &c.op);
+            return set(&mut self.base.meta, &c.op);
         }
         if removed {
             self.staging.retain(|n| n.rel != rel);
@@ -40,7 +41,9 @@ impl ScandirObs {
         let first = rel.iter().next().and_then(|f| f.to_str()).unwrap_or("");
         if first == crate::s6::layout::SVSCAN_DIR {
             let nodes = self.svscan.iter_mut().chain(self.svscan_files.iter_mut());
-            nodes.filter(|n| n.rel == rel).for_each(|n| set(n, &c.op));
+            nodes
+                .filter(|n| n.rel == rel)
+                .for_each(|n| set(&mut n.meta, &c.op));
             return;
         }
         let Some(e) = self.entries.get_mut(first) else {
@@ -50,14 +53,18 @@ impl ScandirObs {
             if removed {
                 self.entries.remove(first);
             } else {
-                set(&mut e.node, &c.op);
+                set(&mut e.node.meta, &c.op);
             }
             return;
         }
+        let below = rel.strip_prefix(&e.node.rel).ok();
+        let Some(i) = below.and_then(|b| e.below.find(b)) else {
+            return;
+        };
         if removed {
-            e.nodes.retain(|n| !n.rel.starts_with(rel));
-        } else if let Ok(i) = e.nodes.binary_search_by(|n| n.rel.as_path().cmp(rel)) {
-            set(&mut e.nodes[i], &c.op);
+            e.below.remove(i);
+        } else {
+            set(&mut e.below.get_mut(i).meta, &c.op);
         }
     }
 }
@@ -68,7 +75,7 @@ mod tests {
     use crate::desired::model::Perms;
     use crate::desired::model::Phase;
     use crate::fs::{Kind, Meta};
-    use crate::observe::{Content, SlotObs};
+    use crate::observe::{Content, Node, SlotObs};
     use crate::plan::Target;
     use std::path::{Path, PathBuf};
 
@@ -86,7 +93,6 @@ mod tests {
                 nlink: 1,
                 size: 0,
             },
-            content: Content::NotRead,
         }
     }
 
@@ -117,18 +123,20 @@ mod tests {
             bad_names: Vec::new(),
             unlisted: false,
         };
-        s.entries.insert(
-            "gateway-a".into(),
-            SlotObs {
-                node: node("gateway-a", Kind::Dir),
-                nodes: vec![
-                    node("gateway-a/log", Kind::Dir),
-                    node("gateway-a/log/run", Kind::File),
-                    node("gateway-a/run", Kind::File),
-                ],
-                unobserved: Vec::new(),
-            },
-        );
+        let mut slot = SlotObs {
+            node: node("gateway-a", Kind::Dir),
+            below: Default::default(),
+            unobserved: Vec::new(),
+        };
+        for (rel, kind) in [
+            ("log", Kind::Dir),
+            ("log/run", Kind::File),
+            ("run", Kind::File),
+        ] {
+            slot.below
+                .insert(rel, node(rel, kind).meta, Content::NotRead);
+        }
+        s.entries.insert("gateway-a".into(), slot);
         let mut o = Observed {
             scandir: Some(BaseObs::Present(s)),
             ..Observed::default()
@@ -170,8 +178,8 @@ mod tests {
         };
         let a = &s.entries["gateway-a"];
         assert_eq!(a.node.meta.mode, 0o700);
-        assert_eq!(a.nodes.len(), 1);
-        assert_eq!((a.nodes[0].meta.uid, a.nodes[0].meta.gid), (7, 8));
+        assert_eq!(a.below.rels(), [Path::new("run")]);
+        assert_eq!((a.below.get(0).meta.uid, a.below.get(0).meta.gid), (7, 8));
         assert!(s.staging.is_empty());
     }
 }

@@ -230,7 +230,7 @@ impl<S: Source> Scanner<'_, S> {
         user: (u32, u32),
         out: &mut Named,
     ) {
-        for (name, kind) in self.list_names(d, at, &mut out.bad_names) {
+        for (name, kind) in self.list_names(d, &at.path, &mut out.bad_names) {
             let found = match kind {
                 Some(Kind::Dir) | None => self.open_child(d, at, &name),
                 Some(Kind::Symlink) => self.stat(d, at, &name).map(|n| (n, None)),

@@ -2,7 +2,7 @@
 //! (published, replaced, `down` in place, kept), stale runtime files, the
 //! state file a legacy container is given, and the reports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::desired::config::Policy;
 use crate::desired::model::Phase;
@@ -356,9 +356,8 @@ impl Planner<'_> {
                     slot_diff::down_only(true),
                 ),
                 SlotDiff::Down { want: false } => {
-                    let down = obs.node.rel.join(layout::DOWN);
-                    let meta = obs.nodes.iter().find(|n| n.rel == down);
-                    let meta = meta.map_or(obs.node.meta, |n| n.meta);
+                    let down = obs.below.find(Path::new(layout::DOWN));
+                    let meta = down.map_or(obs.node.meta, |i| obs.below.get(i).meta);
                     (Op::Unlink, meta, slot_diff::down_only(false))
                 }
                 SlotDiff::Unreadable { path, error } => {

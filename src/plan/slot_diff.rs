@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::desired::model::Desired;
 use crate::desired::slot::{self, SlotEntry};
 use crate::fs::Kind;
-use crate::observe::{Content, ExpectedFiles, Node, SlotObs};
+use crate::observe::{Content, Entry, ExpectedFiles, SlotObs};
 use crate::plan::Owner;
 use crate::s6::layout::{self, is_runtime};
 
@@ -62,7 +62,7 @@ pub enum SlotDiff<'a> {
     /// A file of the slot could not be read: no decision is made on it
     /// (a transient read error must never replace, and restart, a live slot).
     Unreadable {
-        path: &'a Path,
+        path: PathBuf,
         error: &'a crate::s6::findings::Cause,
     },
 }
@@ -146,26 +146,27 @@ pub fn compare<'a>(
     let top = PathBuf::new();
     let (have, want) = ((root.uid, root.gid), layout::MODE_SLOT_DIR);
     check_meta(&mut found, &top, have, owner, root.mode, want);
-    let slot_rel = &obs.node.rel;
-    let mut seen = Seen(
-        obs.nodes
-            .iter()
-            .filter_map(|n| {
-                let rel = n.rel_below(slot_rel)?;
-                (!is_runtime(rel)).then_some(Some((rel, n)))
-            })
-            .collect(),
-    );
-    let unreadable = seen.0.iter().flatten().find_map(|(_, n)| match &n.content {
-        Content::Unreadable(error) => Some((*n, &**error)),
+    let rels = obs.below.rels();
+    let compared = || {
+        rels.iter()
+            .zip(obs.below.iter())
+            .filter(|(rel, _)| !is_runtime(rel))
+    };
+    let unreadable = compared().find_map(|(rel, e)| match &e.content {
+        Content::Unreadable(error) => Some((rel, &**error)),
         _ => None,
     });
-    if let Some((n, error)) = unreadable {
+    if let Some((rel, error)) = unreadable {
         return SlotDiff::Unreadable {
-            path: &n.path,
+            path: obs.node.path.join(rel),
             error,
         };
     }
+    let mut seen = Seen(
+        compared()
+            .map(|(rel, e)| Some((rel.as_path(), e)))
+            .collect(),
+    );
     let (mut want_down, mut down_owner) = (false, owner);
     let mut files = Vec::new();
     for (e, want_owner) in expected {
@@ -219,11 +220,11 @@ fn not_a_dir(kind: Kind, expected: &[(SlotEntry, Owner)]) -> SlotDiff<'static> {
     })
 }
 
-/// Compare one wanted entry `e` with the node observed at its path.
+/// Compare one wanted entry `e` with the entry observed at its path.
 fn entry(
     e: &SlotEntry,
     want_owner: Owner,
-    n: &Node,
+    n: &Entry,
     found: &mut Vec<Difference>,
     files: &mut Vec<FileChange>,
 ) {
@@ -274,7 +275,7 @@ fn entry(
 }
 
 /// An existing `down`: an empty regular file with the wanted owner and mode.
-fn check_down(n: &Node, owner: Owner, found: &mut Vec<Difference>) {
+fn check_down(n: &Entry, owner: Owner, found: &mut Vec<Difference>) {
     let (down, m) = (Path::new(layout::DOWN), &n.meta);
     if m.kind != Kind::File {
         found.push(Difference::Kind(down.to_path_buf(), kind_text(m.kind)));
@@ -313,10 +314,10 @@ fn extras(seen: Seen<'_>) -> Option<Difference> {
 /// A slot's observed entries (s6's runtime files aside) by path relative
 /// to the slot; each wanted entry takes its own, and what is left is
 /// extra. A dozen entries: found by comparing bytes, no hashing of paths.
-struct Seen<'a>(Vec<Option<(&'a Path, &'a Node)>>);
+struct Seen<'a>(Vec<Option<(&'a Path, &'a Entry)>>);
 
 impl<'a> Seen<'a> {
-    fn take(&mut self, p: &Path) -> Option<&'a Node> {
+    fn take(&mut self, p: &Path) -> Option<&'a Entry> {
         let p = p.as_os_str().as_bytes();
         let slot = self
             .0
@@ -588,44 +589,48 @@ mod tests {
         v
     }
 
-    fn node(rel: &str, kind: Kind, mode: u32, content: Option<&str>) -> Node {
-        let rel = Path::new("gateway-x").join(rel);
-        Node {
-            path: Path::new("/run/service").join(&rel),
-            rel,
-            meta: Meta {
-                kind,
-                dev: 1,
-                ino: 2,
-                uid: USER.0,
-                gid: USER.1,
-                mode,
-                nlink: 1,
-                size: content.map_or(0, |c| c.len() as u64),
-            },
-            content: content.map_or(Content::NotRead, |c| Content::Bytes(c.into())),
+    fn meta(kind: Kind, mode: u32, content: Option<&str>) -> Meta {
+        Meta {
+            kind,
+            dev: 1,
+            ino: 2,
+            uid: USER.0,
+            gid: USER.1,
+            mode,
+            nlink: 1,
+            size: content.map_or(0, |c| c.len() as u64),
         }
+    }
+
+    /// Add the entry at `rel` to the slot `obs`.
+    fn add(obs: &mut SlotObs, rel: &str, kind: Kind, mode: u32, content: Option<&str>) {
+        let read = content.map_or(Content::NotRead, |c| Content::Bytes(c.into()));
+        obs.below.insert(rel, meta(kind, mode, content), read);
     }
 
     /// A slot on disk exactly as `expected` wants it.
     fn observed(expected: &[(SlotEntry, Owner)]) -> SlotObs {
-        let nodes = expected
-            .iter()
-            .map(|(e, _)| match e {
-                SlotEntry::Dir { path, mode } => node(path, Kind::Dir, *mode, None),
-                SlotEntry::Fifo { path, mode } => node(path, Kind::Fifo, *mode, None),
+        let mut obs = SlotObs {
+            node: crate::observe::Node {
+                path: "/run/service/gateway-x".into(),
+                rel: "gateway-x".into(),
+                meta: meta(Kind::Dir, layout::MODE_SLOT_DIR, None),
+            },
+            below: Default::default(),
+            unobserved: Vec::new(),
+        };
+        for (e, _) in expected {
+            match e {
+                SlotEntry::Dir { path, mode } => add(&mut obs, path, Kind::Dir, *mode, None),
+                SlotEntry::Fifo { path, mode } => add(&mut obs, path, Kind::Fifo, *mode, None),
                 SlotEntry::File {
                     path,
                     mode,
                     content,
-                } => node(path, Kind::File, *mode, Some(content)),
-            })
-            .collect();
-        SlotObs {
-            node: node("", Kind::Dir, layout::MODE_SLOT_DIR, None),
-            nodes,
-            unobserved: Vec::new(),
+                } => add(&mut obs, path, Kind::File, *mode, Some(content)),
+            }
         }
+        obs
     }
 
     fn reason(d: SlotDiff<'_>) -> String {
@@ -654,15 +659,19 @@ mod tests {
     fn every_difference_is_named_files_first() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        obs.nodes[1] = node("run", Kind::File, 0o775, Some("#!/bin/sh\nexec other\n"));
-        obs.nodes[3].meta.uid = 0;
-        obs.nodes.remove(0);
+        let other = "#!/bin/sh\nexec other\n";
+        let run = obs.below.get_mut(1);
+        (run.meta, run.content) = (
+            meta(Kind::File, 0o775, Some(other)),
+            Content::Bytes(other.into()),
+        );
+        obs.below.get_mut(3).meta.uid = 0;
+        obs.below.remove(0);
         for extra in ["a", "b", "c", "d", "e", "f"] {
-            obs.nodes.push(node(extra, Kind::File, 0o644, Some("")));
+            add(&mut obs, extra, Kind::File, 0o644, Some(""));
         }
-        obs.nodes.push(node("g", Kind::Dir, 0o755, None));
-        obs.nodes
-            .push(node("g/inside", Kind::File, 0o644, Some("")));
+        add(&mut obs, "g", Kind::Dir, 0o755, None);
+        add(&mut obs, "g/inside", Kind::File, 0o644, Some(""));
         let d = compare(USER, &want, &obs);
         let SlotDiff::Different(why) = &d else {
             panic!("{d:?}")
@@ -694,7 +703,7 @@ mod tests {
         let want = wanted(false);
         let mut obs = observed(&want);
         obs.node.meta.uid = 0;
-        for n in &mut obs.nodes {
+        for n in obs.below.iter_mut() {
             n.meta.uid = 0;
             n.meta.mode = 0o700;
         }
@@ -716,7 +725,7 @@ mod tests {
             "the slot is a symlink, not a directory"
         );
         let mut obs = observed(&wanted(false));
-        obs.nodes.push(node("down", Kind::File, 0o600, Some("x")));
+        add(&mut obs, "down", Kind::File, 0o600, Some("x"));
         assert_eq!(
             reason(compare(USER, &wanted(false), &obs)),
             "down is not empty; mode of down 0600 → 0644; down removed"
@@ -727,11 +736,11 @@ mod tests {
     fn an_unreadable_file_is_not_a_difference() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        obs.nodes[1].content = Content::Unreadable(Box::new("EIO".into()));
+        obs.below.get_mut(1).content = Content::Unreadable(Box::new("EIO".into()));
         assert_eq!(
             compare(USER, &want, &obs),
             SlotDiff::Unreadable {
-                path: Path::new("/run/service/gateway-x/run"),
+                path: "/run/service/gateway-x/run".into(),
                 error: &"EIO".into()
             }
         );
@@ -808,11 +817,11 @@ mod tests {
     fn files_read_as_expected_are_the_same() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        for n in obs.nodes.iter_mut().filter(|n| n.meta.kind == Kind::File) {
+        for n in obs.below.iter_mut().filter(|n| n.meta.kind == Kind::File) {
             n.content = Content::AsExpected;
         }
         assert_eq!(compare(USER, &want, &obs), SlotDiff::Same);
-        obs.nodes[1].meta.size += 1;
+        obs.below.get_mut(1).meta.size += 1;
         assert_eq!(reason(compare(USER, &want, &obs)), "run differs");
     }
 
