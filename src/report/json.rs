@@ -1,7 +1,11 @@
 //! The JSON report (`--format json`): the envelope the renderer's module
 //! documentation describes, as `Serialize` types borrowed from the report.
+//! Each list is serialized item by item as it is written, not collected
+//! first: at 10,000 profiles the report has tens of thousands of items.
 
-use serde::Serialize;
+use std::marker::PhantomData;
+
+use serde::{Serialize, Serializer};
 
 use crate::desired::application::command::MIGRATED_FROM;
 use crate::desired::model::Mode;
@@ -16,12 +20,12 @@ pub(crate) struct Envelope<'a> {
     format: &'static str,
     version: u32,
     mode: &'static str,
-    changes: Vec<ChangeJson<'a>>,
-    effects: Vec<EffectJson>,
-    slots: Vec<SlotJson<'a>>,
-    skipped: Vec<SkippedJson<'a>>,
+    changes: Changes<'a>,
+    effects: Each<'a, EffectReport, EffectJson>,
+    slots: Each<'a, SlotReport, SlotJson<'a>>,
+    skipped: Each<'a, Skipped, SkippedJson<'a>>,
     warnings: &'a [String],
-    errors: Vec<ErrorJson<'a>>,
+    errors: Each<'a, Failure, ErrorJson<'a>>,
 }
 
 impl<'a> Envelope<'a> {
@@ -32,17 +36,41 @@ impl<'a> Envelope<'a> {
             format: "s6-reconcile",
             version: 1,
             mode: mode.as_str(),
-            changes: r
-                .changes
-                .iter()
-                .flat_map(|c| ChangeJson::parts(c, diff))
-                .collect(),
-            effects: r.effects.iter().map(EffectJson::from).collect(),
-            slots: r.slots.iter().map(SlotJson::from).collect(),
-            skipped: r.skipped.iter().map(SkippedJson::from).collect(),
+            changes: Changes {
+                all: &r.changes,
+                diff,
+            },
+            effects: Each(&r.effects, PhantomData),
+            slots: Each(&r.slots, PhantomData),
+            skipped: Each(&r.skipped, PhantomData),
             warnings: &r.warnings,
-            errors: r.errors.iter().map(ErrorJson::from).collect(),
+            errors: Each(&r.errors, PhantomData),
         }
+    }
+}
+
+/// The report's items `T`, each serialized as its JSON form `J`.
+struct Each<'a, T, J>(&'a [T], PhantomData<J>);
+
+impl<'a, T, J: From<&'a T> + Serialize> Serialize for Each<'a, T, J> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(J::from))
+    }
+}
+
+/// The changes, each as its printed parts ([`ChangeJson::parts`]).
+struct Changes<'a> {
+    all: &'a [Change],
+    diff: bool,
+}
+
+impl Serialize for Changes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.all
+                .iter()
+                .flat_map(|c| ChangeJson::parts(c, self.diff)),
+        )
     }
 }
 

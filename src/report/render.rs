@@ -56,15 +56,20 @@ pub fn json(mode: Mode, r: &Report, style: Style, out: &mut dyn Write) -> io::Re
 /// the same object as `--format json` prints, plus `"exit"` (the run's
 /// exit code) and, for a runtime pass, `"sequence"`, as last keys.
 pub fn json_recorded(mode: Mode, r: &Report, sequence: Option<u64>, exit: i32, out: &mut Vec<u8>) {
-    let envelope = super::json::Envelope::new(mode, r, false);
-    let mut value = serde_json::to_value(&envelope).expect("the report serializes");
-    if let Some(map) = value.as_object_mut() {
-        if let Some(n) = sequence {
-            map.insert("sequence".into(), n.into());
-        }
-        map.insert("exit".into(), exit.into());
+    #[derive(serde::Serialize)]
+    struct Recorded<'a> {
+        #[serde(flatten)]
+        envelope: super::json::Envelope<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sequence: Option<u64>,
+        exit: i32,
     }
-    serde_json::to_writer_pretty(&mut *out, &value).expect("writing to memory");
+    let recorded = Recorded {
+        envelope: super::json::Envelope::new(mode, r, false),
+        sequence,
+        exit,
+    };
+    serde_json::to_writer_pretty(&mut *out, &recorded).expect("writing to memory");
     out.push(b'\n');
 }
 
@@ -426,5 +431,35 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let p = Path::new(std::ffi::OsStr::from_bytes(b"/vol\xe9/\x1b[2J"));
         assert_eq!(path_text(p), "/vol\\xe9/\\x1b[2J");
+    }
+    /// The recorded report is the object `--format json` prints, with
+    /// `sequence` (a runtime pass's) and `exit` added as its last keys.
+    #[test]
+    fn the_recorded_report_is_the_json_report_and_the_exit() {
+        let report = Report {
+            warnings: vec!["w".into()],
+            skipped: vec![crate::s6::findings::Skipped {
+                path: "/run/service/x".into(),
+                reason: "r".into(),
+            }],
+            ..Report::default()
+        };
+        let mut printed = Vec::new();
+        json(Mode::Apply, &report, Style::default(), &mut printed).unwrap();
+        let printed = String::from_utf8(printed).unwrap();
+        let body = printed.strip_suffix("\n}\n").unwrap();
+        for (sequence, tail) in [
+            (Some(7), ",\n  \"sequence\": 7,\n  \"exit\": 1\n}\n"),
+            (None, ",\n  \"exit\": 1\n}\n"),
+        ] {
+            let mut recorded = Vec::new();
+            json_recorded(Mode::Apply, &report, sequence, 1, &mut recorded);
+            assert_eq!(
+                String::from_utf8(recorded).unwrap(),
+                format!("{body}{tail}")
+            );
+        }
+        assert!(body.contains("\"skipped\": [\n    {\n      \"path\": \"/run/service/x\""));
+        assert!(body.contains("\"changes\": [],\n"));
     }
 }
