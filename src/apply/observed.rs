@@ -46,12 +46,13 @@ impl ScandirObs {
                 .for_each(|n| set(&mut n.meta, &c.op));
             return;
         }
-        let Some(e) = self.entries.get_mut(first) else {
+        let Ok(at) = self.position(first) else {
             return;
         };
+        let e = &mut self.entries[at];
         if e.node.rel == rel {
             if removed {
-                self.entries.remove(first);
+                self.entries.remove(at);
             } else {
                 set(&mut e.node.meta, &c.op);
             }
@@ -118,7 +119,7 @@ mod tests {
             base: node("", Kind::Dir),
             svscan: None,
             svscan_files: Vec::new(),
-            entries: Default::default(),
+            entries: Vec::new(),
             staging: vec![node(".gateway-x.tmp", Kind::Dir)],
             bad_names: Vec::new(),
             unlisted: false,
@@ -136,7 +137,7 @@ mod tests {
             slot.below
                 .insert(rel, node(rel, kind).meta, Content::NotRead);
         }
-        s.entries.insert("gateway-a".into(), slot);
+        s.entries.push(slot);
         let mut o = Observed {
             scandir: Some(BaseObs::Present(s)),
             ..Observed::default()
@@ -176,7 +177,7 @@ mod tests {
         let Some(BaseObs::Present(s)) = &o.scandir else {
             panic!()
         };
-        let a = &s.entries["gateway-a"];
+        let a = s.entry("gateway-a").unwrap();
         assert_eq!(a.node.meta.mode, 0o700);
         assert_eq!(a.below.rels(), [Path::new("run")]);
         assert_eq!((a.below.get(0).meta.uid, a.below.get(0).meta.gid), (7, 8));

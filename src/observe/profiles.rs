@@ -5,7 +5,6 @@
 //! ([`Source::as_user`]), in every mode, so that `--plan` and apply see
 //! the same volume.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 
@@ -90,7 +89,8 @@ pub struct ProfilesObs {
 /// What the listing of `<home>/<root>` gives.
 #[derive(Default)]
 struct Named {
-    profiles: BTreeMap<String, ProfileObs>,
+    /// Sorted by name (as the listing is).
+    profiles: Vec<ProfileObs>,
     not_profiles: Vec<(Node, String)>,
     bad_names: Vec<Skipped>,
 }
@@ -127,17 +127,17 @@ impl<S: Source> Scanner<'_, S> {
     pub fn profiles(&mut self, cfg: &ProfilesConfig, user: (u32, u32)) -> ProfilesObs {
         let home_path = &cfg.home.0;
         let home = self.base(home_path);
-        let mut profiles = Vec::new();
+        let mut default = None;
         if cfg.default_slot {
-            let default = names::DEFAULT_PROFILE;
-            let start = declared_start(cfg, default);
-            let mut p = ProfileObs::new(default, ProfileSource::Default, start);
+            let name = names::DEFAULT_PROFILE;
+            let start = declared_start(cfg, name);
+            let mut p = ProfileObs::new(name, ProfileSource::Default, start);
             p.state_path = home_path.join(&cfg.state_file.0);
             if let Ok((b, n)) = &home {
                 p.dir = Some(n.clone());
                 self.profile_files(&b.dir, n, cfg, &Listed(None), &mut p);
             }
-            profiles.push(p);
+            default = Some(p);
         }
         let mut named = Named::default();
         let root = match &home {
@@ -148,13 +148,21 @@ impl<S: Source> Scanner<'_, S> {
             self.named_profiles(d, n, cfg, user, &mut named);
         }
         for decl in &cfg.declared {
-            if decl.name == names::DEFAULT_PROFILE || named.profiles.contains_key(&decl.name) {
-                continue;
-            }
+            let by_name = |p: &ProfileObs| p.name.as_str().cmp(&decl.name);
+            let at = match named.profiles.binary_search_by(by_name) {
+                _ if decl.name == names::DEFAULT_PROFILE => continue,
+                Ok(_) => continue,
+                Err(at) => at,
+            };
             let p = self.declared(root.as_ref(), home_path, cfg, &decl.name, decl.start);
-            named.profiles.insert(decl.name.clone(), p);
+            named.profiles.insert(at, p);
         }
-        profiles.extend(named.profiles.into_values());
+        // The default first; in place: at 10,000 profiles, a copy of them
+        // all would be a few MiB more at once.
+        let mut profiles = named.profiles;
+        if let Some(p) = default {
+            profiles.insert(0, p);
+        }
         let app = match &home {
             Ok((b, _)) => {
                 let read =
@@ -230,7 +238,12 @@ impl<S: Source> Scanner<'_, S> {
         user: (u32, u32),
         out: &mut Named,
     ) {
-        for (name, kind) in self.list_names(d, &at.path, &mut out.bad_names) {
+        let names = self.list_names(d, &at.path, &mut out.bad_names);
+        // Room for every profile without growing: the listing's, the
+        // declared ones and the default.
+        out.profiles
+            .reserve_exact(names.len() + cfg.declared.len() + 1);
+        for (name, kind) in names {
             let found = match kind {
                 Some(Kind::Dir) | None => self.open_child(d, at, &name),
                 Some(Kind::Symlink) => self.stat(d, at, &name).map(|n| (n, None)),
@@ -248,7 +261,7 @@ impl<S: Source> Scanner<'_, S> {
                         "profile directory {} is a symlink; not followed",
                         node.path.display()
                     ));
-                    out.profiles.insert(name, p);
+                    out.profiles.push(p);
                     continue;
                 }
                 _ => continue,
@@ -288,8 +301,10 @@ impl<S: Source> Scanner<'_, S> {
                 Err(e) => p.problem = Some(e.to_string()),
             }
             p.dir = Some(node);
-            out.profiles.insert(name, p);
+            out.profiles.push(p);
         }
+        // Listed in order already (the names are unique): a check.
+        out.profiles.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     }
 
     /// A `declared` profile without a directory of its own in the listing.

@@ -3,7 +3,6 @@
 //! (`.s6-svscan/`, every real slot directory walked whole, leftover
 //! staging dirs).
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
 
@@ -52,8 +51,8 @@ pub struct ScandirObs {
     pub svscan: Option<Node>,
     /// `.s6-svscan/control` and `.s6-svscan/lock` when present.
     pub svscan_files: Vec<Node>,
-    /// Non-dot entries by name.
-    pub entries: BTreeMap<String, SlotObs>,
+    /// Non-dot entries, sorted by name ([`ScandirObs::entry`]).
+    pub entries: Vec<SlotObs>,
     /// Dot entries with the slot prefix `.<prefix>*` (any type): the
     /// plan removes those `s6::names::is_leftover` says are ours.
     pub staging: Vec<Node>,
@@ -68,8 +67,26 @@ impl ScandirObs {
     pub fn real_dirs(&self) -> impl Iterator<Item = &SlotObs> {
         let dev = self.base.meta.dev;
         self.entries
-            .values()
+            .iter()
             .filter(move |s| s.node.meta.kind == Kind::Dir && s.node.meta.dev == dev)
+    }
+
+    /// Where the entry `name` is in [`ScandirObs::entries`] (`Err`: where
+    /// it would go).
+    pub fn position(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|s| s.name().cmp(name))
+    }
+
+    /// The entry `name`.
+    pub fn entry(&self, name: &str) -> Option<&SlotObs> {
+        self.position(name).ok().map(|i| &self.entries[i])
+    }
+}
+
+impl SlotObs {
+    /// Its name in the scandir.
+    pub fn name(&self) -> &str {
+        self.node.name()
     }
 }
 
@@ -236,7 +253,7 @@ impl<S: Source> Scanner<'_, S> {
             base,
             svscan: None,
             svscan_files: Vec::new(),
-            entries: BTreeMap::new(),
+            entries: Vec::new(),
             staging: Vec::new(),
             bad_names: Vec::new(),
             unlisted: false,
@@ -245,6 +262,7 @@ impl<S: Source> Scanner<'_, S> {
         let seen = self.unobserved.len();
         let listed = self.list_names(&b.dir, &base.path, &mut obs.bad_names);
         obs.unlisted = self.unobserved[seen..].contains(&base.path);
+        obs.entries.reserve_exact(listed.len());
         for (name, kind) in listed {
             if name == layout::SVSCAN_DIR {
                 // Only the scandir phase looks at s6-svscan's own directory
@@ -261,10 +279,12 @@ impl<S: Source> Scanner<'_, S> {
                 }
                 let bad = &mut obs.bad_names;
                 if let Some(e) = self.scandir_entry(&b.dir, &base, &name, kind, slot, bad) {
-                    obs.entries.insert(name, e);
+                    obs.entries.push(e);
                 }
             }
         }
+        // Listed in order already (the names are unique): a check.
+        obs.entries.sort_unstable_by(|a, b| a.name().cmp(b.name()));
         BaseObs::Present(obs)
     }
 

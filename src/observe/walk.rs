@@ -429,7 +429,7 @@ mod tests {
             panic!("scandir present")
         };
         let content = |rel: &str| {
-            let below = &s.entries["gateway-a"].below;
+            let below = &s.entry("gateway-a").unwrap().below;
             below
                 .get(below.find(Path::new(rel)).unwrap())
                 .content
@@ -476,7 +476,7 @@ mod tests {
             panic!("scandir present")
         };
         assert!(swapped.get(), "the swap happened");
-        let below = &s.entries["gateway-a"].below;
+        let below = &s.entry("gateway-a").unwrap().below;
         let sub = below.get(below.find(Path::new("sub")).unwrap());
         assert_eq!(sub.meta.kind, Kind::Symlink, "observed as what it is now");
         let names: Vec<_> = below

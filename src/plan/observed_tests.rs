@@ -92,7 +92,7 @@ fn scandir_with(entries: Vec<(String, SlotObs)>) -> ScandirObs {
         base: node("", Kind::Dir, USER, 0o755),
         svscan: None,
         svscan_files: Vec::new(),
-        entries: entries.into_iter().collect(),
+        entries: entries.into_iter().map(|(_, s)| s).collect(),
         staging: Vec::new(),
         bad_names: Vec::new(),
         unlisted: false,

@@ -89,7 +89,8 @@ impl Planner<'_> {
         }
         let Some(slots) = slots else { return };
         if prune {
-            for (name, s) in &slots.entries {
+            for s in &slots.entries {
+                let name = s.name();
                 if name.starts_with(&cfg.slot_prefix) && !wanted.contains(name) {
                     self.removal(Phase::Profiles, &s.node);
                 }
@@ -334,7 +335,7 @@ impl Planner<'_> {
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
-        let (op, expect, why) = match slots.entries.get(name) {
+        let (op, expect, why) = match slots.entry(name) {
             // A scandir the running user may not list: the slot may be
             // there (the notice says what was not observed).
             None if slots.unlisted => return Ok(()),
