@@ -16,6 +16,10 @@ pub struct Entries {
     /// Every entry's name, one after another.
     names: String,
     list: Vec<Entry>,
+    /// What was read of regular files (a slot's), by entry index, in
+    /// order; an entry that is not here was not read. Kept apart: most
+    /// entries are directories and FIFOs.
+    read: Vec<(u32, Content)>,
 }
 
 /// One entry below the top.
@@ -27,8 +31,10 @@ pub struct Entry {
     /// The index of the directory it is in, or [`TOP`].
     parent: u32,
     pub meta: Meta,
-    pub content: Content,
 }
+
+/// What an entry not in [`Entries::read`] has.
+static NOT_READ: Content = Content::NotRead;
 
 /// The parent of an entry directly below the top.
 const TOP: u32 = u32::MAX;
@@ -50,19 +56,27 @@ impl Entries {
         });
         self.names.push_str(name);
         let end = index(self.names.len());
-        self.list.push(Entry {
-            end,
-            parent,
-            meta,
-            content,
-        });
-        self.list.len() - 1
+        self.list.push(Entry { end, parent, meta });
+        let i = self.list.len() - 1;
+        if content != Content::NotRead {
+            self.read.push((index(i), content));
+        }
+        i
+    }
+
+    /// What was read of the entry at `i`.
+    pub fn content(&self, i: usize) -> &Content {
+        match self.read.binary_search_by_key(&i, |(j, _)| *j as usize) {
+            Ok(k) => &self.read[k].1,
+            Err(_) => &NOT_READ,
+        }
     }
 
     /// Give back what the walk reserved and did not use.
     pub fn shrink_to_fit(&mut self) {
         self.names.shrink_to_fit();
         self.list.shrink_to_fit();
+        self.read.shrink_to_fit();
     }
 
     pub fn len(&self) -> usize {
@@ -149,14 +163,28 @@ impl Entries {
         // before its entries.
         let mut moved: Vec<Option<usize>> = Vec::with_capacity(old.len());
         for (j, e) in old.list.iter().enumerate() {
-            let parent = old.parent(j).map(|p| moved[p]);
-            let to = match parent {
+            let to = match old.parent(j).map(|p| moved[p]) {
                 _ if j == i => None,
+                // Below a removed entry.
                 Some(None) => None,
-                Some(Some(p)) => Some(self.push(Some(p), old.name(j), e.meta, e.content.clone())),
-                None => Some(self.push(None, old.name(j), e.meta, e.content.clone())),
+                parent => Some(self.push(
+                    parent.flatten(),
+                    old.name(j),
+                    e.meta,
+                    old.content(j).clone(),
+                )),
             };
             moved.push(to);
+        }
+    }
+
+    /// Set what was read of the entry at `i`: for tests.
+    #[cfg(test)]
+    pub fn set_content(&mut self, i: usize, content: Content) {
+        let key = u32::try_from(i).unwrap();
+        match self.read.binary_search_by_key(&key, |(j, _)| *j) {
+            Ok(k) => self.read[k].1 = content,
+            Err(k) => self.read.insert(k, (key, content)),
         }
     }
 

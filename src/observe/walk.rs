@@ -430,10 +430,7 @@ mod tests {
         };
         let content = |rel: &str| {
             let below = &s.entry("gateway-a").unwrap().below;
-            below
-                .get(below.find(Path::new(rel)).unwrap())
-                .content
-                .clone()
+            below.content(below.find(Path::new(rel)).unwrap()).clone()
         };
         assert_eq!(content("type"), Content::AsExpected);
         assert_eq!(content("log/run"), Content::AsExpected);

@@ -141,10 +141,11 @@ fn one_byte_of_difference_replaces_the_slot() {
     let d = desired();
     let (name, mut slot) = converged_slot(&d, "good");
     let run = slot.below.find(Path::new("run")).unwrap();
-    let Content::Bytes(b) = &mut slot.below.get_mut(run).content else {
+    let Content::Bytes(mut b) = slot.below.content(run).clone() else {
         panic!("run was read")
     };
     b[0] ^= 1;
+    slot.below.set_content(run, Content::Bytes(b));
     let p = plan(&d, &profiles_obs(scandir_with(vec![(name, slot)])));
     assert_eq!(
         verbs(&p),
@@ -157,7 +158,8 @@ fn a_file_that_could_not_be_read_leaves_the_slot_and_is_a_failure() {
     let d = desired();
     let (name, mut slot) = converged_slot(&d, "good");
     let run = slot.below.find(Path::new("run")).unwrap();
-    slot.below.get_mut(run).content = Content::Unreadable(Box::new("Input/output error".into()));
+    let error = Content::Unreadable(Box::new("Input/output error".into()));
+    slot.below.set_content(run, error);
     let p = plan(&d, &profiles_obs(scandir_with(vec![(name, slot)])));
     assert_eq!(verbs(&p), vec![], "the live slot is left as it is");
     assert_eq!(

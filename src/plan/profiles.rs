@@ -68,8 +68,9 @@ impl Planner<'_> {
         // pass is asked for after a profile was deleted: it always prunes.
         let prune = cfg.prune || d.runtime;
         let mut wanted = std::collections::BTreeSet::new();
+        // A report per profile; changes only for the slots that differ
+        // (none on a converged tree), so those are not reserved.
         self.plan.slots.reserve(o.profiles.len());
-        self.plan.changes.reserve(o.profiles.len());
         let folded = if app.multiplex {
             self.folded(o)
         } else {

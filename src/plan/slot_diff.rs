@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use crate::desired::model::Desired;
 use crate::desired::slot::{self, SlotEntry};
 use crate::fs::Kind;
-use crate::observe::{Content, Entry, ExpectedFiles, SlotObs};
+use crate::fs::Meta;
+use crate::observe::{Content, ExpectedFiles, SlotObs};
 use crate::plan::Owner;
 use crate::s6::layout::{self, is_runtime};
 
@@ -146,13 +147,10 @@ pub fn compare<'a>(
     let top = PathBuf::new();
     let (have, want) = ((root.uid, root.gid), layout::MODE_SLOT_DIR);
     check_meta(&mut found, &top, have, owner, root.mode, want);
-    let rels = obs.below.rels();
-    let compared = || {
-        rels.iter()
-            .zip(obs.below.iter())
-            .filter(|(rel, _)| !is_runtime(rel))
-    };
-    let unreadable = compared().find_map(|(rel, e)| match &e.content {
+    let below = &obs.below;
+    let rels = below.rels();
+    let compared = || rels.iter().enumerate().filter(|(_, rel)| !is_runtime(rel));
+    let unreadable = compared().find_map(|(i, rel)| match below.content(i) {
         Content::Unreadable(error) => Some((rel, &**error)),
         _ => None,
     });
@@ -162,11 +160,9 @@ pub fn compare<'a>(
             error,
         };
     }
-    let mut seen = Seen(
-        compared()
-            .map(|(rel, e)| Some((rel.as_path(), e)))
-            .collect(),
-    );
+    let seen =
+        compared().map(|(i, rel)| Some((rel.as_path(), (&below.get(i).meta, below.content(i)))));
+    let mut seen = Seen(seen.collect());
     let (mut want_down, mut down_owner) = (false, owner);
     let mut files = Vec::new();
     for (e, want_owner) in expected {
@@ -224,11 +220,11 @@ fn not_a_dir(kind: Kind, expected: &[(SlotEntry, Owner)]) -> SlotDiff<'static> {
 fn entry(
     e: &SlotEntry,
     want_owner: Owner,
-    n: &Entry,
+    (m, content): Observed<'_>,
     found: &mut Vec<Difference>,
     files: &mut Vec<FileChange>,
 ) {
-    let (p, m) = (e.path(), &n.meta);
+    let p = e.path();
     match e {
         SlotEntry::Dir { .. } | SlotEntry::Fifo { .. } => {
             let want = if matches!(e, SlotEntry::Dir { .. }) {
@@ -253,13 +249,13 @@ fn entry(
             // (the same rendering): a converged slot costs no copy.
             let same = m.kind == Kind::File
                 && m.size == want.len() as u64
-                && match &n.content {
+                && match content {
                     Content::Bytes(c) => c.as_slice() == want.as_bytes(),
                     Content::AsExpected => true,
                     Content::NotRead | Content::Unreadable(_) => false,
                 };
             if !same {
-                let current = match (m.kind, &n.content) {
+                let current = match (m.kind, content) {
                     (Kind::File, Content::Bytes(c)) => {
                         Current::Text(String::from_utf8_lossy(c).into_owned())
                     }
@@ -275,11 +271,11 @@ fn entry(
 }
 
 /// An existing `down`: an empty regular file with the wanted owner and mode.
-fn check_down(n: &Entry, owner: Owner, found: &mut Vec<Difference>) {
-    let (down, m) = (Path::new(layout::DOWN), &n.meta);
+fn check_down((m, content): Observed<'_>, owner: Owner, found: &mut Vec<Difference>) {
+    let down = Path::new(layout::DOWN);
     if m.kind != Kind::File {
         found.push(Difference::Kind(down.to_path_buf(), kind_text(m.kind)));
-    } else if n.content != Content::Bytes(Vec::new()) {
+    } else if *content != Content::Bytes(Vec::new()) {
         found.push(Difference::Kind(down.to_path_buf(), "is not empty".into()));
     }
     check_meta(
@@ -314,10 +310,13 @@ fn extras(seen: Seen<'_>) -> Option<Difference> {
 /// A slot's observed entries (s6's runtime files aside) by path relative
 /// to the slot; each wanted entry takes its own, and what is left is
 /// extra. A dozen entries: found by comparing bytes, no hashing of paths.
-struct Seen<'a>(Vec<Option<(&'a Path, &'a Entry)>>);
+struct Seen<'a>(Vec<Option<(&'a Path, Observed<'a>)>>);
+
+/// An observed entry of a slot: what `lstat` said and what was read.
+type Observed<'a> = (&'a Meta, &'a Content);
 
 impl<'a> Seen<'a> {
-    fn take(&mut self, p: &Path) -> Option<&'a Entry> {
+    fn take(&mut self, p: &Path) -> Option<Observed<'a>> {
         let p = p.as_os_str().as_bytes();
         let slot = self
             .0
@@ -660,11 +659,8 @@ mod tests {
         let want = wanted(false);
         let mut obs = observed(&want);
         let other = "#!/bin/sh\nexec other\n";
-        let run = obs.below.get_mut(1);
-        (run.meta, run.content) = (
-            meta(Kind::File, 0o775, Some(other)),
-            Content::Bytes(other.into()),
-        );
+        obs.below.get_mut(1).meta = meta(Kind::File, 0o775, Some(other));
+        obs.below.set_content(1, Content::Bytes(other.into()));
         obs.below.get_mut(3).meta.uid = 0;
         obs.below.remove(0);
         for extra in ["a", "b", "c", "d", "e", "f"] {
@@ -736,7 +732,8 @@ mod tests {
     fn an_unreadable_file_is_not_a_difference() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        obs.below.get_mut(1).content = Content::Unreadable(Box::new("EIO".into()));
+        obs.below
+            .set_content(1, Content::Unreadable(Box::new("EIO".into())));
         assert_eq!(
             compare(USER, &want, &obs),
             SlotDiff::Unreadable {
@@ -817,8 +814,10 @@ mod tests {
     fn files_read_as_expected_are_the_same() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        for n in obs.below.iter_mut().filter(|n| n.meta.kind == Kind::File) {
-            n.content = Content::AsExpected;
+        for i in 0..obs.below.len() {
+            if obs.below.get(i).meta.kind == Kind::File {
+                obs.below.set_content(i, Content::AsExpected);
+            }
         }
         assert_eq!(compare(USER, &want, &obs), SlotDiff::Same);
         obs.below.get_mut(1).meta.size += 1;
