@@ -264,12 +264,12 @@ impl Planner<'_> {
             );
         }
         let rels = below.rels();
-        for (rel, e) in rels.iter().zip(below.iter()) {
+        for (i, rel) in rels.iter().enumerate() {
             let at = At {
                 node: dir,
                 below: Some(rel),
             };
-            self.role(phase, anchor, at, rel, &e.meta, dir.meta.dev);
+            self.role(phase, anchor, at, rel, &below.meta(i), dir.meta.dev);
         }
     }
 

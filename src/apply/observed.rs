@@ -65,7 +65,9 @@ impl ScandirObs {
         if removed {
             e.below.remove(i);
         } else {
-            set(&mut e.below.get_mut(i).meta, &c.op);
+            let mut m = e.below.meta(i);
+            set(&mut m, &c.op);
+            e.below.set_meta(i, m);
         }
     }
 }
@@ -180,7 +182,7 @@ mod tests {
         let a = s.entry("gateway-a").unwrap();
         assert_eq!(a.node.meta.mode, 0o700);
         assert_eq!(a.below.rels(), [Path::new("run")]);
-        assert_eq!((a.below.get(0).meta.uid, a.below.get(0).meta.gid), (7, 8));
+        assert_eq!((a.below.meta(0).uid, a.below.meta(0).gid), (7, 8));
         assert!(s.staging.is_empty());
     }
 }

@@ -3,12 +3,12 @@
 //! name and the index of the directory it is in, not its path, so what an
 //! observation holds grows with the number of entries and the length of
 //! their names, not with their depth; a path is built when it is asked
-//! for.
+//! for. A converged slot is a dozen entries of 48 bytes and its names.
 
 use std::path::{Path, PathBuf};
 
 use super::Content;
-use crate::fs::Meta;
+use crate::fs::{Kind, Meta};
 
 /// The entries below one directory (the top). See the module docs.
 #[derive(Clone, Debug, Default)]
@@ -16,28 +16,53 @@ pub struct Entries {
     /// Every entry's name, one after another.
     names: String,
     list: Vec<Entry>,
-    /// What was read of regular files (a slot's), by entry index, in
-    /// order; an entry that is not here was not read. Kept apart: most
-    /// entries are directories and FIFOs.
-    read: Vec<(u32, Content)>,
+    /// The bytes read of a regular file, or why it could not be read, by
+    /// entry index, in order (see [`Read::Kept`]).
+    kept: Vec<(u32, Content)>,
 }
 
-/// One entry below the top.
+/// One entry below the top: where its name is, its directory, and what
+/// `lstat` said ([`Meta`], stored in fewer bytes: see [`Entries::meta`]).
 #[derive(Clone, Debug)]
-pub struct Entry {
+struct Entry {
     /// Where its name ends in `names` (it starts where the previous
     /// entry's ends).
     end: u32,
     /// The index of the directory it is in, or [`TOP`].
     parent: u32,
-    pub meta: Meta,
+    kind: Kind,
+    read: Read,
+    /// `Meta::mode`: the permission bits, at most 0o7777.
+    mode: u16,
+    uid: u32,
+    gid: u32,
+    /// `Meta::nlink`: Linux counts an inode's links in 32 bits.
+    nlink: u32,
+    size: u64,
+    dev: u64,
+    ino: u64,
 }
 
-/// What an entry not in [`Entries::read`] has.
+/// What was read of an entry ([`Content`] without the bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    Not,
+    AsExpected,
+    /// Bytes, or why they could not be read: in [`Entries::kept`].
+    Kept,
+}
+
 static NOT_READ: Content = Content::NotRead;
+static AS_EXPECTED: Content = Content::AsExpected;
 
 /// The parent of an entry directly below the top.
 const TOP: u32 = u32::MAX;
+
+/// An index or a length into an [`Entries`]: bounded by the walk's path
+/// budget, far below 4 GiB.
+fn index(i: usize) -> u32 {
+    u32::try_from(i).expect("bounded by the walk's path budget")
+}
 
 impl Entries {
     /// Add the entry `name` of the directory `parent` (an index already
@@ -49,26 +74,75 @@ impl Entries {
         meta: Meta,
         content: Content,
     ) -> usize {
-        let index = |i: usize| u32::try_from(i).expect("bounded by the walk's path budget");
         let parent = parent.map_or(TOP, |p| {
             assert!(p < self.list.len(), "a parent is added before its entries");
             index(p)
         });
         self.names.push_str(name);
-        let end = index(self.names.len());
-        self.list.push(Entry { end, parent, meta });
-        let i = self.list.len() - 1;
-        if content != Content::NotRead {
-            self.read.push((index(i), content));
-        }
+        let i = self.list.len();
+        let read = match content {
+            Content::NotRead => Read::Not,
+            Content::AsExpected => Read::AsExpected,
+            kept => {
+                self.kept.push((index(i), kept));
+                Read::Kept
+            }
+        };
+        self.list.push(Entry {
+            end: index(self.names.len()),
+            parent,
+            kind: meta.kind,
+            read,
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            nlink: 0,
+            size: 0,
+            dev: 0,
+            ino: 0,
+        });
+        self.set_meta(i, meta);
         i
+    }
+
+    /// What `lstat` said of the entry at `i` (a link count past 32 bits,
+    /// which Linux never has, reads as `u32::MAX`).
+    pub fn meta(&self, i: usize) -> Meta {
+        let e = &self.list[i];
+        Meta {
+            kind: e.kind,
+            dev: e.dev,
+            ino: e.ino,
+            uid: e.uid,
+            gid: e.gid,
+            mode: u32::from(e.mode),
+            nlink: u64::from(e.nlink),
+            size: e.size,
+        }
+    }
+
+    /// Change what is known of the entry at `i` (what an apply did to it).
+    pub fn set_meta(&mut self, i: usize, m: Meta) {
+        let e = &mut self.list[i];
+        e.kind = m.kind;
+        e.dev = m.dev;
+        e.ino = m.ino;
+        e.uid = m.uid;
+        e.gid = m.gid;
+        e.mode = (m.mode & 0o7777) as u16;
+        e.nlink = u32::try_from(m.nlink).unwrap_or(u32::MAX);
+        e.size = m.size;
     }
 
     /// What was read of the entry at `i`.
     pub fn content(&self, i: usize) -> &Content {
-        match self.read.binary_search_by_key(&i, |(j, _)| *j as usize) {
-            Ok(k) => &self.read[k].1,
-            Err(_) => &NOT_READ,
+        match self.list[i].read {
+            Read::Not => &NOT_READ,
+            Read::AsExpected => &AS_EXPECTED,
+            Read::Kept => {
+                let k = self.kept.binary_search_by_key(&index(i), |(j, _)| *j);
+                &self.kept[k.expect("kept when read")].1
+            }
         }
     }
 
@@ -76,7 +150,7 @@ impl Entries {
     pub fn shrink_to_fit(&mut self) {
         self.names.shrink_to_fit();
         self.list.shrink_to_fit();
-        self.read.shrink_to_fit();
+        self.kept.shrink_to_fit();
     }
 
     pub fn len(&self) -> usize {
@@ -85,24 +159,6 @@ impl Entries {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
-    }
-
-    /// The entry at `i`.
-    pub fn get(&self, i: usize) -> &Entry {
-        &self.list[i]
-    }
-
-    pub fn get_mut(&mut self, i: usize) -> &mut Entry {
-        &mut self.list[i]
-    }
-
-    /// Every entry, in the order they were added.
-    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.list.iter()
-    }
-
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
-        self.list.iter_mut()
     }
 
     /// The name of the entry at `i`.
@@ -149,8 +205,7 @@ impl Entries {
         let mut at = None;
         for name in rel.iter() {
             let name = name.to_str()?;
-            at =
-                Some((0..self.list.len()).find(|&i| self.parent(i) == at && self.name(i) == name)?);
+            at = Some((0..self.len()).find(|&i| self.parent(i) == at && self.name(i) == name)?);
         }
         at
     }
@@ -162,17 +217,15 @@ impl Entries {
         // Where each old entry went (`None`: removed), known for a parent
         // before its entries.
         let mut moved: Vec<Option<usize>> = Vec::with_capacity(old.len());
-        for (j, e) in old.list.iter().enumerate() {
+        for j in 0..old.len() {
             let to = match old.parent(j).map(|p| moved[p]) {
                 _ if j == i => None,
                 // Below a removed entry.
                 Some(None) => None,
-                parent => Some(self.push(
-                    parent.flatten(),
-                    old.name(j),
-                    e.meta,
-                    old.content(j).clone(),
-                )),
+                parent => {
+                    let content = old.content(j).clone();
+                    Some(self.push(parent.flatten(), old.name(j), old.meta(j), content))
+                }
             };
             moved.push(to);
         }
@@ -181,11 +234,17 @@ impl Entries {
     /// Set what was read of the entry at `i`: for tests.
     #[cfg(test)]
     pub fn set_content(&mut self, i: usize, content: Content) {
-        let key = u32::try_from(i).unwrap();
-        match self.read.binary_search_by_key(&key, |(j, _)| *j) {
-            Ok(k) => self.read[k].1 = content,
-            Err(k) => self.read.insert(k, (key, content)),
-        }
+        let key = index(i);
+        self.kept.retain(|(j, _)| *j != key);
+        self.list[i].read = match content {
+            Content::NotRead => Read::Not,
+            Content::AsExpected => Read::AsExpected,
+            kept => {
+                let k = self.kept.partition_point(|(j, _)| *j < key);
+                self.kept.insert(k, (key, kept));
+                Read::Kept
+            }
+        };
     }
 
     /// Add the entry at `rel` (relative to the top), its directory being
@@ -205,7 +264,6 @@ impl Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::Kind;
 
     fn meta(kind: Kind) -> Meta {
         Meta {
@@ -220,8 +278,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn names_parents_and_paths() {
+    fn five() -> Entries {
         let mut t = Entries::default();
         for rel in [
             "log",
@@ -232,6 +289,12 @@ mod tests {
         ] {
             t.insert(rel, meta(Kind::Dir), Content::NotRead);
         }
+        t
+    }
+
+    #[test]
+    fn names_parents_and_paths() {
+        let t = five();
         assert_eq!(t.name(3), "control");
         assert_eq!(t.parent(3), Some(2));
         assert_eq!(t.parent(4), None);
@@ -244,18 +307,42 @@ mod tests {
         assert_eq!(t.find(Path::new("log/run/x")), None);
     }
 
+    /// Every attribute comes back as it was given (the mode's special
+    /// bits, ids and sizes past 32 bits, a link count past 16).
+    #[test]
+    fn attributes_and_contents_come_back_whole() {
+        let mut t = Entries::default();
+        let m = Meta {
+            kind: Kind::File,
+            dev: u64::MAX - 1,
+            ino: 1 << 40,
+            uid: u32::MAX - 2,
+            gid: 70_000,
+            mode: 0o7777,
+            nlink: 70_000,
+            size: 5 << 32,
+        };
+        t.push(None, "a", m, Content::Bytes(b"x".to_vec()));
+        t.push(None, "b", meta(Kind::Fifo), Content::NotRead);
+        t.push(None, "c", meta(Kind::File), Content::AsExpected);
+        let error = Content::Unreadable(Box::new("EIO".into()));
+        t.push(None, "d", meta(Kind::File), error.clone());
+        assert_eq!(t.meta(0), m);
+        assert_eq!(t.meta(1), meta(Kind::Fifo));
+        let contents: Vec<_> = (0..4).map(|i| t.content(i).clone()).collect();
+        let bytes = Content::Bytes(b"x".to_vec());
+        assert_eq!(
+            contents,
+            [bytes, Content::NotRead, Content::AsExpected, error]
+        );
+        t.remove(1);
+        assert_eq!(t.content(2), &Content::Unreadable(Box::new("EIO".into())));
+        assert_eq!(t.meta(0), m);
+    }
+
     #[test]
     fn removing_an_entry_removes_what_is_below_it() {
-        let mut t = Entries::default();
-        for rel in [
-            "log",
-            "log/run",
-            "log/supervise",
-            "log/supervise/control",
-            "run",
-        ] {
-            t.insert(rel, meta(Kind::Dir), Content::NotRead);
-        }
+        let mut t = five();
         t.remove(2);
         let rels: Vec<_> = t.rels();
         assert_eq!(

@@ -29,7 +29,7 @@ pub(crate) mod source;
 
 mod walk;
 
-pub use entries::{Entries, Entry};
+pub use entries::Entries;
 pub use profiles::{LIFECYCLE_FILE, ProfileObs, ProfileSource, ProfilesObs, StateObs};
 pub use servicedirs::{ScandirObs, ServiceObs, SlotObs, StaticObs};
 pub use source::{Disk, MAX_OPEN_DIRS, OpenBase, Source};

@@ -225,10 +225,10 @@ impl<S: Source> Scanner<'_, S> {
         if parent.dir.is_some() {
             return;
         }
-        let seen = parent.at.map_or(&how.servicedir.meta, |i| &out.get(i).meta);
+        let seen = parent.at.map_or(how.servicedir.meta, |i| out.meta(i));
         let reopened = done.dir.as_ref().map(|d| self.src.open_parent(d));
         match reopened {
-            Some(Ok((d, m))) if m.same_file(seen) => parent.dir = Some(d),
+            Some(Ok((d, m))) if m.same_file(&seen) => parent.dir = Some(d),
             Some(Ok(_)) => {
                 let e = std::io::Error::other("moved while being observed; left alone");
                 self.error("open", how.shown(cur), &e);
@@ -474,8 +474,8 @@ mod tests {
         };
         assert!(swapped.get(), "the swap happened");
         let below = &s.entry("gateway-a").unwrap().below;
-        let sub = below.get(below.find(Path::new("sub")).unwrap());
-        assert_eq!(sub.meta.kind, Kind::Symlink, "observed as what it is now");
+        let sub = below.meta(below.find(Path::new("sub")).unwrap());
+        assert_eq!(sub.kind, Kind::Symlink, "observed as what it is now");
         let names: Vec<_> = below
             .rels()
             .iter()

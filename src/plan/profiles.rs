@@ -359,7 +359,7 @@ impl Planner<'_> {
                 ),
                 SlotDiff::Down { want: false } => {
                     let down = obs.below.find(Path::new(layout::DOWN));
-                    let meta = down.map_or(obs.node.meta, |i| obs.below.get(i).meta);
+                    let meta = down.map_or(obs.node.meta, |i| obs.below.meta(i));
                     (Op::Unlink, meta, slot_diff::down_only(false))
                 }
                 SlotDiff::Unreadable { path, error } => {

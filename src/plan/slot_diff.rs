@@ -160,8 +160,7 @@ pub fn compare<'a>(
             error,
         };
     }
-    let seen =
-        compared().map(|(i, rel)| Some((rel.as_path(), (&below.get(i).meta, below.content(i)))));
+    let seen = compared().map(|(i, rel)| Some((rel.as_path(), (below.meta(i), below.content(i)))));
     let mut seen = Seen(seen.collect());
     let (mut want_down, mut down_owner) = (false, owner);
     let mut files = Vec::new();
@@ -313,7 +312,7 @@ fn extras(seen: Seen<'_>) -> Option<Difference> {
 struct Seen<'a>(Vec<Option<(&'a Path, Observed<'a>)>>);
 
 /// An observed entry of a slot: what `lstat` said and what was read.
-type Observed<'a> = (&'a Meta, &'a Content);
+type Observed<'a> = (Meta, &'a Content);
 
 impl<'a> Seen<'a> {
     fn take(&mut self, p: &Path) -> Option<Observed<'a>> {
@@ -607,6 +606,13 @@ mod tests {
         obs.below.insert(rel, meta(kind, mode, content), read);
     }
 
+    /// Change the attributes of the entry `i` of the slot `obs`.
+    fn change(obs: &mut SlotObs, i: usize, f: impl FnOnce(&mut Meta)) {
+        let mut m = obs.below.meta(i);
+        f(&mut m);
+        obs.below.set_meta(i, m);
+    }
+
     /// A slot on disk exactly as `expected` wants it.
     fn observed(expected: &[(SlotEntry, Owner)]) -> SlotObs {
         let mut obs = SlotObs {
@@ -659,9 +665,9 @@ mod tests {
         let want = wanted(false);
         let mut obs = observed(&want);
         let other = "#!/bin/sh\nexec other\n";
-        obs.below.get_mut(1).meta = meta(Kind::File, 0o775, Some(other));
+        obs.below.set_meta(1, meta(Kind::File, 0o775, Some(other)));
         obs.below.set_content(1, Content::Bytes(other.into()));
-        obs.below.get_mut(3).meta.uid = 0;
+        change(&mut obs, 3, |m| m.uid = 0);
         obs.below.remove(0);
         for extra in ["a", "b", "c", "d", "e", "f"] {
             add(&mut obs, extra, Kind::File, 0o644, Some(""));
@@ -699,9 +705,8 @@ mod tests {
         let want = wanted(false);
         let mut obs = observed(&want);
         obs.node.meta.uid = 0;
-        for n in obs.below.iter_mut() {
-            n.meta.uid = 0;
-            n.meta.mode = 0o700;
+        for i in 0..obs.below.len() {
+            change(&mut obs, i, |m| (m.uid, m.mode) = (0, 0o700));
         }
         assert_eq!(
             reason(compare(USER, &want, &obs)),
@@ -815,12 +820,12 @@ mod tests {
         let want = wanted(false);
         let mut obs = observed(&want);
         for i in 0..obs.below.len() {
-            if obs.below.get(i).meta.kind == Kind::File {
+            if obs.below.meta(i).kind == Kind::File {
                 obs.below.set_content(i, Content::AsExpected);
             }
         }
         assert_eq!(compare(USER, &want, &obs), SlotDiff::Same);
-        obs.below.get_mut(1).meta.size += 1;
+        change(&mut obs, 1, |m| m.size += 1);
         assert_eq!(reason(compare(USER, &want, &obs)), "run differs");
     }
 
