@@ -191,9 +191,17 @@ impl Entries {
     pub fn rels(&self) -> Vec<PathBuf> {
         let mut rels: Vec<PathBuf> = Vec::with_capacity(self.list.len());
         for i in 0..self.list.len() {
+            let name = self.name(i);
             let rel = match self.parent(i) {
-                Some(p) => rels[p].join(self.name(i)),
-                None => PathBuf::from(self.name(i)),
+                Some(p) => {
+                    // Sized first: `join` would copy, then grow.
+                    let dir = &rels[p];
+                    let mut rel = PathBuf::with_capacity(dir.as_os_str().len() + 1 + name.len());
+                    rel.push(dir);
+                    rel.push(name);
+                    rel
+                }
+                None => PathBuf::from(name),
             };
             rels.push(rel);
         }

@@ -84,9 +84,10 @@ impl ScandirObs {
 }
 
 impl SlotObs {
-    /// Its name in the scandir.
+    /// Its name in the scandir: its path relative to it (a single name,
+    /// compared without parsing a path: asked for every lookup).
     pub fn name(&self) -> &str {
-        self.node.name()
+        self.node.rel.to_str().unwrap_or_default()
     }
 }
 
