@@ -45,7 +45,6 @@ pub struct ProfileObs {
     pub dir: Option<Node>,
     /// Why this candidate must be skipped, found while observing.
     pub problem: Option<String>,
-    pub state_path: PathBuf,
     pub state: StateObs,
     pub lifecycle: Option<Vec<u8>>,
     /// Why the lifecycle file was there but not read (then the prior exit
@@ -64,11 +63,26 @@ impl ProfileObs {
             start,
             dir: None,
             problem: None,
-            state_path: PathBuf::new(),
             state: StateObs::Missing,
             lifecycle: None,
             lifecycle_problem: None,
             stale: Vec::new(),
+        }
+    }
+
+    /// Where its state file is, as shown (`cfg`: the configuration it
+    /// was observed with): in the home for the default profile, in its
+    /// directory for one found there, below `<home>/<root>` for a declared
+    /// one; nowhere (empty) for a candidate with a problem. Built when
+    /// asked: at 10,000 profiles, kept it was a MiB.
+    pub fn state_path(&self, cfg: &ProfilesConfig) -> PathBuf {
+        let file = &cfg.state_file.0;
+        match (self.source, &self.dir) {
+            _ if self.problem.is_some() => PathBuf::new(),
+            (ProfileSource::Default, _) => cfg.home.0.join(file),
+            (ProfileSource::Declared, _) => cfg.home.0.join(cfg.root.0.join(&self.name)).join(file),
+            (ProfileSource::Directory, Some(dir)) => dir.path.join(file),
+            (ProfileSource::Directory, None) => PathBuf::new(),
         }
     }
 }
@@ -132,7 +146,6 @@ impl<S: Source> Scanner<'_, S> {
             let name = names::DEFAULT_PROFILE;
             let start = declared_start(cfg, name);
             let mut p = ProfileObs::new(name, ProfileSource::Default, start);
-            p.state_path = home_path.join(&cfg.state_file.0);
             if let Ok((b, n)) = &home {
                 p.dir = Some(n.clone());
                 self.profile_files(&b.dir, n, cfg, &Listed(None), &mut p);
@@ -154,7 +167,7 @@ impl<S: Source> Scanner<'_, S> {
                 Ok(_) => continue,
                 Err(at) => at,
             };
-            let p = self.declared(root.as_ref(), home_path, cfg, &decl.name, decl.start);
+            let p = self.declared(root.as_ref(), cfg, &decl.name, decl.start);
             named.profiles.insert(at, p);
         }
         // The default first; in place: at 10,000 profiles, a copy of them
@@ -295,7 +308,6 @@ impl<S: Source> Scanner<'_, S> {
                 continue;
             }
             let mut p = ProfileObs::new(&name, ProfileSource::Directory, start);
-            p.state_path = node.path.join(&cfg.state_file.0);
             match names::validate_profile_name(&name, &cfg.slot_prefix) {
                 Ok(()) => self.profile_files(&pd, &node, cfg, &listed, &mut p),
                 Err(e) => p.problem = Some(e.to_string()),
@@ -311,7 +323,6 @@ impl<S: Source> Scanner<'_, S> {
     fn declared(
         &mut self,
         root: Option<&(S::Dir, Node)>,
-        home_path: &Path,
         cfg: &ProfilesConfig,
         name: &str,
         start: StartPolicy,
@@ -322,8 +333,6 @@ impl<S: Source> Scanner<'_, S> {
             p.problem = Some(e.to_string());
             return p;
         }
-        let rel = cfg.root.0.join(name);
-        p.state_path = home_path.join(&rel).join(&cfg.state_file.0);
         let Some((d, at)) = root else {
             return p;
         };

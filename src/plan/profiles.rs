@@ -306,7 +306,7 @@ impl Planner<'_> {
         };
         self.plan.warnings.push(format!(
             "{}: {why}; treating the profile as having no state",
-            p.state_path.display()
+            p.state_path(&self.d.config.profiles).display()
         ));
         None
     }
@@ -400,7 +400,7 @@ impl Planner<'_> {
         let name = &self.d.config.profiles.state_file.0;
         self.volume.push(Change {
             phase: Phase::Profiles,
-            path: p.state_path.clone(),
+            path: p.state_path(&self.d.config.profiles),
             op: Op::SeedState { owner },
             when: When::Always,
             target: Target {
