@@ -2,6 +2,9 @@
 //! into the observation, so a later phase plans from it without observing
 //! the tree again.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use crate::fs::Meta;
 use crate::observe::{BaseObs, Observed, ScandirObs};
 use crate::plan::{Anchor, Change, Op};
@@ -13,10 +16,22 @@ impl Observed {
         let Some(BaseObs::Present(s)) = &mut self.scandir else {
             return;
         };
+        let mut index = Index::default();
         for c in done.iter().filter(|c| c.target.anchor == Anchor::Scandir) {
-            s.applied(c);
+            s.applied(c, &mut index);
         }
     }
+}
+
+/// The entries of the slot changed last, by path relative to it: built
+/// once for all the changes in one slot (the plan's order keeps them
+/// together), so that a slot with many changed entries costs no search
+/// through its entries for each.
+#[derive(Default)]
+struct Index {
+    /// The slot's place in `ScandirObs::entries`.
+    slot: Option<usize>,
+    by_rel: HashMap<PathBuf, usize>,
 }
 
 /// Bring an entry's attributes to what `op` made of them.
@@ -29,7 +44,7 @@ fn set(meta: &mut Meta, op: &Op) {
 }
 
 impl ScandirObs {
-    fn applied(&mut self, c: &Change) {
+    fn applied(&mut self, c: &Change, index: &mut Index) {
         let rel = c.target.rel.as_path();
         let removed = matches!(c.op, Op::Remove | Op::Unlink);
         if rel.as_os_str().is_empty() {
@@ -53,17 +68,24 @@ impl ScandirObs {
         if e.node.rel == rel {
             if removed {
                 self.entries.remove(at);
+                index.slot = None;
             } else {
                 set(&mut e.node.meta, &c.op);
             }
             return;
         }
+        if index.slot != Some(at) {
+            let rels = e.below.rels().into_iter().enumerate();
+            index.by_rel = rels.map(|(i, rel)| (rel, i)).collect();
+            index.slot = Some(at);
+        }
         let below = rel.strip_prefix(&e.node.rel).ok();
-        let Some(i) = below.and_then(|b| e.below.find(b)) else {
+        let Some(&i) = below.and_then(|b| index.by_rel.get(b)) else {
             return;
         };
         if removed {
             e.below.remove(i);
+            index.slot = None;
         } else {
             let mut m = e.below.meta(i);
             set(&mut m, &c.op);
