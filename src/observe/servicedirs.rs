@@ -159,42 +159,30 @@ impl<S: Source> Scanner<'_, S> {
     }
 
     /// The entries of one static servicedir that matter, and of its `log/`
-    /// servicedir, in path order.
+    /// servicedir, in path order (`event` < `log` < `supervise`).
     fn service(&mut self, d: &S::Dir, node: &Node, bad: &mut Vec<Skipped>) -> Entries {
         let mut below = Entries::default();
-        self.servicedir_entries(d, node, None, &mut below, bad);
-        // `event` < `log` < `supervise`: the log/ servicedir's entries
-        // come between the two.
+        self.event(d, node, None, &mut below);
         if let Some((log, Some(ld))) = self.open_child(d, node, layout::LOG)
             && log.meta.dev == node.meta.dev
             // A log/ directory is a servicedir when it has a run script.
             && self.stat(&ld, &log, layout::RUN).is_some()
         {
             let at = below.push(None, layout::LOG, log.meta, Content::NotRead);
-            self.servicedir_entries(&ld, node, Some(at), &mut below, bad);
+            self.event(&ld, node, Some(at), &mut below);
+            self.supervise(&ld, node, Some(at), &mut below, bad);
         }
         self.supervise(d, node, None, &mut below, bad);
         below
     }
 
-    /// `event/` and `supervise/` (walked) of the servicedir `node` (its
-    /// `log/`: `at`), opened as `d`, except the servicedir's own
-    /// `supervise/`: it comes after `log/` ([`Self::service`]).
-    fn servicedir_entries(
-        &mut self,
-        d: &S::Dir,
-        node: &Node,
-        at: Option<usize>,
-        out: &mut Entries,
-        bad: &mut Vec<Skipped>,
-    ) {
+    /// `event/` of the servicedir `node` (of its `log/`: `at`), opened as
+    /// `d`.
+    fn event(&mut self, d: &S::Dir, node: &Node, at: Option<usize>, out: &mut Entries) {
         let dir = at.map(|i| out.rel(i)).unwrap_or_default();
         let shown = || node.path.join(&dir).join(layout::EVENT);
         if let Some(m) = self.lstat(d, layout::EVENT, shown) {
             out.push(at, layout::EVENT, m, Content::NotRead);
-        }
-        if at.is_some() {
-            self.supervise(d, node, at, out, bad);
         }
     }
 
