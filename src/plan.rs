@@ -254,7 +254,7 @@ impl Planner<'_> {
         itself: bool,
     ) {
         if itself {
-            self.role(
+            self.by_role(
                 phase,
                 anchor,
                 dir.into(),
@@ -269,12 +269,20 @@ impl Planner<'_> {
                 node: dir,
                 below: Some(rel),
             };
-            self.role(phase, anchor, at, rel, &below.meta(i), dir.meta.dev);
+            self.by_role(phase, anchor, at, rel, &below.meta(i), dir.meta.dev);
         }
     }
 
     /// The role table on one entry, at `rel` relative to its servicedir.
-    fn role(&mut self, phase: Phase, anchor: Anchor, at: At<'_>, rel: &Path, m: &Meta, dev: u64) {
+    fn by_role(
+        &mut self,
+        phase: Phase,
+        anchor: Anchor,
+        at: At<'_>,
+        rel: &Path,
+        m: &Meta,
+        dev: u64,
+    ) {
         let r = role(rel, m.kind);
         if matches!(r, Role::SuperviseDir | Role::EventDir) && m.kind != Kind::Dir {
             return self.not_a_dir(at, m.kind);

@@ -23,8 +23,9 @@ use crate::s6::layout::{self, Role};
 
 /// The most bytes of relative paths one walked tree may hold. An entry
 /// keeps only its name, but the plan builds every entry's path (its role,
-/// the slot compare), so a chain of directories costs the square of its
-/// depth in time: this bounds what a planted deep or wide tree costs (a
+/// the slot compare) and holds a tree's paths at once, so a chain of
+/// directories costs the square of its depth in time and, while it is
+/// planned, in memory: this bounds what a planted deep or wide tree costs (a
 /// chain of one-letter names is observed to about 3,500 levels, far past
 /// PATH_MAX; a servicedir or slot of s6's own holds a few hundred bytes).
 pub const TREE_PATH_BYTES: usize = 12 << 20;
