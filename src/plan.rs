@@ -6,12 +6,12 @@
 //! operation; skipped items and warnings in observation order; no
 //! timestamps; container paths only.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::desired::config::Policy;
 use crate::desired::model::Phase;
 use crate::desired::model::{Desired, Perms};
-use crate::fs::Kind;
+use crate::fs::{Kind, Meta};
 use crate::s6::findings::{Failure, Skipped};
 use crate::s6::layout::{MODE_EVENT, MODE_SUPERVISE_STATIC, Role, role};
 
@@ -23,7 +23,7 @@ mod profiles;
 pub(crate) mod slot_diff;
 pub(crate) mod steps;
 
-use crate::observe::{BaseObs, Node, Observed, ScandirObs, StaticObs};
+use crate::observe::{BaseObs, Entries, Node, Observed, ScandirObs, StaticObs};
 pub use change::{Anchor, Change, Op, Owner, Plan, SlotBuild, SlotRecipe, SlotReport, Target};
 pub use order::sort_changes;
 use steps::When;
@@ -128,16 +128,18 @@ impl Planner<'_> {
     }
 
     /// Report a non-directory where s6 expects a directory.
-    fn not_a_dir(&mut self, n: &Node) {
-        let reason = format!(
-            "is a {}, not a directory; left alone",
-            n.meta.kind.describe()
-        );
-        self.skip(&n.path, reason);
+    fn not_a_dir(&mut self, at: At<'_>, kind: Kind) {
+        let reason = format!("is a {}, not a directory; left alone", kind.describe());
+        self.skip(&at.path(), reason);
     }
 
     /// Add a change on an observed node.
     fn change(&mut self, phase: Phase, anchor: Anchor, n: &Node, op: Op) {
+        self.change_at(phase, anchor, n.into(), n.meta, op);
+    }
+
+    /// Add a change on the observed entry `at`, as it was observed (`expect`).
+    fn change_at(&mut self, phase: Phase, anchor: Anchor, at: At<'_>, expect: Meta, op: Op) {
         let to = if phase == Phase::Profiles && anchor == Anchor::Home {
             &mut self.volume
         } else {
@@ -145,13 +147,13 @@ impl Planner<'_> {
         };
         to.push(Change {
             phase,
-            path: n.path.clone(),
+            path: at.path(),
             op,
             when: When::Always,
             target: Target {
                 anchor,
-                rel: n.rel.clone(),
-                expect: n.meta,
+                rel: at.rel(),
+                expect,
             },
             why: None,
         });
@@ -189,11 +191,24 @@ impl Planner<'_> {
 
     /// Changes that bring `node` to `want`, or a skip when it must not be touched.
     fn node(&mut self, phase: Phase, anchor: Anchor, node: &Node, want: Perms, tree_dev: u64) {
-        let m = &node.meta;
+        self.entry(phase, anchor, node.into(), &node.meta, want, tree_dev);
+    }
+
+    /// Changes that bring the entry `at`, observed as `m`, to `want`, or a
+    /// skip when it must not be touched.
+    fn entry(
+        &mut self,
+        phase: Phase,
+        anchor: Anchor,
+        at: At<'_>,
+        m: &Meta,
+        want: Perms,
+        tree_dev: u64,
+    ) {
         // A symlink where s6 expects a real entry is always worth reporting,
         // whoever owns it: it is never followed.
         if m.kind == Kind::Symlink {
-            return self.skip(&node.path, "symlink; not followed".into());
+            return self.skip(&at.path(), "symlink; not followed".into());
         }
         let to_uid = want.uid.unwrap_or(m.uid);
         let to_gid = want.gid.unwrap_or(m.gid);
@@ -211,7 +226,7 @@ impl Planner<'_> {
             _ => None,
         };
         if let Some(reason) = reason {
-            return self.skip(&node.path, reason);
+            return self.skip(&at.path(), reason);
         }
         let chown = (to_uid, to_gid) != (m.uid, m.gid);
         let chmod = to_mode != m.mode;
@@ -225,31 +240,55 @@ impl Planner<'_> {
             gid: chown.then_some(to_gid),
             mode: chmod.then_some(to_mode),
         };
-        self.change(phase, anchor, node, Op::Perms { from, to });
+        self.change_at(phase, anchor, at, *m, Op::Perms { from, to });
     }
 
-    /// Apply the role table to every node of one servicedir (or slot).
-    fn servicedir<'n>(
+    /// Apply the role table to every entry kept below one servicedir (or
+    /// slot), and to the servicedir itself with `itself`.
+    fn servicedir(
         &mut self,
         phase: Phase,
         anchor: Anchor,
         dir: &Node,
-        nodes: impl IntoIterator<Item = &'n Node>,
+        below: &Entries,
+        itself: bool,
     ) {
-        for n in nodes {
-            let rel = n.rel_below(&dir.rel).unwrap_or(&n.rel);
-            let r = role(rel, n.meta.kind);
-            if r == Role::SuperviseDir && n.meta.kind != Kind::Dir {
-                self.not_a_dir(n);
-                continue;
-            }
-            if r == Role::EventDir && n.meta.kind != Kind::Dir {
-                self.not_a_dir(n);
-                continue;
-            }
-            if let Some(w) = self.want(phase, r) {
-                self.node(phase, anchor, n, w, dir.meta.dev);
-            }
+        if itself {
+            self.by_role(
+                phase,
+                anchor,
+                dir.into(),
+                Path::new(""),
+                &dir.meta,
+                dir.meta.dev,
+            );
+        }
+        let rels = below.rels();
+        for (i, rel) in rels.iter().enumerate() {
+            let at = At {
+                node: dir,
+                below: Some(rel),
+            };
+            self.by_role(phase, anchor, at, rel, &below.meta(i), dir.meta.dev);
+        }
+    }
+
+    /// The role table on one entry, at `rel` relative to its servicedir.
+    fn by_role(
+        &mut self,
+        phase: Phase,
+        anchor: Anchor,
+        at: At<'_>,
+        rel: &Path,
+        m: &Meta,
+        dev: u64,
+    ) {
+        let r = role(rel, m.kind);
+        if matches!(r, Role::SuperviseDir | Role::EventDir) && m.kind != Kind::Dir {
+            return self.not_a_dir(at, m.kind);
+        }
+        if let Some(w) = self.want(phase, r) {
+            self.entry(phase, anchor, at, m, w, dev);
         }
     }
 
@@ -268,7 +307,13 @@ impl Planner<'_> {
                 self.skip(&svc.node.path, reason);
                 continue;
             }
-            self.servicedir(Phase::Static, Anchor::Servicedirs, &svc.node, &svc.nodes);
+            self.servicedir(
+                Phase::Static,
+                Anchor::Servicedirs,
+                &svc.node,
+                &svc.below,
+                false,
+            );
         }
     }
 
@@ -294,7 +339,7 @@ impl Planner<'_> {
                         self.node(Phase::Scandir, Anchor::Scandir, f, d.owner(), dev);
                     }
                 }
-                Some(n) => self.not_a_dir(n),
+                Some(n) => self.not_a_dir(n.into(), n.meta.kind),
                 None => {}
             }
         }
@@ -308,8 +353,7 @@ impl Planner<'_> {
                 );
                 continue;
             }
-            let nodes = std::iter::once(top).chain(&slot.nodes);
-            self.servicedir(Phase::Scandir, Anchor::Scandir, top, nodes);
+            self.servicedir(Phase::Scandir, Anchor::Scandir, top, &slot.below, true);
         }
         for n in &s.staging {
             // A leftover staging dir of an interrupted run: removed as root,
@@ -318,6 +362,38 @@ impl Planner<'_> {
                 self.removal(Phase::Scandir, n);
             }
         }
+    }
+}
+
+/// An observed entry a change or a skip is about: a node, or the entry at
+/// `below` (relative to it) of the entries kept below it.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    node: &'a Node,
+    below: Option<&'a Path>,
+}
+
+impl At<'_> {
+    /// Its container path.
+    fn path(&self) -> PathBuf {
+        match self.below {
+            Some(rel) => self.node.path.join(rel),
+            None => self.node.path.clone(),
+        }
+    }
+
+    /// Its path relative to the base directory.
+    fn rel(&self) -> PathBuf {
+        match self.below {
+            Some(rel) => self.node.rel.join(rel),
+            None => self.node.rel.clone(),
+        }
+    }
+}
+
+impl<'a> From<&'a Node> for At<'a> {
+    fn from(node: &'a Node) -> Self {
+        At { node, below: None }
     }
 }
 

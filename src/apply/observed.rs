@@ -2,7 +2,11 @@
 //! into the observation, so a later phase plans from it without observing
 //! the tree again.
 
-use crate::observe::{BaseObs, Node, Observed, ScandirObs};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::fs::Meta;
+use crate::observe::{BaseObs, Observed, ScandirObs};
 use crate::plan::{Anchor, Change, Op};
 
 impl Observed {
@@ -12,27 +16,39 @@ impl Observed {
         let Some(BaseObs::Present(s)) = &mut self.scandir else {
             return;
         };
+        let mut index = Index::default();
         for c in done.iter().filter(|c| c.target.anchor == Anchor::Scandir) {
-            s.applied(c);
+            s.applied(c, &mut index);
         }
     }
 }
 
-/// Bring a node's attributes to what `op` made of them.
-fn set(node: &mut Node, op: &Op) {
+/// The entries of the slot changed last, by path relative to it: built
+/// once for all the changes in one slot (the plan's order keeps them
+/// together), so that a slot with many changed entries costs no search
+/// through its entries for each.
+#[derive(Default)]
+struct Index {
+    /// The slot's place in `ScandirObs::entries`.
+    slot: Option<usize>,
+    by_rel: HashMap<PathBuf, usize>,
+}
+
+/// Bring an entry's attributes to what `op` made of them.
+fn set(meta: &mut Meta, op: &Op) {
     if let Op::Perms { to, .. } = op {
-        node.meta.uid = to.uid.unwrap_or(node.meta.uid);
-        node.meta.gid = to.gid.unwrap_or(node.meta.gid);
-        node.meta.mode = to.mode.unwrap_or(node.meta.mode);
+        meta.uid = to.uid.unwrap_or(meta.uid);
+        meta.gid = to.gid.unwrap_or(meta.gid);
+        meta.mode = to.mode.unwrap_or(meta.mode);
     }
 }
 
 impl ScandirObs {
-    fn applied(&mut self, c: &Change) {
+    fn applied(&mut self, c: &Change, index: &mut Index) {
         let rel = c.target.rel.as_path();
         let removed = matches!(c.op, Op::Remove | Op::Unlink);
         if rel.as_os_str().is_empty() {
-            return set(&mut self.base, &c.op);
+            return set(&mut self.base.meta, &c.op);
         }
         if removed {
             self.staging.retain(|n| n.rel != rel);
@@ -40,24 +56,40 @@ impl ScandirObs {
         let first = rel.iter().next().and_then(|f| f.to_str()).unwrap_or("");
         if first == crate::s6::layout::SVSCAN_DIR {
             let nodes = self.svscan.iter_mut().chain(self.svscan_files.iter_mut());
-            nodes.filter(|n| n.rel == rel).for_each(|n| set(n, &c.op));
+            nodes
+                .filter(|n| n.rel == rel)
+                .for_each(|n| set(&mut n.meta, &c.op));
             return;
         }
-        let Some(e) = self.entries.get_mut(first) else {
+        let Ok(at) = self.position(first) else {
             return;
         };
+        let e = &mut self.entries[at];
         if e.node.rel == rel {
             if removed {
-                self.entries.remove(first);
+                self.entries.remove(at);
+                index.slot = None;
             } else {
-                set(&mut e.node, &c.op);
+                set(&mut e.node.meta, &c.op);
             }
             return;
         }
+        if index.slot != Some(at) {
+            let rels = e.below.rels().into_iter().enumerate();
+            index.by_rel = rels.map(|(i, rel)| (rel, i)).collect();
+            index.slot = Some(at);
+        }
+        let below = rel.strip_prefix(&e.node.rel).ok();
+        let Some(&i) = below.and_then(|b| index.by_rel.get(b)) else {
+            return;
+        };
         if removed {
-            e.nodes.retain(|n| !n.rel.starts_with(rel));
-        } else if let Ok(i) = e.nodes.binary_search_by(|n| n.rel.as_path().cmp(rel)) {
-            set(&mut e.nodes[i], &c.op);
+            e.below.remove(i);
+            index.slot = None;
+        } else {
+            let mut m = e.below.meta(i);
+            set(&mut m, &c.op);
+            e.below.set_meta(i, m);
         }
     }
 }
@@ -68,7 +100,7 @@ mod tests {
     use crate::desired::model::Perms;
     use crate::desired::model::Phase;
     use crate::fs::{Kind, Meta};
-    use crate::observe::{Content, SlotObs};
+    use crate::observe::{Content, Node, SlotObs};
     use crate::plan::Target;
     use std::path::{Path, PathBuf};
 
@@ -86,7 +118,6 @@ mod tests {
                 nlink: 1,
                 size: 0,
             },
-            content: Content::NotRead,
         }
     }
 
@@ -112,23 +143,25 @@ mod tests {
             base: node("", Kind::Dir),
             svscan: None,
             svscan_files: Vec::new(),
-            entries: Default::default(),
+            entries: Vec::new(),
             staging: vec![node(".gateway-x.tmp", Kind::Dir)],
             bad_names: Vec::new(),
             unlisted: false,
         };
-        s.entries.insert(
-            "gateway-a".into(),
-            SlotObs {
-                node: node("gateway-a", Kind::Dir),
-                nodes: vec![
-                    node("gateway-a/log", Kind::Dir),
-                    node("gateway-a/log/run", Kind::File),
-                    node("gateway-a/run", Kind::File),
-                ],
-                unobserved: Vec::new(),
-            },
-        );
+        let mut slot = SlotObs {
+            node: node("gateway-a", Kind::Dir),
+            below: Default::default(),
+            unobserved: Vec::new(),
+        };
+        for (rel, kind) in [
+            ("log", Kind::Dir),
+            ("log/run", Kind::File),
+            ("run", Kind::File),
+        ] {
+            slot.below
+                .insert(rel, node(rel, kind).meta, Content::NotRead);
+        }
+        s.entries.push(slot);
         let mut o = Observed {
             scandir: Some(BaseObs::Present(s)),
             ..Observed::default()
@@ -168,10 +201,10 @@ mod tests {
         let Some(BaseObs::Present(s)) = &o.scandir else {
             panic!()
         };
-        let a = &s.entries["gateway-a"];
+        let a = s.entry("gateway-a").unwrap();
         assert_eq!(a.node.meta.mode, 0o700);
-        assert_eq!(a.nodes.len(), 1);
-        assert_eq!((a.nodes[0].meta.uid, a.nodes[0].meta.gid), (7, 8));
+        assert_eq!(a.below.rels(), [Path::new("run")]);
+        assert_eq!((a.below.meta(0).uid, a.below.meta(0).gid), (7, 8));
         assert!(s.staging.is_empty());
     }
 }

@@ -22,12 +22,14 @@ use crate::fs::{self, BaseError, Meta};
 use crate::s6::findings::Skipped;
 
 pub(crate) mod application;
+mod entries;
 mod profiles;
 mod servicedirs;
 pub(crate) mod source;
 
 mod walk;
 
+pub use entries::Entries;
 pub use profiles::{LIFECYCLE_FILE, ProfileObs, ProfileSource, ProfilesObs, StateObs};
 pub use servicedirs::{ScandirObs, ServiceObs, SlotObs, StaticObs};
 pub use source::{Disk, MAX_OPEN_DIRS, OpenBase, Source};
@@ -59,7 +61,8 @@ pub type ExpectedFiles = Vec<(&'static str, std::borrow::Cow<'static, str>)>;
 /// observation's memory.
 pub type Expect<'a> = &'a dyn Fn(&str) -> Option<ExpectedFiles>;
 
-/// One observed entry.
+/// One observed entry a base, a servicedir or a profile is known by (what
+/// is below a servicedir is kept as [`Entries`]).
 #[derive(Clone, Debug)]
 pub struct Node {
     /// Container path, built from the configured base path (what operators see).
@@ -67,7 +70,6 @@ pub struct Node {
     /// Path relative to its base directory (empty for the base itself).
     pub rel: PathBuf,
     pub meta: Meta,
-    pub content: Content,
 }
 
 impl Node {
@@ -79,19 +81,12 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// Its path relative to `top`, the `rel` of a node above it (or of
-    /// itself: `""`); `None` when `top` is not above it.
-    pub fn rel_below(&self, top: &Path) -> Option<&Path> {
-        rel_below(&self.rel, top)
-    }
-
     /// The entry `name` of this directory node.
     pub fn child(&self, name: &OsStr, meta: Meta) -> Node {
         Node {
             path: self.path.join(name),
             rel: self.rel.join(name),
             meta,
-            content: Content::NotRead,
         }
     }
 
@@ -100,28 +95,7 @@ impl Node {
             path: shown.to_path_buf(),
             rel: PathBuf::new(),
             meta,
-            content: Content::NotRead,
         }
-    }
-}
-
-/// `rel` relative to `top`, compared as bytes (no component parsing: the
-/// scanner builds every `rel` by joining single names, so a byte prefix
-/// followed by `/` is a component prefix); `None` when `top` is not a
-/// prefix of `rel` that ends at a component. Asked for every entry.
-pub fn rel_below<'a>(rel: &'a Path, top: &Path) -> Option<&'a Path> {
-    use std::os::unix::ffi::OsStrExt;
-    let (r, mut t) = (rel.as_os_str().as_bytes(), top.as_os_str().as_bytes());
-    while let [head @ .., b'/'] = t {
-        t = head;
-    }
-    if t.is_empty() {
-        return Some(rel);
-    }
-    match r.strip_prefix(t)? {
-        [] => Some(Path::new("")),
-        [b'/', rest @ ..] => Some(Path::new(OsStr::from_bytes(rest))),
-        _ => None,
     }
 }
 
@@ -248,8 +222,6 @@ pub struct Scanner<'s, S: Source> {
     /// Bytes of relative paths the walks have observed so far, against
     /// [`walk::TOTAL_PATH_BYTES`].
     path_bytes: usize,
-    /// A path buffer the walk reuses from one entry to the next.
-    scratch: PathBuf,
 }
 
 impl<'s, S: Source> Scanner<'s, S> {
@@ -262,7 +234,6 @@ impl<'s, S: Source> Scanner<'s, S> {
             unobserved: Vec::new(),
             in_volume: false,
             path_bytes: 0,
-            scratch: PathBuf::new(),
         }
     }
 
@@ -310,13 +281,13 @@ impl<'s, S: Source> Scanner<'s, S> {
     fn list_names(
         &mut self,
         dir: &S::Dir,
-        at: &Node,
+        at: &Path,
         bad: &mut Vec<Skipped>,
     ) -> Vec<(String, Option<fs::Kind>)> {
         let entries = match self.src.list(dir) {
             Ok(e) => e,
             Err(e) => {
-                self.error("read directory", at.path.clone(), &e);
+                self.error("read directory", at.to_path_buf(), &e);
                 return Vec::new();
             }
         };
@@ -341,11 +312,17 @@ impl<'s, S: Source> Scanner<'s, S> {
     /// `lstat` of `name` in `dir` (the directory `at`); `None` when missing
     /// or on an error (recorded).
     fn stat(&mut self, dir: &S::Dir, at: &Node, name: &str) -> Option<Node> {
+        let m = self.lstat(dir, name, || at.path.join(name))?;
+        Some(at.child(OsStr::new(name), m))
+    }
+
+    /// `lstat` of `name` in `dir`, `shown` giving its path for an error.
+    fn lstat(&mut self, dir: &S::Dir, name: &str, shown: impl FnOnce() -> PathBuf) -> Option<Meta> {
         match self.src.stat(dir, OsStr::new(name)) {
-            Ok(m) => Some(at.child(OsStr::new(name), m)),
+            Ok(m) => Some(m),
             Err(e) if fs::Os::NotFound.is(&e) => None,
             Err(e) => {
-                self.error("stat", at.path.join(name), &e);
+                self.error("stat", shown(), &e);
                 None
             }
         }
@@ -353,39 +330,10 @@ impl<'s, S: Source> Scanner<'s, S> {
 }
 
 /// A skipped entry whose name cannot be used, shown escaped.
-fn bad_name(at: &Node, name: &[u8]) -> Skipped {
+fn bad_name(at: &Path, name: &[u8]) -> Skipped {
     let reason = crate::s6::names::listed_name_problem(name).unwrap_or("name refused; left alone");
     Skipped {
-        path: at.path.join(crate::s6::names::escape(name)),
+        path: at.join(crate::s6::names::escape(name)),
         reason: reason.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rel_below;
-    use std::path::Path;
-
-    /// The same answers as `Path::strip_prefix` on the relative paths the
-    /// scanner builds.
-    #[test]
-    fn rel_below_is_strip_prefix_for_built_paths() {
-        for (rel, top) in [
-            ("gateway-a/log/run", "gateway-a"),
-            ("gateway-a/log/run", "gateway-a/log"),
-            ("gateway-a", "gateway-a"),
-            ("gateway-ab/run", "gateway-a"),
-            ("gateway-a/run", ""),
-            ("gateway-a/run", "gateway-a/run/x"),
-            ("x", "y"),
-            ("gateway-a/run", "gateway-a/"),
-        ] {
-            let (rel, top) = (Path::new(rel), Path::new(top));
-            assert_eq!(
-                rel_below(rel, top),
-                rel.strip_prefix(top).ok(),
-                "{rel:?} {top:?}"
-            );
-        }
     }
 }

@@ -5,7 +5,6 @@
 //! ([`Source::as_user`]), in every mode, so that `--plan` and apply see
 //! the same volume.
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Component, Path, PathBuf};
 
@@ -46,7 +45,6 @@ pub struct ProfileObs {
     pub dir: Option<Node>,
     /// Why this candidate must be skipped, found while observing.
     pub problem: Option<String>,
-    pub state_path: PathBuf,
     pub state: StateObs,
     pub lifecycle: Option<Vec<u8>>,
     /// Why the lifecycle file was there but not read (then the prior exit
@@ -65,11 +63,26 @@ impl ProfileObs {
             start,
             dir: None,
             problem: None,
-            state_path: PathBuf::new(),
             state: StateObs::Missing,
             lifecycle: None,
             lifecycle_problem: None,
             stale: Vec::new(),
+        }
+    }
+
+    /// Where its state file is, as shown (`cfg`: the configuration it
+    /// was observed with): in the home for the default profile, in its
+    /// directory for one found there, below `<home>/<root>` for a declared
+    /// one; nowhere (empty) for a candidate with a problem. Built when
+    /// asked: at 10,000 profiles, kept it was a MiB.
+    pub fn state_path(&self, cfg: &ProfilesConfig) -> PathBuf {
+        let file = &cfg.state_file.0;
+        match (self.source, &self.dir) {
+            _ if self.problem.is_some() => PathBuf::new(),
+            (ProfileSource::Default, _) => cfg.home.0.join(file),
+            (ProfileSource::Declared, _) => cfg.home.0.join(cfg.root.0.join(&self.name)).join(file),
+            (ProfileSource::Directory, Some(dir)) => dir.path.join(file),
+            (ProfileSource::Directory, None) => PathBuf::new(),
         }
     }
 }
@@ -90,7 +103,8 @@ pub struct ProfilesObs {
 /// What the listing of `<home>/<root>` gives.
 #[derive(Default)]
 struct Named {
-    profiles: BTreeMap<String, ProfileObs>,
+    /// Sorted by name (as the listing is).
+    profiles: Vec<ProfileObs>,
     not_profiles: Vec<(Node, String)>,
     bad_names: Vec<Skipped>,
 }
@@ -125,17 +139,16 @@ impl<S: Source> Scanner<'_, S> {
     pub fn profiles(&mut self, cfg: &ProfilesConfig, user: (u32, u32)) -> ProfilesObs {
         let home_path = &cfg.home.0;
         let home = self.base(home_path);
-        let mut profiles = Vec::new();
+        let mut default = None;
         if cfg.default_slot {
-            let default = names::DEFAULT_PROFILE;
-            let start = declared_start(cfg, default);
-            let mut p = ProfileObs::new(default, ProfileSource::Default, start);
-            p.state_path = home_path.join(&cfg.state_file.0);
+            let name = names::DEFAULT_PROFILE;
+            let start = declared_start(cfg, name);
+            let mut p = ProfileObs::new(name, ProfileSource::Default, start);
             if let Ok((b, n)) = &home {
                 p.dir = Some(n.clone());
                 self.profile_files(&b.dir, n, cfg, &mut p);
             }
-            profiles.push(p);
+            default = Some(p);
         }
         let mut named = Named::default();
         let root = match &home {
@@ -146,13 +159,21 @@ impl<S: Source> Scanner<'_, S> {
             self.named_profiles(d, n, cfg, user, &mut named);
         }
         for decl in &cfg.declared {
-            if decl.name == names::DEFAULT_PROFILE || named.profiles.contains_key(&decl.name) {
-                continue;
-            }
-            let p = self.declared(root.as_ref(), home_path, cfg, &decl.name, decl.start);
-            named.profiles.insert(decl.name.clone(), p);
+            let by_name = |p: &ProfileObs| p.name.as_str().cmp(&decl.name);
+            let at = match named.profiles.binary_search_by(by_name) {
+                _ if decl.name == names::DEFAULT_PROFILE => continue,
+                Ok(_) => continue,
+                Err(at) => at,
+            };
+            let p = self.declared(root.as_ref(), cfg, &decl.name, decl.start);
+            named.profiles.insert(at, p);
         }
-        profiles.extend(named.profiles.into_values());
+        // The default first; in place: at 10,000 profiles, a copy of them
+        // all would be a few MiB more at once.
+        let mut profiles = named.profiles;
+        if let Some(p) = default {
+            profiles.insert(0, p);
+        }
         let app = match &home {
             Ok((b, _)) => {
                 let read =
@@ -228,7 +249,12 @@ impl<S: Source> Scanner<'_, S> {
         user: (u32, u32),
         out: &mut Named,
     ) {
-        for (name, kind) in self.list_names(d, at, &mut out.bad_names) {
+        let names = self.list_names(d, &at.path, &mut out.bad_names);
+        // Room for every profile without growing: the listing's, the
+        // declared ones and the default.
+        out.profiles
+            .reserve_exact(names.len() + cfg.declared.len() + 1);
+        for (name, kind) in names {
             let found = match kind {
                 Some(Kind::Dir) | None => self.open_child(d, at, &name),
                 Some(Kind::Symlink) => self.stat(d, at, &name).map(|n| (n, None)),
@@ -246,7 +272,7 @@ impl<S: Source> Scanner<'_, S> {
                         "profile directory {} is a symlink; not followed",
                         node.path.display()
                     ));
-                    out.profiles.insert(name, p);
+                    out.profiles.push(p);
                     continue;
                 }
                 _ => continue,
@@ -273,21 +299,21 @@ impl<S: Source> Scanner<'_, S> {
                 continue;
             }
             let mut p = ProfileObs::new(&name, ProfileSource::Directory, start);
-            p.state_path = node.path.join(&cfg.state_file.0);
             match names::validate_profile_name(&name, &cfg.slot_prefix) {
                 Ok(()) => self.profile_files(&pd, &node, cfg, &mut p),
                 Err(e) => p.problem = Some(e.to_string()),
             }
             p.dir = Some(node);
-            out.profiles.insert(name, p);
+            out.profiles.push(p);
         }
+        // Listed in order already (the names are unique): a check.
+        out.profiles.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     }
 
     /// A `declared` profile without a directory of its own in the listing.
     fn declared(
         &mut self,
         root: Option<&(S::Dir, Node)>,
-        home_path: &Path,
         cfg: &ProfilesConfig,
         name: &str,
         start: StartPolicy,
@@ -298,8 +324,6 @@ impl<S: Source> Scanner<'_, S> {
             p.problem = Some(e.to_string());
             return p;
         }
-        let rel = cfg.root.0.join(name);
-        p.state_path = home_path.join(&rel).join(&cfg.state_file.0);
         let Some((d, at)) = root else {
             return p;
         };

@@ -3,24 +3,22 @@
 //! (`.s6-svscan/`, every real slot directory walked whole, leftover
 //! staging dirs).
 
-use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::Path;
 
 use super::walk::Walk;
-use super::{BaseObs, Node, Scanner, Source};
+use super::{BaseObs, Content, Entries, Node, Scanner, Source};
 use crate::fs::Kind;
 use crate::s6::findings::Skipped;
 use crate::s6::layout;
 
-/// A static servicedir: the nodes that matter to it (`supervise/` and
-/// below, `event/`, and the same for a `log/` servicedir), with paths
-/// relative to the servicedirs base, sorted.
+/// A static servicedir: the entries that matter to it (`supervise/` and
+/// below, `event/`, and the same for a `log/` servicedir), sorted by path.
 #[derive(Debug)]
 pub struct ServiceObs {
     pub name: String,
     pub node: Node,
-    pub nodes: Vec<Node>,
+    pub below: Entries,
 }
 
 #[derive(Debug)]
@@ -41,7 +39,7 @@ pub struct SlotObs {
     pub node: Node,
     /// Everything below `node`, parents first, sorted; regular files of
     /// slot-prefixed entries with their contents.
-    pub nodes: Vec<Node>,
+    pub below: Entries,
     /// Places below `node` (relative to it) the running user may not
     /// read: nothing below them is missing or extra.
     pub unobserved: Vec<std::path::PathBuf>,
@@ -53,8 +51,8 @@ pub struct ScandirObs {
     pub svscan: Option<Node>,
     /// `.s6-svscan/control` and `.s6-svscan/lock` when present.
     pub svscan_files: Vec<Node>,
-    /// Non-dot entries by name.
-    pub entries: BTreeMap<String, SlotObs>,
+    /// Non-dot entries, sorted by name ([`ScandirObs::entry`]).
+    pub entries: Vec<SlotObs>,
     /// Dot entries with the slot prefix `.<prefix>*` (any type): the
     /// plan removes those `s6::names::is_leftover` says are ours.
     pub staging: Vec<Node>,
@@ -69,8 +67,27 @@ impl ScandirObs {
     pub fn real_dirs(&self) -> impl Iterator<Item = &SlotObs> {
         let dev = self.base.meta.dev;
         self.entries
-            .values()
+            .iter()
             .filter(move |s| s.node.meta.kind == Kind::Dir && s.node.meta.dev == dev)
+    }
+
+    /// Where the entry `name` is in [`ScandirObs::entries`] (`Err`: where
+    /// it would go).
+    pub fn position(&self, name: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|s| s.name().cmp(name))
+    }
+
+    /// The entry `name`.
+    pub fn entry(&self, name: &str) -> Option<&SlotObs> {
+        self.position(name).ok().map(|i| &self.entries[i])
+    }
+}
+
+impl SlotObs {
+    /// Its name in the scandir: its path relative to it (a single name,
+    /// compared without parsing a path: asked for every lookup).
+    pub fn name(&self) -> &str {
+        self.node.rel.to_str().unwrap_or_default()
     }
 }
 
@@ -105,7 +122,7 @@ impl<S: Source> Scanner<'_, S> {
         let mut services = Vec::new();
         let mut others = Vec::new();
         let mut bad_names = Vec::new();
-        for (name, kind) in self.list_names(&b.dir, &base, &mut bad_names) {
+        for (name, kind) in self.list_names(&b.dir, &base.path, &mut bad_names) {
             // Left root-only: its own entry is all the plan looks at.
             if self.skipped(&name) {
                 if let Some(node) = self.stat(&b.dir, &base, &name) {
@@ -113,7 +130,7 @@ impl<S: Source> Scanner<'_, S> {
                         Kind::Dir => services.push(ServiceObs {
                             name,
                             node,
-                            nodes: Vec::new(),
+                            below: Entries::default(),
                         }),
                         _ => others.push(node),
                     }
@@ -126,8 +143,8 @@ impl<S: Source> Scanner<'_, S> {
             };
             match found {
                 Some((node, Some(d))) if node.meta.kind == Kind::Dir => {
-                    let nodes = self.service(&d, &node, &mut bad_names);
-                    services.push(ServiceObs { name, node, nodes });
+                    let below = self.service(&d, &node, &mut bad_names);
+                    services.push(ServiceObs { name, node, below });
                 }
                 Some((node, _)) => others.push(node),
                 None => {}
@@ -141,47 +158,69 @@ impl<S: Source> Scanner<'_, S> {
         })
     }
 
-    /// The nodes of one static servicedir, and of its `log/` servicedir.
-    fn service(&mut self, d: &S::Dir, node: &Node, bad: &mut Vec<Skipped>) -> Vec<Node> {
-        let mut nodes = Vec::new();
-        self.servicedir_nodes(d, node, node, &mut nodes, bad);
+    /// The entries of one static servicedir that matter, and of its `log/`
+    /// servicedir, in path order (`event` < `log` < `supervise`).
+    fn service(&mut self, d: &S::Dir, node: &Node, bad: &mut Vec<Skipped>) -> Entries {
+        let mut below = Entries::default();
+        self.event(d, node, None, &mut below);
         if let Some((log, Some(ld))) = self.open_child(d, node, layout::LOG)
             && log.meta.dev == node.meta.dev
             // A log/ directory is a servicedir when it has a run script.
             && self.stat(&ld, &log, layout::RUN).is_some()
         {
-            self.servicedir_nodes(&ld, &log, node, &mut nodes, bad);
-            nodes.push(log);
+            let at = below.push(None, layout::LOG, log.meta, Content::NotRead);
+            self.event(&ld, node, Some(at), &mut below);
+            self.supervise(&ld, node, Some(at), &mut below, bad);
         }
-        nodes.sort_by(|a, b| a.rel.cmp(&b.rel));
-        nodes
+        self.supervise(d, node, None, &mut below, bad);
+        below
     }
 
-    /// `supervise/` (walked) and `event/` of the servicedir `dir` (opened
-    /// as `d`); `servicedir` is the one the roles are relative to.
-    fn servicedir_nodes(
+    /// `event/` of the servicedir `node` (of its `log/`: `at`), opened as
+    /// `d`.
+    fn event(&mut self, d: &S::Dir, node: &Node, at: Option<usize>, out: &mut Entries) {
+        let dir = at.map(|i| out.rel(i)).unwrap_or_default();
+        let shown = || node.path.join(&dir).join(layout::EVENT);
+        if let Some(m) = self.lstat(d, layout::EVENT, shown) {
+            out.push(at, layout::EVENT, m, Content::NotRead);
+        }
+    }
+
+    /// `supervise/` of the servicedir `node` (of its `log/`: `at`), opened
+    /// as `d`, and what is below it.
+    fn supervise(
         &mut self,
         d: &S::Dir,
-        dir: &Node,
-        servicedir: &Node,
-        out: &mut Vec<Node>,
+        node: &Node,
+        at: Option<usize>,
+        out: &mut Entries,
         bad: &mut Vec<Skipped>,
     ) {
-        match self.open_child(d, dir, layout::SUPERVISE) {
-            Some((s, Some(sd))) if s.meta.dev == dir.meta.dev => {
-                out.push(s.clone());
-                let how = Walk {
-                    servicedir: &servicedir.rel,
-                    read: false,
-                    in_scandir: false,
-                    expected: None,
+        let dir = at.map(|i| out.rel(i)).unwrap_or_default();
+        let name = OsStr::new(layout::SUPERVISE);
+        let shown = || node.path.join(&dir).join(name);
+        let (m, sd) = match self.src.open_dir(d, name) {
+            Ok((sd, m)) => (m, Some(sd)),
+            Err(e) if crate::fs::Os::NotFound.is(&e) => return,
+            Err(e) if super::walk::is_gone_or_swapped(&e) => {
+                let Some(m) = self.lstat(d, layout::SUPERVISE, shown) else {
+                    return;
                 };
-                self.walk(sd, &s, &how, out, bad);
+                (m, None)
             }
-            Some((s, _)) => out.push(s),
-            None => {}
+            Err(e) => return self.error("open", shown(), &e),
+        };
+        let s = out.push(at, layout::SUPERVISE, m, Content::NotRead);
+        if let Some(sd) = sd.filter(|_| m.dev == node.meta.dev) {
+            let how = Walk {
+                servicedir: node,
+                start: Some(s),
+                read: false,
+                in_scandir: false,
+                expected: None,
+            };
+            self.walk(sd, &how, out, bad);
         }
-        out.extend(self.stat(d, dir, layout::EVENT));
     }
 
     /// Observe the scandir once for both phases; `staging_of` is the slot
@@ -204,15 +243,16 @@ impl<S: Source> Scanner<'_, S> {
             base,
             svscan: None,
             svscan_files: Vec::new(),
-            entries: BTreeMap::new(),
+            entries: Vec::new(),
             staging: Vec::new(),
             bad_names: Vec::new(),
             unlisted: false,
         };
         let base = obs.base.clone();
         let seen = self.unobserved.len();
-        let listed = self.list_names(&b.dir, &base, &mut obs.bad_names);
+        let listed = self.list_names(&b.dir, &base.path, &mut obs.bad_names);
         obs.unlisted = self.unobserved[seen..].contains(&base.path);
+        obs.entries.reserve_exact(listed.len());
         for (name, kind) in listed {
             if name == layout::SVSCAN_DIR {
                 // Only the scandir phase looks at s6-svscan's own directory
@@ -229,10 +269,12 @@ impl<S: Source> Scanner<'_, S> {
                 }
                 let bad = &mut obs.bad_names;
                 if let Some(e) = self.scandir_entry(&b.dir, &base, &name, kind, slot, bad) {
-                    obs.entries.insert(name, e);
+                    obs.entries.push(e);
                 }
             }
         }
+        // Listed in order already (the names are unique): a check.
+        obs.entries.sort_unstable_by(|a, b| a.name().cmp(b.name()));
         BaseObs::Present(obs)
     }
 
@@ -267,22 +309,20 @@ impl<S: Source> Scanner<'_, S> {
             Some(_) if slot => (self.stat(d, base, name)?, None),
             Some(_) => return None,
         };
-        let mut nodes = Vec::new();
+        let mut below = Entries::default();
         let seen = self.unobserved.len();
         match sub {
             Some(sd) if node.meta.dev == base.meta.dev => {
-                // A slot as reconcile builds it has 14 entries or fewer:
-                // one allocation, sized to fit after.
-                nodes.reserve(16);
                 let expected = self.expected.filter(|_| slot).and_then(|f| f(name));
                 let how = Walk {
-                    servicedir: &node.rel,
+                    servicedir: &node,
+                    start: None,
                     read: slot,
                     in_scandir: true,
                     expected: expected.as_ref(),
                 };
-                self.walk(sd, &node, &how, &mut nodes, bad);
-                nodes.shrink_to_fit();
+                self.walk(sd, &how, &mut below, bad);
+                below.shrink_to_fit();
             }
             _ if node.meta.kind != Kind::Dir && !slot => return None,
             _ => {}
@@ -293,7 +333,7 @@ impl<S: Source> Scanner<'_, S> {
             .collect();
         Some(SlotObs {
             node,
-            nodes,
+            below,
             unobserved,
         })
     }

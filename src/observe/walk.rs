@@ -2,10 +2,10 @@
 //! parents before children, with an explicit stack (depth costs no call
 //! stack) and at most [`MAX_OPEN_DIRS`] directory handles held besides the
 //! top one (deeper ones are dropped and reopened through `..`, identity
-//! checked, on the way back up). The paths it keeps are bounded too
-//! ([`TREE_PATH_BYTES`]): a planted tree of any depth or width costs a
-//! bounded amount of memory and time. Never follows a symlink, never
-//! descends into another file system, never lists a fifodir (what
+//! checked, on the way back up). What it observes is bounded too
+//! ([`TREE_PATH_BYTES`] of paths): a planted tree of any depth or width
+//! costs a bounded amount of memory and time. Never follows a symlink,
+//! never descends into another file system, never lists a fifodir (what
 //! clients leave there is theirs; which directories are fifodirs, and what
 //! is read of a scandir servicedir's `supervise/`: [`layout::look`]) and
 //! never looks at s6-supervise's runtime files.
@@ -14,20 +14,21 @@
 //! when its size is 0.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{Content, Node, Scanner, Source, source::MAX_OPEN_DIRS};
-use crate::fs::{self, Kind, Os, Refusal};
+use super::{Content, Entries, Node, Scanner, Source, source::MAX_OPEN_DIRS};
+use crate::fs::{self, Kind, Meta, Os, Refusal};
 use crate::s6::findings::Skipped;
 use crate::s6::layout::SLOT_FILE_LIMIT;
 use crate::s6::layout::{self, Look};
 
-/// The most bytes of relative paths one walked tree may hold. Every
-/// observed entry keeps its path, so a chain of directories costs the
-/// square of its depth: this bounds what a planted deep or wide tree costs
-/// in memory and time (a chain of one-letter names is observed to about
-/// 3,500 levels, far past PATH_MAX; a servicedir or slot of s6's own holds
-/// a few hundred bytes).
+/// The most bytes of relative paths one walked tree may hold. An entry
+/// keeps only its name, but the plan builds every entry's path (its role,
+/// the slot compare) and holds a tree's paths at once, so a chain of
+/// directories costs the square of its depth in time and, while it is
+/// planned, in memory: this bounds what a planted deep or wide tree costs (a
+/// chain of one-letter names is observed to about 3,500 levels, far past
+/// PATH_MAX; a servicedir or slot of s6's own holds a few hundred bytes).
 pub const TREE_PATH_BYTES: usize = 12 << 20;
 
 /// The same bound over every tree of a run (many planted trees at once):
@@ -70,9 +71,12 @@ impl Budget {
 
 /// How to walk one servicedir's tree.
 pub(super) struct Walk<'a> {
-    /// The servicedir the tree belongs to (relative to the base): roles
-    /// are relative to it.
-    pub servicedir: &'a Path,
+    /// The servicedir the entries are kept below: their paths, and the
+    /// roles, are relative to it.
+    pub servicedir: &'a Node,
+    /// Where the walk starts: the servicedir itself (`None`) or one of
+    /// its entries already observed (its `supervise/`).
+    pub start: Option<usize>,
     /// Read regular files' contents (a slot's, for the compare).
     pub read: bool,
     /// A servicedir of the scandir, not a static one ([`layout::look`]).
@@ -95,59 +99,81 @@ impl Walk<'_> {
             _ => Content::Bytes(bytes),
         }
     }
+
+    /// The container path of the entry at `rel` (relative to the servicedir).
+    fn shown(&self, rel: &Path) -> PathBuf {
+        match rel.as_os_str().is_empty() {
+            true => self.servicedir.path.clone(),
+            false => self.servicedir.path.join(rel),
+        }
+    }
+
+    /// What an entry at `rel` costs of the path budget: its path relative
+    /// to the base directory.
+    fn cost(&self, rel: &Path) -> usize {
+        self.servicedir.rel.as_os_str().len() + 1 + rel.as_os_str().len()
+    }
 }
 
 /// One directory being listed.
-pub(super) struct Frame<D> {
+struct Frame<D> {
     /// `None` once dropped to stay within the budget.
-    pub(super) dir: Option<D>,
-    /// Its node: the top (`None`) or the one at this index of the output.
-    pub(super) at: Option<usize>,
-    pub(super) pending: Names,
+    dir: Option<D>,
+    /// Its entry: the servicedir (`None`) or one already added.
+    at: Option<usize>,
+    pending: Names,
 }
 
 /// The names of a directory still to observe.
-pub(super) type Names = std::vec::IntoIter<(String, Option<Kind>)>;
+type Names = std::vec::IntoIter<(String, Option<Kind>)>;
 
-/// The node of a frame: `top`, or one already output.
-pub(super) fn node_of<'a>(at: Option<usize>, top: &'a Node, out: &'a [Node]) -> &'a Node {
-    at.map_or(top, |i| &out[i])
-}
+/// What was observed of one entry: its attributes, what was read of it,
+/// and, for a directory to descend into, the directory opened.
+type Found<D> = (Meta, Content, Option<D>);
 
 impl<S: Source> Scanner<'_, S> {
-    /// Append every entry below `top` (opened as `dir`) to `out`.
+    /// Add every entry below the walk's start (opened as `dir`) to `out`.
     pub(super) fn walk(
         &mut self,
         dir: S::Dir,
-        top: &Node,
         how: &Walk<'_>,
-        out: &mut Vec<Node>,
+        out: &mut Entries,
         bad: &mut Vec<Skipped>,
     ) {
-        let pending = self.list_names(&dir, top, bad).into_iter();
+        // The path of the directory being listed, relative to the
+        // servicedir, and of the entry being observed.
+        let start = how.start.map(|i| out.rel(i)).unwrap_or_default();
+        let mut cur = start.clone();
+        let mut rel = PathBuf::new();
+        let pending = self.list_names(&dir, &how.shown(&cur), bad).into_iter();
         let mut budget = Budget {
             spent: 0,
             reserve: None,
         };
         let mut stack = vec![Frame {
             dir: Some(dir),
-            at: None,
+            at: how.start,
             pending,
         }];
         while let Some(f) = stack.last_mut() {
             let Some((name, kind)) = f.pending.next() else {
                 let done = stack.pop().expect("not empty");
-                self.back_to_parent(&mut stack, done, top, out);
+                if !stack.is_empty() {
+                    cur.pop();
+                }
+                self.back_to_parent(&mut stack, done, how, out, &cur);
                 continue;
             };
             let Some(d) = f.dir.as_ref() else {
                 continue;
             };
-            let at = node_of(f.at, top, out);
-            let Some((node, sub)) = self.entry(d, at, &name, kind, how) else {
+            let at = f.at;
+            rel.clone_from(&cur);
+            rel.push(&name);
+            let Some((meta, content, sub)) = self.entry(d, &name, kind, how, &rel) else {
                 continue;
             };
-            let cost = node.rel.as_os_str().len();
+            let cost = how.cost(&rel);
             self.path_bytes += cost;
             if !budget.spend(cost, self.path_bytes) {
                 if budget.reserve.is_some() {
@@ -155,25 +181,27 @@ impl<S: Source> Scanner<'_, S> {
                 }
                 // Back to the servicedir's own entries (the top frame
                 // never drops its directory), within the reserve.
-                bad.push(too_large(top));
+                bad.push(too_large(how.shown(&start)));
                 budget.reserve = Some(RESERVE_PATH_BYTES);
                 stack.truncate(1);
+                cur.clone_from(&start);
                 let f = &mut stack[0];
-                f.pending = known_only(top, std::mem::take(&mut f.pending), how);
+                f.pending = known_only(&cur, std::mem::take(&mut f.pending));
                 continue;
             }
-            let sub = sub.filter(|_| node.meta.dev == top.meta.dev);
+            let sub = sub.filter(|_| meta.dev == how.servicedir.meta.dev);
             let reserve = budget.reserve.is_some();
             let names = sub
                 .as_ref()
-                .map(|sub| self.names_of(sub, &node, how, bad, reserve));
-            out.push(node);
+                .map(|sub| self.names_of(sub, how, &rel, bad, reserve));
+            let i = out.push(at, &name, meta, content);
             let (Some(sub), Some(pending)) = (sub, names) else {
                 continue;
             };
+            cur.push(&name);
             stack.push(Frame {
                 dir: Some(sub),
-                at: Some(out.len() - 1),
+                at: Some(i),
                 pending,
             });
             if stack.len() > MAX_OPEN_DIRS + 1 {
@@ -183,15 +211,17 @@ impl<S: Source> Scanner<'_, S> {
         }
     }
 
-    /// After `done` is listed, make sure its parent (now on top) holds its
-    /// directory again: reopened through `..` from `done`, and only if it
-    /// is still the directory observed on the way down.
+    /// After `done` is listed, make sure its parent (now on top, at `cur`
+    /// relative to the servicedir) holds its directory again: reopened
+    /// through `..` from `done`, and only if it is still the directory
+    /// observed on the way down.
     fn back_to_parent(
         &mut self,
         stack: &mut [Frame<S::Dir>],
         done: Frame<S::Dir>,
-        top: &Node,
-        out: &[Node],
+        how: &Walk<'_>,
+        out: &Entries,
+        cur: &Path,
     ) {
         let Some(parent) = stack.last_mut() else {
             return;
@@ -199,17 +229,17 @@ impl<S: Source> Scanner<'_, S> {
         if parent.dir.is_some() {
             return;
         }
-        let at = node_of(parent.at, top, out);
+        let seen = parent.at.map_or(how.servicedir.meta, |i| out.meta(i));
         let reopened = done.dir.as_ref().map(|d| self.src.open_parent(d));
         match reopened {
-            Some(Ok((d, m))) if m.same_file(&at.meta) => parent.dir = Some(d),
+            Some(Ok((d, m))) if m.same_file(&seen) => parent.dir = Some(d),
             Some(Ok(_)) => {
                 let e = Refusal::MovedWhileObserved.into();
-                self.error("open", at.path.clone(), &e);
+                self.error("open", how.shown(cur), &e);
                 parent.pending = Vec::new().into_iter();
             }
             Some(Err(e)) => {
-                self.error("open", at.path.clone(), &e);
+                self.error("open", how.shown(cur), &e);
                 parent.pending = Vec::new().into_iter();
             }
             // Abandoned below: abandon this one too.
@@ -217,89 +247,71 @@ impl<S: Source> Scanner<'_, S> {
         }
     }
 
-    /// Observe the entry `name` of `dir` (the node `at`): its node and,
-    /// for a directory to descend into, the directory opened.
+    /// Observe the entry `name` of `dir`, at `rel` relative to the
+    /// servicedir (asked of every entry, only for roles).
     fn entry(
         &mut self,
         dir: &S::Dir,
-        at: &Node,
         name: &str,
         kind: Option<Kind>,
         how: &Walk<'_>,
-    ) -> Option<(Node, Option<S::Dir>)> {
-        // Its path relative to the servicedir, in a buffer kept from one
-        // entry to the next (asked of every entry, only for roles).
-        let mut in_sd = std::mem::take(&mut self.scratch);
-        in_sd.as_mut_os_string().clear();
-        in_sd.push(at.rel_below(how.servicedir).unwrap_or(&at.rel));
-        in_sd.push(name);
-        let found = self.entry_in(dir, at, name, kind, how, &in_sd);
-        self.scratch = in_sd;
-        found
-    }
-
-    /// [`Self::entry`], `in_sd` its path relative to the servicedir.
-    fn entry_in(
-        &mut self,
-        dir: &S::Dir,
-        at: &Node,
-        name: &str,
-        kind: Option<Kind>,
-        how: &Walk<'_>,
-        in_sd: &Path,
-    ) -> Option<(Node, Option<S::Dir>)> {
-        if layout::is_supervise_runtime_file(in_sd) {
+        rel: &Path,
+    ) -> Option<Found<S::Dir>> {
+        if layout::is_supervise_runtime_file(rel) {
             return None;
         }
-        let descend = layout::look(in_sd, how.in_scandir) != Look::Nothing;
+        let descend = layout::look(rel, how.in_scandir) != Look::Nothing;
         // Without d_type, lstat first; then what it is decides. A file
         // that is normally empty too: when its size is 0, that is all
         // there is to observe (nothing opened or read).
         let (kind, seen) = match kind {
-            Some(k) if !layout::usually_empty(in_sd, k) => (k, None),
+            Some(k) if !layout::usually_empty(rel, k) => (k, None),
             _ => {
-                let mut n = self.stat(dir, at, name)?;
-                if n.meta.kind == Kind::File && n.meta.size == 0 {
-                    if how.read {
-                        n.content = Content::Bytes(Vec::new());
-                    }
-                    return Some((n, None));
+                let m = self.lstat(dir, name, || how.shown(rel))?;
+                if m.kind == Kind::File && m.size == 0 {
+                    let content = match how.read {
+                        true => Content::Bytes(Vec::new()),
+                        false => Content::NotRead,
+                    };
+                    return Some((m, content, None));
                 }
-                (n.meta.kind, Some(n))
+                (m.kind, Some(m))
             }
         };
         let os = OsStr::new(name);
+        let just = |m: Meta| (m, Content::NotRead, None);
         match kind {
             Kind::Dir if descend => match self.src.open_dir(dir, os) {
-                Ok((d, m)) if seen.as_ref().is_none_or(|n| n.meta.same_file(&m)) => {
-                    Some((at.child(os, m), Some(d)))
+                Ok((d, m)) if seen.is_none_or(|s| s.same_file(&m)) => {
+                    Some((m, Content::NotRead, Some(d)))
                 }
-                Ok(_) => seen.map(|n| (n, None)),
-                Err(e) if is_gone_or_swapped(&e) => self.stat(dir, at, name).map(|n| (n, None)),
+                Ok(_) => seen.map(just),
+                Err(e) if is_gone_or_swapped(&e) => {
+                    self.lstat(dir, name, || how.shown(rel)).map(just)
+                }
                 Err(e) => {
-                    self.error("open", at.path.join(name), &e);
+                    self.error("open", how.shown(rel), &e);
                     None
                 }
             },
-            Kind::File if how.read => self.read(dir, at, name, in_sd, how).map(|n| (n, None)),
+            Kind::File if how.read => self.read(dir, name, rel, how),
             _ => match seen {
-                Some(n) => Some((n, None)),
-                None => self.stat(dir, at, name).map(|n| (n, None)),
+                Some(m) => Some(just(m)),
+                None => self.lstat(dir, name, || how.shown(rel)).map(just),
             },
         }
     }
 
     /// A regular file of a slot, with its contents; a failure to read it
-    /// is kept with the node (the compare reports it); a hard-linked one
+    /// is kept with the entry (the compare reports it); a hard-linked one
     /// is not read. `rel` is its path relative to the servicedir.
     fn read(
         &mut self,
         dir: &S::Dir,
-        at: &Node,
         name: &str,
         rel: &Path,
         how: &Walk<'_>,
-    ) -> Option<Node> {
+    ) -> Option<Found<S::Dir>> {
         let os = OsStr::new(name);
         // A file with another name elsewhere is not read: the slot is
         // the user's to plant in (compat), and the other name may be a
@@ -309,62 +321,56 @@ impl<S: Source> Scanner<'_, S> {
             .read_single_link_file(dir, None, os, SLOT_FILE_LIMIT)
         {
             Ok((m, bytes)) => {
-                let mut n = at.child(os, m);
-                n.content = bytes.map_or(Content::NotRead, |b| how.content(rel, b));
-                Some(n)
+                let content = bytes.map_or(Content::NotRead, |b| how.content(rel, b));
+                Some((m, content, None))
             }
-            Err(e) if is_gone_or_swapped(&e) => self.stat(dir, at, name),
+            Err(e) if is_gone_or_swapped(&e) => self
+                .lstat(dir, name, || how.shown(rel))
+                .map(|m| (m, Content::NotRead, None)),
             Err(e) => {
-                let mut n = self.stat(dir, at, name)?;
-                n.content = Content::Unreadable(Box::new((&e).into()));
-                Some(n)
+                let m = self.lstat(dir, name, || how.shown(rel))?;
+                Some((m, Content::Unreadable(Box::new((&e).into())), None))
             }
         }
     }
-}
 
-impl<S: Source> Scanner<'_, S> {
-    /// The names to observe in the directory `node` (opened as `sub`): its
-    /// listing, or the names [`layout::look`] gives; in the reserve of the
-    /// path budget, only the entries s6 knows.
+    /// The names to observe in the directory at `rel` (opened as `sub`):
+    /// its listing, or the names [`layout::look`] gives; in the reserve of
+    /// the path budget, only the entries s6 knows.
     fn names_of(
         &mut self,
         sub: &S::Dir,
-        node: &Node,
         how: &Walk<'_>,
+        rel: &Path,
         bad: &mut Vec<Skipped>,
         reserve: bool,
     ) -> Names {
-        let rel = node.rel_below(how.servicedir).unwrap_or(&node.rel);
         if let Look::Names(names) = layout::look(rel, how.in_scandir) {
             let names: Vec<_> = names.iter().map(|n| (n.to_string(), None)).collect();
             return names.into_iter();
         }
-        let names = self.list_names(sub, node, bad).into_iter();
+        let names = self.list_names(sub, &how.shown(rel), bad).into_iter();
         match reserve {
-            true => known_only(node, names, how),
+            true => known_only(rel, names),
             false => names,
         }
     }
 }
 
-/// Of `names` (entries of `at`), those s6 gives a meaning to
-/// ([`layout::is_known`]).
-pub(super) fn known_only(at: &Node, names: Names, how: &Walk<'_>) -> Names {
+/// Of `names` (entries of the directory at `rel`, relative to the
+/// servicedir), those s6 gives a meaning to ([`layout::is_known`]).
+fn known_only(rel: &Path, names: Names) -> Names {
     let keep: Vec<_> = names
-        .filter(|(n, _)| {
-            let rel = at.rel.join(n);
-            layout::is_known(rel.strip_prefix(how.servicedir).unwrap_or(&rel))
-        })
+        .filter(|(n, _)| layout::is_known(&rel.join(n)))
         .collect();
     keep.into_iter()
 }
 
 /// A tree whose walk stopped at the path budget: what was observed is
 /// planned as usual, the rest is left as it is.
-fn too_large(top: &Node) -> Skipped {
+fn too_large(top: PathBuf) -> Skipped {
     Skipped {
-        path: top.path.clone(),
+        path: top,
         reason: format!(
             "too deep or too large to observe in full (over {} MiB of path names below it, \
              or {} MiB in all); what is below the first such entry is left alone",
@@ -431,17 +437,13 @@ mod tests {
             panic!("scandir present")
         };
         let content = |rel: &str| {
-            let nodes = &s.entries["gateway-a"].nodes;
-            let n = nodes.iter().find(|n| n.rel == Path::new(rel)).unwrap();
-            n.content.clone()
+            let below = &s.entry("gateway-a").unwrap().below;
+            below.content(below.find(Path::new(rel)).unwrap()).clone()
         };
-        assert_eq!(content("gateway-a/type"), Content::AsExpected);
-        assert_eq!(content("gateway-a/log/run"), Content::AsExpected);
-        assert_eq!(
-            content("gateway-a/run"),
-            Content::Bytes(b"#!/bin/sh\nold\n".to_vec())
-        );
-        assert_eq!(content("gateway-a/down"), Content::Bytes(Vec::new()));
+        assert_eq!(content("type"), Content::AsExpected);
+        assert_eq!(content("log/run"), Content::AsExpected);
+        assert_eq!(content("run"), Content::Bytes(b"#!/bin/sh\nold\n".to_vec()));
+        assert_eq!(content("down"), Content::Bytes(Vec::new()));
         assert!(sc.errors.is_empty(), "{:?}", sc.errors);
     }
 
@@ -479,10 +481,14 @@ mod tests {
             panic!("scandir present")
         };
         assert!(swapped.get(), "the swap happened");
-        let nodes = &s.entries["gateway-a"].nodes;
-        let sub = nodes.iter().find(|n| n.rel.ends_with("sub")).unwrap();
-        assert_eq!(sub.meta.kind, Kind::Symlink, "observed as what it is now");
-        let names: Vec<_> = nodes.iter().map(|n| n.path.display().to_string()).collect();
+        let below = &s.entry("gateway-a").unwrap().below;
+        let sub = below.meta(below.find(Path::new("sub")).unwrap());
+        assert_eq!(sub.kind, Kind::Symlink, "observed as what it is now");
+        let names: Vec<_> = below
+            .rels()
+            .iter()
+            .map(|n| n.display().to_string())
+            .collect();
         assert!(
             !names
                 .iter()

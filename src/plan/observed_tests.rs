@@ -27,22 +27,38 @@ fn desired() -> Desired {
     Desired::new(Config::default(), account)
 }
 
+fn meta(kind: Kind, owner: Owner, mode: u32) -> Meta {
+    Meta {
+        kind,
+        dev: 1,
+        ino: 7,
+        uid: owner.0,
+        gid: owner.1,
+        mode,
+        nlink: 1,
+        size: 0,
+    }
+}
+
 fn node(rel: &str, kind: Kind, owner: Owner, mode: u32) -> Node {
     Node {
         path: Path::new("/run/service").join(rel),
         rel: rel.into(),
-        meta: Meta {
-            kind,
-            dev: 1,
-            ino: 7,
-            uid: owner.0,
-            gid: owner.1,
-            mode,
-            nlink: 1,
-            size: 0,
-        },
-        content: Content::NotRead,
+        meta: meta(kind, owner, mode),
     }
+}
+
+/// A slot `top` with the entries `below` (paths relative to it).
+fn slot_obs(top: Node, below: &[(&str, Meta, Content)]) -> SlotObs {
+    let mut obs = SlotObs {
+        node: top,
+        below: Default::default(),
+        unobserved: Vec::new(),
+    };
+    for (rel, m, c) in below {
+        obs.below.insert(rel, *m, c.clone());
+    }
+    obs
 }
 
 /// The slot of `profile` exactly as the planner wants it (started).
@@ -53,30 +69,22 @@ fn converged_slot(d: &Desired, profile: &str) -> (String, SlotObs) {
     let (owner, entries) = slot_entries(slot::entries(files, false), d.policy(), USER.0, USER.1);
     let name = names::slot_name(&cfg.slot_prefix, profile);
     let top = node(&name, Kind::Dir, owner, layout::MODE_SLOT_DIR);
-    let nodes = entries
+    let below: Vec<_> = entries
         .iter()
         .map(|(e, o)| {
-            let rel = format!("{name}/{}", e.path().display());
-            match e {
-                SlotEntry::Dir { mode, .. } => node(&rel, Kind::Dir, *o, *mode),
-                SlotEntry::Fifo { mode, .. } => node(&rel, Kind::Fifo, *o, *mode),
+            let (m, c) = match e {
+                SlotEntry::Dir { mode, .. } => (meta(Kind::Dir, *o, *mode), Content::NotRead),
+                SlotEntry::Fifo { mode, .. } => (meta(Kind::Fifo, *o, *mode), Content::NotRead),
                 SlotEntry::File { mode, content, .. } => {
-                    let mut n = node(&rel, Kind::File, *o, *mode);
-                    n.meta.size = content.len() as u64;
-                    n.content = Content::Bytes(content.as_bytes().to_vec());
-                    n
+                    let mut m = meta(Kind::File, *o, *mode);
+                    m.size = content.len() as u64;
+                    (m, Content::Bytes(content.as_bytes().to_vec()))
                 }
-            }
+            };
+            (e.rel(), m, c)
         })
         .collect();
-    (
-        name,
-        SlotObs {
-            node: top,
-            nodes,
-            unobserved: Vec::new(),
-        },
-    )
+    (name, slot_obs(top, &below))
 }
 
 fn scandir_with(entries: Vec<(String, SlotObs)>) -> ScandirObs {
@@ -84,7 +92,7 @@ fn scandir_with(entries: Vec<(String, SlotObs)>) -> ScandirObs {
         base: node("", Kind::Dir, USER, 0o755),
         svscan: None,
         svscan_files: Vec::new(),
-        entries: entries.into_iter().collect(),
+        entries: entries.into_iter().map(|(_, s)| s).collect(),
         staging: Vec::new(),
         bad_names: Vec::new(),
         unlisted: false,
@@ -132,15 +140,12 @@ fn a_converged_slot_plans_nothing() {
 fn one_byte_of_difference_replaces_the_slot() {
     let d = desired();
     let (name, mut slot) = converged_slot(&d, "good");
-    let run = slot
-        .nodes
-        .iter_mut()
-        .find(|n| n.rel.ends_with("run"))
-        .unwrap();
-    let Content::Bytes(b) = &mut run.content else {
+    let run = slot.below.find(Path::new("run")).unwrap();
+    let Content::Bytes(mut b) = slot.below.content(run).clone() else {
         panic!("run was read")
     };
     b[0] ^= 1;
+    slot.below.set_content(run, Content::Bytes(b));
     let p = plan(&d, &profiles_obs(scandir_with(vec![(name, slot)])));
     assert_eq!(
         verbs(&p),
@@ -152,12 +157,9 @@ fn one_byte_of_difference_replaces_the_slot() {
 fn a_file_that_could_not_be_read_leaves_the_slot_and_is_a_failure() {
     let d = desired();
     let (name, mut slot) = converged_slot(&d, "good");
-    let run = slot
-        .nodes
-        .iter_mut()
-        .find(|n| n.rel.ends_with("run"))
-        .unwrap();
-    run.content = Content::Unreadable(Box::new("Input/output error".into()));
+    let run = slot.below.find(Path::new("run")).unwrap();
+    let error = Content::Unreadable(Box::new("Input/output error".into()));
+    slot.below.set_content(run, error);
     let p = plan(&d, &profiles_obs(scandir_with(vec![(name, slot)])));
     assert_eq!(verbs(&p), vec![], "the live slot is left as it is");
     assert_eq!(
@@ -176,20 +178,11 @@ fn runtime_files_and_clients_fifos_are_not_differences() {
     let d = desired();
     let (name, mut slot) = converged_slot(&d, "good");
     let root_owned = (0, 0);
-    slot.nodes.extend([
-        node(
-            &format!("{name}/supervise/status"),
-            Kind::File,
-            root_owned,
-            0o644,
-        ),
-        node(
-            &format!("{name}/event/ftrigr1"),
-            Kind::Fifo,
-            root_owned,
-            0o622,
-        ),
-    ]);
+    let status = meta(Kind::File, root_owned, 0o644);
+    slot.below
+        .insert("supervise/status", status, Content::NotRead);
+    let fifo = meta(Kind::Fifo, root_owned, 0o622);
+    slot.below.insert("event/ftrigr1", fifo, Content::NotRead);
     let p = plan(&d, &profiles_obs(scandir_with(vec![(name, slot)])));
     assert_eq!(verbs(&p), vec![]);
 }
@@ -212,16 +205,23 @@ fn a_missing_down_is_created_in_place() {
 fn the_scandir_phase_hands_a_root_slot_to_the_user_but_not_runtime_files() {
     let d = desired();
     let root = (0, 0);
-    let slot = SlotObs {
-        node: node("svc", Kind::Dir, root, 0o755),
-        nodes: vec![
-            node("svc/run", Kind::File, root, 0o755),
-            node("svc/supervise", Kind::Dir, root, 0o700),
-            node("svc/supervise/control", Kind::Fifo, root, 0o600),
-            node("svc/supervise/status", Kind::File, root, 0o644),
+    let slot = slot_obs(
+        node("svc", Kind::Dir, root, 0o755),
+        &[
+            ("run", meta(Kind::File, root, 0o755), Content::NotRead),
+            ("supervise", meta(Kind::Dir, root, 0o700), Content::NotRead),
+            (
+                "supervise/control",
+                meta(Kind::Fifo, root, 0o600),
+                Content::NotRead,
+            ),
+            (
+                "supervise/status",
+                meta(Kind::File, root, 0o644),
+                Content::NotRead,
+            ),
         ],
-        unobserved: Vec::new(),
-    };
+    );
     let obs = Observed {
         phases: vec![Phase::Scandir],
         scandir: Some(BaseObs::Present(scandir_with(vec![("svc".into(), slot)]))),

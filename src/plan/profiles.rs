@@ -2,7 +2,7 @@
 //! (published, replaced, `down` in place, kept), stale runtime files, the
 //! state file a legacy container is given, and the reports.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::desired::config::Policy;
 use crate::desired::model::Phase;
@@ -68,8 +68,9 @@ impl Planner<'_> {
         // pass is asked for after a profile was deleted: it always prunes.
         let prune = cfg.prune || d.runtime;
         let mut wanted = std::collections::BTreeSet::new();
+        // A report per profile; changes only for the slots that differ
+        // (none on a converged tree), so those are not reserved.
         self.plan.slots.reserve(o.profiles.len());
-        self.plan.changes.reserve(o.profiles.len());
         let folded = if app.multiplex {
             self.folded(o)
         } else {
@@ -89,7 +90,8 @@ impl Planner<'_> {
         }
         let Some(slots) = slots else { return };
         if prune {
-            for (name, s) in &slots.entries {
+            for s in &slots.entries {
+                let name = s.name();
                 if name.starts_with(&cfg.slot_prefix) && !wanted.contains(name) {
                     self.removal(Phase::Profiles, &s.node);
                 }
@@ -304,7 +306,7 @@ impl Planner<'_> {
         };
         self.plan.warnings.push(format!(
             "{}: {why}; treating the profile as having no state",
-            p.state_path.display()
+            p.state_path(&self.d.config.profiles).display()
         ));
         None
     }
@@ -334,7 +336,7 @@ impl Planner<'_> {
         let rel = PathBuf::from(name);
         // publish: the scandir; replace: the old slot; create `down`: the
         // slot it goes in; unlink: `down`.
-        let (op, expect, why) = match slots.entries.get(name) {
+        let (op, expect, why) = match slots.entry(name) {
             // A scandir the running user may not list: the slot may be
             // there (the notice says what was not observed).
             None if slots.unlisted => return Ok(()),
@@ -356,9 +358,8 @@ impl Planner<'_> {
                     slot_diff::down_only(true),
                 ),
                 SlotDiff::Down { want: false } => {
-                    let down = obs.node.rel.join(layout::DOWN);
-                    let meta = obs.nodes.iter().find(|n| n.rel == down);
-                    let meta = meta.map_or(obs.node.meta, |n| n.meta);
+                    let down = obs.below.find(Path::new(layout::DOWN));
+                    let meta = down.map_or(obs.node.meta, |i| obs.below.meta(i));
                     (Op::Unlink, meta, slot_diff::down_only(false))
                 }
                 SlotDiff::Unreadable { path, error } => {
@@ -399,7 +400,7 @@ impl Planner<'_> {
         let name = &self.d.config.profiles.state_file.0;
         self.volume.push(Change {
             phase: Phase::Profiles,
-            path: p.state_path.clone(),
+            path: p.state_path(&self.d.config.profiles),
             op: Op::SeedState { owner },
             when: When::Always,
             target: Target {

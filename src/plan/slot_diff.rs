@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use crate::desired::model::Desired;
 use crate::desired::slot::{self, SlotEntry};
 use crate::fs::Kind;
-use crate::observe::{Content, ExpectedFiles, Node, SlotObs};
+use crate::fs::Meta;
+use crate::observe::{Content, ExpectedFiles, SlotObs};
 use crate::plan::Owner;
 use crate::s6::layout::{self, is_runtime};
 
@@ -62,7 +63,7 @@ pub enum SlotDiff<'a> {
     /// A file of the slot could not be read: no decision is made on it
     /// (a transient read error must never replace, and restart, a live slot).
     Unreadable {
-        path: &'a Path,
+        path: PathBuf,
         error: &'a crate::s6::findings::Cause,
     },
 }
@@ -146,26 +147,21 @@ pub fn compare<'a>(
     let top = PathBuf::new();
     let (have, want) = ((root.uid, root.gid), layout::MODE_SLOT_DIR);
     check_meta(&mut found, &top, have, owner, root.mode, want);
-    let slot_rel = &obs.node.rel;
-    let mut seen = Seen(
-        obs.nodes
-            .iter()
-            .filter_map(|n| {
-                let rel = n.rel_below(slot_rel)?;
-                (!is_runtime(rel)).then_some(Some((rel, n)))
-            })
-            .collect(),
-    );
-    let unreadable = seen.0.iter().flatten().find_map(|(_, n)| match &n.content {
-        Content::Unreadable(error) => Some((*n, &**error)),
+    let below = &obs.below;
+    let rels = below.rels();
+    let compared = || rels.iter().enumerate().filter(|(_, rel)| !is_runtime(rel));
+    let unreadable = compared().find_map(|(i, rel)| match below.content(i) {
+        Content::Unreadable(error) => Some((rel, &**error)),
         _ => None,
     });
-    if let Some((n, error)) = unreadable {
+    if let Some((rel, error)) = unreadable {
         return SlotDiff::Unreadable {
-            path: &n.path,
+            path: obs.node.path.join(rel),
             error,
         };
     }
+    let seen = compared().map(|(i, rel)| Some((rel.as_path(), (below.meta(i), below.content(i)))));
+    let mut seen = Seen(seen.collect());
     let (mut want_down, mut down_owner) = (false, owner);
     let mut files = Vec::new();
     for (e, want_owner) in expected {
@@ -219,15 +215,15 @@ fn not_a_dir(kind: Kind, expected: &[(SlotEntry, Owner)]) -> SlotDiff<'static> {
     })
 }
 
-/// Compare one wanted entry `e` with the node observed at its path.
+/// Compare one wanted entry `e` with the entry observed at its path.
 fn entry(
     e: &SlotEntry,
     want_owner: Owner,
-    n: &Node,
+    (m, content): Observed<'_>,
     found: &mut Vec<Difference>,
     files: &mut Vec<FileChange>,
 ) {
-    let (p, m) = (e.path(), &n.meta);
+    let p = e.path();
     match e {
         SlotEntry::Dir { .. } | SlotEntry::Fifo { .. } => {
             let want = if matches!(e, SlotEntry::Dir { .. }) {
@@ -252,13 +248,13 @@ fn entry(
             // (the same rendering): a converged slot costs no copy.
             let same = m.kind == Kind::File
                 && m.size == want.len() as u64
-                && match &n.content {
+                && match content {
                     Content::Bytes(c) => c.as_slice() == want.as_bytes(),
                     Content::AsExpected => true,
                     Content::NotRead | Content::Unreadable(_) => false,
                 };
             if !same {
-                let current = match (m.kind, &n.content) {
+                let current = match (m.kind, content) {
                     (Kind::File, Content::Bytes(c)) => {
                         Current::Text(String::from_utf8_lossy(c).into_owned())
                     }
@@ -274,11 +270,11 @@ fn entry(
 }
 
 /// An existing `down`: an empty regular file with the wanted owner and mode.
-fn check_down(n: &Node, owner: Owner, found: &mut Vec<Difference>) {
-    let (down, m) = (Path::new(layout::DOWN), &n.meta);
+fn check_down((m, content): Observed<'_>, owner: Owner, found: &mut Vec<Difference>) {
+    let down = Path::new(layout::DOWN);
     if m.kind != Kind::File {
         found.push(Difference::Kind(down.to_path_buf(), kind_text(m.kind)));
-    } else if n.content != Content::Bytes(Vec::new()) {
+    } else if *content != Content::Bytes(Vec::new()) {
         found.push(Difference::Kind(down.to_path_buf(), "is not empty".into()));
     }
     check_meta(
@@ -313,10 +309,13 @@ fn extras(seen: Seen<'_>) -> Option<Difference> {
 /// A slot's observed entries (s6's runtime files aside) by path relative
 /// to the slot; each wanted entry takes its own, and what is left is
 /// extra. A dozen entries: found by comparing bytes, no hashing of paths.
-struct Seen<'a>(Vec<Option<(&'a Path, &'a Node)>>);
+struct Seen<'a>(Vec<Option<(&'a Path, Observed<'a>)>>);
+
+/// An observed entry of a slot: what `lstat` said and what was read.
+type Observed<'a> = (Meta, &'a Content);
 
 impl<'a> Seen<'a> {
-    fn take(&mut self, p: &Path) -> Option<&'a Node> {
+    fn take(&mut self, p: &Path) -> Option<Observed<'a>> {
         let p = p.as_os_str().as_bytes();
         let slot = self
             .0
@@ -588,44 +587,55 @@ mod tests {
         v
     }
 
-    fn node(rel: &str, kind: Kind, mode: u32, content: Option<&str>) -> Node {
-        let rel = Path::new("gateway-x").join(rel);
-        Node {
-            path: Path::new("/run/service").join(&rel),
-            rel,
-            meta: Meta {
-                kind,
-                dev: 1,
-                ino: 2,
-                uid: USER.0,
-                gid: USER.1,
-                mode,
-                nlink: 1,
-                size: content.map_or(0, |c| c.len() as u64),
-            },
-            content: content.map_or(Content::NotRead, |c| Content::Bytes(c.into())),
+    fn meta(kind: Kind, mode: u32, content: Option<&str>) -> Meta {
+        Meta {
+            kind,
+            dev: 1,
+            ino: 2,
+            uid: USER.0,
+            gid: USER.1,
+            mode,
+            nlink: 1,
+            size: content.map_or(0, |c| c.len() as u64),
         }
+    }
+
+    /// Add the entry at `rel` to the slot `obs`.
+    fn add(obs: &mut SlotObs, rel: &str, kind: Kind, mode: u32, content: Option<&str>) {
+        let read = content.map_or(Content::NotRead, |c| Content::Bytes(c.into()));
+        obs.below.insert(rel, meta(kind, mode, content), read);
+    }
+
+    /// Change the attributes of the entry `i` of the slot `obs`.
+    fn change(obs: &mut SlotObs, i: usize, f: impl FnOnce(&mut Meta)) {
+        let mut m = obs.below.meta(i);
+        f(&mut m);
+        obs.below.set_meta(i, m);
     }
 
     /// A slot on disk exactly as `expected` wants it.
     fn observed(expected: &[(SlotEntry, Owner)]) -> SlotObs {
-        let nodes = expected
-            .iter()
-            .map(|(e, _)| match e {
-                SlotEntry::Dir { path, mode } => node(path, Kind::Dir, *mode, None),
-                SlotEntry::Fifo { path, mode } => node(path, Kind::Fifo, *mode, None),
+        let mut obs = SlotObs {
+            node: crate::observe::Node {
+                path: "/run/service/gateway-x".into(),
+                rel: "gateway-x".into(),
+                meta: meta(Kind::Dir, layout::MODE_SLOT_DIR, None),
+            },
+            below: Default::default(),
+            unobserved: Vec::new(),
+        };
+        for (e, _) in expected {
+            match e {
+                SlotEntry::Dir { path, mode } => add(&mut obs, path, Kind::Dir, *mode, None),
+                SlotEntry::Fifo { path, mode } => add(&mut obs, path, Kind::Fifo, *mode, None),
                 SlotEntry::File {
                     path,
                     mode,
                     content,
-                } => node(path, Kind::File, *mode, Some(content)),
-            })
-            .collect();
-        SlotObs {
-            node: node("", Kind::Dir, layout::MODE_SLOT_DIR, None),
-            nodes,
-            unobserved: Vec::new(),
+                } => add(&mut obs, path, Kind::File, *mode, Some(content)),
+            }
         }
+        obs
     }
 
     fn reason(d: SlotDiff<'_>) -> String {
@@ -654,15 +664,16 @@ mod tests {
     fn every_difference_is_named_files_first() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        obs.nodes[1] = node("run", Kind::File, 0o775, Some("#!/bin/sh\nexec other\n"));
-        obs.nodes[3].meta.uid = 0;
-        obs.nodes.remove(0);
+        let other = "#!/bin/sh\nexec other\n";
+        obs.below.set_meta(1, meta(Kind::File, 0o775, Some(other)));
+        obs.below.set_content(1, Content::Bytes(other.into()));
+        change(&mut obs, 3, |m| m.uid = 0);
+        obs.below.remove(0);
         for extra in ["a", "b", "c", "d", "e", "f"] {
-            obs.nodes.push(node(extra, Kind::File, 0o644, Some("")));
+            add(&mut obs, extra, Kind::File, 0o644, Some(""));
         }
-        obs.nodes.push(node("g", Kind::Dir, 0o755, None));
-        obs.nodes
-            .push(node("g/inside", Kind::File, 0o644, Some("")));
+        add(&mut obs, "g", Kind::Dir, 0o755, None);
+        add(&mut obs, "g/inside", Kind::File, 0o644, Some(""));
         let d = compare(USER, &want, &obs);
         let SlotDiff::Different(why) = &d else {
             panic!("{d:?}")
@@ -694,9 +705,8 @@ mod tests {
         let want = wanted(false);
         let mut obs = observed(&want);
         obs.node.meta.uid = 0;
-        for n in &mut obs.nodes {
-            n.meta.uid = 0;
-            n.meta.mode = 0o700;
+        for i in 0..obs.below.len() {
+            change(&mut obs, i, |m| (m.uid, m.mode) = (0, 0o700));
         }
         assert_eq!(
             reason(compare(USER, &want, &obs)),
@@ -716,7 +726,7 @@ mod tests {
             "the slot is a symlink, not a directory"
         );
         let mut obs = observed(&wanted(false));
-        obs.nodes.push(node("down", Kind::File, 0o600, Some("x")));
+        add(&mut obs, "down", Kind::File, 0o600, Some("x"));
         assert_eq!(
             reason(compare(USER, &wanted(false), &obs)),
             "down is not empty; mode of down 0600 → 0644; down removed"
@@ -727,11 +737,12 @@ mod tests {
     fn an_unreadable_file_is_not_a_difference() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        obs.nodes[1].content = Content::Unreadable(Box::new("EIO".into()));
+        obs.below
+            .set_content(1, Content::Unreadable(Box::new("EIO".into())));
         assert_eq!(
             compare(USER, &want, &obs),
             SlotDiff::Unreadable {
-                path: Path::new("/run/service/gateway-x/run"),
+                path: "/run/service/gateway-x/run".into(),
                 error: &"EIO".into()
             }
         );
@@ -808,11 +819,13 @@ mod tests {
     fn files_read_as_expected_are_the_same() {
         let want = wanted(false);
         let mut obs = observed(&want);
-        for n in obs.nodes.iter_mut().filter(|n| n.meta.kind == Kind::File) {
-            n.content = Content::AsExpected;
+        for i in 0..obs.below.len() {
+            if obs.below.meta(i).kind == Kind::File {
+                obs.below.set_content(i, Content::AsExpected);
+            }
         }
         assert_eq!(compare(USER, &want, &obs), SlotDiff::Same);
-        obs.nodes[1].meta.size += 1;
+        change(&mut obs, 1, |m| m.size += 1);
         assert_eq!(reason(compare(USER, &want, &obs)), "run differs");
     }
 

@@ -1,7 +1,10 @@
 //! The JSON report (`--format json`): the envelope the renderer's module
 //! documentation describes, as `Serialize` types borrowed from the report.
+//! Each list is serialized item by item as it is written, not collected
+//! first: at 10,000 profiles the report has tens of thousands of items.
 
 use std::borrow::Cow;
+use std::marker::PhantomData;
 use std::path::Path;
 
 use serde::{Serialize, Serializer};
@@ -19,14 +22,12 @@ pub(crate) struct Envelope<'a> {
     format: &'static str,
     version: u32,
     mode: &'static str,
-    /// The lists are written from the report as they are serialized,
-    /// never collected (a slot or two per profile).
-    changes: Seq<'a, ChangeJson<'a>>,
-    effects: Seq<'a, EffectJson<'a>>,
-    slots: Seq<'a, SlotJson<'a>>,
-    skipped: Seq<'a, SkippedJson<'a>>,
+    changes: Changes<'a>,
+    effects: Each<'a, EffectReport, EffectJson<'a>>,
+    slots: Each<'a, SlotReport, SlotJson<'a>>,
+    skipped: Each<'a, Skipped, SkippedJson<'a>>,
     warnings: &'a [String],
-    errors: Seq<'a, ErrorJson<'a>>,
+    errors: Each<'a, Failure, ErrorJson<'a>>,
     /// Only in the recorded report (docs/runtime.md): a runtime pass's
     /// sequence number, then the run's exit code, as last keys.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,18 +44,15 @@ impl<'a> Envelope<'a> {
             format: "s6-reconcile",
             version: 1,
             mode: mode.as_str(),
-            changes: Seq(Box::new(move || {
-                Box::new(
-                    r.changes
-                        .iter()
-                        .flat_map(move |c| ChangeJson::parts(c, diff)),
-                )
-            })),
-            effects: Seq::of(&r.effects),
-            slots: Seq::of(&r.slots),
-            skipped: Seq::of(&r.skipped),
+            changes: Changes {
+                all: &r.changes,
+                diff,
+            },
+            effects: Each(&r.effects, PhantomData),
+            slots: Each(&r.slots, PhantomData),
+            skipped: Each(&r.skipped, PhantomData),
             warnings: &r.warnings,
-            errors: Seq::of(&r.errors),
+            errors: Each(&r.errors, PhantomData),
             sequence: None,
             exit: None,
         }
@@ -69,23 +67,28 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// A list serialized from an iterator made when it is written.
-type Items<'a, T> = Box<dyn Iterator<Item = T> + 'a>;
-struct Seq<'a, T>(Box<dyn Fn() -> Items<'a, T> + 'a>);
+/// The report's items `T`, each serialized as its JSON form `J`.
+struct Each<'a, T, J>(&'a [T], PhantomData<J>);
 
-impl<'a, T: 'a> Seq<'a, T> {
-    /// Each of `items` as its JSON object.
-    fn of<U>(items: &'a [U]) -> Self
-    where
-        T: From<&'a U>,
-    {
-        Seq(Box::new(move || Box::new(items.iter().map(T::from))))
+impl<'a, T, J: From<&'a T> + Serialize> Serialize for Each<'a, T, J> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(J::from))
     }
 }
 
-impl<T: Serialize> Serialize for Seq<'_, T> {
+/// The changes, each as its printed parts ([`ChangeJson::parts`]).
+struct Changes<'a> {
+    all: &'a [Change],
+    diff: bool,
+}
+
+impl Serialize for Changes<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq((self.0)())
+        s.collect_seq(
+            self.all
+                .iter()
+                .flat_map(|c| ChangeJson::parts(c, self.diff)),
+        )
     }
 }
 

@@ -432,4 +432,34 @@ mod tests {
         let p = Path::new(std::ffi::OsStr::from_bytes(b"/vol\xe9/\x1b[2J"));
         assert_eq!(path_text(p), "/vol\\xe9/\\x1b[2J");
     }
+    /// The recorded report is the object `--format json` prints, with
+    /// `sequence` (a runtime pass's) and `exit` added as its last keys.
+    #[test]
+    fn the_recorded_report_is_the_json_report_and_the_exit() {
+        let report = Report {
+            warnings: vec!["w".into()],
+            skipped: vec![crate::s6::findings::Skipped {
+                path: "/run/service/x".into(),
+                reason: "r".into(),
+            }],
+            ..Report::default()
+        };
+        let mut printed = Vec::new();
+        json(Mode::Apply, &report, Style::default(), &mut printed).unwrap();
+        let printed = String::from_utf8(printed).unwrap();
+        let body = printed.strip_suffix("\n}\n").unwrap();
+        for (sequence, tail) in [
+            (Some(7), ",\n  \"sequence\": 7,\n  \"exit\": 1\n}\n"),
+            (None, ",\n  \"exit\": 1\n}\n"),
+        ] {
+            let mut recorded = Vec::new();
+            json_recorded(Mode::Apply, &report, sequence, 1, &mut recorded);
+            assert_eq!(
+                String::from_utf8(recorded).unwrap(),
+                format!("{body}{tail}")
+            );
+        }
+        assert!(body.contains("\"skipped\": [\n    {\n      \"path\": \"/run/service/x\""));
+        assert!(body.contains("\"changes\": [],\n"));
+    }
 }
