@@ -51,6 +51,18 @@ fn audit_cmd<S: AsRef<OsStr>>(args: &[S]) -> Run {
     run(scrubbed_cmd(&all))
 }
 
+/// `reconcile audit --root <root> <extra...> --format json`, and the one
+/// JSON object it prints whatever its exit.
+fn audit_json(root: &Path, extra: &[&str]) -> (Run, serde_json::Value) {
+    let mut args = vec![OsStr::new("--root"), root.as_os_str()];
+    args.extend(extra.iter().map(OsStr::new));
+    args.extend([OsStr::new("--format"), OsStr::new("json")]);
+    let r = audit_cmd(&args);
+    let v = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}):\n{r}"));
+    (r, v)
+}
+
 /// [`base_image`] plus `extra` built under a temp root.
 fn image(extra: &str) -> tempfile::TempDir {
     assert!(tree::is_root(), "the audit tests build images as root");
@@ -243,14 +255,8 @@ fn json_names_the_group_of_a_group_writable_path() {
          - {{path: etc/s6-overlay/s6-rc.d/web/run, type: file, gid: 2000, mode: \"0775\", content: \"#!/bin/sh\\n\"}}\n\
          - {{path: etc/cont-init.d, type: dir, mode: \"0777\"}}\n"
     ));
-    let r = audit_cmd(&[
-        OsStr::new("--root"),
-        root.path().as_os_str(),
-        OsStr::new("--format"),
-        OsStr::new("json"),
-    ]);
+    let (r, v) = audit_json(root.path(), &[]);
     r.assert_exit(3);
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON object");
     let finding = |path: &str| {
         v["services"]
             .as_array()
@@ -702,16 +708,8 @@ fn another_user_by_name_or_uid() {
             .contains("--bogus"),
         "{bad}"
     );
-    let json = audit_cmd(&[
-        OsStr::new("--root"),
-        root.path().as_os_str(),
-        OsStr::new("--user"),
-        OsStr::new("nobody2"),
-        OsStr::new("--format"),
-        OsStr::new("json"),
-    ]);
+    let (json, v) = audit_json(root.path(), &["--user", "nobody2"]);
     json.assert_exit(100);
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON object");
     assert_eq!(
         v["errors"][0]["error"],
         "--user: unknown user \"nobody2\": not found in /etc/passwd"
@@ -859,14 +857,8 @@ fn an_unopenable_root_is_fatal_and_says_which() {
             root.display()
         );
         assert!(r.stderr.contains(&said), "{said}\n{r}");
-        let r = audit_cmd(&[
-            OsStr::new("--root"),
-            root.as_os_str(),
-            OsStr::new("--format"),
-            OsStr::new("json"),
-        ]);
+        let (r, v) = audit_json(&root, &[]);
         r.assert_exit(111);
-        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON object");
         let error = v["errors"][0]["error"].as_str().unwrap_or_default();
         assert!(error.contains(why), "{v:#}");
     }
