@@ -58,43 +58,41 @@ check root_check reconcile --check
 #[track_caller]
 fn assert_user_checks(boot: &Boot) {
     assert_eq!(boot.code, 0, "the container's command failed\n{boot}");
-    for ok in [
-        "alice_up",
-        "cron_up",
-        "bob_down_file",
-        "bob_is_down",
-        "default_slot",
-        "no_notes_slot",
-        "user_svstat_cron",
-        "user_svc_down_cron",
-        "user_svwait_down_cron",
-        "user_svc_up_cron",
-        "user_svwait_up_cron",
-        "user_svstat_alice",
-        "user_svc_up_bob",
-        "user_svwait_up_bob",
-        "user_svc_down_bob",
-        "user_svwait_down_bob",
-        "internals_still_up",
-        "user_svscanctl",
-        "root_check",
-    ] {
-        boot.assert_code(ok, 0);
-    }
-    // 111: the s6 tools' "system call failed" (here: permission denied).
-    for refused in [
-        "user_svstat_fdholder",
-        "user_svc_oneshot_runner",
-        "user_svwait_shutdownd",
-        "user_svstat_internal_dir",
-    ] {
-        boot.assert_code(refused, 111);
-    }
-    assert!(
-        boot.log
-            .contains("reconcile: profile=alice prior_state=running action=started"),
-        "{boot}"
+    boot.assert_codes(
+        &[
+            "alice_up",
+            "cron_up",
+            "bob_down_file",
+            "bob_is_down",
+            "default_slot",
+            "no_notes_slot",
+            "user_svstat_cron",
+            "user_svc_down_cron",
+            "user_svwait_down_cron",
+            "user_svc_up_cron",
+            "user_svwait_up_cron",
+            "user_svstat_alice",
+            "user_svc_up_bob",
+            "user_svwait_up_bob",
+            "user_svc_down_bob",
+            "user_svwait_down_bob",
+            "internals_still_up",
+            "user_svscanctl",
+            "root_check",
+        ],
+        0,
     );
+    // 111: the s6 tools' "system call failed" (here: permission denied).
+    boot.assert_codes(
+        &[
+            "user_svstat_fdholder",
+            "user_svc_oneshot_runner",
+            "user_svwait_shutdownd",
+            "user_svstat_internal_dir",
+        ],
+        111,
+    );
+    boot.assert_logged("reconcile: profile=alice prior_state=running action=started");
     boot.assert_reconcile_lines_prefixed();
 }
 
@@ -103,11 +101,7 @@ fn boot_s6rc_oneshot_user_controls_services_and_slots() {
     let img = image(Form::S6Rc);
     let boot = img.boot(&[], USER_CHECKS, false);
     assert_user_checks(&boot);
-    assert!(
-        boot.log
-            .contains("service s6-reconcile successfully started"),
-        "{boot}"
-    );
+    boot.assert_logged("service s6-reconcile successfully started");
 }
 
 #[test]
@@ -123,11 +117,7 @@ fn boot_deb_form_on_a_read_only_root() {
     let img = image(Form::Deb);
     let boot = img.boot(&[], USER_CHECKS, true);
     assert_user_checks(&boot);
-    assert!(
-        boot.log
-            .contains("service s6-reconcile successfully started"),
-        "{boot}"
-    );
+    boot.assert_logged("service s6-reconcile successfully started");
 }
 
 /// A converged container: `--check` as the user, with the container's
@@ -160,16 +150,17 @@ check mode_restored sh -c "[ \"\$(stat -c %a $S/gateway-alice/run)\" = 755 ]"
 check converged reconcile --check
 "#;
     let boot = img.boot(&[], script, false);
-    for ok in [
-        "alice_up",
-        "replace",
-        "old_finish_ran",
-        "new_alice_up",
-        "mode_restored",
-        "converged",
-    ] {
-        boot.assert_code(ok, 0);
-    }
+    boot.assert_codes(
+        &[
+            "alice_up",
+            "replace",
+            "old_finish_ran",
+            "new_alice_up",
+            "mode_restored",
+            "converged",
+        ],
+        0,
+    );
     for bad in ["unable to write status file", "death_tally"] {
         assert!(
             !boot.log.contains(bad),
@@ -191,9 +182,7 @@ check root_check reconcile --check
     for n in ["first", "second"] {
         let boot = img.boot(&[], script, false);
         assert_eq!(boot.code, 0, "{n} boot\n{boot}");
-        for ok in ["alice_up", "bob_down_file", "root_check"] {
-            boot.assert_code(ok, 0);
-        }
+        boot.assert_codes(&["alice_up", "bob_down_file", "root_check"], 0);
     }
     let log = std::fs::read_to_string(img.root().join("opt/data/logs/container-boot.log"))
         .expect("boot log");
@@ -224,18 +213,19 @@ check converged reconcile --check
 "#;
     let boot = img.boot(&[], script, false);
     assert_eq!(boot.code, 0, "{boot}");
-    for ok in [
-        "alice_up",
-        "user_deletes",
-        "apply",
-        "slot_gone",
-        "gateway_stopped",
-        "bob_kept",
-        "cron_still_up",
-        "converged",
-    ] {
-        boot.assert_code(ok, 0);
-    }
+    boot.assert_codes(
+        &[
+            "alice_up",
+            "user_deletes",
+            "apply",
+            "slot_gone",
+            "gateway_stopped",
+            "bob_kept",
+            "cron_still_up",
+            "converged",
+        ],
+        0,
+    );
 }
 
 /// A broken configuration with `S6_BEHAVIOUR_IF_STAGE2_FAILS=2`: the boot
@@ -251,12 +241,8 @@ fn boot_broken_config_stops_the_boot() {
         boot.log.contains("prnue") && boot.log.contains("/etc/s6-reconcile/config.yaml"),
         "the log names the bad key and the file\n{boot}"
     );
-    for line in [
-        "unable to start service s6-reconcile: command exited 100",
-        "rc.init: fatal: stopping the container.",
-    ] {
-        assert!(boot.log.contains(line), "no {line:?} in the log\n{boot}");
-    }
+    boot.assert_logged("unable to start service s6-reconcile: command exited 100")
+        .assert_logged("rc.init: fatal: stopping the container.");
 }
 
 /// s6-overlay v3 gives the container's command a clean environment: the
@@ -304,11 +290,7 @@ check cron_never_up sh -c '[ "$(s6-svstat -o up /run/service/cron)" = false ]'
     assert_eq!(boot.code, 0, "{boot}");
     boot.assert_code("alice_up", 0)
         .assert_code("cron_never_up", 0);
-    assert!(
-        boot.log
-            .contains("defining user bundles in /etc/s6-overlay/s6-rc.d is deprecated"),
-        "{boot}"
-    );
+    boot.assert_logged("defining user bundles in /etc/s6-overlay/s6-rc.d is deprecated");
     assert!(
         img.root()
             .join("etc/s6-overlay/s6-rc.d/user/type")
@@ -342,26 +324,23 @@ check root_check reconcile --check
 "#;
     let boot = img.boot(&[], script, false);
     assert_eq!(boot.code, 0, "{boot}");
-    for ok in [
-        "alice_up",
-        "user_svstat_cron",
-        "user_svc_down_cron",
-        "user_svwait_down_cron",
-        "user_svc_up_bob",
-        "user_svwait_up_bob",
-        "root_check",
-    ] {
-        boot.assert_code(ok, 0);
-    }
-    for ok in ["no_new_slot", "slot_run_kept"] {
-        boot.assert_code(ok, 0);
-    }
+    boot.assert_codes(
+        &[
+            "alice_up",
+            "user_svstat_cron",
+            "user_svc_down_cron",
+            "user_svwait_down_cron",
+            "user_svc_up_bob",
+            "user_svwait_up_bob",
+            "root_check",
+        ],
+        0,
+    );
+    boot.assert_codes(&["no_new_slot", "slot_run_kept"], 0);
     for refused in ["user_defines", "user_edits_slot"] {
         boot.assert_failed(refused);
     }
-    for refused in ["user_svstat_fdholder", "user_svscanctl"] {
-        boot.assert_code(refused, 111);
-    }
+    boot.assert_codes(&["user_svstat_fdholder", "user_svscanctl"], 111);
 }
 
 /// The packaged runtime longrun (docs/runtime.md), in strict policy: the
@@ -396,31 +375,28 @@ check user_cannot_write_records user sh -c "echo x > $R/last.json"
 "#;
     let boot = img.boot(&[], script, false);
     assert_eq!(boot.code, 0, "{boot}");
-    for ok in [
-        "alice_up",
-        "runtime_ready",
-        "boot_json",
-        "first_pass",
-        "user_creates_profile",
-        "user_pass",
-        "second_pass",
-        "carol_up",
-        "user_controls_carol",
-        "user_deletes_profile",
-        "user_pass_again",
-        "third_pass",
-        "bob_retired",
-        "no_leftover",
-        "records_root_only",
-    ] {
-        boot.assert_code(ok, 0);
-    }
+    boot.assert_codes(
+        &[
+            "alice_up",
+            "runtime_ready",
+            "boot_json",
+            "first_pass",
+            "user_creates_profile",
+            "user_pass",
+            "second_pass",
+            "carol_up",
+            "user_controls_carol",
+            "user_deletes_profile",
+            "user_pass_again",
+            "third_pass",
+            "bob_retired",
+            "no_leftover",
+            "records_root_only",
+        ],
+        0,
+    );
     for refused in ["user_defines", "user_cannot_write_records"] {
         boot.assert_failed(refused);
     }
-    assert!(
-        boot.log
-            .contains("service s6-reconcile-runtime successfully started"),
-        "{boot}"
-    );
+    boot.assert_logged("service s6-reconcile-runtime successfully started");
 }

@@ -201,6 +201,22 @@ impl Boot {
         self
     }
 
+    /// Each of `names` exited `code`.
+    #[track_caller]
+    pub fn assert_codes(&self, names: &[&str], code: i32) -> &Self {
+        for name in names {
+            self.assert_code(name, code);
+        }
+        self
+    }
+
+    /// The log (s6-overlay's, the boot apply's, the command's) has `text`.
+    #[track_caller]
+    pub fn assert_logged(&self, text: &str) -> &Self {
+        assert!(self.log.contains(text), "no {text:?} in the log\n{self}");
+        self
+    }
+
     /// The lines written before the container's command began (its
     /// first line is `--- check ...`): s6-overlay's, s6-rc's and the boot
     /// apply's.
