@@ -188,11 +188,11 @@ pub const SUPERVISE_SEEDED: &[&str] = &[CONTROL, EVENT];
 /// `supervise/` is opened to the user whole, so it is listed
 /// (docs/phases.md).
 pub fn look(rel: &Path, in_scandir: bool) -> Look {
-    let (s, e) = (SUPERVISE.as_bytes(), EVENT.as_bytes());
-    match parts(rel).as_slice() {
-        [d] if *d == e => Look::Nothing,
-        [d, d2] if in_scandir && *d == s && *d2 == e => Look::Nothing,
-        [d] if in_scandir && *d == s => Look::Names(SUPERVISE_SEEDED),
+    let e = EVENT.as_bytes();
+    match (role(rel, Kind::Dir), parts(rel).as_slice()) {
+        (Role::EventDir, _) => Look::Nothing,
+        (Role::InSupervise, [_, d]) if in_scandir && *d == e => Look::Nothing,
+        (Role::SuperviseDir, _) if in_scandir => Look::Names(SUPERVISE_SEEDED),
         _ => Look::List,
     }
 }
